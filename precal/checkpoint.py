@@ -1,0 +1,230 @@
+"""Safe checkpoints: safetensors weights + JSON for everything else; loading never runs code.
+
+A checkpoint is a folder::
+
+    model.safetensors   weights (tensors only; cannot carry code)
+    config.json         format, precal version, model config, data schema, preprocessing
+                        (fixed lengths + normalisation fitted on the training split), training args
+    metrics.json        evaluation results (optional)
+    history.json        per-epoch training dynamics (optional)
+
+Pickle-based files (``.pt``, ``.pth``, ``.ckpt``, ``.pkl``, or anything starting with a pickle or
+torch-zip signature) are refused: unpickling an untrusted file can execute arbitrary code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from precal import __version__
+from precal.data.dataset import Preprocessor
+from precal.data.schema import DatasetSchema, SchemaError, unknown_modality_message
+from precal.models.model import ModelConfig, MultimodalModel
+
+FORMAT_NAME = "precal-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.json"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely; the message names the problem in one line."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (eval mode) and everything needed to feed it data."""
+
+    path: Path
+    model: MultimodalModel
+    schema: DatasetSchema
+    preprocessor: Preprocessor
+    training: Dict[str, Any] = field(default_factory=dict)
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    history: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of the weights: the cache key for anything computed from this model."""
+        return file_sha256(self.path / WEIGHTS_FILE)
+
+    def check_modalities(self, names: List[str]) -> None:
+        """Raise a readable error if data lacks a modality the model needs."""
+        for n in self.model.modalities:
+            if n not in names:
+                raise CheckpointError(f"the data has no modality {n!r} that checkpoint {self.name} needs "
+                                      f"(data has: {', '.join(names)})")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def save_checkpoint(directory: Path | str, model: MultimodalModel, preprocessor: Preprocessor,
+                    training: Optional[Dict[str, Any]] = None, metrics: Optional[Dict[str, Any]] = None,
+                    history: Optional[List[Dict[str, Any]]] = None) -> Path:
+    """Write a checkpoint folder atomically (a crash never leaves a half-written checkpoint)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+        config = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "precal_version": __version__,
+            "model": model.config.to_json(),
+            "schema": model.schema.to_json(),
+            "preprocessing": preprocessor.to_json(),
+            "training": training or {},
+        }
+        _write_json(tmp / CONFIG_FILE, config)
+        if metrics is not None:
+            _write_json(tmp / METRICS_FILE, metrics)
+        if history is not None:
+            _write_json(tmp / HISTORY_FILE, history)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def write_metrics(directory: Path | str, metrics: Dict[str, Any]) -> Path:
+    """Replace the metrics file of an existing checkpoint."""
+    path = Path(directory) / METRICS_FILE
+    _write_json(path, metrics)
+    return path
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=1, sort_keys=False, allow_nan=True) + "\n")
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{what} {path} is not valid JSON ({exc.msg} at line {exc.lineno})"
+                              if isinstance(exc, json.JSONDecodeError) else f"{what} {path} is not text") from exc
+
+
+def _refuse_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path.name} looks like a pickle-based PyTorch file; precal refuses to unpickle it because "
+            "that can execute code. Save weights with safetensors (precal checkpoints are folders with "
+            f"{WEIGHTS_FILE} + {CONFIG_FILE})"
+        )
+    if path.is_file():
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head[:1] == b"\x80" or head[:2] == b"PK":
+            raise CheckpointError(f"{path.name} is a pickle/zip archive, not a safetensors checkpoint; "
+                                  "refusing to unpickle it")
+
+
+def resolve_checkpoint_dir(path: Path | str) -> Path:
+    """Accept the folder, its config.json or its model.safetensors; refuse pickles."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_file():
+        _refuse_pickle(path)
+        if path.name not in (CONFIG_FILE, WEIGHTS_FILE):
+            raise CheckpointError(f"{path} is not a precal checkpoint: pass the folder holding "
+                                  f"{WEIGHTS_FILE} and {CONFIG_FILE}")
+        path = path.parent
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (path / name).is_file():
+            pickles = [p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
+            hint = f" (found {pickles[0]}, a pickle file, which precal refuses to load)" if pickles else ""
+            raise CheckpointError(f"checkpoint folder {path} has no {name}{hint}")
+    return path
+
+
+def load_checkpoint(path: Path | str) -> Checkpoint:
+    """Load and validate a checkpoint; every failure is a one-line :class:`CheckpointError`."""
+    directory = resolve_checkpoint_dir(path)
+    config = _read_json(directory / CONFIG_FILE, "config")
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: 'format' must be {FORMAT_NAME!r}")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{directory.name}: checkpoint format_version {config.get('format_version')!r} "
+                              f"is not supported (expected {FORMAT_VERSION})")
+    for key in ("model", "schema", "preprocessing"):
+        if key not in config:
+            raise CheckpointError(f"{directory / CONFIG_FILE} is missing the section {key!r}")
+    try:
+        schema = DatasetSchema.from_json(config["schema"])
+        model_config = ModelConfig.from_json(config["model"])
+        for n in model_config.modalities:
+            if n not in schema.modality_names:
+                raise CheckpointError(f"{directory.name}: model config names {unknown_modality_message(n, schema.modality_names)}")
+        preprocessor = Preprocessor.from_json(config["preprocessing"])
+        model = MultimodalModel(schema, model_config)
+    except CheckpointError:
+        raise
+    except (SchemaError, ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{directory.name}: invalid config: {exc}") from exc
+    state = _load_weights(directory / WEIGHTS_FILE)
+    _check_state(directory.name, model, state)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    metrics = _read_json(directory / METRICS_FILE, "metrics") if (directory / METRICS_FILE).is_file() else {}
+    history = _read_json(directory / HISTORY_FILE, "history") if (directory / HISTORY_FILE).is_file() else []
+    return Checkpoint(directory, model, schema.subset(model.modalities), preprocessor,
+                      config.get("training", {}), metrics, history)
+
+
+def _load_weights(path: Path) -> Dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} cannot be read as safetensors (truncated or corrupt?): "
+                              f"{str(exc).splitlines()[0]}") from exc
+
+
+def _check_state(name: str, model: MultimodalModel, state: Dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        raise CheckpointError(f"{name}: weights are missing {len(missing)} tensor(s), e.g. {missing[0]!r}")
+    if unexpected:
+        raise CheckpointError(f"{name}: weights have {len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]!r}")
+    for k, v in expected.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise CheckpointError(f"{name}: tensor {k!r} has shape {tuple(state[k].shape)}, "
+                                  f"the config implies {tuple(v.shape)}")
+        if state[k].is_floating_point() and not torch.isfinite(state[k]).all():
+            raise CheckpointError(f"{name}: tensor {k!r} contains NaN or infinite values")

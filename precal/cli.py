@@ -1,0 +1,162 @@
+"""The ``precal`` command line: info, convert, train, evaluate, robustness, dashboard.
+
+Errors a user can cause (a wrong path, a malformed file, an unknown modality) are printed as one
+readable line and exit with status 2; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from precal import __version__
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, FileNotFoundError)
+
+
+def _key_value_ints(items: Sequence[str]) -> Dict[str, int]:
+    out: Dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            raise ValueError(f"--length expects NAME=STEPS (e.g. depth=16), got {item!r}")
+        out[name] = int(value)
+    return out
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from precal.describe import describe_path
+
+    print(describe_path(Path(args.path)))
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    from precal.data.converters import convert
+
+    out = convert(args.name, Path(args.src), Path(args.out))
+    print(f"wrote {out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from precal.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data, backbone=args.backbone, calibration=args.calibration == "on", seed=args.seed,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        modalities=args.modalities or [], lengths=_key_value_ints(args.length or []),
+        modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, aux_weight=args.aux_weight,
+        dim=args.dim, shared_dim=args.shared_dim, threads=args.threads,
+    )
+    result = train(cfg, out=args.out, progress=not args.quiet)
+    if result.checkpoint is not None:
+        summary = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
+        for split in ("val", "test"):
+            if split in result.metrics:
+                summary[split] = {k: v for k, v in result.metrics[split].items()
+                                  if isinstance(v, float)}
+        print(json.dumps(summary, indent=1))
+        print(f"wrote {result.checkpoint}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from precal.evaluation import evaluate_checkpoint
+
+    result, path = evaluate_checkpoint(Path(args.checkpoint), data_dir=args.data, split=args.split)
+    shown = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
+    print(json.dumps(shown, indent=1))
+    print(f"wrote {path}")
+
+
+def cmd_robustness(args: argparse.Namespace) -> None:
+    from precal.robustness import run_sweep_cli
+
+    run_sweep_cli(args)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    from precal.dashboard_launcher import launch
+
+    launch(checkpoints=args.checkpoint or [], data=args.data, port=args.port, address=args.address,
+           headless=args.headless)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="precal", description="Pre-fusion calibration for multimodal models.")
+    parser.add_argument("--version", action="version", version=f"precal {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="describe a checkpoint folder or a data folder")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("convert", help="convert a raw data set into the precal data format")
+    p.add_argument("name", help="utd-mhad or avletters")
+    p.add_argument("src", help="folder with the raw files")
+    p.add_argument("out", help="output data folder")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("train", help="train a model and write a checkpoint folder")
+    p.add_argument("--data", required=True, help="data folder (precal format)")
+    p.add_argument("--backbone", choices=["sequence", "conv", "late"], default="sequence")
+    p.add_argument("--calibration", choices=["on", "off"], default="on")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--modalities", nargs="+", help="train on a subset (e.g. a unimodal model)")
+    p.add_argument("--length", action="append", metavar="NAME=STEPS",
+                   help="resample a modality to a fixed number of steps (repeatable)")
+    p.add_argument("--modality-dropout", type=float, default=0.0,
+                   help="per-sample probability of dropping one modality (same for calibrated and baseline)")
+    p.add_argument("--noise-augment", type=float, default=0.0,
+                   help="per-sample probability of adding noise to one modality")
+    p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the calibrator's prediction loss")
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--shared-dim", type=int, default=16)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint and write metrics next to it")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", help="data folder (default: the one recorded in the checkpoint)")
+    p.add_argument("--split", default="test")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("robustness", help="corruption sweep over every modality x corruption x severity")
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--data", help="data folder (default: the one recorded in the checkpoint)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--baseline", help="checkpoint to measure effective robustness against")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
+    p.set_defaults(func=cmd_robustness)
+
+    p = sub.add_parser("dashboard", help="start the dashboard on localhost")
+    p.add_argument("--checkpoint", action="append", help="checkpoint folder (repeatable; default: shipped ones)")
+    p.add_argument("--data", help="data folder (default: sample_data/)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--address", default="127.0.0.1", help="listen address (default: localhost only)")
+    p.add_argument("--headless", action="store_true", help="do not open a browser")
+    p.set_defaults(func=cmd_dashboard)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except USER_ERRORS as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"precal {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: schema, on-disk format, tensors and batches, converters and external loaders."""

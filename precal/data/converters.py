@@ -1,0 +1,29 @@
+"""Registry of raw-data converters, so ``precal convert NAME SRC OUT`` has one place to look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Dict
+
+from precal.data.avletters import convert_avletters
+from precal.data.utd_mhad import convert_utd_mhad
+
+Converter = Callable[[Path, Path], Path]
+
+CONVERTERS: Dict[str, Converter] = {
+    "utd-mhad": convert_utd_mhad,
+    "avletters": convert_avletters,
+}
+
+
+def convert(name: str, src: Path | str, out: Path | str) -> Path:
+    """Run the converter registered as ``name`` on ``src``, writing ``out``; returns ``out``.
+
+    ``utd_mhad`` is accepted for ``utd-mhad`` (and case is ignored) because folder names use
+    underscores and users type what they see. An unknown name raises ValueError listing the known
+    ones, instead of a bare KeyError.
+    """
+    key = name.strip().lower().replace("_", "-")
+    if key not in CONVERTERS:
+        raise ValueError(f"unknown converter {name!r}; known converters: {', '.join(sorted(CONVERTERS))}")
+    return CONVERTERS[key](Path(src), Path(out))

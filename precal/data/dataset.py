@@ -1,0 +1,161 @@
+"""From stored data to model-ready tensors: resampling, normalisation, a Dataset and its collate.
+
+Normalisation statistics are fitted on the training split only and stored with the model (in the
+checkpoint), so evaluation and the dashboard transform inputs exactly as training did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from precal.data.batch import Batch
+from precal.data.schema import DatasetSchema, ModalitySchema
+from precal.data.storage import MultimodalData
+
+
+def resample_sequence(seq: np.ndarray, length: int, kind: str) -> np.ndarray:
+    """Resample a (T, ...) sequence to ``length`` steps spanning the whole recording.
+
+    Frames are picked (nearest index) so images are never blended; feature streams are linearly
+    interpolated. Empty sequences (absent modality) stay empty.
+    """
+    t = len(seq)
+    if t == 0 or t == length:
+        return seq
+    if kind == "frame_sequence":
+        idx = np.round(np.linspace(0, t - 1, length)).astype(np.int64)
+        return seq[idx]
+    pos = np.linspace(0, t - 1, length)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, t - 1)
+    w = (pos - lo).astype(np.float32).reshape(-1, *([1] * (seq.ndim - 1)))
+    return seq[lo] * (1 - w) + seq[hi] * w
+
+
+@dataclass
+class Preprocessor:
+    """Per-modality fixed length (optional) and normalisation statistics.
+
+    Statistics are per feature for series/vectors/tokens and a single scalar for frame sequences
+    (pixels of one image share a unit and a meaning).
+    """
+
+    lengths: Dict[str, Optional[int]] = field(default_factory=dict)
+    mean: Dict[str, np.ndarray] = field(default_factory=dict)
+    std: Dict[str, np.ndarray] = field(default_factory=dict)
+
+    def fit(self, data: MultimodalData, indices: Sequence[int]) -> "Preprocessor":
+        for spec in data.schema.modalities:
+            seqs = [data.sequence(spec.name, int(i)) for i in indices if data.is_present(spec.name, int(i))]
+            if not seqs:
+                self.mean[spec.name] = np.zeros(1, np.float32)
+                self.std[spec.name] = np.ones(1, np.float32)
+                continue
+            stacked = np.concatenate(seqs, axis=0).astype(np.float64)
+            if spec.kind == "frame_sequence":
+                mean, std = np.array([stacked.mean()]), np.array([stacked.std()])
+            else:
+                mean, std = stacked.mean(axis=0).reshape(-1), stacked.std(axis=0).reshape(-1)
+            self.mean[spec.name] = mean.astype(np.float32)
+            self.std[spec.name] = np.maximum(std, 1e-6).astype(np.float32)
+        return self
+
+    def apply(self, spec: ModalitySchema, seq: np.ndarray) -> np.ndarray:
+        """Resample then normalise one raw (T, *step) float32 sequence."""
+        length = self.lengths.get(spec.name)
+        if length and spec.kind != "vector":
+            seq = resample_sequence(seq, length, spec.kind)
+        if spec.name in self.mean:
+            shape = (1,) if spec.kind == "frame_sequence" else spec.step_shape
+            mean = self.mean[spec.name].reshape(shape)
+            std = self.std[spec.name].reshape(shape)
+            seq = (seq - mean) / std
+        return seq.astype(np.float32, copy=False)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "lengths": dict(self.lengths),
+            "mean": {k: v.tolist() for k, v in self.mean.items()},
+            "std": {k: v.tolist() for k, v in self.std.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d: Dict[str, Any]) -> "Preprocessor":
+        return cls(
+            lengths={k: (None if v is None else int(v)) for k, v in d.get("lengths", {}).items()},
+            mean={k: np.asarray(v, np.float32) for k, v in d.get("mean", {}).items()},
+            std={k: np.asarray(v, np.float32) for k, v in d.get("std", {}).items()},
+        )
+
+
+class MultimodalDataset(Dataset):
+    """A split of a :class:`MultimodalData`, preprocessed once and held in memory.
+
+    Items are dicts of float32 arrays (absent modality = zero-length array); :func:`collate` pads
+    them into a :class:`Batch`. The data sets here are small, so preprocessing everything up front
+    keeps the training loop free of per-step numpy work.
+    """
+
+    def __init__(self, data: MultimodalData, indices: Sequence[int], preprocessor: Preprocessor,
+                 modalities: Optional[Sequence[str]] = None) -> None:
+        self.data = data
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.preprocessor = preprocessor
+        names = list(modalities) if modalities is not None else data.schema.modality_names
+        self.specs = [data.schema.modality(n) for n in names]
+        self._items: List[Dict[str, np.ndarray]] = [self._prepare(int(i)) for i in self.indices]
+
+    def _prepare(self, i: int) -> Dict[str, np.ndarray]:
+        return {spec.name: self.preprocessor.apply(spec, self.data.sequence(spec.name, i)) for spec in self.specs}
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> Dict[str, Any]:
+        item: Dict[str, Any] = dict(self._items[k])
+        item["__label__"] = self.data.labels[self.indices[k]]
+        item["__index__"] = int(self.indices[k])
+        return item
+
+    def collate(self, items: List[Dict[str, Any]]) -> Batch:
+        return collate(items, self.specs, self.data.schema)
+
+    def full_batch(self) -> Batch:
+        """The whole split as one batch (fast evaluation and batched sweeps)."""
+        return self.collate([self[k] for k in range(len(self))])
+
+
+def collate(items: List[Dict[str, Any]], specs: Sequence[ModalitySchema], schema: DatasetSchema) -> Batch:
+    """Pad variable-length items into a Batch with padding and presence masks."""
+    inputs: Dict[str, Tensor] = {}
+    padding: Dict[str, Tensor] = {}
+    present: Dict[str, Tensor] = {}
+    b = len(items)
+    for spec in specs:
+        seqs = [it[spec.name] for it in items]
+        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+        present[spec.name] = lengths > 0
+        if spec.kind == "vector":
+            x = torch.zeros(b, spec.num_features)
+            for r, s in enumerate(seqs):
+                if len(s):
+                    x[r] = torch.from_numpy(np.ascontiguousarray(s.reshape(-1)))
+            inputs[spec.name] = x
+            continue
+        t_max = max(1, int(lengths.max()))
+        x = torch.zeros(b, t_max, *spec.step_shape)
+        for r, s in enumerate(seqs):
+            if len(s):
+                x[r, : len(s)] = torch.from_numpy(np.ascontiguousarray(s))
+        inputs[spec.name] = x
+        padding[spec.name] = torch.arange(t_max)[None, :] < lengths[:, None]
+    label_dtype = torch.long if schema.task == "classification" else torch.float32
+    labels = torch.as_tensor(np.array([it["__label__"] for it in items]), dtype=label_dtype)
+    indices = torch.tensor([it["__index__"] for it in items], dtype=torch.long)
+    return Batch(inputs, padding, present, labels, indices)

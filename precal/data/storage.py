@@ -1,0 +1,263 @@
+"""The on-disk data set format: one folder with ``dataset.json`` and ``data.npz``.
+
+Why this format: it needs nothing but numpy and json to write (so users can convert their own data
+in a few lines), it never unpickles (``allow_pickle=False``), ragged sequences cost no padding, and
+integer storage with a declared scale keeps real data sets small enough to ship in a repository.
+
+``dataset.json``::
+
+    {"format": "precal-dataset", "format_version": 1,
+     "schema": {... DatasetSchema.to_json() ...},
+     "num_samples": N,
+     "splits": {"train": [0, 3, ...], "val": [...], "test": [...]}}
+
+``data.npz`` (arrays, no objects):
+
+- ``sample_ids``: (N,) unicode strings, unique;
+- ``labels``: (N,) int64 class indices (classification) or float32 targets (regression);
+- for every modality ``m``: ``m.values`` with shape (sum of lengths, *step_shape) and ``m.offsets``
+  (N + 1,) int64, non-decreasing, starting at 0 and ending at ``len(m.values)``. Sample ``i`` is
+  ``values[offsets[i]:offsets[i+1]]``; an empty segment means the modality is *absent* for that
+  sample. A vector modality has one step per present sample. Integer ``values`` are dequantised as
+  ``values * scale + offset`` (see :class:`~precal.data.schema.ModalitySchema`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
+
+from precal.data.schema import DatasetSchema, SchemaError, unknown_modality_message
+
+FORMAT_NAME = "precal-dataset"
+FORMAT_VERSION = 1
+HEADER_FILE = "dataset.json"
+ARRAYS_FILE = "data.npz"
+
+
+class DataFormatError(SchemaError):
+    """A data folder that cannot be read as a precal data set; the message names the problem."""
+
+
+@dataclass
+class RaggedModality:
+    """All samples of one modality, concatenated along time, with offsets."""
+
+    values: np.ndarray
+    offsets: np.ndarray
+
+    def length(self, i: int) -> int:
+        return int(self.offsets[i + 1] - self.offsets[i])
+
+    def raw(self, i: int) -> np.ndarray:
+        return self.values[self.offsets[i]: self.offsets[i + 1]]
+
+
+@dataclass
+class MultimodalData:
+    """A whole data set in memory: schema, ragged values per modality, labels, ids and splits."""
+
+    schema: DatasetSchema
+    sample_ids: np.ndarray
+    labels: np.ndarray
+    modalities: Dict[str, RaggedModality]
+    splits: Dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return int(len(self.sample_ids))
+
+    def split(self, name: str) -> np.ndarray:
+        """Indices of a named split; a readable error lists the splits that exist."""
+        if name not in self.splits:
+            raise KeyError(f"split {name!r} not found; this data set has: {', '.join(self.splits)}")
+        return self.splits[name]
+
+    def sequence(self, modality: str, i: int) -> np.ndarray:
+        """Sample ``i`` of a modality as float32 in physical units, shape (T, *step_shape)."""
+        if modality not in self.modalities:
+            raise KeyError(unknown_modality_message(modality, self.schema.modality_names))
+        spec = self.schema.modality(modality)
+        raw = self.modalities[modality].raw(i)
+        out = raw.astype(np.float32)
+        if spec.scale != 1.0 or spec.offset != 0.0:
+            out = out * np.float32(spec.scale) + np.float32(spec.offset)
+        return out
+
+    def is_present(self, modality: str, i: int) -> bool:
+        return self.modalities[modality].length(i) > 0
+
+    def index_of(self, sample_id: str) -> int:
+        hits = np.nonzero(self.sample_ids == sample_id)[0]
+        if len(hits) == 0:
+            raise KeyError(f"no sample with id {sample_id!r}")
+        return int(hits[0])
+
+    def label_name(self, i: int) -> str:
+        if self.schema.task == "classification":
+            return self.schema.class_names[int(self.labels[i])]
+        return f"{float(self.labels[i]):.3f}"
+
+
+def build_ragged(sequences: Sequence[Optional[np.ndarray]], step_shape: Sequence[int],
+                 dtype: np.dtype) -> RaggedModality:
+    """Concatenate per-sample arrays (None = absent) into values + offsets."""
+    lengths = [0 if s is None else len(s) for s in sequences]
+    offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(lengths)
+    parts = [np.asarray(s, dtype=dtype).reshape(len(s), *step_shape) for s in sequences if s is not None and len(s)]
+    values = np.concatenate(parts, axis=0) if parts else np.zeros((0, *step_shape), dtype=dtype)
+    return RaggedModality(values=values, offsets=offsets)
+
+
+def save_dataset(data: MultimodalData, directory: Path | str) -> Path:
+    """Validate and write a data set atomically: a failure leaves no partial folder behind."""
+    validate(data)
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        header = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "schema": data.schema.to_json(),
+            "num_samples": len(data),
+            "splits": {k: [int(i) for i in v] for k, v in data.splits.items()},
+        }
+        (tmp / HEADER_FILE).write_text(json.dumps(header, indent=1) + "\n")
+        arrays: Dict[str, np.ndarray] = {"sample_ids": data.sample_ids.astype(str), "labels": data.labels}
+        for name, rag in data.modalities.items():
+            arrays[f"{name}.values"] = rag.values
+            arrays[f"{name}.offsets"] = rag.offsets
+        _write_npz_deterministic(tmp / ARRAYS_FILE, arrays)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _write_npz_deterministic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Like ``np.savez_compressed`` but with fixed zip timestamps, so that converting the same raw
+    files twice gives byte-identical output (the converters promise a reproducible rebuild)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for key, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def load_dataset(directory: Path | str) -> MultimodalData:
+    """Read and validate a data folder. Never unpickles; every problem is one readable error."""
+    directory = Path(directory)
+    header_path = directory / HEADER_FILE
+    arrays_path = directory / ARRAYS_FILE
+    if not directory.is_dir():
+        raise DataFormatError(f"data folder {directory} does not exist")
+    if not header_path.is_file():
+        raise DataFormatError(f"{directory} is not a precal data set: {HEADER_FILE} is missing")
+    if not arrays_path.is_file():
+        raise DataFormatError(f"{directory}: {ARRAYS_FILE} is missing")
+    try:
+        header = json.loads(header_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"{header_path} is not valid JSON: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise DataFormatError(f"{header_path}: 'format' must be {FORMAT_NAME!r}")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise DataFormatError(
+            f"{header_path}: format_version {header.get('format_version')!r} is not supported "
+            f"(this precal reads version {FORMAT_VERSION})"
+        )
+    schema = DatasetSchema.from_json(header.get("schema"))
+    try:
+        with np.load(arrays_path, allow_pickle=False) as npz:
+            files = set(npz.files)
+            required = ["sample_ids", "labels"] + [f"{m}.{part}" for m in schema.modality_names
+                                                   for part in ("values", "offsets")]
+            missing = [k for k in required if k not in files]
+            if missing:
+                raise DataFormatError(f"{arrays_path} is missing arrays: {', '.join(missing)}")
+            sample_ids = npz["sample_ids"]
+            labels = npz["labels"]
+            modalities = {m: RaggedModality(npz[f"{m}.values"], npz[f"{m}.offsets"])
+                          for m in schema.modality_names}
+    except DataFormatError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise DataFormatError(f"{arrays_path} cannot be read (truncated or not an npz?): {exc}") from exc
+    splits_json = header.get("splits", {})
+    if not isinstance(splits_json, dict):
+        raise DataFormatError(f"{header_path}: 'splits' must map split names to index lists")
+    splits = {k: np.asarray(v, dtype=np.int64) for k, v in splits_json.items()}
+    data = MultimodalData(schema, sample_ids, labels, modalities, splits)
+    validate(data)
+    if header.get("num_samples") not in (None, len(data)):
+        raise DataFormatError(f"{header_path}: num_samples={header['num_samples']} but arrays hold {len(data)}")
+    return data
+
+
+def validate(data: MultimodalData) -> None:
+    """Check every structural invariant of the format; raise DataFormatError naming the first break."""
+    schema = data.schema
+    n = len(data.sample_ids)
+    if data.labels.shape != (n,):
+        raise DataFormatError(f"labels have shape {data.labels.shape}, expected ({n},)")
+    if len(set(data.sample_ids.tolist())) != n:
+        raise DataFormatError("sample_ids are not unique")
+    if schema.task == "classification":
+        if not np.issubdtype(data.labels.dtype, np.integer):
+            raise DataFormatError(f"classification labels must be integers, got {data.labels.dtype}")
+        if n and (data.labels.min() < 0 or data.labels.max() >= schema.num_classes):
+            raise DataFormatError(
+                f"labels must lie in 0..{schema.num_classes - 1}, found {data.labels.min()}..{data.labels.max()}"
+            )
+    elif not np.all(np.isfinite(data.labels)):
+        raise DataFormatError("regression labels contain NaN or infinite values")
+    extra = set(data.modalities) - set(schema.modality_names)
+    if extra:
+        raise DataFormatError(unknown_modality_message(sorted(extra)[0], schema.modality_names))
+    for spec in schema.modalities:
+        if spec.name not in data.modalities:
+            raise DataFormatError(f"modality {spec.name!r} is declared in the schema but has no arrays")
+        rag = data.modalities[spec.name]
+        off = rag.offsets
+        if off.shape != (n + 1,) or not np.issubdtype(off.dtype, np.integer):
+            raise DataFormatError(f"{spec.name}.offsets must be ({n + 1},) integers, got {off.shape} {off.dtype}")
+        if off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] != len(rag.values):
+            raise DataFormatError(
+                f"{spec.name}.offsets must start at 0, never decrease and end at len(values)={len(rag.values)}"
+            )
+        if tuple(rag.values.shape[1:]) != spec.step_shape:
+            raise DataFormatError(
+                f"{spec.name}.values has step shape {tuple(rag.values.shape[1:])}, schema says {spec.step_shape}"
+            )
+        if spec.kind == "vector" and np.any(np.diff(off) > 1):
+            raise DataFormatError(f"{spec.name} is a vector modality but a sample has more than one step")
+        if np.issubdtype(rag.values.dtype, np.floating) and not np.all(np.isfinite(rag.values)):
+            finite_rows = np.isfinite(rag.values.reshape(len(rag.values), -1)).all(axis=1)
+            bad_row = int(np.argmin(finite_rows))
+            sample = int(np.searchsorted(off, bad_row, side="right") - 1)
+            raise DataFormatError(
+                f"modality {spec.name!r} contains NaN or infinite values (first in sample "
+                f"{data.sample_ids[sample]!r})"
+            )
+    seen: Dict[int, str] = {}
+    for split, idx in data.splits.items():
+        if idx.ndim != 1 or (len(idx) and (idx.min() < 0 or idx.max() >= n)):
+            raise DataFormatError(f"split {split!r} has indices outside 0..{n - 1}")
+        for i in idx.tolist():
+            if i in seen:
+                raise DataFormatError(f"sample {data.sample_ids[i]!r} is in both split {seen[i]!r} and {split!r}")
+            seen[i] = split
+

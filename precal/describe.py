@@ -1,0 +1,60 @@
+"""Human-readable descriptions of checkpoints and data folders (``precal info``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from precal.checkpoint import CONFIG_FILE, load_checkpoint
+from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
+
+
+def describe_path(path: Path) -> str:
+    """Describe whatever ``path`` is; a clear error when it is neither kind."""
+    if (path / HEADER_FILE).is_file():
+        return describe_data(load_dataset(path), path)
+    if path.is_dir() and (path / CONFIG_FILE).is_file() or path.is_file():
+        return describe_checkpoint(path)
+    raise ValueError(f"{path} is neither a precal checkpoint folder nor a data folder")
+
+
+def describe_data(data: MultimodalData, path: Path) -> str:
+    s = data.schema
+    lines = [f"data set {s.name!r} at {path}", f"  task: {s.task}" +
+             (f", {len(s.class_names)} classes" if s.task == "classification" else ""),
+             f"  samples: {len(data)}; splits: " + ", ".join(f"{k}={len(v)}" for k, v in data.splits.items()),
+             "  modalities:"]
+    for m in s.modalities:
+        lengths = np.diff(data.modalities[m.name].offsets)
+        present = lengths > 0
+        rate = f"{m.rate_hz:g} Hz" if m.rate_hz else "-"
+        span = f"T={lengths[present].min()}..{lengths[present].max()}" if present.any() else "T=-"
+        lines.append(f"    {m.name:<10} {m.kind:<15} step {m.step_shape} {rate:>8} {span} "
+                     f"present {present.sum()}/{len(data)} stored {data.modalities[m.name].values.dtype} {m.unit}")
+    return "\n".join(lines)
+
+
+def describe_checkpoint(path: Path) -> str:
+    ckpt = load_checkpoint(path)
+    cfg = ckpt.config
+    counts = ckpt.model.parameter_counts()
+    backbone = counts["encoders"] + counts["fusion"] + counts["head"]
+    lines = [f"checkpoint {ckpt.name} ({ckpt.path})",
+             f"  data set: {ckpt.schema.name} ({ckpt.schema.task}); modalities: {', '.join(ckpt.model.modalities)}",
+             f"  backbone: {cfg.backbone}; calibration: {'on' if cfg.calibration else 'off'}; dim {cfg.dim}, "
+             f"shared dim {cfg.shared_dim}",
+             f"  parameters: backbone {backbone:,}, calibrator {counts['calibrator']:,} "
+             f"({100 * counts['calibrator'] / backbone:.1f}% of backbone)"]
+    tr = ckpt.training
+    if tr:
+        lines.append(f"  trained: seed {tr.get('seed')}, {tr.get('epochs')} epochs, data {tr.get('data')}, "
+                     f"modality dropout {tr.get('modality_dropout')}, noise {tr.get('noise_augment')}")
+    for split in ("val", "test"):
+        m = ckpt.metrics.get(split)
+        if isinstance(m, dict):
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
+            lines.append(f"  {split}: {shown}")
+    if ckpt.history:
+        lines.append(f"  history: {len(ckpt.history)} epochs (selected epoch {ckpt.metrics.get('selected_epoch')})")
+    return "\n".join(lines)

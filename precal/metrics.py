@@ -1,0 +1,247 @@
+"""Evaluation metrics for classification and for MOSI/MOSEI-style sentiment regression.
+
+Why a module of its own: the numbers a paper reports on CMU-MOSI/MOSEI depend on small conventions
+(is a label of exactly 0 "positive" or dropped? how is a 7-class accuracy rounded?). Putting them
+in one place, with the convention named, keeps training, model selection, evaluation and the
+dashboard reporting the *same* numbers, comparable with published MMSA results.
+
+Regression convention (followed exactly, apart from not rounding to 4 decimals): the MMSA toolkit,
+``MetricsTop.__eval_mosei_regression`` in ``src/MMSA/utils/metricsTop.py`` of
+https://github.com/thuiar/MMSA (used for both MOSI and MOSEI):
+
+- ``acc2_has0`` / ``f1_has0``: truth ``>= 0`` vs ``< 0`` and prediction ``>= 0`` vs ``< 0`` over
+  *all* samples; F1 is ``sklearn.metrics.f1_score(..., average="weighted")``.
+- ``acc2_non0`` / ``f1_non0``: only samples whose *true* label is not exactly 0; truth ``> 0`` vs
+  prediction ``> 0`` (so a prediction of exactly 0 counts as negative here); weighted F1.
+- ``acc7``: clip truth and prediction to [-3, 3], round both with ``np.round`` and compare.
+  ``np.round`` rounds halves to even (0.5 -> 0, 1.5 -> 2, 2.5 -> 2), exactly as MMSA does.
+- ``acc5``: the same after clipping to [-2, 2].
+- ``mae``: mean absolute error of the *unclipped* values.
+- ``corr``: Pearson correlation (``np.corrcoef``); where MMSA would return NaN (a constant input, or
+  fewer than two samples) this returns 0.0 so that model selection and JSON reports stay usable.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+REGRESSION_SELECTION_METRIC = "acc2_non0"
+"""Model selection on MOSI/MOSEI uses the binary accuracy without neutral labels (higher is
+better): it is the headline number of most papers and, unlike MAE, matches the task users care
+about (polarity)."""
+
+_HIGHER_IS_BETTER = frozenset({
+    "accuracy", "macro_f1", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc7", "acc5", "corr",
+})
+_LOWER_IS_BETTER = frozenset({"mae", "mse", "rmse", "loss"})
+
+
+# --------------------------------------------------------------------------------------------
+# classification
+
+
+def classification_metrics(y_true: np.ndarray, logits_or_pred: np.ndarray,
+                           class_names: Sequence[str]) -> Dict[str, object]:
+    """Accuracy, macro-F1, confusion matrix and per-class recall of a classifier.
+
+    ``logits_or_pred`` is either (N, K) scores (argmax is taken; logits, probabilities and
+    log-probabilities all give the same argmax) or (N,) integer class indices.
+
+    Macro-F1 averages over the classes that occur in the truth or the predictions (scikit-learn's
+    default), so a small evaluation set that lacks a class is not penalised for it. The confusion
+    matrix is ``K x K`` over all declared classes, rows = true class, columns = predicted class.
+    ``per_class_recall`` maps each class name to its recall, or ``None`` when the class has no true
+    samples (recall is undefined; ``None`` keeps the dict JSON-serialisable).
+    """
+    names = list(class_names)
+    k = len(names)
+    truth = _as_label_vector(y_true, "y_true")
+    pred = _predicted_labels(logits_or_pred, k)
+    _check_same_length(truth, pred)
+    _check_label_range(truth, k, "y_true")
+    _check_label_range(pred, k, "predictions")
+    cm = confusion_matrix(truth, pred, labels=list(range(k)))
+    return {
+        "accuracy": float(accuracy_score(truth, pred)),
+        "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
+        "confusion_matrix": cm.astype(int).tolist(),
+        "per_class_recall": _per_class_recall(cm, names),
+        "n": int(len(truth)),
+    }
+
+
+def _as_label_vector(values: np.ndarray, what: str) -> np.ndarray:
+    """(N,) int64 labels; float arrays are accepted only when every value is a whole number."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D array of class indices, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{what} is empty: metrics need at least one sample")
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+        return arr.astype(np.int64)
+    if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return arr.astype(np.int64)
+    raise ValueError(f"{what} must hold integer class indices, got dtype {arr.dtype}")
+
+
+def _predicted_labels(logits_or_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class indices from (N, K) scores (argmax) or from (N,) indices."""
+    arr = np.asarray(logits_or_pred)
+    if arr.ndim == 2:
+        if arr.shape[1] != num_classes:
+            raise ValueError(f"logits have {arr.shape[1]} columns but there are {num_classes} classes")
+        if arr.shape[0] == 0:
+            raise ValueError("predictions are empty: metrics need at least one sample")
+        return np.argmax(arr, axis=1).astype(np.int64)
+    if arr.ndim == 1:
+        return _as_label_vector(arr, "predictions")
+    raise ValueError(f"predictions must be (N,) labels or (N, K) logits, got shape {arr.shape}")
+
+
+def _check_same_length(a: np.ndarray, b: np.ndarray) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"y_true has {len(a)} samples but the predictions have {len(b)}")
+
+
+def _check_label_range(labels: np.ndarray, k: int, what: str) -> None:
+    if k < 1:
+        raise ValueError("class_names is empty")
+    if labels.min() < 0 or labels.max() >= k:
+        raise ValueError(f"{what} must lie in 0..{k - 1}, found {labels.min()}..{labels.max()}")
+
+
+def _per_class_recall(cm: np.ndarray, names: Sequence[str]) -> Dict[str, Optional[float]]:
+    support = cm.sum(axis=1)
+    return {name: (float(cm[i, i] / support[i]) if support[i] else None) for i, name in enumerate(names)}
+
+
+# --------------------------------------------------------------------------------------------
+# regression (MOSI / MOSEI sentiment in [-3, 3])
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> Dict[str, float]:
+    """MMSA-convention sentiment metrics (see the module docstring for the exact definitions).
+
+    Both inputs are flattened, so (N,) and (N, 1) work. Non-finite values raise ``ValueError``: a
+    NaN prediction means a diverged model, and silently scoring it would hide that. ``acc2_non0``
+    and ``f1_non0`` are NaN when every true label is exactly 0 (the subset is empty).
+    """
+    truth = _as_float_vector(y_true, "y_true")
+    pred = _as_float_vector(y_pred, "y_pred")
+    _check_same_length(truth, pred)
+    has0_acc, has0_f1 = _binary_scores(truth >= 0, pred >= 0)
+    non0 = truth != 0
+    non0_acc, non0_f1 = (_binary_scores(truth[non0] > 0, pred[non0] > 0) if non0.any()
+                         else (math.nan, math.nan))
+    return {
+        "acc2_has0": has0_acc,
+        "f1_has0": has0_f1,
+        "acc2_non0": non0_acc,
+        "f1_non0": non0_f1,
+        "acc7": _rounded_class_accuracy(truth, pred, 3.0),
+        "acc5": _rounded_class_accuracy(truth, pred, 2.0),
+        "mae": float(np.mean(np.abs(pred - truth))),
+        "corr": pearson_or_zero(truth, pred),
+        "n": int(len(truth)),
+        "n_non0": int(non0.sum()),
+    }
+
+
+def _as_float_vector(values: np.ndarray, what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.size == 0:
+        raise ValueError(f"{what} is empty: metrics need at least one sample")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} contains NaN or infinite values")
+    return arr
+
+
+def _binary_scores(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """Accuracy and support-weighted F1 of boolean labels, as MMSA computes them.
+
+    ``zero_division=0`` gives the value scikit-learn's default already returns (with a warning) when
+    one class is never predicted.
+    """
+    acc = float(accuracy_score(truth, pred))
+    f1 = float(f1_score(truth, pred, average="weighted", zero_division=0))
+    return acc, f1
+
+
+def _rounded_class_accuracy(truth: np.ndarray, pred: np.ndarray, bound: float) -> float:
+    """Clip both to [-bound, bound], round half to even (``np.round``, as MMSA), compare."""
+    t = np.round(np.clip(truth, -bound, bound))
+    p = np.round(np.clip(pred, -bound, bound))
+    return float(np.mean(t == p))
+
+
+def pearson_or_zero(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation, or 0.0 where it is undefined (constant input, fewer than 2 samples).
+
+    A constant predictor carries no information about the ranking of samples, so 0.0 is the honest
+    score and, unlike NaN, it can be compared during model selection.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = float(np.corrcoef(a, b)[0, 1])
+    return r if math.isfinite(r) else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# dispatch and model selection
+
+
+def compute_metrics(task: str, y_true: np.ndarray, outputs: np.ndarray,
+                    class_names: Sequence[str] = ()) -> Dict[str, object]:
+    """Metrics for a task type from the schema ("classification" or "regression").
+
+    For classification without ``class_names`` the classes are named "0".."K-1", with K taken from
+    the logits' width or, for label predictions, from the largest label seen.
+    """
+    if task == "classification":
+        names = list(class_names) or _default_class_names(y_true, outputs)
+        return classification_metrics(y_true, outputs, names)
+    if task == "regression":
+        return regression_metrics(y_true, outputs)
+    raise ValueError(f"unknown task {task!r}; expected 'classification' or 'regression'")
+
+
+def _default_class_names(y_true: np.ndarray, outputs: np.ndarray) -> List[str]:
+    out = np.asarray(outputs)
+    if out.ndim == 2:
+        k = out.shape[1]
+    else:
+        k = int(max(np.max(np.asarray(y_true)), np.max(out))) + 1 if np.size(out) else 0
+    return [str(i) for i in range(k)]
+
+
+def primary_metric(task: str) -> str:
+    """The metric used to select the best epoch/model for a task.
+
+    Classification: ``"accuracy"``. Regression: ``"acc2_non0"`` (MOSI/MOSEI binary accuracy
+    without neutral labels). Both are higher-is-better; see :func:`higher_is_better`.
+    """
+    if task == "classification":
+        return "accuracy"
+    if task == "regression":
+        return REGRESSION_SELECTION_METRIC
+    raise ValueError(f"unknown task {task!r}; expected 'classification' or 'regression'")
+
+
+def higher_is_better(name: str) -> bool:
+    """Direction of a metric for model selection.
+
+    Unknown names raise ``KeyError`` rather than guessing, because a wrong guess would silently
+    select the *worst* model.
+    """
+    if name in _HIGHER_IS_BETTER:
+        return True
+    if name in _LOWER_IS_BETTER or name.endswith("_loss"):
+        return False
+    raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(_HIGHER_IS_BETTER | _LOWER_IS_BETTER))}")

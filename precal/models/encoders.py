@@ -1,0 +1,99 @@
+"""Per-modality encoders: raw (normalised) inputs -> features in channel layout, with masks.
+
+Every encoder returns channel-layout features — (B, D, T) for streams, (B, D, T, h, w) for frame
+sequences, (B, D) for vectors — plus the padding mask downsampled to its time axis. The model then
+converts to the layout its fusion backbone wants (tokens, channels or vectors); keeping one trunk
+per kind means the sequence, convolutional and late backbones differ only where they should: in
+fusion.
+
+Frame sequences use per-frame 2-D convolutions followed by a temporal convolution: on a 2-core CPU
+this trains an order of magnitude faster than a 3-D CNN at similar accuracy on 30x40 frames.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from precal.data.schema import ModalitySchema
+
+
+def downsample_mask(mask: Optional[Tensor], stride: int, length: int) -> Optional[Tensor]:
+    """A step of the output is valid if any input step it covers is valid."""
+    if mask is None:
+        return None
+    if stride > 1:
+        mask = F.max_pool1d(mask.float().unsqueeze(1), kernel_size=stride, stride=stride,
+                            ceil_mode=True).squeeze(1) > 0
+    return mask[:, :length]
+
+
+class SeriesEncoder(nn.Module):
+    """Streams (B, T, *step) -> (B, D, T'): two strided 1-D conv blocks and one refining block."""
+
+    def __init__(self, in_features: int, dim: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.stride = 4
+        self.net = nn.Sequential(
+            nn.Conv1d(in_features, dim, kernel_size=5, stride=2, padding=2), nn.BatchNorm1d(dim), nn.GELU(),
+            nn.Conv1d(dim, dim, kernel_size=5, stride=2, padding=2), nn.BatchNorm1d(dim), nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Conv1d(dim, dim, kernel_size=3, padding=1), nn.BatchNorm1d(dim), nn.GELU(),
+        )
+
+    def forward(self, x: Tensor, mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+        b, t = x.shape[:2]
+        x = x.reshape(b, t, -1)
+        if mask is not None:
+            x = x * mask.unsqueeze(-1).to(x.dtype)
+        y = self.net(x.transpose(1, 2))
+        return y, downsample_mask(mask, self.stride, y.shape[-1])
+
+
+class FrameEncoder(nn.Module):
+    """Frame sequences (B, T, H, W) -> (B, D, T, h, w): per-frame 2-D CNN, then temporal conv."""
+
+    def __init__(self, dim: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        c1, c2 = 16, 32
+        self.frame_net = nn.Sequential(
+            nn.Conv2d(1, c1, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(c1), nn.GELU(),
+            nn.Conv2d(c1, c2, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(c2), nn.GELU(),
+            nn.Conv2d(c2, dim, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(dim), nn.GELU(),
+        )
+        self.temporal = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Conv3d(dim, dim, kernel_size=(3, 1, 1), padding=(1, 0, 0)), nn.BatchNorm3d(dim), nn.GELU(),
+        )
+
+    def forward(self, x: Tensor, mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+        b, t, h, w = x.shape
+        if mask is not None:
+            x = x * mask[:, :, None, None].to(x.dtype)
+        y = self.frame_net(x.reshape(b * t, 1, h, w))  # (B*T, D, h', w')
+        y = y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, D, T, h', w')
+        return self.temporal(y), mask
+
+
+class VectorEncoder(nn.Module):
+    """Vectors (B, F) -> (B, D)."""
+
+    def __init__(self, in_features: int, dim: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_features, dim), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(dim, dim), nn.GELU())
+
+    def forward(self, x: Tensor, mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+        return self.net(x), None
+
+
+def build_encoder(spec: ModalitySchema, dim: int, dropout: float) -> nn.Module:
+    """The encoder trunk for a modality kind."""
+    if spec.kind == "frame_sequence":
+        return FrameEncoder(dim, dropout)
+    if spec.kind == "vector":
+        return VectorEncoder(spec.num_features, dim, dropout)
+    return SeriesEncoder(spec.num_features, dim, dropout)

@@ -1,0 +1,112 @@
+"""Fusion backbones: Dict[str, Tensor] of (calibrated) modality features -> one fused vector.
+
+Three families, all receiving the same dictionary and masks, so the calibrator plugs in before any
+of them without the fusion or head knowing it is there:
+
+- :class:`TransformerFusion` (sequence-based): tokens of all modalities, with modality-type and
+  position embeddings, concatenated and mixed by a transformer encoder;
+- :class:`ConvFusion` (convolutional): masked global pooling of channel-layout conv features,
+  concatenated;
+- :class:`LateFusion`: concatenation of per-modality vectors.
+
+Absent modalities are excluded (masked tokens / zeroed vectors), never fed as data.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Mapping, Optional
+
+import torch
+from torch import Tensor, nn
+
+from precal.calibration import masked_mean
+
+
+def sinusoidal_positions(length: int, dim: int, device: torch.device) -> Tensor:
+    """Fixed sinusoidal position codes (no length limit learned from the training data)."""
+    pos = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    div = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(length, dim, device=device)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div[: dim // 2])
+    return pe
+
+
+class TransformerFusion(nn.Module):
+    """Sequence-based fusion over the concatenated tokens of all modalities.
+
+    A learned summary token is always valid, so a sample with every modality absent still yields a
+    defined (if uninformed) output instead of NaN from an all-masked attention.
+    """
+
+    def __init__(self, modalities: List[str], dim: int, layers: int = 2, heads: int = 4,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        self.modalities = list(modalities)
+        self.type_embedding = nn.Parameter(torch.randn(len(modalities), dim) * 0.02)
+        self.summary_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=dropout,
+                                           batch_first=True, norm_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.out_dim = dim
+
+    def forward(self, tokens: Mapping[str, Tensor], masks: Mapping[str, Optional[Tensor]],
+                present: Mapping[str, Tensor]) -> Tensor:
+        seqs = [self.summary_token.expand(next(iter(tokens.values())).shape[0], -1, -1)]
+        valid = [torch.ones(seqs[0].shape[:2], dtype=torch.bool, device=seqs[0].device)]
+        for i, name in enumerate(self.modalities):
+            x = tokens[name]  # (B, T, D)
+            pos = sinusoidal_positions(x.shape[1], x.shape[2], x.device)
+            seqs.append(x + pos.unsqueeze(0) + self.type_embedding[i])
+            mask = masks.get(name)
+            step_valid = mask if mask is not None else torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+            valid.append(step_valid & present[name].unsqueeze(1))
+        h = self.encoder(torch.cat(seqs, dim=1), src_key_padding_mask=~torch.cat(valid, dim=1))
+        keep = torch.cat(valid, dim=1)
+        return self.norm(masked_mean(h, "token", keep))
+
+
+class ConvFusion(nn.Module):
+    """Convolutional fusion: masked global average pooling per modality, then concatenation."""
+
+    def __init__(self, modalities: List[str], dim: int) -> None:
+        super().__init__()
+        self.modalities = list(modalities)
+        self.out_dim = dim * len(modalities)
+
+    def forward(self, features: Mapping[str, Tensor], masks: Mapping[str, Optional[Tensor]],
+                present: Mapping[str, Tensor]) -> Tensor:
+        pooled = [masked_mean(features[n], "channel", masks.get(n)) * present[n].unsqueeze(1).to(features[n].dtype)
+                  for n in self.modalities]
+        return torch.cat(pooled, dim=1)
+
+
+class LateFusion(nn.Module):
+    """Late fusion of per-modality vectors (B, D) by concatenation."""
+
+    def __init__(self, modalities: List[str], dim: int) -> None:
+        super().__init__()
+        self.modalities = list(modalities)
+        self.out_dim = dim * len(modalities)
+
+    def forward(self, features: Mapping[str, Tensor], masks: Mapping[str, Optional[Tensor]],
+                present: Mapping[str, Tensor]) -> Tensor:
+        return torch.cat([features[n] * present[n].unsqueeze(1).to(features[n].dtype) for n in self.modalities], dim=1)
+
+
+class ClassificationHead(nn.Module):
+    """The prediction head; identical with and without calibration."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.GELU(),
+                                 nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+
+    def forward(self, fused: Tensor) -> Tensor:
+        return self.net(fused)
+
+
+FUSION_LAYOUT: Dict[str, str] = {"sequence": "token", "conv": "channel", "late": "token"}
+"""Which calibrator layout each backbone feeds (late fusion: (B, D) vectors, i.e. token layout)."""

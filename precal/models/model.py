@@ -1,0 +1,147 @@
+"""One model class for every backbone: encoders -> calibrator -> fusion -> head.
+
+Calibration on/off is a config flag (and a runtime switch, :meth:`MultimodalModel.calibration`),
+not a different class: a calibrated checkpoint can always be shown beside its own "calibration off"
+behaviour with the same weights, and a baseline checkpoint has exactly the same architecture minus
+the effect of the (unused) calibrator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from precal.calibration import CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator, masked_mean
+from precal.data.batch import Batch
+from precal.data.schema import DatasetSchema, unknown_modality_message
+from precal.models.encoders import build_encoder
+from precal.models.fusion import (FUSION_LAYOUT, ClassificationHead, ConvFusion, LateFusion,
+                                  TransformerFusion)
+
+BACKBONES = tuple(FUSION_LAYOUT)
+
+
+@dataclass
+class ModelConfig:
+    """Architecture hyper-parameters; stored as JSON in every checkpoint."""
+
+    backbone: str = "sequence"
+    calibration: bool = True
+    modalities: List[str] = field(default_factory=list)  # empty: every modality of the schema
+    dim: int = 64
+    shared_dim: int = 16
+    fusion_layers: int = 2
+    heads: int = 4
+    head_hidden: int = 128
+    dropout: float = 0.1
+    instance_gate: bool = True
+    dimension_gate: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: Dict[str, Any]) -> "ModelConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"model config has unknown fields: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+@dataclass
+class ModelOutput:
+    """Prediction and everything the UI and analysis need from the *same* forward pass."""
+
+    logits: Tensor  # (B, classes) or (B, 1) for regression
+    fused: Tensor  # (B, F) the representation fed to the head
+    report: CalibrationReport
+
+
+class MultimodalModel(nn.Module):
+    """Encoders -> pre-fusion calibrator -> fusion backbone -> head, ``Dict[str, Tensor]`` between."""
+
+    def __init__(self, schema: DatasetSchema, config: ModelConfig) -> None:
+        super().__init__()
+        names = list(config.modalities) or schema.modality_names
+        for n in names:
+            if n not in schema.modality_names:
+                raise ValueError(unknown_modality_message(n, schema.modality_names))
+        config.modalities = names
+        self.schema = schema.subset(names)
+        self.config = config
+        self.modalities = names
+        self.layout = FUSION_LAYOUT[config.backbone]
+        self.encoders = nn.ModuleDict({n: build_encoder(schema.modality(n), config.dim, config.dropout) for n in names})
+        self.calibrator = PreFusionCalibrator(
+            [ModalityFeatureSpec(n, config.dim, self.layout) for n in names],
+            shared_dim=config.shared_dim, enabled=config.calibration,
+            instance_gate=config.instance_gate, dimension_gate=config.dimension_gate,
+        )
+        if config.backbone == "sequence":
+            self.fusion: nn.Module = TransformerFusion(names, config.dim, config.fusion_layers, config.heads,
+                                                       config.dropout)
+        elif config.backbone == "conv":
+            self.fusion = ConvFusion(names, config.dim)
+        else:
+            self.fusion = LateFusion(names, config.dim)
+        self.head = ClassificationHead(self.fusion.out_dim, config.head_hidden, schema.num_classes, config.dropout)
+
+    def encode(self, batch: Batch) -> Tuple[Dict[str, Tensor], Dict[str, Optional[Tensor]], Dict[str, Tensor]]:
+        """Run the encoders and convert to the backbone's layout: features, masks, presence."""
+        missing = [n for n in self.modalities if n not in batch.inputs]
+        if missing:
+            raise KeyError(f"batch lacks modality {missing[0]!r} (model expects {', '.join(self.modalities)}); "
+                           "mark a missing modality with present=False instead of leaving it out")
+        feats: Dict[str, Tensor] = {}
+        masks: Dict[str, Optional[Tensor]] = {}
+        present: Dict[str, Tensor] = {}
+        for n in self.modalities:
+            y, mask = self.encoders[n](batch.inputs[n], batch.padding_mask.get(n))
+            present[n] = batch.presence(n)
+            if self.config.backbone == "sequence":
+                if y.dim() == 5:  # frames: pool space, keep time as tokens
+                    y = y.mean(dim=(3, 4))
+                y = y.transpose(1, 2) if y.dim() == 3 else y.unsqueeze(1)  # (B, T, D)
+            elif self.config.backbone == "late":
+                y = masked_mean(y, "channel", mask) if y.dim() > 2 else y
+                mask = None
+            feats[n], masks[n] = y, mask
+        return feats, masks, present
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        return self.fuse(*self.encode(batch))
+
+    def fuse(self, feats: Dict[str, Tensor], masks: Dict[str, Optional[Tensor]],
+             present: Dict[str, Tensor]) -> ModelOutput:
+        """Calibrator -> fusion -> head on encoded features. Split from :meth:`encode` so that
+        analyses varying only presence (unimodal probes, removal) reuse one encoder pass."""
+        calibrated, report = self.calibrator(feats, {k: v for k, v in masks.items() if v is not None}, present)
+        fused = self.fusion(calibrated, masks, present)
+        return ModelOutput(self.head(fused), fused, report)
+
+    @contextlib.contextmanager
+    def calibration(self, enabled: bool) -> Iterator["MultimodalModel"]:
+        """Temporarily switch the calibrator on/off with the same weights."""
+        previous = self.calibrator.enabled
+        self.calibrator.enabled = enabled
+        try:
+            yield self
+        finally:
+            self.calibrator.enabled = previous
+
+    def parameter_counts(self) -> Dict[str, int]:
+        """Parameters per part (encoders, calibrator, fusion, head)."""
+        def count(m: nn.Module) -> int:
+            return sum(p.numel() for p in m.parameters())
+
+        return {"encoders": count(self.encoders), "calibrator": count(self.calibrator),
+                "fusion": count(self.fusion), "head": count(self.head)}

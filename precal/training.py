@@ -1,0 +1,244 @@
+"""Training with validation-based model selection and a per-epoch training-dynamics log.
+
+Every run is seeded end to end (initialisation, shuffling, augmentation) and writes a checkpoint
+folder with weights, config, metrics and the history that the dashboard's "Training dynamics" page
+plots. Runs under ``torchrun`` use PyTorch DDP (gloo on CPU): each process trains on its shard of
+every epoch's permutation and gradients are averaged, so a 2-process run trains the same model as a
+1-process run with the same global batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from precal.augment import modality_dropout, noise_augment
+from precal.calibration import prediction_loss
+from precal.checkpoint import save_checkpoint
+from precal.data.batch import Batch
+from precal.data.dataset import MultimodalDataset, Preprocessor
+from precal.data.storage import MultimodalData, load_dataset
+from precal.inference import Predictions, predict, unimodal_probe_logits
+from precal.metrics import compute_metrics, higher_is_better, primary_metric
+from precal.models.model import ModelConfig, MultimodalModel
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the checkpoint)."""
+
+    data: str
+    backbone: str = "sequence"
+    calibration: bool = True
+    seed: int = 0
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    label_smoothing: float = 0.1
+    modalities: List[str] = field(default_factory=list)
+    lengths: Dict[str, int] = field(default_factory=dict)
+    modality_dropout: float = 0.0
+    noise_augment: float = 0.0
+    aux_weight: float = 0.1
+    dim: int = 64
+    shared_dim: int = 16
+    dropout: float = 0.1
+    train_split: str = "train"
+    val_split: str = "val"
+    eval_splits: List[str] = field(default_factory=lambda: ["val", "test"])
+    threads: int = 0  # 0: torch default
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(backbone=self.backbone, calibration=self.calibration, modalities=list(self.modalities),
+                           dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout)
+
+
+@dataclass
+class TrainResult:
+    model: MultimodalModel
+    preprocessor: Preprocessor
+    history: List[Dict[str, Any]]
+    metrics: Dict[str, Any]
+    seconds: float
+    checkpoint: Optional[Path] = None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initialises the gloo process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    if world > 1:
+        return dist.get_rank(), world
+    return 0, 1
+
+
+def task_loss(logits: Tensor, labels: Tensor, task: str, label_smoothing: float) -> Tensor:
+    if task == "classification":
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    return F.l1_loss(logits[:, 0], labels)
+
+
+def prepare_data(data: MultimodalData, cfg: TrainConfig) -> tuple[Preprocessor, Dict[str, MultimodalDataset]]:
+    """Fit preprocessing on the training split only, then build every split that is needed."""
+    names = list(cfg.modalities) or data.schema.modality_names
+    pre = Preprocessor(lengths=dict(cfg.lengths)).fit(data, data.split(cfg.train_split))
+    splits = {cfg.train_split, cfg.val_split, *[s for s in cfg.eval_splits if s in data.splits]}
+    return pre, {s: MultimodalDataset(data, data.split(s), pre, names) for s in splits}
+
+
+def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = True,
+          data: Optional[MultimodalData] = None) -> TrainResult:
+    """Train one model; write a checkpoint to ``out`` (rank 0 only) if given."""
+    start = time.perf_counter()
+    rank, world = _distributed()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    data = data if data is not None else load_dataset(cfg.data)
+    pre, sets = prepare_data(data, cfg)
+    task = data.schema.task
+    train_batch = sets[cfg.train_split].full_batch()
+    val_batch = sets[cfg.val_split].full_batch()
+    model = MultimodalModel(data.schema, cfg.model_config())
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_rank = max(1, cfg.batch_size // world)
+    steps_per_epoch = max(1, train_batch.size // cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                    steps_per_epoch=steps_per_epoch, pct_start=0.25)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    metric_name = primary_metric(task)
+    sign = 1.0 if higher_is_better(metric_name) else -1.0
+    best = (-float("inf"), float("inf"))
+    best_state: Dict[str, Tensor] = copy.deepcopy(model.state_dict())
+    best_epoch = 0
+    history: List[Dict[str, Any]] = []
+    bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.backbone} cal={'on' if cfg.calibration else 'off'}",
+               disable=not progress or rank != 0, unit="epoch")
+    for epoch in bar:
+        t0 = time.perf_counter()
+        stats = _train_epoch(net, model, optimizer, scheduler, train_batch, cfg, gen, task, rank, world,
+                             per_rank, steps_per_epoch)
+        record = _epoch_record(model, val_batch, data, task, cfg, stats, epoch, optimizer)
+        record["time_s"] = round(time.perf_counter() - t0, 3)
+        history.append(record)
+        score = (sign * record[f"val_{metric_name}"], record["val_loss"])
+        if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
+            best, best_epoch = score, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        bar.set_postfix(loss=f"{stats['train_loss']:.3f}", val=f"{record[f'val_{metric_name}']:.3f}",
+                        best=f"{sign * best[0]:.3f}@{best_epoch}")
+    model.load_state_dict(best_state)
+    model.eval()
+    metrics: Dict[str, Any] = {"selected_epoch": best_epoch, "selection_metric": f"val_{metric_name}"}
+    for split in cfg.eval_splits:
+        if split in sets:
+            preds = predict(model, sets[split].full_batch())
+            metrics[split] = compute_metrics(task, preds.labels, preds.logits, data.schema.class_names)
+    seconds = time.perf_counter() - start
+    metrics["train_seconds"] = round(seconds, 1)
+    metrics["world_size"] = world
+    path = None
+    if out is not None and rank == 0:
+        training = {**asdict(cfg), "world_size": world}
+        path = save_checkpoint(out, model, pre, training=training, metrics=metrics, history=history)
+    if world > 1:
+        dist.barrier()
+    return TrainResult(model, pre, history, metrics, seconds, path)
+
+
+def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.Optimizer,
+                 scheduler: Any, batch: Batch, cfg: TrainConfig, gen: torch.Generator, task: str,
+                 rank: int, world: int, per_rank: int, steps: int) -> Dict[str, Any]:
+    model.train()
+    perm = torch.randperm(batch.size, generator=gen)
+    totals = {"loss": 0.0, "correct": 0.0, "n": 0}
+    grad_norms = {n: 0.0 for n in model.modalities}
+    for step in range(steps):
+        rows = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        sub = batch.select(rows)
+        sub = modality_dropout(sub, cfg.modality_dropout, gen)  # same draws on every rank
+        sub = noise_augment(sub, cfg.noise_augment, gen)
+        sub = sub.select(slice(rank * per_rank, (rank + 1) * per_rank)) if world > 1 else sub
+        out = net(sub)
+        loss = task_loss(out.logits, sub.labels, task, cfg.label_smoothing)
+        if cfg.calibration and cfg.aux_weight > 0:
+            loss = loss + cfg.aux_weight * prediction_loss(out.report)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for n in model.modalities:
+            grads = [p.grad.norm() ** 2 for p in model.encoders[n].parameters() if p.grad is not None]
+            grad_norms[n] += float(torch.stack(grads).sum().sqrt()) if grads else 0.0
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        scheduler.step()
+        totals["loss"] += float(loss.detach()) * sub.size
+        if task == "classification":
+            totals["correct"] += float((out.logits.argmax(1) == sub.labels).sum())
+        totals["n"] += sub.size
+    n = max(1, totals["n"])
+    return {"train_loss": totals["loss"] / n,
+            "train_accuracy": totals["correct"] / n if task == "classification" else None,
+            "grad_norm": {k: v / steps for k, v in grad_norms.items()}}
+
+
+def _epoch_record(model: MultimodalModel, val_batch: Batch, data: MultimodalData, task: str, cfg: TrainConfig,
+                  stats: Dict[str, Any], epoch: int, optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
+    """Validation metrics plus the calibrator's and each modality's dynamics for one epoch."""
+    preds = predict(model, val_batch)
+    val_metrics = compute_metrics(task, preds.labels, preds.logits, data.schema.class_names)
+    with torch.no_grad():
+        logits = torch.from_numpy(preds.logits)
+        labels = torch.from_numpy(preds.labels)
+        val_loss = float(task_loss(logits, labels, task, 0.0))
+    record: Dict[str, Any] = {
+        "epoch": epoch,
+        "lr": optimizer.param_groups[0]["lr"],
+        "train_loss": stats["train_loss"],
+        "train_accuracy": stats["train_accuracy"],
+        "val_loss": val_loss,
+    }
+    record.update({f"val_{k}": v for k, v in val_metrics.items() if isinstance(v, (int, float))})
+    record["modalities"] = modality_dynamics(model, val_batch, preds, data, task, stats["grad_norm"])
+    return record
+
+
+def modality_dynamics(model: MultimodalModel, batch: Batch, preds: Predictions, data: MultimodalData,
+                      task: str, grad_norm: Dict[str, float]) -> Dict[str, Dict[str, float]]:
+    """Per modality: gate and cue statistics, a unimodal probe and the encoder's gradient norm."""
+    out: Dict[str, Dict[str, float]] = {}
+    metric = primary_metric(task)
+    probes = unimodal_probe_logits(model, batch)
+    for i, n in enumerate(model.modalities):
+        probe_metrics = compute_metrics(task, preds.labels, probes[n], data.schema.class_names)
+        out[n] = {
+            "alpha_mean": float(preds.alpha[:, i].mean()), "alpha_std": float(preds.alpha[:, i].std()),
+            "beta_mean": float(preds.beta_mean[:, i].mean()), "beta_std": float(preds.beta_std[:, i].mean()),
+            "support_mean": float(preds.support[:, i].mean()), "support_std": float(preds.support[:, i].std()),
+            "conflict_mean": float(preds.conflict[:, i].mean()), "conflict_std": float(preds.conflict[:, i].std()),
+            f"probe_{metric}": float(probe_metrics[metric]),
+            "grad_norm": float(grad_norm.get(n, 0.0)),
+        }
+    return out
