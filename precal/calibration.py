@@ -155,12 +155,19 @@ class PreFusionCalibrator(nn.Module):
         self.dimension_gate = dimension_gate
         m_count = len(names)
         d = shared_dim
-        self.project = nn.ModuleDict({
-            m.name: nn.Sequential(nn.Linear(m.dim, d), nn.LayerNorm(d)) for m in modalities
-        })
+        self.project = nn.ModuleDict({m.name: nn.Linear(m.dim, d) for m in modalities})
+        self.norm_weight = nn.Parameter(torch.ones(m_count, d))
+        self.norm_bias = nn.Parameter(torch.zeros(m_count, d))
         self.query = nn.Linear(d, d, bias=False)
         self.key = nn.Linear(d, d, bias=False)
-        self.predictor = nn.ModuleDict({n: nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d)) for n in names})
+        # Per-modality predictors g_m (two-layer MLPs) stored as stacked weights so that all M of
+        # them run as one batched contraction: the calibrator is many small ops, and at batch 1
+        # their count, not their FLOPs, sets its latency.
+        bound = 1.0 / math.sqrt(d)
+        self.predictor_w1 = nn.Parameter(torch.empty(m_count, d, d).uniform_(-bound, bound))
+        self.predictor_b1 = nn.Parameter(torch.empty(m_count, d).uniform_(-bound, bound))
+        self.predictor_w2 = nn.Parameter(torch.empty(m_count, d, d).uniform_(-bound, bound))
+        self.predictor_b2 = nn.Parameter(torch.empty(m_count, d).uniform_(-bound, bound))
         # Alpha head: per modality, linear in [support, conflict, pairwise support with each k].
         self.alpha_weight = nn.Parameter(torch.zeros(m_count, 2 + m_count))
         self.alpha_bias = nn.Parameter(torch.zeros(m_count))
@@ -190,10 +197,12 @@ class PreFusionCalibrator(nn.Module):
         ], dim=1)  # (B, M)
 
         summaries = {n: masked_mean(features[n], self.specs[n].layout, padding_mask.get(n)) for n in self.names}
-        u = torch.stack([self.project[n](summaries[n]) for n in self.names], dim=1)  # (B, M, d)
+        z = torch.stack([self.project[n](summaries[n]) for n in self.names], dim=1)  # (B, M, d)
+        u = F.layer_norm(z, (self.shared_dim,)) * self.norm_weight + self.norm_bias
         context, weights, peer_mask = self._context(u, pres)
         has_context = pres & peer_mask.any(dim=2)
-        u_hat = torch.stack([self.predictor[n](context[:, i]) for i, n in enumerate(self.names)], dim=1)
+        hidden = F.gelu(torch.einsum("bmd,mde->bme", context, self.predictor_w1) + self.predictor_b1)
+        u_hat = torch.einsum("bmd,mde->bme", hidden, self.predictor_w2) + self.predictor_b2
 
         valid = has_context.unsqueeze(-1).to(u.dtype)  # zero every cue without context
         support = F.cosine_similarity(u, u_hat, dim=-1, eps=1e-6) * valid[..., 0]
@@ -217,10 +226,10 @@ class PreFusionCalibrator(nn.Module):
         outputs: Dict[str, Tensor] = {}
         betas: Dict[str, Tensor] = {}
         after: Dict[str, Tensor] = {}
+        shared_logit = agreement * self.beta_agreement + discrepancy * self.beta_discrepancy  # (B, M, d)
         for i, n in enumerate(self.names):
             if self.enabled and self.dimension_gate:
-                shared_logit = agreement[:, i] * self.beta_agreement[i] + discrepancy[:, i] * self.beta_discrepancy[i]
-                beta_logit = shared_logit @ self.project[n][0].weight + self.beta_bias[n]
+                beta_logit = shared_logit[:, i] @ self.project[n].weight + self.beta_bias[n]
                 beta = 2.0 * torch.sigmoid(beta_logit * valid[:, i])
             else:
                 beta = torch.ones_like(summaries[n])

@@ -236,17 +236,18 @@ def _sample_offsets(sample_ids: Tensor, key: int) -> Tensor:
     return x & (_OFFSETS - 1)
 
 
-@lru_cache(maxsize=128)
 def _tape_chunk(key: int, chunk: int, normal: bool) -> Tensor:
-    """One chunk of a random tape (cached: the dashboard re-corrupts with the same seed often)."""
+    """One fixed-size chunk of a random tape, seeded from (stream key, chunk number) alone."""
     gen = torch.Generator()
     gen.manual_seed(_stable_key(key, chunk))
     make = torch.randn if normal else torch.rand
     return make(_CHUNK, generator=gen)
 
 
-def _tape(key: int, length: int, normal: bool) -> Tensor:
-    chunks = -(-length // _CHUNK)
+@lru_cache(maxsize=32)
+def _tape(key: int, chunks: int, normal: bool) -> Tensor:
+    """A random tape of ``chunks`` chunks (cached, about 1 MB each: the dashboard re-corrupts with
+    the same seed often, and a sweep reuses each stream for all five severities). Never mutated."""
     return torch.cat([_tape_chunk(key, c, normal) for c in range(chunks)])
 
 
@@ -280,7 +281,7 @@ class KeyedRandom:
         if n == 0 or b == 0:
             return torch.zeros((b, *shape), device=self.device)
         key = _stable_key(self.seed, self.corruption, self.modality, purpose, normal)
-        tape = _tape(key, _OFFSETS + n - 1, normal)
+        tape = _tape(key, -(-(_OFFSETS + n - 1) // _CHUNK), normal)
         windows = tape.unfold(0, n, 1)  # view: window j is tape[j : j + n]
         return windows[_sample_offsets(self.sample_ids, key)].reshape(b, *shape).to(self.device)
 
@@ -408,7 +409,7 @@ def _temporal_shuffle(inp: CorruptionInput, percent: float) -> CorruptionOutput:
     x, real, lengths = inp.values, inp.real, inp.lengths
     t = x.shape[1]
     k = torch.minimum(_count(percent / 100.0, lengths), lengths)
-    k = torch.where((k == 1) & (lengths >= 2), torch.full_like(k, 2), k)
+    k = torch.where((k < 2) & (lengths >= 2), torch.full_like(k, 2), k)
     keys = inp.rng.uniform("order", (t,))
     order = torch.argsort(torch.where(real, keys, torch.full((), 2.0, device=x.device)), dim=1, stable=True)
     j = torch.arange(t, device=x.device)[None, :]
@@ -425,6 +426,8 @@ def _frame_drop(inp: CorruptionInput, percent: float) -> CorruptionOutput:
     """
     x, real, lengths = inp.values, inp.real, inp.lengths
     t = x.shape[1]
+    if t == 0:
+        return CorruptionOutput(x.clone())
     steps = torch.arange(t, device=x.device)[None, :].expand(x.shape[0], t)
     first = torch.where(real, steps, torch.full_like(steps, t)).amin(dim=1)
     eligible = real & (steps != first[:, None])
@@ -532,50 +535,67 @@ def _label_groups(labels: Tensor, reference: Tensor) -> Tensor:
     return (labels.to(torch.float64) > ref.median()).to(torch.int64)
 
 
-def _swap(inp: CorruptionInput, percent: float) -> CorruptionOutput:
-    """Replace the modality of a fraction of samples by that of a different-class donor.
-
-    A realistic conflict: data that looks valid but belongs to another sample. Each present sample
-    is swapped independently with probability ``percent``% (a per-sample decision keeps a sample's
-    fate independent of its batch); the donor is drawn uniformly among present pool samples of a
-    different class, and its padding mask comes along with its values.
-    """
-    x, pool, m = inp.values, inp.pool, inp.modality
+def _pool_values(inp: CorruptionInput) -> Tuple[Tensor, Optional[Tensor]]:
+    """The pool's values and padding mask for the modality, checked to fit the batch."""
+    pool, m, x = inp.pool, inp.modality, inp.values
     if inp.labels is None or pool.labels is None:
         raise ValueError("swap needs labels on the batch and the pool to pick a different-class donor")
     if m not in pool.inputs:
         raise KeyError(unknown_modality_message(m, pool.modalities))
     donors_x = pool.inputs[m]
     if tuple(donors_x.shape[1:]) != tuple(x.shape[1:]):
-        raise ValueError(f"swap: pool modality {m!r} has step shape {tuple(donors_x.shape[1:])}, the batch "
-                         f"has {tuple(x.shape[1:])}; pad both to the same length")
-    ref = pool.labels.cpu()
-    groups = _label_groups(inp.labels.cpu(), ref)
-    pool_groups = _label_groups(ref, ref)
-    candidates = (groups[:, None] != pool_groups[None, :]) & pool.presence(m).cpu()[None, :]
+        raise ValueError(f"swap: pool modality {m!r} has shape {tuple(donors_x.shape[1:])} per sample, the "
+                         f"batch has {tuple(x.shape[1:])}; pad both to the same length")
+    if inp.padding_mask is None:
+        return donors_x, None
+    pool_mask = pool.padding_mask.get(m)
+    if pool_mask is None:
+        pool_mask = torch.ones(donors_x.shape[:2], dtype=torch.bool, device=donors_x.device)
+    return donors_x, pool_mask
+
+
+def _pick_donors(inp: CorruptionInput, fraction: float) -> Tensor:
+    """(B,) donor row in the pool for each swapped sample, -1 for the others (all on CPU).
+
+    Each present sample is swapped independently with probability ``fraction`` (a per-sample
+    decision keeps a sample's fate independent of its batch); its donor is drawn uniformly among
+    the present pool samples of a different class: the r-th candidate, found with a cumulative sum
+    over the (B, pool) candidate matrix.
+    """
+    ref = inp.pool.labels.cpu()
+    candidates = (_label_groups(inp.labels.cpu(), ref)[:, None] != _label_groups(ref, ref)[None, :])
+    candidates &= inp.pool.presence(inp.modality).cpu()[None, :]
     counts = candidates.sum(dim=1)
-    chosen = inp.present.cpu() & (inp.rng.uniform("select").cpu() < percent / 100.0)
+    chosen = inp.present.cpu() & (inp.rng.uniform("select").cpu() < fraction)
     stranded = chosen & (counts == 0)
     if bool(stranded.any()):
         first = int(torch.nonzero(stranded)[0])
         raise ValueError(f"swap: no present sample of a different class in the pool for row {first} "
                          f"(label {inp.labels[first].item()!r}); the pool needs at least two classes")
-    pick = torch.floor(inp.rng.uniform("donor").cpu().double() * counts.double()).to(torch.int64)
-    pick = torch.minimum(pick, (counts - 1).clamp_min(0))
-    donor = (candidates.cumsum(dim=1) <= pick[:, None]).sum(dim=1).clamp_max(max(len(ref) - 1, 0))
-    donor = torch.where(chosen, donor, torch.full_like(donor, -1))
-    rows = torch.nonzero(chosen).squeeze(1)
+    r = torch.floor(inp.rng.uniform("donor").cpu().double() * counts.double()).to(torch.int64)
+    r = torch.minimum(r, (counts - 1).clamp_min(0))
+    donor = (candidates.cumsum(dim=1) <= r[:, None]).sum(dim=1).clamp_max(max(len(ref) - 1, 0))
+    return torch.where(chosen, donor, torch.full_like(donor, -1))
+
+
+def _swap(inp: CorruptionInput, percent: float) -> CorruptionOutput:
+    """Replace the modality of ``percent``% of samples by that of a different-class donor.
+
+    A realistic conflict: data that looks valid but belongs to another sample. Whole rows are
+    replaced, the donor's padding mask included, so a swapped sample is exactly the donor's data.
+    """
+    x = inp.values
+    donors_x, pool_mask = _pool_values(inp)
+    donor = _pick_donors(inp, percent / 100.0)
+    rows = torch.nonzero(donor >= 0).squeeze(1)
     take = donor[rows]
     values = x.clone()
     values[rows.to(x.device)] = donors_x[take.to(donors_x.device)].to(device=x.device, dtype=x.dtype)
     mask = None
-    if inp.padding_mask is not None:
-        pool_mask = pool.padding_mask.get(m)
-        if pool_mask is None:
-            pool_mask = torch.ones(donors_x.shape[:2], dtype=torch.bool, device=donors_x.device)
+    if pool_mask is not None and inp.padding_mask is not None:
         mask = inp.padding_mask.clone()
         mask[rows.to(x.device)] = pool_mask[take.to(pool_mask.device)].to(x.device)
-    return CorruptionOutput(values, affected=chosen.to(x.device), padding_mask=mask,
+    return CorruptionOutput(values, affected=(donor >= 0).to(x.device), padding_mask=mask,
                             donor_rows=donor, whole_rows=True)
 
 
@@ -758,6 +778,8 @@ def _restore_untouchable(new: Tensor, old: Tensor, real: Tensor) -> Tensor:
     ``new`` is not a view of the caller's tensor.
     """
     keep = ~real
+    if new.dim() == 2:  # vectors: ``real`` is (B, 1), one flag per sample
+        keep = keep[:, 0]
     if not bool(keep.any()):
         return new
     if new.untyped_storage().data_ptr() == old.untyped_storage().data_ptr():

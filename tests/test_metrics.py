@@ -195,12 +195,14 @@ def test_length_mismatch_is_rejected() -> None:
         regression_metrics(T, P[:-1])
 
 
-_finite = st.floats(-4, 4, allow_nan=False, allow_infinity=False)
+# Labels and predictions on a 0.01 grid: realistic, and free of subnormal floats whose products
+# underflow to 0 and would flip a sign for reasons that have nothing to do with the metrics.
+_finite = st.integers(-400, 400).map(lambda k: k / 100)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(_finite, _finite), min_size=2, max_size=25),
-       st.floats(0.1, 10), st.randoms())
+       st.sampled_from([0.1, 0.5, 2.0, 7.5]), st.randoms())
 def test_regression_invariances(pairs, scale, rnd) -> None:
     t = np.array([p[0] for p in pairs])
     p = np.array([p[1] for p in pairs])

@@ -58,7 +58,7 @@ class FrameEncoder(nn.Module):
 
     def __init__(self, dim: int, dropout: float = 0.1) -> None:
         super().__init__()
-        c1, c2 = 16, 32
+        c1, c2 = 8, 16  # small early layers: on CPU the full-resolution layers dominate time
         self.frame_net = nn.Sequential(
             nn.Conv2d(1, c1, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(c1), nn.GELU(),
             nn.Conv2d(c1, c2, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(c2), nn.GELU(),

@@ -95,16 +95,21 @@ class MultimodalModel(nn.Module):
             self.fusion = LateFusion(names, config.dim)
         self.head = ClassificationHead(self.fusion.out_dim, config.head_hidden, schema.num_classes, config.dropout)
 
-    def encode(self, batch: Batch) -> Tuple[Dict[str, Tensor], Dict[str, Optional[Tensor]], Dict[str, Tensor]]:
-        """Run the encoders and convert to the backbone's layout: features, masks, presence."""
-        missing = [n for n in self.modalities if n not in batch.inputs]
+    def encode(self, batch: Batch, only: Optional[List[str]] = None
+               ) -> Tuple[Dict[str, Tensor], Dict[str, Optional[Tensor]], Dict[str, Tensor]]:
+        """Run the encoders and convert to the backbone's layout: features, masks, presence.
+
+        ``only`` restricts encoding to some modalities (analyses that change one modality reuse
+        the others' features)."""
+        names = self.modalities if only is None else list(only)
+        missing = [n for n in names if n not in batch.inputs]
         if missing:
-            raise KeyError(f"batch lacks modality {missing[0]!r} (model expects {', '.join(self.modalities)}); "
+            raise KeyError(f"batch lacks modality {missing[0]!r} (model expects {', '.join(names)}); "
                            "mark a missing modality with present=False instead of leaving it out")
         feats: Dict[str, Tensor] = {}
         masks: Dict[str, Optional[Tensor]] = {}
         present: Dict[str, Tensor] = {}
-        for n in self.modalities:
+        for n in names:
             y, mask = self.encoders[n](batch.inputs[n], batch.padding_mask.get(n))
             present[n] = batch.presence(n)
             if self.config.backbone == "sequence":

@@ -1,0 +1,148 @@
+"""Sample explorer: one sample's inputs, both models' predictions, gates, cues and why a modality
+was suppressed."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import dash_charts as charts
+import dash_state as ds
+from precal import dashboard_backend as be
+
+ctx = ds.context()
+ctx.require_data()
+schema = ctx.schema
+data = ctx.data
+st.title("Sample explorer")
+
+with ds.guard("sample explorer"):
+    preds = {v.role: ctx.predictions(v) for v in ctx.views}
+    cal_preds = preds.get(be.CALIBRATED)
+    ref_preds = preds.get(be.UNCALIBRATED)
+    table = be.sample_table(data, ctx.splits, cal_preds if cal_preds is not None else ref_preds,
+                            ref_preds if cal_preds is not None else None)
+
+    modes = ["sample id", "class", "misclassified", "most suppressed modality"]
+    mode = st.radio("Pick a sample by", modes, horizontal=True, key="ex_mode")
+    if mode == "sample id":
+        ds.select_sample(ctx, "ex_id")
+    elif mode == "class":
+        names = list(dict.fromkeys(table["class"]))
+        c1, c2 = st.columns(2)
+        cls = c1.selectbox("Class", names, key="ex_class")
+        ids = table.loc[table["class"] == cls, "sample id"].tolist()
+        current = st.session_state.get("sample_id")
+        pick = c2.selectbox("Sample of that class", ids, index=ids.index(current) if current in ids else 0,
+                            key=f"ex_class_pick_{cls}")
+        st.session_state["sample_id"] = pick
+    elif mode == "misclassified":
+        col = next((c for c in table.columns if c.startswith("correct")), None)
+        if col is None:
+            st.info("Misclassification needs a classification task.")
+        else:
+            wrong = table[~table[col]]
+            st.caption(f"{len(wrong)} of {len(table)} samples of {ctx.split} are misclassified by the "
+                       f"{col[len('correct ('):-1]} model.")
+            if len(wrong):
+                event = st.dataframe(wrong, hide_index=True, width="stretch", height=220, on_select="rerun",
+                                     selection_mode="single-row", key="ex_wrong_table")
+                rows = event.selection.rows if event is not None else []
+                if rows:
+                    st.session_state["sample_id"] = str(wrong.iloc[rows[0]]["sample id"])
+                elif st.session_state.get("sample_id") not in set(wrong["sample id"]):
+                    st.session_state["sample_id"] = str(wrong.iloc[0]["sample id"])
+    else:
+        if cal_preds is None:
+            st.info("Needs a calibrated checkpoint (the uncalibrated model has no gates).")
+        else:
+            sup = be.suppressed_table(data, ctx.splits, cal_preds, limit=50)
+            st.caption("The 50 (sample, modality) pairs with the smallest instance gate alpha. Select a row.")
+            event = st.dataframe(sup, hide_index=True, width="stretch", height=220, on_select="rerun",
+                                 selection_mode="single-row", key="ex_sup_table",
+                                 column_config={"alpha": st.column_config.NumberColumn(format="%.3f")})
+            rows = event.selection.rows if event is not None else []
+            if rows:
+                st.session_state["sample_id"] = str(sup.iloc[rows[0]]["sample id"])
+                st.session_state["ex_why"] = str(sup.iloc[rows[0]]["modality"])
+            elif len(sup) and st.session_state.get("sample_id") not in set(sup["sample id"]):
+                st.session_state["sample_id"] = str(sup.iloc[0]["sample id"])
+                st.session_state["ex_why"] = str(sup.iloc[0]["modality"])
+
+    index = ctx.current_index()
+    sid = str(data.sample_ids[index])
+    true_name = data.label_name(index)
+    outs = be.sample_outputs(ctx.views, ctx.splits, index)
+    st.subheader(f"Sample {sid} · true class: {true_name}")
+
+    # ---- predictions side by side
+    cols = st.columns(len(outs))
+    for col, v in zip(cols, ctx.views):
+        o = outs[v.role]
+        with col:
+            ds.prediction_card(f"prediction · {v.label}", o.predicted_name, o.predicted_name == true_name,
+                               o.confidence)
+    frames = []
+    for v in ctx.views:
+        frames.append(outs[v.role].top(5).assign(model=v.label))
+    top = pd.concat(frames, ignore_index=True)
+    st.plotly_chart(charts.top_k_figure(top, "top-5 class probabilities", colours=ds.role_colour_map(ctx.views),
+                                        true_class=true_name), config=ds.PLOTLY_CONFIG, key="ex_top")
+
+    # ---- inputs in native form
+    st.subheader("Inputs")
+    tabs = st.tabs(list(schema.modality_names))
+    for tab, m in zip(tabs, schema.modality_names):
+        with tab:
+            raw = data.sequence(m, index)
+            ds.render_modality(ctx, m, raw, len(raw), key="ex")
+
+    # ---- gates and cues
+    st.subheader("Gates and cues")
+    cue = pd.concat([outs[v.role].cue_frame().assign(model=v.label) for v in ctx.views], ignore_index=True)
+    colours = ds.role_colour_map(ctx.views)
+    c1, c2, c3 = st.columns(3)
+    c1.plotly_chart(charts.gate_bars(cue, "alpha", "instance gate alpha", "alpha (× feature scale)",
+                                     colours=colours, reference=1.0, y_range=[0, 2.1]), config=ds.PLOTLY_CONFIG, key="ex_alpha")
+    c2.plotly_chart(charts.gate_bars(cue, "support", "support: cos(u, û)", "support (cosine, −1…1)",
+                                     colours=colours, y_range=[-1.1, 1.2]), config=ds.PLOTLY_CONFIG, key="ex_support")
+    c3.plotly_chart(charts.gate_bars(cue, "conflict", "conflict: ‖u − û‖² / d", "conflict (mean squared distance)",
+                                     colours=colours), config=ds.PLOTLY_CONFIG, key="ex_conflict")
+    cal = outs.get(be.CALIBRATED)
+    if cal is not None:
+        c1, c2 = st.columns([1, 2])
+        c1.plotly_chart(charts.matrix_heatmap(cal.pairwise, cal.modalities, "pairwise support cos(u_m, u_k)",
+                                              "cosine", "modality k", "modality m"), config=ds.PLOTLY_CONFIG, key="ex_pairwise")
+        mat, mods = cal.beta_matrix()
+        c2.plotly_chart(charts.beta_heatmap(mat, mods, "dimension gate beta per channel (calibrated model)"),
+                        config=ds.PLOTLY_CONFIG, key="ex_beta")
+
+        # ---- why suppressed
+        st.subheader("Why was this modality suppressed?")
+        present = [m for m, p in zip(cal.modalities, cal.present) if p]
+        default = st.session_state.get("ex_why")
+        if default not in cal.modalities:
+            default = cal.modalities[int(np.argmin(np.where(cal.present, cal.alpha, np.inf)))] if present \
+                else cal.modalities[0]
+            st.session_state["ex_why"] = default
+        m = st.selectbox("Modality", cal.modalities, key="ex_why",
+                         format_func=lambda x: f"{x} (alpha = {cal.alpha[cal.modalities.index(x)]:.3f})")
+        expl = cal.explain(m)
+        st.info(expl.sentence)
+        from precal.explain import waterfall_frame
+
+        wf = waterfall_frame(expl)
+        c1, c2 = st.columns([2, 1])
+        c1.plotly_chart(charts.waterfall_figure(wf, f"alpha logit of {m}: baseline + cue contributions "
+                                                    f"= {expl.logit:+.3f} → alpha = {expl.alpha:.3f}"),
+                        config=ds.PLOTLY_CONFIG, key="ex_waterfall")
+        cue_values = pd.DataFrame({"cue": list(expl.cue_values), "value": list(expl.cue_values.values()),
+                                   "contribution to logit": [dict(expl.contributions).get(k, 0.0)
+                                                             for k in expl.cue_values]})
+        c2.markdown("**Cue values and their contributions**")
+        c2.dataframe(cue_values, hide_index=True, width="stretch",
+                     column_config={"value": st.column_config.NumberColumn(format="%.3f"),
+                                    "contribution to logit": st.column_config.NumberColumn(format="%+.3f")})
+        c2.caption("alpha = 2·sigmoid(logit): logit 0 leaves the modality unchanged, negative damps it, "
+                   "positive amplifies it.")
+    else:
+        st.info("This pair has no calibrated checkpoint: no gates to explain.")

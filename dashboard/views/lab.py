@@ -1,0 +1,158 @@
+"""Corruption lab: damage, remove or swap modalities of one sample and watch both models react.
+
+Everything below the title runs in an ``st.fragment``: moving a control reruns only the lab.
+"""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import dash_charts as charts
+import dash_state as ds
+from precal import dashboard_backend as be
+from precal.corruptions import corruptions_for
+
+ctx = ds.context()
+ctx.require_data()
+st.title("Corruption lab")
+st.caption("Corrupt, remove or swap modalities of one sample. Calibrated and uncalibrated models run on "
+           "the same corrupted input; corruptions are seeded and identical to the robustness sweep's.")
+
+EXCLUDED = {"remove_absent", "swap"}  # these have their own controls
+
+
+def _controls(schema) -> dict:
+    settings = {}
+    cols = st.columns(len(schema.modality_names))
+    for col, m in zip(cols, schema.modality_names):
+        spec = schema.modality(m)
+        with col:
+            st.markdown(f"**{m}** · {spec.kind.replace('_', ' ')} {be.fmt_shape(spec.step_shape)}")
+            options = [None] + [c for c in corruptions_for(spec.kind) if c.name not in EXCLUDED]
+            corr = st.selectbox("corruption", options, key=f"lab_corr_{m}",
+                                format_func=lambda c: "none" if c is None else c.title)
+            if corr is not None:
+                sev = st.select_slider("severity", options=list(range(6)), value=3, key=f"lab_sev_{m}_{corr.name}",
+                                       format_func=lambda s, c=corr: "0 · clean" if s == 0 else
+                                       f"{s} · {c.level_label(s).split(': ', 1)[-1]}")
+                st.caption(f"{corr.description} Now: {corr.level_label(sev)}.")
+            else:
+                sev = 0
+            remove = st.checkbox("remove (mark missing)", key=f"lab_remove_{m}")
+            swap = st.checkbox("swap with another sample", key=f"lab_swap_{m}",
+                               help="Replace this modality by the same modality of a random sample of a "
+                                    "different class (drawn with the seed below).")
+            settings[m] = be.LabSetting(corr.name if corr is not None else None, int(sev), remove, swap)
+    return settings
+
+
+@st.cache_resource(show_spinner="Fitting the projection of the split…", max_entries=16)
+def _projection(key: str, method: str, _pre: np.ndarray, _post: np.ndarray, _parts: dict):
+    from precal.projection import cached_projection
+
+    return cached_projection(be.CACHE_DIR / "projections", _parts, _pre, _post, method, 0)
+
+
+@st.fragment
+def lab() -> None:
+    schema = ctx.schema
+    c1, c2 = st.columns([3, 1])
+    with c1:
+        index = ds.select_sample(ctx, "lab")
+    seed = c2.number_input("seed", min_value=0, max_value=10_000, value=0, step=1, key="lab_seed",
+                           help="Seed of the random corruptions and of the swap donor.")
+    true_name = ctx.data.label_name(index)
+    settings = _controls(schema)
+    with ds.guard("corruption lab"):
+        views = list(ctx.views)
+        pre_view = ctx.switched_off()
+        result = be.lab_update(views, ctx.splits, index, settings, seed=int(seed),
+                               extra_views=[pre_view] if pre_view is not None else [])
+        active = [m for m, s in settings.items() if s.active]
+        notes = "; ".join(f"{n.modality}: {', '.join(n.steps)}"
+                          + (f" (donor {ctx.data.sample_ids[n.donor_index]}, class "
+                             f"{ctx.data.label_name(n.donor_index)})" if n.donor_index is not None else "")
+                          for n in result.notes)
+        st.markdown(f"**Sample {ctx.data.sample_ids[index]}** · true class **{true_name}** · "
+                    + (f"corrupted: {notes}" if notes else "no corruption (clean)")
+                    + f" · update took {1000 * result.seconds:.0f} ms")
+
+        # ---- predictions side by side
+        cols = st.columns(len(views))
+        for col, v in zip(cols, views):
+            clean, cor = result.clean[v.role], result.corrupted[v.role]
+            changed = clean.predicted != cor.predicted
+            with col:
+                st.markdown(f"##### {v.label}")
+                ds.prediction_card("prediction on the corrupted input", cor.predicted_name,
+                                   cor.predicted_name == true_name, cor.confidence,
+                                   f"changed (clean: {clean.predicted_name})" if changed else "same as on the clean input")
+                top_classes = list(dict.fromkeys(list(cor.top(5)["class"]) + list(clean.top(3)["class"])))
+                names = cor.class_names
+                rows = []
+                for state, o in (("clean", clean), ("corrupted", cor)):
+                    p = o.probabilities
+                    for c in top_classes:
+                        rows.append({"class": c, "probability": float(p[names.index(c)]) if c in names else 1.0,
+                                     "input": state})
+                st.plotly_chart(charts.top_k_figure(pd.DataFrame(rows), f"probabilities · {v.role}",
+                                                    colour_by="input", colours=charts.STATE_COLOURS,
+                                                    true_class=true_name), config=ds.PLOTLY_CONFIG, key=f"lab_top_{v.role}")
+
+        # ---- gates and cues, with change from clean
+        st.subheader("Gates and cues: clean vs corrupted")
+        delta = result.delta_frame()
+        delta = delta[delta["model"].isin([v.role for v in views])]
+        cal = result.corrupted.get(be.CALIBRATED)
+        if cal is not None:
+            frame = delta[delta["model"] == be.CALIBRATED]
+            long = frame.melt(id_vars=["modality", "quantity"], value_vars=["clean", "corrupted"], var_name="input")
+            g1, g2, g3 = st.columns(3)
+            for col, q, label, yr, ref in ((g1, "alpha", "alpha (× feature scale)", [0, 2.1], 1.0),
+                                           (g2, "support", "support (cosine, −1…1)", [-1.1, 1.2], None),
+                                           (g3, "conflict", "conflict (mean squared distance)", None, None)):
+                col.plotly_chart(charts.gate_bars(long[long["quantity"] == q], "value", f"{q} · calibrated model",
+                                                  label, colour_by="input", colours=charts.STATE_COLOURS,
+                                                  reference=ref, y_range=yr), config=ds.PLOTLY_CONFIG, key=f"lab_{q}")
+        show = delta.pivot_table(index=["modality"], columns=["model", "quantity"], values="change").round(4)
+        show.columns = [f"Δ {q} ({model})" for model, q in show.columns]
+        st.dataframe(show, width="stretch")
+
+        # ---- corrupted inputs
+        st.subheader("Corrupted inputs")
+        if not active:
+            st.caption("Choose a corruption above to see the damaged inputs here.")
+        else:
+            ckpt = views[0].checkpoint
+            batch = result.corrupted_batches[str(ckpt.path)]
+            tabs = st.tabs(active)
+            for tab, m in zip(tabs, active):
+                with tab:
+                    spec = schema.modality(m)
+                    x = be.model_input(batch, 0, spec, ckpt.preprocessor)
+                    ds.render_modality(ctx, m, x, ctx.data.modalities[m].length(index), key="lab",
+                                       title_suffix=" (corrupted, as the model sees it)")
+
+        # ---- the sample moving in the projection
+        st.subheader("Where the sample moves (fused representation)")
+        if pre_view is None:
+            st.info("Needs a calibrated checkpoint (pre/post calibration features).")
+        else:
+            method = st.session_state.get("emb_method", "pca")
+            pre_preds = ctx.predictions(pre_view)
+            post_preds = ctx.predictions(ctx.view(be.CALIBRATED))
+            pre, post = be.pre_post_features(be.FUSED, post_preds, pre_preds)
+            parts = be.projection_key(ctx.pair, ctx.split, be.FUSED)
+            proj = _projection(repr(sorted(parts.items())), method, pre, post, parts)
+            moves = {}
+            for name, view in (("after calibration", ctx.view(be.CALIBRATED)), ("before calibration", pre_view)):
+                clean_o, cor_o = result.by_view[view.key]
+                pts = proj.place(np.stack([clean_o.fused, cor_o.fused]))
+                moves[name] = (pts[0], pts[1])
+            labels = [f"{s} · {c}" for s, c in zip(ctx.sample_ids(), [ctx.data.label_name(int(i)) for i in ctx.splits.indices])]
+            st.plotly_chart(charts.lab_projection_figure(proj.post_xy, labels, moves,
+                                                         f"{method.upper()} of {ctx.split}: clean (●) → corrupted (✕)",
+                                                         method.upper()), config=ds.ZOOM_CONFIG, key="lab_proj")
+
+
+lab()

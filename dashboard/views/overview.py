@@ -1,0 +1,98 @@
+"""Overview / model card: data set, modalities, backbone, parameters, metrics, gates, confusion."""
+
+import numpy as np
+import plotly.express as px
+import streamlit as st
+
+import dash_charts as charts
+import dash_state as ds
+from precal import dashboard_backend as be
+
+ctx = ds.context()
+pair = ctx.pair
+schema = ctx.schema
+st.title(f"Overview · {schema.name}")
+st.caption(schema.description or "")
+
+ckpt = pair.primary
+params, cal_pct = be.parameter_table(pair.calibrated or ckpt)
+cols = st.columns(5)
+cols[0].metric("Data set", schema.name)
+cols[1].metric("Classes" if schema.task == "classification" else "Task",
+               len(schema.class_names) if schema.task == "classification" else schema.task)
+cols[2].metric("Backbone", pair.backbone)
+cols[3].metric("Parameters", be.fmt_count(int(params["parameters"].sum())))
+cols[4].metric("Calibrator / backbone", f"{cal_pct:.1f}%",
+               help="Calibrator parameters as a share of the rest of the model (encoders + fusion + head).")
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Modalities")
+    st.dataframe(be.modality_table(ckpt), hide_index=True, width="stretch")
+with right:
+    st.subheader("Parameters per part")
+    st.dataframe(params.assign(share=lambda d: (100 * d["parameters"] / d["parameters"].sum()).round(1))
+                 .rename(columns={"share": "share (%)"}), hide_index=True, width="stretch")
+if schema.citation:
+    with st.expander("Citation"):
+        st.write(schema.citation)
+
+st.subheader("Clean metrics: calibrated vs uncalibrated")
+if ctx.data is None or ctx.splits is None:
+    st.dataframe(be.metrics_table(ctx.views, {}, "test"), hide_index=True, width="stretch")
+    ctx.require_data()
+
+with ds.guard("metrics"):
+    preds = {v.role: ctx.predictions(v) for v in ctx.views}
+    live = {role: be.live_metrics(p, schema) for role, p in preds.items()}
+    table = be.metrics_table(ctx.views, live, ctx.split)
+    mcols = st.columns(max(1, len(ctx.views)))
+    main = "accuracy" if schema.task == "classification" else "acc2_non0"
+    base = live.get(be.UNCALIBRATED, {}).get(main)
+    for col, v in zip(mcols, ctx.views):
+        value = live[v.role].get(main)
+        delta = None
+        if v.role == be.CALIBRATED and base is not None:
+            delta = f"{100 * (value - base):+.1f} pts vs uncalibrated"
+        col.metric(f"{main} · {v.label} · {ctx.split} (live)", ds.fmt_pct(value), delta)
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={k: st.column_config.NumberColumn(k, format="%.3f")
+                                for k in table.columns if k not in ("model", "source")})
+
+    cal = ctx.view(be.CALIBRATED)
+    st.subheader("Instance gate alpha per modality")
+    if cal is None:
+        st.info("This pair has no calibrated checkpoint, so there are no gates to show.")
+    else:
+        frame = be.alpha_frame(preds[be.CALIBRATED], schema.class_names)
+        frame = frame[frame["present"]]
+        colours = charts.modality_colours(list(schema.modality_names))
+        c1, c2 = st.columns([1, 2])
+        with c1:
+            fig = px.violin(frame, x="modality", y="alpha", color="modality", box=True, points=False,
+                            color_discrete_map=colours,
+                            labels={"alpha": "alpha (× feature scale; 1 = unchanged)", "modality": "modality"})
+            fig.add_hline(y=1.0, line_dash="dash", line_color="black")
+            st.plotly_chart(charts._layout(fig, f"alpha distribution ({ctx.split}, {len(preds[be.CALIBRATED].alpha)} samples)",
+                                           height=420, legend=dict(title_text="modality")), config=ds.PLOTLY_CONFIG, key="ov_alpha")
+        with c2:
+            fig = px.box(frame, x="class", y="alpha", color="modality", color_discrete_map=colours, points=False,
+                         labels={"alpha": "alpha (× feature scale)", "class": "true class", "modality": "modality"})
+            fig.add_hline(y=1.0, line_dash="dash", line_color="black")
+            fig.update_xaxes(tickangle=-40)
+            st.plotly_chart(charts._layout(fig, "alpha per true class", height=420,
+                                           margin=dict(l=60, r=20, t=60, b=150),
+                                           legend=dict(orientation="h", y=1.12, x=1, xanchor="right",
+                                                       title_text="")),
+                            config=ds.PLOTLY_CONFIG, key="ov_alpha_class")
+
+    if schema.task == "classification":
+        st.subheader(f"Confusion matrices ({ctx.split})")
+        tabs = st.tabs([v.label for v in ctx.views])
+        for tab, v in zip(tabs, ctx.views):
+            with tab:
+                cm = np.asarray(live[v.role]["confusion_matrix"])
+                st.plotly_chart(charts.confusion_figure(cm, schema.class_names,
+                                                        f"confusion matrix · {v.label} · accuracy "
+                                                        f"{ds.fmt_pct(live[v.role]['accuracy'])}"),
+                                config=ds.PLOTLY_CONFIG, key=f"ov_cm_{v.role}")

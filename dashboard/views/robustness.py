@@ -1,0 +1,93 @@
+"""Robustness: metric and mean alpha of the corrupted modality vs severity, calibrated vs uncalibrated."""
+
+import pandas as pd
+import streamlit as st
+
+import dash_charts as charts
+import dash_state as ds
+from precal import dashboard_backend as be
+from precal.corruptions import CORRUPTIONS, corruptions_for
+
+ctx = ds.context()
+schema = ctx.schema
+st.title("Robustness to corruptions")
+TITLES = be.corruption_titles()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _sweep(weights: str, data_path: str, split: str, reference: str, modalities: tuple, corruptions: tuple,
+           severities: tuple, max_samples: int, seed: int, _views, _splits, _schema, _progress) -> pd.DataFrame:
+    return be.robustness_sweep(_views, _splits, _schema, list(modalities), list(corruptions), severities,
+                               seed=seed, max_samples=max_samples or None, progress=_progress)
+
+
+def show(frame: pd.DataFrame, source: str) -> None:
+    st.caption(source)
+    metric = frame["metric"].iloc[0] if len(frame) else "accuracy"
+    metrics = sorted(frame["metric"].unique())
+    if len(metrics) > 1:
+        metric = st.selectbox("Metric", metrics, key="rob_metric")
+    frame = frame[frame["metric"] == metric]
+    mods = [m for m in schema.modality_names if m in set(frame["modality"])] or sorted(frame["modality"].unique())
+    tabs = st.tabs([f"corrupting {m}" for m in mods])
+    for tab, m in zip(tabs, mods):
+        with tab:
+            sub = frame[frame["modality"] == m]
+            unit = "(0–1)" if metric not in ("mae", "corr") else ""
+            st.plotly_chart(charts.robustness_figure(sub, "value", f"{metric} vs severity when {m} is corrupted",
+                                                     f"{metric} {unit}".strip(), TITLES,
+                                                     y_range=[0, 1.02] if unit else None),
+                            config=ds.PLOTLY_CONFIG, key=f"rob_metric_{m}")
+            cal = sub[(sub["model"] == be.CALIBRATED) & sub["alpha_mean"].notna()]
+            if len(cal):
+                st.plotly_chart(charts.robustness_figure(cal, "alpha_mean",
+                                                         f"mean alpha of {m} (calibrated model) vs severity",
+                                                         f"mean alpha of {m} (1 = unchanged)", TITLES,
+                                                         reference=1.0),
+                                config=ds.PLOTLY_CONFIG, key=f"rob_alpha_{m}")
+    with st.expander("Table"):
+        st.dataframe(frame, hide_index=True, width="stretch")
+
+
+with ds.guard("robustness"):
+    stored = be.find_robustness_table(ctx.pair)
+    stored_frame = None
+    if stored is not None:
+        try:
+            stored_frame = be.read_robustness_table(stored, ctx.pair)
+        except be.USER_ERRORS as exc:
+            st.warning(f"stored sweep {stored} could not be read ({be.error_message(exc)}); compute one below.")
+    if stored_frame is not None and len(stored_frame):
+        show(stored_frame, f"Stored sweep: `{stored}` ({len(stored_frame)} rows).")
+    else:
+        ctx.require_data()
+        st.info("No stored sweep (robustness.csv) next to this checkpoint. Compute a small one here: every "
+                "setting corrupts the whole split at once (batched) with the same seeded corruptions as the lab.")
+        with st.form("rob_form"):
+            c1, c2, c3, c4 = st.columns(4)
+            mods = c1.multiselect("Modalities", schema.modality_names, default=schema.modality_names, key="rob_mods")
+            available = sorted({c.name for m in schema.modality_names for c in corruptions_for(schema.modality(m).kind)},
+                               key=list(CORRUPTIONS).index)
+            default = [c for c in ("gaussian_noise", "remove_absent") if c in available]
+            corrs = c2.multiselect("Corruptions", available, default=default, format_func=TITLES.get, key="rob_corrs")
+            sevs = c3.multiselect("Severities", [0, 1, 2, 3, 4, 5], default=[0, 1, 3, 5], key="rob_sevs")
+            n = ctx.splits.size
+            max_n = c4.number_input("Samples (0 = whole split)", min_value=0, max_value=n, value=min(n, 200),
+                                    step=10, key="rob_n")
+            submitted = st.form_submit_button("Compute sweep", type="primary")
+        key = (ctx.pair.cache_key, str(ctx.data_path), ctx.split, ctx.reference or "", tuple(mods), tuple(corrs),
+               tuple(sorted(sevs)), int(max_n), 0)
+        if submitted:
+            st.session_state["rob_last"] = key
+        if st.session_state.get("rob_last") == key and mods and corrs and sevs:
+            bar = st.progress(0.0, text="starting…")
+
+            def progress(fraction: float, text: str) -> None:
+                bar.progress(min(max(fraction, 0.0), 1.0), text=text)
+
+            frame = _sweep(*key, ctx.views, ctx.splits, schema, progress)
+            bar.empty()
+            show(frame, f"Computed sweep on {ctx.split} ({int(frame['n'].max()) if len(frame) else 0} samples, seed 0), "
+                        "cached for these weights and settings.")
+        elif submitted:
+            st.warning("Pick at least one modality, corruption and severity.")

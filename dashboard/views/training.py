@@ -1,0 +1,80 @@
+"""Training dynamics from history.json: losses, validation metrics, gates and cues, probes, gradients."""
+
+import pandas as pd
+import streamlit as st
+
+import dash_charts as charts
+import dash_state as ds
+from precal import dashboard_backend as be
+
+ctx = ds.context()
+pair = ctx.pair
+st.title("Training dynamics")
+st.caption("From each checkpoint's history.json (one row per epoch, measured on the validation split). "
+           "Solid lines: calibrated model; dashed: uncalibrated model.")
+
+with ds.guard("training dynamics"):
+    scalars, dynamics = [], []
+    for role, ckpt in ((be.CALIBRATED, pair.calibrated), (be.UNCALIBRATED, pair.uncalibrated)):
+        if ckpt is None:
+            continue
+        if not ckpt.history:
+            st.warning(f"{ckpt.name} has no history.json (or it is empty).")
+            continue
+        s, d = be.history_frames(ckpt.history)
+        scalars.append(s.assign(model=role))
+        dynamics.append(d.assign(model=role))
+    if not scalars:
+        st.info("No training history to show.")
+        st.stop()
+    s = pd.concat(scalars, ignore_index=True)
+    d = pd.concat(dynamics, ignore_index=True)
+
+    st.subheader("Loss and validation metrics")
+    c1, c2 = st.columns(2)
+    loss_cols = [c for c in ("train_loss", "val_loss") if c in s]
+    loss = s.melt(id_vars=["epoch", "model"], value_vars=loss_cols, var_name="split", value_name="loss")
+    loss["split"] = loss["split"].str.replace("_loss", "")
+    c1.plotly_chart(charts.curves_figure(loss, "epoch", "loss", "model", "split",
+                                         "loss per epoch (solid: train, dashed: validation)", "epoch",
+                                         "cross-entropy loss (nats)" if ctx.schema.task == "classification" else "loss"),
+                    config=ds.PLOTLY_CONFIG, key="tr_loss")
+    metric_cols = [c for c in s.columns if c.startswith("val_") and c not in ("val_loss", "val_n")]
+    metric_cols += [c for c in ("train_accuracy",) if c in s and s[c].notna().any()]
+    if metric_cols:
+        met = s.melt(id_vars=["epoch", "model"], value_vars=metric_cols, var_name="metric", value_name="value")
+        c2.plotly_chart(charts.curves_figure(met, "epoch", "value", "model", "metric",
+                                             "metrics per epoch (line style = metric)", "epoch",
+                                             "metric value (0–1)"), config=ds.PLOTLY_CONFIG, key="tr_metrics")
+    if "lr" in s:
+        with st.expander("Learning rate"):
+            st.plotly_chart(charts.curves_figure(s, "epoch", "lr", "model", None, "learning rate per epoch",
+                                                 "epoch", "learning rate"), config=ds.PLOTLY_CONFIG, key="tr_lr")
+
+    st.subheader("Calibrator gates and cues per modality (mean ± std over validation samples)")
+    specs = [
+        ("alpha", "instance gate alpha", "alpha (× feature scale)", 1.0),
+        ("beta", "dimension gate beta (mean over channels; bars: mean within-sample std)", "beta (×)", 1.0),
+        ("support", "support cos(u, û)", "support (cosine, −1…1)", None),
+        ("conflict", "conflict ‖u − û‖² / d", "conflict (mean squared distance)", None),
+    ]
+    cols = st.columns(2)
+    for k, (q, title, label, ref) in enumerate(specs):
+        sub = d[d["quantity"] == q]
+        if len(sub):
+            cols[k % 2].plotly_chart(charts.dynamics_figure(sub, title, label, reference=ref), config=ds.PLOTLY_CONFIG, key=f"tr_{q}")
+
+    st.subheader("Unimodal probes and encoder gradients")
+    c1, c2 = st.columns(2)
+    probe = d[d["quantity"].str.startswith("probe_")]
+    if len(probe):
+        name = probe["quantity"].iloc[0][len("probe_"):]
+        c1.plotly_chart(charts.dynamics_figure(probe, f"unimodal probe {name}: the model's own head with only one "
+                                                      "modality present", f"validation {name} (0–1)"),
+                        config=ds.PLOTLY_CONFIG, key="tr_probe")
+    grad = d[d["quantity"] == "grad_norm"]
+    if len(grad):
+        c2.plotly_chart(charts.dynamics_figure(grad, "gradient norm per encoder (mean over steps)",
+                                               "‖∇ encoder parameters‖₂"), config=ds.PLOTLY_CONFIG, key="tr_grad")
+    with st.expander("Per-epoch table"):
+        st.dataframe(s, hide_index=True, width="stretch")

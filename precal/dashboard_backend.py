@@ -1,0 +1,1233 @@
+"""Everything the dashboard computes, with no Streamlit in it (so it is unit-tested like the rest).
+
+The pages in ``dashboard/`` only lay out widgets and charts; every number they show comes from here
+or from the modules this builds on (:mod:`precal.inference`, :mod:`precal.explain`,
+:mod:`precal.projection`, :mod:`precal.corruptions`). The same forward pass that predicts also
+produces the calibration report the pages draw (no second code path for the UI).
+
+Vocabulary used throughout:
+
+- a **pair** (:class:`ModelPair`) groups the calibrated (``..._calon``) and uncalibrated
+  (``..._caloff``) checkpoints of one data set and backbone; either may be missing;
+- a **view** (:class:`ModelView`) is one model as shown in a column: a checkpoint plus the runtime
+  calibrator switch. If a pair has no trained baseline, the calibrated checkpoint run with its
+  calibrator switched off stands in as "uncalibrated" (same weights, gates fixed at 1);
+- a **split batch** is a whole split preprocessed exactly as the checkpoint's training data was
+  (:func:`precal.evaluation.dataset_for`); single samples are rows of it, so a corrupted sample in the
+  lab is corrupted exactly as in a batched robustness sweep (randomness is keyed by sample index).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import shutil
+import stat
+import tempfile
+import threading
+import time
+import weakref
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+import precal
+from precal.calibration import CalibrationReport
+from precal.checkpoint import CONFIG_FILE, WEIGHTS_FILE, Checkpoint, CheckpointError, load_checkpoint
+from precal.data.batch import Batch
+from precal.data.dataset import Preprocessor
+from precal.data.schema import DatasetSchema, ModalitySchema, SchemaError
+from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
+from precal.evaluation import dataset_for, resolve_data_dir
+from precal.inference import Predictions, predict
+from precal.metrics import compute_metrics
+
+ROOT = Path(precal.__file__).resolve().parent.parent
+"""The project folder (the package is installed editable): holds ``dashboard/``, ``checkpoints/``,
+``sample_data/`` and the on-disk cache."""
+APP_PATH = ROOT / "dashboard" / "app.py"
+CACHE_DIR = ROOT / ".cache" / "precal"
+ENV_CHECKPOINTS = "PRECAL_CHECKPOINTS"
+ENV_DATA = "PRECAL_DATA"
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
+MAX_UPLOAD_FILES = 32
+
+USER_ERRORS: Tuple[type, ...] = (CheckpointError, SchemaError, ValueError, KeyError, FileNotFoundError, OSError)
+"""What a bad path, file or choice raises: shown to the user as one line, never as a traceback."""
+
+CALIBRATED = "calibrated"
+UNCALIBRATED = "uncalibrated"
+ROLES = (CALIBRATED, UNCALIBRATED)
+REFERENCE_TRAINED = "trained baseline"
+REFERENCE_SWITCHED_OFF = "calibrator switched off"
+
+
+def error_message(exc: BaseException) -> str:
+    """One readable line for a user-caused error (KeyError's repr quotes are dropped)."""
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    else:
+        text = str(exc) or type(exc).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------------
+# Arguments
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DashboardArgs:
+    """What to open: explicit checkpoint folders (empty: every loadable folder in ``checkpoints/``)
+    and an optional data folder (a data set, or a folder of data sets such as ``sample_data/``)."""
+
+    checkpoints: Tuple[str, ...] = ()
+    data: Optional[str] = None
+
+
+def parse_dashboard_args(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> DashboardArgs:
+    """Arguments after ``--`` on the ``streamlit run`` line win; else ``PRECAL_CHECKPOINTS``
+    (``os.pathsep``-separated) and ``PRECAL_DATA`` (what the launcher also sets, and what tests use)."""
+    checkpoints: List[str] = []
+    data: Optional[str] = None
+    it = iter(argv)
+    for arg in it:
+        if arg in ("--checkpoint", "--data"):
+            value = next(it, None)
+            if value is None:
+                raise ValueError(f"{arg} needs a value")
+            if arg == "--checkpoint":
+                checkpoints.append(value)
+            else:
+                data = value
+        elif arg.startswith("--checkpoint="):
+            checkpoints.append(arg.split("=", 1)[1])
+        elif arg.startswith("--data="):
+            data = arg.split("=", 1)[1]
+    if not checkpoints:
+        checkpoints = [p for p in environ.get(ENV_CHECKPOINTS, "").split(os.pathsep) if p.strip()]
+    if data is None:
+        data = environ.get(ENV_DATA) or None
+    return DashboardArgs(tuple(checkpoints), data)
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints and pairs
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadProblem:
+    """A checkpoint or data folder that could not be opened, with a one-line reason."""
+
+    path: str
+    message: str
+
+
+def default_checkpoint_dirs(root: Path = ROOT) -> List[Path]:
+    """Every folder in ``<root>/checkpoints`` that looks like a checkpoint (has a config.json)."""
+    folder = root / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()
+                  and not p.name.startswith("."))
+
+
+def load_checkpoints(paths: Sequence[str | Path]) -> Tuple[List[Checkpoint], List[LoadProblem]]:
+    """Load each folder; a failure becomes a :class:`LoadProblem` instead of stopping the others."""
+    loaded: List[Checkpoint] = []
+    problems: List[LoadProblem] = []
+    seen: set = set()
+    for p in paths:
+        try:
+            ckpt = load_checkpoint(p)
+        except USER_ERRORS as exc:
+            problems.append(LoadProblem(str(p), error_message(exc)))
+            continue
+        key = ckpt.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            loaded.append(ckpt)
+    return loaded, problems
+
+
+_SUFFIX = re.compile(r"^(?P<base>.+?)[_\-]cal(?P<flag>on|off)$")
+
+
+def _group_key(ckpt: Checkpoint) -> str:
+    m = _SUFFIX.match(ckpt.name)
+    if m:
+        return m.group("base")
+    return f"{ckpt.schema.name}_{ckpt.config.backbone}"
+
+
+@dataclass
+class ModelPair:
+    """The calibrated and uncalibrated checkpoint of one data set + backbone (either may be None)."""
+
+    key: str
+    calibrated: Optional[Checkpoint] = None
+    uncalibrated: Optional[Checkpoint] = None
+    _fingerprints: Dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def checkpoints(self) -> List[Checkpoint]:
+        return [c for c in (self.calibrated, self.uncalibrated) if c is not None]
+
+    @property
+    def primary(self) -> Checkpoint:
+        """The checkpoint whose schema, data and splits the pages use."""
+        return self.checkpoints[0]
+
+    @property
+    def dataset(self) -> str:
+        return self.primary.schema.name
+
+    @property
+    def backbone(self) -> str:
+        return self.primary.config.backbone
+
+    @property
+    def label(self) -> str:
+        parts = []
+        if self.calibrated is not None:
+            parts.append("calibrated")
+        if self.uncalibrated is not None:
+            parts.append("uncalibrated")
+        return f"{self.dataset} · {self.backbone} backbone ({' + '.join(parts)})"
+
+    def fingerprint(self, ckpt: Checkpoint) -> str:
+        key = str(ckpt.path)
+        if key not in self._fingerprints:
+            self._fingerprints[key] = ckpt.fingerprint
+        return self._fingerprints[key]
+
+    @property
+    def cache_key(self) -> str:
+        """Identifies the weights of every checkpoint in the pair (for caches)."""
+        return "-".join(self.fingerprint(c) for c in self.checkpoints)
+
+    def reference_options(self) -> List[str]:
+        """How the uncalibrated column can be produced for this pair."""
+        options = []
+        if self.uncalibrated is not None:
+            options.append(REFERENCE_TRAINED)
+        if self.calibrated is not None:
+            options.append(REFERENCE_SWITCHED_OFF)
+        return options
+
+    def views(self, reference: Optional[str] = None) -> List["ModelView"]:
+        """The models shown side by side: calibrated first, then the uncalibrated reference."""
+        out: List[ModelView] = []
+        if self.calibrated is not None:
+            out.append(ModelView(CALIBRATED, self.calibrated, True, f"calibrated ({self.calibrated.name})"))
+        options = self.reference_options()
+        ref = reference if reference in options else (options[0] if options else None)
+        if ref == REFERENCE_TRAINED and self.uncalibrated is not None:
+            out.append(ModelView(UNCALIBRATED, self.uncalibrated, False, f"uncalibrated ({self.uncalibrated.name})"))
+        elif ref == REFERENCE_SWITCHED_OFF and self.calibrated is not None:
+            out.append(ModelView(UNCALIBRATED, self.calibrated, False,
+                                 f"calibrator off (same weights as {self.calibrated.name})"))
+        return out
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """One model as shown in a column: a checkpoint and the runtime calibrator switch."""
+
+    role: str
+    checkpoint: Checkpoint
+    calibration: bool
+    label: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.checkpoint.path}|{'on' if self.calibration else 'off'}"
+
+
+def pair_checkpoints(ckpts: Sequence[Checkpoint]) -> List[ModelPair]:
+    """Group checkpoints into calibrated/uncalibrated pairs.
+
+    Folders named ``<name>_calon`` / ``<name>_caloff`` pair by ``<name>``; others by data set and
+    backbone. A second checkpoint of the same role starts a pair of its own (named after its folder).
+    """
+    pairs: Dict[str, ModelPair] = {}
+    for c in ckpts:
+        role = CALIBRATED if c.config.calibration else UNCALIBRATED
+        key = _group_key(c)
+        pair = pairs.get(key)
+        if pair is not None and getattr(pair, role) is not None:
+            key = c.name
+            pair = pairs.get(key)
+        if pair is None:
+            pair = pairs[key] = ModelPair(key)
+        setattr(pair, role, c)
+    return sorted(pairs.values(), key=lambda p: p.key)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+
+
+def _is_dataset_dir(path: Path) -> bool:
+    return (path / HEADER_FILE).is_file()
+
+
+def _dataset_name(path: Path) -> Optional[str]:
+    import json
+
+    try:
+        return json.loads((path / HEADER_FILE).read_text()).get("schema", {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def find_data_dir(ckpt: Checkpoint, data: Optional[str | Path] = None, root: Path = ROOT) -> Path:
+    """The data folder to show a checkpoint with.
+
+    ``data`` may be a data set folder or a folder of data sets (``sample_data/``): then the one whose
+    schema name matches the checkpoint's (or whose folder name matches the recorded one) is used.
+    Without ``data``: the folder recorded at training time, else a match in ``<root>/sample_data``.
+    Raises :class:`CheckpointError` with a readable message.
+    """
+    recorded = Path(str(ckpt.training.get("data", ""))).name
+
+    def match_in(folder: Path) -> Optional[Path]:
+        if not folder.is_dir():
+            return None
+        subs = sorted(p for p in folder.iterdir() if p.is_dir() and _is_dataset_dir(p))
+        for p in subs:
+            if _dataset_name(p) == ckpt.schema.name:
+                return p
+        for p in subs:
+            if recorded and p.name == recorded:
+                return p
+        return None
+
+    if data is not None:
+        path = Path(data)
+        if not path.is_dir():
+            raise CheckpointError(f"data folder {path} does not exist")
+        if _is_dataset_dir(path):
+            return path
+        found = match_in(path)
+        if found is None:
+            raise CheckpointError(f"{path} holds no data set named {ckpt.schema.name!r} "
+                                  f"(needed by checkpoint {ckpt.name})")
+        return found
+    try:
+        return resolve_data_dir(ckpt)
+    except CheckpointError as exc:
+        found = match_in(root / "sample_data")
+        if found is None:
+            raise CheckpointError(f"{error_message(exc)}; no data set named {ckpt.schema.name!r} in "
+                                  f"{root / 'sample_data'} either") from exc
+        return found
+
+
+def load_data(path: str | Path) -> MultimodalData:
+    """Load a data folder (one readable error on failure)."""
+    return load_dataset(path)
+
+
+@dataclass
+class SplitBatches:
+    """One split preprocessed for each checkpoint of a pair (shared when preprocessing agrees)."""
+
+    split: str
+    indices: np.ndarray  # (N,) positions in the data set, row order of every batch
+    batches: Dict[str, Batch]  # checkpoint path -> full split batch
+
+    def batch_for(self, ckpt: Checkpoint) -> Batch:
+        return self.batches[str(ckpt.path)]
+
+    @property
+    def size(self) -> int:
+        return int(len(self.indices))
+
+
+def split_batches(pair: ModelPair, data: MultimodalData, split: str) -> SplitBatches:
+    """The split as full batches, preprocessed as each checkpoint's training data was."""
+    batches: Dict[str, Batch] = {}
+    by_config: Dict[str, Batch] = {}
+    import json
+
+    for ckpt in pair.checkpoints:
+        key = json.dumps([ckpt.preprocessor.to_json(), list(ckpt.model.modalities)], sort_keys=True)
+        if key not in by_config:
+            by_config[key] = dataset_for(ckpt, data, split).full_batch()
+        batches[str(ckpt.path)] = by_config[key]
+    first = next(iter(batches.values()))
+    indices = first.indices.numpy() if first.indices is not None else np.asarray(data.split(split))
+    return SplitBatches(split, indices, batches)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running models (thread-safe: Streamlit sessions share the cached models)
+# --------------------------------------------------------------------------------------------------
+
+_LOCKS: "weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: torch.nn.Module) -> threading.RLock:
+    """One lock per model: the runtime calibrator switch mutates the shared module."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
+def predict_view(view: ModelView, batch: Batch, batch_size: int = 128) -> Predictions:
+    """Batched predictions (with cues and features) of one view over a batch."""
+    model = view.checkpoint.model
+    with model_lock(model), model.calibration(view.calibration):
+        return predict(model, batch, batch_size=batch_size)
+
+
+def forward_view(view: ModelView, batch: Batch) -> Tuple[Tensor, Tensor, CalibrationReport]:
+    """One forward pass keeping the full report (for a few samples): logits, fused, report."""
+    model = view.checkpoint.model
+    with model_lock(model), model.calibration(view.calibration), torch.inference_mode():
+        was = model.training
+        model.eval()
+        try:
+            out = model(batch)
+        finally:
+            model.train(was)
+    return out.logits, out.fused, out.report
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# One sample: prediction, gates, cues, explanation
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SampleOutputs:
+    """What one model did with one sample (row ``row`` of ``report``)."""
+
+    label: str
+    role: str
+    calibration: bool
+    modalities: List[str]
+    class_names: List[str]
+    task: str
+    logits: np.ndarray  # (C,)
+    alpha: np.ndarray  # (M,)
+    support: np.ndarray  # (M,)
+    conflict: np.ndarray  # (M,)
+    present: np.ndarray  # (M,) bool
+    has_context: np.ndarray  # (M,) bool
+    pairwise: np.ndarray  # (M, M)
+    beta: Dict[str, np.ndarray]  # m -> (D_m,)
+    fused: np.ndarray  # (F,)
+    report: CalibrationReport
+    row: int
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        if self.task != "classification":
+            return np.ones(1)
+        return softmax(self.logits)
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.logits)) if self.task == "classification" else 0
+
+    @property
+    def predicted_name(self) -> str:
+        if self.task != "classification":
+            return f"{float(self.logits[0]):+.3f}"
+        return self.class_names[self.predicted]
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities.max())
+
+    def top(self, k: int = 5) -> pd.DataFrame:
+        """Top-k classes: class, probability (0..1), rank."""
+        if self.task != "classification":
+            return pd.DataFrame({"class": ["predicted value"], "probability": [float(self.logits[0])], "rank": [1]})
+        p = self.probabilities
+        order = np.argsort(-p, kind="stable")[:k]
+        return pd.DataFrame({"class": [self.class_names[i] for i in order], "probability": p[order],
+                             "rank": np.arange(1, len(order) + 1)})
+
+    def cue_frame(self) -> pd.DataFrame:
+        """One row per modality: alpha, support, conflict, beta mean/std, present, context."""
+        return pd.DataFrame({
+            "modality": self.modalities, "alpha": self.alpha, "support": self.support,
+            "conflict": self.conflict,
+            "beta mean": [float(self.beta[m].mean()) for m in self.modalities],
+            "beta std": [float(self.beta[m].std()) for m in self.modalities],
+            "present": self.present, "has context": self.has_context,
+        })
+
+    def beta_matrix(self) -> Tuple[np.ndarray, List[str]]:
+        """(M, max D) beta values (NaN-padded when dims differ) for a modality x channel heatmap."""
+        d = max(len(v) for v in self.beta.values())
+        out = np.full((len(self.modalities), d), np.nan)
+        for i, m in enumerate(self.modalities):
+            out[i, : len(self.beta[m])] = self.beta[m]
+        return out, list(self.modalities)
+
+    def explain(self, modality: str):
+        """:class:`precal.explain.AlphaExplanation` of this modality's gate."""
+        from precal.explain import explain_alpha
+
+        return explain_alpha(self.report, self.row, modality)
+
+
+def _outputs(view: ModelView, logits: Tensor, fused: Tensor, report: CalibrationReport, row: int) -> SampleOutputs:
+    schema = view.checkpoint.schema
+    return SampleOutputs(
+        label=view.label, role=view.role, calibration=view.calibration, modalities=list(report.modalities),
+        class_names=list(schema.class_names), task=schema.task,
+        logits=logits[row].numpy().astype(np.float64),
+        alpha=report.alpha[row].numpy().astype(np.float64),
+        support=report.support[row].numpy().astype(np.float64),
+        conflict=report.conflict[row].numpy().astype(np.float64),
+        present=report.present[row].numpy().astype(bool),
+        has_context=report.has_context[row].numpy().astype(bool),
+        pairwise=report.pairwise_support[row].numpy().astype(np.float64),
+        beta={m: report.beta[m][row].numpy().astype(np.float64) for m in report.modalities},
+        fused=fused[row].numpy().astype(np.float64),
+        report=report, row=row,
+    )
+
+
+def run_rows(view: ModelView, batch: Batch) -> List[SampleOutputs]:
+    """Every row of a small batch through one view, one forward pass."""
+    logits, fused, report = forward_view(view, batch)
+    return [_outputs(view, logits, fused, report, r) for r in range(batch.size)]
+
+
+def row_of(splits: SplitBatches, index: int) -> int:
+    """Row of data-set position ``index`` in the split batches."""
+    hits = np.nonzero(splits.indices == index)[0]
+    if len(hits) == 0:
+        raise KeyError(f"sample {index} is not in split {splits.split!r}")
+    return int(hits[0])
+
+
+def sample_outputs(views: Sequence[ModelView], splits: SplitBatches, index: int) -> Dict[str, SampleOutputs]:
+    """Role -> outputs for one clean sample."""
+    row = row_of(splits, index)
+    return {v.role: run_rows(v, splits.batch_for(v.checkpoint).select([row]))[0] for v in views}
+
+
+# --------------------------------------------------------------------------------------------------
+# Choosing samples
+# --------------------------------------------------------------------------------------------------
+
+
+def sample_table(data: MultimodalData, splits: SplitBatches, preds: Optional[Predictions] = None,
+                 reference: Optional[Predictions] = None) -> pd.DataFrame:
+    """One row per sample of the split: index, id, class, predicted (calibrated / reference), correct."""
+    idx = splits.indices
+    frame = pd.DataFrame({"index": idx, "sample id": data.sample_ids[idx].astype(str),
+                          "class": [data.label_name(int(i)) for i in idx]})
+    names = list(data.schema.class_names)
+    for tag, p in (("calibrated", preds), ("uncalibrated", reference)):
+        if p is None or data.schema.task != "classification":
+            continue
+        frame[f"predicted ({tag})"] = [names[int(k)] for k in p.predicted]
+        frame[f"correct ({tag})"] = p.predicted == p.labels
+    return frame
+
+
+def suppressed_table(data: MultimodalData, splits: SplitBatches, preds: Predictions,
+                     limit: int = 50) -> pd.DataFrame:
+    """Most suppressed (sample, modality) pairs of the split: sample id, class, modality, alpha."""
+    from precal.explain import most_suppressed
+
+    frame = most_suppressed(preds.alpha, preds.present, preds.modalities, limit=limit)
+    idx = splits.indices[frame["index"].to_numpy(dtype=int)]
+    return pd.DataFrame({"index": idx, "sample id": data.sample_ids[idx].astype(str),
+                         "class": [data.label_name(int(i)) for i in idx],
+                         "modality": frame["modality"].to_numpy(), "alpha": frame["alpha"].to_numpy()})
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs in native form
+# --------------------------------------------------------------------------------------------------
+
+KINECT_V1_BONES: Tuple[Tuple[str, str], ...] = (
+    ("head", "shoulder_center"), ("shoulder_center", "spine"), ("spine", "hip_center"),
+    ("shoulder_center", "left_shoulder"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+    ("left_wrist", "left_hand"),
+    ("shoulder_center", "right_shoulder"), ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
+    ("right_wrist", "right_hand"),
+    ("hip_center", "left_hip"), ("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("left_ankle", "left_foot"),
+    ("hip_center", "right_hip"), ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+    ("right_ankle", "right_foot"),
+)
+"""The 19 bones of the 20-joint Kinect v1 skeleton (the joint order UTD-MHAD uses)."""
+
+
+def skeleton_bones(joint_names: Sequence[str]) -> List[Tuple[int, int]]:
+    """Bones as joint-index pairs for the given joint order (bones naming unknown joints are skipped)."""
+    pos = {n: i for i, n in enumerate(joint_names)}
+    return [(pos[a], pos[b]) for a, b in KINECT_V1_BONES if a in pos and b in pos]
+
+
+def input_view_kind(spec: ModalitySchema, extra: Mapping[str, Any]) -> str:
+    """How to draw a modality: skeleton, frames, imu, heatmap (feature streams), vector."""
+    if spec.kind == "frame_sequence":
+        return "frames"
+    if spec.kind == "vector":
+        return "vector"
+    if len(spec.step_shape) == 2 and spec.step_shape[1] in (2, 3) and "joint_names" in extra \
+            and len(extra["joint_names"]) == spec.step_shape[0]:
+        return "skeleton"
+    if spec.step_shape == (6,) and "inertial_columns" in extra:
+        return "imu"
+    if spec.kind == "time_series" and spec.num_features <= 8:
+        return "lines"
+    return "heatmap"
+
+
+def denormalise(preprocessor: Preprocessor, spec: ModalitySchema, x: np.ndarray) -> np.ndarray:
+    """Model input (normalised) back to physical units: ``x * std + mean``."""
+    if spec.name not in preprocessor.mean:
+        return x
+    shape = (1,) if spec.kind == "frame_sequence" else spec.step_shape
+    mean = preprocessor.mean[spec.name].reshape(shape)
+    std = preprocessor.std[spec.name].reshape(shape)
+    return x * std + mean
+
+
+def model_input(batch: Batch, row: int, spec: ModalitySchema, preprocessor: Preprocessor) -> np.ndarray:
+    """Row ``row`` of ``batch`` for one modality in physical units, real steps only; empty if absent."""
+    x = batch.inputs[spec.name][row].numpy()
+    if not bool(batch.presence(spec.name)[row]):
+        return x[:0]
+    mask = batch.padding_mask.get(spec.name)
+    if mask is not None:
+        x = x[mask[row].numpy()]
+    return denormalise(preprocessor, spec, x).astype(np.float32)
+
+
+def time_axis(steps: int, spec: ModalitySchema, original_steps: Optional[int] = None) -> Tuple[np.ndarray, str]:
+    """Times of ``steps`` samples in seconds (if the rate is known) or step numbers.
+
+    ``original_steps``: length of the recording before resampling; resampled steps span it evenly.
+    """
+    if spec.rate_hz:
+        total = original_steps if original_steps else steps
+        if steps <= 1:
+            return np.zeros(steps), "time (s)"
+        return np.linspace(0.0, (total - 1) / spec.rate_hz, steps), "time (s)"
+    return np.arange(steps, dtype=float), "step"
+
+
+def frame_picks(steps: int, count: int = 8) -> np.ndarray:
+    """Evenly spaced frame indices for a strip."""
+    if steps <= 0:
+        return np.zeros(0, dtype=int)
+    return np.unique(np.round(np.linspace(0, steps - 1, min(count, steps))).astype(int))
+
+
+def feature_names(spec: ModalitySchema, extra: Mapping[str, Any]) -> List[str]:
+    """Names of the flattened features of one step (columns for charts)."""
+    cols = extra.get(f"{spec.name}_columns")
+    if isinstance(cols, (list, tuple)) and len(cols) == spec.num_features:
+        return [str(c) for c in cols]
+    return [f"{spec.name}[{i}]" for i in range(spec.num_features)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Corruption lab
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabSetting:
+    """Controls for one modality in the lab."""
+
+    corruption: Optional[str] = None  # a corruption name, None for none
+    severity: int = 0
+    remove: bool = False  # mark the modality absent (missing)
+    swap: bool = False  # replace it by the same modality of a different-class sample
+
+    @property
+    def active(self) -> bool:
+        return self.remove or self.swap or (self.corruption is not None and self.severity > 0)
+
+
+@dataclass
+class CorruptionNote:
+    modality: str
+    steps: List[str]
+    donor_index: Optional[int] = None  # data-set position of the swap donor
+
+
+def corrupt_rows(batch: Batch, schema: DatasetSchema, settings: Mapping[str, LabSetting], seed: int,
+                 pool: Optional[Batch] = None) -> Tuple[Batch, List[CorruptionNote]]:
+    """Apply each modality's setting to a (small) batch: swap, then the corruption, then removal.
+
+    Randomness is keyed by sample index, so the result equals what a whole-split sweep with the same
+    seed does to these samples. ``pool`` is the donor set for swaps (the whole split).
+    """
+    from precal.corruptions import apply_corruption
+
+    notes: List[CorruptionNote] = []
+    for m, s in settings.items():
+        if m not in batch.inputs or not s.active:
+            continue
+        kind = schema.modality(m).kind
+        note = CorruptionNote(m, [])
+        if s.swap:
+            res = apply_corruption(batch, m, kind, "swap", 5, seed, pool=pool)
+            batch = res.batch
+            if res.donor_rows is not None and pool is not None and pool.indices is not None:
+                d = int(res.donor_rows[0])
+                note.donor_index = int(pool.indices[d]) if d >= 0 else None
+            note.steps.append("swapped")
+        if s.corruption and s.corruption != "swap" and s.severity > 0:
+            batch = apply_corruption(batch, m, kind, s.corruption, int(s.severity), seed, pool=pool).batch
+            note.steps.append(f"{s.corruption} s{s.severity}")
+        if s.remove:
+            batch = apply_corruption(batch, m, kind, "remove_absent", 1, seed, pool=pool).batch
+            note.steps.append("removed")
+        notes.append(note)
+    return batch, notes
+
+
+def stack_rows(a: Batch, b: Batch) -> Batch:
+    """Two batches with identical padded shapes as one (one forward pass for clean + corrupted)."""
+    def cat(x: Dict[str, Tensor], y: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        return {k: torch.cat([x[k], y[k]]) for k in x}
+
+    pres_a = {m: a.presence(m) for m in a.inputs}
+    pres_b = {m: b.presence(m) for m in b.inputs}
+    return Batch(cat(a.inputs, b.inputs), cat(a.padding_mask, b.padding_mask), cat(pres_a, pres_b),
+                 None if a.labels is None else torch.cat([a.labels, b.labels]),
+                 None if a.indices is None else torch.cat([a.indices, b.indices]))
+
+
+@dataclass
+class LabResult:
+    """Clean and corrupted outputs of every view for one sample, plus the corrupted inputs."""
+
+    index: int
+    clean: Dict[str, SampleOutputs]  # role -> outputs (the views shown side by side)
+    corrupted: Dict[str, SampleOutputs]
+    corrupted_batches: Dict[str, Batch]  # checkpoint path -> the corrupted one-row batch
+    notes: List[CorruptionNote]
+    seconds: float
+    by_view: Dict[str, Tuple[SampleOutputs, SampleOutputs]] = field(default_factory=dict)  # view.key -> (clean, corrupted)
+
+    def delta_frame(self) -> pd.DataFrame:
+        """Per view and modality: alpha/support/conflict clean, corrupted and the change."""
+        rows = []
+        for role, cor in self.corrupted.items():
+            cl = self.clean[role]
+            for i, m in enumerate(cor.modalities):
+                for q in ("alpha", "support", "conflict"):
+                    a, b = float(getattr(cl, q)[i]), float(getattr(cor, q)[i])
+                    rows.append({"model": role, "modality": m, "quantity": q, "clean": a, "corrupted": b,
+                                 "change": b - a})
+        return pd.DataFrame(rows, columns=["model", "modality", "quantity", "clean", "corrupted", "change"])
+
+    def prediction_changed(self, role: str) -> bool:
+        return self.clean[role].predicted != self.corrupted[role].predicted
+
+
+def lab_update(views: Sequence[ModelView], splits: SplitBatches, index: int,
+               settings: Mapping[str, LabSetting], seed: int = 0,
+               extra_views: Sequence[ModelView] = ()) -> LabResult:
+    """Corrupt one sample as ``settings`` say and run every view on clean + corrupted (one forward
+    pass per view over a two-row batch). ``extra_views`` (e.g. the calibrator switched off, for the
+    'before calibration' point of the projection) are only stored in ``by_view``."""
+    start = time.perf_counter()
+    row = row_of(splits, index)
+    clean_out: Dict[str, SampleOutputs] = {}
+    cor_out: Dict[str, SampleOutputs] = {}
+    batches: Dict[str, Batch] = {}
+    stacked: Dict[str, Batch] = {}
+    notes: List[CorruptionNote] = []
+    by_view: Dict[str, Tuple[SampleOutputs, SampleOutputs]] = {}
+    for v in list(views) + [e for e in extra_views if e.key not in {w.key for w in views}]:
+        key = str(v.checkpoint.path)
+        if key not in batches:
+            pool = splits.batch_for(v.checkpoint)
+            clean_row = pool.select([row])
+            batches[key], notes = corrupt_rows(clean_row, v.checkpoint.schema, settings, seed, pool=pool)
+            stacked[key] = stack_rows(clean_row, batches[key])
+        clean, cor = run_rows(v, stacked[key])
+        by_view[v.key] = (clean, cor)
+    for v in views:
+        clean_out[v.role], cor_out[v.role] = by_view[v.key]
+    return LabResult(index, clean_out, cor_out, batches, notes, time.perf_counter() - start, by_view)
+
+
+# --------------------------------------------------------------------------------------------------
+# Overview
+# --------------------------------------------------------------------------------------------------
+
+
+def modality_table(ckpt: Checkpoint) -> pd.DataFrame:
+    """Modalities of a checkpoint: kind, step shape, rate, unit, model input length."""
+    rows = []
+    for spec in ckpt.schema.modalities:
+        length = ckpt.preprocessor.lengths.get(spec.name)
+        rows.append({
+            "modality": spec.name, "kind": spec.kind.replace("_", " "),
+            "step shape": " × ".join(str(s) for s in spec.step_shape),
+            "rate": f"{spec.rate_hz:g} Hz" if spec.rate_hz else "—",
+            "unit": spec.unit or "—",
+            "model input": f"{length} steps (resampled)" if length else "native length",
+            "description": spec.description,
+        })
+    return pd.DataFrame(rows)
+
+
+def parameter_table(ckpt: Checkpoint) -> Tuple[pd.DataFrame, float]:
+    """Parameters per part and the calibrator's size in % of the rest of the model (the backbone:
+    encoders + fusion + head)."""
+    counts = ckpt.model.parameter_counts()
+    backbone = sum(v for k, v in counts.items() if k != "calibrator")
+    frame = pd.DataFrame({"part": list(counts), "parameters": list(counts.values())})
+    return frame, 100.0 * counts.get("calibrator", 0) / max(backbone, 1)
+
+
+def live_metrics(preds: Predictions, schema: DatasetSchema) -> Dict[str, Any]:
+    return compute_metrics(schema.task, preds.labels, preds.logits, schema.class_names)
+
+
+def metrics_table(views: Sequence[ModelView], live: Mapping[str, Mapping[str, Any]], split: str) -> pd.DataFrame:
+    """Stored (metrics.json) and live metrics per view, one row per (model, source)."""
+    rows = []
+    for v in views:
+        stored = v.checkpoint.metrics.get(split, {}) if isinstance(v.checkpoint.metrics, dict) else {}
+        scalars = ("accuracy", "macro_f1") if v.checkpoint.schema.task == "classification" else \
+            ("acc2_non0", "f1_non0", "mae", "corr")
+        # Stored numbers are for the checkpoint as trained; a calibrator switched off at runtime
+        # has none of its own.
+        if stored and (v.calibration == v.checkpoint.config.calibration):
+            rows.append({"model": v.label, "source": f"stored metrics.json ({split})",
+                         **{k: stored.get(k) for k in scalars}})
+        if v.role in live:
+            rows.append({"model": v.label, "source": f"live ({split})",
+                         **{k: live[v.role].get(k) for k in scalars}})
+    return pd.DataFrame(rows)
+
+
+def alpha_frame(preds: Predictions, class_names: Sequence[str]) -> pd.DataFrame:
+    """Long table of instance gates: modality, alpha, class, present (for box/violin plots)."""
+    n, m = preds.alpha.shape
+    labels = preds.labels if preds.labels is not None else np.zeros(n, dtype=int)
+    names = [class_names[int(k)] if class_names else str(k) for k in labels]
+    return pd.DataFrame({
+        "modality": np.tile(np.asarray(preds.modalities, dtype=object), n),
+        "alpha": preds.alpha.reshape(-1),
+        "class": np.repeat(np.asarray(names, dtype=object), m),
+        "present": preds.present.reshape(-1),
+    })
+
+
+# --------------------------------------------------------------------------------------------------
+# Embeddings
+# --------------------------------------------------------------------------------------------------
+
+FUSED = "fused representation"
+
+
+def feature_spaces(modalities: Sequence[str]) -> List[str]:
+    return [FUSED] + list(modalities)
+
+
+def pre_post_features(space: str, calibrated: Predictions, switched_off: Predictions) -> Tuple[np.ndarray, np.ndarray]:
+    """Features before and after calibration for a space.
+
+    ``fused``: the calibrated model's fused representation with the calibrator switched off (pre)
+    and on (post), same weights. A modality: its summary before and after the gates.
+    """
+    if space == FUSED:
+        return switched_off.fused, calibrated.fused
+    if space not in calibrated.summaries_before:
+        raise KeyError(f"unknown feature space {space!r}; choose one of {', '.join(feature_spaces(calibrated.modalities))}")
+    return calibrated.summaries_before[space], calibrated.summaries_after[space]
+
+
+def mix_rows(clean: Batch, corrupted: Batch, rows: Tensor) -> Batch:
+    """``corrupted`` where ``rows`` (B,) is True, ``clean`` elsewhere (same padded shapes)."""
+    def pick(a: Tensor, b: Tensor) -> Tensor:
+        r = rows.reshape(-1, *([1] * (a.dim() - 1)))
+        return torch.where(r, b, a)
+
+    return Batch(
+        {k: pick(v, corrupted.inputs[k]) for k, v in clean.inputs.items()},
+        {k: pick(v, corrupted.padding_mask[k]) for k, v in clean.padding_mask.items()},
+        {k: pick(clean.presence(k), corrupted.presence(k)) for k in clean.inputs},
+        clean.labels, clean.indices,
+    )
+
+
+def corrupt_fraction(batch: Batch, schema: DatasetSchema, modality: str, corruption: str, severity: int,
+                     seed: int = 0, fraction: float = 0.5) -> Tuple[Batch, np.ndarray]:
+    """Corrupt ``modality`` for a seeded ``fraction`` of the samples (to colour embeddings by
+    corruption); returns the mixed batch and the (N,) bool mask of corrupted samples."""
+    from precal.corruptions import apply_corruption
+
+    res = apply_corruption(batch, modality, schema.modality(modality).kind, corruption, severity, seed, pool=batch)
+    gen = torch.Generator().manual_seed(seed + 7919)
+    chosen = torch.rand(batch.size, generator=gen) < fraction
+    rows = chosen & res.affected.cpu()
+    return mix_rows(batch, res.batch, rows), rows.numpy()
+
+
+def projection_key(pair: ModelPair, split: str, space: str, extra: Mapping[str, Any] | None = None) -> Dict[str, Any]:
+    """Cache key parts for a projection: weights, split, feature space, corruption."""
+    return {"weights": pair.cache_key, "split": split, "space": space, **(extra or {})}
+
+
+def neighbourhood_table(pre: np.ndarray, post: np.ndarray, labels: np.ndarray, k: int = 10) -> pd.DataFrame:
+    """kNN purity and silhouette of the features before and after calibration."""
+    from precal.projection import neighbourhood_scores
+
+    k = max(1, min(k, len(labels) - 1))
+    before = neighbourhood_scores(pre, labels, k=k)
+    after = neighbourhood_scores(post, labels, k=k)
+    return pd.DataFrame({"score": list(before), "before": [before[s] for s in before],
+                         "after": [after[s] for s in before]})
+
+
+def arrow_segments(start: np.ndarray, end: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """x, y arrays of line segments start->end separated by NaN (one plotly trace for N lines)."""
+    n = len(start)
+    xs = np.full(3 * n, np.nan)
+    ys = np.full(3 * n, np.nan)
+    xs[0::3], xs[1::3] = start[:, 0], end[:, 0]
+    ys[0::3], ys[1::3] = start[:, 1], end[:, 1]
+    return xs, ys
+
+
+# --------------------------------------------------------------------------------------------------
+# Robustness
+# --------------------------------------------------------------------------------------------------
+
+ROBUSTNESS_FILES = ("robustness.csv", "robustness.parquet")
+ROBUSTNESS_COLUMNS = ("model", "checkpoint", "modality", "corruption", "severity", "metric", "value",
+                      "alpha_mean", "n")
+
+
+def find_robustness_table(pair: ModelPair) -> Optional[Path]:
+    """A stored sweep table in a checkpoint folder of the pair (or the folder holding them)."""
+    for ckpt in pair.checkpoints:
+        for folder in (ckpt.path, ckpt.path.parent):
+            for name in ROBUSTNESS_FILES:
+                if (folder / name).is_file():
+                    return folder / name
+    return None
+
+
+def _first_column(frame: pd.DataFrame, names: Iterable[str]) -> Optional[str]:
+    lower = {c.lower(): c for c in frame.columns}
+    for n in names:
+        if n in lower:
+            return lower[n]
+    return None
+
+
+def normalise_robustness_table(frame: pd.DataFrame, pair: ModelPair) -> pd.DataFrame:
+    """Bring a stored sweep table to the dashboard's long form (:data:`ROBUSTNESS_COLUMNS`).
+
+    Accepts a long table (``metric`` + ``value`` columns) or a wide one (one column per metric such as
+    ``accuracy``); the model is taken from a ``model``/``role``/``calibration``/``checkpoint`` column
+    and named calibrated/uncalibrated by matching the pair's checkpoint folder names.
+    """
+    mod = _first_column(frame, ("modality",))
+    cor = _first_column(frame, ("corruption", "corruption_name"))
+    sev = _first_column(frame, ("severity",))
+    if mod is None or cor is None or sev is None:
+        raise ValueError("the robustness table needs columns modality, corruption and severity "
+                         f"(it has: {', '.join(map(str, frame.columns))})")
+    ckpt_col = _first_column(frame, ("checkpoint", "checkpoint_name", "model_name"))
+    model_col = _first_column(frame, ("model", "role"))
+    cal_col = _first_column(frame, ("calibration", "calibrated"))
+    names = {c.name: (CALIBRATED if c is pair.calibrated else UNCALIBRATED) for c in pair.checkpoints}
+
+    def role_of(row: pd.Series) -> str:
+        if ckpt_col is not None:
+            n = Path(str(row[ckpt_col])).name
+            if n in names:
+                return names[n]
+        if model_col is not None:
+            text = str(row[model_col]).lower()
+            if Path(text).name in {k.lower(): v for k, v in names.items()}:
+                return {k.lower(): v for k, v in names.items()}[Path(text).name]
+            if "uncal" in text or "caloff" in text or text in ("off", "baseline"):
+                return UNCALIBRATED
+            if "cal" in text or text == "on":
+                return CALIBRATED
+        if cal_col is not None:
+            value = str(row[cal_col]).lower()
+            return CALIBRATED if value in ("true", "1", "on", "yes") else UNCALIBRATED
+        return CALIBRATED if pair.calibrated is not None else UNCALIBRATED
+
+    roles = frame.apply(role_of, axis=1) if len(frame) else pd.Series([], dtype=object)
+    ckpts = frame[ckpt_col].astype(str) if ckpt_col is not None else roles
+    alpha_col = _first_column(frame, ("alpha_mean", "alpha", "mean_alpha", "alpha_corrupted"))
+    n_col = _first_column(frame, ("n", "samples", "count"))
+    metric_col = _first_column(frame, ("metric",))
+    value_col = _first_column(frame, ("value",))
+    base = pd.DataFrame({"model": roles.to_numpy(), "checkpoint": ckpts.to_numpy(),
+                         "modality": frame[mod].astype(str).to_numpy(),
+                         "corruption": frame[cor].astype(str).to_numpy(),
+                         "severity": pd.to_numeric(frame[sev], errors="coerce").to_numpy(),
+                         "alpha_mean": pd.to_numeric(frame[alpha_col], errors="coerce").to_numpy()
+                         if alpha_col else np.nan,
+                         "n": frame[n_col].to_numpy() if n_col else np.nan})
+    if metric_col is not None and value_col is not None:
+        out = base.assign(metric=frame[metric_col].astype(str).to_numpy(),
+                          value=pd.to_numeric(frame[value_col], errors="coerce").to_numpy())
+    else:
+        known = [c for c in frame.columns if str(c).lower() in
+                 ("accuracy", "macro_f1", "acc2_non0", "f1_non0", "mae", "corr", "acc2_has0", "acc7")]
+        if not known:
+            raise ValueError("the robustness table has no metric column (expected e.g. accuracy or macro_f1)")
+        parts = [base.assign(metric=str(c).lower(), value=pd.to_numeric(frame[c], errors="coerce").to_numpy())
+                 for c in known]
+        out = pd.concat(parts, ignore_index=True)
+    return out[list(ROBUSTNESS_COLUMNS)].dropna(subset=["severity"])
+
+
+def read_robustness_table(path: Path, pair: ModelPair) -> pd.DataFrame:
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return normalise_robustness_table(frame, pair)
+
+
+def sweep_plan(schema: DatasetSchema, modalities: Optional[Sequence[str]] = None,
+               corruptions: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
+    """(modality, corruption) pairs that apply, in a stable order."""
+    from precal.corruptions import corruptions_for
+
+    plan = []
+    for m in modalities or schema.modality_names:
+        for c in corruptions_for(schema.modality(m).kind):
+            if corruptions is None or c.name in corruptions:
+                plan.append((m, c.name))
+    return plan
+
+
+def robustness_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: DatasetSchema,
+                     modalities: Optional[Sequence[str]] = None, corruptions: Optional[Sequence[str]] = None,
+                     severities: Sequence[int] = (0, 1, 3, 5), seed: int = 0, max_samples: Optional[int] = None,
+                     progress: Optional[Callable[[float, str], None]] = None) -> pd.DataFrame:
+    """Metric and mean alpha of the corrupted modality vs severity, batched over the whole split.
+
+    Every (modality, corruption, severity) corrupts the full split batch at once with
+    :func:`precal.corruptions.apply_corruption` (the same call the lab makes for one sample) and
+    runs each view over it. Deterministic corruptions with an on/off level (removal) are computed
+    once and repeated over severities. Returns the long table of :data:`ROBUSTNESS_COLUMNS`.
+    """
+    from precal.corruptions import apply_corruption, get_corruption
+
+    plan = sweep_plan(schema, modalities, corruptions)
+    sev = sorted({int(s) for s in severities})
+    rows = slice(0, max_samples) if max_samples else slice(None)
+    batches = {k: b.select(rows) for k, b in splits.batches.items()}
+    records: List[Dict[str, Any]] = []
+    metric = "accuracy" if schema.task == "classification" else "acc2_non0"
+    total = max(1, len(views) * (1 + len(plan) * len([s for s in sev if s > 0])))
+    done = 0
+
+    def run(view: ModelView, batch: Batch, m: Optional[str]) -> Tuple[float, float, int]:
+        p = predict_view(view, batch)
+        met = compute_metrics(schema.task, p.labels, p.logits, schema.class_names)
+        alpha = float("nan")
+        if m is not None and view.calibration:
+            i = p.modalities.index(m)
+            keep = p.present[:, i]
+            alpha = float(p.alpha[keep, i].mean()) if keep.any() else float("nan")
+        return float(met[metric]), alpha, int(len(p.logits))
+
+    clean: Dict[str, Tuple[float, np.ndarray, int]] = {}
+    for v in views:
+        b = batches[str(v.checkpoint.path)]
+        p = predict_view(v, b)
+        met = compute_metrics(schema.task, p.labels, p.logits, schema.class_names)
+        clean[v.role] = (float(met[metric]), p.alpha, int(len(p.logits)))
+        done += 1
+        if progress:
+            progress(done / total, f"clean: {v.label}")
+    for m, c in plan:
+        spec = get_corruption(c)
+        cached: Dict[str, Tuple[float, float, int]] = {}
+        for s in sev:
+            for v in views:
+                key = str(v.checkpoint.path)
+                if s == 0:
+                    value, alphas, n = clean[v.role]
+                    i = list(v.checkpoint.model.modalities).index(m)
+                    alpha = float(alphas[:, i].mean()) if v.calibration else float("nan")
+                else:
+                    if not spec.random and spec.unit == "on/off" and v.role in cached:
+                        value, alpha, n = cached[v.role]
+                    else:
+                        b = batches[key]
+                        cor = apply_corruption(b, m, schema.modality(m).kind, c, s, seed, pool=b).batch
+                        value, alpha, n = run(v, cor, m)
+                        cached[v.role] = (value, alpha, n)
+                    done += 1
+                    if progress:
+                        progress(min(done / total, 1.0), f"{m} · {spec.title} · severity {s} · {v.role}")
+                records.append({"model": v.role, "checkpoint": v.checkpoint.name, "modality": m,
+                                "corruption": c, "severity": s, "metric": metric, "value": value,
+                                "alpha_mean": alpha, "n": n})
+    return pd.DataFrame(records, columns=list(ROBUSTNESS_COLUMNS))
+
+
+def corruption_titles() -> Dict[str, str]:
+    from precal.corruptions import CORRUPTIONS
+
+    return {k: c.title for k, c in CORRUPTIONS.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Training dynamics
+# --------------------------------------------------------------------------------------------------
+
+
+def history_frames(history: Sequence[Mapping[str, Any]]) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """history.json as two tables: per epoch scalars, and per epoch x modality dynamics (long:
+    epoch, modality, quantity, mean, std)."""
+    scalars = pd.DataFrame([{k: v for k, v in h.items() if not isinstance(v, (dict, list))} for h in history])
+    rows = []
+    for h in history:
+        for m, d in (h.get("modalities") or {}).items():
+            keys = {k[: -len("_mean")] for k in d if k.endswith("_mean")}
+            for q in sorted(keys):
+                rows.append({"epoch": h.get("epoch"), "modality": m, "quantity": q,
+                             "mean": d.get(f"{q}_mean"), "std": d.get(f"{q}_std", 0.0)})
+            for k, v in d.items():
+                if not k.endswith(("_mean", "_std")) and isinstance(v, (int, float)):
+                    rows.append({"epoch": h.get("epoch"), "modality": m, "quantity": k, "mean": v, "std": 0.0})
+    dyn = pd.DataFrame(rows, columns=["epoch", "modality", "quantity", "mean", "std"])
+    return scalars, dyn
+
+
+# --------------------------------------------------------------------------------------------------
+# Uploads
+# --------------------------------------------------------------------------------------------------
+
+
+def extract_checkpoint_zip(payload: bytes, dest_root: Path | str, max_bytes: int = MAX_UPLOAD_BYTES,
+                           max_uncompressed: int = MAX_UNCOMPRESSED_BYTES) -> Path:
+    """Safely unpack a zipped checkpoint folder into a fresh folder under ``dest_root``; return the
+    folder holding ``config.json`` and ``model.safetensors``.
+
+    Refused with a one-line :class:`CheckpointError`: archives over ``max_bytes`` (or over
+    ``max_uncompressed`` once unpacked: zip bombs), non-zip data, absolute paths, ``..`` components,
+    symlinks and other special files, too many entries, and archives without a checkpoint.
+    Nothing is executed or unpickled; the caller then loads the folder with ``load_checkpoint``.
+    """
+    if len(payload) > max_bytes:
+        raise CheckpointError(f"the upload is {len(payload) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(payload))
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError("the upload is not a zip archive (zip the checkpoint folder)") from exc
+    with archive:
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+        if len(infos) > MAX_UPLOAD_FILES:
+            raise CheckpointError(f"the archive holds {len(infos)} files; a checkpoint has only a few")
+        if sum(i.file_size for i in infos) > max_uncompressed:
+            raise CheckpointError(f"the archive unpacks to more than {max_uncompressed / 1e6:.0f} MB")
+        safe: List[Tuple[zipfile.ZipInfo, PurePosixPath]] = []
+        for info in infos:
+            name = info.filename.replace("\\", "/")
+            path = PurePosixPath(name)
+            if name.startswith("/") or path.is_absolute() or re.match(r"^[A-Za-z]:", name) \
+                    or any(part in ("..", "") for part in path.parts):
+                raise CheckpointError(f"the archive has an unsafe path {info.filename!r}")
+            mode = (info.external_attr >> 16) & 0o170000
+            if mode and not stat.S_ISREG(mode):
+                raise CheckpointError(f"the archive entry {info.filename!r} is not a regular file")
+            if path.parts[0] in ("__MACOSX",) or path.name.startswith("._"):
+                continue
+            safe.append((info, path))
+        configs = [p for _, p in safe if p.name == CONFIG_FILE]
+        if not configs:
+            raise CheckpointError(f"the archive has no {CONFIG_FILE}: zip a checkpoint folder "
+                                  f"({CONFIG_FILE} + {WEIGHTS_FILE})")
+        top = min(configs, key=lambda p: len(p.parts)).parent
+        dest_root = Path(dest_root)
+        dest_root.mkdir(parents=True, exist_ok=True)
+        dest = Path(tempfile.mkdtemp(prefix="upload-", dir=dest_root))
+        base = dest.resolve()
+        written = 0
+        try:
+            for info, path in safe:
+                target = (dest / Path(*path.parts)).resolve()
+                if base not in target.parents:
+                    raise CheckpointError(f"the archive has an unsafe path {info.filename!r}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as src, open(target, "wb") as out:
+                    while True:
+                        chunk = src.read(1 << 20)
+                        if not chunk:
+                            break
+                        written += len(chunk)
+                        if written > max_uncompressed:
+                            raise CheckpointError(f"the archive unpacks to more than {max_uncompressed / 1e6:.0f} MB")
+                        out.write(chunk)
+        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise CheckpointError(f"the archive cannot be unpacked: {error_message(exc)}") from exc
+        except CheckpointError:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+    folder = dest / Path(*top.parts) if top.parts else dest
+    return folder
+
+
+def load_uploaded_checkpoint(payload: bytes, dest_root: Path | str, max_bytes: int = MAX_UPLOAD_BYTES) -> Checkpoint:
+    """Unpack and load an uploaded checkpoint (a failed load removes the unpacked files)."""
+    folder = extract_checkpoint_zip(payload, dest_root, max_bytes=max_bytes)
+    try:
+        return load_checkpoint(folder)
+    except CheckpointError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+# --------------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------------
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    return " × ".join(str(int(s)) for s in shape)
+
+
+def fmt_count(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f} M"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f} k"
+    return str(n)
+
+
+def finite_or_none(x: float) -> Optional[float]:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
