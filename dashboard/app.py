@@ -22,6 +22,7 @@ st.set_page_config(page_title="precal dashboard", page_icon=":material/tune:", l
 
 import dash_state as ds  # noqa: E402
 
+ds.configure_torch()
 ds.start_warmups()
 
 pages = [

@@ -345,7 +345,8 @@ def dynamics_figure(frame: pd.DataFrame, title: str, y_label: str, reference: Op
         fig.add_hline(y=reference, line_dash="dot", line_color="black")
     fig.update_xaxes(title_text="epoch", dtick=1 if frame["epoch"].nunique() <= 20 else None)
     fig.update_yaxes(title_text=y_label)
-    return _layout(fig, title, height=360, legend=dict(title_text="modality · model"))
+    return _layout(fig, title, height=400, legend=dict(title_text="", orientation="h", yanchor="top", y=-0.22, x=0),
+                   margin=dict(l=60, r=20, t=60, b=110))
 
 
 def curves_figure(frame: pd.DataFrame, x: str, y: str, colour: str, dash: Optional[str], title: str,
@@ -353,4 +354,5 @@ def curves_figure(frame: pd.DataFrame, x: str, y: str, colour: str, dash: Option
     fig = px.line(frame, x=x, y=y, color=colour, line_dash=dash, markers=True,
                   color_discrete_map=ROLE_COLOURS, labels={x: x_label, y: y_label})
     fig.update_xaxes(dtick=1 if frame[x].nunique() <= 20 else None)
-    return _layout(fig, title, height=340)
+    return _layout(fig, title, height=400, legend=dict(title_text="", orientation="h", yanchor="top", y=-0.22, x=0),
+                   margin=dict(l=60, r=20, t=60, b=110))

@@ -125,6 +125,22 @@ def _predictions(view_key: str, fingerprint: str, data_path: str, split: str, va
 
 
 @st.cache_resource(show_spinner=False)
+def configure_torch() -> int:
+    """Run the models single-threaded by default (``PRECAL_DASHBOARD_THREADS`` overrides).
+
+    The dashboard's forward passes are small (one or two samples in the lab); with several
+    intra-op threads on a busy 2-core machine each tiny op waits for its threads and a 20 ms
+    update takes over a second. One thread is also fairer when several sessions run at once.
+    """
+    import torch
+
+    threads = int(os.environ.get("PRECAL_DASHBOARD_THREADS", "1") or 1)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+@st.cache_resource(show_spinner=False)
 def start_warmups() -> Any:
     """Compile UMAP's numba code in the background once per process, so the first page is not
     blocked by it (and UMAP is ready when someone opens the embeddings page)."""
@@ -214,13 +230,15 @@ def _checkpoint_paths(args: be.DashboardArgs) -> List[str]:
     return paths + list(st.session_state.get("uploaded_checkpoints", []))
 
 
-def _upload_widget() -> None:
+def _upload_widget() -> Optional[str]:
+    """The upload box; returns the folder of a checkpoint uploaded in this run (else None)."""
+    new = None
     with st.sidebar.expander("Upload a checkpoint (.zip)"):
         st.caption(f"A zipped checkpoint folder (config.json + model.safetensors), up to "
                    f"{be.MAX_UPLOAD_BYTES // (1024 * 1024)} MB. Nothing in it is executed.")
         upload = st.file_uploader("checkpoint zip", type=["zip"], key="upload", label_visibility="collapsed")
         if upload is None:
-            return
+            return None
         token = f"{upload.name}:{upload.size}:{getattr(upload, 'file_id', '')}"
         done = st.session_state.setdefault("upload_results", {})
         if token not in done:
@@ -229,25 +247,31 @@ def _upload_widget() -> None:
                 st.session_state.setdefault("uploaded_checkpoints", []).append(str(ckpt.path))
                 done[token] = ("ok", f"loaded {ckpt.name} ({ckpt.schema.name}, {ckpt.config.backbone}, "
                                      f"calibration {'on' if ckpt.config.calibration else 'off'})", str(ckpt.path))
+                new = str(ckpt.path)
             except be.USER_ERRORS as exc:
                 done[token] = ("error", f"upload refused: {be.error_message(exc)}", None)
         status, message, _ = done[token]
         (st.success if status == "ok" else st.error)(message)
+    return new
 
 
 def build_context() -> Optional[Context]:
     """Sidebar controls + loading; stores the context in the session for the pages."""
     args = app_args()
+    sb = st.sidebar.container()  # filled below; the upload box is drawn after it
+    uploaded = _upload_widget()
     loaded, problems = load_checkpoints(_checkpoint_paths(args))
     pairs = be.pair_checkpoints(loaded)
     ctx = Context(args, pairs, problems)
     st.session_state["_ctx"] = ctx
-    sb = st.sidebar
     if not pairs:
-        _upload_widget()
         return ctx
     labels = {p.key: p.label for p in pairs}
     keys = [p.key for p in pairs]
+    if uploaded is not None:  # show what was just uploaded
+        hit = next((p.key for p in pairs if any(str(c.path) == uploaded for c in p.checkpoints)), None)
+        if hit is not None:
+            st.session_state["pair_key"] = hit
     if st.session_state.get("pair_key") not in keys:
         st.session_state["pair_key"] = keys[0]
     key = sb.selectbox("Data set · backbone", keys, format_func=lambda k: labels[k], key="pair_key",
@@ -284,7 +308,6 @@ def build_context() -> Optional[Context]:
     for c in pair.checkpoints:
         sb.caption(f"{'calibrated' if c.config.calibration else 'uncalibrated'}: `{c.path}` "
                    f"(weights {pair.fingerprint(c)})")
-    _upload_widget()
     return ctx
 
 

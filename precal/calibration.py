@@ -199,6 +199,8 @@ class PreFusionCalibrator(nn.Module):
         summaries = {n: masked_mean(features[n], self.specs[n].layout, padding_mask.get(n)) for n in self.names}
         z = torch.stack([self.project[n](summaries[n]) for n in self.names], dim=1)  # (B, M, d)
         u = F.layer_norm(z, (self.shared_dim,)) * self.norm_weight + self.norm_bias
+        # An absent modality's values are arbitrary (even NaN): replace, never multiply by 0.
+        u = torch.where(pres.unsqueeze(-1), u, torch.zeros_like(u))
         context, weights, peer_mask = self._context(u, pres)
         has_context = pres & peer_mask.any(dim=2)
         hidden = F.gelu(torch.einsum("bmd,mde->bme", context, self.predictor_w1) + self.predictor_b1)
@@ -273,7 +275,7 @@ class PreFusionCalibrator(nn.Module):
         """
         m_count = u.shape[1]
         eye = torch.eye(m_count, dtype=torch.bool, device=u.device)
-        peer_mask = present.unsqueeze(1) & ~eye.unsqueeze(0)  # (B, M, M)
+        peer_mask = present.unsqueeze(1) & present.unsqueeze(2) & ~eye.unsqueeze(0)  # (B, M, M)
         scores = torch.einsum("bmd,bkd->bmk", self.query(u), self.key(u)) / math.sqrt(self.shared_dim)
         scores = scores.masked_fill(~peer_mask, float("-inf"))
         any_peer = peer_mask.any(dim=2, keepdim=True)

@@ -45,7 +45,9 @@ class AlphaExplanation:
 
     ``contributions`` holds (cue name, contribution to the logit) for every cue that applies to this
     sample (the zero self column and columns of absent peers are left out), largest |value| first;
-    ``baseline + sum(values) == logit`` exactly (up to float rounding).
+    ``baseline + sum(values) == logit`` exactly (up to float rounding). With calibration off the
+    split still shows what the calibrator computed, but the gate applied was 1 (``status``
+    "disabled"); without context every contribution is 0.
     """
 
     modality: str
@@ -161,7 +163,7 @@ def _cue_values(report: CalibrationReport, s: int, i: int) -> Dict[str, float]:
 
 def _instance_gate_off(alpha: float, logit: float) -> bool:
     """True if alpha is not ``2 sigmoid(logit)``: the model runs with the instance gate switched off."""
-    return not math.isclose(alpha, 2.0 / (1.0 + math.exp(-logit)), rel_tol=1e-4, abs_tol=1e-5)
+    return not math.isclose(alpha, 1.0 + math.tanh(logit / 2.0), rel_tol=1e-4, abs_tol=1e-5)  # 2 sigmoid(x)
 
 
 def _status(report: CalibrationReport, s: int, i: int, alpha: float, logit: float, threshold: float) -> str:

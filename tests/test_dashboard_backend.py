@@ -385,6 +385,30 @@ def test_history_frames(pair):
 
 
 # --------------------------------------------------------------------------------------------------
+# Launcher
+# --------------------------------------------------------------------------------------------------
+
+
+def test_launcher_command_and_environment(tmp_path):
+    from precal import dashboard_launcher as dl
+
+    cmd = dl.build_command([str(tmp_path / "a")], str(tmp_path / "d"), 8765, "127.0.0.1")
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]) == be.APP_PATH and be.APP_PATH.is_file()
+    for flag, value in (("--server.address", "127.0.0.1"), ("--server.port", "8765"), ("--server.headless", "true"),
+                        ("--browser.gatherUsageStats", "false")):
+        assert cmd[cmd.index(flag) + 1] == value
+    tail = cmd[cmd.index("--") + 1:]
+    assert tail == ["--checkpoint", str((tmp_path / "a").resolve()), "--data", str((tmp_path / "d").resolve())]
+    assert be.parse_dashboard_args(tail, {}) == be.DashboardArgs((str((tmp_path / "a").resolve()),),
+                                                                 str((tmp_path / "d").resolve()))
+    env = dl.build_env(["x", "y"], None, base={be.ENV_DATA: "stale"})
+    assert env[be.ENV_CHECKPOINTS].split(__import__("os").pathsep) == [str(Path("x").resolve()), str(Path("y").resolve())]
+    assert be.ENV_DATA not in env
+    with pytest.raises(ValueError, match="port"):
+        dl.launch([], None, port=0, headless=True)
+
+
+# --------------------------------------------------------------------------------------------------
 # Uploads
 # --------------------------------------------------------------------------------------------------
 

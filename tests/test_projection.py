@@ -33,7 +33,8 @@ def _one_thread_and_clean_cache() -> Iterator[None]:
     clear_memory_cache()
 
 
-def clustered(n: int = 40, d: int = 12, classes: int = 4, spread: float = 8.0, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def clustered(n: int = 40, d: int = 12, classes: int = 4, spread: float = 8.0,
+              seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """Well-separated Gaussian clusters and their labels."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % classes

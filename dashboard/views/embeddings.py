@@ -6,7 +6,7 @@ import streamlit as st
 import dash_charts as charts
 import dash_state as ds
 from precal import dashboard_backend as be
-from precal.corruptions import corruptions_for
+from precal.corruptions import corruptions_for, get_corruption
 
 ctx = ds.context()
 ctx.require_data()
@@ -51,8 +51,9 @@ with ds.guard("embeddings"):
     if colour_by == "corruption":
         k1, k2, k3 = st.columns(3)
         cm = k1.selectbox("Corrupt modality", schema.modality_names, key="emb_cmod")
-        options = [c for c in corruptions_for(schema.modality(cm).kind) if c.name != "swap"]
-        corr = k2.selectbox("Corruption", options, format_func=lambda c: c.title, key="emb_ccorr")
+        options = [c.name for c in corruptions_for(schema.modality(cm).kind) if c.name != "swap"]
+        corr = get_corruption(k2.selectbox("Corruption", options, format_func=lambda c: get_corruption(c).title,
+                                           key=f"emb_ccorr_{cm}"))
         sev = k3.select_slider("Severity", options=[1, 2, 3, 4, 5], value=3, key=f"emb_csev_{corr.name}",
                                format_func=lambda s, c=corr: c.level_label(s))
         (preds_by_flag, rows_corrupted) = _corrupted_predictions(

@@ -131,17 +131,18 @@ with ds.guard("sample explorer"):
         from precal.explain import waterfall_frame
 
         wf = waterfall_frame(expl)
-        c1, c2 = st.columns([2, 1])
+        c1, c2 = st.columns([3, 2])
         c1.plotly_chart(charts.waterfall_figure(wf, f"alpha logit of {m}: baseline + cue contributions "
                                                     f"= {expl.logit:+.3f} → alpha = {expl.alpha:.3f}"),
                         config=ds.PLOTLY_CONFIG, key="ex_waterfall")
         cue_values = pd.DataFrame({"cue": list(expl.cue_values), "value": list(expl.cue_values.values()),
-                                   "contribution to logit": [dict(expl.contributions).get(k, 0.0)
-                                                             for k in expl.cue_values]})
-        c2.markdown("**Cue values and their contributions**")
+                                   "→ logit": [dict(expl.contributions).get(k, 0.0) for k in expl.cue_values]})
+        c2.markdown("**Cue values and their contributions to the logit**")
         c2.dataframe(cue_values, hide_index=True, width="stretch",
-                     column_config={"value": st.column_config.NumberColumn(format="%.3f"),
-                                    "contribution to logit": st.column_config.NumberColumn(format="%+.3f")})
+                     column_config={"cue": st.column_config.TextColumn(width="medium"),
+                                    "value": st.column_config.NumberColumn(format="%.3f", width="small"),
+                                    "→ logit": st.column_config.NumberColumn(format="%+.3f", width="small")})
+        c2.caption(f"baseline (learned bias for {m}): {expl.baseline:+.3f}")
         c2.caption("alpha = 2·sigmoid(logit): logit 0 leaves the modality unchanged, negative damps it, "
                    "positive amplifies it.")
     else:

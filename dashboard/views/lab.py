@@ -10,7 +10,7 @@ import streamlit as st
 import dash_charts as charts
 import dash_state as ds
 from precal import dashboard_backend as be
-from precal.corruptions import corruptions_for
+from precal.corruptions import corruptions_for, get_corruption
 
 ctx = ds.context()
 ctx.require_data()
@@ -28,9 +28,10 @@ def _controls(schema) -> dict:
         spec = schema.modality(m)
         with col:
             st.markdown(f"**{m}** · {spec.kind.replace('_', ' ')} {be.fmt_shape(spec.step_shape)}")
-            options = [None] + [c for c in corruptions_for(spec.kind) if c.name not in EXCLUDED]
-            corr = st.selectbox("corruption", options, key=f"lab_corr_{m}",
-                                format_func=lambda c: "none" if c is None else c.title)
+            options = ["none"] + [c.name for c in corruptions_for(spec.kind) if c.name not in EXCLUDED]
+            name = st.selectbox("corruption", options, key=f"lab_corr_{m}",
+                                format_func=lambda c: "none" if c == "none" else get_corruption(c).title)
+            corr = None if name == "none" else get_corruption(name)
             if corr is not None:
                 sev = st.select_slider("severity", options=list(range(6)), value=3, key=f"lab_sev_{m}_{corr.name}",
                                        format_func=lambda s, c=corr: "0 · clean" if s == 0 else

@@ -28,11 +28,15 @@ cols[4].metric("Calibrator / backbone", f"{cal_pct:.1f}%",
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Modalities")
-    st.dataframe(be.modality_table(ckpt), hide_index=True, width="stretch")
+    mods = be.modality_table(ckpt)
+    st.dataframe(mods.drop(columns=["description"]), hide_index=True, width="stretch")
+    with st.expander("What each modality is"):
+        for _, r in mods.iterrows():
+            st.markdown(f"**{r['modality']}**: {r['description']}")
 with right:
     st.subheader("Parameters per part")
     st.dataframe(params.assign(share=lambda d: (100 * d["parameters"] / d["parameters"].sum()).round(1))
-                 .rename(columns={"share": "share (%)"}), hide_index=True, width="stretch")
+                 .rename(columns={"share": "share of model (%)"}), hide_index=True, width="stretch")
 if schema.citation:
     with st.expander("Citation"):
         st.write(schema.citation)
@@ -73,18 +77,24 @@ with ds.guard("metrics"):
                             color_discrete_map=colours,
                             labels={"alpha": "alpha (× feature scale; 1 = unchanged)", "modality": "modality"})
             fig.add_hline(y=1.0, line_dash="dash", line_color="black")
-            st.plotly_chart(charts._layout(fig, f"alpha distribution ({ctx.split}, {len(preds[be.CALIBRATED].alpha)} samples)",
-                                           height=420, legend=dict(title_text="modality")), config=ds.PLOTLY_CONFIG, key="ov_alpha")
+            st.plotly_chart(charts._layout(fig, f"alpha per modality ({ctx.split}, {len(preds[be.CALIBRATED].alpha)} samples)",
+                                           height=440, showlegend=False), config=ds.PLOTLY_CONFIG, key="ov_alpha")
         with c2:
-            fig = px.box(frame, x="class", y="alpha", color="modality", color_discrete_map=colours, points=False,
-                         labels={"alpha": "alpha (× feature scale)", "class": "true class", "modality": "modality"})
-            fig.add_hline(y=1.0, line_dash="dash", line_color="black")
-            fig.update_xaxes(tickangle=-40)
-            st.plotly_chart(charts._layout(fig, "alpha per true class", height=420,
-                                           margin=dict(l=60, r=20, t=60, b=150),
-                                           legend=dict(orientation="h", y=1.12, x=1, xanchor="right",
-                                                       title_text="")),
-                            config=ds.PLOTLY_CONFIG, key="ov_alpha_class")
+            summary = (frame.groupby("modality")["alpha"].describe()[["mean", "std", "min", "25%", "50%", "75%", "max"]]
+                       .reindex([m for m in schema.modality_names if m in set(frame["modality"])]))
+            st.markdown("**alpha statistics per modality** (1 = unchanged, < 1 damped, > 1 amplified)")
+            st.dataframe(summary.round(4), width="stretch")
+            st.caption("alpha = 2·sigmoid(logit) multiplies all of a modality's features for one sample; "
+                       "values below 1 mean the calibrator trusted that modality less for that sample.")
+        fig = px.box(frame, x="class", y="alpha", color="modality", color_discrete_map=colours, points=False,
+                     labels={"alpha": "alpha (× feature scale)", "class": "true class", "modality": "modality"})
+        fig.add_hline(y=1.0, line_dash="dash", line_color="black")
+        fig.update_xaxes(tickangle=-35)
+        st.plotly_chart(charts._layout(fig, "alpha per true class and modality", height=520,
+                                       margin=dict(l=60, r=20, t=70, b=170),
+                                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right",
+                                                   title_text="")),
+                        config=ds.PLOTLY_CONFIG, key="ov_alpha_class")
 
     if schema.task == "classification":
         st.subheader(f"Confusion matrices ({ctx.split})")

@@ -64,7 +64,8 @@ with ds.guard("robustness"):
         st.info("No stored sweep (robustness.csv) next to this checkpoint. Compute a small one here: every "
                 "setting corrupts the whole split at once (batched) with the same seeded corruptions as the lab.")
         with st.form("rob_form"):
-            c1, c2, c3, c4 = st.columns(4)
+            c1, c2 = st.columns(2)
+            c3, c4 = st.columns(2)
             mods = c1.multiselect("Modalities", schema.modality_names, default=schema.modality_names, key="rob_mods")
             available = sorted({c.name for m in schema.modality_names for c in corruptions_for(schema.modality(m).kind)},
                                key=list(CORRUPTIONS).index)

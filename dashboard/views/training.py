@@ -54,7 +54,7 @@ with ds.guard("training dynamics"):
     st.subheader("Calibrator gates and cues per modality (mean ± std over validation samples)")
     specs = [
         ("alpha", "instance gate alpha", "alpha (× feature scale)", 1.0),
-        ("beta", "dimension gate beta (mean over channels; bars: mean within-sample std)", "beta (×)", 1.0),
+        ("beta", "dimension gate beta (mean over channels)", "beta (×)", 1.0),
         ("support", "support cos(u, û)", "support (cosine, −1…1)", None),
         ("conflict", "conflict ‖u − û‖² / d", "conflict (mean squared distance)", None),
     ]
@@ -64,13 +64,16 @@ with ds.guard("training dynamics"):
         if len(sub):
             cols[k % 2].plotly_chart(charts.dynamics_figure(sub, title, label, reference=ref), config=ds.PLOTLY_CONFIG, key=f"tr_{q}")
 
+    st.caption("beta error bars: the spread of beta over channels within a sample (mean over samples).")
     st.subheader("Unimodal probes and encoder gradients")
+    st.caption("Probe: the model's own head with every other modality marked absent. Gradient norm: "
+               "L2 norm of the gradient of each encoder's parameters, averaged over the epoch's steps.")
     c1, c2 = st.columns(2)
     probe = d[d["quantity"].str.startswith("probe_")]
     if len(probe):
         name = probe["quantity"].iloc[0][len("probe_"):]
-        c1.plotly_chart(charts.dynamics_figure(probe, f"unimodal probe {name}: the model's own head with only one "
-                                                      "modality present", f"validation {name} (0–1)"),
+        c1.plotly_chart(charts.dynamics_figure(probe, f"unimodal probe {name} (one modality present)",
+                                               f"validation {name} (0–1)"),
                         config=ds.PLOTLY_CONFIG, key="tr_probe")
     grad = d[d["quantity"] == "grad_norm"]
     if len(grad):

@@ -31,26 +31,41 @@ def downsample_mask(mask: Optional[Tensor], stride: int, length: int) -> Optiona
     return mask[:, :length]
 
 
+def _conv_block(conv: nn.Module, channels: int) -> nn.Sequential:
+    return nn.Sequential(conv, nn.BatchNorm1d(channels), nn.GELU())
+
+
+def _zero_padding(y: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """Zero padded steps of (B, C, T): bias, BatchNorm and GELU make them non-zero, and the next
+    convolution would otherwise carry them into the last real steps."""
+    return y if mask is None else y * mask[:, None, :].to(y.dtype)
+
+
 class SeriesEncoder(nn.Module):
-    """Streams (B, T, *step) -> (B, D, T'): two strided 1-D conv blocks and one refining block."""
+    """Streams (B, T, *step) -> (B, D, T'): two strided 1-D conv blocks and one refining block.
+
+    Padded steps are re-zeroed after every block, so a sample's features do not depend on how much
+    padding its batch has (exactly as if the sequence ended at its last real step).
+    """
 
     def __init__(self, in_features: int, dim: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.stride = 4
-        self.net = nn.Sequential(
-            nn.Conv1d(in_features, dim, kernel_size=5, stride=2, padding=2), nn.BatchNorm1d(dim), nn.GELU(),
-            nn.Conv1d(dim, dim, kernel_size=5, stride=2, padding=2), nn.BatchNorm1d(dim), nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Conv1d(dim, dim, kernel_size=3, padding=1), nn.BatchNorm1d(dim), nn.GELU(),
-        )
+        self.blocks = nn.ModuleList([
+            _conv_block(nn.Conv1d(in_features, dim, kernel_size=5, stride=2, padding=2), dim),
+            _conv_block(nn.Conv1d(dim, dim, kernel_size=5, stride=2, padding=2), dim),
+            nn.Sequential(nn.Dropout(dropout), *_conv_block(nn.Conv1d(dim, dim, kernel_size=3, padding=1), dim)),
+        ])
+        self.strides = (2, 2, 1)
 
     def forward(self, x: Tensor, mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
         b, t = x.shape[:2]
-        x = x.reshape(b, t, -1)
-        if mask is not None:
-            x = x * mask.unsqueeze(-1).to(x.dtype)
-        y = self.net(x.transpose(1, 2))
-        return y, downsample_mask(mask, self.stride, y.shape[-1])
+        y = _zero_padding(x.reshape(b, t, -1).transpose(1, 2), mask)
+        for block, stride in zip(self.blocks, self.strides):
+            y = block(y)
+            mask = downsample_mask(mask, stride, y.shape[-1])
+            y = _zero_padding(y, mask)
+        return y, mask
 
 
 class FrameEncoder(nn.Module):
@@ -71,10 +86,11 @@ class FrameEncoder(nn.Module):
 
     def forward(self, x: Tensor, mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
         b, t, h, w = x.shape
-        if mask is not None:
-            x = x * mask[:, :, None, None].to(x.dtype)
         y = self.frame_net(x.reshape(b * t, 1, h, w))  # (B*T, D, h', w')
         y = y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, D, T, h', w')
+        if mask is not None:  # padded frames must not leak into real ones through the temporal conv
+            keep = mask[:, None, :, None, None].to(y.dtype)
+            return self.temporal(y * keep) * keep, mask
         return self.temporal(y), mask
 
 

@@ -68,19 +68,61 @@ class TransformerFusion(nn.Module):
         return self.norm(masked_mean(h, "token", keep))
 
 
-class ConvFusion(nn.Module):
-    """Convolutional fusion: masked global average pooling per modality, then concatenation."""
+def resample_valid(x: Tensor, lengths: Tensor, steps: int) -> Tensor:
+    """Linearly resample the real steps of (B, C, T) to (B, C, steps), per sample.
 
-    def __init__(self, modalities: List[str], dim: int) -> None:
+    Streams of different rates and lengths are brought onto one time axis spanning each
+    recording, using only its real steps (padding never enters); a sample with no real step gives
+    zeros.
+    """
+    b, c, _ = x.shape
+    last = (lengths.to(x.dtype) - 1).clamp_min(0)  # (B,)
+    pos = torch.linspace(0, 1, steps, device=x.device, dtype=x.dtype)[None, :] * last[:, None]  # (B, S)
+    lo = pos.floor().long()
+    hi = torch.minimum(lo + 1, last.long()[:, None])
+    w = (pos - lo.to(x.dtype)).unsqueeze(1)
+    gather = lambda idx: x.gather(2, idx.unsqueeze(1).expand(b, c, steps))  # noqa: E731
+    out = gather(lo) * (1 - w) + gather(hi) * w
+    return out * (lengths > 0).to(x.dtype)[:, None, None]
+
+
+class ConvFusion(nn.Module):
+    """Convolutional fusion: modalities stacked as channels on a common time axis, mixed by
+    temporal convolutions, then globally pooled.
+
+    Each modality's calibrated channel-layout features are averaged over space (frames), resampled
+    over their real steps to ``steps`` time points, zeroed when absent and concatenated along
+    channels; two 1-D conv blocks then mix modalities *and* neighbouring time points before
+    global average pooling. Unlike pooling-then-concatenation this lets the backbone combine, for
+    example, a gesture's motion in the inertial stream with the frames where it appears.
+    """
+
+    def __init__(self, modalities: List[str], dim: int, steps: int = 16, dropout: float = 0.1) -> None:
         super().__init__()
         self.modalities = list(modalities)
-        self.out_dim = dim * len(modalities)
+        self.steps = steps
+        width = 2 * dim
+        self.mix = nn.Sequential(
+            nn.Conv1d(dim * len(modalities), width, kernel_size=3, padding=1), nn.BatchNorm1d(width), nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Conv1d(width, width, kernel_size=3, padding=1), nn.BatchNorm1d(width), nn.GELU(),
+        )
+        self.out_dim = width
 
     def forward(self, features: Mapping[str, Tensor], masks: Mapping[str, Optional[Tensor]],
                 present: Mapping[str, Tensor]) -> Tensor:
-        pooled = [masked_mean(features[n], "channel", masks.get(n)) * present[n].unsqueeze(1).to(features[n].dtype)
-                  for n in self.modalities]
-        return torch.cat(pooled, dim=1)
+        columns = []
+        for n in self.modalities:
+            y = features[n]
+            if y.dim() == 5:  # (B, C, T, h, w): space is pooled, time is kept
+                y = y.mean(dim=(3, 4))
+            elif y.dim() == 2:  # a vector is constant over time
+                y = y.unsqueeze(-1)
+            mask = masks.get(n)
+            lengths = mask.sum(dim=1) if mask is not None else torch.full((y.shape[0],), y.shape[-1], device=y.device)
+            lengths = lengths * present[n].to(lengths.dtype)
+            columns.append(resample_valid(y, lengths, self.steps))
+        return self.mix(torch.cat(columns, dim=1)).mean(dim=2)
 
 
 class LateFusion(nn.Module):

@@ -90,7 +90,7 @@ class MultimodalModel(nn.Module):
             self.fusion: nn.Module = TransformerFusion(names, config.dim, config.fusion_layers, config.heads,
                                                        config.dropout)
         elif config.backbone == "conv":
-            self.fusion = ConvFusion(names, config.dim)
+            self.fusion = ConvFusion(names, config.dim, dropout=config.dropout)
         else:
             self.fusion = LateFusion(names, config.dim)
         self.head = ClassificationHead(self.fusion.out_dim, config.head_hidden, schema.num_classes, config.dropout)
@@ -110,8 +110,12 @@ class MultimodalModel(nn.Module):
         masks: Dict[str, Optional[Tensor]] = {}
         present: Dict[str, Tensor] = {}
         for n in names:
-            y, mask = self.encoders[n](batch.inputs[n], batch.padding_mask.get(n))
             present[n] = batch.presence(n)
+            x = batch.inputs[n]
+            # Absent rows may hold anything (zeros, stale values, NaN): replace them, so that
+            # nothing of an absent modality can reach the calibrator or the fusion.
+            x = torch.where(present[n].reshape(-1, *([1] * (x.dim() - 1))), x, torch.zeros((), dtype=x.dtype))
+            y, mask = self.encoders[n](x, batch.padding_mask.get(n))
             if self.config.backbone == "sequence":
                 if y.dim() == 5:  # frames: pool space, keep time as tokens
                     y = y.mean(dim=(3, 4))

@@ -1,0 +1,211 @@
+"""The Streamlit app (dashboard/app.py) under ``streamlit.testing.v1.AppTest``: every page renders,
+lab controls change what is shown, bad inputs give readable errors instead of tracebacks.
+
+Arguments reach the app through PRECAL_CHECKPOINTS / PRECAL_DATA, the same variables
+``precal dashboard`` sets. Checkpoints are the tiny fixture pair of test_dashboard_backend.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pytest
+
+pytest.importorskip("streamlit.testing.v1")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from precal import dashboard_backend as be  # noqa: E402
+from test_dashboard_backend import tiny_checkpoints  # noqa: E402
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+PAGES = ["views/overview.py", "views/explorer.py", "views/lab.py", "views/embeddings.py",
+         "views/robustness.py", "views/training.py"]
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_checkpoints()
+
+
+def _env(checkpoints: Sequence[Path | str], data: str | None = None):
+    old = {k: os.environ.get(k) for k in (be.ENV_CHECKPOINTS, be.ENV_DATA, "PRECAL_DASHBOARD_WARMUP")}
+    os.environ[be.ENV_CHECKPOINTS] = os.pathsep.join(str(c) for c in checkpoints)
+    if data is None:
+        os.environ.pop(be.ENV_DATA, None)
+    else:
+        os.environ[be.ENV_DATA] = data
+    os.environ["PRECAL_DASHBOARD_WARMUP"] = "0"  # no background numba compile competing with the tests
+    return old
+
+
+def _restore(old) -> None:
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def app(tiny) -> Iterator[AppTest]:
+    old = _env([tiny["on"], tiny["off"]])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        at.run()
+        yield at
+    finally:
+        _restore(old)
+
+
+def _clean(at: AppTest, where: str) -> None:
+    assert not at.exception, f"{where}: {[e.value for e in at.exception]}"
+    assert not at.error, f"{where}: {[e.value for e in at.error]}"
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join(str(m.value) for m in at.markdown)
+
+
+def test_every_page_renders(app):
+    _clean(app, "start")
+    assert any("Overview" in t.value for t in app.title)
+    for page in PAGES:
+        app.switch_page(page).run()
+        _clean(app, page)
+        assert app.title, f"{page} shows no title"
+
+
+def test_lab_removing_a_modality_changes_gates_and_prediction_view(app):
+    app.switch_page("views/lab.py").run()
+    _clean(app, "lab")
+    before = app.dataframe[0].value.copy()
+    assert (before.abs().max().max()) < 1e-6  # clean: no change from clean
+    assert "no corruption (clean)" in _texts(app)
+    app.checkbox(key="lab_remove_depth").check().run()
+    _clean(app, "lab after removal")
+    after = app.dataframe[0].value
+    assert after.loc["depth", "Δ alpha (calibrated)"] != 0.0
+    assert after.abs().max().max() > 1e-4
+    assert "depth: removed" in _texts(app)
+
+
+def test_lab_corruption_and_severity_update(app):
+    app.switch_page("views/lab.py").run()
+    app.selectbox(key="lab_corr_inertial").select_index(1).run()  # first corruption for a time series
+    _clean(app, "lab corruption")
+    text = _texts(app)
+    assert "inertial: gaussian_noise s3" in text
+    slider = next(s for s in app.select_slider if s.key.startswith("lab_sev_inertial"))
+    first = app.dataframe[0].value.copy()
+    slider.set_value(5).run()
+    _clean(app, "lab severity")
+    assert "gaussian_noise s5" in _texts(app)
+    assert not first.equals(app.dataframe[0].value)
+
+
+def test_lab_swap_names_the_donor(app):
+    app.switch_page("views/lab.py").run()
+    app.checkbox(key="lab_swap_skeleton").check().run()
+    _clean(app, "lab swap")
+    assert "skeleton: swapped (donor" in _texts(app)
+
+
+def test_reference_switch_and_explorer_modes(app):
+    app.radio(key="reference").set_value(be.REFERENCE_SWITCHED_OFF).run()
+    app.switch_page("views/explorer.py").run()
+    _clean(app, "explorer switched off")
+    assert "calibrator off (same weights" in _texts(app)
+    for mode in ("class", "misclassified", "most suppressed modality"):
+        app.radio(key="ex_mode").set_value(mode).run()
+        _clean(app, f"explorer {mode}")
+    # the explanation sentence is shown
+    assert any("damped" in i.value or "amplified" in i.value or "unchanged" in i.value for i in app.info)
+
+
+def test_embeddings_methods_and_colours(app):
+    app.switch_page("views/embeddings.py").run()
+    _clean(app, "embeddings")
+    assert len(app.metric) == 2
+    app.radio(key="emb_method").set_value("tsne").run()
+    _clean(app, "tsne")
+    app.selectbox(key="emb_colour").set_value("corruption").run()
+    _clean(app, "colour by corruption")
+    app.selectbox(key="emb_colour").set_value("alpha").run()
+    _clean(app, "colour by alpha")
+    app.selectbox(key="emb_space").set_value("skeleton").run()
+    _clean(app, "skeleton space")
+
+
+def test_robustness_sweep_on_demand(app):
+    app.switch_page("views/robustness.py").run()
+    _clean(app, "robustness")
+    assert any("No stored sweep" in i.value for i in app.info)
+    app.multiselect(key="rob_mods").set_value(["depth"])
+    app.multiselect(key="rob_sevs").set_value([0, 5])
+    app.button[0].click().run()  # the form's submit button
+    _clean(app, "robustness computed")
+    assert any("Computed sweep" in c.value for c in app.caption)
+
+
+def test_bad_checkpoint_is_an_error_not_a_traceback(tiny, tmp_path):
+    broken = tmp_path / "broken_calon"
+    broken.mkdir()
+    (broken / "config.json").write_text("{oops")
+    (broken / "model.safetensors").write_bytes(b"\0" * 8)
+    old = _env([tiny["on"], tmp_path / "nowhere", broken])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert any("does not exist" in e for e in errors)
+        assert any("not valid JSON" in e for e in errors)
+        for page in PAGES:  # the good checkpoint still works everywhere
+            at.switch_page(page).run()
+            assert not at.exception, page
+    finally:
+        _restore(old)
+
+
+def test_no_loadable_checkpoint_and_bad_data(tiny, tmp_path):
+    old = _env([tmp_path / "nowhere"])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        assert not at.exception
+        assert any("No checkpoint could be loaded" in e.value for e in at.error)
+    finally:
+        _restore(old)
+    old = _env([tiny["on"], tiny["off"]], data=str(tmp_path / "no_data"))
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        assert not at.exception
+        assert any("does not exist" in e.value for e in at.error)
+        at.switch_page("views/training.py").run()  # needs no data: still works
+        assert not at.exception and not at.error
+        at.switch_page("views/lab.py").run()
+        assert not at.exception and any("does not exist" in e.value for e in at.error)
+    finally:
+        _restore(old)
+
+
+def test_upload_good_and_bad_checkpoint(app, tiny):
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("../escape/config.json", "{}")
+    app.file_uploader[0].set_value(("bad.zip", bad.getvalue(), "application/zip")).run()
+    assert not app.exception
+    assert any("upload refused" in e.value and "unsafe path" in e.value for e in app.error)
+
+    good = io.BytesIO()
+    with zipfile.ZipFile(good, "w") as zf:
+        for p in tiny["on"].iterdir():
+            zf.write(p, f"uploaded_calon/{p.name}")
+    app.file_uploader[0].set_value(("good.zip", good.getvalue(), "application/zip")).run()
+    assert not app.exception
+    assert any("loaded uploaded_calon" in s.value for s in app.success)
+    labels = app.selectbox(key="pair_key").options
+    assert len(labels) == 2  # the fixture pair + the uploaded checkpoint on its own
