@@ -23,7 +23,6 @@ st.set_page_config(page_title="precal dashboard", page_icon=":material/tune:", l
 import dash_state as ds  # noqa: E402
 
 ds.configure_torch()
-ds.start_warmups()
 
 pages = [
     st.Page(ds.PAGES["overview"], title="Overview", icon=":material/dashboard:", default=True),
@@ -37,4 +36,9 @@ page = st.navigation(pages)
 st.sidebar.title("precal")
 ctx = ds.build_context()
 ds.show_problems(ctx)
-page.run()
+try:
+    page.run()
+finally:
+    # UMAP's numba compile (tens of seconds of CPU) starts only once a page has been served, so it
+    # never delays the first page; by the time someone opens the embeddings page it is usually done.
+    ds.start_warmups()

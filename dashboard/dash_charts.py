@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 ROLE_COLOURS = {"calibrated": "#1f77b4", "uncalibrated": "#ff7f0e"}
 STATE_COLOURS = {"clean": "#7f7f7f", "corrupted": "#d62728"}
@@ -25,6 +24,23 @@ def _layout(fig: go.Figure, title: str, height: int = 360, **kw) -> go.Figure:
     return fig
 
 
+def _fig(data: List[dict], title: str, height: int = 360, frames: Optional[List[dict]] = None, **layout) -> go.Figure:
+    """A figure from plain dicts in one go: ~1 ms instead of ~80 ms for plotly.express (the lab redraws
+    several charts on every control change)."""
+    layout.setdefault("margin", dict(l=60, r=20, t=60, b=50))
+    base = dict(title=dict(text=title, x=0.0, xanchor="left"), height=height, font=FONT)
+    base.update(layout)
+    return go.Figure(data=data, layout=base, frames=frames)
+
+
+def _axis(title: str, **kw) -> dict:
+    return dict(title=dict(text=title), **kw)
+
+
+def _hline(y: float, dash: str = "dash", colour: str = "black") -> dict:
+    return dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=y, y1=y, line=dict(dash=dash, color=colour, width=1.5))
+
+
 def modality_colours(modalities: Sequence[str]) -> Dict[str, str]:
     return {m: MODALITY_COLOURS[i % len(MODALITY_COLOURS)] for i, m in enumerate(modalities)}
 
@@ -37,25 +53,28 @@ def modality_colours(modalities: Sequence[str]) -> Dict[str, str]:
 def frames_strip(frames: np.ndarray, times: Sequence[float], title: str, colour_label: str,
                  colourscale: str = "gray", zrange: Optional[Tuple[float, float]] = None,
                  time_unit: str = "s") -> go.Figure:
-    """A strip of frames (n, H, W) side by side with a shared colour scale in physical units."""
-    n = len(frames)
+    """A strip of frames (n, H, W) side by side in one heatmap, with a shared colour scale in
+    physical units and each frame's time above it."""
+    n, h, w = frames.shape
     if zrange is None:
         finite = frames[np.isfinite(frames)]
         zrange = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if zrange[0] == zrange[1]:
-            zrange = (zrange[0], zrange[0] + 1.0)
-    fig = px.imshow(frames, facet_col=0, facet_col_wrap=n, color_continuous_scale=colourscale,
-                    zmin=zrange[0], zmax=zrange[1], labels={"color": colour_label, "facet_col": "frame"},
-                    aspect="equal")
-    for i, ann in enumerate(fig.layout.annotations):
-        k = int(ann.text.split("=")[-1]) if "=" in ann.text else i
-        t = times[k] if k < len(times) else k
-        ann.text = f"t = {t:.2f} {time_unit}" if time_unit == "s" else f"step {int(t)}"
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
-    fig.update_layout(coloraxis_colorbar=dict(title=colour_label, thickness=12))
-    return _layout(fig, title, height=230 + (0 if n <= 8 else 160),
-                   margin=dict(l=10, r=10, t=70, b=10))
+    if zrange[0] == zrange[1]:
+        zrange = (zrange[0], zrange[0] + 1.0)
+    gap = max(1, w // 10)
+    strip = np.full((h, n * (w + gap) - gap), np.nan, dtype=np.float32)
+    for k in range(n):
+        strip[:, k * (w + gap): k * (w + gap) + w] = frames[k]
+    notes = [dict(x=k * (w + gap) + (w - 1) / 2, y=-0.6, xref="x", yref="y", yanchor="bottom", showarrow=False,
+                  text=(f"t = {times[k]:.2f} s" if time_unit == "s" else f"step {int(times[k])}"), font=dict(size=11))
+             for k in range(n)]
+    trace = dict(type="heatmap", z=strip, colorscale=colourscale, zmin=zrange[0], zmax=zrange[1], hoverongaps=False,
+                 colorbar=dict(title=dict(text=colour_label), thickness=12),
+                 hovertemplate="value=%{z:.0f} " + colour_label + "<extra></extra>")
+    return _fig([trace], title, height=260, annotations=notes,
+                xaxis=dict(visible=False, constrain="domain"),
+                yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", scaleratio=1, constrain="domain"),
+                margin=dict(l=10, r=10, t=70, b=10))
 
 
 def skeleton_animation(joints: np.ndarray, times: Sequence[float], bones: Sequence[Tuple[int, int]],
@@ -66,77 +85,110 @@ def skeleton_animation(joints: np.ndarray, times: Sequence[float], bones: Sequen
     pad = 0.1
     x_range = [float(np.nanmin(xs)) - pad, float(np.nanmax(xs)) + pad]
     y_range = [float(np.nanmin(ys)) - pad, float(np.nanmax(ys)) + pad]
+    names = list(joint_names)
+    a = np.asarray([b[0] for b in bones], dtype=int)
+    b = np.asarray([b[1] for b in bones], dtype=int)
 
-    def traces(k: int) -> List[go.Scatter]:
-        bx, by = [], []
-        for a, b in bones:
-            bx += [joints[k, a, 0], joints[k, b, 0], None]
-            by += [joints[k, a, 1], joints[k, b, 1], None]
-        return [go.Scatter(x=bx, y=by, mode="lines", line=dict(color="#1f77b4", width=4), name="bones",
-                           hoverinfo="skip"),
-                go.Scatter(x=joints[k, :, 0], y=joints[k, :, 1], mode="markers", name="joints",
-                           marker=dict(size=8, color="#d62728"), text=list(joint_names),
-                           hovertemplate="%{text}<br>x=%{x:.2f} " + unit + "<br>y=%{y:.2f} " + unit + "<extra></extra>")]
+    def traces(k: int) -> List[dict]:
+        bx = np.full(3 * len(a), np.nan)
+        by = np.full(3 * len(a), np.nan)
+        bx[0::3], bx[1::3] = joints[k, a, 0], joints[k, b, 0]
+        by[0::3], by[1::3] = joints[k, a, 1], joints[k, b, 1]
+        return [dict(type="scatter", x=bx, y=by, mode="lines", line=dict(color="#1f77b4", width=4), name="bones",
+                     hoverinfo="skip"),
+                dict(type="scatter", x=joints[k, :, 0], y=joints[k, :, 1], mode="markers", name="joints",
+                     marker=dict(size=8, color="#d62728"), text=names,
+                     hovertemplate="%{text}<br>x=%{x:.2f} " + unit + "<br>y=%{y:.2f} " + unit + "<extra></extra>")]
 
-    fig = go.Figure(data=traces(0), frames=[go.Frame(data=traces(k), name=str(k)) for k in range(t_count)])
+    frames = [dict(data=traces(k), name=str(k)) for k in range(t_count)]
     steps = [dict(method="animate", label=f"{times[k]:.2f}",
-                  args=[[str(k)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                  args=[[str(k)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
                                        transition=dict(duration=0))]) for k in range(t_count)]
-    fig.update_layout(
-        sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="frame at t (s) = "), pad=dict(t=40),
+    return _fig(
+        traces(0), title, height=540, frames=frames,
+        sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="frame at t (s) = "), pad=dict(t=50),
                       len=0.85, x=0.15)],
-        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.08, xanchor="left", yanchor="top",
+        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.1, xanchor="left", yanchor="top",
                           buttons=[dict(label="▶ play", method="animate",
-                                        args=[None, dict(frame=dict(duration=60, redraw=True), fromcurrent=True)])])],
-    )
-    fig.update_xaxes(title_text=f"x ({unit}, camera right)", range=x_range, zeroline=False)
-    fig.update_yaxes(title_text=f"y ({unit}, up)", range=y_range, scaleanchor="x", scaleratio=1, zeroline=False)
-    return _layout(fig, title, height=520, legend=dict(orientation="h", y=1.02, x=1, xanchor="right"))
+                                        args=[None, dict(frame=dict(duration=60, redraw=False), fromcurrent=True)])])],
+        xaxis=_axis(f"x ({unit}, camera right)", range=x_range, zeroline=False),
+        yaxis=_axis(f"y ({unit}, up)", range=y_range, scaleanchor="x", scaleratio=1, zeroline=False),
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+        margin=dict(l=60, r=20, t=70, b=60))
+
+
+def skeleton_strip(joints: np.ndarray, times: Sequence[float], bones: Sequence[Tuple[int, int]], title: str,
+                   count: int = 8, unit: str = "m") -> go.Figure:
+    """Up to ``count`` poses of a (T, J, 3) skeleton side by side (x–y plane), each under its time: a
+    static, light alternative to the animation for views that redraw often (the lab)."""
+    t_count = len(joints)
+    picks = np.unique(np.round(np.linspace(0, t_count - 1, min(count, t_count))).astype(int)) if t_count else []
+    xs, ys = joints[..., 0], joints[..., 1]
+    width = float(np.nanmax(xs) - np.nanmin(xs)) + 0.3 if t_count else 1.0
+    a = np.asarray([b[0] for b in bones], dtype=int)
+    b = np.asarray([b[1] for b in bones], dtype=int)
+    bx, by, jx, jy, notes = [], [], [], [], []
+    for k, f in enumerate(picks):
+        shift = k * width - float(np.nanmin(xs))
+        seg_x = np.full(3 * len(a), np.nan)
+        seg_y = np.full(3 * len(a), np.nan)
+        seg_x[0::3], seg_x[1::3] = joints[f, a, 0] + shift, joints[f, b, 0] + shift
+        seg_y[0::3], seg_y[1::3] = joints[f, a, 1], joints[f, b, 1]
+        bx.append(seg_x)
+        by.append(seg_y)
+        jx.append(joints[f, :, 0] + shift)
+        jy.append(joints[f, :, 1])
+        notes.append(dict(x=k * width + (width - 0.3) / 2, y=1.0, xref="x", yref="paper", yanchor="bottom",
+                          showarrow=False, text=f"t = {times[f]:.2f} s", font=dict(size=11)))
+    data = [dict(type="scatter", x=np.concatenate(bx) if bx else [], y=np.concatenate(by) if by else [], mode="lines",
+                 line=dict(color="#1f77b4", width=3), name="bones", hoverinfo="skip"),
+            dict(type="scatter", x=np.concatenate(jx) if jx else [], y=np.concatenate(jy) if jy else [],
+                 mode="markers", marker=dict(size=4, color="#d62728"), name="joints", hoverinfo="skip")]
+    return _fig(data, title, height=300, annotations=notes, showlegend=False,
+                xaxis=_axis(f"x ({unit}), poses side by side", showticklabels=False, zeroline=False),
+                yaxis=_axis(f"y ({unit}, up)", scaleanchor="x", scaleratio=1, zeroline=False),
+                margin=dict(l=60, r=20, t=80, b=40))
 
 
 def imu_figure(t: np.ndarray, values: np.ndarray, columns: Sequence[str], title: str,
                time_label: str = "time (s)") -> go.Figure:
-    """Accelerometer (g) and gyroscope (deg/s) as two stacked line charts."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("accelerometer", "gyroscope"))
+    """Accelerometer (g) and gyroscope (deg/s) as two stacked line charts sharing the time axis."""
     colours = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+    data = []
     for j, name in enumerate(columns):
-        row = 1 if j < 3 else 2
-        fig.add_trace(go.Scatter(x=t, y=values[:, j], mode="lines", name=name,
-                                 line=dict(color=colours[j % 3], dash="solid" if row == 1 else "dot")),
-                      row=row, col=1)
-    fig.update_yaxes(title_text="acceleration (g)", row=1, col=1)
-    fig.update_yaxes(title_text="angular rate (deg/s)", row=2, col=1)
-    fig.update_xaxes(title_text=time_label, row=2, col=1)
-    return _layout(fig, title, height=430)
+        lower = j >= 3
+        data.append(dict(type="scatter", x=t, y=values[:, j], mode="lines", name=name, xaxis="x",
+                         yaxis="y2" if lower else "y",
+                         line=dict(color=colours[j % 3], dash="dot" if lower else "solid")))
+    return _fig(data, title, height=440,
+                xaxis=_axis(time_label, anchor="y2"),
+                yaxis=_axis("acceleration (g)", domain=[0.56, 1.0]),
+                yaxis2=_axis("angular rate (deg/s)", domain=[0.0, 0.44]),
+                annotations=[dict(text="accelerometer", xref="paper", yref="paper", x=0.5, y=1.0, showarrow=False,
+                                  yanchor="bottom"),
+                             dict(text="gyroscope", xref="paper", yref="paper", x=0.5, y=0.44, showarrow=False,
+                                  yanchor="bottom")])
 
 
 def lines_figure(t: np.ndarray, values: np.ndarray, columns: Sequence[str], title: str, y_label: str,
                  time_label: str = "time (s)") -> go.Figure:
-    fig = go.Figure()
-    for j, name in enumerate(columns):
-        fig.add_trace(go.Scatter(x=t, y=values[:, j], mode="lines", name=name))
-    fig.update_xaxes(title_text=time_label)
-    fig.update_yaxes(title_text=y_label)
-    return _layout(fig, title)
+    data = [dict(type="scatter", x=t, y=values[:, j], mode="lines", name=name) for j, name in enumerate(columns)]
+    return _fig(data, title, xaxis=_axis(time_label), yaxis=_axis(y_label))
 
 
 def feature_heatmap(t: np.ndarray, values: np.ndarray, rows: Sequence[str], title: str, colour_label: str,
                     time_label: str = "time (s)", y_label: str = "feature") -> go.Figure:
     """(T, F) features as a time x feature heatmap (e.g. MFCC)."""
-    fig = go.Figure(go.Heatmap(z=values.T, x=t, y=list(rows), colorscale="RdBu_r", zmid=0.0,
-                               colorbar=dict(title=colour_label, thickness=12),
-                               hovertemplate=time_label + "=%{x:.2f}<br>%{y}<br>value=%{z:.2f}<extra></extra>"))
-    fig.update_xaxes(title_text=time_label)
-    fig.update_yaxes(title_text=y_label)
-    return _layout(fig, title, height=380)
+    lim = float(np.nanpercentile(np.abs(values), 99)) if values.size else 1.0
+    trace = dict(type="heatmap", z=values.T, x=t, y=list(rows), colorscale="RdBu", reversescale=True, zmid=0.0,
+                 zmin=-lim, zmax=lim, colorbar=dict(title=dict(text=colour_label), thickness=12),
+                 hovertemplate=time_label + "=%{x:.2f}<br>%{y}<br>value=%{z:.2f}<extra></extra>")
+    return _fig([trace], title, height=400, xaxis=_axis(time_label), yaxis=_axis(y_label))
 
 
 def vector_figure(values: np.ndarray, names: Sequence[str], title: str, y_label: str) -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(names), y=values, name="value"))
-    fig.update_xaxes(title_text="feature")
-    fig.update_yaxes(title_text=y_label)
-    return _layout(fig, title)
+    return _fig([dict(type="bar", x=list(names), y=values, name="value")], title,
+                xaxis=_axis("feature"), yaxis=_axis(y_label))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,84 +196,149 @@ def vector_figure(values: np.ndarray, names: Sequence[str], title: str, y_label:
 # --------------------------------------------------------------------------------------------------
 
 
+def _groups(frame: pd.DataFrame, by: str) -> List[Tuple[str, pd.DataFrame]]:
+    return [(str(k), g) for k, g in frame.groupby(by, sort=False)]
+
+
 def top_k_figure(frame: pd.DataFrame, title: str, colour_by: str = "model",
                  colours: Optional[Mapping[str, str]] = None, true_class: Optional[str] = None) -> go.Figure:
     """Horizontal bars of class probabilities; ``frame`` has class, probability, and ``colour_by``."""
-    fig = px.bar(frame, y="class", x="probability", color=colour_by, barmode="group", orientation="h",
-                 color_discrete_map=dict(colours or {}), range_x=[0, 1],
-                 labels={"probability": "probability (0–1)", "class": "class", colour_by: colour_by})
-    fig.update_yaxes(autorange="reversed", categoryorder="array",
-                     categoryarray=list(dict.fromkeys(frame["class"])))
-    if true_class is not None:
-        fig.update_yaxes(ticktext=[f"<b>{c}</b> ✓" if c == true_class else c for c in dict.fromkeys(frame["class"])],
-                         tickvals=list(dict.fromkeys(frame["class"])))
-    return _layout(fig, title, height=140 + 34 * frame["class"].nunique(),
-                   legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1, title_text=""),
-                   margin=dict(l=60, r=20, t=80, b=50))
+    classes = list(dict.fromkeys(frame["class"]))
+    colours = dict(colours or {})
+    data = [dict(type="bar", orientation="h", y=list(g["class"]), x=list(g["probability"]), name=name,
+                 marker=dict(color=colours.get(name)), text=[f"{v:.3f}" for v in g["probability"]],
+                 textposition="outside", cliponaxis=False, hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>")
+            for name, g in _groups(frame, colour_by)]
+    ticks = [f"<b>{c}</b> ✓" if c == true_class else c for c in classes]
+    return _fig(data, title, height=140 + 34 * len(classes), barmode="group",
+                xaxis=_axis("probability (0–1)", range=[0, 1.08]),
+                yaxis=_axis("class", autorange="reversed", categoryorder="array", categoryarray=classes,
+                            tickvals=classes, ticktext=ticks),
+                legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1, title=dict(text="")),
+                margin=dict(l=60, r=30, t=80, b=50))
 
 
 def gate_bars(frame: pd.DataFrame, value: str, title: str, y_label: str, colour_by: str = "model",
               colours: Optional[Mapping[str, str]] = None, reference: Optional[float] = None,
               pattern_by: Optional[str] = None, y_range: Optional[Sequence[float]] = None) -> go.Figure:
-    """Grouped bars per modality (alpha, support, conflict...) with an optional reference line."""
-    fig = px.bar(frame, x="modality", y=value, color=colour_by, barmode="group", pattern_shape=pattern_by,
-                 color_discrete_map=dict(colours or {}), labels={value: y_label, "modality": "modality"},
-                 text_auto=".2f")
-    if reference is not None:
-        fig.add_hline(y=reference, line_dash="dash", line_color="black")
+    """Grouped bars per modality (alpha, support, conflict...) with an optional dashed reference line."""
+    colours = dict(colours or {})
+    data = [dict(type="bar", x=list(g["modality"]), y=list(g[value]), name=name, marker=dict(color=colours.get(name)),
+                 text=[f"{v:.2f}" for v in g[value]], textposition="outside", cliponaxis=False,
+                 textfont=dict(size=11), hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>")
+            for name, g in _groups(frame, colour_by)]
+    yaxis = _axis(y_label)
     if y_range is not None:
-        fig.update_yaxes(range=list(y_range))
-    fig.update_traces(textposition="outside", cliponaxis=False, textfont_size=11)
-    return _layout(fig, title, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, title_text=""),
-                   margin=dict(l=60, r=20, t=60, b=90))
+        yaxis["range"] = list(y_range)
+    return _fig(data, title, barmode="group", xaxis=_axis("modality"), yaxis=yaxis,
+                shapes=[_hline(reference)] if reference is not None else [],
+                legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, title=dict(text="")),
+                margin=dict(l=60, r=20, t=60, b=90))
+
+
+def _domains(n: int, gap: float = 0.08) -> List[List[float]]:
+    width = (1.0 - gap * (n - 1)) / n
+    return [[k * (width + gap), k * (width + gap) + width] for k in range(n)]
+
+
+def probability_panels(panels: Sequence[Tuple[str, pd.DataFrame]], title: str, colour_by: str,
+                       colours: Mapping[str, str], true_class: Optional[str] = None) -> go.Figure:
+    """Several top-k bar panels side by side in one figure (one chart to redraw, not several)."""
+    data, layout = [], {}
+    rows = 0
+    seen = set()
+    for k, ((name, frame), dom) in enumerate(zip(panels, _domains(len(panels), 0.22))):
+        ax = "" if k == 0 else str(k + 1)
+        classes = list(dict.fromkeys(frame["class"]))
+        rows = max(rows, len(classes))
+        for group, g in _groups(frame, colour_by):
+            data.append(dict(type="bar", orientation="h", y=list(g["class"]), x=list(g["probability"]), name=group,
+                             legendgroup=group, showlegend=group not in seen, xaxis=f"x{ax}", yaxis=f"y{ax}",
+                             marker=dict(color=colours.get(group)), text=[f"{v:.3f}" for v in g["probability"]],
+                             textposition="outside", cliponaxis=False,
+                             hovertemplate="%{y}: %{x:.3f}<extra>" + group + "</extra>"))
+            seen.add(group)
+        ticks = [f"<b>{c}</b> ✓" if c == true_class else c for c in classes]
+        layout[f"xaxis{ax}"] = _axis(f"probability (0–1) · {name}", domain=dom, range=[0, 1.15], anchor=f"y{ax}")
+        layout[f"yaxis{ax}"] = dict(autorange="reversed", categoryorder="array", categoryarray=classes,
+                                    tickvals=classes, ticktext=ticks, anchor=f"x{ax}", automargin=True)
+    return _fig(data, title, height=150 + 30 * rows, barmode="group",
+                legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1, title=dict(text="")),
+                margin=dict(l=60, r=30, t=80, b=50), **layout)
+
+
+CUE_PANELS = (("alpha", "alpha (× features; 1 = unchanged)", [0, 2.15], 1.0),
+              ("support", "support (cosine, −1…1)", [-1.15, 1.25], None),
+              ("conflict", "conflict (mean sq. distance)", None, None))
+
+
+def cue_panels(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[str, str]) -> go.Figure:
+    """alpha, support and conflict per modality as three bar panels of one figure.
+    ``frame``: modality, quantity, value and ``colour_by`` columns."""
+    data, layout, shapes = [], {}, []
+    seen = set()
+    for k, ((q, label, yr, ref), dom) in enumerate(zip(CUE_PANELS, _domains(3))):
+        ax = "" if k == 0 else str(k + 1)
+        sub = frame[frame["quantity"] == q]
+        for group, g in _groups(sub, colour_by):
+            data.append(dict(type="bar", x=list(g["modality"]), y=list(g["value"]), name=group, legendgroup=group,
+                             showlegend=group not in seen, xaxis=f"x{ax}", yaxis=f"y{ax}",
+                             marker=dict(color=colours.get(group)), text=[f"{v:.2f}" for v in g["value"]],
+                             textposition="outside", cliponaxis=False, textfont=dict(size=10),
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + group + "</extra>"))
+            seen.add(group)
+        layout[f"xaxis{ax}"] = _axis(f"modality · {q}", domain=dom, anchor=f"y{ax}")
+        layout[f"yaxis{ax}"] = _axis(label, anchor=f"x{ax}", **({"range": yr} if yr else {}))
+        if ref is not None:
+            shapes.append(dict(type="line", xref=f"x{ax} domain", x0=0, x1=1, yref=f"y{ax}", y0=ref, y1=ref,
+                               line=dict(dash="dash", color="black", width=1.5)))
+    return _fig(data, title, height=400, barmode="group", shapes=shapes,
+                legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1, title=dict(text="")),
+                margin=dict(l=60, r=20, t=80, b=60), **layout)
 
 
 def matrix_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str, colour_label: str,
                    x_title: str, y_title: str, zrange: Tuple[float, float] = (-1.0, 1.0),
                    colourscale: str = "RdBu") -> go.Figure:
-    fig = px.imshow(matrix, x=list(labels), y=list(labels), zmin=zrange[0], zmax=zrange[1],
-                    color_continuous_scale=colourscale, text_auto=".2f", aspect="auto",
-                    labels={"x": x_title, "y": y_title, "color": colour_label})
-    fig.update_layout(coloraxis_colorbar=dict(title=colour_label, thickness=12))
-    return _layout(fig, title, height=360)
+    trace = dict(type="heatmap", z=matrix, x=list(labels), y=list(labels), zmin=zrange[0], zmax=zrange[1],
+                 colorscale=colourscale, text=[[f"{v:.2f}" for v in row] for row in matrix], texttemplate="%{text}",
+                 colorbar=dict(title=dict(text=colour_label), thickness=12),
+                 hovertemplate="m=%{y}, k=%{x}: %{z:.3f}<extra></extra>")
+    return _fig([trace], title, height=380, xaxis=_axis(x_title), yaxis=_axis(y_title, autorange="reversed"))
 
 
 def beta_heatmap(matrix: np.ndarray, modalities: Sequence[str], title: str) -> go.Figure:
     """Dimension gate beta: modalities x feature channels, centred at 1 (unchanged)."""
     dev = np.nanmax(np.abs(matrix - 1.0)) if np.isfinite(matrix).any() else 0.0
     dev = max(float(dev), 1e-3)
-    fig = go.Figure(go.Heatmap(z=matrix, y=list(modalities), x=np.arange(matrix.shape[1]),
-                               colorscale="RdBu", zmid=1.0, zmin=1.0 - dev, zmax=1.0 + dev,
-                               colorbar=dict(title="beta (×)", thickness=12),
-                               hovertemplate="%{y}, channel %{x}<br>beta=%{z:.3f}<extra></extra>"))
-    fig.update_xaxes(title_text="feature channel (encoder output dimension)")
-    fig.update_yaxes(title_text="modality")
-    return _layout(fig, title, height=140 + 50 * len(modalities))
+    trace = dict(type="heatmap", z=matrix, y=list(modalities), x=np.arange(matrix.shape[1]), colorscale="RdBu",
+                 zmid=1.0, zmin=1.0 - dev, zmax=1.0 + dev, colorbar=dict(title=dict(text="beta (×)"), thickness=12),
+                 hovertemplate="%{y}, channel %{x}<br>beta=%{z:.3f}<extra></extra>")
+    return _fig([trace], title, height=max(380, 140 + 50 * len(modalities)),
+                xaxis=_axis("feature channel (encoder output dimension)"), yaxis=_axis("modality"))
 
 
 def waterfall_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     """The alpha logit split into baseline + per-cue contributions (from precal.explain)."""
-    fig = go.Figure(go.Waterfall(
-        x=frame["step"], y=frame["value"], measure=frame["measure"], name="contribution",
-        text=[f"{v:+.2f}" for v in frame["value"]], textposition="outside",
-        increasing=dict(marker=dict(color="#2ca02c")), decreasing=dict(marker=dict(color="#d62728")),
-        totals=dict(marker=dict(color="#1f77b4")), connector=dict(line=dict(color="#999", dash="dot"))))
-    fig.add_hline(y=0.0, line_color="black", line_width=1)
-    fig.update_xaxes(title_text="baseline, then each cue's contribution, then the total logit")
-    fig.update_yaxes(title_text="alpha logit (0 = unchanged)")
-    return _layout(fig, title, height=400, showlegend=False)
+    trace = dict(type="waterfall", x=list(frame["step"]), y=list(frame["value"]), measure=list(frame["measure"]),
+                 name="contribution", text=[f"{v:+.2f}" for v in frame["value"]], textposition="outside",
+                 increasing=dict(marker=dict(color="#2ca02c")), decreasing=dict(marker=dict(color="#d62728")),
+                 totals=dict(marker=dict(color="#1f77b4")), connector=dict(line=dict(color="#999", dash="dot")),
+                 cliponaxis=False)
+    return _fig([trace], title, height=420, showlegend=False, shapes=[_hline(0.0, dash="solid")],
+                xaxis=_axis("baseline, then each cue's contribution, then the total logit"),
+                yaxis=_axis("alpha logit (0 = unchanged)"))
 
 
 def confusion_figure(cm: np.ndarray, names: Sequence[str], title: str) -> go.Figure:
     short = [n if len(n) <= 22 else n[:20] + "…" for n in names]
-    fig = go.Figure(go.Heatmap(z=cm, x=short, y=short, colorscale="Blues", colorbar=dict(title="samples", thickness=12),
-                               customdata=np.dstack(np.meshgrid(names, names)),
-                               hovertemplate="true: %{customdata[1]}<br>predicted: %{customdata[0]}"
-                                             "<br>samples: %{z}<extra></extra>"))
-    fig.update_xaxes(title_text="predicted class", tickangle=-45)
-    fig.update_yaxes(title_text="true class", autorange="reversed")
+    trace = dict(type="heatmap", z=cm, x=short, y=short, colorscale="Blues",
+                 colorbar=dict(title=dict(text="samples"), thickness=12),
+                 customdata=np.dstack(np.meshgrid(names, names)),
+                 hovertemplate="true: %{customdata[1]}<br>predicted: %{customdata[0]}<br>samples: %{z}<extra></extra>")
     size = max(420, 22 * len(names) + 200)
-    return _layout(fig, title, height=size, margin=dict(l=160, r=20, t=60, b=160))
+    return _fig([trace], title, height=size, xaxis=_axis("predicted class", tickangle=-45),
+                yaxis=_axis("true class", autorange="reversed"), margin=dict(l=160, r=20, t=60, b=160))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,75 +350,76 @@ def embedding_figure(pre: np.ndarray, post: np.ndarray, colour: Sequence, colour
                      sample_ids: Sequence[str], hover: Sequence[str], title: str, method: str,
                      arrows: bool = True, continuous: bool = False, show_pre: bool = True,
                      height: int = 620) -> go.Figure:
-    """Pre (hollow) and post (filled) calibration points in one aligned 2-D space, lines pre -> post."""
-    fig = go.Figure()
+    """Pre (hollow) and post (filled) calibration points in one aligned 2-D space, lines pre -> post.
+    ``customdata`` of every point is its sample id (what a selection returns)."""
+    data: List[dict] = []
     colour = np.asarray(colour)
+    hover = np.asarray(list(hover), dtype=object)
+    custom = np.asarray(list(sample_ids), dtype=object)
     if arrows and show_pre:
         xs = np.full(3 * len(pre), np.nan)
         ys = np.full(3 * len(pre), np.nan)
         xs[0::3], xs[1::3] = pre[:, 0], post[:, 0]
         ys[0::3], ys[1::3] = pre[:, 1], post[:, 1]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(120,120,120,0.35)", width=1),
-                                 name="pre → post", hoverinfo="skip"))
-    custom = np.asarray(sample_ids, dtype=object)
+        data.append(dict(type="scatter", x=xs, y=ys, mode="lines", line=dict(color="rgba(120,120,120,0.35)", width=1),
+                         name="pre → post", hoverinfo="skip"))
     if continuous:
         for k, (pts, symbol, label) in enumerate(((pre, "circle-open", "before calibration"),
                                                   (post, "circle", "after calibration"))):
             if k == 0 and not show_pre:
                 continue
-            fig.add_trace(go.Scatter(
-                x=pts[:, 0], y=pts[:, 1], mode="markers", name=label, customdata=custom, text=list(hover),
-                marker=dict(symbol=symbol, size=8, color=colour.astype(float), colorscale="RdBu", cmid=1.0,
-                            colorbar=dict(title=colour_label, thickness=12) if k == 1 else None,
-                            showscale=k == 1, line=dict(width=1)),
-                hovertemplate="%{text}<extra>" + label + "</extra>"))
+            marker = dict(symbol=symbol, size=8, color=colour.astype(float), colorscale="RdBu", cmid=1.0,
+                          showscale=k == 1, line=dict(width=1))
+            if k == 1:
+                marker["colorbar"] = dict(title=dict(text=colour_label), thickness=12)
+            data.append(dict(type="scatter", x=pts[:, 0], y=pts[:, 1], mode="markers", name=label, customdata=custom,
+                             text=hover, marker=marker, hovertemplate="%{text}<extra>" + label + "</extra>"))
     else:
         cats = list(dict.fromkeys(colour.tolist()))
         palette = {c: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, c in enumerate(cats)}
         if set(cats) <= {"correct", "wrong"}:
             palette = {"correct": "#2ca02c", "wrong": "#d62728"}
         if set(cats) <= {"clean", "corrupted"}:
-            palette = STATE_COLOURS
+            palette = dict(STATE_COLOURS)
         for c in cats:
             sel = colour == c
             if show_pre:
-                fig.add_trace(go.Scatter(
-                    x=pre[sel, 0], y=pre[sel, 1], mode="markers", name=f"{c} (before)", legendgroup=str(c),
-                    showlegend=False, customdata=custom[sel], text=np.asarray(hover, dtype=object)[sel],
-                    marker=dict(symbol="circle-open", size=7, color=palette[c]),
-                    hovertemplate="%{text}<extra>before calibration</extra>"))
-            fig.add_trace(go.Scatter(
-                x=post[sel, 0], y=post[sel, 1], mode="markers", name=str(c), legendgroup=str(c),
-                customdata=custom[sel], text=np.asarray(hover, dtype=object)[sel],
-                marker=dict(symbol="circle", size=8, color=palette[c], line=dict(width=0.5, color="white")),
-                hovertemplate="%{text}<extra>after calibration</extra>"))
-    fig.update_xaxes(title_text=f"{method} dimension 1 (arbitrary units)")
-    fig.update_yaxes(title_text=f"{method} dimension 2 (arbitrary units)")
-    return _layout(fig, title, height=height,
-                   legend=dict(title_text=f"{colour_label}<br><sup>filled: after · hollow: before</sup>",
-                               itemsizing="constant"))
+                data.append(dict(type="scatter", x=pre[sel, 0], y=pre[sel, 1], mode="markers", name=f"{c} (before)",
+                                 legendgroup=str(c), showlegend=False, customdata=custom[sel], text=hover[sel],
+                                 marker=dict(symbol="circle-open", size=7, color=palette[c]),
+                                 hovertemplate="%{text}<extra>before calibration</extra>"))
+            data.append(dict(type="scatter", x=post[sel, 0], y=post[sel, 1], mode="markers", name=str(c),
+                             legendgroup=str(c), customdata=custom[sel], text=hover[sel],
+                             marker=dict(symbol="circle", size=8, color=palette[c], line=dict(width=0.5, color="white")),
+                             hovertemplate="%{text}<extra>after calibration</extra>"))
+    return _fig(data, title, height=height,
+                xaxis=_axis(f"{method} dimension 1 (arbitrary units)"),
+                yaxis=_axis(f"{method} dimension 2 (arbitrary units)"),
+                legend=dict(title=dict(text=f"{colour_label}<br><sup>filled: after · hollow: before</sup>"),
+                            itemsizing="constant"))
 
 
 def lab_projection_figure(background: np.ndarray, background_labels: Sequence[str],
                           moves: Mapping[str, Tuple[np.ndarray, np.ndarray]], title: str, method: str) -> go.Figure:
     """Split points (after calibration) in grey and, per model, the sample's clean -> corrupted move."""
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=background[:, 0], y=background[:, 1], mode="markers", name="split (after calibration)",
-                             marker=dict(size=6, color="rgba(150,150,150,0.45)"), text=list(background_labels),
-                             hovertemplate="%{text}<extra></extra>"))
+    data = [dict(type="scatter", x=background[:, 0], y=background[:, 1], mode="markers",
+                 name="split (after calibration)", marker=dict(size=6, color="rgba(150,150,150,0.45)"),
+                 text=list(background_labels), hovertemplate="%{text}<extra></extra>")]
+    notes = []
     colours = {"after calibration": "#1f77b4", "before calibration": "#ff7f0e"}
     for name, (clean, cor) in moves.items():
         c = colours.get(name, "#2ca02c")
-        fig.add_trace(go.Scatter(x=[clean[0]], y=[clean[1]], mode="markers", name=f"clean ({name})",
-                                 marker=dict(size=14, color=c, symbol="circle", line=dict(width=2, color="black"))))
-        fig.add_trace(go.Scatter(x=[cor[0]], y=[cor[1]], mode="markers", name=f"corrupted ({name})",
-                                 marker=dict(size=15, color=c, symbol="x", line=dict(width=1, color="black"))))
+        data.append(dict(type="scatter", x=[clean[0]], y=[clean[1]], mode="markers", name=f"clean ({name})",
+                         marker=dict(size=14, color=c, symbol="circle", line=dict(width=2, color="black"))))
+        data.append(dict(type="scatter", x=[cor[0]], y=[cor[1]], mode="markers", name=f"corrupted ({name})",
+                         marker=dict(size=15, color=c, symbol="x", line=dict(width=1, color="black"))))
         if float(np.hypot(*(np.asarray(cor) - np.asarray(clean)))) > 1e-9:
-            fig.add_annotation(x=cor[0], y=cor[1], ax=clean[0], ay=clean[1], xref="x", yref="y", axref="x",
-                               ayref="y", showarrow=True, arrowhead=3, arrowsize=1.5, arrowwidth=2, arrowcolor=c)
-    fig.update_xaxes(title_text=f"{method} dimension 1 (arbitrary units)")
-    fig.update_yaxes(title_text=f"{method} dimension 2 (arbitrary units)")
-    return _layout(fig, title, height=480, legend=dict(orientation="h", y=-0.18, x=0))
+            notes.append(dict(x=cor[0], y=cor[1], ax=clean[0], ay=clean[1], xref="x", yref="y", axref="x", ayref="y",
+                              showarrow=True, arrowhead=3, arrowsize=1.5, arrowwidth=2, arrowcolor=c, text=""))
+    return _fig(data, title, height=480, annotations=notes,
+                xaxis=_axis(f"{method} dimension 1 (arbitrary units)"),
+                yaxis=_axis(f"{method} dimension 2 (arbitrary units)"),
+                legend=dict(orientation="h", y=-0.18, x=0, yanchor="top"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,23 +448,21 @@ def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
 
 def dynamics_figure(frame: pd.DataFrame, title: str, y_label: str, reference: Optional[float] = None) -> go.Figure:
     """mean ± std per epoch; colour = modality, dash = model."""
-    fig = go.Figure()
     mods = list(dict.fromkeys(frame["modality"]))
     colours = modality_colours(mods)
     dashes = {"calibrated": "solid", "uncalibrated": "dash"}
+    data = []
     for (model, m), g in frame.groupby(["model", "modality"], sort=False):
         g = g.sort_values("epoch")
-        fig.add_trace(go.Scatter(
-            x=g["epoch"], y=g["mean"], mode="lines+markers", name=f"{m} · {model}",
-            line=dict(color=colours[m], dash=dashes.get(model, "solid")),
-            error_y=dict(type="data", array=g["std"].fillna(0.0), visible=bool(g["std"].fillna(0).any()),
-                         thickness=1)))
-    if reference is not None:
-        fig.add_hline(y=reference, line_dash="dot", line_color="black")
-    fig.update_xaxes(title_text="epoch", dtick=1 if frame["epoch"].nunique() <= 20 else None)
-    fig.update_yaxes(title_text=y_label)
-    return _layout(fig, title, height=400, legend=dict(title_text="", orientation="h", yanchor="top", y=-0.22, x=0),
-                   margin=dict(l=60, r=20, t=60, b=110))
+        std = g["std"].fillna(0.0)
+        data.append(dict(type="scatter", x=list(g["epoch"]), y=list(g["mean"]), mode="lines+markers",
+                         name=f"{m} · {model}", line=dict(color=colours[m], dash=dashes.get(model, "solid")),
+                         error_y=dict(type="data", array=list(std), visible=bool(std.any()), thickness=1)))
+    return _fig(data, title, height=400, shapes=[_hline(reference, dash="dot")] if reference is not None else [],
+                xaxis=_axis("epoch", dtick=1 if frame["epoch"].nunique() <= 20 else None),
+                yaxis=_axis(y_label),
+                legend=dict(title=dict(text=""), orientation="h", yanchor="top", y=-0.22, x=0),
+                margin=dict(l=60, r=20, t=60, b=110))
 
 
 def curves_figure(frame: pd.DataFrame, x: str, y: str, colour: str, dash: Optional[str], title: str,

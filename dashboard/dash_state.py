@@ -119,9 +119,10 @@ def _split_batches(pair_key: str, data_path: str, split: str, _pair: be.ModelPai
 
 
 @st.cache_data(show_spinner="Running the model over the split…", max_entries=64)
-def _predictions(view_key: str, fingerprint: str, data_path: str, split: str, variant: str,
+def _predictions(view_key: str, fingerprint: str, data_path: str, data_mtime: int, split: str, variant: str,
                  _view: be.ModelView, _batch) -> Predictions:
-    return be.predict_view(_view, _batch)
+    parts = {"data": data_path, "data_mtime": data_mtime, "split": split, "variant": variant}
+    return be.cached_predict(_view, _batch, parts, be.CACHE_DIR / "predictions")
 
 
 @st.cache_resource(show_spinner=False)
@@ -184,8 +185,8 @@ class Context:
     def predictions(self, view: be.ModelView) -> Predictions:
         """Cached predictions of a view over the split."""
         fp = self.pair.fingerprint(view.checkpoint)
-        return _predictions(view.key, fp, str(self.data_path), self.split, "clean", view,
-                            self.splits.batch_for(view.checkpoint))
+        return _predictions(view.key, fp, str(self.data_path), _data_mtime(self.data_path), self.split, "clean",
+                            view, self.splits.batch_for(view.checkpoint))
 
     def switched_off(self) -> Optional[be.ModelView]:
         """The calibrated checkpoint with its calibrator switched off (the 'pre' features)."""
@@ -355,7 +356,7 @@ def select_sample(ctx: Context, key: str) -> int:
 
 
 def render_modality(ctx: Context, modality: str, values: np.ndarray, original_steps: Optional[int],
-                    key: str, title_suffix: str = "") -> None:
+                    key: str, title_suffix: str = "", light: bool = False) -> None:
     """Draw one modality of one sample (physical units): frames, skeleton, IMU, MFCC heatmap, vector."""
     schema = ctx.schema
     spec = schema.modality(modality)
@@ -381,6 +382,11 @@ def render_modality(ctx: Context, modality: str, values: np.ndarray, original_st
             fig = charts.frames_strip(frames, t[picks], f"{title}: {len(picks)} of {len(values)} frames",
                                       unit, "gray", (lo, hi))
         st.plotly_chart(fig, config=PLOTLY_CONFIG, key=f"{key}_{modality}_frames")
+    elif kind == "skeleton" and light:
+        names = list(extra.get("joint_names", []))
+        fig = charts.skeleton_strip(values, t, be.skeleton_bones(names), f"{title}: poses over time (x–y plane)",
+                                    unit=spec.unit or "m")
+        st.plotly_chart(fig, config=PLOTLY_CONFIG, key=f"{key}_{modality}_skeleton")
     elif kind == "skeleton":
         names = list(extra.get("joint_names", []))
         bones = be.skeleton_bones(names)
@@ -415,7 +421,7 @@ def prediction_card(title: str, predicted: str, correct: bool, probability: floa
     badge = ":green-badge[correct]" if correct else ":red-badge[wrong]"
     st.markdown(f"<div style='font-size:0.85rem;color:#666'>{title}</div>", unsafe_allow_html=True)
     st.markdown(f"### {predicted}")
-    st.markdown(f"{badge} probability **{probability:.2f}**" + (f" · {note}" if note else ""))
+    st.markdown(f"{badge} probability **{probability:.3f}**" + (f" · {note}" if note else ""))
 
 
 def role_colour_map(views: Sequence[be.ModelView]) -> Dict[str, str]:

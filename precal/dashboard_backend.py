@@ -409,6 +409,77 @@ def forward_view(view: ModelView, batch: Batch) -> Tuple[Tensor, Tensor, Calibra
     return out.logits, out.fused, out.report
 
 
+_CODE_KEY: Optional[str] = None
+_CODE_FILES = ("calibration.py", "inference.py", "models/model.py", "models/encoders.py", "models/fusion.py",
+               "data/dataset.py", "data/batch.py")
+
+
+def code_key() -> str:
+    """Hash of the code that turns weights + inputs into predictions: a cached prediction from older
+    code (same weights, different maths) is never reused."""
+    global _CODE_KEY
+    if _CODE_KEY is None:
+        import hashlib
+
+        h = hashlib.sha256(precal.__version__.encode())
+        base = Path(precal.__file__).resolve().parent
+        for name in _CODE_FILES:
+            try:
+                h.update((base / name).read_bytes())
+            except OSError:
+                h.update(name.encode())
+        _CODE_KEY = h.hexdigest()[:16]
+    return _CODE_KEY
+
+
+_PRED_ARRAYS = ("logits", "labels", "indices", "alpha", "support", "conflict", "beta_mean", "beta_std", "present",
+                "has_context", "fused")
+
+
+def cached_predict(view: ModelView, batch: Batch, key_parts: Mapping[str, Any],
+                   cache_dir: Optional[Path] = None) -> Predictions:
+    """:func:`predict_view`, stored on disk as ``.npz`` (no pickle) under ``cache_dir``.
+
+    ``key_parts`` must identify the inputs (data folder + its modification time, split); the key
+    adds the weights' fingerprint, the calibrator switch, the batch shapes and :func:`code_key`.
+    An unreadable cache file is ignored and rewritten. Without ``cache_dir`` nothing is stored.
+    """
+    if cache_dir is None:
+        return predict_view(view, batch)
+    import hashlib
+    import json
+
+    shapes = {m: list(v.shape) for m, v in batch.inputs.items()}
+    payload = {"parts": dict(key_parts), "weights": view.checkpoint.fingerprint, "calibration": view.calibration,
+               "modalities": list(view.checkpoint.model.modalities), "shapes": shapes, "code": code_key()}
+    key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    path = Path(cache_dir) / f"predictions-{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                mods = [str(m) for m in f["modalities"]]
+                arrays = {k: (f[k] if k in f.files else None) for k in _PRED_ARRAYS}
+                before = {m: f[f"before.{m}"] for m in mods}
+                after = {m: f[f"after.{m}"] for m in mods}
+            return Predictions(modalities=mods, summaries_before=before, summaries_after=after, **arrays)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass
+    preds = predict_view(view, batch)
+    arrays = {k: getattr(preds, k) for k in _PRED_ARRAYS if getattr(preds, k) is not None}
+    arrays["modalities"] = np.asarray(preds.modalities)
+    arrays.update({f"before.{m}": v for m, v in preds.summaries_before.items()})
+    arrays.update({f"after.{m}": v for m, v in preds.summaries_after.items()})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only checkout still works, just without the disk cache
+    return preds
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)

@@ -4,6 +4,12 @@ The app is ``dashboard/app.py`` in the project folder (the package is installed 
 found from ``precal.__file__``). Arguments reach the app twice, on purpose: after ``--`` on the
 ``streamlit run`` line (what the app reads first) and as ``PRECAL_CHECKPOINTS`` / ``PRECAL_DATA``
 environment variables (what ``streamlit.testing`` and other embedders can set).
+
+The server process is ``python -m precal.dashboard_launcher run dashboard/app.py ...``, which is
+``python -m streamlit run dashboard/app.py ...`` plus one thing: while Streamlit starts, a background
+thread imports torch, scikit-learn and the precal modules the pages use. Streamlit runs the app in
+the same process only when the first browser connects, and those imports are most of the first
+page's wait; this way they overlap with the server's own start-up.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from precal.dashboard_backend import (APP_PATH, ENV_CHECKPOINTS, ENV_DATA, MAX_U
 def build_command(checkpoints: Sequence[str], data: Optional[str], port: int, address: str,
                   app: Path = APP_PATH) -> List[str]:
     """The ``python -m streamlit run`` command line."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
+    cmd = [sys.executable, "-m", "precal.dashboard_launcher", "run", str(app),
            "--server.address", address, "--server.port", str(port),
            # Always headless: a non-headless first start asks for an e-mail on stdin and blocks.
            # The browser is opened by :func:`launch` instead when wanted.
@@ -40,6 +46,32 @@ def build_command(checkpoints: Sequence[str], data: Optional[str], port: int, ad
     if data:
         cmd += ["--data", str(Path(data).expanduser().resolve())]
     return cmd
+
+
+PRELOAD = ("torch", "sklearn.metrics", "sklearn.neighbors", "pandas", "plotly.graph_objects",
+           "precal.dashboard_backend", "precal.explain", "precal.projection", "precal.corruptions")
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - only a head start; the app imports (and reports) for real
+            pass
+
+
+def serve(argv: Sequence[str]) -> int:
+    """``streamlit <argv>`` (e.g. ``run app.py --server.port ...``) with the heavy imports preloaded."""
+    threading.Thread(target=_preload, name="precal-preload", daemon=True).start()
+    from streamlit.web import cli
+
+    try:
+        cli.main(args=list(argv), prog_name="streamlit")
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else 1
+    return 0
 
 
 def build_env(checkpoints: Sequence[str], data: Optional[str], base: Optional[dict] = None) -> dict:
@@ -102,3 +134,7 @@ def launch(checkpoints: Sequence[str], data: Optional[str], port: int = 8501, ad
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(serve(sys.argv[1:]))

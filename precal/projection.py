@@ -278,6 +278,9 @@ def _fit_umap(stacked: np.ndarray, seed: int, params: Dict[str, Any]) -> Tuple[n
     kwargs = {"n_jobs": 1, **params}  # a seed forces one job anyway; saying so avoids umap's warning
     model = _build(umap.UMAP, "umap", n_components=2, random_state=seed, **kwargs)
     xy = np.asarray(model.fit_transform(stacked.astype(np.float32)), dtype=np.float64)
+    # UMAP builds its search index for new points on the first transform (seconds for a large map):
+    # pay that here, once per fit, rather than on the user's first interactive placement.
+    model.transform(stacked[:1].astype(np.float32))
     return xy, {"model": model}
 
 
@@ -475,8 +478,17 @@ def _warm_up_quietly() -> None:
 
 
 def _umap_jit_workload() -> None:
-    """The same code path as a real UMAP projection (fit on stacked pre/post, then place)."""
+    """The same code paths as real UMAP projections: fit on stacked pre/post, then place.
+
+    Both of UMAP's neighbour-search paths are compiled: exact distances (fewer than 4096 fitted
+    points) and the pynndescent index (larger maps, forced here on few points). Placement runs for one
+    point and for several, because numba compiles separate versions for the contiguous slices a
+    single row produces and the strided ones of several rows.
+    """
     rng = np.random.default_rng(0)
     pre = rng.normal(size=(25, 8)).astype(np.float32)
-    proj = fit_projection(pre, pre + rng.normal(scale=0.1, size=pre.shape).astype(np.float32), "umap", seed=0)
-    proj.place(pre[:2])
+    post = pre + rng.normal(scale=0.1, size=pre.shape).astype(np.float32)
+    for approximate in (False, True):
+        proj = fit_projection(pre, post, "umap", seed=0, force_approximation_algorithm=approximate)
+        proj.place(pre[:1])
+        proj.place(pre[:3])

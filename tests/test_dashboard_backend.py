@@ -393,7 +393,8 @@ def test_launcher_command_and_environment(tmp_path):
     from precal import dashboard_launcher as dl
 
     cmd = dl.build_command([str(tmp_path / "a")], str(tmp_path / "d"), 8765, "127.0.0.1")
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]) == be.APP_PATH and be.APP_PATH.is_file()
+    assert cmd[1:4] == ["-m", "precal.dashboard_launcher", "run"] and Path(cmd[4]) == be.APP_PATH
+    assert be.APP_PATH.is_file()
     for flag, value in (("--server.address", "127.0.0.1"), ("--server.port", "8765"), ("--server.headless", "true"),
                         ("--browser.gatherUsageStats", "false")):
         assert cmd[cmd.index(flag) + 1] == value

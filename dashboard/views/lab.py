@@ -3,6 +3,8 @@
 Everything below the title runs in an ``st.fragment``: moving a control reruns only the lab.
 """
 
+import time
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -56,6 +58,7 @@ def _projection(key: str, method: str, _pre: np.ndarray, _post: np.ndarray, _par
 
 @st.fragment
 def lab() -> None:
+    started = time.perf_counter()
     schema = ctx.schema
     c1, c2 = st.columns([3, 1])
     with c1:
@@ -80,6 +83,7 @@ def lab() -> None:
 
         # ---- predictions side by side
         cols = st.columns(len(views))
+        panels = []
         for col, v in zip(cols, views):
             clean, cor = result.clean[v.role], result.corrupted[v.role]
             changed = clean.predicted != cor.predicted
@@ -88,36 +92,32 @@ def lab() -> None:
                 ds.prediction_card("prediction on the corrupted input", cor.predicted_name,
                                    cor.predicted_name == true_name, cor.confidence,
                                    f"changed (clean: {clean.predicted_name})" if changed else "same as on the clean input")
-                top_classes = list(dict.fromkeys(list(cor.top(5)["class"]) + list(clean.top(3)["class"])))
-                names = cor.class_names
-                rows = []
-                for state, o in (("clean", clean), ("corrupted", cor)):
-                    p = o.probabilities
-                    for c in top_classes:
-                        rows.append({"class": c, "probability": float(p[names.index(c)]) if c in names else 1.0,
-                                     "input": state})
-                st.plotly_chart(charts.top_k_figure(pd.DataFrame(rows), f"probabilities · {v.role}",
-                                                    colour_by="input", colours=charts.STATE_COLOURS,
-                                                    true_class=true_name), config=ds.PLOTLY_CONFIG, key=f"lab_top_{v.role}")
+            top_classes = list(dict.fromkeys(list(cor.top(5)["class"]) + list(clean.top(3)["class"])))
+            names = cor.class_names
+            rows = [{"class": c, "probability": float(o.probabilities[names.index(c)]) if c in names else 1.0,
+                     "input": state}
+                    for state, o in (("clean", clean), ("corrupted", cor)) for c in top_classes]
+            panels.append((v.role, pd.DataFrame(rows)))
+        st.plotly_chart(charts.probability_panels(panels, "class probabilities: clean vs corrupted input",
+                                                  "input", charts.STATE_COLOURS, true_class=true_name),
+                        config=ds.PLOTLY_CONFIG, key="lab_top")
 
         # ---- gates and cues, with change from clean
         st.subheader("Gates and cues: clean vs corrupted")
         delta = result.delta_frame()
         delta = delta[delta["model"].isin([v.role for v in views])]
-        cal = result.corrupted.get(be.CALIBRATED)
-        if cal is not None:
+        if result.corrupted.get(be.CALIBRATED) is not None:
             frame = delta[delta["model"] == be.CALIBRATED]
             long = frame.melt(id_vars=["modality", "quantity"], value_vars=["clean", "corrupted"], var_name="input")
-            g1, g2, g3 = st.columns(3)
-            for col, q, label, yr, ref in ((g1, "alpha", "alpha (× feature scale)", [0, 2.1], 1.0),
-                                           (g2, "support", "support (cosine, −1…1)", [-1.1, 1.2], None),
-                                           (g3, "conflict", "conflict (mean squared distance)", None, None)):
-                col.plotly_chart(charts.gate_bars(long[long["quantity"] == q], "value", f"{q} · calibrated model",
-                                                  label, colour_by="input", colours=charts.STATE_COLOURS,
-                                                  reference=ref, y_range=yr), config=ds.PLOTLY_CONFIG, key=f"lab_{q}")
-        show = delta.pivot_table(index=["modality"], columns=["model", "quantity"], values="change").round(4)
-        show.columns = [f"Δ {q} ({model})" for model, q in show.columns]
-        st.dataframe(show, width="stretch")
+            st.plotly_chart(charts.cue_panels(long, "calibrated model: gates and cues, clean vs corrupted", "input",
+                                              charts.STATE_COLOURS), config=ds.PLOTLY_CONFIG, key="lab_cues")
+        tcols = st.columns(len(views))
+        for col, v in zip(tcols, views):
+            sub = delta[delta["model"] == v.role].pivot_table(index="modality", columns="quantity", values="change")
+            sub = sub.reindex(index=schema.modality_names, columns=["alpha", "support", "conflict"])
+            sub.columns = [f"Δ {q}" for q in sub.columns]
+            col.markdown(f"**change from the clean input · {v.role}**")
+            col.table(sub.map(lambda x: f"{x:+.3f}"))
 
         # ---- corrupted inputs
         st.subheader("Corrupted inputs")
@@ -132,7 +132,7 @@ def lab() -> None:
                     spec = schema.modality(m)
                     x = be.model_input(batch, 0, spec, ckpt.preprocessor)
                     ds.render_modality(ctx, m, x, ctx.data.modalities[m].length(index), key="lab",
-                                       title_suffix=" (corrupted, as the model sees it)")
+                                       title_suffix=" (corrupted, as the model sees it)", light=True)
 
         # ---- the sample moving in the projection
         st.subheader("Where the sample moves (fused representation)")
@@ -154,6 +154,9 @@ def lab() -> None:
             st.plotly_chart(charts.lab_projection_figure(proj.post_xy, labels, moves,
                                                          f"{method.upper()} of {ctx.split}: clean (●) → corrupted (✕)",
                                                          method.upper()), config=ds.ZOOM_CONFIG, key="lab_proj")
+
+    st.caption(f"lab drawn in {1000 * (time.perf_counter() - started):.0f} ms on the server "
+               f"(model update {1000 * result.seconds:.0f} ms).")
 
 
 lab()

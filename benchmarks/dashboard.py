@@ -1,0 +1,226 @@
+"""Dashboard latency: the figures the dashboard issue asks for, against their targets.
+
+    python benchmarks/dashboard.py                                   # checkpoints/ (else tiny fixtures)
+    python benchmarks/dashboard.py --checkpoint DIR_calon --checkpoint DIR_caloff [--data DIR]
+    python benchmarks/dashboard.py --no-browser                      # skip the Chromium measurements
+
+Measured:
+
+1. lab update: corrupt one sample (a different corruption/severity each run, so nothing is cached)
+   and run the calibrated and uncalibrated models on clean + corrupted with their full reports
+   (:func:`precal.dashboard_backend.lab_update`), p50/p90 over ``--runs`` runs. Target p50 <= 50 ms.
+2. cached projection load: the split's fused pre/post features, projection fitted once, then loaded
+   from the on-disk cache with the in-memory LRU cleared (what a server restart pays), per method.
+   Target <= 100 ms.
+3. placing a new point (a corrupted sample's features) into a projection, per method.
+   Target <= 300 ms.
+4. app start to first complete page: from launching ``python -m precal dashboard`` to the overview
+   page's title, metrics and charts being present in headless Chromium, no spinner. Target <= 10 s.
+5. browser round trip: in the lab, click a control (remove a modality) and wait until the updated
+   prediction text and gate chart are on screen; median over several clicks. Target <= 300 ms.
+
+Torch runs single-threaded, as in the dashboard (see dashboard/dash_state.configure_torch).
+On a shared machine, run it when the machine is otherwise idle: the numbers are latencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from precal import dashboard_backend as be  # noqa: E402
+
+TARGETS_MS = {"lab update p50": 50.0, "cached projection load": 100.0, "place new point": 300.0,
+              "start to first page": 10_000.0, "browser round trip": 300.0}
+
+
+def pick_checkpoints(args) -> List[str]:
+    if args.checkpoint:
+        return list(args.checkpoint)
+    shipped = [str(p) for p in be.default_checkpoint_dirs()]
+    if shipped:
+        ckpts, _ = be.load_checkpoints(shipped)
+        pairs = [p for p in be.pair_checkpoints(ckpts) if p.calibrated is not None and p.uncalibrated is not None]
+        if pairs:
+            return [str(pairs[0].calibrated.path), str(pairs[0].uncalibrated.path)]
+    from test_dashboard_backend import tiny_checkpoints
+
+    print("no shipped checkpoint pair found: using the tiny test fixtures (numbers will be optimistic)")
+    tiny = tiny_checkpoints()
+    return [str(tiny["on"]), str(tiny["off"])]
+
+
+def pct(values: List[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def bench_backend(paths: List[str], data_arg: Optional[str], split: str, runs: int, methods: List[str]) -> Dict[str, float]:
+    from precal.projection import cached_projection, clear_memory_cache
+    from precal.corruptions import corruptions_for
+
+    ckpts, problems = be.load_checkpoints(paths)
+    for p in problems:
+        print(f"  skipped {p.path}: {p.message}")
+    pair = be.pair_checkpoints(ckpts)[0]
+    data = be.load_data(be.find_data_dir(pair.primary, data_arg))
+    splits = be.split_batches(pair, data, split)
+    views = pair.views()
+    schema = pair.primary.schema
+    print(f"pair {pair.label}; split {split} ({splits.size} samples); torch threads {torch.get_num_threads()}")
+    results: Dict[str, float] = {}
+
+    # 1. lab update
+    options = [(m, c.name) for m in schema.modality_names for c in corruptions_for(schema.modality(m).kind)
+               if c.name not in ("swap", "remove_absent")]
+    rng = np.random.default_rng(0)
+    be.lab_update(views, splits, int(splits.indices[0]), {})  # first call pays one-time costs
+    times = []
+    for k in range(runs):
+        m, c = options[k % len(options)]
+        index = int(splits.indices[rng.integers(splits.size)])
+        settings = {m: be.LabSetting(c, int(rng.integers(1, 6)))}
+        if k % 5 == 4:
+            settings[schema.modality_names[-1]] = be.LabSetting(remove=True)
+        t = time.perf_counter()
+        be.lab_update(views, splits, index, settings, seed=k)
+        times.append(1000 * (time.perf_counter() - t))
+    results["lab update p50"] = pct(times, 50)
+    print(f"lab update: p50 {pct(times, 50):.1f} ms, p90 {pct(times, 90):.1f} ms over {runs} runs")
+
+    # 2 + 3. projections (UMAP's numba code compiled first, as the dashboard's warm-up does)
+    if pair.calibrated is not None:
+        if "umap" in methods:
+            from precal.projection import warm_up_umap
+
+            t = time.perf_counter()
+            warm_up_umap().join()
+            print(f"UMAP warm-up (numba compile, done in the background by the dashboard): "
+                  f"{time.perf_counter() - t:.1f} s")
+        on = be.predict_view(views[0], splits.batch_for(pair.calibrated))
+        off = be.predict_view(be.ModelView(be.UNCALIBRATED, pair.calibrated, False, "off"),
+                              splits.batch_for(pair.calibrated))
+        pre, post = be.pre_post_features(be.FUSED, on, off)
+        cache = Path(tempfile.mkdtemp(prefix="precal-bench-proj-"))
+        res = be.lab_update(views, splits, int(splits.indices[0]), {schema.modality_names[0]: be.LabSetting("gaussian_noise", 5)})
+        new_point = res.corrupted[be.CALIBRATED].fused[None, :]
+        loads, places = [], []
+        try:
+            for method in methods:
+                parts = be.projection_key(pair, split, be.FUSED)
+                t = time.perf_counter()
+                proj = cached_projection(cache, parts, pre, post, method, 0)
+                fit = time.perf_counter() - t
+                t = time.perf_counter()
+                proj.place(new_point)
+                place_live = 1000 * (time.perf_counter() - t)
+                clear_memory_cache()
+                t = time.perf_counter()
+                loaded = cached_projection(cache, parts, pre, post, method, 0)
+                load = 1000 * (time.perf_counter() - t)
+                t = time.perf_counter()
+                loaded.place(new_point)
+                place_loaded = 1000 * (time.perf_counter() - t)
+                t = time.perf_counter()
+                loaded.place(new_point)
+                place_again = 1000 * (time.perf_counter() - t)
+                loads.append(load)
+                places += [place_live, place_loaded]
+                print(f"projection {method:5s}: fit {fit:6.2f} s; cached load (disk) {load:6.1f} ms; "
+                      f"place new point: live {place_live:6.1f} ms, after reload {place_loaded:6.1f} ms "
+                      f"(again {place_again:.1f} ms) [{loaded.placement}]")
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        results["cached projection load"] = max(loads)
+        results["place new point"] = max(places)
+    return results
+
+
+def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int) -> Dict[str, float]:
+    import test_dashboard_browser as tb
+
+    reason = tb._skip_reason()
+    if reason:
+        print(f"browser measurements skipped: {reason}")
+        return {}
+    results: Dict[str, float] = {}
+    port = tb.free_port()
+    log = Path(tempfile.mkdtemp(prefix="precal-bench-")) / "server.log"
+    driver = tb.make_driver()  # started first: browser start-up is not the app's start time
+    cmd_ckpts = [Path(p) for p in paths]
+    t0 = time.perf_counter()
+    proc = tb.start_server(cmd_ckpts, port, log, warm_up=True)
+    try:
+        tb.wait_healthy(port, proc)
+        health = time.perf_counter() - t0
+        driver.get(f"http://127.0.0.1:{port}/")
+        tb.wait_page_done(driver, quiet_polls=1)
+        tb.wait_until(lambda: driver.execute_script(
+            "return document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg').length > 0 && "
+            "document.querySelectorAll('[data-testid=\"stMetric\"]').length > 0;"), timeout=120)
+        first = time.perf_counter() - t0
+        results["start to first page"] = 1000 * first
+        print(f"app start: server healthy after {health:.1f} s; first complete page (overview) after {first:.1f} s")
+
+        driver.get(f"http://127.0.0.1:{port}/lab")
+        tb.wait_page_done(driver)
+        rounds = []
+        for k in range(clicks):
+            before = tb.lab_status(driver)
+            t = time.perf_counter()
+            tb.click_checkbox(driver, "remove (mark missing)", -1)  # toggles the last modality
+            tb.wait_until(lambda: tb.lab_status(driver) != before and not driver.execute_script(tb.BUSY_JS),
+                          timeout=60, poll=0.005)
+            rounds.append(1000 * (time.perf_counter() - t))
+            time.sleep(0.3)
+        results["browser round trip"] = statistics.median(rounds)
+        print(f"browser round trip (lab control -> updated prediction + charts): median "
+              f"{statistics.median(rounds):.0f} ms, min {min(rounds):.0f} ms, max {max(rounds):.0f} ms over {clicks}")
+    finally:
+        driver.quit()
+        tb.stop_server(proc)
+    return results
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", action="append", help="checkpoint folder (repeat for the pair)")
+    parser.add_argument("--data", help="data folder (default: recorded in the checkpoint)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--clicks", type=int, default=8)
+    parser.add_argument("--methods", nargs="+", default=["pca", "tsne", "umap"])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the dashboard uses 1)")
+    parser.add_argument("--no-browser", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    paths = pick_checkpoints(args)
+    results = bench_backend(paths, args.data, args.split, args.runs, args.methods)
+    if not args.no_browser:
+        os.environ.pop("PRECAL_DASHBOARD_WARMUP", None)
+        results.update(bench_browser(paths, args.data, args.clicks))
+    print()
+    print(f"{'figure':28s} {'measured':>12s} {'target':>10s}  ok")
+    for name, target in TARGETS_MS.items():
+        if name in results:
+            v = results[name]
+            print(f"{name:28s} {v:10.1f} ms {target:8.0f} ms  {'yes' if v <= target else 'NO'}")
+        else:
+            print(f"{name:28s} {'—':>12s} {target:8.0f} ms  (not measured)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
