@@ -52,29 +52,35 @@ def modality_colours(modalities: Sequence[str]) -> Dict[str, str]:
 
 def frames_strip(frames: np.ndarray, times: Sequence[float], title: str, colour_label: str,
                  colourscale: str = "gray", zrange: Optional[Tuple[float, float]] = None,
-                 time_unit: str = "s") -> go.Figure:
+                 time_unit: str = "s", reference: Optional[np.ndarray] = None) -> go.Figure:
     """A strip of frames (n, H, W) side by side in one heatmap, with a shared colour scale in
-    physical units and each frame's time above it."""
+    physical units and each frame's time above it. With ``reference`` (same shape) the clean frames
+    are drawn in a first row and ``frames`` (e.g. corrupted) in a second. NaN pixels are left blank."""
     n, h, w = frames.shape
+    rows = [("clean", reference), ("corrupted", frames)] if reference is not None else [("", frames)]
     if zrange is None:
         finite = frames[np.isfinite(frames)]
         zrange = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if zrange[0] == zrange[1]:
         zrange = (zrange[0], zrange[0] + 1.0)
     gap = max(1, w // 10)
-    strip = np.full((h, n * (w + gap) - gap), np.nan, dtype=np.float32)
-    for k in range(n):
-        strip[:, k * (w + gap): k * (w + gap) + w] = frames[k]
+    strip = np.full((len(rows) * (h + gap) - gap, n * (w + gap) - gap), np.nan, dtype=np.float32)
+    for r, (_, arr) in enumerate(rows):
+        for k in range(min(n, len(arr))):
+            strip[r * (h + gap): r * (h + gap) + h, k * (w + gap): k * (w + gap) + w] = arr[k]
     notes = [dict(x=k * (w + gap) + (w - 1) / 2, y=-0.6, xref="x", yref="y", yanchor="bottom", showarrow=False,
                   text=(f"t = {times[k]:.2f} s" if time_unit == "s" else f"step {int(times[k])}"), font=dict(size=11))
              for k in range(n)]
+    if reference is not None:
+        notes += [dict(x=-1, y=r * (h + gap) + (h - 1) / 2, xref="x", yref="y", xanchor="right", showarrow=False,
+                       text=label, textangle=-90, font=dict(size=12)) for r, (label, _) in enumerate(rows)]
     trace = dict(type="heatmap", z=strip, colorscale=colourscale, zmin=zrange[0], zmax=zrange[1], hoverongaps=False,
                  colorbar=dict(title=dict(text=colour_label), thickness=12),
                  hovertemplate="value=%{z:.0f} " + colour_label + "<extra></extra>")
-    return _fig([trace], title, height=260, annotations=notes,
+    return _fig([trace], title, height=170 + 110 * len(rows), annotations=notes,
                 xaxis=dict(visible=False, constrain="domain"),
                 yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", scaleratio=1, constrain="domain"),
-                margin=dict(l=10, r=10, t=70, b=10))
+                margin=dict(l=30 if reference is not None else 10, r=10, t=70, b=10))
 
 
 def skeleton_animation(joints: np.ndarray, times: Sequence[float], bones: Sequence[Tuple[int, int]],
@@ -118,7 +124,7 @@ def skeleton_animation(joints: np.ndarray, times: Sequence[float], bones: Sequen
 
 
 def skeleton_strip(joints: np.ndarray, times: Sequence[float], bones: Sequence[Tuple[int, int]], title: str,
-                   count: int = 8, unit: str = "m") -> go.Figure:
+                   count: int = 8, unit: str = "m", reference: Optional[np.ndarray] = None) -> go.Figure:
     """Up to ``count`` poses of a (T, J, 3) skeleton side by side (x–y plane), each under its time: a
     static, light alternative to the animation for views that redraw often (the lab)."""
     t_count = len(joints)
@@ -127,8 +133,15 @@ def skeleton_strip(joints: np.ndarray, times: Sequence[float], bones: Sequence[T
     width = float(np.nanmax(xs) - np.nanmin(xs)) + 0.3 if t_count else 1.0
     a = np.asarray([b[0] for b in bones], dtype=int)
     b = np.asarray([b[1] for b in bones], dtype=int)
-    bx, by, jx, jy, notes = [], [], [], [], []
+    bx, by, jx, jy, notes, rx, ry = [], [], [], [], [], [], []
     for k, f in enumerate(picks):
+        if reference is not None and f < len(reference):
+            seg = np.full((3 * len(a), 2), np.nan)
+            shift_r = k * width - float(np.nanmin(xs))
+            seg[0::3, 0], seg[1::3, 0] = reference[f, a, 0] + shift_r, reference[f, b, 0] + shift_r
+            seg[0::3, 1], seg[1::3, 1] = reference[f, a, 1], reference[f, b, 1]
+            rx.append(seg[:, 0])
+            ry.append(seg[:, 1])
         shift = k * width - float(np.nanmin(xs))
         seg_x = np.full(3 * len(a), np.nan)
         seg_y = np.full(3 * len(a), np.nan)
@@ -140,21 +153,34 @@ def skeleton_strip(joints: np.ndarray, times: Sequence[float], bones: Sequence[T
         jy.append(joints[f, :, 1])
         notes.append(dict(x=k * width + (width - 0.3) / 2, y=1.0, xref="x", yref="paper", yanchor="bottom",
                           showarrow=False, text=f"t = {times[f]:.2f} s", font=dict(size=11)))
-    data = [dict(type="scatter", x=np.concatenate(bx) if bx else [], y=np.concatenate(by) if by else [], mode="lines",
-                 line=dict(color="#1f77b4", width=3), name="bones", hoverinfo="skip"),
+    data = []
+    if rx:
+        data.append(dict(type="scatter", x=np.concatenate(rx), y=np.concatenate(ry), mode="lines",
+                         line=dict(color="rgba(120,120,120,0.45)", width=5), name="clean", hoverinfo="skip"))
+    data += [dict(type="scatter", x=np.concatenate(bx) if bx else [], y=np.concatenate(by) if by else [], mode="lines",
+                 line=dict(color="#1f77b4", width=3), name="bones" if reference is None else "corrupted",
+                 hoverinfo="skip"),
             dict(type="scatter", x=np.concatenate(jx) if jx else [], y=np.concatenate(jy) if jy else [],
                  mode="markers", marker=dict(size=4, color="#d62728"), name="joints", hoverinfo="skip")]
-    return _fig(data, title, height=300, annotations=notes, showlegend=False,
+    return _fig(data, title, height=320, annotations=notes, showlegend=reference is not None,
+                legend=dict(orientation="h", yanchor="top", y=-0.12, x=0),
                 xaxis=_axis(f"x ({unit}), poses side by side", showticklabels=False, zeroline=False),
                 yaxis=_axis(f"y ({unit}, up)", scaleanchor="x", scaleratio=1, zeroline=False),
                 margin=dict(l=60, r=20, t=80, b=40))
 
 
 def imu_figure(t: np.ndarray, values: np.ndarray, columns: Sequence[str], title: str,
-               time_label: str = "time (s)") -> go.Figure:
-    """Accelerometer (g) and gyroscope (deg/s) as two stacked line charts sharing the time axis."""
+               time_label: str = "time (s)", reference: Optional[np.ndarray] = None) -> go.Figure:
+    """Accelerometer (g) and gyroscope (deg/s) as two stacked line charts sharing the time axis
+    (``reference``: the clean signal, drawn in grey underneath)."""
     colours = ["#1f77b4", "#ff7f0e", "#2ca02c"]
     data = []
+    if reference is not None:
+        for j in range(len(columns)):
+            data.append(dict(type="scatter", x=t[: len(reference)], y=reference[:, j], mode="lines",
+                             name="clean", legendgroup="clean", showlegend=j == 0, xaxis="x",
+                             yaxis="y2" if j >= 3 else "y", line=dict(color="rgba(120,120,120,0.5)", width=3),
+                             hoverinfo="skip"))
     for j, name in enumerate(columns):
         lower = j >= 3
         data.append(dict(type="scatter", x=t, y=values[:, j], mode="lines", name=name, xaxis="x",
@@ -171,19 +197,36 @@ def imu_figure(t: np.ndarray, values: np.ndarray, columns: Sequence[str], title:
 
 
 def lines_figure(t: np.ndarray, values: np.ndarray, columns: Sequence[str], title: str, y_label: str,
-                 time_label: str = "time (s)") -> go.Figure:
-    data = [dict(type="scatter", x=t, y=values[:, j], mode="lines", name=name) for j, name in enumerate(columns)]
+                 time_label: str = "time (s)", reference: Optional[np.ndarray] = None) -> go.Figure:
+    data = []
+    if reference is not None:
+        data += [dict(type="scatter", x=t[: len(reference)], y=reference[:, j], mode="lines", name="clean",
+                      legendgroup="clean", showlegend=j == 0, line=dict(color="rgba(120,120,120,0.5)", width=3),
+                      hoverinfo="skip") for j in range(len(columns))]
+    data += [dict(type="scatter", x=t, y=values[:, j], mode="lines", name=name) for j, name in enumerate(columns)]
     return _fig(data, title, xaxis=_axis(time_label), yaxis=_axis(y_label))
 
 
 def feature_heatmap(t: np.ndarray, values: np.ndarray, rows: Sequence[str], title: str, colour_label: str,
-                    time_label: str = "time (s)", y_label: str = "feature") -> go.Figure:
-    """(T, F) features as a time x feature heatmap (e.g. MFCC)."""
-    lim = float(np.nanpercentile(np.abs(values), 99)) if values.size else 1.0
-    trace = dict(type="heatmap", z=values.T, x=t, y=list(rows), colorscale="RdBu", reversescale=True, zmid=0.0,
-                 zmin=-lim, zmax=lim, colorbar=dict(title=dict(text=colour_label), thickness=12),
-                 hovertemplate=time_label + "=%{x:.2f}<br>%{y}<br>value=%{z:.2f}<extra></extra>")
-    return _fig([trace], title, height=400, xaxis=_axis(time_label), yaxis=_axis(y_label))
+                    time_label: str = "time (s)", y_label: str = "feature",
+                    reference: Optional[np.ndarray] = None) -> go.Figure:
+    """(T, F) features as a time x feature heatmap (e.g. MFCC); with ``reference`` the clean
+    features are drawn above in a second panel on the same colour scale."""
+    both = values if reference is None else np.concatenate([values.reshape(-1), reference.reshape(-1)])
+    lim = float(np.nanpercentile(np.abs(both), 99)) if both.size else 1.0
+    lim = lim or 1.0
+
+    def trace(z: np.ndarray, axis: str, show: bool) -> dict:
+        return dict(type="heatmap", z=z.T, x=t[: len(z)], y=list(rows), colorscale="RdBu", reversescale=True,
+                    zmid=0.0, zmin=-lim, zmax=lim, showscale=show, yaxis=axis,
+                    colorbar=dict(title=dict(text=colour_label), thickness=12),
+                    hovertemplate=time_label + "=%{x:.2f}<br>%{y}<br>value=%{z:.2f}<extra></extra>")
+
+    if reference is None:
+        return _fig([trace(values, "y", True)], title, height=400, xaxis=_axis(time_label), yaxis=_axis(y_label))
+    return _fig([trace(reference, "y2", False), trace(values, "y", True)], title, height=560,
+                xaxis=_axis(time_label, anchor="y"), yaxis=_axis(f"{y_label} · corrupted", domain=[0, 0.47]),
+                yaxis2=_axis(f"{y_label} · clean", domain=[0.53, 1.0]))
 
 
 def vector_figure(values: np.ndarray, names: Sequence[str], title: str, y_label: str) -> go.Figure:
@@ -461,8 +504,8 @@ def dynamics_figure(frame: pd.DataFrame, title: str, y_label: str, reference: Op
     return _fig(data, title, height=400, shapes=[_hline(reference, dash="dot")] if reference is not None else [],
                 xaxis=_axis("epoch", dtick=1 if frame["epoch"].nunique() <= 20 else None),
                 yaxis=_axis(y_label),
-                legend=dict(title=dict(text=""), orientation="h", yanchor="top", y=-0.22, x=0),
-                margin=dict(l=60, r=20, t=60, b=110))
+                legend=dict(title=dict(text=""), orientation="h", yanchor="top", y=-0.3, x=0),
+                margin=dict(l=60, r=20, t=60, b=120))
 
 
 def curves_figure(frame: pd.DataFrame, x: str, y: str, colour: str, dash: Optional[str], title: str,
@@ -470,5 +513,5 @@ def curves_figure(frame: pd.DataFrame, x: str, y: str, colour: str, dash: Option
     fig = px.line(frame, x=x, y=y, color=colour, line_dash=dash, markers=True,
                   color_discrete_map=ROLE_COLOURS, labels={x: x_label, y: y_label})
     fig.update_xaxes(dtick=1 if frame[x].nunique() <= 20 else None)
-    return _layout(fig, title, height=400, legend=dict(title_text="", orientation="h", yanchor="top", y=-0.22, x=0),
-                   margin=dict(l=60, r=20, t=60, b=110))
+    return _layout(fig, title, height=400, legend=dict(title_text="", orientation="h", yanchor="top", y=-0.3, x=0),
+                   margin=dict(l=60, r=20, t=60, b=120))

@@ -356,8 +356,14 @@ def select_sample(ctx: Context, key: str) -> int:
 
 
 def render_modality(ctx: Context, modality: str, values: np.ndarray, original_steps: Optional[int],
-                    key: str, title_suffix: str = "", light: bool = False) -> None:
-    """Draw one modality of one sample (physical units): frames, skeleton, IMU, MFCC heatmap, vector."""
+                    key: str, title_suffix: str = "", light: bool = False,
+                    reference: Optional[np.ndarray] = None) -> None:
+    """Draw one modality of one sample (physical units): frames, skeleton, IMU, MFCC heatmap, vector.
+
+    ``light``: static renderings only (the lab redraws on every change); ``reference``: the clean
+    input, drawn beside/under ``values`` for comparison."""
+    if reference is not None and len(reference) == 0:
+        reference = None
     schema = ctx.schema
     spec = schema.modality(modality)
     extra = schema.extra
@@ -370,22 +376,28 @@ def render_modality(ctx: Context, modality: str, values: np.ndarray, original_st
     unit = spec.unit or "value"
     if kind == "frames":
         picks = be.frame_picks(len(values), 8)
-        frames = values[picks]
+        frames = values[picks].astype(np.float32)
+        ref = reference[picks[picks < len(reference)]].astype(np.float32) if reference is not None else None
         is_depth = "mm" in spec.unit
         if is_depth:
-            nz = values[values > 0]
+            # 0 mm means "no reading": left blank rather than drawn as the nearest depth
+            frames = np.where(frames > 1.0, frames, np.nan)
+            if ref is not None:
+                ref = np.where(ref > 1.0, ref, np.nan)
+            nz = values[values > 1.0]
             zr = (float(np.percentile(nz, 2)), float(np.percentile(nz, 98))) if nz.size else (0.0, 1.0)
-            fig = charts.frames_strip(frames, t[picks], f"{title}: {len(picks)} of {len(values)} frames",
-                                      "depth (mm)", "Viridis_r", zr)
+            fig = charts.frames_strip(frames, t[picks], f"{title}: {len(picks)} of {len(values)} frames "
+                                                        "(blank = no depth reading)",
+                                      "depth (mm)", "Viridis", zr, reference=ref)
         else:
             lo, hi = (0.0, 255.0) if "0-255" in spec.unit else (float(values.min()), float(values.max()))
             fig = charts.frames_strip(frames, t[picks], f"{title}: {len(picks)} of {len(values)} frames",
-                                      unit, "gray", (lo, hi))
+                                      unit, "gray", (lo, hi), reference=ref)
         st.plotly_chart(fig, config=PLOTLY_CONFIG, key=f"{key}_{modality}_frames")
     elif kind == "skeleton" and light:
         names = list(extra.get("joint_names", []))
         fig = charts.skeleton_strip(values, t, be.skeleton_bones(names), f"{title}: poses over time (x–y plane)",
-                                    unit=spec.unit or "m")
+                                    unit=spec.unit or "m", reference=reference)
         st.plotly_chart(fig, config=PLOTLY_CONFIG, key=f"{key}_{modality}_skeleton")
     elif kind == "skeleton":
         names = list(extra.get("joint_names", []))
@@ -396,19 +408,25 @@ def render_modality(ctx: Context, modality: str, values: np.ndarray, original_st
         st.plotly_chart(fig, config=PLOTLY_CONFIG, key=f"{key}_{modality}_skeleton")
     elif kind == "imu":
         cols = be.feature_names(spec, extra)
+        ref = reference.reshape(len(reference), -1) if reference is not None else None
         st.plotly_chart(charts.imu_figure(t, values.reshape(len(values), -1), cols, f"{title}: inertial sensor",
-                                          time_label=t_label), config=PLOTLY_CONFIG, key=f"{key}_{modality}_imu")
+                                          time_label=t_label, reference=ref), config=PLOTLY_CONFIG,
+                        key=f"{key}_{modality}_imu")
     elif kind == "lines":
         cols = be.feature_names(spec, extra)
+        ref = reference.reshape(len(reference), -1) if reference is not None else None
         st.plotly_chart(charts.lines_figure(t, values.reshape(len(values), -1), cols, title,
-                                            f"{modality} ({unit})", t_label), config=PLOTLY_CONFIG, key=f"{key}_{modality}_lines")
+                                            f"{modality} ({unit})", t_label, reference=ref), config=PLOTLY_CONFIG,
+                        key=f"{key}_{modality}_lines")
     elif kind == "heatmap":
         flat = values.reshape(len(values), -1)
         rows = be.feature_names(spec, extra)
         label = "MFCC / energy coefficient" if "MFCC" in spec.description else "feature"
         colour = spec.unit or ("coefficient value" if "MFCC" in spec.description else "value")
+        ref = reference.reshape(len(reference), -1) if reference is not None else None
         st.plotly_chart(charts.feature_heatmap(t, flat, rows, f"{title}: features over time",
-                                               colour, t_label, label), config=PLOTLY_CONFIG, key=f"{key}_{modality}_heat")
+                                               colour, t_label, label, reference=ref), config=PLOTLY_CONFIG,
+                        key=f"{key}_{modality}_heat")
     else:
         st.plotly_chart(charts.vector_figure(values.reshape(-1), be.feature_names(spec, extra), title, unit),
                         config=PLOTLY_CONFIG, key=f"{key}_{modality}_vec")

@@ -50,14 +50,10 @@ from precal.evaluation import dataset_for, resolve_data_dir
 from precal.inference import Predictions, predict
 from precal.metrics import compute_metrics
 
-ROOT = Path(precal.__file__).resolve().parent.parent
-"""The project folder (the package is installed editable): holds ``dashboard/``, ``checkpoints/``,
-``sample_data/`` and the on-disk cache."""
-APP_PATH = ROOT / "dashboard" / "app.py"
+from precal.dashboard_launcher import APP_PATH, ENV_CHECKPOINTS, ENV_DATA, MAX_UPLOAD_BYTES, ROOT  # noqa: E402
+
 CACHE_DIR = ROOT / ".cache" / "precal"
-ENV_CHECKPOINTS = "PRECAL_CHECKPOINTS"
-ENV_DATA = "PRECAL_DATA"
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+"""On-disk caches (projections, predictions); gitignored."""
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 MAX_UPLOAD_FILES = 32
 
@@ -1056,22 +1052,35 @@ def normalise_robustness_table(frame: pd.DataFrame, pair: ModelPair) -> pd.DataF
             return CALIBRATED if value in ("true", "1", "on", "yes") else UNCALIBRATED
         return CALIBRATED if pair.calibrated is not None else UNCALIBRATED
 
+    if ckpt_col is not None:  # a table shared by several checkpoints: keep this pair's rows
+        mine = frame[ckpt_col].astype(str).map(lambda c: Path(c).name in names)
+        if mine.any():
+            frame = frame[mine].reset_index(drop=True)
     roles = frame.apply(role_of, axis=1) if len(frame) else pd.Series([], dtype=object)
     ckpts = frame[ckpt_col].astype(str) if ckpt_col is not None else roles
     alpha_col = _first_column(frame, ("alpha_mean", "alpha", "mean_alpha", "alpha_corrupted"))
     n_col = _first_column(frame, ("n", "samples", "count"))
     metric_col = _first_column(frame, ("metric",))
     value_col = _first_column(frame, ("value",))
+    if alpha_col is not None:
+        alpha = pd.to_numeric(frame[alpha_col], errors="coerce").to_numpy()
+    else:  # precal robustness writes alpha_<modality> for every modality: take the corrupted one's
+        alpha = np.array([pd.to_numeric(pd.Series([row.get(f"alpha_{row[mod]}", np.nan)]), errors="coerce")[0]
+                          for _, row in frame.iterrows()], dtype=float) if len(frame) else np.zeros(0)
     base = pd.DataFrame({"model": roles.to_numpy(), "checkpoint": ckpts.to_numpy(),
                          "modality": frame[mod].astype(str).to_numpy(),
                          "corruption": frame[cor].astype(str).to_numpy(),
                          "severity": pd.to_numeric(frame[sev], errors="coerce").to_numpy(),
-                         "alpha_mean": pd.to_numeric(frame[alpha_col], errors="coerce").to_numpy()
-                         if alpha_col else np.nan,
+                         "alpha_mean": alpha,
                          "n": frame[n_col].to_numpy() if n_col else np.nan})
     if metric_col is not None and value_col is not None:
         out = base.assign(metric=frame[metric_col].astype(str).to_numpy(),
                           value=pd.to_numeric(frame[value_col], errors="coerce").to_numpy())
+        extra = [c for c in frame.columns if str(c).lower() in ("macro_f1",)
+                 and str(c).lower() not in set(out["metric"])]
+        out = pd.concat([out] + [base.assign(metric=str(c).lower(),
+                                             value=pd.to_numeric(frame[c], errors="coerce").to_numpy())
+                                 for c in extra], ignore_index=True)
     else:
         known = [c for c in frame.columns if str(c).lower() in
                  ("accuracy", "macro_f1", "acc2_non0", "f1_non0", "mae", "corr", "acc2_has0", "acc7")]
@@ -1108,64 +1117,86 @@ def robustness_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: D
     """Metric and mean alpha of the corrupted modality vs severity, batched over the whole split.
 
     Every (modality, corruption, severity) corrupts the full split batch at once with
-    :func:`precal.corruptions.apply_corruption` (the same call the lab makes for one sample) and
-    runs each view over it. Deterministic corruptions with an on/off level (removal) are computed
-    once and repeated over severities. Returns the long table of :data:`ROBUSTNESS_COLUMNS`.
+    :func:`precal.corruptions.apply_corruption` (the same call the lab makes for one sample, same
+    seed, so the same damage), re-encodes only the corrupted modality (the others' clean features
+    are reused, as in :mod:`precal.robustness`) and runs calibrator + fusion + head of each view.
+    Removal changes presence only, so it needs no encoder pass. Returns the long table of
+    :data:`ROBUSTNESS_COLUMNS` (severity 0 = the clean score, repeated for every corruption).
     """
     from precal.corruptions import apply_corruption, get_corruption
+    from precal.robustness import encode_modality, encode_split, fuse_split
 
     plan = sweep_plan(schema, modalities, corruptions)
     sev = sorted({int(s) for s in severities})
+    levels = [s for s in sev if s > 0]
     rows = slice(0, max_samples) if max_samples else slice(None)
-    batches = {k: b.select(rows) for k, b in splits.batches.items()}
-    records: List[Dict[str, Any]] = []
     metric = "accuracy" if schema.task == "classification" else "acc2_non0"
-    total = max(1, len(views) * (1 + len(plan) * len([s for s in sev if s > 0])))
+    total = max(1, len(views) * (1 + len(plan) * len(levels)))
     done = 0
-
-    def run(view: ModelView, batch: Batch, m: Optional[str]) -> Tuple[float, float, int]:
-        p = predict_view(view, batch)
-        met = compute_metrics(schema.task, p.labels, p.logits, schema.class_names)
-        alpha = float("nan")
-        if m is not None and view.calibration:
-            i = p.modalities.index(m)
-            keep = p.present[:, i]
-            alpha = float(p.alpha[keep, i].mean()) if keep.any() else float("nan")
-        return float(met[metric]), alpha, int(len(p.logits))
-
-    clean: Dict[str, Tuple[float, np.ndarray, int]] = {}
+    batches: Dict[str, Batch] = {}
+    encoded: Dict[str, tuple] = {}
+    models: Dict[str, Any] = {}
     for v in views:
-        b = batches[str(v.checkpoint.path)]
-        p = predict_view(v, b)
-        met = compute_metrics(schema.task, p.labels, p.logits, schema.class_names)
-        clean[v.role] = (float(met[metric]), p.alpha, int(len(p.logits)))
+        key = str(v.checkpoint.path)
+        if key not in batches:
+            batches[key] = splits.batches[key].select(rows)
+            models[key] = v.checkpoint.model
+            with model_lock(models[key]):
+                models[key].eval()
+                encoded[key] = encode_split(models[key], batches[key])
+
+    def score(view: ModelView, enc: tuple, modality: Optional[str]) -> Tuple[float, float, int]:
+        model = view.checkpoint.model
+        with model_lock(model), model.calibration(view.calibration):
+            out = fuse_split(model, enc)
+        labels = batches[str(view.checkpoint.path)].labels.numpy()
+        met = compute_metrics(schema.task, labels, out.logits, schema.class_names)
+        alpha = float("nan")
+        if modality is not None and view.calibration:
+            i = list(model.modalities).index(modality)
+            keep = out.present[:, i]
+            alpha = float(out.alpha[keep, i].mean()) if keep.any() else float("nan")
+        return float(met[metric]), alpha, int(len(labels))
+
+    def tick(text: str) -> None:
+        nonlocal done
         done += 1
         if progress:
-            progress(done / total, f"clean: {v.label}")
+            progress(min(done / total, 1.0), text)
+
+    clean: Dict[str, Tuple[float, Dict[str, float], int]] = {}
+    for v in views:
+        enc = encoded[str(v.checkpoint.path)]
+        value, _, n = score(v, enc, None)
+        alphas = {m: score(v, enc, m)[1] for m in (modalities or schema.modality_names)} if v.calibration else {}
+        clean[v.key] = (value, alphas, n)
+        tick(f"clean: {v.label}")
+    records: List[Dict[str, Any]] = []
     for m, c in plan:
         spec = get_corruption(c)
-        cached: Dict[str, Tuple[float, float, int]] = {}
-        for s in sev:
+        kind = schema.modality(m).kind
+        for v in views:
+            value, alphas, n = clean[v.key]
+            if 0 in sev:
+                records.append({"model": v.role, "checkpoint": v.checkpoint.name, "modality": m, "corruption": c,
+                                "severity": 0, "metric": metric, "value": value,
+                                "alpha_mean": alphas.get(m, float("nan")), "n": n})
+        for s in levels:
+            corrupted: Dict[str, tuple] = {}
             for v in views:
                 key = str(v.checkpoint.path)
-                if s == 0:
-                    value, alphas, n = clean[v.role]
-                    i = list(v.checkpoint.model.modalities).index(m)
-                    alpha = float(alphas[:, i].mean()) if v.calibration else float("nan")
-                else:
-                    if not spec.random and spec.unit == "on/off" and v.role in cached:
-                        value, alpha, n = cached[v.role]
-                    else:
-                        b = batches[key]
-                        cor = apply_corruption(b, m, schema.modality(m).kind, c, s, seed, pool=b).batch
-                        value, alpha, n = run(v, cor, m)
-                        cached[v.role] = (value, alpha, n)
-                    done += 1
-                    if progress:
-                        progress(min(done / total, 1.0), f"{m} · {spec.title} · severity {s} · {v.role}")
-                records.append({"model": v.role, "checkpoint": v.checkpoint.name, "modality": m,
-                                "corruption": c, "severity": s, "metric": metric, "value": value,
-                                "alpha_mean": alpha, "n": n})
+                if key not in corrupted:
+                    res = apply_corruption(batches[key], m, kind, c, s, seed, pool=batches[key])
+                    feats, masks, present = (dict(x) for x in encoded[key])
+                    present[m] = res.batch.presence(m)
+                    if c != "remove_absent":  # a presence-only change leaves the encoders' output as is
+                        with model_lock(models[key]):
+                            feats[m], masks[m] = encode_modality(models[key], res.batch, m)
+                    corrupted[key] = (feats, masks, present)
+                value, alpha, n = score(v, corrupted[key], m)
+                records.append({"model": v.role, "checkpoint": v.checkpoint.name, "modality": m, "corruption": c,
+                                "severity": s, "metric": metric, "value": value, "alpha_mean": alpha, "n": n})
+                tick(f"{m} · {spec.title} · severity {s} · {v.role}")
     return pd.DataFrame(records, columns=list(ROBUSTNESS_COLUMNS))
 
 

@@ -5,11 +5,8 @@ found from ``precal.__file__``). Arguments reach the app twice, on purpose: afte
 ``streamlit run`` line (what the app reads first) and as ``PRECAL_CHECKPOINTS`` / ``PRECAL_DATA``
 environment variables (what ``streamlit.testing`` and other embedders can set).
 
-The server process is ``python -m precal.dashboard_launcher run dashboard/app.py ...``, which is
-``python -m streamlit run dashboard/app.py ...`` plus one thing: while Streamlit starts, a background
-thread imports torch, scikit-learn and the precal modules the pages use. Streamlit runs the app in
-the same process only when the first browser connects, and those imports are most of the first
-page's wait; this way they overlap with the server's own start-up.
+This module is deliberately light (standard library only, no torch): the server process must start
+Streamlit at once, and the app imports the heavy modules itself when the first page runs.
 """
 
 from __future__ import annotations
@@ -25,13 +22,18 @@ import webbrowser
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from precal.dashboard_backend import (APP_PATH, ENV_CHECKPOINTS, ENV_DATA, MAX_UPLOAD_BYTES)
+ROOT = Path(__file__).resolve().parent.parent
+"""The project folder (the package is installed editable): holds ``dashboard/app.py``."""
+APP_PATH = ROOT / "dashboard" / "app.py"
+ENV_CHECKPOINTS = "PRECAL_CHECKPOINTS"
+ENV_DATA = "PRECAL_DATA"
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
 def build_command(checkpoints: Sequence[str], data: Optional[str], port: int, address: str,
                   app: Path = APP_PATH) -> List[str]:
     """The ``python -m streamlit run`` command line."""
-    cmd = [sys.executable, "-m", "precal.dashboard_launcher", "run", str(app),
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.address", address, "--server.port", str(port),
            # Always headless: a non-headless first start asks for an e-mail on stdin and blocks.
            # The browser is opened by :func:`launch` instead when wanted.
@@ -46,32 +48,6 @@ def build_command(checkpoints: Sequence[str], data: Optional[str], port: int, ad
     if data:
         cmd += ["--data", str(Path(data).expanduser().resolve())]
     return cmd
-
-
-PRELOAD = ("torch", "sklearn.metrics", "sklearn.neighbors", "pandas", "plotly.graph_objects",
-           "precal.dashboard_backend", "precal.explain", "precal.projection", "precal.corruptions")
-
-
-def _preload() -> None:
-    import importlib
-
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - only a head start; the app imports (and reports) for real
-            pass
-
-
-def serve(argv: Sequence[str]) -> int:
-    """``streamlit <argv>`` (e.g. ``run app.py --server.port ...``) with the heavy imports preloaded."""
-    threading.Thread(target=_preload, name="precal-preload", daemon=True).start()
-    from streamlit.web import cli
-
-    try:
-        cli.main(args=list(argv), prog_name="streamlit")
-    except SystemExit as exc:
-        return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else 1
-    return 0
 
 
 def build_env(checkpoints: Sequence[str], data: Optional[str], base: Optional[dict] = None) -> dict:
@@ -135,6 +111,3 @@ def launch(checkpoints: Sequence[str], data: Optional[str], port: int = 8501, ad
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
-
-if __name__ == "__main__":
-    sys.exit(serve(sys.argv[1:]))

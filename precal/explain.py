@@ -211,7 +211,8 @@ def _cue_phrase(name: str) -> str:
 def _reason_phrase(name: str, value: float, cue_values: Dict[str, float], modality: str, first: bool) -> str:
     suffix = " on the logit" if first else ""
     if name == BASELINE:
-        return f"its learned baseline for {modality} ({_signed(value)}{suffix})"
+        push = "pushed it down" if value < 0 else "pushed it up"
+        return f"its learned baseline for {modality} {push} ({_signed(value)}{suffix})"
     cue = cue_values.get(name, 0.0)
     intuitive = _intuitive_weight(name, value, cue)
     if intuitive:
@@ -245,6 +246,6 @@ def _sentence(status: str, modality: str, alpha: float, logit: float, baseline: 
                            for j, (n, v) in enumerate(reasons))
     if status == "neutral":
         word = "slightly damped" if alpha < 1.0 else "slightly amplified"
-        return f"{modality} was barely changed ({word} to {alpha:.2f}); the main push came from {because}.", names
+        return f"{modality} was barely changed ({word} to {alpha:.2f}): {because}.", names
     word = "damped" if alpha < 1.0 else "amplified"
     return f"{modality} was {word} to {alpha:.2f} mainly because {because}.", names

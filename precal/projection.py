@@ -125,7 +125,10 @@ class Projection:
         if self.components is not None:
             return (z - self.pca_mean) @ self.components.T
         if self.model is not None:
-            return np.asarray(self.model.transform(z.astype(np.float32)), dtype=np.float64)
+            # One fitted model is shared by every dashboard session through the cache, and UMAP does
+            # not promise a thread-safe transform: serialise it.
+            with self._lock:
+                return np.asarray(self.model.transform(z.astype(np.float32)), dtype=np.float64)
         return knn_place(z, self.inputs, self.xy, KNN_PLACEMENT_K)
 
 

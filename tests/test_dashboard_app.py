@@ -113,6 +113,35 @@ def test_lab_corruption_and_severity_update(app):
     assert not first.equals(_delta(app))
 
 
+def test_lab_frames_corruption(app):
+    app.switch_page("views/lab.py").run()
+    app.selectbox(key="lab_corr_depth").set_value("dead_pixels").run()
+    _clean(app, "lab dead pixels")
+    assert "depth: dead_pixels s3" in _texts(app)
+    assert _delta(app).abs().max().max() > 0
+
+
+def test_audio_and_lip_data_set(tiny):
+    """The other data set (MFCC heatmap, lip frames) through explorer and lab."""
+    old = _env([tiny["av_on"], tiny["av_off"], tiny["on"]])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        keys = at.selectbox(key="pair_key").options
+        assert len(keys) == 2
+        at.selectbox(key="pair_key").set_value("tinyav_sequence").run()
+        _clean(at, "avletters overview")
+        assert any("avletters" in t.value for t in at.title)
+        for page in ("views/explorer.py", "views/lab.py"):
+            at.switch_page(page).run()
+            _clean(at, page)
+        at.selectbox(key="lab_corr_audio").set_value("temporal_mask").run()
+        at.selectbox(key="lab_corr_lips").set_value("blur").run()
+        _clean(at, "avletters lab")
+        assert "audio: temporal_mask s3" in _texts(at) and "lips: blur s3" in _texts(at)
+    finally:
+        _restore(old)
+
+
 def test_lab_swap_names_the_donor(app):
     app.switch_page("views/lab.py").run()
     app.checkbox(key="lab_swap_skeleton").check().run()

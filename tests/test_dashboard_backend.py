@@ -32,6 +32,8 @@ from precal.models.model import ModelConfig, MultimodalModel
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "sample_data" / "utd_mhad"
 LENGTHS = {"inertial": 24, "skeleton": 12, "depth": 4}
+AV_SOURCE = ROOT / "sample_data" / "avletters"
+AV_LENGTHS = {"audio": 24, "lips": 4}
 _CACHE: Dict[str, Path] = {}
 
 
@@ -63,11 +65,10 @@ def _history(epochs: int, modalities, calibrated: bool, seed: int):
     return out
 
 
-def build_tiny_checkpoints(out: Path) -> Dict[str, Path]:
-    """A small data set and a calibrated + uncalibrated checkpoint pair of it, in ``out``."""
-    data = _subset(load_dataset(SOURCE), {"train": 4, "val": 2, "test": 3})
-    data_dir = save_dataset(data, out / "data" / "utd_mhad")
-    pre = Preprocessor(lengths=dict(LENGTHS)).fit(data, data.split("train"))
+def _tiny_pair(source: Path, name: str, lengths: Dict[str, int], out: Path) -> Dict[str, Path]:
+    data = _subset(load_dataset(source), {"train": 4, "val": 2, "test": 3})
+    data_dir = save_dataset(data, out / "data" / source.name)
+    pre = Preprocessor(lengths=dict(lengths)).fit(data, data.split("train"))
     paths = {"data": data_dir}
     for flag in ("on", "off"):
         torch.manual_seed(0)
@@ -83,11 +84,20 @@ def build_tiny_checkpoints(out: Path) -> Dict[str, Path]:
             cal.beta_discrepancy.copy_(torch.randn(cal.beta_discrepancy.shape, generator=gen))
         model.eval()
         training = {"data": str(data_dir), "backbone": "sequence", "calibration": flag == "on", "epochs": 3,
-                    "lengths": dict(LENGTHS)}
+                    "lengths": dict(lengths)}
         metrics = {"selected_epoch": 3, "val": {"accuracy": 0.25, "macro_f1": 0.2},
                    "test": {"accuracy": 0.25, "macro_f1": 0.2}}
-        paths[flag] = save_checkpoint(out / "checkpoints" / f"tiny_sequence_cal{flag}", model, pre, training=training,
+        paths[flag] = save_checkpoint(out / "checkpoints" / f"{name}_cal{flag}", model, pre, training=training,
                                       metrics=metrics, history=_history(3, model.modalities, flag == "on", 0))
+    return paths
+
+
+def build_tiny_checkpoints(out: Path) -> Dict[str, Path]:
+    """Small data sets and a calibrated + uncalibrated checkpoint pair of each, in ``out``:
+    UTD-MHAD (keys data, on, off) and AVLetters (keys av_data, av_on, av_off)."""
+    paths = _tiny_pair(SOURCE, "tiny_sequence", LENGTHS, out)
+    av = _tiny_pair(AV_SOURCE, "tinyav_sequence", AV_LENGTHS, out)
+    paths.update({f"av_{k}": v for k, v in av.items()})
     return paths
 
 
@@ -345,6 +355,25 @@ def test_corrupt_fraction_marks_rows(pair, splits):
     assert np.array_equal(changed.numpy(), rows)
 
 
+def test_sweep_matches_full_predictions(pair, splits):
+    """The encoder-reusing sweep gives the same score as corrupting and predicting from scratch."""
+    from precal.corruptions import apply_corruption
+    from precal.metrics import compute_metrics
+
+    views = pair.views()
+    frame = be.robustness_sweep(views, splits, pair.primary.schema, modalities=["skeleton"],
+                                corruptions=["gaussian_noise"], severities=(4,), seed=2)
+    for v in views:
+        batch = splits.batch_for(v.checkpoint)
+        cor = apply_corruption(batch, "skeleton", "time_series", "gaussian_noise", 4, 2, pool=batch).batch
+        p = be.predict_view(v, cor)
+        acc = compute_metrics("classification", p.labels, p.logits, pair.primary.schema.class_names)["accuracy"]
+        got = frame[(frame["model"] == v.role)]
+        assert len(got) == 1 and got["value"].iloc[0] == pytest.approx(acc)
+        if v.calibration:
+            assert got["alpha_mean"].iloc[0] == pytest.approx(float(p.alpha[:, 1].mean()), abs=1e-5)
+
+
 def test_robustness_sweep_shape(pair, splits):
     calls = []
     frame = be.robustness_sweep(pair.views(), splits, pair.primary.schema, modalities=["inertial", "depth"],
@@ -373,6 +402,20 @@ def test_stored_robustness_table_is_normalised(pair, tmp_path):
     frame = be.read_robustness_table(wide, pair)
     assert len(frame) == 4 and set(frame["metric"]) == {"accuracy", "macro_f1"}
     assert set(frame["model"]) == {be.CALIBRATED, be.UNCALIBRATED}
+    # the layout `precal robustness --out` writes: long metric/value, alpha_<modality>, shared by checkpoints
+    tidy = tmp_path / "tidy.csv"
+    tidy.write_text("checkpoint,dataset,calibration,modality,corruption,severity,metric,value,macro_f1,n,"
+                    "alpha_inertial,alpha_depth\n"
+                    f"{pair.calibrated.name},utd-mhad,True,depth,blur,0,accuracy,0.5,0.4,12,1.1,1.2\n"
+                    f"{pair.calibrated.name},utd-mhad,True,depth,blur,3,accuracy,0.3,0.2,12,1.1,0.7\n"
+                    f"{pair.uncalibrated.name},utd-mhad,False,depth,blur,3,accuracy,0.2,0.1,12,1.0,1.0\n"
+                    "someone_else_calon,avletters,True,lips,blur,3,accuracy,0.9,0.9,12,,\n")
+    frame = be.read_robustness_table(tidy, pair)
+    assert set(frame["checkpoint"]) == {pair.calibrated.name, pair.uncalibrated.name}
+    assert set(frame["metric"]) == {"accuracy", "macro_f1"} and len(frame) == 6
+    acc = frame[frame["metric"] == "accuracy"].reset_index(drop=True)
+    assert list(acc["alpha_mean"]) == [1.2, 0.7, 1.0]
+    assert list(acc["model"]) == [be.CALIBRATED, be.CALIBRATED, be.UNCALIBRATED]
     with pytest.raises(ValueError, match="modality, corruption and severity"):
         be.normalise_robustness_table(__import__("pandas").DataFrame({"x": [1]}), pair)
 
@@ -393,7 +436,7 @@ def test_launcher_command_and_environment(tmp_path):
     from precal import dashboard_launcher as dl
 
     cmd = dl.build_command([str(tmp_path / "a")], str(tmp_path / "d"), 8765, "127.0.0.1")
-    assert cmd[1:4] == ["-m", "precal.dashboard_launcher", "run"] and Path(cmd[4]) == be.APP_PATH
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]) == be.APP_PATH
     assert be.APP_PATH.is_file()
     for flag, value in (("--server.address", "127.0.0.1"), ("--server.port", "8765"), ("--server.headless", "true"),
                         ("--browser.gatherUsageStats", "false")):

@@ -110,7 +110,7 @@ def make_driver():
 BUSY_JS = """
 const status = document.querySelector('[data-testid="stStatusWidget"]');
 const title = document.querySelector('[data-testid="stMain"] h1');
-const busy = document.querySelector('[data-testid="stSpinner"], [data-testid="stSkeleton"]');
+const busy = document.querySelector('[data-testid="stSpinner"], [data-testid="stSkeleton"], [data-testid="stProgress"]');
 return (status !== null && status.innerText.trim().length > 0) || title === null || busy !== null;
 """
 

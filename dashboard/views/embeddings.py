@@ -44,7 +44,8 @@ with ds.guard("embeddings"):
                          format_func=lambda s: s if s == be.FUSED else f"{s} summary (before/after its gates)")
     method = c2.radio("Method", list(METHODS), format_func=METHODS.get, horizontal=True, key="emb_method")
     colour_by = c3.selectbox("Colour by", ["class", "alpha", "correctness", "corruption"], key="emb_colour")
-    arrows = c4.toggle("pre → post lines", value=True, key="emb_arrows")
+    arrows = c4.toggle("lines", value=True, key="emb_arrows", help="Join each sample's point before and after "
+                                                                         "calibration with a line.")
 
     corruption_note = ""
     rows_corrupted = None
@@ -68,6 +69,9 @@ with ds.guard("embeddings"):
 
     pre, post = be.pre_post_features(space, post_preds, pre_preds)
     parts = be.projection_key(ctx.pair, ctx.split, space, extra)
+    warm = ds.start_warmups()
+    if method == "umap" and warm is not None and warm.is_alive():
+        st.info("UMAP is still compiling in the background (once per server start); the first map may take longer.")
     with st.spinner(f"Fitting {METHODS[method]} on {2 * len(pre)} points (cached afterwards)…"):
         proj = _projection(repr(sorted(parts.items())) + method, method, pre, post, parts)
 
@@ -112,7 +116,8 @@ with ds.guard("embeddings"):
     names = {"knn_purity": "kNN purity (k = 10)", "silhouette": "silhouette"}
     for col, (_, r) in zip(cols, scores.iterrows()):
         before, after = float(r["before"]), float(r["after"])
-        delta = None if np.isnan(before) or np.isnan(after) else f"{after - before:+.3f} vs before"
+        delta = None if np.isnan(before) or np.isnan(after) else \
+            (f"{after - before:+.3f} vs before" if abs(after - before) >= 5e-4 else "±0.000 vs before")
         col.metric(f"{names.get(r['score'], r['score'])} after calibration",
                    "—" if np.isnan(after) else f"{after:.3f}", delta)
         col.caption(f"before calibration: {'—' if np.isnan(before) else f'{before:.3f}'}")

@@ -126,13 +126,18 @@ def lab() -> None:
         else:
             ckpt = views[0].checkpoint
             batch = result.corrupted_batches[str(ckpt.path)]
+            clean_batch = ctx.splits.batch_for(ckpt)
+            row = be.row_of(ctx.splits, index)
+            st.caption("As the model sees them (resampled to its input length), in physical units; the clean "
+                       "input is drawn in grey (series, poses) or in the first row (frames).")
             tabs = st.tabs(active)
             for tab, m in zip(tabs, active):
                 with tab:
                     spec = schema.modality(m)
                     x = be.model_input(batch, 0, spec, ckpt.preprocessor)
+                    ref = be.model_input(clean_batch, row, spec, ckpt.preprocessor)
                     ds.render_modality(ctx, m, x, ctx.data.modalities[m].length(index), key="lab",
-                                       title_suffix=" (corrupted, as the model sees it)", light=True)
+                                       title_suffix=" (corrupted)", light=True, reference=ref)
 
         # ---- the sample moving in the projection
         st.subheader("Where the sample moves (fused representation)")
