@@ -11,23 +11,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-import time as _t
-_T0=_t.perf_counter()
-def _tr(m):
-    import sys as _s; print(f"TRACE {m} {_t.perf_counter()-_T0:.2f}", file=_s.stderr, flush=True)
-_tr("start")
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import streamlit as st  # noqa: E402
-_tr('st')
 
 st.set_page_config(page_title="precal dashboard", page_icon=":material/tune:", layout="wide")
 
 import dash_state as ds  # noqa: E402
-_tr('ds')
 
 ds.configure_torch()
 
@@ -42,11 +35,9 @@ pages = [
 page = st.navigation(pages)
 st.sidebar.title("precal")
 ctx = ds.build_context()
-_tr('ctx')
 ds.show_problems(ctx)
 try:
     page.run()
-    _tr('page')
 finally:
     # UMAP's numba compile (tens of seconds of CPU) starts only once a page has been served, so it
     # never delays the first page; by the time someone opens the embeddings page it is usually done.

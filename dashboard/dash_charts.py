@@ -486,7 +486,10 @@ def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
         fig.add_hline(y=reference, line_dash="dash", line_color="black")
     rows = -(-n // wrap)
     fig.update_xaxes(dtick=1)
-    return _layout(fig, title, height=140 + 230 * rows, legend=dict(orientation="h", y=1.08, x=1, xanchor="right"))
+    height = 200 + 230 * rows
+    return _layout(fig, title, height=height,
+                   legend=dict(orientation="h", yanchor="top", y=-70 / (height - 190), x=0, title_text=""),
+                   margin=dict(l=60, r=20, t=70, b=120))
 
 
 def dynamics_figure(frame: pd.DataFrame, title: str, y_label: str, reference: Optional[float] = None) -> go.Figure:

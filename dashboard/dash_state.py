@@ -12,6 +12,7 @@ Caching policy:
 from __future__ import annotations
 
 import contextlib
+import html
 import os
 import sys
 import tempfile
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from precal import dashboard_backend as be
@@ -437,8 +437,9 @@ def render_modality(ctx: Context, modality: str, values: np.ndarray, original_st
 def prediction_card(title: str, predicted: str, correct: bool, probability: float, note: str = "") -> None:
     """A prediction shown in full (st.metric truncates long class names)."""
     badge = ":green-badge[correct]" if correct else ":red-badge[wrong]"
-    st.markdown(f"<div style='font-size:0.85rem;color:#666'>{title}</div>", unsafe_allow_html=True)
-    st.markdown(f"### {predicted}")
+    st.markdown(f"<div style='font-size:0.85rem;color:#666'>{html.escape(title)}</div>", unsafe_allow_html=True)
+    st.markdown(f"<div style='font-size:1.6rem;font-weight:600;line-height:1.3;margin:0.2rem 0 0.4rem 0'>"
+                f"{html.escape(predicted)}</div>", unsafe_allow_html=True)
     st.markdown(f"{badge} probability **{probability:.3f}**" + (f" · {note}" if note else ""))
 
 

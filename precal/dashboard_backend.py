@@ -42,6 +42,8 @@ from torch import Tensor
 import precal
 from precal.calibration import CalibrationReport
 from precal.checkpoint import CONFIG_FILE, WEIGHTS_FILE, Checkpoint, CheckpointError, load_checkpoint
+from precal.dashboard_launcher import (  # noqa: F401 (APP_PATH, ENV_* re-exported for the app and tests)
+    APP_PATH, ENV_CHECKPOINTS, ENV_DATA, MAX_UPLOAD_BYTES, ROOT)
 from precal.data.batch import Batch
 from precal.data.dataset import Preprocessor
 from precal.data.schema import DatasetSchema, ModalitySchema, SchemaError
@@ -50,7 +52,6 @@ from precal.evaluation import dataset_for, resolve_data_dir
 from precal.inference import Predictions, predict
 from precal.metrics import compute_metrics
 
-from precal.dashboard_launcher import APP_PATH, ENV_CHECKPOINTS, ENV_DATA, MAX_UPLOAD_BYTES, ROOT  # noqa: E402
 
 CACHE_DIR = ROOT / ".cache" / "precal"
 """On-disk caches (projections, predictions); gitignored."""
@@ -718,6 +719,9 @@ def feature_names(spec: ModalitySchema, extra: Mapping[str, Any]) -> List[str]:
     cols = extra.get(f"{spec.name}_columns")
     if isinstance(cols, (list, tuple)) and len(cols) == spec.num_features:
         return [str(c) for c in cols]
+    if "MFCC_E_D" in spec.description and spec.num_features == 26:  # HTK: c1..c12, log energy, deltas
+        base = [f"c{i}" for i in range(1, 13)] + ["log E"]
+        return base + [f"Δ{b}" for b in base]
     return [f"{spec.name}[{i}]" for i in range(spec.num_features)]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import zipfile
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,6 +20,8 @@ pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from precal import dashboard_backend as be  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared fixture builder, whatever the import mode
 from test_dashboard_backend import tiny_checkpoints  # noqa: E402
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -33,13 +36,15 @@ def tiny():
 
 
 def _env(checkpoints: Sequence[Path | str], data: str | None = None):
-    old = {k: os.environ.get(k) for k in (be.ENV_CHECKPOINTS, be.ENV_DATA, "PRECAL_DASHBOARD_WARMUP")}
+    old = {k: os.environ.get(k) for k in (be.ENV_CHECKPOINTS, be.ENV_DATA, "PRECAL_DASHBOARD_WARMUP",
+                                          "PRECAL_DASHBOARD_THREADS")}
     os.environ[be.ENV_CHECKPOINTS] = os.pathsep.join(str(c) for c in checkpoints)
     if data is None:
         os.environ.pop(be.ENV_DATA, None)
     else:
         os.environ[be.ENV_DATA] = data
     os.environ["PRECAL_DASHBOARD_WARMUP"] = "0"  # no background numba compile competing with the tests
+    os.environ["PRECAL_DASHBOARD_THREADS"] = "0"  # leave this process's torch thread count alone
     return old
 
 

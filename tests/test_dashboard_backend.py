@@ -244,6 +244,7 @@ def test_native_inputs(pair, splits, data):
     t, label = be.time_axis(4, spec, original_steps=len(raw))
     assert label == "time (s)" and t[-1] == pytest.approx((len(raw) - 1) / 30.0)
     assert list(be.frame_picks(40, 8)) == [0, 6, 11, 17, 22, 28, 33, 39]
+    assert be.feature_names(schema.modality("inertial"), schema.extra)[:2] == ["acc_x", "acc_y"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -176,6 +176,7 @@ def server() -> Iterator[int]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from test_dashboard_backend import tiny_checkpoints
 
     tiny = tiny_checkpoints()
@@ -218,6 +219,32 @@ def test_lab_control_updates_the_prediction(server, driver):
     assert after != before
     assert not page_errors(driver)
     screenshot(driver, SHOTS / "browser_lab_removed.png")
+
+
+def test_selecting_an_embedding_point_opens_the_explorer(server, driver):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"http://127.0.0.1:{server}/embeddings")
+    wait_page_done(driver)
+    chart = driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", chart)
+    time.sleep(0.5)
+    points = chart.find_elements(By.CSS_SELECTOR, ".scatterlayer .trace:last-child .points path")
+    assert points, "no points drawn"
+    ActionChains(driver).move_to_element(points[0]).click().perform()
+    wait_until(lambda: "/explorer" in driver.current_url, timeout=60, poll=0.1)
+    wait_page_done(driver)
+    assert "Sample explorer" in driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] h1').text
+    assert not page_errors(driver)
+    # back on the embeddings page (same session, via the navigation) the old selection does not bounce us away
+    link = next(a for a in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a')
+                if "Embeddings" in a.text)
+    link.click()
+    wait_until(lambda: "/embeddings" in driver.current_url, timeout=30, poll=0.1)
+    wait_page_done(driver)
+    time.sleep(1.0)
+    assert "/embeddings" in driver.current_url
 
 
 def test_server_is_local_only(server):

@@ -145,6 +145,7 @@ def lab() -> None:
             st.info("Needs a calibrated checkpoint (pre/post calibration features).")
         else:
             method = st.session_state.get("emb_method", "pca")
+            method_name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get(method, method)
             pre_preds = ctx.predictions(pre_view)
             post_preds = ctx.predictions(ctx.view(be.CALIBRATED))
             pre, post = be.pre_post_features(be.FUSED, post_preds, pre_preds)
@@ -157,11 +158,10 @@ def lab() -> None:
                 moves[name] = (pts[0], pts[1])
             labels = [f"{s} · {c}" for s, c in zip(ctx.sample_ids(), [ctx.data.label_name(int(i)) for i in ctx.splits.indices])]
             st.plotly_chart(charts.lab_projection_figure(proj.post_xy, labels, moves,
-                                                         f"{method.upper()} of {ctx.split}: clean (●) → corrupted (✕)",
-                                                         method.upper()), config=ds.ZOOM_CONFIG, key="lab_proj")
-
-    st.caption(f"lab drawn in {1000 * (time.perf_counter() - started):.0f} ms on the server "
-               f"(model update {1000 * result.seconds:.0f} ms).")
+                                                         f"{method_name} of {ctx.split}: clean (●) → corrupted (✕)",
+                                                         method_name), config=ds.ZOOM_CONFIG, key="lab_proj")
+        st.caption(f"lab drawn in {1000 * (time.perf_counter() - started):.0f} ms on the server "
+                   f"(model update {1000 * result.seconds:.0f} ms).")
 
 
 lab()

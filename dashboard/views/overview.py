@@ -25,18 +25,23 @@ cols[3].metric("Parameters", be.fmt_count(int(params["parameters"].sum())))
 cols[4].metric("Calibrator / backbone", f"{cal_pct:.1f}%",
                help="Calibrator parameters as a share of the rest of the model (encoders + fusion + head).")
 
-left, right = st.columns([3, 2])
+st.subheader("Modalities")
+mods = be.modality_table(ckpt)
+st.dataframe(mods.drop(columns=["description"]), hide_index=True, width="stretch")
+with st.expander("What each modality is"):
+    for _, r in mods.iterrows():
+        st.markdown(f"**{r['modality']}**: {r['description']}")
+left, right = st.columns([1, 1])
 with left:
-    st.subheader("Modalities")
-    mods = be.modality_table(ckpt)
-    st.dataframe(mods.drop(columns=["description"]), hide_index=True, width="stretch")
-    with st.expander("What each modality is"):
-        for _, r in mods.iterrows():
-            st.markdown(f"**{r['modality']}**: {r['description']}")
-with right:
     st.subheader("Parameters per part")
     st.dataframe(params.assign(share=lambda d: (100 * d["parameters"] / d["parameters"].sum()).round(1))
                  .rename(columns={"share": "share of model (%)"}), hide_index=True, width="stretch")
+with right:
+    st.subheader("Training")
+    tr = (pair.calibrated or ckpt).training
+    st.markdown("\n".join(f"- **{k}**: {tr[k]}" for k in ("epochs", "batch_size", "lr", "seed", "lengths",
+                                                          "modality_dropout", "aux_weight") if k in tr)
+                or "no training record")
 if schema.citation:
     with st.expander("Citation"):
         st.write(schema.citation)

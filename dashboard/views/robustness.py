@@ -45,6 +45,8 @@ def show(frame: pd.DataFrame, source: str) -> None:
                                                          f"mean alpha of {m} (1 = unchanged)", TITLES,
                                                          reference=1.0),
                                 config=ds.PLOTLY_CONFIG, key=f"rob_alpha_{m}")
+                if (cal["corruption"] == "remove_absent").any():
+                    st.caption("Missing: a removed modality has no gate, so its alpha appears only at severity 0.")
     with st.expander("Table"):
         st.dataframe(frame, hide_index=True, width="stretch")
 
