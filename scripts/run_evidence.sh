@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
 # Evidence runs: every data set x backbone x calibration, plus unimodal models, for several seeds,
-# with the same command, data, budget and augmentation as the shipped checkpoints. Each run's
-# metrics.json + config.json + history.json are kept in results/runs/ (weights are not kept).
+# with the recipe of the shipped checkpoints (scripts/recipes.sh: same data, budget, augmentation).
+# Seed 0 of the multimodal models is the shipped checkpoints themselves. Each run's metrics.json,
+# config.json and history.json are kept in results/runs/<run>/ (weights are not kept), then
+# scripts/evidence.py rebuilds the table in the README.
 #   bash scripts/run_evidence.sh "0 1 2"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-"0 1 2"}
 WORK=${WORK:-$(mktemp -d)}
-mkdir -p results/runs
-keep() {  # keep the small result files of a trained checkpoint
-  mkdir -p "results/runs/$1"
-  cp "$WORK/$1"/{metrics.json,config.json,history.json} "results/runs/$1/"
+keep() {  # keep_run SRC_DIR RUN_NAME
+  mkdir -p "results/runs/$2"
+  cp "$1"/{metrics.json,config.json,history.json} "results/runs/$2/"
 }
 for seed in $SEEDS; do
-  bash scripts/train_all.sh "$seed" "$WORK"
-  for f in "$WORK"/*_cal*; do
-    name=$(basename "$f"); [ -d "$f" ] || continue
-    [[ "$name" == *_seed* ]] && continue
-    mv "$f" "$WORK/${name}_seed${seed}"; keep "${name}_seed${seed}"
-  done
-  bash scripts/train_unimodal.sh "$seed" "$WORK"
-  for f in "$WORK"/uni_*_seed"$seed"; do keep "$(basename "$f")"; done
+  if [ "$seed" = 0 ] && [ -d checkpoints/utd_mhad_sequence_calon ]; then
+    src=checkpoints
+  else
+    src="$WORK/seed$seed"
+    bash scripts/train_all.sh "$seed" "$src"
+  fi
+  for ck in "$src"/*_cal*; do keep "$ck" "$(basename "$ck")_seed$seed"; done
+  bash scripts/train_unimodal.sh "$seed" "$WORK/uni"
+  for ck in "$WORK"/uni/uni_*_seed"$seed"; do keep "$ck" "$(basename "$ck")"; done
 done
 python scripts/evidence.py
