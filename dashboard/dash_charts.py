@@ -129,7 +129,7 @@ def skeleton_strip(joints: np.ndarray, times: Sequence[float], bones: Sequence[T
     static, light alternative to the animation for views that redraw often (the lab)."""
     t_count = len(joints)
     picks = np.unique(np.round(np.linspace(0, t_count - 1, min(count, t_count))).astype(int)) if t_count else []
-    xs, ys = joints[..., 0], joints[..., 1]
+    xs = joints[..., 0]
     width = float(np.nanmax(xs) - np.nanmin(xs)) + 0.3 if t_count else 1.0
     a = np.asarray([b[0] for b in bones], dtype=int)
     b = np.asarray([b[1] for b in bones], dtype=int)

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+from readme_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "results" / "runs"
-BEGIN, END = "<!-- evidence:begin -->", "<!-- evidence:end -->"
 
 
 def load_runs() -> pd.DataFrame:
@@ -89,14 +88,7 @@ def main() -> None:
     table.to_csv(ROOT / "results" / "evidence.csv", index=False, float_format="%.4f")
     note = ("Train time is wall-clock on the shared 2-core machine, often while other jobs ran: the same "
             "recipe took 72 s for a UTD-MHAD model on a quiet machine and up to 13 min under load.")
-    section = "\n".join([BEGIN, "", markdown(table), "", paired_differences(runs), "", note, "", END])
-    readme = (ROOT / "README.md").read_text()
-    if BEGIN in readme and END in readme:
-        head, rest = readme.split(BEGIN, 1)
-        readme = head + section + rest.split(END, 1)[1]
-    else:
-        readme += "\n" + section + "\n"
-    (ROOT / "README.md").write_text(readme)
+    replace_section("evidence", "\n\n".join([markdown(table), paired_differences(runs), note]))
     print(markdown(table))
     print(paired_differences(runs))
 
