@@ -30,7 +30,8 @@ def load_runs() -> pd.DataFrame:
             "dataset": cfg["schema"]["name"],
             "modalities": "+".join(model["modalities"]),
             "backbone": model["backbone"],
-            "calibration": "on" if model["calibration"] else "off",
+            # With one modality the calibrator has no peer and is the identity: the flag means nothing.
+            "calibration": "–" if len(model["modalities"]) == 1 else ("on" if model["calibration"] else "off"),
             "seed": training["seed"],
             "test_accuracy": run["test"]["accuracy"],
             "test_macro_f1": run["test"]["macro_f1"],
