@@ -1,0 +1,38 @@
+"""The shipped checkpoints load with the core loader and reproduce their stored test metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from precal.checkpoint import load_checkpoint
+from precal.data.storage import load_dataset
+from precal.evaluation import evaluate, resolve_data_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p for p in (ROOT / "checkpoints").glob("*_cal*") if p.is_dir())
+
+
+def test_all_eight_are_shipped_and_small() -> None:
+    names = {p.name for p in SHIPPED}
+    for data in ("utd_mhad", "avletters"):
+        for backbone in ("sequence", "conv"):
+            for cal in ("on", "off"):
+                assert f"{data}_{backbone}_cal{cal}" in names
+    for p in SHIPPED:
+        size = sum(f.stat().st_size for f in p.iterdir())
+        assert size <= 5 * 2**20, f"{p.name} is {size / 2**20:.1f} MB"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_reproduces_stored_test_metrics(path: Path) -> None:
+    ckpt = load_checkpoint(path)
+    assert ckpt.config.calibration == path.name.endswith("_calon")
+    assert len(ckpt.history) == ckpt.training["epochs"]
+    data = load_dataset(resolve_data_dir(ckpt))
+    metrics = evaluate(ckpt, data, "test")
+    stored = ckpt.metrics["test"]
+    assert metrics["accuracy"] == pytest.approx(stored["accuracy"], abs=1e-9)
+    assert metrics["macro_f1"] == pytest.approx(stored["macro_f1"], abs=1e-9)
