@@ -62,3 +62,38 @@ def noise_augment(batch: Batch, prob: float, gen: torch.Generator, snr_db: tuple
             noise = noise * pad
         out = out.with_modality(n, values=x + noise)
     return out
+
+
+def swap_augment(batch: Batch, prob: float, gen: torch.Generator) -> tuple[Batch, torch.Tensor]:
+    """With probability ``prob`` per sample, replace one random modality by the same modality of
+    another sample of the batch with a *different label*: a known cross-modal conflict.
+
+    Returns the batch and a (B, M) bool mask of the swapped (sample, modality) pairs. The label
+    stays the sample's own, so the task loss rewards a model that learns to distrust a modality
+    that disagrees with the rest; the baseline sees the same swaps.
+    """
+    b, names = batch.size, batch.modalities
+    swapped = torch.zeros(b, len(names), dtype=torch.bool)
+    if prob <= 0 or len(names) < 2 or batch.labels is None:
+        return batch, swapped
+    hit, which = _pick_modality(batch, prob, gen)
+    order = torch.randperm(b, generator=gen)
+    donors = torch.full((b,), -1, dtype=torch.long)
+    labels = batch.labels
+    for row in torch.nonzero(hit).squeeze(1).tolist():
+        m = names[int(which[row])]
+        for cand in order.roll(-row).tolist():  # a seeded, row-dependent search order
+            if labels[cand] != labels[row] and bool(batch.presence(m)[cand]) and bool(batch.presence(m)[row]):
+                donors[row] = cand
+                break
+    out = batch
+    for i, n in enumerate(names):
+        rows = (donors >= 0) & (which == i)
+        if not rows.any():
+            continue
+        src = torch.where(rows, donors, torch.arange(b))
+        pad = out.padding_mask.get(n)
+        out = out.with_modality(n, values=out.inputs[n][src],
+                                padding_mask=None if pad is None else pad[src])
+        swapped[:, i] = rows
+    return out, swapped

@@ -115,7 +115,11 @@ def masked_mean(x: Tensor, layout: str, mask: Optional[Tensor] = None) -> Tensor
         return x.reshape(b, -1, d).mean(dim=1)
     if mask.shape[0] != b or tuple(mask.shape[1:]) != tuple(rest[: mask.dim() - 1]):
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not match features {tuple(x.shape)}")
-    w = mask.to(x.dtype).reshape(*mask.shape, *([1] * (len(rest) - (mask.dim() - 1))))
+    w = mask.to(x.dtype)
+    if len(rest) == 1:  # the common (B, T, D) case as one batched product: few ops matter at batch 1
+        w = w / w.sum(dim=1, keepdim=True).clamp_min(1.0)
+        return torch.bmm(w.unsqueeze(1), x).squeeze(1)
+    w = w.reshape(*mask.shape, *([1] * (len(rest) - (mask.dim() - 1))))
     w = w.expand(b, *rest)
     total = (x * w.unsqueeze(-1)).reshape(b, -1, d).sum(dim=1)
     count = w.reshape(b, -1).sum(dim=1, keepdim=True).clamp_min(1.0)
@@ -179,6 +183,7 @@ class PreFusionCalibrator(nn.Module):
         self.beta_agreement = nn.Parameter(torch.zeros(m_count, d))
         self.beta_discrepancy = nn.Parameter(torch.zeros(m_count, d))
         self.beta_bias = nn.ParameterDict({m.name: nn.Parameter(torch.zeros(m.dim)) for m in modalities})
+        self.register_buffer("_not_self", ~torch.eye(m_count, dtype=torch.bool), persistent=False)
 
     @property
     def contribution_names(self) -> List[str]:
@@ -203,17 +208,19 @@ class PreFusionCalibrator(nn.Module):
         u = torch.where(pres.unsqueeze(-1), u, torch.zeros_like(u))
         context, weights, peer_mask = self._context(u, pres)
         has_context = pres & peer_mask.any(dim=2)
-        hidden = F.gelu(torch.einsum("bmd,mde->bme", context, self.predictor_w1) + self.predictor_b1)
-        u_hat = torch.einsum("bmd,mde->bme", hidden, self.predictor_w2) + self.predictor_b2
+        # All M predictors at once, modality-major: (M, B, d) @ (M, d, d).
+        hidden = F.gelu(torch.baddbmm(self.predictor_b1.unsqueeze(1), context.transpose(0, 1), self.predictor_w1))
+        u_hat = torch.baddbmm(self.predictor_b2.unsqueeze(1), hidden, self.predictor_w2).transpose(0, 1)
 
         valid = has_context.unsqueeze(-1).to(u.dtype)  # zero every cue without context
-        support = F.cosine_similarity(u, u_hat, dim=-1, eps=1e-6) * valid[..., 0]
-        conflict = ((u - u_hat) ** 2).mean(dim=-1) * valid[..., 0]
         unit = F.normalize(u, dim=-1, eps=1e-6)
+        diff = u - u_hat
+        support = (unit * F.normalize(u_hat, dim=-1, eps=1e-6)).sum(dim=-1) * valid[..., 0]
+        conflict = diff.pow(2).mean(dim=-1) * valid[..., 0]
         pair_valid = (pres.unsqueeze(2) & pres.unsqueeze(1)).to(u.dtype)
-        pairwise = torch.einsum("bmd,bkd->bmk", unit, unit) * pair_valid
+        pairwise = torch.bmm(unit, unit.transpose(1, 2)) * pair_valid
         agreement = u * u_hat * valid
-        discrepancy = (u - u_hat).abs() * valid
+        discrepancy = diff.abs() * valid
 
         # Alpha: exact linear split into per-cue contributions.
         peer_support = pairwise * peer_mask.to(u.dtype)  # only other present modalities
@@ -243,14 +250,15 @@ class PreFusionCalibrator(nn.Module):
             else:
                 outputs[n] = features[n]
                 after[n] = summaries[n]
+        per_modality = lambda t: dict(zip(self.names, t.unbind(1)))  # noqa: E731  (one op, views)
         report = CalibrationReport(
             modalities=list(self.names),
             summaries_before=summaries,
             summaries_after=after,
-            shared={n: u[:, i] for i, n in enumerate(self.names)},
-            predicted={n: u_hat[:, i] for i, n in enumerate(self.names)},
-            agreement={n: agreement[:, i] for i, n in enumerate(self.names)},
-            discrepancy={n: discrepancy[:, i] for i, n in enumerate(self.names)},
+            shared=per_modality(u),
+            predicted=per_modality(u_hat),
+            agreement=per_modality(agreement),
+            discrepancy=per_modality(discrepancy),
             support=support,
             conflict=conflict,
             pairwise_support=pairwise,
@@ -273,15 +281,13 @@ class PreFusionCalibrator(nn.Module):
         (B, M, M): True where k != m and k is present. Rows without any peer get zero weights and a
         zero context (so no NaN from an all-masked softmax).
         """
-        m_count = u.shape[1]
-        eye = torch.eye(m_count, dtype=torch.bool, device=u.device)
-        peer_mask = present.unsqueeze(1) & present.unsqueeze(2) & ~eye.unsqueeze(0)  # (B, M, M)
-        scores = torch.einsum("bmd,bkd->bmk", self.query(u), self.key(u)) / math.sqrt(self.shared_dim)
+        peer_mask = present.unsqueeze(1) & present.unsqueeze(2) & self._not_self  # (B, M, M)
+        scores = torch.bmm(self.query(u), self.key(u).transpose(1, 2)) / math.sqrt(self.shared_dim)
         scores = scores.masked_fill(~peer_mask, float("-inf"))
         any_peer = peer_mask.any(dim=2, keepdim=True)
         weights = torch.softmax(scores.masked_fill(~any_peer, 0.0), dim=2) * any_peer
         weights = weights.masked_fill(~peer_mask, 0.0)
-        context = torch.einsum("bmk,bkd->bmd", weights, u)
+        context = torch.bmm(weights, u)
         return context, weights, peer_mask
 
     def _check_inputs(self, features: Mapping[str, Tensor]) -> None:
@@ -301,13 +307,55 @@ class PreFusionCalibrator(nn.Module):
                 )
 
 
-def prediction_loss(report: CalibrationReport) -> Tensor:
-    """Auxiliary loss teaching g_m to predict u_m from the others (targets detached, so the shared
-    space is shaped by the task and the gates, not collapsed to make prediction trivial)."""
+def prediction_loss(report: CalibrationReport, valid: Optional[Tensor] = None) -> Tensor:
+    """Mean squared error of g_m's prediction of u_m from the others (targets detached).
+
+    ``valid`` (B, M) bool restricts which rows count (default: every row with context). Kept for
+    comparison: with a regression target alone the cues collapse (the shared space shrinks to
+    what every modality agrees on, support goes to 1 for every sample and the gates stop telling
+    samples apart); :func:`contrastive_prediction_loss` is the training default.
+    """
+    rows = report.has_context if valid is None else valid & report.has_context
     losses = []
     for i, n in enumerate(report.modalities):
         err = ((report.predicted[n] - report.shared[n].detach()) ** 2).mean(dim=-1)
-        losses.append(err * report.has_context[:, i].to(err.dtype))
+        losses.append(err * rows[:, i].to(err.dtype))
     stacked = torch.stack(losses, dim=1)
-    count = report.has_context.sum().clamp_min(1)
+    count = rows.sum().clamp_min(1)
     return stacked.sum() / count
+
+
+def contrastive_prediction_loss(report: CalibrationReport, valid: Optional[Tensor] = None,
+                                temperature: float = 0.2) -> Tensor:
+    """InfoNCE: g_m's prediction for sample i must be closer (in cosine, the support cue) to
+    u_m of sample i than to u_m of any other sample in the batch.
+
+    Why: the support and conflict cues are only useful if they separate "the others agree with
+    this modality" from "the others describe a different sample". A regression loss is minimised by
+    a shared space that ignores the sample; a contrastive one is not, so it keeps u_m sample-specific
+    and makes a swapped or corrupted modality show up as low support. Gradients reach both u_m and
+    the prediction, as in CLIP-style alignment.
+
+    ``valid`` (B, M) bool marks the anchors that are known to be consistent (e.g. not swapped by
+    augmentation); every present u_m of the batch serves as a candidate.
+    """
+    rows = report.has_context if valid is None else valid & report.has_context
+    losses = []
+    for i, n in enumerate(report.modalities):
+        anchors = rows[:, i]
+        if int(anchors.sum()) == 0:
+            continue
+        candidates = report.present[:, i]
+        pred = F.normalize(report.predicted[n][anchors], dim=-1, eps=1e-6)
+        target = F.normalize(report.shared[n], dim=-1, eps=1e-6)
+        logits = pred @ target.T / temperature  # (A, B)
+        logits = logits.masked_fill(~candidates.unsqueeze(0), float("-inf"))
+        labels = torch.nonzero(anchors).squeeze(1)
+        losses.append(F.cross_entropy(logits, labels, reduction="sum"))
+    if not losses:
+        return report.alpha.sum() * 0.0
+    return torch.stack(losses).sum() / rows.sum().clamp_min(1)
+
+
+AUX_LOSSES = {"contrastive": contrastive_prediction_loss, "mse": prediction_loss}
+"""Auxiliary objectives for the predictors g_m, by name (the ``--aux-loss`` choices)."""

@@ -47,7 +47,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         data=args.data, backbone=args.backbone, calibration=args.calibration == "on", seed=args.seed,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         modalities=args.modalities or [], lengths=_key_value_ints(args.length or []),
-        modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, aux_weight=args.aux_weight,
+        modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, swap_augment=args.swap_augment,
+        aux_weight=args.aux_weight, aux_loss=args.aux_loss,
         dim=args.dim, shared_dim=args.shared_dim, threads=args.threads,
     )
     result = train(cfg, out=args.out, progress=not args.quiet)
@@ -115,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-sample probability of dropping one modality (same for calibrated and baseline)")
     p.add_argument("--noise-augment", type=float, default=0.0,
                    help="per-sample probability of adding noise to one modality")
+    p.add_argument("--swap-augment", type=float, default=0.0,
+                   help="per-sample probability of swapping one modality with a different-class sample")
     p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the calibrator's prediction loss")
+    p.add_argument("--aux-loss", choices=("contrastive", "mse"), default="contrastive",
+                   help="objective of the calibrator's predictors (mse: regression, collapses the cues)")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--shared-dim", type=int, default=16)
     p.add_argument("--threads", type=int, default=0)
@@ -134,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--baseline", help="checkpoint to measure effective robustness against")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--corruptions", nargs="+", metavar="NAME", help="only these corruptions (default: all)")
+    p.add_argument("--severities", nargs="+", type=int, default=[1, 2, 3, 4, 5], metavar="S",
+                   help="severities to run (1..5; severity 0, the clean input, is always included)")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.set_defaults(func=cmd_robustness)
 

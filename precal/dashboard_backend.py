@@ -1101,6 +1101,48 @@ def read_robustness_table(path: Path, pair: ModelPair) -> pd.DataFrame:
     return normalise_robustness_table(frame, pair)
 
 
+SUMMARY_COLUMNS = {
+    "modality": "corrupted modality", "corruption": "corruption",
+    "rr_calibrated": "relative robustness · calibrated", "rr_uncalibrated": "relative robustness · uncalibrated",
+    "effective_robustness": "effective robustness (calibrated vs uncalibrated)",
+    "auroc_support": "detection AUROC · low support", "auroc_conflict": "detection AUROC · conflict",
+    "auroc_alpha": "detection AUROC · 1 − alpha",
+}
+"""Columns of :func:`robustness_summary` and the labels the dashboard shows for them."""
+
+
+def robustness_summary(path: Path, pair: ModelPair) -> Optional[pd.DataFrame]:
+    """MultiBench summaries and conflict detection from a stored ``precal robustness`` table.
+
+    One row per corrupted modality and corruption: relative robustness (area under the
+    accuracy-vs-severity curve) of both models, effective robustness of the calibrated model against
+    the uncalibrated one, and how well the calibrated model's own signals flag the corrupted
+    modality (AUROC of low support, of the conflict cue and of 1 − alpha; corrupted samples against
+    the clean split). None when the table is not precal's own format (it lacks those columns).
+    """
+    from precal.robustness import AUROC_COLUMNS, summarise
+
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if not {"checkpoint", "modality", "corruption", "severity", "value"} <= set(frame.columns):
+        return None
+    cal = pair.calibrated.name if pair.calibrated is not None else None
+    base = pair.uncalibrated.name if pair.uncalibrated is not None else None
+    frame = frame[frame["checkpoint"].astype(str).isin({c for c in (cal, base) if c})]
+    if cal is None or not (frame["checkpoint"] == cal).any():
+        return None
+    has_base = base is not None and (frame["checkpoint"] == base).any()
+    summary = summarise(frame, baseline=base if has_base else None)
+    mine = summary[summary["checkpoint"] == cal].set_index(["modality", "corruption"])
+    out = pd.DataFrame({
+        "rr_calibrated": mine["relative_robustness"],
+        "rr_uncalibrated": (summary[summary["checkpoint"] == base].set_index(["modality", "corruption"])
+                            ["relative_robustness"] if has_base else np.nan),
+        "effective_robustness": mine["effective_robustness"] if has_base else np.nan,
+        **{c: mine[c] for c in AUROC_COLUMNS},
+    }).reset_index()
+    return out[list(SUMMARY_COLUMNS)]
+
+
 def sweep_plan(schema: DatasetSchema, modalities: Optional[Sequence[str]] = None,
                corruptions: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
     """(modality, corruption) pairs that apply, in a stable order."""

@@ -32,8 +32,9 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 def build_command(checkpoints: Sequence[str], data: Optional[str], port: int, address: str,
                   app: Path = APP_PATH) -> List[str]:
-    """The ``python -m streamlit run`` command line."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
+    """The ``streamlit run`` command line, through ``dashboard/server.py`` (Streamlit's own CLI
+    plus a background import of torch and precal while the server starts)."""
+    cmd = [sys.executable, str(app.parent / "server.py"), "run", str(app),
            "--server.address", address, "--server.port", str(port),
            # Always headless: a non-headless first start asks for an e-mail on stdin and blocks.
            # The browser is opened by :func:`launch` instead when wanted.

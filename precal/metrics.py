@@ -27,7 +27,6 @@ import math
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 REGRESSION_SELECTION_METRIC = "acc2_non0"
 """Model selection on MOSI/MOSEI uses the binary accuracy without neutral labels (higher is
@@ -64,14 +63,42 @@ def classification_metrics(y_true: np.ndarray, logits_or_pred: np.ndarray,
     _check_same_length(truth, pred)
     _check_label_range(truth, k, "y_true")
     _check_label_range(pred, k, "predictions")
-    cm = confusion_matrix(truth, pred, labels=list(range(k)))
+    cm = confusion(truth, pred, k)
     return {
-        "accuracy": float(accuracy_score(truth, pred)),
-        "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
+        "accuracy": float(np.mean(truth == pred)),
+        "macro_f1": f1_from_confusion(cm, "macro"),
         "confusion_matrix": cm.astype(int).tolist(),
         "per_class_recall": _per_class_recall(cm, names),
         "n": int(len(truth)),
     }
+
+
+def confusion(truth: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """K x K counts, rows = true class, columns = predicted class."""
+    return np.bincount(truth * k + pred, minlength=k * k).reshape(k, k)
+
+
+def f1_from_confusion(cm: np.ndarray, average: str) -> float:
+    """F1 averaged over the classes that occur in the truth or the predictions, with per-class F1
+    0 where it is undefined: scikit-learn's ``f1_score(..., average, zero_division=0)``.
+
+    Computed here rather than imported: scikit-learn's import (scipy.stats) costs seconds, which
+    the dashboard would pay before its first page.
+    """
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1).astype(np.float64)
+    predicted = cm.sum(axis=0).astype(np.float64)
+    denom = support + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    seen = denom > 0
+    if not seen.any():
+        return 0.0
+    if average == "macro":
+        return float(f1[seen].mean())
+    if average == "weighted":
+        total = support[seen].sum()
+        return float((f1[seen] * support[seen]).sum() / total) if total > 0 else 0.0
+    raise ValueError(f"unknown average {average!r}; use 'macro' or 'weighted'")
 
 
 def _as_label_vector(values: np.ndarray, what: str) -> np.ndarray:
@@ -166,9 +193,8 @@ def _binary_scores(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     ``zero_division=0`` gives the value scikit-learn's default already returns (with a warning) when
     one class is never predicted.
     """
-    acc = float(accuracy_score(truth, pred))
-    f1 = float(f1_score(truth, pred, average="weighted", zero_division=0))
-    return acc, f1
+    t, p = np.asarray(truth).astype(np.int64), np.asarray(pred).astype(np.int64)
+    return float(np.mean(t == p)), f1_from_confusion(confusion(t, p, 2), "weighted")
 
 
 def _rounded_class_accuracy(truth: np.ndarray, pred: np.ndarray, bound: float) -> float:

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from precal.augment import modality_dropout, noise_augment
-from precal.calibration import prediction_loss
+from precal.augment import modality_dropout, noise_augment, swap_augment
+from precal.calibration import AUX_LOSSES
 from precal.checkpoint import save_checkpoint
 from precal.data.batch import Batch
 from precal.data.dataset import MultimodalDataset, Preprocessor
@@ -52,7 +52,9 @@ class TrainConfig:
     lengths: Dict[str, int] = field(default_factory=dict)
     modality_dropout: float = 0.0
     noise_augment: float = 0.0
+    swap_augment: float = 0.0
     aux_weight: float = 0.1
+    aux_loss: str = "contrastive"
     dim: int = 64
     shared_dim: int = 16
     dropout: float = 0.1
@@ -181,11 +183,15 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
         sub = batch.select(rows)
         sub = modality_dropout(sub, cfg.modality_dropout, gen)  # same draws on every rank
         sub = noise_augment(sub, cfg.noise_augment, gen)
-        sub = sub.select(slice(rank * per_rank, (rank + 1) * per_rank)) if world > 1 else sub
+        sub, swapped = swap_augment(sub, cfg.swap_augment, gen)
+        if world > 1:
+            mine = slice(rank * per_rank, (rank + 1) * per_rank)
+            sub, swapped = sub.select(mine), swapped[mine]
         out = net(sub)
         loss = task_loss(out.logits, sub.labels, task, cfg.label_smoothing)
         if cfg.calibration and cfg.aux_weight > 0:
-            loss = loss + cfg.aux_weight * prediction_loss(out.report)
+            consistent = ~swapped.any(dim=1, keepdim=True).expand_as(swapped)  # whole sample is clean
+            loss = loss + cfg.aux_weight * AUX_LOSSES[cfg.aux_loss](out.report, consistent)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for n in model.modalities:

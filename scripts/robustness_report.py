@@ -10,7 +10,7 @@ severity, see ``precal.robustness``). The README section compares, per pair:
   corruptions, excluding removal), calibrated vs baseline, and MultiBench effective robustness;
 - the corrupted modality's alpha vs severity (mean over corruptions) for the calibrated model and
   whether it falls monotonically;
-- swap-detection AUROC of the conflict cue and of 1 - alpha.
+- swap-detection AUROC of the conflict cue, of the support cue and of 1 - alpha.
 
     python scripts/robustness_report.py [--resweep]
 """
@@ -69,6 +69,8 @@ def section(name: str, table: pd.DataFrame, on: str, off: str) -> str:
              f"| effective robustness vs baseline (mean over curves) | {s_on['effective_robustness'].mean():+.3f} | 0 |",
              f"| swap-detection AUROC, conflict cue | {swap[swap.checkpoint == on]['auroc_conflict'].mean():.3f} "
              f"| {swap[swap.checkpoint == off]['auroc_conflict'].mean():.3f} |",
+             f"| swap-detection AUROC, support cue | {swap[swap.checkpoint == on]['auroc_support'].mean():.3f} "
+             f"| {swap[swap.checkpoint == off]['auroc_support'].mean():.3f} |",
              f"| swap-detection AUROC, 1 − alpha | {swap[swap.checkpoint == on]['auroc_alpha'].mean():.3f} "
              f"| {swap[swap.checkpoint == off]['auroc_alpha'].mean():.3f} |",
              "", "Alpha of the corrupted modality (calibrated model, mean over corruptions) by severity:", "",

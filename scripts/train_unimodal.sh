@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 source scripts/recipes.sh
 SEED=${1:-0}
 OUT=${2:-results/unimodal}
+EXTRA=("${@:3}")
 for m in inertial skeleton depth; do
-  precal train "${UTD[@]}" "${COMMON[@]}" --seed "$SEED" --modalities "$m" --out "$OUT/uni_utd_mhad_${m}_seed${SEED}"
+  precal train "${UTD[@]}" "${COMMON[@]}" --seed "$SEED" --modalities "$m" --out "$OUT/uni_utd_mhad_${m}_seed${SEED}" "${EXTRA[@]}"
 done
 for m in audio lips; do
-  precal train "${AVL[@]}" "${COMMON[@]}" --seed "$SEED" --modalities "$m" --out "$OUT/uni_avletters_${m}_seed${SEED}"
+  precal train "${AVL[@]}" "${COMMON[@]}" --seed "$SEED" --modalities "$m" --out "$OUT/uni_avletters_${m}_seed${SEED}" "${EXTRA[@]}"
 done

@@ -6,6 +6,7 @@ valid steps), never copied from a run of the code under test.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from precal.calibration import (CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator,
-                                masked_mean, prediction_loss)
+                                contrastive_prediction_loss, masked_mean, prediction_loss)
 
 B = 4
 
@@ -813,3 +814,30 @@ def test_mask_for_a_vector_modality_is_validated():
     got = masked_mean(x["vec"], "token", torch.tensor([True, False, True, True]))
     assert torch.equal(got[[0, 2, 3]], x["vec"][[0, 2, 3]])
     assert torch.equal(got[1], torch.zeros(CASES["vec"][1]))
+
+
+def test_contrastive_loss_rewards_matching_the_own_sample_and_ignores_excluded_rows():
+    names = ["tok", "ch1d"]
+    cal = make_calibrator(names)
+    perturb(cal)
+    _, r = cal(make_features(names))
+    base = contrastive_prediction_loss(r)
+    assert torch.isfinite(base) and base.item() > 0
+    # Predictions equal to the own sample's u are the best possible case; the same predictions
+    # attached to shifted rows (everyone predicts its neighbour) are worse.
+    exact = dict(r.predicted)
+    exact.update({n: r.shared[n] * 3.0 for n in names})
+    rolled = {n: r.shared[n].roll(1, dims=0) * 3.0 for n in names}
+    good = contrastive_prediction_loss(dataclasses.replace(r, predicted=exact))
+    bad = contrastive_prediction_loss(dataclasses.replace(r, predicted=rolled))
+    assert good.item() < base.item() and good.item() < bad.item()
+    # Excluding every anchor leaves nothing to learn from, and still gives a differentiable zero.
+    none = contrastive_prediction_loss(r, torch.zeros(B, 2, dtype=torch.bool))
+    assert none.item() == 0.0 and none.requires_grad
+    # An absent modality is neither anchor nor candidate: its (arbitrary) u cannot change the loss.
+    present = {"tok": torch.tensor([True, True, False, True]), "ch1d": torch.ones(B, dtype=torch.bool)}
+    feats = make_features(names)
+    _, r1 = cal(feats, present=present)
+    feats["tok"][2] = 1e3
+    _, r2 = cal(feats, present=present)
+    torch.testing.assert_close(contrastive_prediction_loss(r1), contrastive_prediction_loss(r2))

@@ -421,6 +421,26 @@ def test_stored_robustness_table_is_normalised(pair, tmp_path):
         be.normalise_robustness_table(__import__("pandas").DataFrame({"x": [1]}), pair)
 
 
+def test_robustness_summary_from_a_precal_table(pair, tmp_path):
+    on, off = pair.calibrated.name, pair.uncalibrated.name
+    path = tmp_path / "robustness.csv"
+    # calibrated keeps 0.8 -> 0.6, baseline 0.8 -> 0.4 over severities 0, 5; swap detection by support only
+    path.write_text("checkpoint,modality,corruption,severity,value,auroc_conflict,auroc_support,auroc_alpha\n"
+                    f"{on},depth,swap,0,0.8,,,\n{on},depth,swap,5,0.6,0.55,0.95,0.7\n"
+                    f"{off},depth,swap,0,0.8,,,\n{off},depth,swap,5,0.4,0.5,0.5,0.5\n"
+                    "someone_else_calon,depth,swap,5,0.1,0.1,0.1,0.1\n")
+    summary = be.robustness_summary(path, pair)
+    assert list(summary.columns) == list(be.SUMMARY_COLUMNS)
+    row = summary.iloc[0]
+    assert (row["modality"], row["corruption"]) == ("depth", "swap") and len(summary) == 1
+    assert row["rr_calibrated"] > row["rr_uncalibrated"]  # the calibrated curve lies above
+    assert row["effective_robustness"] == pytest.approx(0.2)  # sum of (0.6 - 0.4) beyond the clean point
+    assert (row["auroc_support"], row["auroc_conflict"], row["auroc_alpha"]) == (0.95, 0.55, 0.7)
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text("modality,corruption,severity,accuracy\ndepth,blur,1,0.5\n")
+    assert be.robustness_summary(foreign, pair) is None  # not precal's format: no summary, no error
+
+
 def test_history_frames(pair):
     scalars, dyn = be.history_frames(pair.calibrated.history)
     assert list(scalars["epoch"]) == [1, 2, 3] and "val_accuracy" in scalars
@@ -437,7 +457,8 @@ def test_launcher_command_and_environment(tmp_path):
     from precal import dashboard_launcher as dl
 
     cmd = dl.build_command([str(tmp_path / "a")], str(tmp_path / "d"), 8765, "127.0.0.1")
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]) == be.APP_PATH
+    assert Path(cmd[1]).name == "server.py" and Path(cmd[1]).is_file()
+    assert cmd[2] == "run" and Path(cmd[3]) == be.APP_PATH
     assert be.APP_PATH.is_file()
     for flag, value in (("--server.address", "127.0.0.1"), ("--server.port", "8765"), ("--server.headless", "true"),
                         ("--browser.gatherUsageStats", "false")):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from precal.augment import modality_dropout, noise_augment
+from precal.augment import modality_dropout, noise_augment, swap_augment
 from precal.data.dataset import MultimodalDataset, Preprocessor, resample_sequence
 from precal.data.schema import DatasetSchema, ModalitySchema, SchemaError
 from precal.data.storage import DataFormatError, MultimodalData, build_ragged, load_dataset, save_dataset
@@ -147,3 +147,26 @@ def test_noise_augment_touches_only_real_steps() -> None:
     assert torch.equal(out.inputs["acc"][pad], batch.inputs["acc"][pad])
     changed = sum(not torch.equal(out.inputs[m], batch.inputs[m]) for m in batch.modalities)
     assert changed >= 1
+
+
+def test_swap_augment_takes_the_modality_from_a_different_class_and_keeps_the_label() -> None:
+    data = make_data(n=6, absent=())
+    batch = MultimodalDataset(data, range(6), Preprocessor()).full_batch()
+    out, swapped = swap_augment(batch, 1.0, torch.Generator().manual_seed(3))
+    again, swapped_again = swap_augment(batch, 1.0, torch.Generator().manual_seed(3))
+    assert torch.equal(swapped, swapped_again)
+    assert swapped.shape == (6, 3) and (swapped.sum(dim=1) == 1).all()  # p=1: one modality per sample
+    assert torch.equal(out.labels, batch.labels)
+    for i, m in enumerate(batch.modalities):
+        assert torch.equal(out.inputs[m], again.inputs[m])
+        for row in range(6):
+            x = out.inputs[m][row]
+            if not swapped[row, i]:
+                assert torch.equal(x, batch.inputs[m][row])
+                continue
+            donors = [k for k in range(6) if torch.equal(batch.inputs[m][k], x)]
+            assert donors and all(batch.labels[k] != batch.labels[row] for k in donors)
+            if m in batch.padding_mask:  # the donor's padding comes along with its values
+                assert torch.equal(out.padding_mask[m][row], batch.padding_mask[m][donors[0]])
+    untouched, none = swap_augment(batch, 0.0, torch.Generator().manual_seed(3))
+    assert untouched is batch and not none.any()

@@ -249,3 +249,18 @@ def test_primary_metric_and_direction() -> None:
         higher_is_better("acuracy")
     with pytest.raises(ValueError):
         primary_metric("ranking")
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=60))
+@settings(max_examples=80, deadline=None)
+def test_f1_matches_scikit_learn(pairs) -> None:
+    from sklearn.metrics import f1_score
+
+    from precal.metrics import confusion, f1_from_confusion
+
+    truth = np.array([t for t, _ in pairs])
+    pred = np.array([p for _, p in pairs])
+    cm = confusion(truth, pred, 5)
+    for average in ("macro", "weighted"):
+        expected = f1_score(truth, pred, average=average, zero_division=0)
+        assert abs(f1_from_confusion(cm, average) - expected) < 1e-12, average

@@ -50,7 +50,7 @@ def test_table_has_one_row_per_level(setup) -> None:
         expected += len(names & {"gaussian_noise", "remove_absent", "swap", "occlusion"}) * 4
     assert len(table) == expected
     assert set(table["severity"]) == {0, 1, 3, 5}
-    for col in ("value", "macro_f1", "auroc_conflict", "auroc_alpha", "level",
+    for col in ("value", "macro_f1", "auroc_conflict", "auroc_support", "auroc_alpha", "level",
                 *[f"{k}_{m}" for k in ("alpha", "beta", "support", "conflict") for m in ckpt.model.modalities]):
         assert col in table.columns, col
 
@@ -113,3 +113,32 @@ def test_summary_and_removal_drops(setup) -> None:
     assert ((summary["relative_robustness"] >= 0) & (summary["relative_robustness"] <= 1)).all()
     drops = removal_drops(table)
     assert set(drops["modality"]) == set(ckpt.model.modalities)
+
+
+def test_auroc_matches_scikit_learn_including_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from precal.robustness import _auroc
+
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        pos = rng.integers(0, 5, size=rng.integers(1, 20)).astype(float)  # many ties
+        neg = rng.integers(0, 5, size=rng.integers(1, 20)).astype(float) - trial % 3
+        labels = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        expected = roc_auc_score(labels, np.r_[pos, neg])
+        assert _auroc(pos, neg) == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(_auroc(np.array([]), np.array([1.0])))
+    assert _auroc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+
+
+def test_run_sweep_restricts_corruptions_and_refuses_unknown_names(setup, tmp_path) -> None:
+    from precal.robustness import count_levels, run_sweep
+
+    data, ckpt, _ = setup
+    with pytest.raises(ValueError, match="unknown corruption 'blurr'"):
+        run_sweep([ckpt.path], None, "test", seed=0, corruptions=["blurr"], progress=False)
+    with pytest.raises(ValueError, match="severity"):
+        run_sweep([ckpt.path], None, "test", seed=0, severities=[6], progress=False)
+    # swap applies to each of the three modalities, occlusion only to the frames (depth)
+    assert count_levels(ckpt, (1, 3), ["swap", "occlusion"]) == (3 + 1) * 2
+    assert count_levels(ckpt, (0, 5), ["swap"]) == 3  # severity 0 is the clean row, not a level

@@ -21,7 +21,19 @@ def _sweep(weights: str, data_path: str, split: str, reference: str, modalities:
                                seed=seed, max_samples=max_samples or None, progress=_progress)
 
 
-def show(frame: pd.DataFrame, source: str) -> None:
+def show_summary(summary: pd.DataFrame, modality: str) -> None:
+    sub = summary[summary["modality"] == modality].drop(columns="modality")
+    if sub.empty:
+        return
+    sub = sub.assign(corruption=sub["corruption"].map(lambda c: TITLES.get(c, c)))
+    st.markdown("**Summary** (MultiBench relative / effective robustness; how well the calibrated model's "
+                "own signals flag the corrupted modality: AUROC, 0.5 = chance, 1 = perfect)")
+    st.dataframe(sub.rename(columns=be.SUMMARY_COLUMNS), hide_index=True, width="stretch",
+                 column_config={label: st.column_config.NumberColumn(format="%.3f")
+                                for key, label in be.SUMMARY_COLUMNS.items() if key not in ("modality", "corruption")})
+
+
+def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) -> None:
     st.caption(source)
     metric = frame["metric"].iloc[0] if len(frame) else "accuracy"
     metrics = sorted(frame["metric"].unique())
@@ -47,6 +59,8 @@ def show(frame: pd.DataFrame, source: str) -> None:
                                 config=ds.PLOTLY_CONFIG, key=f"rob_alpha_{m}")
                 if (cal["corruption"] == "remove_absent").any():
                     st.caption("Missing: a removed modality has no gate, so its alpha appears only at severity 0.")
+            if summary is not None:
+                show_summary(summary, m)
     with st.expander("Table"):
         st.dataframe(frame, hide_index=True, width="stretch")
 
@@ -60,7 +74,8 @@ with ds.guard("robustness"):
         except be.USER_ERRORS as exc:
             st.warning(f"stored sweep {stored} could not be read ({be.error_message(exc)}); compute one below.")
     if stored_frame is not None and len(stored_frame):
-        show(stored_frame, f"Stored sweep: `{stored}` ({len(stored_frame)} rows).")
+        show(stored_frame, f"Stored sweep: `{stored}` ({len(stored_frame)} rows).",
+             be.robustness_summary(stored, ctx.pair))
     else:
         ctx.require_data()
         st.info("No stored sweep (robustness.csv) next to this checkpoint. Compute a small one here: every "

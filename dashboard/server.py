@@ -1,0 +1,39 @@
+"""Streamlit's command line, plus a head start on the dashboard's heavy imports.
+
+``precal dashboard`` runs ``python dashboard/server.py run dashboard/app.py ...`` instead of
+``python -m streamlit run ...``. Streamlit only runs the app script when the first browser session
+connects, so the first page would pay for importing torch, plotly and precal (several seconds)
+after the server is already up. Here a background thread imports them while Streamlit's own server
+starts and the browser connects; the app's imports then find the modules loaded (Python's import
+lock makes a page that arrives early wait for the import in progress, never import twice).
+
+This file lives outside the ``precal`` package on purpose: importing anything from ``precal``
+imports torch on the main thread, which would delay the server instead of overlapping with it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+
+def _preload() -> None:
+    try:
+        import torch  # noqa: F401
+        import plotly.graph_objects  # noqa: F401
+
+        import precal.dashboard_backend  # noqa: F401
+    except Exception:  # noqa: BLE001 (a failed head start is harmless: the app imports them itself)
+        pass
+
+
+def main() -> None:
+    threading.Thread(target=_preload, name="precal-preload", daemon=True).start()
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", *sys.argv[1:]]
+    sys.exit(cli.main())
+
+
+if __name__ == "__main__":
+    main()

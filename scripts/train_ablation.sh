@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Augmentation ablation: the shipped recipe *without* swap augmentation, calibrated and baseline,
+# for UTD-MHAD/sequence and AVLetters/conv. Seed 0 is shipped in checkpoints/ (*_noswap_cal*), so
+# the dashboard can show both recipes; scripts/ablation_report.py compares them over seeds.
+#   bash scripts/train_ablation.sh [SEED] [OUT_DIR] [EXTRA PRECAL TRAIN ARGS...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/recipes.sh
+SEED=${1:-0}
+OUT=${2:-checkpoints}
+EXTRA=("${@:3}")
+for cal in on off; do
+  precal train "${UTD[@]}" "${COMMON[@]}" --swap-augment 0 --seed "$SEED" --backbone sequence --calibration "$cal" \
+    --out "$OUT/utd_mhad_sequence_noswap_cal${cal}" "${EXTRA[@]}"
+  precal train "${AVL[@]}" "${COMMON[@]}" --swap-augment 0 --seed "$SEED" --backbone conv --calibration "$cal" \
+    --out "$OUT/avletters_conv_noswap_cal${cal}" "${EXTRA[@]}"
+done
