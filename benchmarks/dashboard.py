@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from precal import dashboard_backend as be  # noqa: E402
 
 TARGETS_MS = {"lab update p50": 50.0, "cached projection load": 100.0, "place new point": 300.0,
-              "start to first page": 10_000.0, "browser round trip": 300.0}
+              "start to first page": 10_000.0, "browser round trip": 300.0,
+              "start to first page (steady state)": 10_000.0, "browser round trip (steady state)": 300.0}
 
 
 def pick_checkpoints(args) -> List[str]:
@@ -181,7 +182,10 @@ closing caption (sent after every chart) have changed and Streamlit is idle (no 
 no spinner)."""
 
 
-def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int) -> Dict[str, float]:
+def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int, warm_up: bool = True) -> Dict[str, float]:
+    """Start the app and time the first page and the lab's round trip. With ``warm_up`` (what a
+    user gets) UMAP's background compile runs during the measurements; without it, the numbers are
+    those of the steady state once the compile has finished."""
     import test_dashboard_browser as tb
 
     reason = tb._skip_reason()
@@ -194,7 +198,8 @@ def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int) -> Dic
     driver = tb.make_driver()  # started first: browser start-up is not the app's start time
     cmd_ckpts = [Path(p) for p in paths]
     t0 = time.perf_counter()
-    proc = tb.start_server(cmd_ckpts, port, log, warm_up=True)
+    proc = tb.start_server(cmd_ckpts, port, log, warm_up=warm_up)
+    when = "right after start, UMAP compiling in the background" if warm_up else "steady state, no UMAP compile"
     try:
         tb.wait_healthy(port, proc)
         health = time.perf_counter() - t0
@@ -205,7 +210,8 @@ def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int) -> Dic
             "document.querySelectorAll('[data-testid=\"stMetric\"]').length > 0;"), timeout=120)
         first = time.perf_counter() - t0
         results["start to first page"] = 1000 * first
-        print(f"app start: server healthy after {health:.1f} s; first complete page (overview) after {first:.1f} s")
+        print(f"app start ({when}): server healthy after {health:.1f} s; first complete page (overview) "
+              f"after {first:.1f} s")
 
         driver.get(f"http://127.0.0.1:{port}/lab")
         tb.wait_page_done(driver)
@@ -220,7 +226,7 @@ def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int) -> Dic
             rounds.append(timing["idle"] - timing["start"])
             time.sleep(0.3)
         results["browser round trip"] = statistics.median(rounds)
-        print(f"browser round trip (lab control -> updated prediction + charts): median "
+        print(f"browser round trip ({when}; lab control -> updated prediction + charts): median "
               f"{statistics.median(rounds):.0f} ms, min {min(rounds):.0f} ms, max {max(rounds):.0f} ms over {clicks}")
     finally:
         driver.quit()
@@ -245,14 +251,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.no_browser:
         os.environ.pop("PRECAL_DASHBOARD_WARMUP", None)
         results.update(bench_browser(paths, args.data, args.clicks))
+        steady = bench_browser(paths, args.data, args.clicks, warm_up=False)
+        results.update({f"{k} (steady state)": v for k, v in steady.items()})
     print()
-    print(f"{'figure':28s} {'measured':>12s} {'target':>10s}  ok")
+    print(f"{'figure':38s} {'measured':>12s} {'target':>10s}  ok")
     for name, target in TARGETS_MS.items():
         if name in results:
             v = results[name]
-            print(f"{name:28s} {v:10.1f} ms {target:8.0f} ms  {'yes' if v <= target else 'NO'}")
+            print(f"{name:38s} {v:10.1f} ms {target:8.0f} ms  {'yes' if v <= target else 'NO'}")
         else:
-            print(f"{name:28s} {'—':>12s} {target:8.0f} ms  (not measured)")
+            print(f"{name:38s} {'—':>12s} {target:8.0f} ms  (not measured)")
     return 0
 
 

@@ -20,7 +20,7 @@ from precal.checkpoint import load_checkpoint
 from precal.corruptions import apply_corruption, corruptions_for
 from precal.data.storage import load_dataset
 from precal.evaluation import dataset_for, resolve_data_dir
-from precal.robustness import sweep_checkpoint
+from precal.robustness import encode_modality, encode_split, fuse_split, sweep_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +76,35 @@ def main() -> None:
     print(f"speed-up:               {loop_s / batched_s:8.1f}x (target >= 10x)")
     print(f"max |accuracy difference|: {max(diffs):.2e} over {len(diffs)} levels "
           f"({sum(d > 1e-9 for d in diffs)} levels differ)")
+    encoder_shares(ckpt, data, args.split)
+
+
+@torch.no_grad()
+def encoder_shares(ckpt, data, split: str, runs: int = 3) -> None:
+    """Why the speed-up depends on which modality is corrupted: a level must re-encode the corrupted
+    modality, so its cost is bounded below by that encoder's share of a full forward pass. Prints
+    each share and the speed-up bound it implies (a swap needs no encoder pass: fusion only)."""
+    model = ckpt.model.eval()
+    batch = dataset_for(ckpt, data, split).full_batch()
+    enc = encode_split(model, batch)
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    fuse_s = best(lambda: fuse_split(model, enc))
+    per = {m: best(lambda m=m: encode_modality(model, batch, m)) for m in model.modalities}
+    full = fuse_s + sum(per.values())
+    print("full forward = every encoder + fusion: "
+          + ", ".join(f"{m} encoder {100 * t / full:.0f}%" for m, t in per.items())
+          + f", fusion {100 * fuse_s / full:.0f}%")
+    print("speed-up bound per corrupted level (full forward / (its encoder + fusion)): "
+          + ", ".join(f"{m} {full / (t + fuse_s):.1f}x" for m, t in per.items())
+          + f", swap (fusion only) {full / fuse_s:.1f}x")
 
 
 if __name__ == "__main__":

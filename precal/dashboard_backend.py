@@ -1103,10 +1103,8 @@ def read_robustness_table(path: Path, pair: ModelPair) -> pd.DataFrame:
 
 SUMMARY_COLUMNS = {
     "modality": "corrupted modality", "corruption": "corruption",
-    "rr_calibrated": "relative robustness · calibrated", "rr_uncalibrated": "relative robustness · uncalibrated",
-    "effective_robustness": "effective robustness (calibrated vs uncalibrated)",
-    "auroc_support": "detection AUROC · low support", "auroc_conflict": "detection AUROC · conflict",
-    "auroc_alpha": "detection AUROC · 1 − alpha",
+    "rr_calibrated": "RR calibrated", "rr_uncalibrated": "RR uncalibrated", "effective_robustness": "ER",
+    "auroc_support": "AUROC support", "auroc_conflict": "AUROC conflict", "auroc_alpha": "AUROC 1 − alpha",
 }
 """Columns of :func:`robustness_summary` and the labels the dashboard shows for them."""
 

@@ -40,7 +40,8 @@ with right:
     st.subheader("Training")
     tr = (pair.calibrated or ckpt).training
     st.markdown("\n".join(f"- **{k}**: {tr[k]}" for k in ("epochs", "batch_size", "lr", "seed", "lengths",
-                                                          "modality_dropout", "aux_weight") if k in tr)
+                                                          "modality_dropout", "noise_augment", "swap_augment",
+                                                          "aux_loss", "aux_weight") if k in tr)
                 or "no training record")
 if schema.citation:
     with st.expander("Citation"):

@@ -26,8 +26,12 @@ def show_summary(summary: pd.DataFrame, modality: str) -> None:
     if sub.empty:
         return
     sub = sub.assign(corruption=sub["corruption"].map(lambda c: TITLES.get(c, c)))
-    st.markdown("**Summary** (MultiBench relative / effective robustness; how well the calibrated model's "
-                "own signals flag the corrupted modality: AUROC, 0.5 = chance, 1 = perfect)")
+    st.markdown("**Summary**")
+    st.caption("RR: relative robustness, the area under the accuracy-vs-severity curve (MultiBench). ER: "
+               "effective robustness of the calibrated model against the uncalibrated one (> 0: it keeps more "
+               "than its clean-accuracy difference explains). AUROC: how well the calibrated model's own "
+               "signals (low support, high conflict, low alpha) flag the corrupted modality against clean "
+               "samples; 0.5 = chance, 1 = perfect.")
     st.dataframe(sub.rename(columns=be.SUMMARY_COLUMNS), hide_index=True, width="stretch",
                  column_config={label: st.column_config.NumberColumn(format="%.3f")
                                 for key, label in be.SUMMARY_COLUMNS.items() if key not in ("modality", "corruption")})
