@@ -39,6 +39,7 @@ ds.show_problems(ctx)
 try:
     page.run()
 finally:
-    # UMAP's numba compile (tens of seconds of CPU) starts only once a page has been served, so it
-    # never delays the first page; by the time someone opens the embeddings page it is usually done.
-    ds.start_warmups()
+    # UMAP's numba compile (a minute or more of CPU) starts some seconds after a page has been served,
+    # so it never delays the first page; by the time someone opens the embeddings page it is usually
+    # done (that page starts it at once otherwise).
+    ds.schedule_warmups()

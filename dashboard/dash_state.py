@@ -16,6 +16,7 @@ import html
 import os
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
@@ -139,6 +140,31 @@ def configure_torch() -> int:
     if threads > 0:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+WARM_UP_DELAY_S = 15.0
+
+
+def schedule_warmups(delay: float = WARM_UP_DELAY_S) -> None:
+    """Start the UMAP warm-up some seconds after the first page rather than at once.
+
+    Numba's compile holds Python's GIL for most of its minute or more on a 2-core machine; started
+    while the browser is still drawing the first page it delays that page by seconds. Once per
+    process (a cached resource); the embeddings page starts it at once if it is not running yet.
+    """
+    if os.environ.get("PRECAL_DASHBOARD_WARMUP", "1") == "0":
+        return
+    _warm_up_timer(delay)
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up_timer(delay: float) -> threading.Timer:
+    from precal.projection import warm_up_umap  # once per process, no Streamlit context needed
+
+    timer = threading.Timer(delay, warm_up_umap)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 @st.cache_resource(show_spinner=False)
