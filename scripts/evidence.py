@@ -87,8 +87,9 @@ def main() -> None:
     table = aggregate(runs)
     (ROOT / "results").mkdir(exist_ok=True)
     table.to_csv(ROOT / "results" / "evidence.csv", index=False, float_format="%.4f")
-    note = ("Train time is wall-clock on the shared 2-core machine, often while other jobs ran: the same "
-            "recipe took 72 s for a UTD-MHAD model on a quiet machine and up to 13 min under load.")
+    seconds = runs["train_seconds"].dropna()
+    note = (f"Train time: mean wall-clock seconds per run on the 2-core machine, with two runs sharing it "
+            f"(one thread each); the longest single run took {seconds.max():.0f} s.")
     replace_section("evidence", "\n\n".join([markdown(table), paired_differences(runs), note]))
     print(markdown(table))
     print(paired_differences(runs))

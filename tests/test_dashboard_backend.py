@@ -275,6 +275,13 @@ def test_lab_removal_changes_gates_and_logits(pair, splits):
     delta = res.delta_frame()
     assert set(delta["model"]) == {be.CALIBRATED, be.UNCALIBRATED}
     assert delta.loc[(delta["model"] == be.CALIBRATED) & (delta["quantity"] == "alpha"), "change"].abs().max() > 1e-3
+    # the lab's small table says the same as the long frame, modality by modality
+    table = res.change_table(be.CALIBRATED, ["depth", "inertial", "skeleton"])
+    assert list(table.index) == ["depth", "inertial", "skeleton"] and list(table.columns) == ["alpha", "support", "conflict"]
+    long = delta[delta["model"] == be.CALIBRATED].set_index(["modality", "quantity"])["change"]
+    for m in table.index:
+        for q in table.columns:
+            assert table.loc[m, q] == pytest.approx(long[(m, q)])
 
 
 def test_lab_corruption_matches_batched_sweep(pair, splits):

@@ -113,8 +113,7 @@ def lab() -> None:
                                               charts.STATE_COLOURS), config=ds.PLOTLY_CONFIG, key="lab_cues")
         tcols = st.columns(len(views))
         for col, v in zip(tcols, views):
-            sub = delta[delta["model"] == v.role].pivot_table(index="modality", columns="quantity", values="change")
-            sub = sub.reindex(index=schema.modality_names, columns=["alpha", "support", "conflict"])
+            sub = result.change_table(v.role, schema.modality_names)
             sub.columns = [f"Δ {q}" for q in sub.columns]
             col.markdown(f"**change from the clean input · {v.role}**")
             col.table(sub.map(lambda x: f"{x:+.3f}"))
