@@ -31,7 +31,7 @@ def show_summary(summary: pd.DataFrame, modality: str) -> None:
                "effective robustness of the calibrated model against the uncalibrated one (> 0: it keeps more "
                "than its clean-accuracy difference explains). AUROC: how well the calibrated model's own "
                "signals (low support, high conflict, low alpha) flag the corrupted modality against clean "
-               "samples; 0.5 = chance, 1 = perfect.")
+               "samples; 0.5 = chance, 1 = perfect. A missing modality has no gate and no cues, hence no AUROC.")
     st.dataframe(sub.rename(columns=be.SUMMARY_COLUMNS), hide_index=True, width="stretch",
                  column_config={label: st.column_config.NumberColumn(format="%.3f")
                                 for key, label in be.SUMMARY_COLUMNS.items() if key not in ("modality", "corruption")})
