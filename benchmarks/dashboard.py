@@ -18,6 +18,8 @@ Measured:
    page's title, metrics and charts being present in headless Chromium, no spinner. Target <= 10 s.
 5. browser round trip: in the lab, click a control (remove a modality) and wait until the updated
    prediction text and gate chart are on screen; median over several clicks. Target <= 300 ms.
+   ``--breakdown`` attributes it: the lab with only its controls and prediction text, then with
+   each chart or table alone.
 
 Torch runs single-threaded, as in the dashboard (see dashboard/dash_state.configure_torch).
 On a shared machine, run it when the machine is otherwise idle: the numbers are latencies.
@@ -182,6 +184,61 @@ closing caption (sent after every chart) have changed and Streamlit is idle (no 
 no spinner)."""
 
 
+def lab_round_trips(driver, port: int, clicks: int) -> List[float]:
+    """Open the lab and time ``clicks`` round trips (ms). Timed inside the page (click and a
+    MutationObserver in one script), so WebDriver's own round trips (tens of ms each on this
+    machine) are not counted as the app's latency."""
+    import test_dashboard_browser as tb
+
+    driver.get(f"http://127.0.0.1:{port}/lab")
+    tb.wait_page_done(driver)
+    rounds = []
+    for _ in range(clicks):
+        driver.execute_script(ROUND_TRIP_JS, "remove (mark missing)")  # toggles the last modality
+        tb.wait_until(lambda: driver.execute_script("return window.__precalRoundTrip.idle !== null"),
+                      timeout=60, poll=0.05)
+        timing = driver.execute_script("return window.__precalRoundTrip")
+        rounds.append(timing["idle"] - timing["start"])
+        time.sleep(0.3)
+    return rounds
+
+
+LAB_PARTS = ("probabilities", "cues", "tables", "inputs", "projection")
+"""The lab's parts that dashboard/views/lab.py can leave out (PRECAL_LAB_PARTS)."""
+
+
+def bench_breakdown(paths: List[str], clicks: int) -> None:
+    """Attribute the round trip: the lab with none of its charts and tables (controls, prediction
+    text, model update), then with each part alone, then complete. Steady state (no UMAP compile)."""
+    import test_dashboard_browser as tb
+
+    reason = tb._skip_reason()
+    if reason:
+        print(f"breakdown skipped: {reason}")
+        return
+    print("round-trip breakdown (steady state; median over clicks):")
+    base = None
+    for parts in [(), *[(p,) for p in LAB_PARTS], LAB_PARTS]:
+        os.environ["PRECAL_LAB_PARTS"] = ",".join(parts)
+        port = tb.free_port()
+        log = Path(tempfile.mkdtemp(prefix="precal-bench-")) / "server.log"
+        driver = tb.make_driver()
+        proc = tb.start_server([Path(p) for p in paths], port, log)
+        try:
+            tb.wait_healthy(port, proc)
+            median = statistics.median(lab_round_trips(driver, port, clicks))
+        finally:
+            driver.quit()
+            tb.stop_server(proc)
+            os.environ.pop("PRECAL_LAB_PARTS", None)
+        if not parts:
+            base = median
+            print(f"  controls + prediction text only: {median:6.0f} ms")
+        else:
+            label = "everything" if parts == LAB_PARTS else f"+ {parts[0]}"
+            print(f"  {label:31s}: {median:6.0f} ms ({median - base:+.0f} ms)")
+
+
 def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int, warm_up: bool = True) -> Dict[str, float]:
     """Start the app and time the first page and the lab's round trip. With ``warm_up`` (what a
     user gets) UMAP's background compile runs during the measurements; without it, the numbers are
@@ -214,18 +271,7 @@ def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int, warm_u
         print(f"app start ({when}): server healthy after {health:.1f} s; first complete page (overview) "
               f"after {first:.1f} s")
 
-        driver.get(f"http://127.0.0.1:{port}/lab")
-        tb.wait_page_done(driver)
-        rounds = []
-        for k in range(clicks):
-            # Timed inside the page (click and a MutationObserver in one script), so WebDriver's own
-            # round trips (tens of ms each on this machine) are not counted as the app's latency.
-            driver.execute_script(ROUND_TRIP_JS, "remove (mark missing)")  # toggles the last modality
-            tb.wait_until(lambda: driver.execute_script("return window.__precalRoundTrip.idle !== null"),
-                          timeout=60, poll=0.05)
-            timing = driver.execute_script("return window.__precalRoundTrip")
-            rounds.append(timing["idle"] - timing["start"])
-            time.sleep(0.3)
+        rounds = lab_round_trips(driver, port, clicks)
         results["browser round trip"] = statistics.median(rounds)
         print(f"browser round trip ({when}; lab control -> updated prediction + charts): median "
               f"{statistics.median(rounds):.0f} ms, min {min(rounds):.0f} ms, max {max(rounds):.0f} ms over {clicks}")
@@ -245,9 +291,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--methods", nargs="+", default=["pca", "tsne", "umap"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the dashboard uses 1)")
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="only attribute the lab's round trip to its parts (several app starts)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     paths = pick_checkpoints(args)
+    if args.breakdown:
+        bench_breakdown(paths, args.clicks)
+        return 0
     results = bench_backend(paths, args.data, args.split, args.runs, args.methods)
     if not args.no_browser:
         os.environ.pop("PRECAL_DASHBOARD_WARMUP", None)

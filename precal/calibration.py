@@ -141,10 +141,15 @@ class PreFusionCalibrator(nn.Module):
         shared_dim: size d of the shared comparison space.
         enabled: False makes the module the identity with the same weights (the baseline).
         instance_gate / dimension_gate: switch either gate off (it is then fixed at 1), for ablations.
+        cue_gradient: False compares *detached* summaries, so neither the cue objective nor the gates'
+            dependence on the cues shapes the encoders: they learn from the task alone, as in the
+            baseline, and the calibrator only reads them. The gated features still carry the task
+            gradient to the encoders.
     """
 
     def __init__(self, modalities: Sequence[ModalityFeatureSpec], shared_dim: int = 16, *,
-                 enabled: bool = True, instance_gate: bool = True, dimension_gate: bool = True) -> None:
+                 enabled: bool = True, instance_gate: bool = True, dimension_gate: bool = True,
+                 cue_gradient: bool = True) -> None:
         super().__init__()
         if not modalities:
             raise ValueError("the calibrator needs at least one modality")
@@ -157,6 +162,7 @@ class PreFusionCalibrator(nn.Module):
         self.enabled = enabled
         self.instance_gate = instance_gate
         self.dimension_gate = dimension_gate
+        self.cue_gradient = cue_gradient
         m_count = len(names)
         d = shared_dim
         self.project = nn.ModuleDict({m.name: nn.Linear(m.dim, d) for m in modalities})
@@ -202,7 +208,8 @@ class PreFusionCalibrator(nn.Module):
         ], dim=1)  # (B, M)
 
         summaries = {n: masked_mean(features[n], self.specs[n].layout, padding_mask.get(n)) for n in self.names}
-        z = torch.stack([self.project[n](summaries[n]) for n in self.names], dim=1)  # (B, M, d)
+        compared = summaries if self.cue_gradient else {n: s.detach() for n, s in summaries.items()}
+        z = torch.stack([self.project[n](compared[n]) for n in self.names], dim=1)  # (B, M, d)
         u = F.layer_norm(z, (self.shared_dim,)) * self.norm_weight + self.norm_bias
         # An absent modality's values are arbitrary (even NaN): replace, never multiply by 0.
         u = torch.where(pres.unsqueeze(-1), u, torch.zeros_like(u))

@@ -27,6 +27,16 @@ def _key_value_ints(items: Sequence[str]) -> Dict[str, int]:
     return out
 
 
+def _key_values(items: Sequence[str], option: str, example: str) -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{option} expects NAME=VALUE (e.g. {example}), got {item!r}")
+        out[name] = value
+    return out
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     from precal.describe import describe_path
 
@@ -47,9 +57,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         data=args.data, backbone=args.backbone, calibration=args.calibration == "on", seed=args.seed,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         modalities=args.modalities or [], lengths=_key_value_ints(args.length or []),
+        centre=_key_values(args.centre or [], "--centre", "skeleton=hip_center"),
         modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, swap_augment=args.swap_augment,
         aux_weight=args.aux_weight, aux_loss=args.aux_loss,
-        dim=args.dim, shared_dim=args.shared_dim, threads=args.threads,
+        dim=args.dim, shared_dim=args.shared_dim, frame_encoder=args.frame_encoder,
+        cue_gradient=args.cue_gradient == "on", threads=args.threads,
     )
     result = train(cfg, out=args.out, progress=not args.quiet)
     if result.checkpoint is not None:
@@ -110,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-2)
     p.add_argument("--modalities", nargs="+", help="train on a subset (e.g. a unimodal model)")
+    p.add_argument("--centre", action="append", metavar="NAME=POINT",
+                   help="express a point-sequence modality relative to this point of its first step "
+                        "(e.g. skeleton=hip_center); removes where the subject stands")
     p.add_argument("--length", action="append", metavar="NAME=STEPS",
                    help="resample a modality to a fixed number of steps (repeatable)")
     p.add_argument("--modality-dropout", type=float, default=0.0,
@@ -123,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="objective of the calibrator's predictors (mse: regression, collapses the cues)")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--shared-dim", type=int, default=16)
+    p.add_argument("--frame-encoder", choices=("motion", "frames"), default="motion",
+                   help="trunk for frame sequences: motion-energy images (default) or per-frame CNN + temporal conv")
+    p.add_argument("--cue-gradient", choices=("on", "off"), default="on",
+                   help="off: the calibrator compares detached encoder summaries, so the cue objective "
+                        "does not shape the encoders")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)

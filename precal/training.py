@@ -29,6 +29,7 @@ from precal.calibration import AUX_LOSSES
 from precal.checkpoint import save_checkpoint
 from precal.data.batch import Batch
 from precal.data.dataset import MultimodalDataset, Preprocessor
+from precal.data.schema import DatasetSchema, unknown_modality_message
 from precal.data.storage import MultimodalData, load_dataset
 from precal.inference import Predictions, predict, unimodal_probe_logits
 from precal.metrics import compute_metrics, higher_is_better, primary_metric
@@ -50,6 +51,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     modalities: List[str] = field(default_factory=list)
     lengths: Dict[str, int] = field(default_factory=dict)
+    centre: Dict[str, str] = field(default_factory=dict)  # modality -> root point name (joint_names)
     modality_dropout: float = 0.0
     noise_augment: float = 0.0
     swap_augment: float = 0.0
@@ -58,6 +60,8 @@ class TrainConfig:
     dim: int = 64
     shared_dim: int = 16
     dropout: float = 0.1
+    frame_encoder: str = "motion"
+    cue_gradient: bool = True
     train_split: str = "train"
     val_split: str = "val"
     eval_splits: List[str] = field(default_factory=lambda: ["val", "test"])
@@ -65,7 +69,8 @@ class TrainConfig:
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(backbone=self.backbone, calibration=self.calibration, modalities=list(self.modalities),
-                           dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout)
+                           dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout,
+                           frame_encoder=self.frame_encoder, cue_gradient=self.cue_gradient)
 
 
 @dataclass
@@ -100,10 +105,28 @@ def task_loss(logits: Tensor, labels: Tensor, task: str, label_smoothing: float)
     return F.l1_loss(logits[:, 0], labels)
 
 
+def root_indices(schema: DatasetSchema, centre: Dict[str, str]) -> Dict[str, int]:
+    """Resolve ``{modality: root point name}`` to point indices, with errors that name the fix."""
+    points = list(schema.extra.get("joint_names", []))
+    out: Dict[str, int] = {}
+    for name, root in centre.items():
+        spec = schema.modality(name) if name in schema.modality_names else None
+        if spec is None:
+            raise ValueError(unknown_modality_message(name, schema.modality_names))
+        if spec.kind != "time_series" or len(spec.step_shape) != 2:
+            raise ValueError(f"cannot centre {name!r}: only point sequences (steps of shape (points, coords)) "
+                             f"can be centred, its steps are {tuple(spec.step_shape)}")
+        if root not in points:
+            raise ValueError(f"unknown root point {root!r} for {name!r}; the data set names: {', '.join(points) or 'none'}")
+        out[name] = points.index(root)
+    return out
+
+
 def prepare_data(data: MultimodalData, cfg: TrainConfig) -> tuple[Preprocessor, Dict[str, MultimodalDataset]]:
     """Fit preprocessing on the training split only, then build every split that is needed."""
     names = list(cfg.modalities) or data.schema.modality_names
-    pre = Preprocessor(lengths=dict(cfg.lengths)).fit(data, data.split(cfg.train_split))
+    pre = Preprocessor(lengths=dict(cfg.lengths), centre=root_indices(data.schema, cfg.centre))
+    pre.fit(data, data.split(cfg.train_split))
     splits = {cfg.train_split, cfg.val_split, *[s for s in cfg.eval_splits if s in data.splits]}
     return pre, {s: MultimodalDataset(data, data.split(s), pre, names) for s in splits}
 

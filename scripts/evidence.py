@@ -18,11 +18,14 @@ from readme_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "results" / "runs"
+PREVIOUS_INPUTS = ROOT / "results" / "input_ablation" / "runs"
+"""UTD-MHAD runs with the earlier input representation (per-frame depth trunk, skeletons in camera
+coordinates), same recipe otherwise: ``scripts/train_input_ablation.sh``."""
 
 
-def load_runs() -> pd.DataFrame:
+def load_runs(runs_dir: Path = RUNS) -> pd.DataFrame:
     rows = []
-    for metrics_path in sorted(RUNS.glob("*/metrics.json")):
+    for metrics_path in sorted(runs_dir.glob("*/metrics.json")):
         run = json.loads(metrics_path.read_text())
         cfg = json.loads((metrics_path.parent / "config.json").read_text())
         training, model = cfg["training"], cfg["model"]
@@ -80,6 +83,21 @@ def paired_differences(runs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def input_representation(current: pd.DataFrame, previous: pd.DataFrame) -> str:
+    """Current vs earlier input representation on UTD-MHAD, per configuration, mean ± std over seeds."""
+    keys = ["modalities", "backbone", "calibration"]
+    now = aggregate(current[current["dataset"] == "utd-mhad"]).set_index(keys)
+    before = aggregate(previous).set_index(keys)
+    lines = ["| modalities | backbone | calibration | per-frame depth, camera skeleton (%) | "
+             "motion-energy depth, hip-centred skeleton (%) | change (points) |", "|---|---|---|---|---|---|"]
+    for key in before.index.intersection(now.index):
+        b, n = before.loc[key], now.loc[key]
+        lines.append(f"| {' | '.join(key)} | {100 * b.acc_mean:.1f} ± {100 * b.acc_std:.1f} ({b.seeds}) | "
+                     f"{100 * n.acc_mean:.1f} ± {100 * n.acc_std:.1f} ({n.seeds}) | "
+                     f"{100 * (n.acc_mean - b.acc_mean):+.1f} |")
+    return "\n".join(lines) + "\n\nTest accuracy, mean ± std (seeds) on the cross-subject split."
+
+
 def main() -> None:
     runs = load_runs()
     if runs.empty:
@@ -93,6 +111,11 @@ def main() -> None:
     replace_section("evidence", "\n\n".join([markdown(table), paired_differences(runs), note]))
     print(markdown(table))
     print(paired_differences(runs))
+    previous = load_runs(PREVIOUS_INPUTS)
+    if not previous.empty:
+        section = input_representation(runs, previous)
+        replace_section("inputs", section)
+        print(section)
 
 
 if __name__ == "__main__":

@@ -3,5 +3,18 @@
 # Swap augmentation is a no-op for unimodal models (nothing to swap against).
 COMMON=(--epochs 40 --batch-size 32 --lr 3e-3 --modality-dropout 0.4 --noise-augment 0.2 --swap-augment 0.2
         --threads 2 --quiet)
-UTD=(--data sample_data/utd_mhad --length inertial=96 --length skeleton=48 --length depth=16)
-AVL=(--data sample_data/avletters --length audio=48 --length lips=20)
+# Input representation. UTD-MHAD: skeletons relative to the first frame's hip, depth through the
+# motion-energy trunk (both transfer across subjects; README "Input representation"). AVLetters:
+# lips through the per-frame trunk, which keeps the frame-by-frame timing that lines up with audio.
+UTD_DATA=(--data sample_data/utd_mhad --length inertial=96 --length skeleton=48 --length depth=16)
+UTD=("${UTD_DATA[@]}" --centre skeleton=hip_center --frame-encoder motion)
+AVL=(--data sample_data/avletters --length audio=48 --length lips=20 --frame-encoder frames)
+# Which data sets the training scripts cover (override: DATASETS="utd_mhad" bash scripts/...).
+DATASETS=${DATASETS:-"utd_mhad avletters"}
+recipe() {  # recipe DATASET -> the data set's arguments, one per line
+  case "$1" in
+    utd_mhad) printf '%s\n' "${UTD[@]}" ;;
+    avletters) printf '%s\n' "${AVL[@]}" ;;
+    *) echo "unknown data set $1" >&2; return 1 ;;
+  esac
+}

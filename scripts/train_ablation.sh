@@ -9,9 +9,11 @@ source scripts/recipes.sh
 SEED=${1:-0}
 OUT=${2:-checkpoints}
 EXTRA=("${@:3}")
-for cal in on off; do
-  precal train "${UTD[@]}" "${COMMON[@]}" --swap-augment 0 --seed "$SEED" --backbone sequence --calibration "$cal" \
-    --out "$OUT/utd_mhad_sequence_noswap_cal${cal}" "${EXTRA[@]}"
-  precal train "${AVL[@]}" "${COMMON[@]}" --swap-augment 0 --seed "$SEED" --backbone conv --calibration "$cal" \
-    --out "$OUT/avletters_conv_noswap_cal${cal}" "${EXTRA[@]}"
+declare -A BACKBONE=([utd_mhad]=sequence [avletters]=conv)
+for dataset in $DATASETS; do
+  mapfile -t DATA < <(recipe "$dataset")
+  for cal in on off; do
+    precal train "${DATA[@]}" "${COMMON[@]}" --swap-augment 0 --seed "$SEED" --backbone "${BACKBONE[$dataset]}" \
+      --calibration "$cal" --out "$OUT/${dataset}_${BACKBONE[$dataset]}_noswap_cal${cal}" "${EXTRA[@]}"
+  done
 done

@@ -2,18 +2,19 @@
 # Trains the 8 shipped checkpoints: {UTD-MHAD, AVLetters} x {sequence, conv} x {calibration on, off}.
 #   bash scripts/train_all.sh [SEED] [OUT_DIR] [EXTRA PRECAL TRAIN ARGS...]
 # Extra arguments are appended to every run (e.g. "--swap-augment 0" for the ablation, or
-# "--threads 1" when two runs share the machine).
+# "--threads 1" when two runs share the machine); DATASETS="utd_mhad" restricts the data sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/recipes.sh
 SEED=${1:-0}
 OUT=${2:-checkpoints}
 EXTRA=("${@:3}")
-for backbone in sequence conv; do
-  for cal in on off; do
-    precal train "${UTD[@]}" "${COMMON[@]}" --seed "$SEED" --backbone "$backbone" --calibration "$cal" \
-      --out "$OUT/utd_mhad_${backbone}_cal${cal}" "${EXTRA[@]}"
-    precal train "${AVL[@]}" "${COMMON[@]}" --seed "$SEED" --backbone "$backbone" --calibration "$cal" \
-      --out "$OUT/avletters_${backbone}_cal${cal}" "${EXTRA[@]}"
+for dataset in $DATASETS; do
+  mapfile -t DATA < <(recipe "$dataset")
+  for backbone in sequence conv; do
+    for cal in on off; do
+      precal train "${DATA[@]}" "${COMMON[@]}" --seed "$SEED" --backbone "$backbone" --calibration "$cal" \
+        --out "$OUT/${dataset}_${backbone}_cal${cal}" "${EXTRA[@]}"
+    done
   done
 done

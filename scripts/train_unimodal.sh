@@ -7,9 +7,11 @@ source scripts/recipes.sh
 SEED=${1:-0}
 OUT=${2:-results/unimodal}
 EXTRA=("${@:3}")
-for m in inertial skeleton depth; do
-  precal train "${UTD[@]}" "${COMMON[@]}" --seed "$SEED" --modalities "$m" --out "$OUT/uni_utd_mhad_${m}_seed${SEED}" "${EXTRA[@]}"
-done
-for m in audio lips; do
-  precal train "${AVL[@]}" "${COMMON[@]}" --seed "$SEED" --modalities "$m" --out "$OUT/uni_avletters_${m}_seed${SEED}" "${EXTRA[@]}"
+declare -A MODALITIES=([utd_mhad]="inertial skeleton depth" [avletters]="audio lips")
+for dataset in $DATASETS; do
+  mapfile -t DATA < <(recipe "$dataset")
+  for m in ${MODALITIES[$dataset]}; do
+    precal train "${DATA[@]}" "${COMMON[@]}" --seed "$SEED" --modalities "$m" \
+      --out "$OUT/uni_${dataset}_${m}_seed${SEED}" "${EXTRA[@]}"
+  done
 done

@@ -841,3 +841,22 @@ def test_contrastive_loss_rewards_matching_the_own_sample_and_ignores_excluded_r
     feats["tok"][2] = 1e3
     _, r2 = cal(feats, present=present)
     torch.testing.assert_close(contrastive_prediction_loss(r1), contrastive_prediction_loss(r2))
+
+
+@pytest.mark.parametrize("cue_gradient", [True, False])
+def test_cue_gradient_decides_whether_the_cue_objective_reaches_the_features(cue_gradient):
+    """With ``cue_gradient=False`` the cue objective trains the calibrator only: the encoder
+    features get no gradient from it, while the gated outputs still pass the task gradient."""
+    torch.manual_seed(0)
+    cal = PreFusionCalibrator([ModalityFeatureSpec("a", 8, "token"), ModalityFeatureSpec("b", 6, "token")],
+                              shared_dim=4, cue_gradient=cue_gradient)
+    feats = {"a": torch.randn(5, 3, 8, requires_grad=True), "b": torch.randn(5, 2, 6, requires_grad=True)}
+    out, report = cal(feats)
+    contrastive_prediction_loss(report).backward(retain_graph=True)
+    reached = all(f.grad is not None and f.grad.abs().sum() > 0 for f in feats.values())
+    assert reached == cue_gradient
+    assert cal.project["a"].weight.grad.abs().sum() > 0  # the calibrator itself always learns
+    for f in feats.values():
+        f.grad = None
+    sum(o.sum() for o in out.values()).backward()
+    assert all(f.grad is not None and f.grad.abs().sum() > 0 for f in feats.values())

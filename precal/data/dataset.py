@@ -38,21 +38,38 @@ def resample_sequence(seq: np.ndarray, length: int, kind: str) -> np.ndarray:
     return seq[lo] * (1 - w) + seq[hi] * w
 
 
+def centre_on_root(seq: np.ndarray, root: int) -> np.ndarray:
+    """Express a (T, J, C) point sequence relative to point ``root`` of its *first* step.
+
+    Why the first step and not every step: where a subject stands differs between subjects and says
+    nothing about the action, but how the body moves as a whole (a jog, a squat) does; subtracting
+    one fixed origin per clip removes the first and keeps the second."""
+    if len(seq) == 0:
+        return seq
+    return seq - seq[:1, root:root + 1]
+
+
 @dataclass
 class Preprocessor:
-    """Per-modality fixed length (optional) and normalisation statistics.
+    """Per-modality centring (optional), fixed length (optional) and normalisation statistics.
 
     Statistics are per feature for series/vectors/tokens and a single scalar for frame sequences
-    (pixels of one image share a unit and a meaning).
+    (pixels of one image share a unit and a meaning). ``centre`` maps a point-sequence modality
+    (steps of shape (J, C), e.g. skeleton joints) to the index of its root point.
     """
 
     lengths: Dict[str, Optional[int]] = field(default_factory=dict)
     mean: Dict[str, np.ndarray] = field(default_factory=dict)
     std: Dict[str, np.ndarray] = field(default_factory=dict)
+    centre: Dict[str, int] = field(default_factory=dict)
+
+    def _centred(self, name: str, seq: np.ndarray) -> np.ndarray:
+        return centre_on_root(seq, self.centre[name]) if name in self.centre else seq
 
     def fit(self, data: MultimodalData, indices: Sequence[int]) -> "Preprocessor":
         for spec in data.schema.modalities:
-            seqs = [data.sequence(spec.name, int(i)) for i in indices if data.is_present(spec.name, int(i))]
+            seqs = [self._centred(spec.name, data.sequence(spec.name, int(i)))
+                    for i in indices if data.is_present(spec.name, int(i))]
             if not seqs:
                 self.mean[spec.name] = np.zeros(1, np.float32)
                 self.std[spec.name] = np.ones(1, np.float32)
@@ -67,7 +84,8 @@ class Preprocessor:
         return self
 
     def apply(self, spec: ModalitySchema, seq: np.ndarray) -> np.ndarray:
-        """Resample then normalise one raw (T, *step) float32 sequence."""
+        """Centre, resample, then normalise one raw (T, *step) float32 sequence."""
+        seq = self._centred(spec.name, seq)
         length = self.lengths.get(spec.name)
         if length and spec.kind != "vector":
             seq = resample_sequence(seq, length, spec.kind)
@@ -83,6 +101,7 @@ class Preprocessor:
             "lengths": dict(self.lengths),
             "mean": {k: v.tolist() for k, v in self.mean.items()},
             "std": {k: v.tolist() for k, v in self.std.items()},
+            "centre": dict(self.centre),
         }
 
     @classmethod
@@ -91,6 +110,7 @@ class Preprocessor:
             lengths={k: (None if v is None else int(v)) for k, v in d.get("lengths", {}).items()},
             mean={k: np.asarray(v, np.float32) for k, v in d.get("mean", {}).items()},
             std={k: np.asarray(v, np.float32) for k, v in d.get("std", {}).items()},
+            centre={k: int(v) for k, v in d.get("centre", {}).items()},
         )
 
 

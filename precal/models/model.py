@@ -40,6 +40,8 @@ class ModelConfig:
     dropout: float = 0.1
     instance_gate: bool = True
     dimension_gate: bool = True
+    frame_encoder: str = "motion"  # trunk for frame sequences: "motion" or "frames" (see encoders)
+    cue_gradient: bool = True  # False: the calibrator reads detached encoder summaries (see calibration)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -51,6 +53,7 @@ class ModelConfig:
     @classmethod
     def from_json(cls, d: Dict[str, Any]) -> "ModelConfig":
         known = {f for f in cls.__dataclass_fields__}
+        d = {"frame_encoder": "frames", **d}  # configs written before the motion trunk existed
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"model config has unknown fields: {', '.join(sorted(unknown))}")
@@ -80,11 +83,13 @@ class MultimodalModel(nn.Module):
         self.config = config
         self.modalities = names
         self.layout = FUSION_LAYOUT[config.backbone]
-        self.encoders = nn.ModuleDict({n: build_encoder(schema.modality(n), config.dim, config.dropout) for n in names})
+        self.encoders = nn.ModuleDict({n: build_encoder(schema.modality(n), config.dim, config.dropout,
+                                                                  config.frame_encoder) for n in names})
         self.calibrator = PreFusionCalibrator(
             [ModalityFeatureSpec(n, config.dim, self.layout) for n in names],
             shared_dim=config.shared_dim, enabled=config.calibration,
             instance_gate=config.instance_gate, dimension_gate=config.dimension_gate,
+            cue_gradient=config.cue_gradient,
         )
         if config.backbone == "sequence":
             self.fusion: nn.Module = TransformerFusion(names, config.dim, config.fusion_layers, config.heads,

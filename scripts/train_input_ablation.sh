@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Input-representation ablation on UTD-MHAD: the shipped recipe with the earlier inputs (per-frame
+# depth trunk, skeletons in camera coordinates), every backbone x calibration and the unimodal
+# skeleton and depth models. Metrics go to results/input_ablation/runs/; scripts/evidence.py
+# compares them with results/runs/.
+#   bash scripts/train_input_ablation.sh [SEED] [EXTRA PRECAL TRAIN ARGS...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/recipes.sh
+SEED=${1:-0}
+EXTRA=("${@:2}")
+WORK=$(mktemp -d)
+OUT=results/input_ablation/runs
+PREVIOUS=("${UTD_DATA[@]}" --frame-encoder frames)
+run() {  # run NAME ARGS...
+  local name=$1; shift
+  precal train "${PREVIOUS[@]}" "${COMMON[@]}" --seed "$SEED" --out "$WORK/$name" "$@" "${EXTRA[@]}"
+  mkdir -p "$OUT/$name"
+  cp "$WORK/$name"/{metrics.json,config.json,history.json} "$OUT/$name/"
+}
+for backbone in sequence conv; do
+  for cal in on off; do run "utd_mhad_${backbone}_cal${cal}_seed${SEED}" --backbone "$backbone" --calibration "$cal"; done
+done
+for m in inertial skeleton depth; do run "uni_utd_mhad_${m}_seed${SEED}" --modalities "$m"; done
+rm -rf "$WORK"

@@ -1,0 +1,187 @@
+"""Input representation: the motion-energy frame trunk and skeleton centring.
+
+These are what make UTD-MHAD transfer across subjects, so their contracts matter: motion images
+must see only motion (and its order in time), padding must change nothing, and centring must remove
+where a subject stands while keeping how the body moves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from precal.cli import main as cli_main
+from precal.data.batch import Batch
+from precal.data.dataset import MultimodalDataset, Preprocessor, centre_on_root
+from precal.data.schema import DatasetSchema, ModalitySchema
+from precal.data.storage import MultimodalData, build_ragged
+from precal.models import ModelConfig, MultimodalModel
+from precal.models.encoders import FrameEncoder, MotionFrameEncoder, build_encoder, segment_weights
+from precal.training import TrainConfig, root_indices, train
+
+UTD = Path(__file__).resolve().parents[1] / "sample_data" / "utd_mhad"
+
+
+# ---------------------------------------------------------------------------------------------
+# motion-energy trunk
+# ---------------------------------------------------------------------------------------------
+
+
+def test_segment_weights_average_each_samples_own_valid_steps():
+    mask = torch.arange(8)[None, :] < torch.tensor([8, 4])[:, None]
+    w = segment_weights(mask, 2, 8, 4, torch.device("cpu"))
+    assert w.shape == (2, 8, 4)
+    torch.testing.assert_close(w.sum(dim=1), torch.ones(2, 4))  # every segment is an average
+    assert (w[1, 4:] == 0).all()  # padded steps carry no weight
+    # the short sample's 4 valid steps fall one per segment, in order
+    torch.testing.assert_close(w[1, :4], torch.eye(4))
+
+
+def test_static_clip_has_no_motion_and_its_mean_frame_is_the_frame():
+    enc = MotionFrameEncoder(dim=8)
+    frame = torch.rand(1, 1, 12, 16)
+    images = enc.motion_images(frame.expand(1, 6, 12, 16), None)
+    assert images.shape == (1, enc.segments + 1, 12, 16)
+    assert images[:, : enc.segments].abs().max() == 0
+    torch.testing.assert_close(images[0, -1], frame[0, 0])
+
+
+def test_motion_images_keep_when_something_moved():
+    """A change between the last two of 9 frames shows in the last segment's channel only."""
+    enc = MotionFrameEncoder(dim=8, segments=4)
+    x = torch.zeros(1, 9, 12, 16)
+    x[0, 8, 3:6, 4:8] = 1.0
+    motion = enc.motion_images(x, None)[0, :4].abs().sum(dim=(1, 2))
+    assert motion[3] > 0 and motion[:3].abs().max() == 0
+
+
+def test_motion_trunk_ignores_padded_frames_and_one_frame_clips_stay_finite():
+    enc = MotionFrameEncoder(dim=8).eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 7, 12, 16, generator=g)
+    mask = torch.arange(7)[None, :] < torch.tensor([7, 3, 1])[:, None]
+    garbage = x.clone()
+    garbage[~mask] = torch.randn(garbage[~mask].shape, generator=g) * 1e4
+    with torch.no_grad():
+        (y1, m1), (y2, m2) = enc(x, mask), enc(garbage, mask)
+    assert y1.shape == (3, 8, 1, 3, 4) and m1.tolist() == [[True]] * 3
+    torch.testing.assert_close(y2, y1)
+    assert torch.equal(m2, m1)
+    assert torch.isfinite(y1).all()
+
+
+@pytest.mark.parametrize("name, cls", [("motion", MotionFrameEncoder), ("frames", FrameEncoder)])
+def test_build_encoder_picks_the_frame_trunk(name, cls):
+    assert isinstance(build_encoder(ModalitySchema("depth", "frame_sequence", (12, 16)), 8, 0.1, name), cls)
+
+
+def test_unknown_frame_encoder_is_a_clear_error():
+    with pytest.raises(ValueError, match="motion, frames"):
+        build_encoder(ModalitySchema("depth", "frame_sequence", (12, 16)), 8, 0.1, "optical_flow")
+
+
+def test_configs_written_before_the_motion_trunk_load_as_per_frame_trunk():
+    """Checkpoints from before the option keep loading with the trunk they were trained with."""
+    old = ModelConfig(backbone="conv").to_json()
+    del old["frame_encoder"]
+    assert ModelConfig.from_json(old).frame_encoder == "frames"
+    assert ModelConfig.from_json(ModelConfig(backbone="conv").to_json()).frame_encoder == "motion"
+
+
+@pytest.mark.parametrize("frame_encoder", ["motion", "frames"])
+@pytest.mark.parametrize("backbone", ["sequence", "conv", "late"])
+def test_both_frame_trunks_fit_every_backbone(backbone, frame_encoder):
+    schema = DatasetSchema("toy", (ModalitySchema("acc", "time_series", (3,)),
+                                   ModalitySchema("depth", "frame_sequence", (12, 16))), class_names=("a", "b"))
+    model = MultimodalModel(schema, ModelConfig(backbone=backbone, dim=16, shared_dim=8, fusion_layers=1,
+                                                heads=2, head_hidden=16, frame_encoder=frame_encoder)).eval()
+    batch = Batch({"acc": torch.randn(2, 10, 3), "depth": torch.rand(2, 5, 12, 16)}, labels=torch.tensor([0, 1]))
+    with torch.no_grad():
+        out = model(batch)
+    assert out.logits.shape == (2, 2) and torch.isfinite(out.logits).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# skeleton centring
+# ---------------------------------------------------------------------------------------------
+
+
+def _points(rng: np.random.Generator, t: int) -> np.ndarray:
+    return rng.normal(size=(t, 4, 3)).astype(np.float32)
+
+
+def test_centring_puts_the_first_root_at_the_origin_and_keeps_body_motion():
+    seq = _points(np.random.default_rng(0), 5)
+    out = centre_on_root(seq, 2)
+    np.testing.assert_allclose(out[0, 2], 0.0, atol=1e-7)
+    # differences between steps (how the body moves) are unchanged
+    np.testing.assert_allclose(np.diff(out, axis=0), np.diff(seq, axis=0), atol=1e-6)
+    assert centre_on_root(seq[:0], 2).shape == (0, 4, 3)
+
+
+def _point_data(offsets: np.ndarray) -> MultimodalData:
+    rng = np.random.default_rng(1)
+    skel = [_points(rng, 6) + offsets[i] for i in range(len(offsets))]
+    schema = DatasetSchema("toy", (ModalitySchema("skel", "time_series", (4, 3)),
+                                   ModalitySchema("acc", "time_series", (2,))),
+                           class_names=("a", "b"), extra={"joint_names": ["head", "neck", "hip", "foot"]})
+    acc = [rng.normal(size=(6, 2)).astype(np.float32) for _ in offsets]
+    return MultimodalData(schema, np.array([f"s{i}" for i in range(len(offsets))]),
+                          np.arange(len(offsets)) % 2,
+                          {"skel": build_ragged(skel, (4, 3), np.float32), "acc": build_ragged(acc, (2,), np.float32)},
+                          {"train": np.arange(len(offsets))})
+
+
+def test_centred_preprocessing_is_blind_to_where_the_subject_stands():
+    near = _point_data(np.zeros((4, 1, 1, 3), np.float32))
+    far = _point_data(np.random.default_rng(5).normal(scale=3.0, size=(4, 1, 1, 3)).astype(np.float32))
+    batches = []
+    for data in (near, far):
+        pre = Preprocessor(centre={"skel": 2}).fit(data, data.split("train"))
+        batches.append(MultimodalDataset(data, range(4), pre).full_batch())
+    torch.testing.assert_close(batches[1].inputs["skel"], batches[0].inputs["skel"], rtol=1e-4, atol=1e-4)
+    # without centring the position is visible to the model
+    raw = [MultimodalDataset(d, range(4), Preprocessor().fit(d, d.split("train"))).full_batch() for d in (near, far)]
+    assert not torch.allclose(raw[0].inputs["skel"], raw[1].inputs["skel"], atol=1e-2)
+
+
+def test_preprocessor_json_round_trip_keeps_centring():
+    data = _point_data(np.zeros((4, 1, 1, 3), np.float32))
+    pre = Preprocessor(centre={"skel": 2}).fit(data, data.split("train"))
+    back = Preprocessor.from_json(json.loads(json.dumps(pre.to_json())))
+    assert back.centre == {"skel": 2}
+    assert Preprocessor.from_json({"lengths": {}}).centre == {}  # stored before centring existed
+
+
+def test_root_indices_resolve_names_and_explain_mistakes():
+    schema = _point_data(np.zeros((2, 1, 1, 3), np.float32)).schema
+    assert root_indices(schema, {"skel": "hip"}) == {"skel": 2}
+    with pytest.raises(ValueError, match="sonar"):
+        root_indices(schema, {"sonar": "hip"})
+    with pytest.raises(ValueError, match="only point sequences"):
+        root_indices(schema, {"acc": "hip"})
+    with pytest.raises(ValueError, match="head, neck, hip, foot"):
+        root_indices(schema, {"skel": "pelvis"})
+
+
+def test_cli_centre_errors_are_one_line(tmp_path: Path, capsys):
+    assert cli_main(["train", "--data", str(UTD), "--centre", "skeleton", "--out", str(tmp_path / "x")]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
+    assert cli_main(["train", "--data", str(UTD), "--centre", "skeleton=pelvis", "--epochs", "1", "--quiet",
+                     "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "pelvis" in err and "hip_center" in err and not (tmp_path / "x").exists()
+
+
+def test_training_with_centring_stores_it_in_the_checkpoint(tmp_path: Path):
+    cfg = TrainConfig(data=str(UTD), modalities=["skeleton"], lengths={"skeleton": 16}, epochs=1, dim=8,
+                      centre={"skeleton": "hip_center"}, backbone="late", calibration=False)
+    result = train(cfg, out=tmp_path / "ck", progress=False)
+    stored = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert stored["preprocessing"]["centre"] == {"skeleton": 3}
+    assert stored["training"]["centre"] == {"skeleton": "hip_center"}
+    assert result.preprocessor.centre == {"skeleton": 3}
