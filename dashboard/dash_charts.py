@@ -8,13 +8,13 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 ROLE_COLOURS = {"calibrated": "#1f77b4", "uncalibrated": "#ff7f0e"}
 STATE_COLOURS = {"clean": "#7f7f7f", "corrupted": "#d62728"}
-MODALITY_COLOURS = px.colors.qualitative.Set2
-CLASS_COLOURS = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
+MODALITY_COLOURS = qualitative.Set2
+CLASS_COLOURS = qualitative.Dark24 + qualitative.Light24
 FONT = dict(size=13)
 
 
@@ -341,6 +341,30 @@ def cue_panels(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping
                 margin=dict(l=60, r=20, t=80, b=60), **layout)
 
 
+def alpha_violins(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapping[str, str],
+                  title: str) -> go.Figure:
+    """Distribution of alpha per modality (violin with box); ``frame`` has modality and alpha."""
+    data = [dict(type="violin", x=[m] * int((frame["modality"] == m).sum()),
+                 y=list(frame.loc[frame["modality"] == m, "alpha"]), name=m, line=dict(color=colours.get(m)),
+                 box=dict(visible=True), points=False, hoverinfo="y")
+            for m in modalities if (frame["modality"] == m).any()]
+    return _fig(data, title, height=440, showlegend=False, shapes=[_hline(1.0)],
+                xaxis=_axis("modality"), yaxis=_axis("alpha (× feature scale; 1 = unchanged)"))
+
+
+def alpha_boxes_by_class(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapping[str, str],
+                         title: str) -> go.Figure:
+    """alpha per true class, one box per modality; ``frame`` has class, modality and alpha."""
+    data = [dict(type="box", x=list(frame.loc[frame["modality"] == m, "class"]),
+                 y=list(frame.loc[frame["modality"] == m, "alpha"]), name=m, marker=dict(color=colours.get(m)),
+                 boxpoints=False)
+            for m in modalities if (frame["modality"] == m).any()]
+    return _fig(data, title, height=520, boxmode="group", shapes=[_hline(1.0)],
+                xaxis=_axis("true class", tickangle=-35), yaxis=_axis("alpha (× feature scale)"),
+                margin=dict(l=60, r=20, t=70, b=170),
+                legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right", title=dict(text="")))
+
+
 def matrix_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str, colour_label: str,
                    x_title: str, y_title: str, zrange: Tuple[float, float] = (-1.0, 1.0),
                    colourscale: str = "RdBu") -> go.Figure:
@@ -482,6 +506,8 @@ def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
     frame = frame.assign(corruption_title=frame["corruption"].map(lambda c: titles.get(c, c)))
     n = frame["corruption_title"].nunique()
     wrap = min(n, 3)
+    import plotly.express as px  # only the robustness and training pages need it (0.5 s to import)
+
     fig = px.line(frame.sort_values("severity"), x="severity", y=y, color="model", markers=True,
                   facet_col="corruption_title", facet_col_wrap=wrap, color_discrete_map=ROLE_COLOURS,
                   labels={"severity": "severity (0 = clean)", y: y_label, "model": "model",
@@ -518,6 +544,8 @@ def dynamics_figure(frame: pd.DataFrame, title: str, y_label: str, reference: Op
 
 def curves_figure(frame: pd.DataFrame, x: str, y: str, colour: str, dash: Optional[str], title: str,
                   x_label: str, y_label: str) -> go.Figure:
+    import plotly.express as px  # only the robustness and training pages need it (0.5 s to import)
+
     fig = px.line(frame, x=x, y=y, color=colour, line_dash=dash, markers=True,
                   color_discrete_map=ROLE_COLOURS, labels={x: x_label, y: y_label})
     fig.update_xaxes(dtick=1 if frame[x].nunique() <= 20 else None)

@@ -343,6 +343,37 @@ def case_cue_panels() -> Case:
     return Case("cue_panels", fig, title, axes, check)
 
 
+def _alpha_frame() -> pd.DataFrame:
+    rng = _rng()
+    n = 40
+    return pd.DataFrame({"modality": np.repeat(MODALITIES, n), "alpha": rng.uniform(0.4, 1.8, 3 * n),
+                         "class": np.tile(np.resize(CLASSES[:4], n), 3)})
+
+
+def case_alpha_violins() -> Case:
+    title = "alpha per modality (test, 40 samples)"
+    colours = charts.modality_colours(MODALITIES)
+    fig = charts.alpha_violins(_alpha_frame(), MODALITIES + ["absent"], colours, title)
+
+    def check(f: go.Figure) -> None:
+        assert [t.name for t in f.data] == MODALITIES  # a modality without rows gets no violin
+        assert _lengths(f, "y") == [40, 40, 40] and len(f.layout.shapes) == 1 and f.layout.shapes[0].y0 == 1.0
+
+    return Case("alpha_violins", fig, title, {"xaxis": "modality", "yaxis": "alpha (× feature scale; 1 = unchanged)"},
+                check)
+
+
+def case_alpha_boxes_by_class() -> Case:
+    title = "alpha per true class and modality"
+    fig = charts.alpha_boxes_by_class(_alpha_frame(), MODALITIES, charts.modality_colours(MODALITIES), title)
+
+    def check(f: go.Figure) -> None:
+        assert [t.name for t in f.data] == MODALITIES and f.layout.boxmode == "group"
+        assert set(f.data[0].x) == set(CLASSES[:4])
+
+    return Case("alpha_boxes_by_class", fig, title, {"xaxis": "true class", "yaxis": "alpha (× feature scale)"}, check)
+
+
 def case_matrix_heatmap() -> Case:
     m = _rng().uniform(-1, 1, (3, 3))
     np.fill_diagonal(m, 1.0)

@@ -1,7 +1,6 @@
 """Overview / model card: data set, modalities, backbone, parameters, metrics, gates, confusion."""
 
 import numpy as np
-import plotly.express as px
 import streamlit as st
 
 import dash_charts as charts
@@ -79,12 +78,9 @@ with ds.guard("metrics"):
         colours = charts.modality_colours(list(schema.modality_names))
         c1, c2 = st.columns([1, 2])
         with c1:
-            fig = px.violin(frame, x="modality", y="alpha", color="modality", box=True, points=False,
-                            color_discrete_map=colours,
-                            labels={"alpha": "alpha (× feature scale; 1 = unchanged)", "modality": "modality"})
-            fig.add_hline(y=1.0, line_dash="dash", line_color="black")
-            st.plotly_chart(charts._layout(fig, f"alpha per modality ({ctx.split}, {len(preds[be.CALIBRATED].alpha)} samples)",
-                                           height=440, showlegend=False), config=ds.PLOTLY_CONFIG, key="ov_alpha")
+            fig = charts.alpha_violins(frame, schema.modality_names, colours,
+                                       f"alpha per modality ({ctx.split}, {len(preds[be.CALIBRATED].alpha)} samples)")
+            st.plotly_chart(fig, config=ds.PLOTLY_CONFIG, key="ov_alpha")
         with c2:
             summary = (frame.groupby("modality")["alpha"].describe()[["mean", "std", "min", "25%", "50%", "75%", "max"]]
                        .reindex([m for m in schema.modality_names if m in set(frame["modality"])]))
@@ -92,14 +88,8 @@ with ds.guard("metrics"):
             st.dataframe(summary.round(4), width="stretch")
             st.caption("alpha = 2·sigmoid(logit) multiplies all of a modality's features for one sample; "
                        "values below 1 mean the calibrator trusted that modality less for that sample.")
-        fig = px.box(frame, x="class", y="alpha", color="modality", color_discrete_map=colours, points=False,
-                     labels={"alpha": "alpha (× feature scale)", "class": "true class", "modality": "modality"})
-        fig.add_hline(y=1.0, line_dash="dash", line_color="black")
-        fig.update_xaxes(tickangle=-35)
-        st.plotly_chart(charts._layout(fig, "alpha per true class and modality", height=520,
-                                       margin=dict(l=60, r=20, t=70, b=170),
-                                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right",
-                                                   title_text="")),
+        st.plotly_chart(charts.alpha_boxes_by_class(frame, schema.modality_names, colours,
+                                                    "alpha per true class and modality"),
                         config=ds.PLOTLY_CONFIG, key="ov_alpha_class")
 
     if schema.task == "classification":
