@@ -683,6 +683,13 @@ def denormalise(preprocessor: Preprocessor, spec: ModalitySchema, x: np.ndarray)
     return x * std + mean
 
 
+def root_point_name(schema: DatasetSchema, preprocessor: Preprocessor, modality: str) -> str:
+    """The name of the point a centred modality is expressed relative to (its index if unnamed)."""
+    index = preprocessor.centre[modality]
+    names = list(schema.extra.get("joint_names", []))
+    return names[index] if index < len(names) else f"point {index}"
+
+
 def model_input(batch: Batch, row: int, spec: ModalitySchema, preprocessor: Preprocessor) -> np.ndarray:
     """Row ``row`` of ``batch`` for one modality in physical units, real steps only; empty if absent."""
     x = batch.inputs[spec.name][row].numpy()

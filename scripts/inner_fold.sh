@@ -8,6 +8,7 @@ source scripts/recipes.sh
 SEEDS=${1:-"0 1"}
 EXTRA=("${@:2}")
 WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
 python scripts/inner_fold.py split "$WORK/data"
 OUT=results/inner_fold
 INPUTS=(--centre skeleton=hip_center --frame-encoder motion)
@@ -35,5 +36,4 @@ for seed in $SEEDS; do
     cp "$WORK/$name"/{metrics.json,config.json} "$OUT/${name}_seed$seed/"
   done
 done
-rm -rf "$WORK"
 python scripts/inner_fold.py report

@@ -20,7 +20,10 @@ for seed in $SEEDS; do
     src="$WORK/seed$seed"
     bash scripts/train_all.sh "$seed" "$src"
   fi
-  for ck in "$src"/*_cal*; do keep "$ck" "$(basename "$ck")_seed$seed"; done
+  for ck in "$src"/*_cal*; do
+    [[ "$ck" == *_noswap_* ]] && continue  # the augmentation ablation has its own report
+    keep "$ck" "$(basename "$ck")_seed$seed"
+  done
   bash scripts/train_unimodal.sh "$seed" "$WORK/uni"
   for ck in "$WORK"/uni/uni_*_seed"$seed"; do keep "$ck" "$(basename "$ck")"; done
 done

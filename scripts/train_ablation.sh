@@ -11,7 +11,8 @@ OUT=${2:-checkpoints}
 EXTRA=("${@:3}")
 declare -A BACKBONE=([utd_mhad]=sequence [avletters]=conv)
 for dataset in $DATASETS; do
-  mapfile -t DATA < <(recipe "$dataset")
+  args=$(recipe "$dataset")  # fails (and stops the script) on an unknown data set
+  mapfile -t DATA <<<"$args"
   for cal in on off; do
     precal train "${DATA[@]}" "${COMMON[@]}" --swap-augment 0 --seed "$SEED" --backbone "${BACKBONE[$dataset]}" \
       --calibration "$cal" --out "$OUT/${dataset}_${BACKBONE[$dataset]}_noswap_cal${cal}" "${EXTRA[@]}"

@@ -10,7 +10,8 @@ SEED=${1:-0}
 OUT=${2:-checkpoints}
 EXTRA=("${@:3}")
 for dataset in $DATASETS; do
-  mapfile -t DATA < <(recipe "$dataset")
+  args=$(recipe "$dataset")  # fails (and stops the script) on an unknown data set
+  mapfile -t DATA <<<"$args"
   for backbone in sequence conv; do
     for cal in on off; do
       precal train "${DATA[@]}" "${COMMON[@]}" --seed "$SEED" --backbone "$backbone" --calibration "$cal" \

@@ -10,6 +10,7 @@ source scripts/recipes.sh
 SEED=${1:-0}
 EXTRA=("${@:2}")
 WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
 OUT=results/input_ablation/runs
 PREVIOUS=("${UTD_DATA[@]}" --frame-encoder frames)
 run() {  # run NAME ARGS...
@@ -22,4 +23,3 @@ for backbone in sequence conv; do
   for cal in on off; do run "utd_mhad_${backbone}_cal${cal}_seed${SEED}" --backbone "$backbone" --calibration "$cal"; done
 done
 for m in inertial skeleton depth; do run "uni_utd_mhad_${m}_seed${SEED}" --modalities "$m"; done
-rm -rf "$WORK"

@@ -9,7 +9,8 @@ OUT=${2:-results/unimodal}
 EXTRA=("${@:3}")
 declare -A MODALITIES=([utd_mhad]="inertial skeleton depth" [avletters]="audio lips")
 for dataset in $DATASETS; do
-  mapfile -t DATA < <(recipe "$dataset")
+  args=$(recipe "$dataset")  # fails (and stops the script) on an unknown data set
+  mapfile -t DATA <<<"$args"
   for m in ${MODALITIES[$dataset]}; do
     precal train "${DATA[@]}" "${COMMON[@]}" --seed "$SEED" --modalities "$m" \
       --out "$OUT/uni_${dataset}_${m}_seed${SEED}" "${EXTRA[@]}"

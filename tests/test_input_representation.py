@@ -41,6 +41,22 @@ def test_segment_weights_average_each_samples_own_valid_steps():
     torch.testing.assert_close(w[1, :4], torch.eye(4))
 
 
+def test_a_hole_in_the_mask_is_skipped_not_counted():
+    """Padding need not be a suffix (e.g. after a frame-drop corruption): a masked-out frame in the
+    middle weighs nothing, and the real frames are averaged as if it were not there."""
+    enc = MotionFrameEncoder(dim=8)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 6, 12, 16, generator=g)
+    mask = torch.tensor([[True, False, True, True, True, True]])
+    holed = x.clone()
+    holed[0, 1] = 1e4
+    images = enc.motion_images(holed, mask)
+    torch.testing.assert_close(images[0, -1], x[0, [0, 2, 3, 4, 5]].mean(dim=0))
+    assert images.abs().max() < 10  # nothing of the masked frame leaks into the motion channels
+    w = segment_weights(mask, 1, 6, 5, torch.device("cpu"))
+    assert (w[0, 1] == 0).all() and torch.equal(w[0, [0, 2, 3, 4, 5]], torch.eye(5))
+
+
 def test_static_clip_has_no_motion_and_its_mean_frame_is_the_frame():
     enc = MotionFrameEncoder(dim=8)
     frame = torch.rand(1, 1, 12, 16)
@@ -82,6 +98,18 @@ def test_build_encoder_picks_the_frame_trunk(name, cls):
 def test_unknown_frame_encoder_is_a_clear_error():
     with pytest.raises(ValueError, match="motion, frames"):
         build_encoder(ModalitySchema("depth", "frame_sequence", (12, 16)), 8, 0.1, "optical_flow")
+    with pytest.raises(ValueError, match="optical_flow"):
+        ModelConfig(frame_encoder="optical_flow")
+
+
+def test_cli_input_options_reach_the_stored_config(tmp_path: Path):
+    out = tmp_path / "ck"
+    assert cli_main(["train", "--data", str(UTD), "--modalities", "inertial", "--length", "inertial=16",
+                     "--epochs", "1", "--dim", "8", "--frame-encoder", "frames", "--cue-gradient", "off",
+                     "--centre", "skeleton=hip_center", "--out", str(out), "--quiet"]) == 0
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["model"]["frame_encoder"] == "frames" and stored["model"]["cue_gradient"] is False
+    assert stored["training"]["centre"] == {"skeleton": "hip_center"}
 
 
 def test_configs_written_before_the_motion_trunk_load_as_per_frame_trunk():
@@ -185,3 +213,11 @@ def test_training_with_centring_stores_it_in_the_checkpoint(tmp_path: Path):
     assert stored["preprocessing"]["centre"] == {"skeleton": 3}
     assert stored["training"]["centre"] == {"skeleton": "hip_center"}
     assert result.preprocessor.centre == {"skeleton": 3}
+
+
+def test_dashboard_names_the_root_point_of_a_centred_modality():
+    from precal import dashboard_backend as be
+
+    schema = _point_data(np.zeros((2, 1, 1, 3), np.float32)).schema
+    assert be.root_point_name(schema, Preprocessor(centre={"skel": 2}), "skel") == "hip"
+    assert be.root_point_name(schema, Preprocessor(centre={"skel": 7}), "skel") == "point 7"

@@ -133,8 +133,12 @@ def lab() -> None:
             batch = result.corrupted_batches[str(ckpt.path)]
             clean_batch = ctx.splits.batch_for(ckpt)
             row = be.row_of(ctx.splits, index)
+            centred = [m for m in active if m in ckpt.preprocessor.centre]
             st.caption("As the model sees them (resampled to its input length), in physical units; the clean "
-                       "input is drawn in grey (series, poses) or in the first row (frames).")
+                       "input is drawn in grey (series, poses) or in the first row (frames)."
+                       + (f" {', '.join(centred)}: relative to the first frame's "
+                          f"{be.root_point_name(ctx.schema, ckpt.preprocessor, centred[0])}, as the model is "
+                          "trained (where the subject stands is removed)." if centred else ""))
             tabs = st.tabs(active)
             for tab, m in zip(tabs, active):
                 with tab:

@@ -100,15 +100,14 @@ class FrameEncoder(nn.Module):
 
 def segment_weights(mask: Optional[Tensor], batch: int, steps: int, segments: int, device: torch.device) -> Tensor:
     """(B, steps, segments) weights that average each sample's *valid* steps within each of
-    ``segments`` equal parts of its own length, so that padding changes nothing."""
+    ``segments`` equal parts of its own valid steps, so that padding (anywhere, not only at the end)
+    changes nothing."""
     if mask is None:
-        lengths = torch.full((batch,), steps, device=device)
-    else:
-        lengths = mask.sum(dim=1)
-    t = torch.arange(steps, device=device)[None, :]
-    valid = t < lengths[:, None]
-    seg = torch.div(t * segments, lengths.clamp(min=1)[:, None], rounding_mode="floor").clamp(max=segments - 1)
-    onehot = F.one_hot(seg, segments).to(torch.float32) * valid[..., None]
+        mask = torch.ones(batch, steps, dtype=torch.bool, device=device)
+    lengths = mask.sum(dim=1, keepdim=True)
+    rank = mask.long().cumsum(dim=1) - 1  # position of a valid step among the valid steps
+    seg = torch.div(rank.clamp(min=0) * segments, lengths.clamp(min=1), rounding_mode="floor").clamp(max=segments - 1)
+    onehot = F.one_hot(seg, segments).to(torch.float32) * mask[..., None]
     return onehot / onehot.sum(dim=1, keepdim=True).clamp(min=1.0)
 
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from precal.calibration import CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator, masked_mean
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema, unknown_modality_message
-from precal.models.encoders import build_encoder
+from precal.models.encoders import FRAME_ENCODERS, build_encoder
 from precal.models.fusion import (FUSION_LAYOUT, ClassificationHead, ConvFusion, LateFusion,
                                   TransformerFusion)
 
@@ -46,6 +46,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        if self.frame_encoder not in FRAME_ENCODERS:
+            raise ValueError(f"unknown frame encoder {self.frame_encoder!r}; choose one of {', '.join(FRAME_ENCODERS)}")
 
     def to_json(self) -> Dict[str, Any]:
         return asdict(self)
