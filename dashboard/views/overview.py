@@ -39,8 +39,9 @@ with right:
     st.subheader("Training")
     tr = (pair.calibrated or ckpt).training
     st.markdown("\n".join(f"- **{k}**: {tr[k]}" for k in ("epochs", "batch_size", "lr", "seed", "lengths",
-                                                          "modality_dropout", "noise_augment", "swap_augment",
-                                                          "aux_loss", "aux_weight") if k in tr)
+                                                          "centre", "frame_encoder", "modality_dropout",
+                                                          "noise_augment", "swap_augment", "aux_loss", "aux_weight",
+                                                          "cue_gradient") if k in tr)
                 or "no training record")
 if schema.citation:
     with st.expander("Citation"):
