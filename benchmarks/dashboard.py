@@ -152,12 +152,14 @@ def bench_backend(paths: List[str], data_arg: Optional[str], split: str, runs: i
 
 
 ROUND_TRIP_JS = """
-const label = arguments[0];
+const label = arguments[0], quietMs = arguments[1];
 const boxes = [...document.querySelectorAll('[data-testid="stCheckbox"]')].filter(b => b.innerText.includes(label));
 const target = boxes[boxes.length - 1].querySelector('input');
 target.scrollIntoView({block: 'center'});
 // The prediction text comes first in the lab; the "lab drawn in" caption is its last element,
-// sent after every chart: both must have changed.
+// sent after every chart: both must have changed. Plotly draws a chart some time *after* its
+// element has arrived, so the round trip ends at the last change of the page, once the page has
+// then stayed unchanged for quietMs (the quiet wait itself is not counted).
 const status = () => [...document.querySelectorAll('[data-testid="stMarkdownContainer"]')]
     .map(e => e.innerText).filter(t => t.includes('update took') || t.includes('probability')).join(' | ');
 const last = () => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
@@ -167,21 +169,46 @@ const busy = () => {
   return (w !== null && w.innerText.trim().length > 0) ||
          document.querySelector('[data-testid="stSpinner"], [data-testid="stSkeleton"]') !== null;
 };
+// Charts drawn on a canvas (the lab's Vega-Lite charts) change no DOM node when they redraw:
+// every 2-D canvas drawing call is timestamped too (installed once per page).
+if (!window.__precalCanvasHook) {
+  window.__precalCanvasHook = true;
+  window.__precalLastDraw = 0;
+  const proto = CanvasRenderingContext2D.prototype;
+  for (const name of ['fill', 'stroke', 'fillRect', 'strokeRect', 'fillText', 'drawImage', 'clearRect', 'putImageData']) {
+    const original = proto[name];
+    proto[name] = function (...args) { window.__precalLastDraw = performance.now(); return original.apply(this, args); };
+  }
+}
 const before = status(), beforeLast = last();
-const rt = {start: performance.now(), changed: null, idle: null};
+const rt = {start: performance.now(), changed: null, idle: null, settled: null, lastMutation: null};
 window.__precalRoundTrip = rt;
-const check = () => {
+const observer = new MutationObserver(() => {
   const now = performance.now();
+  rt.lastMutation = now;
   if (rt.changed === null && status() !== before && last() !== beforeLast) rt.changed = now;
-  if (rt.changed !== null && rt.idle === null && !busy()) { rt.idle = now; observer.disconnect(); }
-};
-const observer = new MutationObserver(check);
+});
 observer.observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+const timer = setInterval(() => {
+  const now = performance.now();
+  if (rt.changed === null) return;
+  if (rt.idle === null && !busy()) rt.idle = now;
+  const lastChange = Math.max(rt.lastMutation, window.__precalLastDraw);
+  if (rt.idle !== null && now - lastChange >= quietMs) {
+    rt.settled = lastChange;
+    observer.disconnect();
+    clearInterval(timer);
+  }
+}, 10);
 target.click();
 """
 """Click the last "remove" checkbox and time, in the page, until the lab's prediction text and its
-closing caption (sent after every chart) have changed and Streamlit is idle (no running indicator,
-no spinner)."""
+closing caption have changed, Streamlit is idle (no running indicator, no spinner) and every chart
+has been redrawn: the last change of the page (a DOM mutation or a canvas drawing call) before a
+quiet period."""
+
+QUIET_MS = 600
+"""How long the page must stay unchanged after a click's last change for the round trip to end."""
 
 
 def lab_round_trips(driver, port: int, clicks: int) -> List[float]:
@@ -194,12 +221,11 @@ def lab_round_trips(driver, port: int, clicks: int) -> List[float]:
     tb.wait_page_done(driver)
     rounds = []
     for _ in range(clicks):
-        driver.execute_script(ROUND_TRIP_JS, "remove (mark missing)")  # toggles the last modality
-        tb.wait_until(lambda: driver.execute_script("return window.__precalRoundTrip.idle !== null"),
+        driver.execute_script(ROUND_TRIP_JS, "remove (mark missing)", QUIET_MS)  # toggles the last modality
+        tb.wait_until(lambda: driver.execute_script("return window.__precalRoundTrip.settled !== null"),
                       timeout=60, poll=0.05)
         timing = driver.execute_script("return window.__precalRoundTrip")
-        rounds.append(timing["idle"] - timing["start"])
-        time.sleep(0.3)
+        rounds.append(timing["settled"] - timing["start"])
     return rounds
 
 

@@ -124,52 +124,6 @@ def skeleton_animation(joints: np.ndarray, times: Sequence[float], bones: Sequen
         margin=dict(l=60, r=20, t=70, b=60))
 
 
-def skeleton_strip(joints: np.ndarray, times: Sequence[float], bones: Sequence[Tuple[int, int]], title: str,
-                   count: int = 8, unit: str = "m", reference: Optional[np.ndarray] = None) -> go.Figure:
-    """Up to ``count`` poses of a (T, J, 3) skeleton side by side (x–y plane), each under its time: a
-    static, light alternative to the animation for views that redraw often (the lab)."""
-    t_count = len(joints)
-    picks = np.unique(np.round(np.linspace(0, t_count - 1, min(count, t_count))).astype(int)) if t_count else []
-    xs = joints[..., 0]
-    width = float(np.nanmax(xs) - np.nanmin(xs)) + 0.3 if t_count else 1.0
-    a = np.asarray([b[0] for b in bones], dtype=int)
-    b = np.asarray([b[1] for b in bones], dtype=int)
-    bx, by, jx, jy, notes, rx, ry = [], [], [], [], [], [], []
-    for k, f in enumerate(picks):
-        if reference is not None and f < len(reference):
-            seg = np.full((3 * len(a), 2), np.nan)
-            shift_r = k * width - float(np.nanmin(xs))
-            seg[0::3, 0], seg[1::3, 0] = reference[f, a, 0] + shift_r, reference[f, b, 0] + shift_r
-            seg[0::3, 1], seg[1::3, 1] = reference[f, a, 1], reference[f, b, 1]
-            rx.append(seg[:, 0])
-            ry.append(seg[:, 1])
-        shift = k * width - float(np.nanmin(xs))
-        seg_x = np.full(3 * len(a), np.nan)
-        seg_y = np.full(3 * len(a), np.nan)
-        seg_x[0::3], seg_x[1::3] = joints[f, a, 0] + shift, joints[f, b, 0] + shift
-        seg_y[0::3], seg_y[1::3] = joints[f, a, 1], joints[f, b, 1]
-        bx.append(seg_x)
-        by.append(seg_y)
-        jx.append(joints[f, :, 0] + shift)
-        jy.append(joints[f, :, 1])
-        notes.append(dict(x=k * width + (width - 0.3) / 2, y=1.0, xref="x", yref="paper", yanchor="bottom",
-                          showarrow=False, text=f"t = {times[f]:.2f} s", font=dict(size=11)))
-    data = []
-    if rx:
-        data.append(dict(type="scatter", x=np.concatenate(rx), y=np.concatenate(ry), mode="lines",
-                         line=dict(color="rgba(120,120,120,0.45)", width=5), name="clean", hoverinfo="skip"))
-    data += [dict(type="scatter", x=np.concatenate(bx) if bx else [], y=np.concatenate(by) if by else [], mode="lines",
-                 line=dict(color="#1f77b4", width=3), name="bones" if reference is None else "corrupted",
-                 hoverinfo="skip"),
-            dict(type="scatter", x=np.concatenate(jx) if jx else [], y=np.concatenate(jy) if jy else [],
-                 mode="markers", marker=dict(size=4, color="#d62728"), name="joints", hoverinfo="skip")]
-    return _fig(data, title, height=320, annotations=notes, showlegend=reference is not None,
-                legend=dict(orientation="h", yanchor="top", y=-0.12, x=0),
-                xaxis=_axis(f"x ({unit}), poses side by side", showticklabels=False, zeroline=False),
-                yaxis=_axis(f"y ({unit}, up)", scaleanchor="x", scaleratio=1, zeroline=False),
-                margin=dict(l=60, r=20, t=80, b=40))
-
-
 def imu_figure(t: np.ndarray, values: np.ndarray, columns: Sequence[str], title: str,
                time_label: str = "time (s)", reference: Optional[np.ndarray] = None) -> go.Figure:
     """Accelerometer (g) and gyroscope (deg/s) as two stacked line charts sharing the time axis
@@ -278,67 +232,6 @@ def gate_bars(frame: pd.DataFrame, value: str, title: str, y_label: str, colour_
                 shapes=[_hline(reference)] if reference is not None else [],
                 legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, title=dict(text="")),
                 margin=dict(l=60, r=20, t=60, b=90))
-
-
-def _domains(n: int, gap: float = 0.08) -> List[List[float]]:
-    width = (1.0 - gap * (n - 1)) / n
-    return [[k * (width + gap), k * (width + gap) + width] for k in range(n)]
-
-
-def probability_panels(panels: Sequence[Tuple[str, pd.DataFrame]], title: str, colour_by: str,
-                       colours: Mapping[str, str], true_class: Optional[str] = None) -> go.Figure:
-    """Several top-k bar panels side by side in one figure (one chart to redraw, not several)."""
-    data, layout = [], {}
-    rows = 0
-    seen = set()
-    for k, ((name, frame), dom) in enumerate(zip(panels, _domains(len(panels), 0.22))):
-        ax = "" if k == 0 else str(k + 1)
-        classes = list(dict.fromkeys(frame["class"]))
-        rows = max(rows, len(classes))
-        for group, g in _groups(frame, colour_by):
-            data.append(dict(type="bar", orientation="h", y=list(g["class"]), x=list(g["probability"]), name=group,
-                             legendgroup=group, showlegend=group not in seen, xaxis=f"x{ax}", yaxis=f"y{ax}",
-                             marker=dict(color=colours.get(group)), text=[f"{v:.3f}" for v in g["probability"]],
-                             textposition="outside", cliponaxis=False,
-                             hovertemplate="%{y}: %{x:.3f}<extra>" + group + "</extra>"))
-            seen.add(group)
-        ticks = [f"<b>{c}</b> ✓" if c == true_class else c for c in classes]
-        layout[f"xaxis{ax}"] = _axis(f"probability (0–1) · {name}", domain=dom, range=[0, 1.15], anchor=f"y{ax}")
-        layout[f"yaxis{ax}"] = dict(autorange="reversed", categoryorder="array", categoryarray=classes,
-                                    tickvals=classes, ticktext=ticks, anchor=f"x{ax}", automargin=True)
-    return _fig(data, title, height=150 + 30 * rows, barmode="group",
-                legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1, title=dict(text="")),
-                margin=dict(l=60, r=30, t=80, b=50), **layout)
-
-
-CUE_PANELS = (("alpha", "alpha (× features; 1 = unchanged)", [0, 2.15], 1.0),
-              ("support", "support (cosine, −1…1)", [-1.15, 1.25], None),
-              ("conflict", "conflict (mean sq. distance)", None, None))
-
-
-def cue_panels(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[str, str]) -> go.Figure:
-    """alpha, support and conflict per modality as three bar panels of one figure.
-    ``frame``: modality, quantity, value and ``colour_by`` columns."""
-    data, layout, shapes = [], {}, []
-    seen = set()
-    for k, ((q, label, yr, ref), dom) in enumerate(zip(CUE_PANELS, _domains(3))):
-        ax = "" if k == 0 else str(k + 1)
-        sub = frame[frame["quantity"] == q]
-        for group, g in _groups(sub, colour_by):
-            data.append(dict(type="bar", x=list(g["modality"]), y=list(g["value"]), name=group, legendgroup=group,
-                             showlegend=group not in seen, xaxis=f"x{ax}", yaxis=f"y{ax}",
-                             marker=dict(color=colours.get(group)), text=[f"{v:.2f}" for v in g["value"]],
-                             textposition="outside", cliponaxis=False, textfont=dict(size=10),
-                             hovertemplate="%{x}: %{y:.3f}<extra>" + group + "</extra>"))
-            seen.add(group)
-        layout[f"xaxis{ax}"] = _axis(f"modality · {q}", domain=dom, anchor=f"y{ax}")
-        layout[f"yaxis{ax}"] = _axis(label, anchor=f"x{ax}", **({"range": yr} if yr else {}))
-        if ref is not None:
-            shapes.append(dict(type="line", xref=f"x{ax} domain", x0=0, x1=1, yref=f"y{ax}", y0=ref, y1=ref,
-                               line=dict(dash="dash", color="black", width=1.5)))
-    return _fig(data, title, height=400, barmode="group", shapes=shapes,
-                legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1, title=dict(text="")),
-                margin=dict(l=60, r=20, t=80, b=60), **layout)
 
 
 def alpha_violins(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapping[str, str],
@@ -465,33 +358,6 @@ def embedding_figure(pre: np.ndarray, post: np.ndarray, colour: Sequence, colour
                 yaxis=_axis(f"{method} dimension 2 (arbitrary units)"),
                 legend=dict(title=dict(text=f"{colour_label}<br><sup>filled: after · hollow: before</sup>"),
                             itemsizing="constant"))
-
-
-def lab_projection_figure(background: np.ndarray, moves: Mapping[str, Tuple[np.ndarray, np.ndarray]], title: str, method: str) -> go.Figure:
-    """The split (after calibration) as grey density and, per model, the sample's clean -> corrupted move.
-
-    The split is drawn as one binned image rather than hundreds of SVG markers: this chart is
-    redrawn on every lab change, and the markers made it the lab's slowest part (benchmarks/
-    dashboard.py --breakdown). Individual split points are on the Embeddings page."""
-    data = [dict(type="histogram2d", x=background[:, 0], y=background[:, 1], nbinsx=24, nbinsy=24,
-                 name="split (after calibration)", showlegend=True, showscale=False,
-                 colorscale=[[0.0, "rgba(255,255,255,0)"], [1e-6, "rgba(210,210,210,0.6)"], [1.0, "rgba(90,90,90,0.9)"]],
-                 hovertemplate="%{z} split samples here<extra></extra>")]
-    notes = []
-    colours = {"after calibration": "#1f77b4", "before calibration": "#ff7f0e"}
-    for name, (clean, cor) in moves.items():
-        c = colours.get(name, "#2ca02c")
-        data.append(dict(type="scatter", x=[clean[0]], y=[clean[1]], mode="markers", name=f"clean ({name})",
-                         marker=dict(size=14, color=c, symbol="circle", line=dict(width=2, color="black"))))
-        data.append(dict(type="scatter", x=[cor[0]], y=[cor[1]], mode="markers", name=f"corrupted ({name})",
-                         marker=dict(size=15, color=c, symbol="x", line=dict(width=1, color="black"))))
-        if float(np.hypot(*(np.asarray(cor) - np.asarray(clean)))) > 1e-9:
-            notes.append(dict(x=cor[0], y=cor[1], ax=clean[0], ay=clean[1], xref="x", yref="y", axref="x", ayref="y",
-                              showarrow=True, arrowhead=3, arrowsize=1.5, arrowwidth=2, arrowcolor=c, text=""))
-    return _fig(data, title, height=480, annotations=notes,
-                xaxis=_axis(f"{method} dimension 1 (arbitrary units)"),
-                yaxis=_axis(f"{method} dimension 2 (arbitrary units)"),
-                legend=dict(orientation="h", y=-0.18, x=0, yanchor="top"))
 
 
 # --------------------------------------------------------------------------------------------------

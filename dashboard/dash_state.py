@@ -19,7 +19,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import streamlit as st
@@ -30,6 +30,7 @@ from precal.data.storage import MultimodalData
 from precal.inference import Predictions
 
 import dash_charts as charts
+import lab_inputs
 
 PAGES = {
     "overview": "views/overview.py",
@@ -381,6 +382,58 @@ def select_sample(ctx: Context, key: str) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+def _frame_range(spec, values: np.ndarray) -> Tuple[float, float]:
+    """Colour range of a frame modality in its units: depth from the 2nd to the 98th percentile of
+    the readings (0 mm = no reading), 8-bit images 0-255, anything else its min and max."""
+    if "mm" in spec.unit:
+        nz = values[values > 1.0]
+        return (float(np.percentile(nz, 2)), float(np.percentile(nz, 98))) if nz.size else (0.0, 1.0)
+    if "0-255" in spec.unit:
+        return 0.0, 255.0
+    return float(np.nanmin(values)), float(np.nanmax(values))
+
+
+def _light_input_spec(ctx: Context, modality: str, kind: str, values: np.ndarray, t: np.ndarray, t_label: str,
+                      title: str, reference: Optional[np.ndarray]) -> dict:
+    """The lab's drawing of one modality (lab_inputs: Vega-Lite, cheap to redraw on every change)."""
+    spec = ctx.schema.modality(modality)
+    extra = ctx.schema.extra
+    unit = spec.unit or "value"
+    if kind == "frames":
+        picks = be.frame_picks(len(values), 8)
+        frames = values[picks].astype(np.float32)
+        ref = reference[picks[picks < len(reference)]].astype(np.float32) if reference is not None else None
+        # colour range from the clean input: it stays put while the corrupted row changes
+        lo, hi = _frame_range(spec, reference if reference is not None else values)
+        if "mm" in spec.unit:  # 0 mm means "no reading": blank, not the nearest depth
+            frames = np.where(frames > 1.0, frames, np.nan)
+            ref = np.where(ref > 1.0, ref, np.nan) if ref is not None else None
+            return lab_inputs.frames_chart(frames, t[picks], ref, lo, hi,
+                                           f"{title}: {len(picks)} of {len(values)} frames (white = no depth reading)",
+                                           "depth (mm)", "viridis")
+        return lab_inputs.frames_chart(frames, t[picks], ref, lo, hi, f"{title}: {len(picks)} of {len(values)} frames",
+                                       unit, "gray")
+    if kind == "skeleton":
+        names = list(extra.get("joint_names", []))
+        return lab_inputs.skeleton_chart(values, t, be.frame_picks(len(values), 8), be.skeleton_bones(names),
+                                         reference, f"{title}: poses over time (x–y plane; grey: clean)",
+                                         spec.unit or "m")
+    cols = be.feature_names(spec, extra)
+    flat = values.reshape(len(values), -1)
+    ref = reference.reshape(len(reference), -1) if reference is not None else None
+    if kind == "imu":
+        return lab_inputs.series_chart(t, flat, cols, ref, f"{title}: inertial sensor",
+                                       [("acceleration (g)", range(0, 3)), ("angular velocity (deg/s)", range(3, 6))],
+                                       t_label)
+    if kind == "lines":
+        return lab_inputs.series_chart(t, flat, cols, ref, title, [(f"{modality} ({unit})", range(len(cols)))], t_label)
+    if kind == "heatmap":
+        label = "MFCC / energy coefficient" if "MFCC" in spec.description else "feature"
+        colour = spec.unit or ("coefficient value" if "MFCC" in spec.description else "value")
+        return lab_inputs.heatmap_chart(t, flat, cols, ref, f"{title}: features over time", colour, t_label, label)
+    return lab_inputs.vector_chart(values.reshape(-1), cols, reference, title, unit)
+
+
 def render_modality(ctx: Context, modality: str, values: np.ndarray, original_steps: Optional[int],
                     key: str, title_suffix: str = "", light: bool = False,
                     reference: Optional[np.ndarray] = None) -> None:
@@ -400,31 +453,26 @@ def render_modality(ctx: Context, modality: str, values: np.ndarray, original_st
     t, t_label = be.time_axis(len(values), spec, original_steps)
     title = f"{modality}{title_suffix}"
     unit = spec.unit or "value"
-    if kind == "frames":
+    if light:
+        st.vega_lite_chart(spec=_light_input_spec(ctx, modality, kind, values, t, t_label, title, reference),
+                           key=f"{key}_{modality}_light")
+    elif kind == "frames":
         picks = be.frame_picks(len(values), 8)
         frames = values[picks].astype(np.float32)
         ref = reference[picks[picks < len(reference)]].astype(np.float32) if reference is not None else None
-        is_depth = "mm" in spec.unit
-        if is_depth:
+        zr = _frame_range(spec, values)
+        if "mm" in spec.unit:
             # 0 mm means "no reading": left blank rather than drawn as the nearest depth
             frames = np.where(frames > 1.0, frames, np.nan)
             if ref is not None:
                 ref = np.where(ref > 1.0, ref, np.nan)
-            nz = values[values > 1.0]
-            zr = (float(np.percentile(nz, 2)), float(np.percentile(nz, 98))) if nz.size else (0.0, 1.0)
             fig = charts.frames_strip(frames, t[picks], f"{title}: {len(picks)} of {len(values)} frames "
                                                         "(blank = no depth reading)",
                                       "depth (mm)", "Viridis", zr, reference=ref)
         else:
-            lo, hi = (0.0, 255.0) if "0-255" in spec.unit else (float(values.min()), float(values.max()))
             fig = charts.frames_strip(frames, t[picks], f"{title}: {len(picks)} of {len(values)} frames",
-                                      unit, "gray", (lo, hi), reference=ref)
+                                      unit, "gray", zr, reference=ref)
         st.plotly_chart(fig, config=PLOTLY_CONFIG, key=f"{key}_{modality}_frames")
-    elif kind == "skeleton" and light:
-        names = list(extra.get("joint_names", []))
-        fig = charts.skeleton_strip(values, t, be.skeleton_bones(names), f"{title}: poses over time (x–y plane)",
-                                    unit=spec.unit or "m", reference=reference)
-        st.plotly_chart(fig, config=PLOTLY_CONFIG, key=f"{key}_{modality}_skeleton")
     elif kind == "skeleton":
         names = list(extra.get("joint_names", []))
         bones = be.skeleton_bones(names)

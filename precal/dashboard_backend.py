@@ -395,15 +395,29 @@ def predict_view(view: ModelView, batch: Batch, batch_size: int = 128) -> Predic
 
 def forward_view(view: ModelView, batch: Batch) -> Tuple[Tensor, Tensor, CalibrationReport]:
     """One forward pass keeping the full report (for a few samples): logits, fused, report."""
-    model = view.checkpoint.model
-    with model_lock(model), model.calibration(view.calibration), torch.inference_mode():
+    return forward_views([view], batch)[0]
+
+
+def forward_views(views: Sequence[ModelView], batch: Batch) -> List[Tuple[Tensor, Tensor, CalibrationReport]]:
+    """:func:`forward_view` for several views of one checkpoint (e.g. calibrated and calibrator
+    switched off). The encoders do not depend on the calibrator switch, so they run once; only
+    calibrator, fusion and head run per view. The lab does this on every control change."""
+    model = views[0].checkpoint.model
+    if any(v.checkpoint.model is not model for v in views):
+        raise ValueError("forward_views needs views of one checkpoint")
+    with model_lock(model), torch.inference_mode():
         was = model.training
         model.eval()
         try:
-            out = model(batch)
+            encoded = model.encode(batch)
+            results = []
+            for v in views:
+                with model.calibration(v.calibration):
+                    out = model.fuse(*encoded)
+                results.append((out.logits, out.fused, out.report))
         finally:
             model.train(was)
-    return out.logits, out.fused, out.report
+    return results
 
 
 _CODE_KEY: Optional[str] = None
@@ -843,26 +857,25 @@ class LabResult:
 def lab_update(views: Sequence[ModelView], splits: SplitBatches, index: int,
                settings: Mapping[str, LabSetting], seed: int = 0,
                extra_views: Sequence[ModelView] = ()) -> LabResult:
-    """Corrupt one sample as ``settings`` say and run every view on clean + corrupted (one forward
-    pass per view over a two-row batch). ``extra_views`` (e.g. the calibrator switched off, for the
+    """Corrupt one sample as ``settings`` say and run every view on clean + corrupted (a two-row
+    batch; one encoder pass per checkpoint, see :func:`forward_views`). ``extra_views`` (e.g. the calibrator switched off, for the
     'before calibration' point of the projection) are only stored in ``by_view``."""
     start = time.perf_counter()
     row = row_of(splits, index)
     clean_out: Dict[str, SampleOutputs] = {}
     cor_out: Dict[str, SampleOutputs] = {}
     batches: Dict[str, Batch] = {}
-    stacked: Dict[str, Batch] = {}
     notes: List[CorruptionNote] = []
     by_view: Dict[str, Tuple[SampleOutputs, SampleOutputs]] = {}
+    groups: Dict[str, List[ModelView]] = {}  # views of one checkpoint share its encoder pass
     for v in list(views) + [e for e in extra_views if e.key not in {w.key for w in views}]:
-        key = str(v.checkpoint.path)
-        if key not in batches:
-            pool = splits.batch_for(v.checkpoint)
-            clean_row = pool.select([row])
-            batches[key], notes = corrupt_rows(clean_row, v.checkpoint.schema, settings, seed, pool=pool)
-            stacked[key] = stack_rows(clean_row, batches[key])
-        clean, cor = run_rows(v, stacked[key])
-        by_view[v.key] = (clean, cor)
+        groups.setdefault(str(v.checkpoint.path), []).append(v)
+    for key, group in groups.items():
+        pool = splits.batch_for(group[0].checkpoint)
+        clean_row = pool.select([row])
+        batches[key], notes = corrupt_rows(clean_row, group[0].checkpoint.schema, settings, seed, pool=pool)
+        for v, (logits, fused, report) in zip(group, forward_views(group, stack_rows(clean_row, batches[key]))):
+            by_view[v.key] = (_outputs(v, logits, fused, report, 0), _outputs(v, logits, fused, report, 1))
     for v in views:
         clean_out[v.role], cor_out[v.role] = by_view[v.key]
     return LabResult(index, clean_out, cor_out, batches, notes, time.perf_counter() - start, by_view)

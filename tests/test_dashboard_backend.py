@@ -318,6 +318,23 @@ def test_lab_extra_views_keyed_by_view(pair, splits):
     np.testing.assert_allclose(clean.alpha, 1.0)
 
 
+def test_views_of_one_checkpoint_share_the_encoder_pass_without_changing_results(pair, splits):
+    """forward_views runs the encoders once for the calibrated view and the switched-off one; every
+    output must equal that view's own forward pass."""
+    on = be.ModelView(be.CALIBRATED, pair.calibrated, True, "on")
+    off = be.ModelView(be.UNCALIBRATED, pair.calibrated, False, "switched off")
+    batch = splits.batch_for(pair.calibrated).select([0, 1, 2])
+    shared = be.forward_views([on, off], batch)
+    for view, (logits, fused, report) in zip((on, off), shared):
+        alone_logits, alone_fused, alone_report = be.forward_view(view, batch)
+        torch.testing.assert_close(logits, alone_logits)
+        torch.testing.assert_close(fused, alone_fused)
+        torch.testing.assert_close(report.alpha, alone_report.alpha)
+    assert not torch.allclose(shared[0][0], shared[1][0])  # the switch does change the prediction
+    with pytest.raises(ValueError, match="one checkpoint"):
+        be.forward_views([on, be.ModelView(be.UNCALIBRATED, pair.uncalibrated, False, "other")], batch)
+
+
 # --------------------------------------------------------------------------------------------------
 # Overview, embeddings, robustness, history
 # --------------------------------------------------------------------------------------------------
@@ -468,7 +485,7 @@ def test_launcher_command_and_environment(tmp_path):
     assert cmd[2] == "run" and Path(cmd[3]) == be.APP_PATH
     assert be.APP_PATH.is_file()
     for flag, value in (("--server.address", "127.0.0.1"), ("--server.port", "8765"), ("--server.headless", "true"),
-                        ("--browser.gatherUsageStats", "false")):
+                        ("--browser.gatherUsageStats", "false"), ("--runner.postScriptGC", "false")):
         assert cmd[cmd.index(flag) + 1] == value
     tail = cmd[cmd.index("--") + 1:]
     assert tail == ["--checkpoint", str((tmp_path / "a").resolve()), "--data", str((tmp_path / "d").resolve())]

@@ -129,35 +129,6 @@ def case_skeleton_animation() -> Case:
     return Case("skeleton_animation", fig, title, {"xaxis": None, "yaxis": None}, check)
 
 
-def case_skeleton_strip() -> Case:
-    t_count = 12
-    joints = _skeleton(t_count)
-    title = "skeleton: poses over time (x–y plane)"
-    fig = charts.skeleton_strip(joints, np.linspace(0, 2.2, t_count), BONES, title, count=8)
-
-    def check(f: go.Figure) -> None:
-        assert [t.name for t in f.data] == ["bones", "joints"]
-        assert _lengths(f) == [8 * 3 * len(BONES), 8 * len(JOINTS)]
-        assert len(f.layout.annotations) == 8
-
-    return Case("skeleton_strip", fig, title, {"xaxis": "x (m), poses side by side", "yaxis": "y (m, up)"}, check)
-
-
-def case_skeleton_strip_reference() -> Case:
-    t_count = 3  # fewer steps than poses asked for
-    ref = _skeleton(t_count)
-    joints = ref + 0.05
-    title = "skeleton (corrupted): poses over time (x–y plane)"
-    fig = charts.skeleton_strip(joints, np.linspace(0, 0.4, t_count), BONES, title, count=8, reference=ref)
-
-    def check(f: go.Figure) -> None:
-        assert [t.name for t in f.data] == ["clean", "corrupted", "joints"]
-        assert _lengths(f) == [t_count * 3 * len(BONES), t_count * 3 * len(BONES), t_count * len(JOINTS)]
-        assert f.layout.showlegend is True
-
-    return Case("skeleton_strip", fig, title, {"xaxis": None, "yaxis": None}, check)
-
-
 IMU_COLUMNS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
 
 
@@ -303,44 +274,6 @@ def case_gate_bars_plain() -> Case:
                            colours=charts.ROLE_COLOURS)
     return Case("gate_bars", fig, title, {"xaxis": "modality", "yaxis": "conflict (mean squared distance)"},
                 lambda f: _assert(_lengths(f, "y") == [3, 3] and len(f.layout.shapes) == 0))
-
-
-def case_probability_panels() -> Case:
-    rng = _rng()
-    top = CLASSES[:6]
-    panels = []
-    for role in ROLES:
-        rows = [{"class": c, "probability": float(p), "input": state}
-                for state in ("clean", "corrupted") for c, p in zip(top, rng.dirichlet(np.ones(len(top))))]
-        panels.append((role, pd.DataFrame(rows)))
-    title = "class probabilities: clean vs corrupted input"
-    fig = charts.probability_panels(panels, title, "input", charts.STATE_COLOURS, true_class="wave")
-
-    def check(f: go.Figure) -> None:
-        assert len(f.data) == 4 and _lengths(f, "y") == [6] * 4
-        assert [t.xaxis for t in f.data] == ["x", "x", "x2", "x2"]
-        assert [bool(t.showlegend) for t in f.data] == [True, True, False, False]  # one legend entry per state
-
-    # the class axes carry class names as tick labels and no title; the probability axes are labelled
-    return Case("probability_panels", fig, title, {"xaxis": "probability (0–1) · calibrated",
-                                                   "xaxis2": "probability (0–1) · uncalibrated"}, check)
-
-
-def case_cue_panels() -> Case:
-    rng = _rng()
-    rows = [{"modality": m, "quantity": q, "input": state, "value": float(rng.uniform(-1, 2))}
-            for q in ("alpha", "support", "conflict") for m in MODALITIES for state in ("clean", "corrupted")]
-    title = "calibrated model: gates and cues, clean vs corrupted"
-    fig = charts.cue_panels(pd.DataFrame(rows), title, "input", charts.STATE_COLOURS)
-
-    def check(f: go.Figure) -> None:
-        assert len(f.data) == 6 and _lengths(f) == [3] * 6 and _lengths(f, "y") == [3] * 6
-        assert [t.yaxis for t in f.data] == ["y", "y", "y2", "y2", "y3", "y3"]
-        assert len(f.layout.shapes) == 1  # alpha = 1 reference
-
-    axes = {"xaxis": "modality · alpha", "xaxis2": "modality · support", "xaxis3": "modality · conflict"}
-    axes.update({f"yaxis{'' if k == 0 else k + 1}": label for k, (_, label, _, _) in enumerate(charts.CUE_PANELS)})
-    return Case("cue_panels", fig, title, axes, check)
 
 
 def _alpha_frame() -> pd.DataFrame:
@@ -501,24 +434,6 @@ def case_embedding_state() -> Case:
     fig = _embedding(colour, "input", title=title, continuous=False)
     return Case("embedding_figure", fig, title, {"xaxis": None, "yaxis": None},
                 lambda f: _assert(_post_points(f) == N_POINTS and len(f.data) == 1 + 2 * 2))
-
-
-def case_lab_projection_figure() -> Case:
-    rng = _rng()
-    background = rng.normal(0, 1, (N_POINTS, 2))
-    moves = {"after calibration": (np.array([0.1, 0.2]), np.array([1.1, -0.4])),
-             "before calibration": (np.array([0.3, 0.3]), np.array([0.3, 0.3]))}  # no move: no arrow
-    title = "PCA of val: clean (●) → corrupted (✕)"
-    fig = charts.lab_projection_figure(background, moves, title, "PCA")
-
-    def check(f: go.Figure) -> None:
-        assert len(f.data) == 1 + 2 * len(moves)
-        assert f.data[0].type == "histogram2d"  # the split as one binned image, not one marker per point
-        assert _lengths(f) == [N_POINTS] + [1] * 4
-        assert len(f.layout.annotations) == 1
-
-    return Case("lab_projection_figure", fig, title, {"xaxis": "PCA dimension 1 (arbitrary units)",
-                                                      "yaxis": "PCA dimension 2 (arbitrary units)"}, check)
 
 
 # ---- curves (plotly express)
@@ -686,7 +601,7 @@ def _figure_builders() -> List[str]:
 
 def test_every_builder_is_covered() -> None:
     builders = _figure_builders()
-    assert len(builders) >= 19, builders
+    assert len(builders) >= 15, builders  # discovery works (18 builders today)
     covered = {fn().builder for fn in CASES.values()}
     assert sorted(set(builders) - covered) == [], "chart builders without a validation case in this file"
 

@@ -12,6 +12,7 @@ import streamlit as st
 
 import dash_charts as charts
 import dash_state as ds
+import lab_charts
 from precal import dashboard_backend as be
 from precal.corruptions import corruptions_for, get_corruption
 
@@ -104,9 +105,9 @@ def lab() -> None:
                     for state, o in (("clean", clean), ("corrupted", cor)) for c in top_classes]
             panels.append((v.role, pd.DataFrame(rows)))
         if "probabilities" in SHOWN:
-            st.plotly_chart(charts.probability_panels(panels, "class probabilities: clean vs corrupted input",
-                                                      "input", charts.STATE_COLOURS, true_class=true_name),
-                            config=ds.PLOTLY_CONFIG, key="lab_top")
+            st.vega_lite_chart(spec=lab_charts.probability_chart(
+                panels, "class probabilities: clean vs corrupted input", "input", charts.STATE_COLOURS,
+                true_class=true_name), key="lab_top")
 
         # ---- gates and cues, with change from clean
         st.subheader("Gates and cues: clean vs corrupted")
@@ -115,8 +116,8 @@ def lab() -> None:
         if result.corrupted.get(be.CALIBRATED) is not None and "cues" in SHOWN:
             frame = delta[delta["model"] == be.CALIBRATED]
             long = frame.melt(id_vars=["modality", "quantity"], value_vars=["clean", "corrupted"], var_name="input")
-            st.plotly_chart(charts.cue_panels(long, "calibrated model: gates and cues, clean vs corrupted", "input",
-                                              charts.STATE_COLOURS), config=ds.PLOTLY_CONFIG, key="lab_cues")
+            st.vega_lite_chart(spec=lab_charts.cue_chart(long, "calibrated model: gates and cues, clean vs corrupted",
+                                                         "input", charts.STATE_COLOURS), key="lab_cues")
         tcols = st.columns(len(views))
         for col, v in zip(tcols, views if "tables" in SHOWN else []):
             sub = result.change_table(v.role, schema.modality_names)
@@ -167,9 +168,9 @@ def lab() -> None:
                 clean_o, cor_o = result.by_view[view.key]
                 pts = proj.place(np.stack([clean_o.fused, cor_o.fused]))
                 moves[name] = (pts[0], pts[1])
-            st.plotly_chart(charts.lab_projection_figure(proj.post_xy, moves,
-                                                         f"{method_name} of {ctx.split}: clean (●) → corrupted (✕)",
-                                                         method_name), config=ds.ZOOM_CONFIG, key="lab_proj")
+            st.vega_lite_chart(spec=lab_charts.projection_chart(
+                proj.post_xy, moves, f"{method_name} of {ctx.split}: clean (●) → corrupted (✕)", method_name),
+                key="lab_proj")
         # The settings are repeated here so that this last element changes whenever the lab
         # does: the browser benchmark waits for it to know that every chart above has arrived.
         st.caption(f"lab drawn in {1000 * (time.perf_counter() - started):.0f} ms on the server "
