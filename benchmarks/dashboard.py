@@ -290,7 +290,7 @@ def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int, warm_u
         driver.get(f"http://127.0.0.1:{port}/")
         tb.wait_page_done(driver, quiet_polls=1)
         tb.wait_until(lambda: driver.execute_script(
-            "return document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg').length > 0 && "
+            "return document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas').length >= 3 && "
             "document.querySelectorAll('[data-testid=\"stMetric\"]').length > 0;"), timeout=120)
         first = time.perf_counter() - t0
         results["start to first page"] = 1000 * first

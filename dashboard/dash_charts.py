@@ -234,30 +234,6 @@ def gate_bars(frame: pd.DataFrame, value: str, title: str, y_label: str, colour_
                 margin=dict(l=60, r=20, t=60, b=90))
 
 
-def alpha_violins(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapping[str, str],
-                  title: str) -> go.Figure:
-    """Distribution of alpha per modality (violin with box); ``frame`` has modality and alpha."""
-    data = [dict(type="violin", x=[m] * int((frame["modality"] == m).sum()),
-                 y=list(frame.loc[frame["modality"] == m, "alpha"]), name=m, line=dict(color=colours.get(m)),
-                 box=dict(visible=True), points=False, hoverinfo="y")
-            for m in modalities if (frame["modality"] == m).any()]
-    return _fig(data, title, height=440, showlegend=False, shapes=[_hline(1.0)],
-                xaxis=_axis("modality"), yaxis=_axis("alpha (× feature scale; 1 = unchanged)"))
-
-
-def alpha_boxes_by_class(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapping[str, str],
-                         title: str) -> go.Figure:
-    """alpha per true class, one box per modality; ``frame`` has class, modality and alpha."""
-    data = [dict(type="box", x=list(frame.loc[frame["modality"] == m, "class"]),
-                 y=list(frame.loc[frame["modality"] == m, "alpha"]), name=m, marker=dict(color=colours.get(m)),
-                 boxpoints=False)
-            for m in modalities if (frame["modality"] == m).any()]
-    return _fig(data, title, height=520, boxmode="group", shapes=[_hline(1.0)],
-                xaxis=_axis("true class", tickangle=-35), yaxis=_axis("alpha (× feature scale)"),
-                margin=dict(l=60, r=20, t=70, b=170),
-                legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right", title=dict(text="")))
-
-
 def matrix_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str, colour_label: str,
                    x_title: str, y_title: str, zrange: Tuple[float, float] = (-1.0, 1.0),
                    colourscale: str = "RdBu") -> go.Figure:
@@ -289,17 +265,6 @@ def waterfall_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     return _fig([trace], title, height=420, showlegend=False, shapes=[_hline(0.0, dash="solid")],
                 xaxis=_axis("baseline, then each cue's contribution, then the total logit"),
                 yaxis=_axis("alpha logit (0 = unchanged)"))
-
-
-def confusion_figure(cm: np.ndarray, names: Sequence[str], title: str) -> go.Figure:
-    short = [n if len(n) <= 22 else n[:20] + "…" for n in names]
-    trace = dict(type="heatmap", z=cm, x=short, y=short, colorscale="Blues",
-                 colorbar=dict(title=dict(text="samples"), thickness=12),
-                 customdata=np.dstack(np.meshgrid(names, names)),
-                 hovertemplate="true: %{customdata[1]}<br>predicted: %{customdata[0]}<br>samples: %{z}<extra></extra>")
-    size = max(420, 22 * len(names) + 200)
-    return _fig([trace], title, height=size, xaxis=_axis("predicted class", tickangle=-45),
-                yaxis=_axis("true class", autorange="reversed"), margin=dict(l=160, r=20, t=60, b=160))
 
 
 # --------------------------------------------------------------------------------------------------

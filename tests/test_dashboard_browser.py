@@ -199,11 +199,29 @@ def driver(server):
         drv.quit()
 
 
+VEGA_DRAWN_JS = """
+return [...document.querySelectorAll('[data-testid="stVegaLiteChart"] canvas')].filter(c => {
+  if (c.width === 0 || c.height === 0) return false;
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && (px[i] < 200 || px[i + 1] < 200 || px[i + 2] < 200)) return true;
+  return false;
+}).length;
+"""
+"""How many Vega-Lite charts (drawn on canvases) show something darker than near-white."""
+
+VEGA_CHARTS = {"": 3, "lab": 3}
+"""Pages drawn with Vega-Lite and how many of their charts are visible without a click: the
+overview (alpha violins, alpha per class, the first confusion matrix) and the lab (probabilities,
+gates and cues, projection)."""
+
+
 def test_every_page_renders_in_chromium(server, driver):
     for page in PAGES:
         driver.get(f"http://127.0.0.1:{server}/{page}")
         wait_page_done(driver)
         assert not page_errors(driver), f"{page or 'overview'}: {page_errors(driver)}"
+        if page in VEGA_CHARTS:
+            wait_until(lambda: driver.execute_script(VEGA_DRAWN_JS) >= VEGA_CHARTS[page], timeout=30)
         screenshot(driver, SHOTS / f"browser_{page or 'overview'}.png")
 
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 import dash_charts as charts
 import dash_state as ds
+import overview_charts
 from precal import dashboard_backend as be
 
 ctx = ds.context()
@@ -79,9 +80,9 @@ with ds.guard("metrics"):
         colours = charts.modality_colours(list(schema.modality_names))
         c1, c2 = st.columns([1, 2])
         with c1:
-            fig = charts.alpha_violins(frame, schema.modality_names, colours,
-                                       f"alpha per modality ({ctx.split}, {len(preds[be.CALIBRATED].alpha)} samples)")
-            st.plotly_chart(fig, config=ds.PLOTLY_CONFIG, key="ov_alpha")
+            st.vega_lite_chart(spec=overview_charts.alpha_violins(
+                frame, schema.modality_names, colours,
+                f"alpha per modality ({ctx.split}, {len(preds[be.CALIBRATED].alpha)} samples)"), key="ov_alpha")
         with c2:
             summary = (frame.groupby("modality")["alpha"].describe()[["mean", "std", "min", "25%", "50%", "75%", "max"]]
                        .reindex([m for m in schema.modality_names if m in set(frame["modality"])]))
@@ -89,9 +90,9 @@ with ds.guard("metrics"):
             st.dataframe(summary.round(4), width="stretch")
             st.caption("alpha = 2·sigmoid(logit) multiplies all of a modality's features for one sample; "
                        "values below 1 mean the calibrator trusted that modality less for that sample.")
-        st.plotly_chart(charts.alpha_boxes_by_class(frame, schema.modality_names, colours,
-                                                    "alpha per true class and modality"),
-                        config=ds.PLOTLY_CONFIG, key="ov_alpha_class")
+        st.vega_lite_chart(spec=overview_charts.alpha_by_class(
+            frame, schema.modality_names, colours, schema.class_names,
+            "alpha per true class and modality (bar: 25–75 %, dot: median)"), key="ov_alpha_class")
 
     if schema.task == "classification":
         st.subheader(f"Confusion matrices ({ctx.split})")
@@ -99,7 +100,7 @@ with ds.guard("metrics"):
         for tab, v in zip(tabs, ctx.views):
             with tab:
                 cm = np.asarray(live[v.role]["confusion_matrix"])
-                st.plotly_chart(charts.confusion_figure(cm, schema.class_names,
-                                                        f"confusion matrix · {v.label} · accuracy "
-                                                        f"{ds.fmt_pct(live[v.role]['accuracy'])}"),
-                                config=ds.PLOTLY_CONFIG, key=f"ov_cm_{v.role}")
+                st.vega_lite_chart(spec=overview_charts.confusion_chart(
+                    cm, schema.class_names,
+                    f"confusion matrix · {v.label} · accuracy {ds.fmt_pct(live[v.role]['accuracy'])}"),
+                    key=f"ov_cm_{v.role}")

@@ -1,4 +1,5 @@
-"""The corruption lab's Vega-Lite charts (dashboard/lab_charts.py, dashboard/lab_inputs.py), validated against the Vega-Lite
+"""The dashboard's Vega-Lite charts (the corruption lab: dashboard/lab_charts.py and lab_inputs.py;
+the overview: dashboard/overview_charts.py), validated against the Vega-Lite
 JSON schema that ships with Altair (a Streamlit dependency), and checked for what they must show:
 one panel per model or quantity, every value, labelled axes with units, the true class marked, the
 alpha = 1 reference, the split's points and the sample's moves."""
@@ -22,6 +23,7 @@ if str(ROOT / "dashboard") not in sys.path:
 import dash_charts as charts  # noqa: E402
 import lab_charts  # noqa: E402
 import lab_inputs  # noqa: E402
+import overview_charts  # noqa: E402
 
 from precal import dashboard_backend as be  # noqa: E402
 
@@ -88,10 +90,31 @@ def _input_specs() -> Dict[str, Dict[str, Any]]:
     }
 
 
+def _alpha_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    rows = [{"modality": m, "alpha": float(rng.uniform(0.2, 1.8)), "class": c}
+            for c in CLASSES for m in MODALITIES for _ in range(4)]
+    return pd.DataFrame(rows)
+
+
+MODALITY_COLOURS = {"inertial": "#66c2a5", "skeleton": "#fc8d62", "depth": "#8da0cb"}
+
+
+def _overview_specs() -> Dict[str, Dict[str, Any]]:
+    cm = np.diag([5, 4, 3, 6, 2, 1]) + np.eye(6, k=1, dtype=int)
+    return {
+        "alpha_violins": overview_charts.alpha_violins(_alpha_frame(), MODALITIES, MODALITY_COLOURS, "alpha per modality"),
+        "alpha_by_class": overview_charts.alpha_by_class(_alpha_frame(), MODALITIES, MODALITY_COLOURS, CLASSES,
+                                                         "alpha per true class"),
+        "confusion_chart": overview_charts.confusion_chart(cm, CLASSES, "confusion matrix"),
+    }
+
+
 def _specs() -> Dict[str, Dict[str, Any]]:
     background = np.random.default_rng(2).normal(size=(300, 2))
     return {
         **_input_specs(),
+        **_overview_specs(),
         "probability_chart": lab_charts.probability_chart(_panels(), "class probabilities", "input",
                                                           charts.STATE_COLOURS, true_class="cross 'arms'"),
         "cue_chart": lab_charts.cue_chart(_cues(), "gates and cues", "input", charts.STATE_COLOURS),
@@ -128,7 +151,8 @@ def _axis_titles(spec: Dict[str, Any]) -> List[str]:
 
 
 def test_every_builder_is_covered() -> None:
-    public = {n for module in (lab_charts, lab_inputs) for n, f in inspect.getmembers(module, inspect.isfunction)
+    public = {n for module in (lab_charts, lab_inputs, overview_charts)
+              for n, f in inspect.getmembers(module, inspect.isfunction)
               if not n.startswith("_") and f.__module__ == module.__name__}
     assert public - {"top_level", "frame_png"} == set(_specs())
 
@@ -302,3 +326,42 @@ def test_skeleton_chart_draws_every_bone_of_each_picked_pose() -> None:
     assert len(bones) == 4 * 2 * n_bones
     assert bones.groupby(["order", "input"]).size().eq(n_bones).all()
     assert spec["spec"]["layer"][0]["encoding"]["x"]["title"] == "x (m)"
+
+
+# ---- overview
+
+
+def test_alpha_violins_keep_every_gate_and_mark_one() -> None:
+    spec = _specs()["alpha_violins"]
+    table = spec["datasets"]["alpha"].to_pandas()
+    frame = _alpha_frame()
+    np.testing.assert_allclose(np.sort(table["alpha"]), np.sort(frame["alpha"]))
+    layers = spec["spec"]["layer"]
+    assert layers[0]["transform"][0]["density"] == "alpha"
+    assert layers[0]["encoding"]["y"]["title"] == overview_charts.ALPHA_TITLE
+    assert layers[2]["encoding"]["y"] == {"datum": 1.0}
+    assert spec["facet"]["column"]["sort"] == MODALITIES
+
+
+def test_alpha_by_class_quartiles_match_pandas() -> None:
+    spec = _specs()["alpha_by_class"]
+    table = spec["datasets"]["quartiles"].to_pandas().set_index(["class", "modality"])
+    frame = _alpha_frame()
+    for (cls, mod), g in frame.groupby(["class", "modality"]):
+        row = table.loc[(cls, mod)]
+        assert row["median"] == pytest.approx(g["alpha"].median())
+        assert row["q1"] == pytest.approx(g["alpha"].quantile(0.25))
+        assert row["q3"] == pytest.approx(g["alpha"].quantile(0.75))
+    assert spec["layer"][0]["encoding"]["x"]["sort"] == CLASSES
+
+
+def test_confusion_chart_has_every_cell_in_class_order() -> None:
+    cm = np.arange(36).reshape(6, 6)
+    spec = overview_charts.confusion_chart(cm, CLASSES, "confusion matrix")
+    table = spec["datasets"]["confusion"].to_pandas()
+    assert len(table) == 36 and table["samples"].sum() == cm.sum()
+    # row i, column j of the matrix: true class i predicted as class j
+    cell = table[(table["true"] == CLASSES[2]) & (table["predicted"] == CLASSES[4])]
+    assert cell["samples"].item() == cm[2, 4]
+    assert spec["encoding"]["x"]["title"] == "predicted class" and spec["encoding"]["y"]["title"] == "true class"
+    assert spec["encoding"]["y"]["sort"] == CLASSES
