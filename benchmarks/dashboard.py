@@ -307,6 +307,33 @@ def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int, warm_u
     return results
 
 
+def bench_gc(repeats: int = 5) -> float:
+    """A full garbage collection in a process that has imported what the dashboard's server holds
+    (Streamlit, torch, plotly, pandas, scikit-learn, precal): what Streamlit runs after every script run unless
+    ``runner.postScriptGC`` is off, with the GIL held. Median over ``repeats`` (ms)."""
+    import gc
+
+    import pandas  # noqa: F401
+    import plotly.graph_objects  # noqa: F401
+    import sklearn.neighbors  # noqa: F401
+    import streamlit  # noqa: F401
+
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        gc.collect(2)
+        times.append(1000 * (time.perf_counter() - start))
+    tracked = len(gc.get_objects())
+    gc.freeze()  # what dashboard/server.py does once its imports are done
+    start = time.perf_counter()
+    gc.collect(2)
+    frozen = 1000 * (time.perf_counter() - start)
+    gc.unfreeze()
+    print(f"full gc.collect() with the dashboard's modules imported ({tracked} tracked objects): median "
+          f"{statistics.median(times):.0f} ms over {repeats}; after gc.freeze(): {frozen:.1f} ms")
+    return statistics.median(times)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", action="append", help="checkpoint folder (repeat for the pair)")
@@ -319,8 +346,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--breakdown", action="store_true",
                         help="only attribute the lab's round trip to its parts (several app starts)")
+    parser.add_argument("--gc", action="store_true",
+                        help="only time a full garbage collection with the dashboard's modules imported")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.gc:
+        bench_gc()
+        return 0
     paths = pick_checkpoints(args)
     if args.breakdown:
         bench_breakdown(paths, args.clicks)

@@ -1,17 +1,18 @@
 """The corruption lab's charts, as Vega-Lite specifications.
 
 The lab redraws its charts on every control change, and the browser's redraw is what a user
-waits for. Plotly rebuilds a figure's SVG on each update: two small bar figures took about 360 ms
-to redraw in headless Chromium on the 2-core reference machine, against about 40 ms for the same
-two charts drawn by Vega-Lite (``benchmarks/dashboard.py --breakdown`` measures the lab part by
-part). The other pages are drawn once per visit and keep Plotly (``dash_charts``).
+waits for. Plotly rebuilds a figure's SVG on every update; Vega-Lite on a canvas updates the data
+of a chart that is already there. With the lab's charts in Plotly, the browser round trip was
+0.69-0.81 s on the 2-core reference machine; with them in Vega-Lite it is 0.31-0.36 s
+(``results/benchmarks/dashboard.txt``; ``benchmarks/dashboard.py --breakdown`` attributes it part
+by part). The explorer, embeddings, robustness and training pages keep Plotly (``dash_charts``).
 
-Each builder returns a complete specification whose data sit in named ``datasets`` (Arrow tables,
-which Streamlit sends as they are, beside the specification; a DataFrame would first go through
-pandas' Arrow conversion, which starts a thread pool on every call). The specification proper depends only on
-the model pair, the split and the projection method, not on the lab's settings, and each chart is
-drawn on a canvas. ``tests/test_lab_charts.py`` validates every one against the Vega-Lite JSON
-schema that ships with Altair.
+Each builder returns a complete specification whose data sit in named ``datasets``. These are
+Arrow tables, which Streamlit sends as they are, beside the specification; a DataFrame would first
+go through pandas' Arrow conversion, which starts a thread pool on every call. The specification
+proper depends only on the model pair, the split and the projection method, not on the lab's
+settings, and each chart is drawn on a canvas. ``tests/test_vega_charts.py`` validates every one
+against the Vega-Lite JSON schema that ships with Altair.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ def probability_chart(panels: Sequence[Tuple[str, pd.DataFrame]], title: str, co
     values = []
     for name, frame in panels:
         order = {c: k for k, c in enumerate(dict.fromkeys(frame["class"]))}
-        values += [{"model": name, "class": _class_label(str(r["class"]), true_class), "rank": order[r["class"]],
-                    "probability": float(r["probability"]), colour_by: str(r[colour_by]),
-                    "label": f"{float(r['probability']):.3f}"} for _, r in frame.iterrows()]
+        values += [{"model": name, "class": _class_label(str(c), true_class), "rank": order[c],
+                    "probability": float(p), colour_by: str(g), "label": f"{float(p):.3f}"}
+                   for c, p, g in zip(frame["class"], frame["probability"], frame[colour_by])]
     encoding = {
         "y": {"field": "class", "type": "nominal", "sort": {"field": "rank", "op": "min"},
               "axis": {"title": None, "labelLimit": 240,
@@ -98,8 +99,8 @@ def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[
     (unchanged features). The values travel in the ``cues`` dataset."""
     states = _states(frame, colour_by)
     modalities = [str(m) for m in dict.fromkeys(frame["modality"])]
-    values = [{"modality": str(r["modality"]), "quantity": str(r["quantity"]), "value": float(r["value"]),
-               colour_by: str(r[colour_by]), "label": f"{float(r['value']):.2f}"} for _, r in frame.iterrows()]
+    values = [{"modality": str(m), "quantity": str(q), "value": float(v), colour_by: str(g), "label": f"{float(v):.2f}"}
+              for m, q, v, g in zip(frame["modality"], frame["quantity"], frame["value"], frame[colour_by])]
     charts = []
     for quantity, label, domain, reference in CUE_PANELS:
         y: Dict[str, Any] = {"field": "value", "type": "quantitative", "axis": {"title": label}}

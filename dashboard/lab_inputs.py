@@ -2,9 +2,8 @@
 
 The lab redraws them on every control change, so they follow the rules of :mod:`lab_charts`
 (data in named Arrow datasets, a specification that does not change with the lab's settings,
-drawn on a canvas). A Plotly frame strip took about 80 ms of the lab's browser round trip on the
-2-core reference machine. The sample explorer keeps the richer Plotly drawings of ``dash_charts``
-(animation, hover on every pixel).
+drawn on a canvas). The sample explorer keeps the richer Plotly drawings of ``dash_charts``
+(animation, hover on every pixel), which are drawn once per visit.
 
 Every drawing puts the clean input beside the corrupted one, in physical units.
 """

@@ -27,7 +27,8 @@ def _preload() -> None:
 
         # The modules just imported live as long as the server: moving their objects out of the
         # collector's generations keeps Python's automatic full collections short (they would
-        # otherwise walk some 300 000 import-time objects, about 160 ms, in the middle of a rerun).
+        # otherwise walk some 300 000 import-time objects, over 100 ms, in the middle of a rerun;
+        # benchmarks/dashboard.py --gc).
         gc.freeze()
     except Exception:  # noqa: BLE001 (a failed head start is harmless: the app imports them itself)
         pass

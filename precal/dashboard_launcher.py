@@ -43,10 +43,11 @@ def build_command(checkpoints: Sequence[str], data: Optional[str], port: int, ad
            "--server.fileWatcherType", "none",
            "--server.maxUploadSize", str(max(1, MAX_UPLOAD_BYTES // (1024 * 1024))),
            "--client.toolbarMode", "minimal",
-           # Streamlit runs a full gc.collect() after every script run, by default. With torch,
-           # plotly and pandas loaded that pass takes about 160 ms on this 2-core machine and holds
-           # the GIL while the finished lab is being sent: half of a lab round trip. Python's own
-           # generational collector still runs; dashboard/server.py freezes the import-time heap.
+           # Streamlit runs a full gc.collect() after every script run, by default. With the
+           # dashboard's modules loaded that pass takes 126-136 ms on the 2-core reference machine
+           # (benchmarks/dashboard.py --gc) and holds the GIL while the finished lab is being sent.
+           # Python's own generational collector still runs; dashboard/server.py freezes the
+           # import-time heap.
            "--runner.postScriptGC", "false",
            "--"]
     for c in checkpoints:
