@@ -8,6 +8,7 @@ Arguments reach the app through PRECAL_CHECKPOINTS / PRECAL_DATA, the same varia
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import zipfile
@@ -102,6 +103,38 @@ def test_lab_removing_a_modality_changes_gates_and_prediction_view(app):
     assert after.loc["depth", "Δ alpha"] != 0.0
     assert after.abs().max().max() > 1e-4
     assert "depth: removed" in _texts(app)
+
+
+def _vega_charts(at: AppTest) -> dict:
+    """The page's Vega-Lite charts by title: (specification JSON, {dataset name: DataFrame})."""
+    import pyarrow as pa
+
+    charts = {}
+    for element in at.get("vega_lite_chart"):
+        spec = json.loads(element.proto.spec)
+        data = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in element.proto.datasets}
+        charts[spec["title"]["text"]] = (element.proto.spec, data)
+    return charts
+
+
+def test_lab_charts_update_their_data_not_their_specification(app):
+    """A lab change must reach the Vega-Lite charts as new data under an unchanged specification
+    (what lets the browser update them in place)."""
+    app.switch_page("views/lab.py").run()
+    before = _vega_charts(app)
+    assert len(before) == 3  # probabilities, gates and cues, projection
+    app.checkbox(key="lab_remove_depth").check().run()
+    _clean(app, "lab after removal")
+    after = _vega_charts(app)
+    assert set(after) == set(before)
+    for title, (spec, _) in after.items():
+        assert spec == before[title][0], title
+    title = "calibrated model: gates and cues, clean vs corrupted"
+    cues = after[title][1]["cues"].set_index(["modality", "quantity", "input"])["value"]
+    clean = before[title][1]["cues"].set_index(["modality", "quantity", "input"])["value"]
+    assert cues[("depth", "alpha", "corrupted")] == pytest.approx(1.0)  # removed: gate fixed at 1
+    assert cues[("depth", "alpha", "clean")] == pytest.approx(clean[("depth", "alpha", "clean")])
+    assert cues[("depth", "alpha", "clean")] != pytest.approx(1.0)
 
 
 def test_lab_corruption_and_severity_update(app):
