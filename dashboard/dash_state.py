@@ -508,13 +508,18 @@ def render_modality(ctx: Context, modality: str, values: np.ndarray, original_st
         st.caption(spec.description)
 
 
-def prediction_card(title: str, predicted: str, correct: bool, probability: float, note: str = "") -> None:
-    """A prediction shown in full (st.metric truncates long class names)."""
+def prediction_card(title: str, predicted: str, correct: bool, probability: float, note: str = "",
+                    heading: Optional[str] = None) -> None:
+    """A prediction shown in full (st.metric truncates long class names), under an optional
+    heading. One element: the lab redraws it on every change, and every element costs the browser
+    a re-render."""
     badge = ":green-badge[correct]" if correct else ":red-badge[wrong]"
-    st.markdown(f"<div style='font-size:0.85rem;color:#666'>{html.escape(title)}</div>", unsafe_allow_html=True)
-    st.markdown(f"<div style='font-size:1.6rem;font-weight:600;line-height:1.3;margin:0.2rem 0 0.4rem 0'>"
-                f"{html.escape(predicted)}</div>", unsafe_allow_html=True)
-    st.markdown(f"{badge} probability **{probability:.3f}**" + (f" · {note}" if note else ""))
+    st.markdown((f"##### {heading}\n\n" if heading else "")
+                + f"<div style='font-size:0.85rem;color:#666'>{html.escape(title)}</div>\n"
+                + f"<div style='font-size:1.6rem;font-weight:600;line-height:1.3;margin:0.2rem 0 0.4rem 0'>"
+                  f"{html.escape(predicted)}</div>\n\n"
+                + f"{badge} probability **{probability:.3f}**" + (f" · {note}" if note else ""),
+                unsafe_allow_html=True)
 
 
 def role_colour_map(views: Sequence[be.ModelView]) -> Dict[str, str]:

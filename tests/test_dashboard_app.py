@@ -78,8 +78,11 @@ def _texts(at: AppTest) -> str:
 
 
 def _delta(at: AppTest):
-    """The lab's 'change from the clean input' table of the calibrated model, as numbers."""
-    return at.table[0].value.astype(float)
+    """The calibrated model's part of the lab's 'change from the clean input' table, as numbers
+    (the table holds both models, one column group each)."""
+    table = at.table[0].value
+    assert list(table.columns.get_level_values(0).unique()) == [be.CALIBRATED, be.UNCALIBRATED]
+    return table[be.CALIBRATED].astype(float)
 
 
 def test_every_page_renders(app):

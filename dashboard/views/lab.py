@@ -94,10 +94,10 @@ def lab() -> None:
             clean, cor = result.clean[v.role], result.corrupted[v.role]
             changed = clean.predicted != cor.predicted
             with col:
-                st.markdown(f"##### {v.label}")
                 ds.prediction_card("prediction on the corrupted input", cor.predicted_name,
                                    cor.predicted_name == true_name, cor.confidence,
-                                   f"changed (clean: {clean.predicted_name})" if changed else "same as on the clean input")
+                                   f"changed (clean: {clean.predicted_name})" if changed else "same as on the clean input",
+                                   heading=v.label)
             top_classes = list(dict.fromkeys(list(cor.top(5)["class"]) + list(clean.top(3)["class"])))
             names = cor.class_names
             rows = [{"class": c, "probability": float(o.probabilities[names.index(c)]) if c in names else 1.0,
@@ -118,12 +118,10 @@ def lab() -> None:
             long = frame.melt(id_vars=["modality", "quantity"], value_vars=["clean", "corrupted"], var_name="input")
             st.vega_lite_chart(spec=lab_charts.cue_chart(long, "calibrated model: gates and cues, clean vs corrupted",
                                                          "input", charts.STATE_COLOURS), key="lab_cues")
-        tcols = st.columns(len(views))
-        for col, v in zip(tcols, views if "tables" in SHOWN else []):
-            sub = result.change_table(v.role, schema.modality_names)
-            sub.columns = [f"Δ {q}" for q in sub.columns]
-            col.markdown(f"**change from the clean input · {v.role}**")
-            col.table(sub.map(lambda x: f"{x:+.3f}"))
+        if "tables" in SHOWN:  # one table for both models: one element to redraw, not four
+            st.markdown("**change from the clean input** (corrupted − clean)")
+            st.table(pd.concat({v.role: result.change_table(v.role, schema.modality_names) for v in views}, axis=1)
+                     .rename(columns=lambda q: f"Δ {q}", level=1).map(lambda x: f"{x:+.3f}"))
 
         # ---- corrupted inputs
         st.subheader("Corrupted inputs")
