@@ -3,7 +3,7 @@
 The lab redraws its charts on every control change, and the browser's redraw is what a user
 waits for. Plotly rebuilds a figure's SVG on every update; Vega-Lite on a canvas updates the data
 of a chart that is already there. With the lab's charts in Plotly, the browser round trip was
-0.69-0.81 s on the 2-core reference machine; with them in Vega-Lite it is 0.31-0.36 s
+0.69-0.81 s on the 2-core reference machine; with them in Vega-Lite it is 0.23-0.35 s
 (``results/benchmarks/dashboard.txt``; ``benchmarks/dashboard.py --breakdown`` attributes it part
 by part). The explorer, embeddings, robustness and training pages keep Plotly (``dash_charts``).
 
