@@ -157,9 +157,9 @@ const boxes = [...document.querySelectorAll('[data-testid="stCheckbox"]')].filte
 const target = boxes[boxes.length - 1].querySelector('input');
 target.scrollIntoView({block: 'center'});
 // The prediction text comes first in the lab; the "lab drawn in" caption is its last element,
-// sent after every chart: both must have changed. Plotly draws a chart some time *after* its
-// element has arrived, so the round trip ends at the last change of the page, once the page has
-// then stayed unchanged for quietMs (the quiet wait itself is not counted).
+// sent after every chart: both must have changed. A chart is drawn some time *after* its element
+// has arrived (a canvas redraw, a Plotly SVG rebuild), so the round trip ends at the last change of
+// the page, once the page has then stayed unchanged for quietMs (the quiet wait is not counted).
 const status = () => [...document.querySelectorAll('[data-testid="stMarkdownContainer"]')]
     .map(e => e.innerText).filter(t => t.includes('update took') || t.includes('probability')).join(' | ');
 const last = () => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
@@ -289,9 +289,10 @@ def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int, warm_u
         health = time.perf_counter() - t0
         driver.get(f"http://127.0.0.1:{port}/")
         tb.wait_page_done(driver, quiet_polls=1)
+        # complete: the metrics are shown and the overview's three Vega-Lite charts have drawn
         tb.wait_until(lambda: driver.execute_script(
-            "return document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas').length >= 3 && "
-            "document.querySelectorAll('[data-testid=\"stMetric\"]').length > 0;"), timeout=120)
+            "return document.querySelectorAll('[data-testid=\"stMetric\"]').length > 0;")
+            and driver.execute_script(tb.VEGA_DRAWN_JS) >= tb.VEGA_CHARTS[""], timeout=120, poll=0.1)
         first = time.perf_counter() - t0
         results["start to first page"] = 1000 * first
         print(f"app start ({when}): server healthy after {health:.1f} s; first complete page (overview) "

@@ -387,10 +387,38 @@ def _frame_range(spec, values: np.ndarray) -> Tuple[float, float]:
     the readings (0 mm = no reading), 8-bit images 0-255, anything else its min and max."""
     if "mm" in spec.unit:
         nz = values[values > 1.0]
-        return (float(np.percentile(nz, 2)), float(np.percentile(nz, 98))) if nz.size else (0.0, 1.0)
-    if "0-255" in spec.unit:
-        return 0.0, 255.0
-    return float(np.nanmin(values)), float(np.nanmax(values))
+        lo, hi = (float(v) for v in np.percentile(nz, [2, 98])) if nz.size else (0.0, 1.0)
+    elif "0-255" in spec.unit:
+        lo, hi = 0.0, 255.0
+    else:
+        finite = values[np.isfinite(values)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return lo, hi
+
+
+@dataclass
+class FrameStrip:
+    """Up to 8 frames of a frame modality, ready to draw (both renderers use this)."""
+
+    picks: np.ndarray
+    frames: np.ndarray
+    reference: Optional[np.ndarray]
+    title: str
+    colour_title: str
+    colours: str  # "viridis" (depth) or "gray"
+
+
+def _frame_strip(spec, values: np.ndarray, reference: Optional[np.ndarray], title: str) -> FrameStrip:
+    picks = be.frame_picks(len(values), 8)
+    frames = values[picks].astype(np.float32)
+    ref = reference[picks[picks < len(reference)]].astype(np.float32) if reference is not None else None
+    if "mm" in spec.unit:  # 0 mm means "no reading": left blank rather than drawn as the nearest depth
+        frames = np.where(frames > 1.0, frames, np.nan)
+        ref = np.where(ref > 1.0, ref, np.nan) if ref is not None else None
+        return FrameStrip(picks, frames, ref, f"{title}: {len(picks)} of {len(values)} frames "
+                                              "(blank = no depth reading)", "depth (mm)", "viridis")
+    return FrameStrip(picks, frames, ref, f"{title}: {len(picks)} of {len(values)} frames",
+                      spec.unit or "value", "gray")
 
 
 def _light_input_spec(ctx: Context, modality: str, kind: str, values: np.ndarray, t: np.ndarray, t_label: str,
@@ -400,19 +428,11 @@ def _light_input_spec(ctx: Context, modality: str, kind: str, values: np.ndarray
     extra = ctx.schema.extra
     unit = spec.unit or "value"
     if kind == "frames":
-        picks = be.frame_picks(len(values), 8)
-        frames = values[picks].astype(np.float32)
-        ref = reference[picks[picks < len(reference)]].astype(np.float32) if reference is not None else None
+        strip = _frame_strip(spec, values, reference, title)
         # colour range from the clean input: it stays put while the corrupted row changes
         lo, hi = _frame_range(spec, reference if reference is not None else values)
-        if "mm" in spec.unit:  # 0 mm means "no reading": blank, not the nearest depth
-            frames = np.where(frames > 1.0, frames, np.nan)
-            ref = np.where(ref > 1.0, ref, np.nan) if ref is not None else None
-            return lab_inputs.frames_chart(frames, t[picks], ref, lo, hi,
-                                           f"{title}: {len(picks)} of {len(values)} frames (white = no depth reading)",
-                                           "depth (mm)", "viridis")
-        return lab_inputs.frames_chart(frames, t[picks], ref, lo, hi, f"{title}: {len(picks)} of {len(values)} frames",
-                                       unit, "gray")
+        return lab_inputs.frames_chart(strip.frames, t[strip.picks], strip.reference, lo, hi, strip.title,
+                                       strip.colour_title, strip.colours)
     if kind == "skeleton":
         names = list(extra.get("joint_names", []))
         return lab_inputs.skeleton_chart(values, t, be.frame_picks(len(values), 8), be.skeleton_bones(names),
@@ -457,21 +477,10 @@ def render_modality(ctx: Context, modality: str, values: np.ndarray, original_st
         st.vega_lite_chart(spec=_light_input_spec(ctx, modality, kind, values, t, t_label, title, reference),
                            key=f"{key}_{modality}_light")
     elif kind == "frames":
-        picks = be.frame_picks(len(values), 8)
-        frames = values[picks].astype(np.float32)
-        ref = reference[picks[picks < len(reference)]].astype(np.float32) if reference is not None else None
-        zr = _frame_range(spec, values)
-        if "mm" in spec.unit:
-            # 0 mm means "no reading": left blank rather than drawn as the nearest depth
-            frames = np.where(frames > 1.0, frames, np.nan)
-            if ref is not None:
-                ref = np.where(ref > 1.0, ref, np.nan)
-            fig = charts.frames_strip(frames, t[picks], f"{title}: {len(picks)} of {len(values)} frames "
-                                                        "(blank = no depth reading)",
-                                      "depth (mm)", "Viridis", zr, reference=ref)
-        else:
-            fig = charts.frames_strip(frames, t[picks], f"{title}: {len(picks)} of {len(values)} frames",
-                                      unit, "gray", zr, reference=ref)
+        strip = _frame_strip(spec, values, reference, title)
+        fig = charts.frames_strip(strip.frames, t[strip.picks], strip.title, strip.colour_title,
+                                  "Viridis" if strip.colours == "viridis" else "gray", _frame_range(spec, values),
+                                  reference=strip.reference)
         st.plotly_chart(fig, config=PLOTLY_CONFIG, key=f"{key}_{modality}_frames")
     elif kind == "skeleton":
         names = list(extra.get("joint_names", []))

@@ -3,9 +3,9 @@
 The lab redraws its charts on every control change, and the browser's redraw is what a user
 waits for. Plotly rebuilds a figure's SVG on every update; Vega-Lite on a canvas updates the data
 of a chart that is already there. With the lab's charts in Plotly, the browser round trip was
-0.69-0.81 s on the 2-core reference machine; with them in Vega-Lite it is 0.23-0.35 s
-(``results/benchmarks/dashboard.txt``; ``benchmarks/dashboard.py --breakdown`` attributes it part
-by part). The explorer, embeddings, robustness and training pages keep Plotly (``dash_charts``).
+0.69-0.81 s on the 2-core reference machine; with them in Vega-Lite its medians are 0.23-0.32 s,
+and 0.35 s in ``benchmarks/dashboard.py --breakdown``, which attributes it part by part
+(``results/benchmarks/dashboard.txt``). The explorer, embeddings, robustness and training pages keep Plotly (``dash_charts``).
 
 Each builder returns a complete specification whose data sit in named ``datasets``. These are
 Arrow tables, which Streamlit sends as they are, beside the specification; a DataFrame would first
@@ -35,7 +35,8 @@ CUE_PANELS = (("alpha", "alpha (× features; 1 = unchanged)", (0.0, 2.15), 1.0),
 """quantity, axis title with units, fixed axis range (None: from the data), reference line."""
 
 
-def _colour(field: str, colours: Mapping[str, str], title: str, domain: Sequence[str]) -> Dict[str, Any]:
+def colour_encoding(field: str, colours: Mapping[str, str], title: str, domain: Sequence[str]) -> Dict[str, Any]:
+    """A nominal colour channel with fixed colours per value (e.g. clean grey, corrupted red)."""
     domain = list(domain)
     return {"field": field, "type": "nominal", "title": title,
             "scale": {"domain": domain, "range": [colours.get(d, "#2ca02c") for d in domain]},
@@ -48,7 +49,7 @@ def _states(frame: pd.DataFrame, column: str) -> List[str]:
 
 
 def top_level(title: str, body: Spec) -> Spec:
-    """A chart's title, fonts and renderer around its body (shared by the lab's charts)."""
+    """A chart's title, fonts and renderer around its body (every Vega-Lite chart of the dashboard)."""
     # Drawn on a canvas: Vega's SVG renderer rewrites thousands of DOM nodes per update.
     return {"title": {"text": title, "anchor": "start", "fontSize": 15}, **body,
             "config": {"axis": {"labelFontSize": 12, "titleFontSize": 12}, "legend": {"labelFontSize": 12}},
@@ -78,7 +79,7 @@ def probability_chart(panels: Sequence[Tuple[str, pd.DataFrame]], title: str, co
                                                          "value": "bold"}, "value": "normal"}}},
         "yOffset": {"field": colour_by, "type": "nominal", "sort": states},
         "x": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1.15]}},
-        "color": _colour(colour_by, colours, colour_by, states),
+        "color": colour_encoding(colour_by, colours, colour_by, states),
         "tooltip": [{"field": "class"}, {"field": colour_by}, {"field": "probability", "format": ".3f"}],
     }
     charts = []
@@ -111,7 +112,7 @@ def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[
                   "axis": {"title": f"modality · {quantity}", "labelAngle": 0}},
             "xOffset": {"field": colour_by, "type": "nominal", "sort": states},
             "y": y,
-            "color": _colour(colour_by, colours, colour_by, states),
+            "color": colour_encoding(colour_by, colours, colour_by, states),
             "tooltip": [{"field": "modality"}, {"field": colour_by}, {"field": "value", "format": ".3f"}],
         }
         text = {**encoding, "text": {"field": "label"}, "color": {"value": "#333"}}
@@ -144,7 +145,7 @@ def projection_chart(background: np.ndarray, moves: Mapping[str, Tuple[np.ndarra
                          "x2": float(cor[0]), "y2": float(cor[1])})
     x_title, y_title = (f"{method} dimension {k} (arbitrary units)" for k in (1, 2))
     models = list(moves)
-    model_colour = _colour("model", PROJECTION_COLOURS, "sample", models)
+    model_colour = colour_encoding("model", PROJECTION_COLOURS, "sample", models)
     density = {
         "data": {"name": "split"},
         "mark": {"type": "rect"},

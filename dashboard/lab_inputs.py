@@ -141,7 +141,6 @@ def heatmap_chart(t: np.ndarray, values: np.ndarray, rows: Sequence[str], refere
         "time": np.concatenate([p[1] for p in parts]) if parts else np.zeros(0),
         "feature": np.concatenate([p[2] for p in parts]).tolist() if parts else [],
         "value": np.concatenate([p[3] for p in parts]) if parts else np.zeros(0),
-        "limit": np.full(sum(len(p[1]) for p in parts), limit),
     })
     step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
     return top_level(title, {
@@ -155,7 +154,7 @@ def heatmap_chart(t: np.ndarray, values: np.ndarray, rows: Sequence[str], refere
             "y": {"field": "feature", "type": "ordinal", "sort": list(rows), "title": row_title,
                   "axis": {"labelFontSize": 8}},
             "color": {"field": "value", "type": "quantitative", "title": colour_title,
-                      "scale": {"scheme": "redblue", "reverse": True, "domainMid": 0, "clamp": True}},
+                      "scale": {"scheme": "redblue", "reverse": True, "domain": [-limit, limit], "clamp": True}},
             "tooltip": [{"field": "feature"}, {"field": "time", "format": ".2f"},
                         {"field": "value", "format": ".2f"}],
         },
@@ -207,8 +206,8 @@ def vector_chart(values: np.ndarray, names: Sequence[str], reference: Optional[n
             for n, v in zip(names, np.asarray(arr).reshape(-1))]
     return top_level(title, {
         "data": {"name": "vector"}, "width": 620, "height": 200, "mark": {"type": "bar"},
-        "encoding": {"x": {"field": "feature", "type": "nominal", "sort": [str(n) for n in names]},
-                     "xOffset": {"field": "input", "sort": ["clean", "corrupted"]},
+        "encoding": {"x": {"field": "feature", "type": "nominal", "sort": [str(n) for n in names], "title": "feature"},
+                     "xOffset": {"field": "input", "type": "nominal", "sort": ["clean", "corrupted"]},
                      "y": {"field": "value", "type": "quantitative", "title": unit},
                      "color": {"field": "input", "type": "nominal", "scale": {"domain": ["clean", "corrupted"],
                                                                              "range": [CLEAN_GREY, "#d62728"]}}},

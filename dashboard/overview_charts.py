@@ -18,14 +18,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from lab_charts import Spec, top_level
+from lab_charts import Spec, colour_encoding, top_level
 
 ALPHA_TITLE = "alpha (× feature scale; 1 = unchanged)"
 
 
 def _modality_colour(modalities: Sequence[str], colours: Mapping[str, str]) -> dict:
-    return {"field": "modality", "type": "nominal", "title": "modality",
-            "scale": {"domain": list(modalities), "range": [colours.get(m, "#888888") for m in modalities]}}
+    return colour_encoding("modality", colours, "modality", modalities)
 
 
 def alpha_violins(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapping[str, str], title: str) -> Spec:
@@ -71,6 +70,8 @@ def alpha_by_class(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapp
                    class_order: Sequence[str], title: str) -> Spec:
     """alpha per true class and modality: the interquartile range as a bar and the median as a
     point (quartiles computed here, so the browser draws a few hundred marks, not every sample)."""
+    if frame.empty:
+        return top_level(title, {"data": {"values": []}, "mark": "point"})
     stats = (frame.groupby(["class", "modality"], sort=False)["alpha"]
              .quantile([0.25, 0.5, 0.75]).unstack().reset_index())
     stats.columns = ["class", "modality", "q1", "median", "q3"]

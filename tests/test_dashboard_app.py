@@ -140,6 +140,26 @@ def test_lab_charts_update_their_data_not_their_specification(app):
     assert cues[("depth", "alpha", "clean")] != pytest.approx(1.0)
 
 
+def test_lab_input_drawing_keeps_its_specification_across_severities(app):
+    app.switch_page("views/lab.py").run()
+    app.selectbox(key="lab_corr_depth").set_value("dead_pixels").run()
+    _clean(app, "lab dead pixels")
+    before = _vega_charts(app)
+    assert len(before) == 4  # the three lab charts and the corrupted depth frames
+    slider = next(s for s in app.select_slider if s.key.startswith("lab_sev_depth"))
+    slider.set_value(5).run()
+    _clean(app, "lab dead pixels s5")
+    after = _vega_charts(app)
+    assert set(after) == set(before)
+    for title, (spec, data) in after.items():
+        assert spec == before[title][0], title
+    frames = next(data["frames"] for _, data in after.values() if "frames" in data)
+    old_frames = next(data["frames"] for _, data in before.values() if "frames" in data)
+    corrupted = frames["input"] == "corrupted"
+    assert (frames.loc[~corrupted, "url"] == old_frames.loc[~corrupted, "url"]).all()  # clean row unchanged
+    assert (frames.loc[corrupted, "url"] != old_frames.loc[corrupted, "url"]).any()  # more dead pixels
+
+
 def test_lab_corruption_and_severity_update(app):
     app.switch_page("views/lab.py").run()
     app.selectbox(key="lab_corr_inertial").select_index(1).run()  # first corruption for a time series

@@ -325,11 +325,19 @@ def test_views_of_one_checkpoint_share_the_encoder_pass_without_changing_results
     off = be.ModelView(be.UNCALIBRATED, pair.calibrated, False, "switched off")
     batch = splits.batch_for(pair.calibrated).select([0, 1, 2])
     shared = be.forward_views([on, off], batch)
-    for view, (logits, fused, report) in zip((on, off), shared):
-        alone_logits, alone_fused, alone_report = be.forward_view(view, batch)
-        torch.testing.assert_close(logits, alone_logits)
-        torch.testing.assert_close(fused, alone_fused)
-        torch.testing.assert_close(report.alpha, alone_report.alpha)
+    model = pair.calibrated.model
+    was = model.training
+    model.eval()
+    try:
+        for view, (logits, fused, report) in zip((on, off), shared):
+            with torch.inference_mode(), model.calibration(view.calibration):
+                alone = model(batch)  # the model's own forward pass, calibrator switched as the view says
+            torch.testing.assert_close(logits, alone.logits)
+            torch.testing.assert_close(fused, alone.fused)
+            torch.testing.assert_close(report.alpha, alone.report.alpha)
+            torch.testing.assert_close(report.support, alone.report.support)
+    finally:
+        model.train(was)
     assert not torch.allclose(shared[0][0], shared[1][0])  # the switch does change the prediction
     with pytest.raises(ValueError, match="one checkpoint"):
         be.forward_views([on, be.ModelView(be.UNCALIBRATED, pair.uncalibrated, False, "other")], batch)

@@ -90,9 +90,10 @@ with ds.guard("metrics"):
             st.dataframe(summary.round(4), width="stretch")
             st.caption("alpha = 2·sigmoid(logit) multiplies all of a modality's features for one sample; "
                        "values below 1 mean the calibrator trusted that modality less for that sample.")
-        st.vega_lite_chart(spec=overview_charts.alpha_by_class(
-            frame, schema.modality_names, colours, schema.class_names,
-            "alpha per true class and modality (bar: 25–75 %, dot: median)"), key="ov_alpha_class")
+        if schema.task == "classification":  # per true class: needs classes
+            st.vega_lite_chart(spec=overview_charts.alpha_by_class(
+                frame, schema.modality_names, colours, schema.class_names,
+                "alpha per true class and modality (bar: 25–75 %, dot: median)"), key="ov_alpha_class")
 
     if schema.task == "classification":
         st.subheader(f"Confusion matrices ({ctx.split})")
