@@ -3,7 +3,7 @@
 The first page decides the app's start time. Plotly's browser bundle is 4.7 MB of JavaScript,
 which the browser loads and compiles only after the page's data have arrived; Vega-Lite, which
 the corruption lab uses too, is a fraction of that. Start to the first complete page went from
-8.6-9.4 s to 5.5-6.8 s on the 2-core reference machine (``results/benchmarks/dashboard.txt``,
+8.6-9.4 s to 6.2-7.2 s on the 2-core reference machine (``results/benchmarks/dashboard.txt``,
 together with the lab's move to Vega-Lite). The other pages keep Plotly.
 
 Builders follow :mod:`lab_charts`: data in named Arrow datasets, axes titled with units;
