@@ -152,9 +152,12 @@ def bench_backend(paths: List[str], data_arg: Optional[str], split: str, runs: i
 
 
 ROUND_TRIP_JS = """
-const label = arguments[0], quietMs = arguments[1];
-const boxes = [...document.querySelectorAll('[data-testid="stCheckbox"]')].filter(b => b.innerText.includes(label));
-const target = boxes[boxes.length - 1].querySelector('input');
+const label = arguments[0], other = arguments[1], quietMs = arguments[2];
+// The last modality's input mode: toggles between `label` and `other` (remove it, keep it).
+const groups = [...document.querySelectorAll('[data-testid="stRadio"]')].filter(g => g.innerText.includes(label));
+const options = [...groups[groups.length - 1].querySelectorAll('label')];
+const option = text => options.find(o => o.innerText.trim() === text);
+const target = option(label).querySelector('input').checked ? option(other) : option(label);
 target.scrollIntoView({block: 'center'});
 // The prediction text comes first in the lab; the "lab drawn in" caption is its last element,
 // sent after every chart: both must have changed. A chart is drawn some time *after* its element
@@ -202,7 +205,7 @@ const timer = setInterval(() => {
 }, 10);
 target.click();
 """
-"""Click the last "remove" checkbox and time, in the page, until the lab's prediction text and its
+"""Toggle the last modality between "remove" and "as is" and time, in the page, until the lab's prediction text and its
 closing caption have changed, Streamlit is idle (no running indicator, no spinner) and every chart
 has been redrawn: the last change of the page (a DOM mutation or a canvas drawing call) before a
 quiet period."""
@@ -221,7 +224,7 @@ def lab_round_trips(driver, port: int, clicks: int) -> List[float]:
     tb.wait_page_done(driver)
     rounds = []
     for _ in range(clicks):
-        driver.execute_script(ROUND_TRIP_JS, "remove (mark missing)", QUIET_MS)  # toggles the last modality
+        driver.execute_script(ROUND_TRIP_JS, "remove (mark missing)", "as is", QUIET_MS)  # the last modality
         tb.wait_until(lambda: driver.execute_script("return window.__precalRoundTrip.settled !== null"),
                       timeout=60, poll=0.05)
         timing = driver.execute_script("return window.__precalRoundTrip")

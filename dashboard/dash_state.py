@@ -454,13 +454,31 @@ def _light_input_spec(ctx: Context, modality: str, kind: str, values: np.ndarray
     return lab_inputs.vector_chart(values.reshape(-1), cols, reference, title, unit)
 
 
+def render_lab_input(ctx: Context, modality: str, values: np.ndarray, clean: np.ndarray,
+                     original_steps: Optional[int], key: str) -> None:
+    """The lab's drawing of one modality: the clean input and ``values`` (what the model sees now).
+
+    Always one chart whose specification depends only on the modality, never on its corruption:
+    a removed input (``values`` empty) is drawn as NaN, i.e. nothing over the clean input. The lab
+    redraws this on every change, and a chart whose specification is unchanged is only fed new data
+    (far cheaper in the browser than a new chart)."""
+    spec = ctx.schema.modality(modality)
+    if len(clean) == 0:  # absent from the sample itself: nothing to compare against
+        st.info(f"{modality} is absent for this sample (marked missing in the data).")
+        return
+    if len(values) == 0:
+        values = np.full_like(clean, np.nan, dtype=np.float32)
+    kind = be.input_view_kind(spec, ctx.schema.extra)
+    t, t_label = be.time_axis(len(values), spec, original_steps)
+    st.vega_lite_chart(spec=_light_input_spec(ctx, modality, kind, values, t, t_label, f"{modality} (model input)",
+                                              clean), key=f"{key}_{modality}_input")
+
+
 def render_modality(ctx: Context, modality: str, values: np.ndarray, original_steps: Optional[int],
-                    key: str, title_suffix: str = "", light: bool = False,
-                    reference: Optional[np.ndarray] = None) -> None:
+                    key: str, title_suffix: str = "", reference: Optional[np.ndarray] = None) -> None:
     """Draw one modality of one sample (physical units): frames, skeleton, IMU, MFCC heatmap, vector.
 
-    ``light``: static renderings only (the lab redraws on every change); ``reference``: the clean
-    input, drawn beside/under ``values`` for comparison."""
+    ``reference``: the clean input, drawn beside/under ``values`` for comparison."""
     if reference is not None and len(reference) == 0:
         reference = None
     schema = ctx.schema
@@ -473,10 +491,7 @@ def render_modality(ctx: Context, modality: str, values: np.ndarray, original_st
     t, t_label = be.time_axis(len(values), spec, original_steps)
     title = f"{modality}{title_suffix}"
     unit = spec.unit or "value"
-    if light:
-        st.vega_lite_chart(spec=_light_input_spec(ctx, modality, kind, values, t, t_label, title, reference),
-                           key=f"{key}_{modality}_light")
-    elif kind == "frames":
+    if kind == "frames":
         strip = _frame_strip(spec, values, reference, title)
         fig = charts.frames_strip(strip.frames, t[strip.picks], strip.title, strip.colour_title,
                                   "Viridis" if strip.colours == "viridis" else "gray", _frame_range(spec, values),

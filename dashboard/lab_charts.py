@@ -130,6 +130,52 @@ def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[
     return top_level(title, {"hconcat": charts, "spacing": 30, "datasets": {"cues": pa.Table.from_pylist(values)}})
 
 
+CHANGE_LIMIT = 1.0
+"""Colour range (±) of the change chart; larger changes are clamped (the text still says them)."""
+
+
+def change_chart(tables: Mapping[str, pd.DataFrame], title: str) -> Spec:
+    """Corrupted − clean per modality (rows) and quantity (columns), one panel per model: a table
+    drawn as coloured cells with their value written in. A chart rather than a table element,
+    because the lab redraws it on every change and a chart of unchanged specification only gets
+    new data (``benchmarks/dashboard.py --breakdown`` measured the table element at ~50 ms per
+    change). Values travel in the ``changes`` dataset; NaN (a modality a model lacks) stays blank."""
+    values = [{"model": str(model), "modality": str(m), "quantity": f"Δ {q}", "change": float(v),
+               "label": f"{float(v):+.3f}"}
+              for model, table in tables.items() for m, row in table.iterrows() for q, v in row.items()
+              if np.isfinite(v)]
+    quantities = [f"Δ {q}" for q in dict.fromkeys(q for t in tables.values() for q in t.columns)]
+    modalities = [str(m) for m in dict.fromkeys(m for t in tables.values() for m in t.index)]
+    charts = []
+    for model in tables:
+        encoding = {
+            "x": {"field": "quantity", "type": "nominal", "sort": quantities,
+                  "axis": {"title": str(model), "orient": "top", "labelAngle": 0}},
+            "y": {"field": "modality", "type": "nominal", "sort": modalities, "axis": {"title": None}},
+        }
+        charts.append({
+            "data": {"name": "changes"}, "transform": [{"filter": {"field": "model", "equal": str(model)}}],
+            "width": {"step": 88}, "height": {"step": 30},
+            "layer": [
+                {"mark": {"type": "rect", "stroke": "white"},
+                 "encoding": {**encoding, "color": {
+                     "field": "change", "type": "quantitative", "title": "corrupted − clean",
+                     "scale": {"scheme": "redblue", "domain": [-CHANGE_LIMIT, CHANGE_LIMIT], "clamp": True},
+                     "legend": {"orient": "right", "gradientLength": 90}},
+                     "tooltip": [{"field": "modality"}, {"field": "quantity"}, {"field": "change", "format": "+.4f"}]}},
+                {"mark": {"type": "text", "fontSize": 12},
+                 "encoding": {**encoding, "text": {"field": "label"}, "color": {  # readable on dark cells
+                     "condition": {"test": f"abs(datum.change) > {0.6 * CHANGE_LIMIT}", "value": "white"},
+                     "value": "black"}}},
+            ],
+        })
+    return top_level(title, {"hconcat": charts, "spacing": 30, "resolve": {"scale": {"color": "shared"}},
+                             "datasets": {"changes": pa.Table.from_pylist(
+                                 values, schema=pa.schema([("model", pa.string()), ("modality", pa.string()),
+                                                           ("quantity", pa.string()), ("change", pa.float64()),
+                                                           ("label", pa.string())]))}})
+
+
 def projection_chart(background: np.ndarray, moves: Mapping[str, Tuple[np.ndarray, np.ndarray]], title: str,
                      method: str, bins: int = 24) -> Spec:
     """The split (after calibration) as grey density and, per model, the sample's clean → corrupted

@@ -72,7 +72,8 @@ def frames_chart(frames: np.ndarray, times: Sequence[float], reference: Optional
         "data": {"name": "colour_range"},
         "mark": {"type": "point", "opacity": 0},
         "encoding": {"color": {"field": "value", "type": "quantitative", "title": colour_title,
-                               "scale": legend_scale}},
+                               "scale": legend_scale,  # no longer than the rows, or its end is cut off
+                               "legend": {"gradientLength": max(40, len(rows) * (h + 14) - 40)}}},
     }
     return top_level(title, {"width": {"step": w + 14}, "height": {"step": h + 14},  # a band per frame
                         "layer": [image_layer, legend_layer],

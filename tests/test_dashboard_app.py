@@ -78,11 +78,13 @@ def _texts(at: AppTest) -> str:
 
 
 def _delta(at: AppTest):
-    """The calibrated model's part of the lab's 'change from the clean input' table, as numbers
-    (the table holds both models, one column group each)."""
-    table = at.table[0].value
-    assert list(table.columns.get_level_values(0).unique()) == [be.CALIBRATED, be.UNCALIBRATED]
-    return table[be.CALIBRATED].astype(float)
+    """The calibrated model's part of the lab's 'change from the clean input' chart, as a
+    modality x quantity table of numbers (the chart holds both models, one panel each)."""
+    changes = _vega_charts(at)["change from the clean input, per model"][1]["changes"]
+    assert list(dict.fromkeys(changes["model"])) == [be.CALIBRATED, be.UNCALIBRATED]
+    assert (changes["label"] == changes["change"].map(lambda x: f"{x:+.3f}")).all()  # the written value
+    mine = changes[changes["model"] == be.CALIBRATED]
+    return mine.pivot(index="modality", columns="quantity", values="change")
 
 
 def test_every_page_renders(app):
@@ -100,7 +102,7 @@ def test_lab_removing_a_modality_changes_gates_and_prediction_view(app):
     before = _delta(app)
     assert (before.abs().max().max()) < 1e-6  # clean: no change from clean
     assert "no corruption (clean)" in _texts(app)
-    app.checkbox(key="lab_remove_depth").check().run()
+    app.radio(key="lab_input_depth").set_value("remove").run()
     _clean(app, "lab after removal")
     after = _delta(app)
     assert after.loc["depth", "Δ alpha"] != 0.0
@@ -124,9 +126,10 @@ def test_lab_charts_update_their_data_not_their_specification(app):
     """A lab change must reach the Vega-Lite charts as new data under an unchanged specification
     (what lets the browser update them in place)."""
     app.switch_page("views/lab.py").run()
+    app.radio(key="lab_draw").set_value("depth").run()
     before = _vega_charts(app)
-    assert len(before) == 3  # probabilities, gates and cues, projection
-    app.checkbox(key="lab_remove_depth").check().run()
+    assert len(before) == 5  # probabilities, gates and cues, their change, the drawn input, projection
+    app.radio(key="lab_input_depth").set_value("remove").run()
     _clean(app, "lab after removal")
     after = _vega_charts(app)
     assert set(after) == set(before)
@@ -138,6 +141,26 @@ def test_lab_charts_update_their_data_not_their_specification(app):
     assert cues[("depth", "alpha", "corrupted")] == pytest.approx(1.0)  # removed: gate fixed at 1
     assert cues[("depth", "alpha", "clean")] == pytest.approx(clean[("depth", "alpha", "clean")])
     assert cues[("depth", "alpha", "clean")] != pytest.approx(1.0)
+    frames = next(data["frames"] for _, data in after.values() if "frames" in data)
+    old_frames = next(data["frames"] for _, data in before.values() if "frames" in data)
+    now = frames["input"] == "corrupted"
+    assert (old_frames.loc[now, "url"].values == old_frames.loc[~now, "url"].values).all()  # clean: rows equal
+    assert (frames.loc[~now, "url"] == old_frames.loc[~now, "url"]).all()  # the clean row stays
+    assert (frames.loc[now, "url"] != old_frames.loc[now, "url"]).all()  # removed: nothing drawn
+
+
+def test_lab_draws_the_modality_whose_controls_changed_last(app):
+    app.switch_page("views/lab.py").run()
+    assert app.radio(key="lab_draw").value == "inertial"  # the first modality until something changes
+    app.selectbox(key="lab_corr_skeleton").select_index(1).run()
+    _clean(app, "lab skeleton corruption")
+    assert app.radio(key="lab_draw").value == "skeleton"
+    assert any(title.startswith("skeleton") for title in _vega_charts(app))
+    app.radio(key="lab_input_depth").set_value("remove").run()
+    assert app.radio(key="lab_draw").value == "depth"
+    app.radio(key="lab_draw").set_value("skeleton").run()  # the user's own choice is kept
+    _clean(app, "lab drawn by choice")
+    assert app.radio(key="lab_draw").value == "skeleton"
 
 
 def test_lab_input_drawing_keeps_its_specification_across_severities(app):
@@ -145,7 +168,7 @@ def test_lab_input_drawing_keeps_its_specification_across_severities(app):
     app.selectbox(key="lab_corr_depth").set_value("dead_pixels").run()
     _clean(app, "lab dead pixels")
     before = _vega_charts(app)
-    assert len(before) == 4  # the three lab charts and the corrupted depth frames
+    assert len(before) == 5  # the four lab charts and the corrupted depth frames
     slider = next(s for s in app.select_slider if s.key.startswith("lab_sev_depth"))
     slider.set_value(5).run()
     _clean(app, "lab dead pixels s5")
@@ -205,7 +228,7 @@ def test_audio_and_lip_data_set(tiny):
 
 def test_lab_swap_names_the_donor(app):
     app.switch_page("views/lab.py").run()
-    app.checkbox(key="lab_swap_skeleton").check().run()
+    app.radio(key="lab_input_skeleton").set_value("swap").run()
     _clean(app, "lab swap")
     assert "skeleton: swapped (donor" in _texts(app)
 

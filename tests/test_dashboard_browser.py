@@ -162,11 +162,12 @@ def lab_status(driver) -> str:
         ".join(' | ');")
 
 
-def click_checkbox(driver, label: str, nth: int) -> None:
+def click_radio_option(driver, option: str, nth: int) -> None:
+    """Click the option labelled ``option`` of the ``nth`` radio group that has such an option."""
     from selenium.webdriver.common.by import By
 
-    boxes = [b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCheckbox"]') if label in b.text]
-    target = boxes[nth].find_element(By.TAG_NAME, "label")
+    groups = [g for g in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"]') if option in g.text]
+    target = next(lab for lab in groups[nth].find_elements(By.TAG_NAME, "label") if lab.text.strip() == option)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", target)
     target.click()
 
@@ -209,10 +210,10 @@ return [...document.querySelectorAll('[data-testid="stVegaLiteChart"] canvas')].
 """
 """How many Vega-Lite charts (drawn on canvases) show something darker than near-white."""
 
-VEGA_CHARTS = {"": 3, "lab": 3}
+VEGA_CHARTS = {"": 3, "lab": 5}
 """Pages drawn with Vega-Lite and how many of their charts are visible without a click: the
 overview (alpha violins, alpha per class, the first confusion matrix) and the lab (probabilities,
-gates and cues, projection)."""
+gates and cues, their change, the drawn input, projection)."""
 
 
 def test_every_page_renders_in_chromium(server, driver):
@@ -230,7 +231,7 @@ def test_lab_control_updates_the_prediction(server, driver):
     wait_page_done(driver)
     before = lab_status(driver)
     assert "no corruption (clean)" in before
-    click_checkbox(driver, "remove (mark missing)", 2)  # the third modality: depth
+    click_radio_option(driver, "remove (mark missing)", 2)  # the third modality: depth
     wait_until(lambda: "depth: removed" in lab_status(driver), timeout=60)
     wait_page_done(driver)
     after = lab_status(driver)

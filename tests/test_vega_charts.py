@@ -58,6 +58,15 @@ def _cues() -> pd.DataFrame:
                          for q in ("alpha", "support", "conflict") for m in MODALITIES for s in ("clean", "corrupted")])
 
 
+def _changes() -> Dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(3)
+    tables = {role: pd.DataFrame(rng.uniform(-1.5, 1.5, (3, 3)), columns=["alpha", "support", "conflict"],
+                                 index=pd.Index(MODALITIES, name="modality"))
+              for role in (be.CALIBRATED, be.UNCALIBRATED)}
+    tables[be.UNCALIBRATED].loc["depth", "alpha"] = np.nan  # a value a model lacks
+    return tables
+
+
 def _moves() -> Dict[str, Any]:
     return {"after calibration": (np.array([0.1, 0.2]), np.array([1.1, -0.4])),
             "before calibration": (np.array([0.3, 0.3]), np.array([0.3, 0.3]))}
@@ -118,6 +127,7 @@ def _specs() -> Dict[str, Dict[str, Any]]:
         "probability_chart": lab_charts.probability_chart(_panels(), "class probabilities", "input",
                                                           charts.STATE_COLOURS, true_class="cross 'arms'"),
         "cue_chart": lab_charts.cue_chart(_cues(), "gates and cues", "input", charts.STATE_COLOURS),
+        "change_chart": lab_charts.change_chart(_changes(), "change from the clean input"),
         "projection_chart": lab_charts.projection_chart(background, _moves(), "PCA of val", "PCA"),
     }
 
@@ -190,6 +200,9 @@ def test_specification_does_not_depend_on_the_values() -> None:
     cues = _cues()
     assert _without_data(lab_charts.cue_chart(cues, "c", "input", charts.STATE_COLOURS)) == _without_data(
         lab_charts.cue_chart(cues.assign(value=cues["value"] * 2), "c", "input", charts.STATE_COLOURS))
+    changes = _changes()
+    assert _without_data(lab_charts.change_chart(changes, "d")) == _without_data(
+        lab_charts.change_chart({k: -t for k, t in changes.items()}, "d"))
     background = np.zeros((10, 2))
     moved = {"after calibration": (np.array([5.0, 5.0]), np.array([-1.0, 2.0])),
              "before calibration": (np.array([0.0, 1.0]), np.array([0.0, 0.0]))}
@@ -246,6 +259,22 @@ def test_cue_chart_has_a_panel_per_quantity_with_units_and_the_alpha_reference()
             # add an "undefined" modality)
             assert "x" not in rule["encoding"] and "encoding" not in panel
             assert rule["data"]["values"] == [{"reference": reference}]
+
+
+def test_change_chart_writes_every_finite_change_in_its_models_panel() -> None:
+    tables = _changes()
+    spec = lab_charts.change_chart(tables, "change")
+    assert [p["layer"][0]["encoding"]["x"]["axis"]["title"] for p in spec["hconcat"]] == list(tables)
+    for panel, (role, table) in zip(spec["hconcat"], tables.items()):
+        rows = _panel_rows(spec, "changes", panel)
+        finite = table.stack().dropna()  # NaN is left out: a blank cell, not a "+nan" label
+        assert len(rows) == len(finite)
+        for (m, q), v in finite.items():
+            (row,) = rows[(rows["modality"] == m) & (rows["quantity"] == f"Δ {q}")].itertuples()
+            assert row.change == pytest.approx(v) and row.label == f"{v:+.3f}"
+    colour = spec["hconcat"][0]["layer"][0]["encoding"]["color"]
+    assert colour["scale"]["domain"] == [-lab_charts.CHANGE_LIMIT, lab_charts.CHANGE_LIMIT]  # symmetric about 0
+    assert colour["scale"]["clamp"] and colour["title"] == "corrupted − clean"
 
 
 def test_projection_chart_keeps_every_split_point_and_each_move() -> None:

@@ -29,29 +29,41 @@ LAB_PARTS = ("probabilities", "cues", "tables", "inputs", "projection")
 SHOWN = set(os.environ.get("PRECAL_LAB_PARTS", ",".join(LAB_PARTS)).split(","))
 
 
+INPUT_MODES = {"keep": "as is", "remove": "remove (mark missing)", "swap": "swap with another sample"}
+
+
+def _draw(modality: str) -> None:
+    """Touching a modality's controls makes it the drawn one: the user sees what they changed."""
+    st.session_state["lab_draw"] = modality
+
+
 def _controls(schema) -> dict:
+    """One column of controls per modality: corruption, severity (with its own units) and what
+    happens to the input. Few widgets on purpose: every element is redrawn on every lab change."""
     settings = {}
     cols = st.columns(len(schema.modality_names))
     for col, m in zip(cols, schema.modality_names):
         spec = schema.modality(m)
         with col:
-            st.markdown(f"**{m}** · {spec.kind.replace('_', ' ')} {be.fmt_shape(spec.step_shape)}")
             options = ["none"] + [c.name for c in corruptions_for(spec.kind) if c.name not in EXCLUDED]
-            name = st.selectbox("corruption", options, key=f"lab_corr_{m}",
-                                format_func=lambda c: "none" if c == "none" else get_corruption(c).title)
+            name = st.selectbox(f"**{m}** corruption", options, key=f"lab_corr_{m}", on_change=_draw, args=(m,),
+                                format_func=lambda c: "none" if c == "none" else get_corruption(c).title,
+                                help=f"{m}: {spec.kind.replace('_', ' ')} {be.fmt_shape(spec.step_shape)}"
+                                     + (f", {spec.unit}" if spec.unit else ""))
             corr = None if name == "none" else get_corruption(name)
             if corr is not None:
                 sev = st.select_slider("severity", options=list(range(6)), value=3, key=f"lab_sev_{m}_{corr.name}",
+                                       on_change=_draw, args=(m,), help=corr.description,
                                        format_func=lambda s, c=corr: "0 · clean" if s == 0 else
                                        f"{s} · {c.level_label(s).split(': ', 1)[-1]}")
-                st.caption(f"{corr.description} Now: {corr.level_label(sev)}.")
             else:
                 sev = 0
-            remove = st.checkbox("remove (mark missing)", key=f"lab_remove_{m}")
-            swap = st.checkbox("swap with another sample", key=f"lab_swap_{m}",
-                               help="Replace this modality by the same modality of a random sample of a "
-                                    "different class (drawn with the seed below).")
-            settings[m] = be.LabSetting(corr.name if corr is not None else None, int(sev), remove, swap)
+            mode = st.radio("input", list(INPUT_MODES), key=f"lab_input_{m}", format_func=INPUT_MODES.get,
+                            on_change=_draw, args=(m,), label_visibility="collapsed",
+                            help="Swap: replace this modality by the same modality of a random sample of a "
+                                 "different class (drawn with the seed above).")
+            settings[m] = be.LabSetting(corr.name if corr is not None else None, int(sev), mode == "remove",
+                                        mode == "swap")
     return settings
 
 
@@ -78,7 +90,6 @@ def lab() -> None:
         pre_view = ctx.switched_off()
         result = be.lab_update(views, ctx.splits, index, settings, seed=int(seed),
                                extra_views=[pre_view] if pre_view is not None else [])
-        active = [m for m, s in settings.items() if s.active]
         notes = "; ".join(f"{n.modality}: {', '.join(n.steps)}"
                           + (f" (donor {ctx.data.sample_ids[n.donor_index]}, class "
                              f"{ctx.data.label_name(n.donor_index)})" if n.donor_index is not None else "")
@@ -110,7 +121,7 @@ def lab() -> None:
                 true_class=true_name), key="lab_top")
 
         # ---- gates and cues, with change from clean
-        st.subheader("Gates and cues: clean vs corrupted")
+        st.subheader("Gates and cues: clean vs corrupted (Δ = corrupted − clean)")
         delta = result.delta_frame()
         delta = delta[delta["model"].isin([v.role for v in views])]
         if result.corrupted.get(be.CALIBRATED) is not None and "cues" in SHOWN:
@@ -118,34 +129,30 @@ def lab() -> None:
             long = frame.melt(id_vars=["modality", "quantity"], value_vars=["clean", "corrupted"], var_name="input")
             st.vega_lite_chart(spec=lab_charts.cue_chart(long, "calibrated model: gates and cues, clean vs corrupted",
                                                          "input", charts.STATE_COLOURS), key="lab_cues")
-        if "tables" in SHOWN:  # one table for both models: one element to redraw, not four
-            st.markdown("**change from the clean input** (corrupted − clean)")
-            st.table(pd.concat({v.role: result.change_table(v.role, schema.modality_names) for v in views}, axis=1)
-                     .rename(columns=lambda q: f"Δ {q}", level=1).map(lambda x: f"{x:+.3f}"))
+        if "tables" in SHOWN:
+            st.vega_lite_chart(spec=lab_charts.change_chart(
+                {v.role: result.change_table(v.role, schema.modality_names) for v in views},
+                "change from the clean input, per model"), key="lab_changes")
 
-        # ---- corrupted inputs
-        st.subheader("Corrupted inputs")
-        if not active or "inputs" not in SHOWN:
-            st.caption("Choose a corruption above to see the damaged inputs here.")
-        else:
+        # ---- one modality's input, clean and as the model sees it now. Always one chart of the
+        # same specification for a modality, whether or not it is corrupted: a change then only
+        # replaces the chart's data, which the browser redraws far faster than a new chart.
+        st.subheader("Inputs")
+        if "inputs" in SHOWN:
+            drawn = st.radio("input drawn", schema.modality_names, key="lab_draw", horizontal=True,
+                             help="Follows the modality whose controls you changed last.")
             ckpt = views[0].checkpoint
-            batch = result.corrupted_batches[str(ckpt.path)]
-            clean_batch = ctx.splits.batch_for(ckpt)
-            row = be.row_of(ctx.splits, index)
-            centred = [m for m in active if m in ckpt.preprocessor.centre]
-            st.caption("As the model sees them (resampled to its input length), in physical units; the clean "
-                       "input is drawn in grey (series, poses) or in the first row (frames)."
-                       + (f" {', '.join(centred)}: relative to the first frame's "
-                          f"{be.root_point_name(ctx.schema, ckpt.preprocessor, centred[0])}, as the model is "
-                          "trained (where the subject stands is removed)." if centred else ""))
-            tabs = st.tabs(active)
-            for tab, m in zip(tabs, active):
-                with tab:
-                    spec = schema.modality(m)
-                    x = be.model_input(batch, 0, spec, ckpt.preprocessor)
-                    ref = be.model_input(clean_batch, row, spec, ckpt.preprocessor)
-                    ds.render_modality(ctx, m, x, ctx.data.modalities[m].length(index), key="lab",
-                                       title_suffix=" (corrupted)", light=True, reference=ref)
+            spec = schema.modality(drawn)
+            clean = be.model_input(ctx.splits.batch_for(ckpt), be.row_of(ctx.splits, index), spec, ckpt.preprocessor)
+            shown = be.model_input(result.corrupted_batches[str(ckpt.path)], 0, spec, ckpt.preprocessor)
+            centred = drawn in ckpt.preprocessor.centre
+            st.caption(("Clean (grey or top row) and as the model sees it now"
+                        + (": removed, nothing is drawn" if settings[drawn].remove else "")
+                        + ", resampled to the model's input length, in physical units. "
+                        + (f"Relative to the first frame's {be.root_point_name(schema, ckpt.preprocessor, drawn)} "
+                           "(where the subject stands is removed, as the model is trained). " if centred else "")
+                        + spec.description))
+            ds.render_lab_input(ctx, drawn, shown, clean, ctx.data.modalities[drawn].length(index), key="lab")
 
         # ---- the sample moving in the projection
         st.subheader("Where the sample moves (fused representation)")
