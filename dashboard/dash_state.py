@@ -143,15 +143,13 @@ def configure_torch() -> int:
     return torch.get_num_threads()
 
 
-WARM_UP_DELAY_S = 15.0
-
-
-def schedule_warmups(delay: float = WARM_UP_DELAY_S) -> None:
+def schedule_warmups(delay: float = be.UMAP_WARM_UP_DELAY_S) -> None:
     """Start the UMAP warm-up some seconds after the first page rather than at once.
 
-    Numba's compile holds Python's GIL for most of its minute or more on a 2-core machine; started
-    while the browser is still drawing the first page it delays that page by seconds. Once per
-    process (a cached resource); the embeddings page starts it at once if it is not running yet.
+    The compile runs in the projection worker process (:func:`projection`), so it holds no GIL of
+    the server; it still takes a CPU core for a minute or more, which on a 2-core machine the browser
+    needs while it draws the first page. Once per process (a cached resource); the embeddings page
+    starts it at once if it is not running yet.
     """
     if os.environ.get("PRECAL_DASHBOARD_WARMUP", "1") == "0":
         return
@@ -160,25 +158,34 @@ def schedule_warmups(delay: float = WARM_UP_DELAY_S) -> None:
 
 @st.cache_resource(show_spinner=False)
 def _warm_up_timer(delay: float) -> threading.Timer:
-    from precal.projection import warm_up_umap  # once per process, no Streamlit context needed
+    from precal.projection import shared_worker  # once per process, no Streamlit context needed
 
-    timer = threading.Timer(delay, warm_up_umap)
+    timer = threading.Timer(delay, shared_worker().warm_up)
     timer.daemon = True
     timer.start()
     return timer
 
 
-@st.cache_resource(show_spinner=False)
 def start_warmups() -> Any:
-    """Compile UMAP's numba code in the background once per process, so the first page is not
-    blocked by it (and UMAP is ready when someone opens the embeddings page)."""
+    """Compile UMAP in the projection worker process now (once per server process), so that the
+    first UMAP map does not wait for it; the thread returned waits for the compile."""
     if os.environ.get("PRECAL_DASHBOARD_WARMUP", "1") == "0":
         return None
-    try:
-        from precal.projection import warm_up_umap
-    except ImportError:
-        return None
-    return warm_up_umap()
+    from precal.projection import shared_worker
+
+    return shared_worker().warm_up()
+
+
+@st.cache_resource(show_spinner="Fitting the 2-D map of the split (cached afterwards)…", max_entries=16)
+def projection(key: str, method: str, _pre: np.ndarray, _post: np.ndarray, _parts: dict):
+    """The split's pre/post map, in memory and on disk (:func:`precal.projection.cached_projection`).
+
+    UMAP is fitted in the projection worker process: its first fit compiles numba kernels for about a
+    minute, holding the GIL of the process it runs in, which in the server would slow every page."""
+    from precal.projection import cached_projection, shared_worker
+
+    return cached_projection(be.CACHE_DIR / "projections", _parts, _pre, _post, method, 0,
+                             fitter=shared_worker().fit if method == "umap" else None)
 
 
 # --------------------------------------------------------------------------------------------------

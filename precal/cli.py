@@ -60,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         centre=_key_values(args.centre or [], "--centre", "skeleton=hip_center"),
         modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, swap_augment=args.swap_augment,
         aux_weight=args.aux_weight, aux_loss=args.aux_loss,
-        dim=args.dim, shared_dim=args.shared_dim, frame_encoder=args.frame_encoder,
+        dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
         cue_gradient=args.cue_gradient == "on", threads=args.threads,
     )
     result = train(cfg, out=args.out, progress=not args.quiet)
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="objective of the calibrator's predictors (mse: regression, collapses the cues)")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--shared-dim", type=int, default=16)
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout of encoders, fusion and head")
     p.add_argument("--frame-encoder", choices=("motion", "frames"), default="motion",
                    help="trunk for frame sequences: motion-energy images (default) or per-frame CNN + temporal conv")
     p.add_argument("--cue-gradient", choices=("on", "off"), default="on",

@@ -12,7 +12,8 @@ Placing new points (e.g. a sample the user just corrupted in the dashboard):
   so it survives the disk cache unchanged.
 * UMAP: ``umap.UMAP.transform`` of the fitted model while that model is alive (it is kept in an
   in-process LRU). A projection reloaded from the disk cache has no fitted UMAP object (the cache
-  holds arrays only, never a pickle), so it falls back to the kNN rule below.
+  holds arrays only, never a pickle), so it falls back to the kNN rule below; so does a UMAP map
+  fitted in a :class:`ProjectionWorker` process (as the dashboard does), whose model stays there.
 * t-SNE: has no transform. A new point is placed at the inverse-distance-weighted mean of the 2-D
   positions of its k = 5 nearest fitted points, distances measured in the standardised input space.
   A point that coincides with fitted points lands exactly on (the mean of) their positions. This is
@@ -36,7 +37,7 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -378,14 +379,16 @@ def cache_key(key_parts: Mapping[str, Any], pre: np.ndarray, post: np.ndarray, m
 
 
 def cached_projection(cache_dir: Path | str, key_parts: Mapping[str, Any], pre: np.ndarray, post: np.ndarray,
-                      method: str, seed: int = 0, **params: Any) -> Projection:
+                      method: str, seed: int = 0, fitter: Optional[Callable[..., Projection]] = None,
+                      **params: Any) -> Projection:
     """:func:`fit_projection`, memoised in memory (LRU, keeps fitted UMAP models) and on disk (.npz).
 
     ``key_parts`` names what the arrays are (e.g. checkpoint fingerprint, split, feature kind) so the
     file names in the cache are traceable; the key also covers the array bytes themselves. A disk
     hit costs hashing the arrays plus reading a few small arrays (milliseconds at N = 1000); the
     returned projection places new points with PCA's linear map, or with kNN for t-SNE/UMAP.
-    A corrupt cache file is ignored and rewritten.
+    A corrupt cache file is ignored and rewritten. ``fitter`` replaces :func:`fit_projection` (same
+    signature), e.g. :meth:`ProjectionWorker.fit` to fit in another process.
     """
     _check_method(method)
     key = cache_key(key_parts, pre, post, method, seed, params)
@@ -395,7 +398,7 @@ def cached_projection(cache_dir: Path | str, key_parts: Mapping[str, Any], pre: 
     path = Path(cache_dir) / f"projection-{method}-{key[:40]}.npz"
     proj = _load(path, (np.asarray(pre), np.asarray(post))) if path.exists() else None
     if proj is None:
-        proj = fit_projection(pre, post, method, seed, **params)
+        proj = (fitter or fit_projection)(pre, post, method, seed, **params)
         _save(path, proj, key_parts)
     _memory_put(key, proj)
     return proj
@@ -495,3 +498,154 @@ def _umap_jit_workload() -> None:
         proj = fit_projection(pre, post, "umap", seed=0, force_approximation_algorithm=approximate)
         proj.place(pre[:1])
         proj.place(pre[:3])
+
+
+# --- fitting in a worker process --------------------------------------------------------------
+
+
+class WorkerDied(RuntimeError):
+    """The projection worker process ended while it had a request."""
+
+
+class ProjectionWorker:
+    """One long-lived worker process that fits projections away from the calling process.
+
+    Why: UMAP's first fit JIT-compiles numba kernels for about a minute on a small CPU, holding the
+    GIL of the process it runs in. In the dashboard's server process that slows every page of every
+    session for that minute; in a worker process it costs one CPU core and no GIL. The worker keeps
+    its compiled kernels, so later fits there are fast.
+
+    The worker runs at the lowest CPU priority (nice 19): separating the GIL is not enough on a
+    2-core machine, where the compile also takes a core that the browser and the server need
+    (``benchmarks/dashboard.py`` measures the lab's round trip during the compile).
+
+    Only arrays come back: the fitted UMAP object stays in the worker, so new points are placed with
+    the kNN rule, exactly as for a projection reloaded from the disk cache (see the module docstring).
+    Requests are served one at a time, in order (a fit asked for during the warm-up waits for it).
+    The process is started on the first request (a fresh interpreter: no copy of the caller's
+    threads or torch state), is killed when the caller exits and is restarted if it died.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: Optional[Any] = None
+        self._conn: Optional[Any] = None
+        self._warm_thread: Optional[threading.Thread] = None
+        self._exit_hook = False
+
+    def fit(self, pre: np.ndarray, post: np.ndarray, method: str, seed: int = 0, **params: Any) -> Projection:
+        """:func:`fit_projection` in the worker (same arguments, errors and result, minus ``model``)."""
+        _check_method(method)
+        pre, post = _check_pair(pre, post)
+        arrays = self._call("fit", pre, post, method, int(seed), params)
+        return Projection(method=method, seed=int(seed), source=(pre, post), **arrays)
+
+    def warm_up(self) -> threading.Thread:
+        """Compile UMAP in the worker, from a daemon thread that waits for it (started once; a
+        failure is logged, never raised: warm-up is optional)."""
+        with self._lock:
+            if self._warm_thread is None:
+                self._warm_thread = threading.Thread(target=self._warm_up_quietly, daemon=True,
+                                                     name="precal-umap-worker-warm-up")
+                self._warm_thread.start()
+            return self._warm_thread
+
+    @property
+    def pid(self) -> Optional[int]:
+        return None if self._process is None else self._process.pid
+
+    def close(self) -> None:
+        """Stop the worker process (a new request starts another)."""
+        with self._lock:
+            self._stop()
+
+    def _warm_up_quietly(self) -> None:
+        try:
+            self._call("warm_up")
+        except Exception:  # noqa: BLE001 - warm-up must never take the caller down
+            log.exception("UMAP warm-up in the worker failed; the first UMAP projection will compile on demand")
+
+    def _call(self, request: str, *args: Any) -> Any:
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._start()
+            try:
+                self._conn.send((request, args))
+                while not self._conn.poll(0.2):  # waits without the GIL
+                    if self._process.poll() is not None:
+                        raise EOFError
+                ok, value = self._conn.recv()
+            except (EOFError, OSError) as err:
+                self._stop()
+                raise WorkerDied(f"the projection worker process ended during {request!r}") from err
+        if not ok:
+            raise value
+        return value
+
+    def _start(self) -> None:
+        """A plain ``python -c`` child on one end of a socket pair. Not ``multiprocessing``'s spawn:
+        that re-runs the caller's main script in the child, which is a server's (or a test
+        runner's) start-up, not something to repeat."""
+        import atexit
+        import socket
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        mine, theirs = socket.socketpair()
+        code = f"from precal.projection import _serve_fd; _serve_fd({theirs.fileno()})"
+        self._process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(theirs.fileno(),),
+                                         stdin=subprocess.DEVNULL)
+        theirs.close()
+        self._conn = Connection(mine.detach())
+        if not self._exit_hook:
+            atexit.register(self.close)  # a compile in progress must not outlive its caller
+            self._exit_hook = True
+
+    def _stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(5)
+        if self._conn is not None:
+            self._conn.close()
+        self._process = self._conn = None
+
+
+def _serve_fd(fd: int) -> None:
+    """The worker's loop: answer (request, args) with (ok, result or exception) until the caller
+    closes its end. Its messages are pickles, as in ``multiprocessing``: both ends are this code."""
+    from multiprocessing.connection import Connection
+
+    if hasattr(os, "nice"):
+        # Lowest CPU priority: on a small machine the compile (a minute of one core) must yield to
+        # the server and the browser, whose work a user is waiting for; idle cores it still gets.
+        os.nice(19)
+    conn = Connection(fd)
+    handlers = {"fit": _fit_arrays, "warm_up": _umap_jit_workload}
+    while True:
+        try:
+            request, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send((True, handlers[request](*args)))
+        except Exception as err:  # noqa: BLE001 - every error goes back to the caller
+            conn.send((False, err))
+
+
+def _fit_arrays(pre: np.ndarray, post: np.ndarray, method: str, seed: int, params: Dict[str, Any]) -> Dict[str, Any]:
+    proj = fit_projection(pre, post, method, seed, **params)
+    return {"params": proj.params, "pre_xy": np.array(proj.pre_xy), "post_xy": np.array(proj.post_xy),
+            "mean": proj.mean, "scale": proj.scale, "pca_mean": proj.pca_mean, "components": proj.components}
+
+
+_shared_worker: Optional[ProjectionWorker] = None
+
+
+def shared_worker() -> ProjectionWorker:
+    """This process's one :class:`ProjectionWorker` (created on first use, no process until needed)."""
+    global _shared_worker
+    with _warm_lock:
+        if _shared_worker is None:
+            _shared_worker = ProjectionWorker()
+        return _shared_worker

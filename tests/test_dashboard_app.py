@@ -259,6 +259,20 @@ def test_embeddings_methods_and_colours(app):
     _clean(app, "skeleton space")
 
 
+@pytest.mark.slow
+def test_umap_map_is_fitted_in_the_worker_process(app):
+    """UMAP (a minute of numba compile on first use) is fitted in the projection worker process:
+    the map appears, and it places new points by kNN (its fitted model stays in the worker)."""
+    from precal.projection import shared_worker
+
+    app.switch_page("views/embeddings.py").run()
+    app.radio(key="emb_method").set_value("umap").run(timeout=600)
+    _clean(app, "umap")
+    assert shared_worker().pid is not None and shared_worker().pid != os.getpid()
+    assert any("Point placement for new points: knn" in c.value for c in app.caption)
+    assert len(app.metric) == 2
+
+
 def test_robustness_sweep_on_demand(app):
     app.switch_page("views/robustness.py").run()
     _clean(app, "robustness")

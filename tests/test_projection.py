@@ -340,7 +340,96 @@ def test_warm_up_swallows_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not thread.is_alive()
 
 
+# --- the projection worker process ---------------------------------------------------------------
+
+
+@pytest.fixture
+def worker() -> Iterator[P.ProjectionWorker]:
+    w = P.ProjectionWorker()
+    yield w
+    w.close()
+
+
+@pytest.mark.parametrize("method, params", [("pca", {}), ("tsne", TSNE_FAST)])
+def test_worker_fits_what_the_caller_would(worker: P.ProjectionWorker, method: str, params: dict) -> None:
+    pre, post = pre_post(30)
+    here = fit_projection(pre, post, method, seed=4, **params)
+    there = worker.fit(pre, post, method, seed=4, **params)
+    assert worker.pid is not None and worker.pid != P.os.getpid()
+    np.testing.assert_allclose(there.pre_xy, here.pre_xy, atol=1e-9)
+    np.testing.assert_allclose(there.post_xy, here.post_xy, atol=1e-9)
+    assert there.params == here.params and there.model is None
+    assert there.placement == ("linear" if method == "pca" else "knn")
+    np.testing.assert_allclose(there.place(post[:3]), here.place(post[:3]) if method == "pca" else there.post_xy[:3],
+                               atol=1e-9)  # kNN: a fitted point lands on itself
+
+
+def test_worker_returns_the_callers_errors_and_survives_them(worker: P.ProjectionWorker) -> None:
+    pre, post = pre_post(10)
+    with pytest.raises(ValueError, match="perplexity"):
+        worker.fit(pre, post, "tsne", perplexity=50.0)
+    with pytest.raises(ValueError, match="unknown projection method|isomap"):
+        worker.fit(pre, post, "isomap")
+    pid = worker.pid
+    assert worker.fit(pre, post, "pca").pre_xy.shape == (10, 2)
+    assert worker.pid == pid  # the same process served all of it
+
+
+@pytest.mark.skipif(not hasattr(P.os, "getpriority"), reason="no process priorities on this platform")
+def test_worker_runs_at_the_lowest_cpu_priority(worker: P.ProjectionWorker) -> None:
+    worker.fit(*pre_post(10), "pca")  # the priority is set before the first request is served
+    assert P.os.getpriority(P.os.PRIO_PROCESS, worker.pid) == 19
+    assert P.os.getpriority(P.os.PRIO_PROCESS, 0) < 19  # not the caller's
+
+
+def test_a_dead_worker_is_replaced(worker: P.ProjectionWorker) -> None:
+    import signal
+
+    pre, post = pre_post(10)
+    worker.fit(pre, post, "pca")
+    first = worker.pid
+    P.os.kill(first, signal.SIGKILL)
+    for _ in range(50):  # until the kernel has reaped it
+        if worker._process.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert worker.fit(pre, post, "pca").pre_xy.shape == (10, 2)
+    assert worker.pid not in (None, first)
+    worker.close()
+    assert worker.pid is None
+
+
+def test_cached_projection_calls_the_fitter_only_on_a_miss(tmp_path: Path) -> None:
+    pre, post = pre_post(12)
+    calls = []
+
+    def fitter(*args, **kwargs):
+        calls.append(args[2])
+        return fit_projection(*args, **kwargs)
+
+    first = cached_projection(tmp_path, {"k": 2}, pre, post, "pca", fitter=fitter)
+    clear_memory_cache()
+    again = cached_projection(tmp_path, {"k": 2}, pre, post, "pca", fitter=fitter)  # from disk
+    assert calls == ["pca"]
+    np.testing.assert_array_equal(again.pre_xy, first.pre_xy)
+
+
 # --- slow: real UMAP, bigger t-SNE --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_umap_in_the_worker_after_its_warm_up(worker: P.ProjectionWorker) -> None:
+    """The dashboard's path: compile in the worker, then fit there; the result equals the
+    in-process fit and places new points by kNN (the fitted model stays in the worker)."""
+    thread = worker.warm_up()
+    assert worker.warm_up() is thread and thread.daemon
+    thread.join(600)
+    assert not thread.is_alive()
+    pre, post = pre_post(60)
+    there = worker.fit(pre, post, "umap", seed=0)
+    here = fit_projection(pre, post, "umap", seed=0)
+    np.testing.assert_allclose(there.pre_xy, here.pre_xy, atol=1e-4)
+    assert there.placement == "knn" and there.place(pre[:4]).shape == (4, 2)
 
 
 @pytest.mark.slow

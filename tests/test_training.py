@@ -70,8 +70,10 @@ def test_cli_train_then_evaluate_reproduces_stored_metrics(tmp_path: Path, capsy
     out = tmp_path / "ck"
     code = cli_main(["train", "--data", str(UTD), "--modalities", "inertial", "--length", "inertial=48",
                      "--epochs", "2", "--dim", "16", "--backbone", "late", "--calibration", "off",
-                     "--out", str(out), "--quiet"])
+                     "--dropout", "0.25", "--out", str(out), "--quiet"])
     assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["dropout"] == 0.25 and config["training"]["dropout"] == 0.25
     stored = json.loads((out / "metrics.json").read_text())["test"]
     assert cli_main(["evaluate", str(out)]) == 0
     evaluated = json.loads((out / "eval_test.json").read_text())

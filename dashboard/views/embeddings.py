@@ -25,13 +25,6 @@ def _corrupted_predictions(key: str, modality: str, corruption: str, severity: i
     return {v.calibration: be.predict_view(v, mixed) for v in _views}, rows
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _projection(key: str, method: str, _pre: np.ndarray, _post: np.ndarray, _parts: dict):
-    from precal.projection import cached_projection
-
-    return cached_projection(be.CACHE_DIR / "projections", _parts, _pre, _post, method, 0)
-
-
 cal_view = ctx.view(be.CALIBRATED)
 pre_view = ctx.switched_off()
 if cal_view is None or pre_view is None:
@@ -72,8 +65,7 @@ with ds.guard("embeddings"):
     warm = ds.start_warmups()
     if method == "umap" and warm is not None and warm.is_alive():
         st.info("UMAP is still compiling in the background (once per server start); the first map may take longer.")
-    with st.spinner(f"Fitting {METHODS[method]} on {2 * len(pre)} points (cached afterwards)…"):
-        proj = _projection(repr(sorted(parts.items())) + method, method, pre, post, parts)
+    proj = ds.projection(repr(sorted(parts.items())), method, pre, post, parts)
 
     labels = post_preds.labels
     ids = np.asarray(ctx.sample_ids(), dtype=object)

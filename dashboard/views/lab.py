@@ -67,13 +67,6 @@ def _controls(schema) -> dict:
     return settings
 
 
-@st.cache_resource(show_spinner="Fitting the projection of the split…", max_entries=16)
-def _projection(key: str, method: str, _pre: np.ndarray, _post: np.ndarray, _parts: dict):
-    from precal.projection import cached_projection
-
-    return cached_projection(be.CACHE_DIR / "projections", _parts, _pre, _post, method, 0)
-
-
 @st.fragment
 def lab() -> None:
     started = time.perf_counter()
@@ -167,7 +160,7 @@ def lab() -> None:
             post_preds = ctx.predictions(ctx.view(be.CALIBRATED))
             pre, post = be.pre_post_features(be.FUSED, post_preds, pre_preds)
             parts = be.projection_key(ctx.pair, ctx.split, be.FUSED)
-            proj = _projection(repr(sorted(parts.items())), method, pre, post, parts)
+            proj = ds.projection(repr(sorted(parts.items())), method, pre, post, parts)
             moves = {}
             for name, view in (("after calibration", ctx.view(be.CALIBRATED)), ("before calibration", pre_view)):
                 clean_o, cor_o = result.by_view[view.key]
