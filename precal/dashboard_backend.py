@@ -54,9 +54,9 @@ from precal.metrics import compute_metrics
 
 
 CACHE_DIR = ROOT / ".cache" / "precal"
+"""On-disk caches (projections, predictions); gitignored."""
 UMAP_WARM_UP_DELAY_S = 15.0
 """How long after the first page the dashboard starts compiling UMAP (see dash_state.schedule_warmups)."""
-"""On-disk caches (projections, predictions); gitignored."""
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 MAX_UPLOAD_FILES = 32
 

@@ -27,12 +27,14 @@ arrays plus JSON metadata, loaded with ``allow_pickle=False``.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
 import os
 import tempfile
 import threading
+import weakref
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -504,7 +506,7 @@ def _umap_jit_workload() -> None:
 
 
 class WorkerDied(RuntimeError):
-    """The projection worker process ended while it had a request."""
+    """The projection worker process ended (or could not start) while it had a request."""
 
 
 class ProjectionWorker:
@@ -515,35 +517,46 @@ class ProjectionWorker:
     session for that minute; in a worker process it costs one CPU core and no GIL. The worker keeps
     its compiled kernels, so later fits there are fast.
 
-    The worker runs at the lowest CPU priority (nice 19): separating the GIL is not enough on a
-    2-core machine, where the compile also takes a core that the browser and the server need
-    (``benchmarks/dashboard.py`` measures the lab's round trip during the compile).
+    The warm-up compile runs at the lowest CPU priority (nice 19, see :func:`_at_lowest_priority`):
+    separating the GIL is not enough on a 2-core machine, where the compile also takes a core that
+    the browser and the server need (``benchmarks/dashboard.py`` measures the lab's round trip
+    during the compile). Fits run at normal priority: a user is waiting for those.
 
     Only arrays come back: the fitted UMAP object stays in the worker, so new points are placed with
     the kNN rule, exactly as for a projection reloaded from the disk cache (see the module docstring).
-    Requests are served one at a time, in order (a fit asked for during the warm-up waits for it).
-    The process is started on the first request (a fresh interpreter: no copy of the caller's
-    threads or torch state), is killed when the caller exits and is restarted if it died.
+    Requests are served one at a time (a fit asked for during the warm-up waits for it). The
+    process is started on the first request (a fresh interpreter with the caller's ``sys.path``:
+    no copy of the caller's threads or torch state), is killed by :meth:`close` and at exit, and is
+    restarted if it died. If it cannot serve a fit at all, :meth:`fit` fits in the calling process.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one request at a time on the connection
         self._process: Optional[Any] = None
         self._conn: Optional[Any] = None
         self._warm_thread: Optional[threading.Thread] = None
-        self._exit_hook = False
+        self._closing = False  # close() killed the process: a request's WorkerDied is expected
+        _live_workers.add(self)
 
     def fit(self, pre: np.ndarray, post: np.ndarray, method: str, seed: int = 0, **params: Any) -> Projection:
         """:func:`fit_projection` in the worker (same arguments, errors and result, minus ``model``)."""
         _check_method(method)
         pre, post = _check_pair(pre, post)
-        arrays = self._call("fit", pre, post, method, int(seed), params)
+        try:
+            arrays = self._call("fit", pre, post, method, int(seed), params)
+        except WorkerDied:
+            log.warning("the projection worker failed; fitting %s in this process instead", method, exc_info=True)
+            return fit_projection(pre, post, method, seed, **params)
+        n = pre.shape[0]
+        if arrays["pre_xy"].shape != (n, 2) or arrays["post_xy"].shape != (n, 2):  # never cache a mix-up
+            raise WorkerDied(f"the projection worker answered with maps of shape {arrays['pre_xy'].shape}, "
+                             f"expected ({n}, 2)")
         return Projection(method=method, seed=int(seed), source=(pre, post), **arrays)
 
     def warm_up(self) -> threading.Thread:
         """Compile UMAP in the worker, from a daemon thread that waits for it (started once; a
         failure is logged, never raised: warm-up is optional)."""
-        with self._lock:
+        with _warm_lock:
             if self._warm_thread is None:
                 self._warm_thread = threading.Thread(target=self._warm_up_quietly, daemon=True,
                                                      name="precal-umap-worker-warm-up")
@@ -552,32 +565,49 @@ class ProjectionWorker:
 
     @property
     def pid(self) -> Optional[int]:
-        return None if self._process is None else self._process.pid
+        process = self._process
+        return None if process is None else process.pid
 
     def close(self) -> None:
-        """Stop the worker process (a new request starts another)."""
-        with self._lock:
-            self._stop()
+        """Stop the worker process now, even in the middle of a request (which then raises
+        :class:`WorkerDied` in its caller); a new request starts another process."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            self._closing = True
+            process.kill()  # without the lock: a request in progress may hold it for minutes
+        if self._lock.acquire(timeout=10):  # the request's wait loop sees the kill within 0.2 s
+            try:
+                self._stop()
+            finally:
+                self._lock.release()
 
     def _warm_up_quietly(self) -> None:
         try:
             self._call("warm_up")
+        except WorkerDied:
+            if not self._closing:  # not stopped on purpose
+                log.exception("UMAP warm-up in the worker failed; the first UMAP projection will compile on demand")
         except Exception:  # noqa: BLE001 - warm-up must never take the caller down
             log.exception("UMAP warm-up in the worker failed; the first UMAP projection will compile on demand")
 
     def _call(self, request: str, *args: Any) -> Any:
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                self._start()
             try:
+                if self._process is None or self._process.poll() is not None:
+                    self._start()
                 self._conn.send((request, args))
                 while not self._conn.poll(0.2):  # waits without the GIL
                     if self._process.poll() is not None:
-                        raise EOFError
+                        raise EOFError("the worker process ended")
                 ok, value = self._conn.recv()
             except (EOFError, OSError) as err:
                 self._stop()
-                raise WorkerDied(f"the projection worker process ended during {request!r}") from err
+                raise WorkerDied(f"the projection worker process ended during {request!r}: {err}") from err
+            except BaseException:
+                # Interrupted between sending and reading the answer: that answer would otherwise be
+                # read as the next request's. A new process is started for the next request.
+                self._stop()
+                raise
         if not ok:
             raise value
         return value
@@ -585,52 +615,110 @@ class ProjectionWorker:
     def _start(self) -> None:
         """A plain ``python -c`` child on one end of a socket pair. Not ``multiprocessing``'s spawn:
         that re-runs the caller's main script in the child, which is a server's (or a test
-        runner's) start-up, not something to repeat."""
-        import atexit
+        runner's) start-up, not something to repeat. The child gets the caller's ``sys.path``, so it
+        imports the same ``precal`` (not one that the child's working directory would shadow)."""
         import socket
         import subprocess
         import sys
         from multiprocessing.connection import Connection
 
+        self._closing = False
         mine, theirs = socket.socketpair()
-        code = f"from precal.projection import _serve_fd; _serve_fd({theirs.fileno()})"
-        self._process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(theirs.fileno(),),
-                                         stdin=subprocess.DEVNULL)
-        theirs.close()
-        self._conn = Connection(mine.detach())
-        if not self._exit_hook:
-            atexit.register(self.close)  # a compile in progress must not outlive its caller
-            self._exit_hook = True
+        try:
+            # this precal's folder first, then the caller's path minus "" (a working directory's own
+            # precal/ must not shadow the one the caller runs)
+            paths = [str(Path(__file__).resolve().parent.parent)] + [p for p in sys.path if p]
+            code = (f"import sys; sys.path[:] = {paths!r}; "
+                    f"from precal.projection import _serve_fd; _serve_fd({theirs.fileno()})")
+            self._process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(theirs.fileno(),),
+                                             stdin=subprocess.DEVNULL)
+            self._conn = Connection(mine.detach())
+        finally:
+            theirs.close()
+            mine.close()  # a no-op once detached
 
     def _stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(5)
-        if self._conn is not None:
-            self._conn.close()
+        process, conn = self._process, self._conn
         self._process = self._conn = None
+        if process is not None and process.poll() is None:
+            process.kill()
+            try:
+                process.wait(5)
+            except Exception:  # noqa: BLE001 - a kill that takes longer still ends the process
+                pass
+        if conn is not None:
+            conn.close()
+
+
+_live_workers: "weakref.WeakSet[ProjectionWorker]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_workers() -> None:
+    """A compile in progress must not outlive its caller."""
+    for worker in list(_live_workers):
+        worker.close()
 
 
 def _serve_fd(fd: int) -> None:
-    """The worker's loop: answer (request, args) with (ok, result or exception) until the caller
+    """The worker's loop: answer (request, args) with (ok, result or error) until the caller
     closes its end. Its messages are pickles, as in ``multiprocessing``: both ends are this code."""
+    import signal
     from multiprocessing.connection import Connection
 
-    if hasattr(os, "nice"):
-        # Lowest CPU priority: on a small machine the compile (a minute of one core) must yield to
-        # the server and the browser, whose work a user is waiting for; idle cores it still gets.
-        os.nice(19)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is for the caller, who stops us
     conn = Connection(fd)
-    handlers = {"fit": _fit_arrays, "warm_up": _umap_jit_workload}
+    handlers = {"fit": _fit_arrays, "warm_up": lambda: _at_lowest_priority(_umap_jit_workload)}
     while True:
         try:
             request, args = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            conn.send((True, handlers[request](*args)))
+            answer = (True, handlers[request](*args))
         except Exception as err:  # noqa: BLE001 - every error goes back to the caller
-            conn.send((False, err))
+            answer = (False, _portable_error(err))
+        try:
+            conn.send(answer)
+        except OSError:  # the caller is gone
+            return
+
+
+def _at_lowest_priority(work: Callable[[], Any]) -> Any:
+    """Run ``work`` in a thread at the lowest CPU priority (nice 19) and wait for it.
+
+    The warm-up compile is speculative background work: on a small machine it must yield to the
+    server and the browser, whose work a user is waiting for (idle cores it still gets). A fit that
+    a user asked for runs at normal priority in the worker's main thread; the compiled kernels are
+    the process's, so it profits from the warm-up all the same. Linux sets priorities per thread;
+    where that fails the work simply runs at normal priority."""
+    outcome: Dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
+        try:
+            outcome["value"] = work()
+        except BaseException as err:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, name="precal-low-priority")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _portable_error(err: Exception) -> Exception:
+    """An exception that survives the trip to the caller: ValueError (the API's "bad input") as
+    itself, anything else as a RuntimeError naming the original type (a custom exception may not
+    pickle, or not be rebuilt on the other side)."""
+    if isinstance(err, ValueError):
+        return ValueError(str(err))
+    return RuntimeError(f"{type(err).__name__} in the projection worker: {err}")
 
 
 def _fit_arrays(pre: np.ndarray, post: np.ndarray, method: str, seed: int, params: Dict[str, Any]) -> Dict[str, Any]:

@@ -259,6 +259,38 @@ def test_embeddings_methods_and_colours(app):
     _clean(app, "skeleton space")
 
 
+def test_umap_maps_are_fitted_by_the_projection_worker(app, tmp_path, monkeypatch):
+    """The dashboard sends UMAP fits (and only those) to the worker process: here a stand-in that
+    records its calls, so the test does not pay for UMAP's compile (the slow test below does)."""
+    import streamlit as st
+
+    import precal.projection as P
+
+    calls = []
+
+    class Recorder:
+        def fit(self, pre, post, method, seed=0, **params):
+            calls.append(method)
+            return P.fit_projection(pre, post, "pca", seed)
+
+    monkeypatch.setattr(P, "shared_worker", lambda: Recorder())
+    monkeypatch.setattr(be, "CACHE_DIR", tmp_path)  # the stand-in's map must not reach the real cache
+    st.cache_resource.clear()
+    try:
+        app.switch_page("views/embeddings.py").run()
+        app.radio(key="emb_method").set_value("tsne").run()
+        _clean(app, "tsne")
+        assert calls == []  # PCA and t-SNE are fitted in the server process
+        app.radio(key="emb_method").set_value("umap").run()
+        _clean(app, "umap")
+        assert calls == ["umap"]
+        app.switch_page("views/lab.py").run()  # the lab's projection uses the same cached map
+        _clean(app, "lab with the umap map")
+        assert calls == ["umap"]
+    finally:
+        st.cache_resource.clear()
+
+
 @pytest.mark.slow
 def test_umap_map_is_fitted_in_the_worker_process(app):
     """UMAP (a minute of numba compile on first use) is fitted in the projection worker process:

@@ -375,11 +375,22 @@ def test_worker_returns_the_callers_errors_and_survives_them(worker: P.Projectio
     assert worker.pid == pid  # the same process served all of it
 
 
-@pytest.mark.skipif(not hasattr(P.os, "getpriority"), reason="no process priorities on this platform")
-def test_worker_runs_at_the_lowest_cpu_priority(worker: P.ProjectionWorker) -> None:
-    worker.fit(*pre_post(10), "pca")  # the priority is set before the first request is served
-    assert P.os.getpriority(P.os.PRIO_PROCESS, worker.pid) == 19
-    assert P.os.getpriority(P.os.PRIO_PROCESS, 0) < 19  # not the caller's
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="per-thread priorities are read from Linux's /proc")
+def test_the_warm_up_runs_at_the_lowest_cpu_priority_and_fits_do_not(worker: P.ProjectionWorker) -> None:
+    worker.fit(*pre_post(10), "pca")  # started, idle
+    pid = worker.pid
+    thread = worker.warm_up()
+    niceness = {}
+    for _ in range(100):  # until the warm-up's thread exists
+        niceness = {int(t.name): P.os.getpriority(P.os.PRIO_PROCESS, int(t.name))
+                    for t in Path(f"/proc/{pid}/task").iterdir()}
+        if 19 in niceness.values():
+            break
+        time.sleep(0.05)
+    assert 19 in niceness.values()  # the compiling thread
+    assert niceness[pid] < 19  # the main thread, which serves fits
+    worker.close()
+    thread.join(5)
 
 
 def test_a_dead_worker_is_replaced(worker: P.ProjectionWorker) -> None:
@@ -397,6 +408,86 @@ def test_a_dead_worker_is_replaced(worker: P.ProjectionWorker) -> None:
     assert worker.pid not in (None, first)
     worker.close()
     assert worker.pid is None
+
+
+def test_close_stops_a_long_request_at_once(worker: P.ProjectionWorker) -> None:
+    """The warm-up holds the worker for a minute or more; close() (also run at exit) must not wait."""
+    thread = worker.warm_up()
+    time.sleep(1.5)  # the child is importing umap / compiling
+    started = time.perf_counter()
+    worker.close()
+    assert time.perf_counter() - started < 5
+    thread.join(5)
+    assert not thread.is_alive() and worker.pid is None
+
+
+def test_worker_imports_this_precal_not_one_in_its_working_directory(
+        worker: P.ProjectionWorker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shadow = tmp_path / "precal"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('the wrong precal')\n")
+    monkeypatch.chdir(tmp_path)
+    pid = None
+    pre, post = pre_post(10)
+    assert worker.fit(pre, post, "pca").pre_xy.shape == (10, 2)
+    pid = worker.pid
+    worker.fit(pre, post, "pca")
+    assert worker.pid == pid  # served by the worker, not by the in-process fallback after a crash
+
+
+def test_a_worker_that_cannot_start_falls_back_to_this_process(
+        worker: P.ProjectionWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the child exits at once
+    pre, post = pre_post(12)
+    proj = worker.fit(pre, post, "pca")
+    np.testing.assert_allclose(proj.pre_xy, fit_projection(pre, post, "pca").pre_xy)
+    assert worker.pid is None
+
+
+class _InterruptedOnce:
+    """A connection whose next wait is interrupted (Ctrl-C between sending and reading)."""
+
+    def __init__(self, conn) -> None:
+        self.conn, self.armed = conn, True
+
+    def poll(self, timeout):
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+        return self.conn.poll(timeout)
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+def test_an_interrupted_request_does_not_answer_the_next_one(worker: P.ProjectionWorker) -> None:
+    big_pre, big_post = pre_post(60)
+    worker.fit(big_pre, big_post, "pca")  # started
+    worker._conn = _InterruptedOnce(worker._conn)
+    with pytest.raises(KeyboardInterrupt):
+        worker.fit(big_pre, big_post, "tsne", **TSNE_FAST)
+    assert worker.pid is None  # its answer is discarded with the process
+    pre, post = pre_post(7)
+    proj = worker.fit(pre, post, "pca")
+    assert proj.pre_xy.shape == (7, 2) and proj.method == "pca"
+
+
+def test_worker_errors_reach_the_caller_as_they_can_travel() -> None:
+    class Odd(Exception):
+        def __init__(self, a, b):  # cannot be rebuilt from its args after pickling
+            super().__init__(f"{a}/{b}")
+
+    class BadValue(ValueError):
+        pass
+
+    assert type(P._portable_error(BadValue("bad perplexity"))) is ValueError
+    odd = P._portable_error(Odd(1, 2))
+    assert isinstance(odd, RuntimeError) and "Odd" in str(odd) and "1/2" in str(odd)
+    import pickle
+
+    assert str(pickle.loads(pickle.dumps(odd))) == str(odd)
 
 
 def test_cached_projection_calls_the_fitter_only_on_a_miss(tmp_path: Path) -> None:
