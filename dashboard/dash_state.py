@@ -346,8 +346,18 @@ def build_context() -> Optional[Context]:
     return ctx
 
 
+def pause_background_work() -> None:
+    """Someone is using a page: a running UMAP warm-up compile waits until two seconds after the
+    last run (:meth:`precal.projection.ProjectionWorker.pause_warm_up`), so it does not slow what
+    the user is waiting for. Every page calls this through :func:`context`, the lab on every change."""
+    from precal.projection import shared_worker
+
+    shared_worker().pause_warm_up()
+
+
 def context() -> Context:
     """The context built by app.py for this run; stops the page with a message if nothing loaded."""
+    pause_background_work()
     ctx: Optional[Context] = st.session_state.get("_ctx")
     if ctx is None or ctx.pair is None:
         st.error("No checkpoint could be loaded. Start with `precal dashboard --checkpoint DIR` "

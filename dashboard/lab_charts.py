@@ -4,7 +4,7 @@ The lab redraws its charts on every control change, and the browser's redraw is 
 waits for. Plotly rebuilds a figure's SVG on every update; Vega-Lite on a canvas updates the data
 of a chart that is already there. With the lab's charts in Plotly, the browser round trip was
 0.69-0.81 s on the 2-core reference machine; with them in Vega-Lite (and the other changes listed
-in the README) its medians are 0.22-0.27 s (``results/benchmarks/dashboard.txt``;
+in the README) its medians are 0.18-0.25 s (``results/benchmarks/dashboard.txt``;
 ``benchmarks/dashboard.py --breakdown`` attributes it part by part). The explorer, embeddings, robustness and training pages keep Plotly (``dash_charts``).
 
 Each builder returns a complete specification whose data sit in named ``datasets``. These are

@@ -520,7 +520,8 @@ class ProjectionWorker:
     The warm-up compile runs at the lowest CPU priority (nice 19, see :func:`_at_lowest_priority`):
     separating the GIL is not enough on a 2-core machine, where the compile also takes a core that
     the browser and the server need (``benchmarks/dashboard.py`` measures the lab's round trip
-    during the compile). Fits run at normal priority: a user is waiting for those.
+    during the compile), and a page that someone is using can pause it (:meth:`pause_warm_up`).
+    Fits run at normal priority and are never paused: a user is waiting for those.
 
     Only arrays come back: the fitted UMAP object stays in the worker, so new points are placed with
     the kNN rule, exactly as for a projection reloaded from the disk cache (see the module docstring).
@@ -536,6 +537,10 @@ class ProjectionWorker:
         self._conn: Optional[Any] = None
         self._warm_thread: Optional[threading.Thread] = None
         self._closing = False  # close() killed the process: a request's WorkerDied is expected
+        self._warming = False
+        self._pause_lock = threading.Lock()
+        self._paused: Optional[Any] = None  # the process stopped by pause_warm_up, if any
+        self._resume_timer: Optional[threading.Timer] = None
         _live_workers.add(self)
 
     def fit(self, pre: np.ndarray, post: np.ndarray, method: str, seed: int = 0, **params: Any) -> Projection:
@@ -581,7 +586,40 @@ class ProjectionWorker:
             finally:
                 self._lock.release()
 
+    def pause_warm_up(self, seconds: float = 2.0) -> bool:
+        """Stop a running warm-up compile (SIGSTOP) until ``seconds`` after the last call, then let
+        it go on (SIGCONT). Returns whether a compile was paused.
+
+        Why: even at nice 19 the compile costs a page that a user is waiting for some tens of ms on
+        a 2-core machine (the kernel still gives it a share, and it competes for caches); a page
+        that calls this whenever it runs keeps the whole machine while someone is interacting.
+        Fits that a user asked for are never paused. POSIX only (elsewhere a no-op)."""
+        import signal
+
+        process = self._process
+        if not self._warming or process is None or process.poll() is not None or not hasattr(signal, "SIGSTOP"):
+            return False
+        with self._pause_lock:
+            if self._paused is None:
+                os.kill(process.pid, signal.SIGSTOP)
+                self._paused = process
+            if self._resume_timer is not None:
+                self._resume_timer.cancel()
+            self._resume_timer = threading.Timer(seconds, self._resume)
+            self._resume_timer.daemon = True
+            self._resume_timer.start()
+        return True
+
+    def _resume(self) -> None:
+        import signal
+
+        with self._pause_lock:
+            process, self._paused = self._paused, None
+            if process is not None and process.poll() is None:
+                os.kill(process.pid, signal.SIGCONT)
+
     def _warm_up_quietly(self) -> None:
+        self._warming = True
         try:
             self._call("warm_up")
         except WorkerDied:
@@ -589,6 +627,9 @@ class ProjectionWorker:
                 log.exception("UMAP warm-up in the worker failed; the first UMAP projection will compile on demand")
         except Exception:  # noqa: BLE001 - warm-up must never take the caller down
             log.exception("UMAP warm-up in the worker failed; the first UMAP projection will compile on demand")
+        finally:
+            self._warming = False
+            self._resume()
 
     def _call(self, request: str, *args: Any) -> Any:
         with self._lock:

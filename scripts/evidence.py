@@ -40,6 +40,7 @@ def load_runs(runs_dir: Path = RUNS) -> pd.DataFrame:
             "test_macro_f1": run["test"]["macro_f1"],
             "val_accuracy": run["val"]["accuracy"],
             "train_seconds": run.get("train_seconds"),
+            "threads": training.get("threads", 0),
             "epochs": training["epochs"],
         })
     return pd.DataFrame(rows)
@@ -106,8 +107,13 @@ def main() -> None:
     (ROOT / "results").mkdir(exist_ok=True)
     table.to_csv(ROOT / "results" / "evidence.csv", index=False, float_format="%.4f")
     seconds = runs["train_seconds"].dropna()
-    note = (f"Train time: mean wall-clock seconds per run on the 2-core machine, with two runs sharing it "
-            f"(one thread each); the longest single run took {seconds.max():.0f} s.")
+    threads = runs["threads"].value_counts()
+    spread = runs.groupby(["dataset", "modalities", "backbone", "calibration"])["train_seconds"].agg(
+        lambda t: t.max() / t.min()).max()
+    note = (f"Train time: mean wall-clock seconds per run on the 2-core machine, which the runs shared "
+            f"({threads.get(1, 0)} runs used one thread with another run beside them, {threads.get(2, 0)} used "
+            f"two threads; other work ran on the machine at times), so one configuration's times vary by up "
+            f"to {spread:.0f}× between seeds. The longest single run took {seconds.max():.0f} s.")
     replace_section("evidence", "\n\n".join([markdown(table), paired_differences(runs), note]))
     print(markdown(table))
     print(paired_differences(runs))

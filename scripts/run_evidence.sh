@@ -4,10 +4,10 @@
 # Seed 0 of the multimodal models is the shipped checkpoints themselves. Each run's metrics.json,
 # config.json and history.json are kept in results/runs/<run>/ (weights are not kept), then
 # scripts/evidence.py rebuilds the table in the README.
-#   bash scripts/run_evidence.sh "0 1 2"
+#   bash scripts/run_evidence.sh "0 1 2 3 4"      (the README's table: five seeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SEEDS=${1:-"0 1 2"}
+SEEDS=${1:-"0 1 2 3 4"}
 WORK=${WORK:-$(mktemp -d)}
 keep() {  # keep_run SRC_DIR RUN_NAME
   mkdir -p "results/runs/$2"

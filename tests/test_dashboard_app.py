@@ -269,6 +269,9 @@ def test_umap_maps_are_fitted_by_the_projection_worker(app, tmp_path, monkeypatc
     calls = []
 
     class Recorder:
+        def pause_warm_up(self, seconds: float = 2.0) -> bool:
+            return False
+
         def fit(self, pre, post, method, seed=0, **params):
             calls.append(method)
             return P.fit_projection(pre, post, "pca", seed)

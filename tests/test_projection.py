@@ -393,6 +393,31 @@ def test_the_warm_up_runs_at_the_lowest_cpu_priority_and_fits_do_not(worker: P.P
     thread.join(5)
 
 
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process states are read from Linux's /proc")
+def test_a_page_in_use_pauses_the_warm_up_compile_and_only_that(worker: P.ProjectionWorker) -> None:
+    worker.fit(*pre_post(10), "pca")
+    assert not worker.pause_warm_up(0.5)  # nothing is compiling: nothing to pause
+    assert _state(worker.pid) != "T"
+    thread = worker.warm_up()
+    for _ in range(100):
+        if worker._warming:
+            break
+        time.sleep(0.02)
+    assert worker.pause_warm_up(0.5)
+    assert _state(worker.pid) == "T"  # stopped
+    worker.pause_warm_up(0.5)  # a second page run extends the pause
+    time.sleep(0.3)
+    assert _state(worker.pid) == "T"
+    time.sleep(0.8)
+    assert _state(worker.pid) != "T"  # resumed after the last call's delay
+    worker.close()
+    thread.join(5)
+
+
 def test_a_dead_worker_is_replaced(worker: P.ProjectionWorker) -> None:
     import signal
 

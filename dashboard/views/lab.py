@@ -70,6 +70,7 @@ def _controls(schema) -> dict:
 @st.fragment
 def lab() -> None:
     started = time.perf_counter()
+    ds.pause_background_work()  # a fragment rerun does not pass through ds.context()
     schema = ctx.schema
     c1, c2 = st.columns([3, 1])
     with c1:
