@@ -262,8 +262,6 @@ def test_embeddings_methods_and_colours(app):
 def test_umap_maps_are_fitted_by_the_projection_worker(app, tmp_path, monkeypatch):
     """The dashboard sends UMAP fits (and only those) to the worker process: here a stand-in that
     records its calls, so the test does not pay for UMAP's compile (the slow test below does)."""
-    import streamlit as st
-
     import precal.projection as P
 
     calls = []
@@ -278,7 +276,7 @@ def test_umap_maps_are_fitted_by_the_projection_worker(app, tmp_path, monkeypatc
 
     monkeypatch.setattr(P, "shared_worker", lambda: Recorder())
     monkeypatch.setattr(be, "CACHE_DIR", tmp_path)  # the stand-in's map must not reach the real cache
-    st.cache_resource.clear()
+    _forget_projections()
     try:
         app.switch_page("views/embeddings.py").run()
         app.radio(key="emb_method").set_value("tsne").run()
@@ -291,15 +289,28 @@ def test_umap_maps_are_fitted_by_the_projection_worker(app, tmp_path, monkeypatc
         _clean(app, "lab with the umap map")
         assert calls == ["umap"]
     finally:
-        st.cache_resource.clear()
+        _forget_projections()  # nor any later test
+
+
+def _forget_projections() -> None:
+    """Drop every projection a test could find: Streamlit's resource cache and precal's in-memory
+    LRU (its disk cache is the test's CACHE_DIR)."""
+    import streamlit as st
+
+    from precal.projection import clear_memory_cache
+
+    st.cache_resource.clear()
+    clear_memory_cache()
 
 
 @pytest.mark.slow
-def test_umap_map_is_fitted_in_the_worker_process(app):
+def test_umap_map_is_fitted_in_the_worker_process(app, tmp_path, monkeypatch):
     """UMAP (a minute of numba compile on first use) is fitted in the projection worker process:
     the map appears, and it places new points by kNN (its fitted model stays in the worker)."""
     from precal.projection import shared_worker
 
+    monkeypatch.setattr(be, "CACHE_DIR", tmp_path)  # fitted here, not found in a cache
+    _forget_projections()
     app.switch_page("views/embeddings.py").run()
     app.radio(key="emb_method").set_value("umap").run(timeout=600)
     _clean(app, "umap")
