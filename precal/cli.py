@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         modalities=args.modalities or [], lengths=_key_value_ints(args.length or []),
         centre=_key_values(args.centre or [], "--centre", "skeleton=hip_center"),
         modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, swap_augment=args.swap_augment,
-        aux_weight=args.aux_weight, aux_loss=args.aux_loss,
+        aux_weight=args.aux_weight, aux_loss=args.aux_loss, unimodal_loss=args.unimodal_loss,
         dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
         cue_gradient=args.cue_gradient == "on", threads=args.threads,
     )
@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the calibrator's prediction loss")
     p.add_argument("--aux-loss", choices=("contrastive", "mse"), default="contrastive",
                    help="objective of the calibrator's predictors (mse: regression, collapses the cues)")
+    p.add_argument("--unimodal-loss", type=float, default=0.0,
+                   help="weight of a per-encoder classification loss (side heads on each modality's summary; "
+                        "same for calibrated and baseline)")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--shared-dim", type=int, default=16)
     p.add_argument("--dropout", type=float, default=0.1, help="dropout of encoders, fusion and head")

@@ -33,7 +33,7 @@ from precal.data.schema import DatasetSchema, unknown_modality_message
 from precal.data.storage import MultimodalData, load_dataset
 from precal.inference import Predictions, predict, unimodal_probe_logits
 from precal.metrics import compute_metrics, higher_is_better, primary_metric
-from precal.models.model import ModelConfig, MultimodalModel
+from precal.models.model import ModelConfig, ModelOutput, MultimodalModel
 
 
 @dataclass
@@ -57,6 +57,7 @@ class TrainConfig:
     swap_augment: float = 0.0
     aux_weight: float = 0.1
     aux_loss: str = "contrastive"
+    unimodal_loss: float = 0.0  # weight of the per-encoder classification loss (0: off)
     dim: int = 64
     shared_dim: int = 16
     dropout: float = 0.1
@@ -70,7 +71,8 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(backbone=self.backbone, calibration=self.calibration, modalities=list(self.modalities),
                            dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout,
-                           frame_encoder=self.frame_encoder, cue_gradient=self.cue_gradient)
+                           frame_encoder=self.frame_encoder, cue_gradient=self.cue_gradient,
+                           unimodal_heads=self.unimodal_loss > 0)
 
 
 @dataclass
@@ -103,6 +105,18 @@ def task_loss(logits: Tensor, labels: Tensor, task: str, label_smoothing: float)
     if task == "classification":
         return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
     return F.l1_loss(logits[:, 0], labels)
+
+
+def unimodal_loss(out: ModelOutput, modalities: List[str], labels: Tensor, swapped: Tensor, task: str,
+                  label_smoothing: float) -> Tensor:
+    """Mean over modalities of each encoder summary's own classification loss, on the rows where
+    the modality is present and its own (a swapped-in modality belongs to another label)."""
+    losses = []
+    for i, n in enumerate(modalities):
+        rows = out.report.present[:, i] & ~swapped[:, i]
+        if rows.any():
+            losses.append(task_loss(out.unimodal_logits[n][rows], labels[rows], task, label_smoothing))
+    return torch.stack(losses).mean() if losses else out.logits.new_zeros(())
 
 
 def root_indices(schema: DatasetSchema, centre: Dict[str, str]) -> Dict[str, int]:
@@ -215,6 +229,9 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
         if cfg.calibration and cfg.aux_weight > 0:
             consistent = ~swapped.any(dim=1, keepdim=True).expand_as(swapped)  # whole sample is clean
             loss = loss + cfg.aux_weight * AUX_LOSSES[cfg.aux_loss](out.report, consistent)
+        if cfg.unimodal_loss > 0:
+            loss = loss + cfg.unimodal_loss * unimodal_loss(out, model.modalities, sub.labels, swapped, task,
+                                                            cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for n in model.modalities:

@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "results" / "runs"
 PREVIOUS_INPUTS = ROOT / "results" / "input_ablation" / "runs"
 """UTD-MHAD runs with the earlier input representation (per-frame depth trunk, skeletons in camera
-coordinates), same recipe otherwise: ``scripts/train_input_ablation.sh``."""
+coordinates), same recipe otherwise, 40 epochs: ``scripts/train_input_ablation.sh``."""
+CURRENT_INPUTS_40 = ROOT / "results" / "input_ablation" / "current"
+"""UTD-MHAD runs with the current input representation at the same 40-epoch budget (the evidence
+runs before UTD-MHAD's budget became 60 epochs), so that the comparison changes only the inputs."""
 
 
 def load_runs(runs_dir: Path = RUNS) -> pd.DataFrame:
@@ -47,7 +50,7 @@ def load_runs(runs_dir: Path = RUNS) -> pd.DataFrame:
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    keys = ["dataset", "modalities", "backbone", "calibration"]
+    keys = ["dataset", "modalities", "backbone", "calibration", "epochs"]
     g = runs.groupby(keys)
     out = g.agg(seeds=("seed", "nunique"), acc_mean=("test_accuracy", "mean"), acc_std=("test_accuracy", "std"),
                 f1_mean=("test_macro_f1", "mean"), f1_std=("test_macro_f1", "std"),
@@ -56,13 +59,13 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    lines = ["| data set | modalities | backbone | calibration | seeds | test accuracy (%) | test macro-F1 (%) "
-             "| train time (s) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| data set | modalities | backbone | calibration | epochs | seeds | test accuracy (%) "
+             "| test macro-F1 (%) | train time (s) |", "|---|---|---|---|---|---|---|---|---|"]
     def pm(mean: float, std: float, n: int) -> str:
         return f"{100 * mean:.1f} ± {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f} (one seed)"
 
     for r in table.sort_values(["dataset", "modalities", "backbone", "calibration"]).itertuples():
-        lines.append(f"| {r.dataset} | {r.modalities} | {r.backbone} | {r.calibration} | {r.seeds} | "
+        lines.append(f"| {r.dataset} | {r.modalities} | {r.backbone} | {r.calibration} | {r.epochs} | {r.seeds} | "
                      f"{pm(r.acc_mean, r.acc_std, r.seeds)} | {pm(r.f1_mean, r.f1_std, r.seeds)} | {r.train_s:.0f} |")
     return "\n".join(lines)
 
@@ -84,10 +87,45 @@ def paired_differences(runs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def load_dynamics(runs_dir: Path = RUNS) -> pd.DataFrame:
+    """Per multimodal run and modality: the gate (mean alpha) and the unimodal probe's validation
+    accuracy at the selected epoch, i.e. of the weights the run kept (``history.json``)."""
+    rows = []
+    for metrics_path in sorted(runs_dir.glob("*/metrics.json")):
+        cfg = json.loads((metrics_path.parent / "config.json").read_text())
+        model = cfg["model"]
+        if len(model["modalities"]) < 2:
+            continue
+        epoch = json.loads(metrics_path.read_text())["selected_epoch"]
+        record = next(r for r in json.loads((metrics_path.parent / "history.json").read_text())
+                      if r["epoch"] == epoch)
+        for name, stats in record["modalities"].items():
+            rows.append({"dataset": cfg["schema"]["name"], "backbone": model["backbone"],
+                         "calibration": "on" if model["calibration"] else "off", "seed": cfg["training"]["seed"],
+                         "modality": name, "alpha": stats["alpha_mean"], "probe": stats["probe_accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def dynamics_table(dynamics: pd.DataFrame) -> str:
+    """Gate and unimodal probe per modality, calibrated next to baseline, mean over seeds."""
+    g = dynamics.groupby(["dataset", "backbone", "modality", "calibration"]).agg(
+        alpha=("alpha", "mean"), probe=("probe", "mean"), seeds=("seed", "nunique")).unstack("calibration")
+    lines = ["| data set | backbone | modality | mean alpha, calibrated | probe, calibrated (%) | "
+             "probe, baseline (%) | seeds |", "|---|---|---|---|---|---|---|"]
+    for (ds, bb, mod), r in g.iterrows():
+        lines.append(f"| {ds} | {bb} | {mod} | {r[('alpha', 'on')]:.2f} | {100 * r[('probe', 'on')]:.1f} | "
+                     f"{100 * r[('probe', 'off')]:.1f} | {int(r[('seeds', 'on')])} |")
+    return "\n".join(lines) + (
+        "\n\nAt the selected epoch of each evidence run (`history.json`), mean over seeds. Alpha is the "
+        "instance-wise gate (1 = unchanged; the baseline has none). The probe is the model's validation "
+        "accuracy with every other modality marked absent: how much the fused model can do with this "
+        "modality alone.")
+
+
 def input_representation(current: pd.DataFrame, previous: pd.DataFrame) -> str:
     """Current vs earlier input representation on UTD-MHAD, per configuration, mean ± std over seeds."""
     keys = ["modalities", "backbone", "calibration"]
-    now = aggregate(current[current["dataset"] == "utd-mhad"]).set_index(keys)
+    now = aggregate(current).set_index(keys)
     before = aggregate(previous).set_index(keys)
     lines = ["| modalities | backbone | calibration | per-frame depth, camera skeleton (%) | "
              "motion-energy depth, hip-centred skeleton (%) | change (points) |", "|---|---|---|---|---|---|"]
@@ -96,7 +134,8 @@ def input_representation(current: pd.DataFrame, previous: pd.DataFrame) -> str:
         lines.append(f"| {' | '.join(key)} | {100 * b.acc_mean:.1f} ± {100 * b.acc_std:.1f} ({b.seeds}) | "
                      f"{100 * n.acc_mean:.1f} ± {100 * n.acc_std:.1f} ({n.seeds}) | "
                      f"{100 * (n.acc_mean - b.acc_mean):+.1f} |")
-    return "\n".join(lines) + "\n\nTest accuracy, mean ± std (seeds) on the cross-subject split."
+    return "\n".join(lines) + ("\n\nTest accuracy, mean ± std (seeds) on the cross-subject split, both with "
+                               "the 40-epoch budget.")
 
 
 def main() -> None:
@@ -117,9 +156,12 @@ def main() -> None:
     replace_section("evidence", "\n\n".join([markdown(table), paired_differences(runs), note]))
     print(markdown(table))
     print(paired_differences(runs))
-    previous = load_runs(PREVIOUS_INPUTS)
-    if not previous.empty:
-        section = input_representation(runs, previous)
+    dynamics = dynamics_table(load_dynamics())
+    replace_section("dynamics", dynamics)
+    print(dynamics)
+    previous, current_40 = load_runs(PREVIOUS_INPUTS), load_runs(CURRENT_INPUTS_40)
+    if not previous.empty and not current_40.empty:
+        section = input_representation(current_40, previous)
         replace_section("inputs", section)
         print(section)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Inner cross-subject fold of UTD-MHAD (see scripts/inner_fold.py): every design variant, several
-# seeds, metrics kept in results/inner_fold/<variant>_seed<N>/, then the README section.
+# Inner cross-subject folds of UTD-MHAD (see scripts/inner_fold.py): design variants, several
+# seeds, metrics kept in results/inner_fold/<variant>_held<S>_seed<N>/, then the README section.
 #   bash scripts/inner_fold.sh ["0 1"] [EXTRA PRECAL TRAIN ARGS...]
+# HELD_OUT="7 1 3 5" picks the held-out training subjects (default 7), VARIANTS="fused_on fused_off"
+# the variants (default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/recipes.sh
@@ -9,9 +11,9 @@ SEEDS=${1:-"0 1"}
 EXTRA=("${@:2}")
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-python scripts/inner_fold.py split "$WORK/data"
 OUT=results/inner_fold
 INPUTS=(--centre skeleton=hip_center --frame-encoder motion)
+BUDGET=(--epochs 40)  # what the variants are compared at; the *_ep60 variants give the 60-epoch budget
 declare -A ARGS=(
   [inertial]="--modalities inertial"
   [skeleton_camera]="--modalities skeleton"
@@ -25,15 +27,23 @@ declare -A ARGS=(
   [fused_on_nocuegrad]="--calibration on --cue-gradient off ${INPUTS[*]}"
   [fused_off_noswap]="--calibration off --swap-augment 0 ${INPUTS[*]}"
   [fused_on_noswap]="--calibration on --swap-augment 0 ${INPUTS[*]}"
+  [fused_off_ep60]="--calibration off --epochs 60 ${INPUTS[*]}"
+  [fused_on_ep60]="--calibration on --epochs 60 ${INPUTS[*]}"
+  [fused_off_ep60_unimodal]="--calibration off --epochs 60 --unimodal-loss 0.5 ${INPUTS[*]}"
+  [fused_on_ep60_unimodal]="--calibration on --epochs 60 --unimodal-loss 0.5 ${INPUTS[*]}"
 )
-for seed in $SEEDS; do
-  for name in "${!ARGS[@]}"; do
-    # shellcheck disable=SC2206  # the variant's arguments are split on purpose
-    variant=(${ARGS[$name]})
-    precal train "${UTD_DATA[@]}" --data "$WORK/data" "${COMMON[@]}" --backbone sequence --seed "$seed" \
-      "${variant[@]}" --out "$WORK/$name" "${EXTRA[@]}"
-    mkdir -p "$OUT/${name}_seed$seed"
-    cp "$WORK/$name"/{metrics.json,config.json} "$OUT/${name}_seed$seed/"
+for held in ${HELD_OUT:-7}; do
+  python scripts/inner_fold.py split "$WORK/data$held" "$held"
+  for seed in $SEEDS; do
+    for name in ${VARIANTS:-"${!ARGS[@]}"}; do
+      [[ -v "ARGS[$name]" ]] || { echo "unknown variant $name (known: ${!ARGS[*]})" >&2; exit 1; }
+      # shellcheck disable=SC2206  # the variant's arguments are split on purpose
+      variant=(${ARGS[$name]})
+      precal train "${UTD_DATA[@]}" --data "$WORK/data$held" "${COMMON[@]}" "${BUDGET[@]}" --backbone sequence \
+        --seed "$seed" "${variant[@]}" --out "$WORK/$name" "${EXTRA[@]}"
+      mkdir -p "$OUT/${name}_held${held}_seed$seed"
+      cp "$WORK/$name"/{metrics.json,config.json} "$OUT/${name}_held${held}_seed$seed/"
+    done
   done
 done
 python scripts/inner_fold.py report

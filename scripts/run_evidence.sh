@@ -4,10 +4,13 @@
 # Seed 0 of the multimodal models is the shipped checkpoints themselves. Each run's metrics.json,
 # config.json and history.json are kept in results/runs/<run>/ (weights are not kept), then
 # scripts/evidence.py rebuilds the table in the README.
-#   bash scripts/run_evidence.sh "0 1 2 3 4"      (the README's table: five seeds)
+#   bash scripts/run_evidence.sh "0 1 2 3 4" [EXTRA PRECAL TRAIN ARGS...]    (the README's table: five seeds)
+# EXTRA goes to every run (e.g. "--threads 1" when two of these share the machine); DATASETS as in
+# scripts/recipes.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-"0 1 2 3 4"}
+EXTRA=("${@:2}")
 WORK=${WORK:-$(mktemp -d)}
 keep() {  # keep_run SRC_DIR RUN_NAME
   mkdir -p "results/runs/$2"
@@ -18,13 +21,13 @@ for seed in $SEEDS; do
     src=checkpoints
   else
     src="$WORK/seed$seed"
-    bash scripts/train_all.sh "$seed" "$src"
+    bash scripts/train_all.sh "$seed" "$src" "${EXTRA[@]}"
   fi
   for ck in "$src"/*_cal*; do
     [[ "$ck" == *_noswap_* ]] && continue  # the augmentation ablation has its own report
     keep "$ck" "$(basename "$ck")_seed$seed"
   done
-  bash scripts/train_unimodal.sh "$seed" "$WORK/uni"
+  bash scripts/train_unimodal.sh "$seed" "$WORK/uni" "${EXTRA[@]}"
   for ck in "$WORK"/uni/uni_*_seed"$seed"; do keep "$ck" "$(basename "$ck")"; done
 done
 python scripts/evidence.py

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Input-representation ablation on UTD-MHAD: the shipped recipe with the earlier inputs (per-frame
 # depth trunk, skeletons in camera coordinates), every backbone x calibration and the unimodal
-# skeleton and depth models. Metrics go to results/input_ablation/runs/; scripts/evidence.py
-# compares them with results/runs/.
+# skeleton and depth models, at the 40-epoch budget. Metrics go to results/input_ablation/runs/;
+# scripts/evidence.py compares them with results/input_ablation/current/ (the current inputs, also 40
+# epochs: the evidence runs from before UTD-MHAD's budget became 60 epochs).
 #   bash scripts/train_input_ablation.sh [SEED] [EXTRA PRECAL TRAIN ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ EXTRA=("${@:2}")
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 OUT=results/input_ablation/runs
-PREVIOUS=("${UTD_DATA[@]}" --frame-encoder frames)
+PREVIOUS=("${UTD_DATA[@]}" --frame-encoder frames --epochs 40)
 run() {  # run NAME ARGS...
   local name=$1; shift
   precal train "${PREVIOUS[@]}" "${COMMON[@]}" --seed "$SEED" --out "$WORK/$name" "$@" "${EXTRA[@]}"

@@ -42,6 +42,7 @@ class ModelConfig:
     dimension_gate: bool = True
     frame_encoder: str = "motion"  # trunk for frame sequences: "motion" or "frames" (see encoders)
     cue_gradient: bool = True  # False: the calibrator reads detached encoder summaries (see calibration)
+    unimodal_heads: bool = False  # one linear classifier per encoder summary, for a training-time loss
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -69,6 +70,7 @@ class ModelOutput:
     logits: Tensor  # (B, classes) or (B, 1) for regression
     fused: Tensor  # (B, F) the representation fed to the head
     report: CalibrationReport
+    unimodal_logits: Dict[str, Tensor] = field(default_factory=dict)  # side heads, in training only
 
 
 class MultimodalModel(nn.Module):
@@ -101,6 +103,11 @@ class MultimodalModel(nn.Module):
         else:
             self.fusion = LateFusion(names, config.dim)
         self.head = ClassificationHead(self.fusion.out_dim, config.head_hidden, schema.num_classes, config.dropout)
+        # Training-only side heads (precal train --unimodal-loss): they make every encoder learn to
+        # classify on its own, against the fused model's habit of leaning on its strongest modality.
+        # The prediction never uses them.
+        self.unimodal_heads = nn.ModuleDict(
+            {n: nn.Linear(config.dim, schema.num_classes) for n in names} if config.unimodal_heads else {})
 
     def encode(self, batch: Batch, only: Optional[List[str]] = None
                ) -> Tuple[Dict[str, Tensor], Dict[str, Optional[Tensor]], Dict[str, Tensor]]:
@@ -142,7 +149,10 @@ class MultimodalModel(nn.Module):
         analyses varying only presence (unimodal probes, removal) reuse one encoder pass."""
         calibrated, report = self.calibrator(feats, {k: v for k, v in masks.items() if v is not None}, present)
         fused = self.fusion(calibrated, masks, present)
-        return ModelOutput(self.head(fused), fused, report)
+        # Computed inside forward (not by the trainer) so that distributed training syncs their gradients.
+        side = ({n: head(report.summaries_before[n]) for n, head in self.unimodal_heads.items()}
+                if self.training else {})
+        return ModelOutput(self.head(fused), fused, report, side)
 
     @contextlib.contextmanager
     def calibration(self, enabled: bool) -> Iterator["MultimodalModel"]:
