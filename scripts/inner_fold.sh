@@ -29,6 +29,8 @@ declare -A ARGS=(
   [fused_on_noswap]="--calibration on --swap-augment 0 ${INPUTS[*]}"
   [fused_off_ep60]="--calibration off --epochs 60 ${INPUTS[*]}"
   [fused_on_ep60]="--calibration on --epochs 60 ${INPUTS[*]}"
+  [fused_off_ep80]="--calibration off --epochs 80 ${INPUTS[*]}"
+  [fused_on_ep80]="--calibration on --epochs 80 ${INPUTS[*]}"
   [fused_off_ep60_unimodal]="--calibration off --epochs 60 --unimodal-loss 0.5 ${INPUTS[*]}"
   [fused_on_ep60_unimodal]="--calibration on --epochs 60 --unimodal-loss 0.5 ${INPUTS[*]}"
 )
