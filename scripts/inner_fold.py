@@ -44,6 +44,8 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_noswap": "fused calibrated, no swap augmentation",
     "fused_off_ep60": "fused baseline, 60 epochs instead of 40",
     "fused_on_ep60": "fused calibrated, 60 epochs instead of 40",
+    "fused_off_ep60_noswap": "fused baseline, 60 epochs, no swap augmentation",
+    "fused_on_ep60_noswap": "fused calibrated, 60 epochs, no swap augmentation",
     "fused_off_ep80": "fused baseline, 80 epochs",
     "fused_on_ep80": "fused calibrated, 80 epochs",
     "fused_off_ep60_unimodal": "fused baseline, 60 epochs, per-encoder loss (--unimodal-loss 0.5)",
