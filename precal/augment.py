@@ -1,16 +1,21 @@
 """Training-time augmentation that is identical for calibrated and baseline runs.
 
 Modality dropout and per-modality noise show the model, during training, the situations the
-calibrator exists for (a missing or unreliable modality). Both are applied to the batch *before*
+calibrator exists for (a missing or unreliable modality); random rotations show it how the same
+action varies between people (sensor placement, facing direction). Both are applied to the batch *before*
 the model, from a seeded generator, so a calibrated and a baseline run with the same seed see the
 same augmented inputs.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any, Dict
+
 import torch
 
 from precal.data.batch import Batch
+from precal.data.schema import DatasetSchema, unknown_modality_message
 
 
 def _pick_modality(batch: Batch, prob: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,3 +102,64 @@ def swap_augment(batch: Batch, prob: float, gen: torch.Generator) -> tuple[Batch
                                 padding_mask=None if pad is None else pad[src])
         swapped[:, i] = rows
     return out, swapped
+
+
+def random_rotations(count: int, max_degrees: float, gen: torch.Generator) -> torch.Tensor:
+    """(count, 3, 3) rotations about axes uniform on the sphere, angles uniform in ±max_degrees
+    (Rodrigues' formula)."""
+    axis = torch.randn(count, 3, generator=gen)
+    axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    angle = (torch.rand(count, generator=gen) * 2 - 1) * math.radians(max_degrees)
+    k = torch.zeros(count, 3, 3)
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    k = k - k.transpose(1, 2)
+    sin, cos = angle.sin()[:, None, None], angle.cos()[:, None, None]
+    return torch.eye(3).expand(count, 3, 3) + sin * k + (1 - cos) * (k @ k)
+
+
+class RotationAugment:
+    """Rotate every 3-vector of a modality's steps by one random rotation per sample, in raw units.
+
+    Why: on a cross-subject split what changes between people is, to a large part, geometry — how a
+    wrist sensor sits (the same motion reads differently along the sensor's axes) and which way a
+    person faces the camera. A small random rotation per sample shows the model that variation
+    during training. Inputs reach the augmentation normalised per feature, and a rotation is only
+    meaningful in the original units, so each rotated modality is de-normalised, rotated and
+    normalised again with the training statistics. Steps of an IMU (acc xyz, gyro xyz) share one
+    rotation, as both sensors sit in the same housing; so do the joints of a skeleton.
+    Padded steps and absent modalities stay exactly zero.
+    """
+
+    def __init__(self, max_degrees: Dict[str, float], schema: DatasetSchema, mean: Dict[str, Any],
+                 std: Dict[str, Any]) -> None:
+        for name, degrees in max_degrees.items():
+            if name not in schema.modality_names:
+                raise ValueError(unknown_modality_message(name, schema.modality_names))
+            spec = schema.modality(name)
+            features = int(math.prod(spec.step_shape))
+            if spec.kind not in ("time_series", "vector") or features % 3:
+                raise ValueError(f"cannot rotate {name!r}: rotation needs steps made of 3-vectors (x, y, z), "
+                                 f"its steps are {spec.kind} of shape {tuple(spec.step_shape)}")
+            if not 0 < degrees <= 180:
+                raise ValueError(f"rotation of {name!r} must be in (0, 180] degrees, got {degrees}")
+        self.max_degrees = dict(max_degrees)
+        self.mean = {n: torch.as_tensor(mean[n], dtype=torch.float32).reshape(-1, 3) for n in max_degrees}
+        self.std = {n: torch.as_tensor(std[n], dtype=torch.float32).reshape(-1, 3) for n in max_degrees}
+
+    def __call__(self, batch: Batch, gen: torch.Generator) -> Batch:
+        out = batch
+        for name in batch.modalities:  # data-set order: the draws do not depend on the dict's order
+            if name not in self.max_degrees:
+                continue
+            x = out.inputs[name]
+            rot = random_rotations(batch.size, self.max_degrees[name], gen).to(x.dtype)
+            vectors = x.reshape(x.shape[0], -1, *self.mean[name].shape) if x.dim() > 2 else \
+                x.reshape(x.shape[0], 1, *self.mean[name].shape)  # (B, T, K, 3)
+            raw = vectors * self.std[name] + self.mean[name]
+            turned = (torch.einsum("bij,btkj->btki", rot, raw) - self.mean[name]) / self.std[name]
+            keep = batch.presence(name).to(x.dtype)[:, None]
+            if name in batch.padding_mask:
+                keep = keep * batch.padding_mask[name].to(x.dtype)
+            turned = turned * keep[..., None, None]
+            out = out.with_modality(name, values=turned.reshape(x.shape))
+        return out

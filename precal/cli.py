@@ -27,6 +27,16 @@ def _key_value_ints(items: Sequence[str]) -> Dict[str, int]:
     return out
 
 
+def _key_value_floats(items: Sequence[str], option: str, example: str) -> Dict[str, float]:
+    out: Dict[str, float] = {}
+    for name, value in _key_values(items, option, example).items():
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ValueError(f"{option} expects NAME=NUMBER (e.g. {example}), got {name}={value}") from None
+    return out
+
+
 def _key_values(items: Sequence[str], option: str, example: str) -> Dict[str, str]:
     out: Dict[str, str] = {}
     for item in items:
@@ -59,7 +69,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         modalities=args.modalities or [], lengths=_key_value_ints(args.length or []),
         centre=_key_values(args.centre or [], "--centre", "skeleton=hip_center"),
         modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, swap_augment=args.swap_augment,
+        rotate_augment=_key_value_floats(args.rotate_augment or [], "--rotate-augment", "inertial=15"),
         aux_weight=args.aux_weight, aux_loss=args.aux_loss, unimodal_loss=args.unimodal_loss,
+        average_epochs=args.average_epochs,
         dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
         cue_gradient=args.cue_gradient == "on", threads=args.threads,
     )
@@ -133,12 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-sample probability of adding noise to one modality")
     p.add_argument("--swap-augment", type=float, default=0.0,
                    help="per-sample probability of swapping one modality with a different-class sample")
+    p.add_argument("--rotate-augment", action="append", metavar="NAME=DEGREES",
+                   help="rotate the 3-vectors of a modality's steps (IMU axes, skeleton joints) by a random "
+                        "rotation of up to DEGREES per sample, in raw units (repeatable)")
     p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the calibrator's prediction loss")
     p.add_argument("--aux-loss", choices=("contrastive", "mse"), default="contrastive",
                    help="objective of the calibrator's predictors (mse: regression, collapses the cues)")
     p.add_argument("--unimodal-loss", type=float, default=0.0,
                    help="weight of a per-encoder classification loss (side heads on each modality's summary; "
                         "same for calibrated and baseline)")
+    p.add_argument("--average-epochs", type=int, default=0, metavar="N",
+                   help="also consider the average of the weights of the last N epochs (BatchNorm statistics "
+                        "recomputed); validation picks it or the best single epoch")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--shared-dim", type=int, default=16)
     p.add_argument("--dropout", type=float, default=0.1, help="dropout of encoders, fusion and head")

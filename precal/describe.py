@@ -35,6 +35,15 @@ def describe_data(data: MultimodalData, path: Path) -> str:
     return "\n".join(lines)
 
 
+def _selected(metrics: dict) -> str:
+    """Which weights the checkpoint holds: the best epoch, or the average of the last epochs."""
+    average = metrics.get("weight_average")
+    if isinstance(average, dict) and average.get("selected"):
+        first, last = average["epochs"]
+        return f"weights averaged over epochs {first}-{last}, chosen over best epoch {metrics.get('selected_epoch')}"
+    return f"selected epoch {metrics.get('selected_epoch')}"
+
+
 def describe_checkpoint(path: Path) -> str:
     ckpt = load_checkpoint(path)
     cfg = ckpt.config
@@ -56,5 +65,5 @@ def describe_checkpoint(path: Path) -> str:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
             lines.append(f"  {split}: {shown}")
     if ckpt.history:
-        lines.append(f"  history: {len(ckpt.history)} epochs (selected epoch {ckpt.metrics.get('selected_epoch')})")
+        lines.append(f"  history: {len(ckpt.history)} epochs ({_selected(ckpt.metrics)})")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from precal.augment import modality_dropout, noise_augment, swap_augment
+from precal.augment import RotationAugment, modality_dropout, noise_augment, swap_augment
 from precal.calibration import AUX_LOSSES
 from precal.checkpoint import save_checkpoint
 from precal.data.batch import Batch
@@ -34,6 +34,7 @@ from precal.data.storage import MultimodalData, load_dataset
 from precal.inference import Predictions, predict, unimodal_probe_logits
 from precal.metrics import compute_metrics, higher_is_better, primary_metric
 from precal.models.model import ModelConfig, ModelOutput, MultimodalModel
+from precal.weight_average import WeightAverage, recompute_batch_norm
 
 
 @dataclass
@@ -55,9 +56,11 @@ class TrainConfig:
     modality_dropout: float = 0.0
     noise_augment: float = 0.0
     swap_augment: float = 0.0
+    rotate_augment: Dict[str, float] = field(default_factory=dict)  # modality -> max degrees
     aux_weight: float = 0.1
     aux_loss: str = "contrastive"
     unimodal_loss: float = 0.0  # weight of the per-encoder classification loss (0: off)
+    average_epochs: int = 0  # average the weights of the last N epochs (0: off), a selection candidate
     dim: int = 64
     shared_dim: int = 16
     dropout: float = 0.1
@@ -148,6 +151,9 @@ def prepare_data(data: MultimodalData, cfg: TrainConfig) -> tuple[Preprocessor, 
 def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = True,
           data: Optional[MultimodalData] = None) -> TrainResult:
     """Train one model; write a checkpoint to ``out`` (rank 0 only) if given."""
+    if not 0 <= cfg.average_epochs <= cfg.epochs:
+        raise ValueError(f"--average-epochs must be between 0 and the number of epochs ({cfg.epochs}), "
+                         f"got {cfg.average_epochs}")
     start = time.perf_counter()
     rank, world = _distributed()
     if cfg.threads:
@@ -156,6 +162,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     data = data if data is not None else load_dataset(cfg.data)
     pre, sets = prepare_data(data, cfg)
     task = data.schema.task
+    rotation = RotationAugment(cfg.rotate_augment, data.schema, pre.mean, pre.std) if cfg.rotate_augment else None
     train_batch = sets[cfg.train_split].full_batch()
     val_batch = sets[cfg.val_split].full_batch()
     model = MultimodalModel(data.schema, cfg.model_config())
@@ -174,12 +181,13 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     best_state: Dict[str, Tensor] = copy.deepcopy(model.state_dict())
     best_epoch = 0
     history: List[Dict[str, Any]] = []
+    average = WeightAverage() if cfg.average_epochs > 0 else None
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.backbone} cal={'on' if cfg.calibration else 'off'}",
                disable=not progress or rank != 0, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
         stats = _train_epoch(net, model, optimizer, scheduler, train_batch, cfg, gen, task, rank, world,
-                             per_rank, steps_per_epoch)
+                             per_rank, steps_per_epoch, rotation)
         record = _epoch_record(model, val_batch, data, task, cfg, stats, epoch, optimizer)
         record["time_s"] = round(time.perf_counter() - t0, 3)
         history.append(record)
@@ -187,11 +195,19 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
         if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
             best, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
+        if average is not None and epoch > cfg.epochs - cfg.average_epochs:
+            average.add(model)
         bar.set_postfix(loss=f"{stats['train_loss']:.3f}", val=f"{record[f'val_{metric_name}']:.3f}",
                         best=f"{sign * best[0]:.3f}@{best_epoch}")
+    metrics: Dict[str, Any] = {"selected_epoch": best_epoch, "selection_metric": f"val_{metric_name}"}
+    if average is not None:
+        averaged = _averaged_candidate(model, average, train_batch, val_batch, data, task, cfg, metric_name)
+        metrics["weight_average"] = averaged["summary"]
+        if (sign * averaged["score"], -averaged["loss"]) > (best[0], -best[1]):  # better metric, or lower loss
+            best_state = averaged["state"]
+            metrics["weight_average"]["selected"] = True
     model.load_state_dict(best_state)
     model.eval()
-    metrics: Dict[str, Any] = {"selected_epoch": best_epoch, "selection_metric": f"val_{metric_name}"}
     for split in cfg.eval_splits:
         if split in sets:
             preds = predict(model, sets[split].full_batch())
@@ -208,9 +224,26 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     return TrainResult(model, pre, history, metrics, seconds, path)
 
 
+def _averaged_candidate(model: MultimodalModel, average: WeightAverage, train_batch: Batch, val_batch: Batch,
+                        data: MultimodalData, task: str, cfg: TrainConfig, metric_name: str) -> Dict[str, Any]:
+    """The averaged weights (BatchNorm statistics recomputed on the un-augmented training split)
+    and their validation score, so that validation chooses between them and the best epoch."""
+    model.load_state_dict(average.state_dict(model))
+    recompute_batch_norm(model, train_batch, cfg.batch_size)
+    preds = predict(model, val_batch)
+    val_metrics = compute_metrics(task, preds.labels, preds.logits, data.schema.class_names)
+    loss = float(task_loss(torch.from_numpy(preds.logits), torch.from_numpy(preds.labels), task, 0.0))
+    first = cfg.epochs - average.count + 1
+    summary = {"epochs": [first, cfg.epochs], f"val_{metric_name}": float(val_metrics[metric_name]),
+               "val_loss": loss, "selected": False}
+    return {"state": copy.deepcopy(model.state_dict()), "score": float(val_metrics[metric_name]), "loss": loss,
+            "summary": summary}
+
+
 def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.Optimizer,
                  scheduler: Any, batch: Batch, cfg: TrainConfig, gen: torch.Generator, task: str,
-                 rank: int, world: int, per_rank: int, steps: int) -> Dict[str, Any]:
+                 rank: int, world: int, per_rank: int, steps: int,
+                 rotation: Optional[RotationAugment] = None) -> Dict[str, Any]:
     model.train()
     perm = torch.randperm(batch.size, generator=gen)
     totals = {"loss": 0.0, "correct": 0.0, "n": 0}
@@ -218,6 +251,8 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
     for step in range(steps):
         rows = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
         sub = batch.select(rows)
+        if rotation is not None:  # natural variation first, then the corruptions
+            sub = rotation(sub, gen)
         sub = modality_dropout(sub, cfg.modality_dropout, gen)  # same draws on every rank
         sub = noise_augment(sub, cfg.noise_augment, gen)
         sub, swapped = swap_augment(sub, cfg.swap_augment, gen)

@@ -50,6 +50,16 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep80": "fused calibrated, 80 epochs",
     "fused_off_ep60_unimodal": "fused baseline, 60 epochs, per-encoder loss (--unimodal-loss 0.5)",
     "fused_on_ep60_unimodal": "fused calibrated, 60 epochs, per-encoder loss (--unimodal-loss 0.5)",
+    "fused_off_ep60_rot15": "fused baseline, 60 epochs, inertial and skeleton rotated up to 15°",
+    "fused_on_ep60_rot15": "fused calibrated, 60 epochs, inertial and skeleton rotated up to 15°",
+    "fused_off_ep60_rot30": "fused baseline, 60 epochs, inertial and skeleton rotated up to 30°",
+    "fused_on_ep60_rot30": "fused calibrated, 60 epochs, inertial and skeleton rotated up to 30°",
+    "fused_off_ep60_avg20": "fused baseline, 60 epochs, weights averaged over the last 20 (--average-epochs 20)",
+    "fused_on_ep60_avg20": "fused calibrated, 60 epochs, weights averaged over the last 20 (--average-epochs 20)",
+    "fused_off_ep60_drop03": "fused baseline, 60 epochs, dropout 0.3 instead of 0.1",
+    "fused_on_ep60_drop03": "fused calibrated, 60 epochs, dropout 0.3 instead of 0.1",
+    "fused_off_ep60_late": "fused baseline, 60 epochs, late (concatenation) backbone instead of sequence",
+    "fused_on_ep60_late": "fused calibrated, 60 epochs, late (concatenation) backbone instead of sequence",
 }
 
 
@@ -82,6 +92,27 @@ def load_results() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def reference_of(variant: str) -> str | None:
+    """The run a fused variant changes one thing of: the same model at the same budget (40 or 60 epochs)."""
+    for model in ("fused_off", "fused_on"):
+        if variant.startswith(model + "_"):
+            reference = model + ("_ep60" if variant.startswith(model + "_ep60_") else "")
+            return reference if reference != variant else None
+    return None
+
+
+def paired_difference(runs: pd.DataFrame, variant: str, reference: str) -> str:
+    """Variant minus reference over the (subject, seed) pairs both were run on, in points."""
+    table = runs.pivot_table(index=["held_out", "seed"], columns="variant", values="accuracy")
+    if variant not in table or reference not in table:
+        return "–"
+    diff = 100 * (table[variant] - table[reference]).dropna()
+    if diff.empty:
+        return "–"
+    spread = f" ± {diff.std():.1f}" if len(diff) > 1 else ""
+    return f"{diff.mean():+.1f}{spread} ({len(diff)})"
+
+
 def report() -> None:
     runs = load_results()
     if runs.empty:
@@ -90,9 +121,11 @@ def report() -> None:
     per_fold = runs.groupby(["variant", "held_out"])["accuracy"].agg(["mean", "std", "size"])
     lines = [f"Accuracy (%) on the held-out training subject, each fitted on the other three "
              f"({len(runs)} runs; `bash scripts/inner_fold.sh`). A cell is mean ± std over its seeds; the last "
-             "column averages the subjects a variant was run on.", "",
-             "| variant | " + " | ".join(f"subject {f}" for f in folds) + " | mean over subjects |",
-             "|---|" + "---|" * (len(folds) + 1)]
+             "column but one averages the subjects a variant was run on. The last column is the variant minus "
+             "the same model without the change (40- or 60-epoch run), in points, over the (subject, seed) pairs "
+             "both have: mean ± std (pairs).", "",
+             "| variant | " + " | ".join(f"subject {f}" for f in folds) + " | mean over subjects | paired change |",
+             "|---|" + "---|" * (len(folds) + 2)]
     for name, what in VARIANTS.items():
         if name not in per_fold.index.get_level_values(0):
             continue
@@ -105,7 +138,9 @@ def report() -> None:
             spread = f" ± {100 * r['std']:.1f}" if r["size"] > 1 else ""
             cells.append(f"{100 * r['mean']:.1f}{spread} ({int(r['size'])})")
             means.append(r["mean"])
-        lines.append(f"| {what} | " + " | ".join(cells) + f" | {100 * np.mean(means):.1f} ({len(means)}) |")
+        reference = reference_of(name)
+        change = paired_difference(runs, name, reference) if reference else "–"
+        lines.append(f"| {what} | " + " | ".join(cells) + f" | {100 * np.mean(means):.1f} ({len(means)}) | {change} |")
     section = "\n".join(lines)
     replace_section("inner", section)
     print(section)

@@ -14,6 +14,8 @@ trap 'rm -rf "$WORK"' EXIT
 OUT=results/inner_fold
 INPUTS=(--centre skeleton=hip_center --frame-encoder motion)
 BUDGET=(--epochs 40)  # what the variants are compared at; the *_ep60 variants give the 60-epoch budget
+ROTATE15=(--rotate-augment inertial=15 --rotate-augment skeleton=15)
+ROTATE30=(--rotate-augment inertial=30 --rotate-augment skeleton=30)
 declare -A ARGS=(
   [inertial]="--modalities inertial"
   [skeleton_camera]="--modalities skeleton"
@@ -35,6 +37,16 @@ declare -A ARGS=(
   [fused_on_ep80]="--calibration on --epochs 80 ${INPUTS[*]}"
   [fused_off_ep60_unimodal]="--calibration off --epochs 60 --unimodal-loss 0.5 ${INPUTS[*]}"
   [fused_on_ep60_unimodal]="--calibration on --epochs 60 --unimodal-loss 0.5 ${INPUTS[*]}"
+  [fused_off_ep60_rot15]="--calibration off --epochs 60 ${ROTATE15[*]} ${INPUTS[*]}"
+  [fused_on_ep60_rot15]="--calibration on --epochs 60 ${ROTATE15[*]} ${INPUTS[*]}"
+  [fused_off_ep60_rot30]="--calibration off --epochs 60 ${ROTATE30[*]} ${INPUTS[*]}"
+  [fused_on_ep60_rot30]="--calibration on --epochs 60 ${ROTATE30[*]} ${INPUTS[*]}"
+  [fused_off_ep60_avg20]="--calibration off --epochs 60 --average-epochs 20 ${INPUTS[*]}"
+  [fused_on_ep60_avg20]="--calibration on --epochs 60 --average-epochs 20 ${INPUTS[*]}"
+  [fused_off_ep60_drop03]="--calibration off --epochs 60 --dropout 0.3 ${INPUTS[*]}"
+  [fused_on_ep60_drop03]="--calibration on --epochs 60 --dropout 0.3 ${INPUTS[*]}"
+  [fused_off_ep60_late]="--calibration off --epochs 60 --backbone late ${INPUTS[*]}"
+  [fused_on_ep60_late]="--calibration on --epochs 60 --backbone late ${INPUTS[*]}"
 )
 for held in ${HELD_OUT:-7}; do
   python scripts/inner_fold.py split "$WORK/data$held" "$held"

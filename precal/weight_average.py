@@ -1,0 +1,64 @@
+"""Weight averaging over the last epochs of a run (stochastic weight averaging, Izmailov et al. 2018).
+
+Why: on a small cross-subject data set the epoch that validation picks is partly luck — UTD-MHAD's
+validation split sits at 100% for most of the late epochs, so the choice among them falls to the
+validation loss, and seeds end up 2-4 points apart on new subjects. The uniform average of the
+weights over the last epochs lies in a flatter region than any one of them and does not depend on
+that choice. BatchNorm statistics of averaged weights are not the average of the statistics, so
+they are recomputed on the training split afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from precal.data.batch import Batch
+
+
+class WeightAverage:
+    """Running uniform average of a model's floating-point weights and buffers."""
+
+    def __init__(self) -> None:
+        self._sum: Optional[Dict[str, Tensor]] = None
+        self.count = 0
+
+    def add(self, model: nn.Module) -> None:
+        state = model.state_dict()
+        if self._sum is None:
+            self._sum = {k: v.detach().double().clone() for k, v in state.items() if v.is_floating_point()}
+        else:
+            for k, total in self._sum.items():
+                total.add_(state[k].detach().double())
+        self.count += 1
+
+    def state_dict(self, model: nn.Module) -> Dict[str, Tensor]:
+        """The averaged state; integer buffers (BatchNorm's batch counters) come from ``model``."""
+        if self._sum is None:
+            raise ValueError("no weights were added to the average")
+        state = model.state_dict()
+        return {k: (self._sum[k] / self.count).to(v.dtype) if k in self._sum else v.clone() for k, v in state.items()}
+
+
+def recompute_batch_norm(model: nn.Module, batch: Batch, batch_size: int) -> None:
+    """Re-estimate every BatchNorm's running mean and variance from ``batch`` (plain cumulative
+    average over mini-batches of ``batch_size``, as in training), leaving the weights untouched."""
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = model.training
+    model.train()
+    chunks = max(1, -(-batch.size // batch_size))  # equal-sized chunks: each counts once in the average
+    with torch.no_grad():
+        for rows in torch.tensor_split(torch.arange(batch.size), chunks):
+            model(batch.select(rows))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
