@@ -48,6 +48,7 @@ from precal.data.batch import Batch
 from precal.data.dataset import Preprocessor
 from precal.data.schema import DatasetSchema, ModalitySchema, SchemaError
 from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
+from precal.describe import selected_weights
 from precal.evaluation import dataset_for, resolve_data_dir
 from precal.inference import Predictions, predict
 from precal.metrics import compute_metrics
@@ -902,6 +903,23 @@ def modality_table(ckpt: Checkpoint) -> pd.DataFrame:
             "description": spec.description,
         })
     return pd.DataFrame(rows)
+
+
+TRAINING_KEYS = ("epochs", "batch_size", "lr", "seed", "lengths", "centre", "frame_encoder", "modality_dropout",
+                 "noise_augment", "swap_augment", "aux_loss", "aux_weight", "cue_gradient")
+OPTIONAL_TRAINING_KEYS = ("rotate_augment", "unimodal_loss", "average_epochs")  # listed only when used
+
+
+def training_summary(ckpt: Checkpoint) -> List[Tuple[str, str]]:
+    """(setting, value) rows of how a checkpoint was trained, ending with which weights it holds.
+
+    Options that were off are left out, so the list shows the recipe rather than every flag."""
+    tr = ckpt.training
+    rows = [(k, str(tr[k])) for k in TRAINING_KEYS if k in tr]
+    rows += [(k, str(tr[k])) for k in OPTIONAL_TRAINING_KEYS if tr.get(k)]
+    if ckpt.metrics.get("selected_epoch") is not None:
+        rows.append(("weights", selected_weights(ckpt.metrics)))
+    return rows
 
 
 def parameter_table(ckpt: Checkpoint) -> Tuple[pd.DataFrame, float]:

@@ -35,7 +35,7 @@ def describe_data(data: MultimodalData, path: Path) -> str:
     return "\n".join(lines)
 
 
-def _selected(metrics: dict) -> str:
+def selected_weights(metrics: dict) -> str:
     """Which weights the checkpoint holds: the best epoch, or the average of the last epochs."""
     average = metrics.get("weight_average")
     if isinstance(average, dict) and average.get("selected"):
@@ -65,5 +65,5 @@ def describe_checkpoint(path: Path) -> str:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
             lines.append(f"  {split}: {shown}")
     if ckpt.history:
-        lines.append(f"  history: {len(ckpt.history)} epochs ({_selected(ckpt.metrics)})")
+        lines.append(f"  history: {len(ckpt.history)} epochs ({selected_weights(ckpt.metrics)})")
     return "\n".join(lines)

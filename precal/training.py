@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -230,9 +230,7 @@ def _averaged_candidate(model: MultimodalModel, average: WeightAverage, train_ba
     and their validation score, so that validation chooses between them and the best epoch."""
     model.load_state_dict(average.state_dict(model))
     recompute_batch_norm(model, train_batch, cfg.batch_size)
-    preds = predict(model, val_batch)
-    val_metrics = compute_metrics(task, preds.labels, preds.logits, data.schema.class_names)
-    loss = float(task_loss(torch.from_numpy(preds.logits), torch.from_numpy(preds.labels), task, 0.0))
+    _, val_metrics, loss = _validate(model, val_batch, data, task)
     first = cfg.epochs - average.count + 1
     summary = {"epochs": [first, cfg.epochs], f"val_{metric_name}": float(val_metrics[metric_name]),
                "val_loss": loss, "selected": False}
@@ -285,15 +283,19 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
             "grad_norm": {k: v / steps for k, v in grad_norms.items()}}
 
 
+def _validate(model: MultimodalModel, val_batch: Batch, data: MultimodalData,
+              task: str) -> Tuple[Predictions, Dict[str, Any], float]:
+    """Predictions, metrics and loss (without label smoothing) on the validation split."""
+    preds = predict(model, val_batch)
+    metrics = compute_metrics(task, preds.labels, preds.logits, data.schema.class_names)
+    loss = float(task_loss(torch.from_numpy(preds.logits), torch.from_numpy(preds.labels), task, 0.0))
+    return preds, metrics, loss
+
+
 def _epoch_record(model: MultimodalModel, val_batch: Batch, data: MultimodalData, task: str, cfg: TrainConfig,
                   stats: Dict[str, Any], epoch: int, optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
     """Validation metrics plus the calibrator's and each modality's dynamics for one epoch."""
-    preds = predict(model, val_batch)
-    val_metrics = compute_metrics(task, preds.labels, preds.logits, data.schema.class_names)
-    with torch.no_grad():
-        logits = torch.from_numpy(preds.logits)
-        labels = torch.from_numpy(preds.labels)
-        val_loss = float(task_loss(logits, labels, task, 0.0))
+    preds, val_metrics, val_loss = _validate(model, val_batch, data, task)
     record: Dict[str, Any] = {
         "epoch": epoch,
         "lr": optimizer.param_groups[0]["lr"],

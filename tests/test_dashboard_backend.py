@@ -11,6 +11,7 @@ per test session).
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import io
 import json
 import shutil
@@ -362,6 +363,22 @@ def test_overview_tables(pair, splits):
     preds = be.predict_view(views[0], splits.batch_for(pair.calibrated))
     frame = be.alpha_frame(preds, pair.primary.schema.class_names)
     assert len(frame) == 3 * splits.size and set(frame["modality"]) == {"inertial", "skeleton", "depth"}
+
+
+def test_training_summary_lists_the_recipe_and_the_weights_held(pair):
+    ckpt = pair.calibrated
+    rows = dict(be.training_summary(ckpt))
+    assert rows["epochs"] == str(ckpt.training["epochs"])
+    assert all(rows[k] == str(ckpt.training[k]) for k in be.TRAINING_KEYS if k in ckpt.training)
+    assert "rotate_augment" not in rows and "average_epochs" not in rows  # off: not listed
+    assert rows["weights"] == f"selected epoch {ckpt.metrics['selected_epoch']}"
+    assert be.training_summary(ckpt)[-1][0] == "weights"
+    averaged = dataclasses.replace(
+        ckpt, training={**ckpt.training, "rotate_augment": {"inertial": 30.0}, "average_epochs": 20},
+        metrics={**ckpt.metrics, "weight_average": {"epochs": [41, 60], "selected": True}})
+    rows = dict(be.training_summary(averaged))
+    assert rows["rotate_augment"] == "{'inertial': 30.0}" and rows["average_epochs"] == "20"
+    assert rows["weights"].startswith("weights averaged over epochs 41-60")
 
 
 def test_embedding_inputs_and_scores(pair, splits):

@@ -38,11 +38,7 @@ with left:
                  .rename(columns={"share": "share of model (%)"}), hide_index=True, width="stretch")
 with right:
     st.subheader("Training")
-    tr = (pair.calibrated or ckpt).training
-    st.markdown("\n".join(f"- **{k}**: {tr[k]}" for k in ("epochs", "batch_size", "lr", "seed", "lengths",
-                                                          "centre", "frame_encoder", "modality_dropout",
-                                                          "noise_augment", "swap_augment", "aux_loss", "aux_weight",
-                                                          "cue_gradient") if k in tr)
+    st.markdown("\n".join(f"- **{k}**: {v}" for k, v in be.training_summary(pair.calibrated or ckpt))
                 or "no training record")
 if schema.citation:
     with st.expander("Citation"):
