@@ -1,18 +1,25 @@
-"""Design choices on UTD-MHAD without touching its test subjects: inner cross-subject folds.
+"""Design choices without touching the test split: inner folds inside the training data.
 
-The official validation split (trial 4 of the training subjects) saturates at 100% and cannot see
-whether a choice transfers to *new subjects*, which is what the test split measures. An inner fold
-holds out one training subject instead: fit on the other three (trials 1-3, trial 4 for model
-selection), score on the held-out one. Subject 7 is the first fold; subjects 1, 3 and 5 give the
-other three (leave-one-training-subject-out). Subjects 2, 4, 6, 8 are never read.
+UTD-MHAD. The official validation split (trial 4 of the training subjects) saturates at 100% and
+cannot see whether a choice transfers to *new subjects*, which is what the test split measures. An
+inner fold holds out one training subject instead: fit on the other three (trials 1-3, trial 4 for
+model selection), score on the held-out one. Subject 7 is the first fold; subjects 1, 3 and 5 give
+the other three (leave-one-training-subject-out). Subjects 2, 4, 6, 8 are never read.
 
-    python scripts/inner_fold.py split OUT_DIR [HELD_OUT]  # the data set with one fold's splits
-    python scripts/inner_fold.py report                    # results/inner_fold/*/ -> README "inner"
+AVLetters. The test split is repetition 3 of every letter and speaker, and the official validation
+split is drawn from the same repetitions as training (1-2), so it cannot see whether a choice
+transfers to a *new repetition*; on AVLetters/sequence it even ranks the models the other way
+round from the test split. An inner fold holds out repetition 1 or 2: fit on the other one (its
+official train part, its official val part for model selection), score on the held-out
+repetition. Repetition 3 is never read.
 
-``scripts/inner_fold.sh`` trains the variants and stores their metrics in
-results/inner_fold/<variant>_held<S>_seed<N>/.
+    python scripts/inner_fold.py split OUT_DIR [HELD_OUT [DATASET]]  # one fold's data set
+    python scripts/inner_fold.py report [DATASET]                     # stored runs -> README section
+
+DATASET is utd_mhad (default) or avletters. ``scripts/inner_fold.sh`` trains the variants and stores
+their metrics in results/inner_fold/ (UTD-MHAD) or results/inner_fold_avletters/, one folder
+<variant>_held<S>_seed<N> per run.
 """
-
 from __future__ import annotations
 
 import json
@@ -28,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "sample_data" / "utd_mhad"
 STORE = ROOT / "results" / "inner_fold"
 TRAINING_SUBJECTS, FIRST_HELD_OUT, SELECTION_TRIAL = (1, 3, 5, 7), 7, 4
+AVL_SOURCE = ROOT / "sample_data" / "avletters"
+AVL_STORE = ROOT / "results" / "inner_fold_avletters"
+AVL_TRAINING_REPETITIONS = (1, 2)
 
 VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "inertial": "inertial alone",
@@ -63,7 +73,22 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
 }
 
 
-def write_split(out: Path, held_out: int = FIRST_HELD_OUT) -> None:
+AVL_VARIANTS = {  # name -> what it is (AVLetters, 40 epochs; arguments in scripts/inner_fold.sh)
+    "fused_off": "sequence baseline (shipped recipe)",
+    "fused_on": "sequence calibrated (shipped recipe)",
+    "fused_off_noswap": "sequence baseline, no swap augmentation",
+    "fused_on_noswap": "sequence calibrated, no swap augmentation",
+    "conv_off": "conv baseline (shipped recipe)",
+    "conv_on": "conv calibrated (shipped recipe)",
+    "audio": "audio alone",
+}
+
+
+def write_split(out: Path, held_out: int = FIRST_HELD_OUT, dataset: str = "utd_mhad") -> None:
+    if dataset == "avletters":
+        return write_avletters_split(out, held_out)
+    if dataset != "utd_mhad":
+        raise SystemExit(f"unknown data set {dataset!r} (utd_mhad or avletters)")
     if held_out not in TRAINING_SUBJECTS:
         raise SystemExit(f"held-out subject must be a training subject ({TRAINING_SUBJECTS}), got {held_out}")
     header = json.loads((SOURCE / "dataset.json").read_text())
@@ -76,15 +101,37 @@ def write_split(out: Path, held_out: int = FIRST_HELD_OUT) -> None:
         "val": np.flatnonzero(fit & (trial == SELECTION_TRIAL)).tolist(),
         "test": np.flatnonzero(subject == held_out).tolist(),
     }
+    _write_fold(out, SOURCE, header)
+
+
+def write_avletters_split(out: Path, held_out: int) -> None:
+    """Fit on the other training repetition (official train / val parts of it), score on ``held_out``."""
+    if held_out not in AVL_TRAINING_REPETITIONS:
+        raise SystemExit(f"held-out repetition must be a training repetition ({AVL_TRAINING_REPETITIONS}), "
+                         f"got {held_out}")
+    header = json.loads((AVL_SOURCE / "dataset.json").read_text())
+    ids = np.load(AVL_SOURCE / "data.npz")["sample_ids"]
+    repetition = np.array([int(s.split("_")[0][1:]) for s in ids])
+    fit = [r for r in AVL_TRAINING_REPETITIONS if r != held_out][0]
+    official = header["splits"]
+    header["splits"] = {
+        "train": [i for i in official["train"] if repetition[i] == fit],
+        "val": [i for i in official["val"] if repetition[i] == fit],
+        "test": np.flatnonzero(repetition == held_out).tolist(),
+    }
+    _write_fold(out, AVL_SOURCE, header)
+
+
+def _write_fold(out: Path, source: Path, header: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(SOURCE / "data.npz", out / "data.npz")
+    shutil.copyfile(source / "data.npz", out / "data.npz")
     (out / "dataset.json").write_text(json.dumps(header, indent=1) + "\n")
     print(f"wrote {out}: " + ", ".join(f"{k}={len(v)}" for k, v in header["splits"].items()))
 
 
-def load_results() -> pd.DataFrame:
+def load_results(store: Path = STORE) -> pd.DataFrame:
     rows = []
-    for path in sorted(STORE.glob("*_held*_seed*/metrics.json")):
+    for path in sorted(store.glob("*_held*_seed*/metrics.json")):
         name, rest = path.parent.name.rsplit("_held", 1)
         held, seed = rest.split("_seed")
         rows.append({"variant": name, "held_out": int(held), "seed": int(seed),
@@ -113,20 +160,30 @@ def paired_difference(runs: pd.DataFrame, variant: str, reference: str) -> str:
     return f"{diff.mean():+.1f}{spread} ({len(diff)})"
 
 
-def report() -> None:
-    runs = load_results()
+REPORTS = {  # data set -> (store, variants, README section, what a fold holds out, what the reference is)
+    "utd_mhad": (STORE, VARIANTS, "inner", "subject", "40- or 60-epoch run"),
+    "avletters": (AVL_STORE, AVL_VARIANTS, "inner_avl", "repetition", "shipped recipe"),
+}
+
+
+def report(dataset: str = "utd_mhad") -> None:
+    if dataset not in REPORTS:
+        raise SystemExit(f"unknown data set {dataset!r} (utd_mhad or avletters)")
+    store, variants, section_name, unit, reference_name = REPORTS[dataset]
+    runs = load_results(store)
     if runs.empty:
-        raise SystemExit(f"no results in {STORE}; run scripts/inner_fold.sh first")
+        raise SystemExit(f"no results in {store}; run scripts/inner_fold.sh first")
     folds = sorted(runs["held_out"].unique())
     per_fold = runs.groupby(["variant", "held_out"])["accuracy"].agg(["mean", "std", "size"])
-    lines = [f"Accuracy (%) on the held-out training subject, each fitted on the other three "
+    others = "the other three" if dataset == "utd_mhad" else "the other one"
+    lines = [f"Accuracy (%) on the held-out training {unit}, each fitted on {others} "
              f"({len(runs)} runs; `bash scripts/inner_fold.sh`). A cell is mean ± std over its seeds; the last "
-             "column but one averages the subjects a variant was run on. The last column is the variant minus "
-             "the same model without the change (40- or 60-epoch run), in points, over the (subject, seed) pairs "
+             f"column but one averages the {unit}s a variant was run on. The last column is the variant minus "
+             f"the same model without the change ({reference_name}), in points, over the ({unit}, seed) pairs "
              "both have: mean ± std (pairs).", "",
-             "| variant | " + " | ".join(f"subject {f}" for f in folds) + " | mean over subjects | paired change |",
+             "| variant | " + " | ".join(f"{unit} {f}" for f in folds) + f" | mean over {unit}s | paired change |",
              "|---|" + "---|" * (len(folds) + 2)]
-    for name, what in VARIANTS.items():
+    for name, what in variants.items():
         if name not in per_fold.index.get_level_values(0):
             continue
         cells, means = [], []
@@ -142,14 +199,14 @@ def report() -> None:
         change = paired_difference(runs, name, reference) if reference else "–"
         lines.append(f"| {what} | " + " | ".join(cells) + f" | {100 * np.mean(means):.1f} ({len(means)}) | {change} |")
     section = "\n".join(lines)
-    replace_section("inner", section)
+    replace_section(section_name, section)
     print(section)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) in (3, 4) and sys.argv[1] == "split":
-        write_split(Path(sys.argv[2]), *(int(a) for a in sys.argv[3:]))
-    elif sys.argv[1:] == ["report"]:
-        report()
+    if len(sys.argv) in (3, 4, 5) and sys.argv[1] == "split":
+        write_split(Path(sys.argv[2]), *(int(a) for a in sys.argv[3:4]), *sys.argv[4:5])
+    elif len(sys.argv) in (2, 3) and sys.argv[1] == "report":
+        report(*sys.argv[2:3])
     else:
         raise SystemExit(__doc__)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Inner cross-subject folds of UTD-MHAD (see scripts/inner_fold.py): design variants, several
-# seeds, metrics kept in results/inner_fold/<variant>_held<S>_seed<N>/, then the README section.
+# Inner folds (see scripts/inner_fold.py): design variants, several seeds, metrics kept in
+# results/inner_fold/<variant>_held<S>_seed<N>/ (UTD-MHAD, held-out subject S) or
+# results/inner_fold_avletters/ (DATASET=avletters, held-out repetition S), then the README section.
 #   bash scripts/inner_fold.sh ["0 1"] [EXTRA PRECAL TRAIN ARGS...]
-# HELD_OUT="7 1 3 5" picks the held-out training subjects (default 7), VARIANTS="fused_on fused_off"
-# the variants (default all).
+# HELD_OUT="7 1 3 5" picks the held-out training subjects (default 7; AVLetters: "1 2", the
+# default), VARIANTS="fused_on fused_off" the variants (default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/recipes.sh
@@ -11,7 +12,25 @@ SEEDS=${1:-"0 1"}
 EXTRA=("${@:2}")
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+DATASET=${DATASET:-utd_mhad}
+if [[ $DATASET == avletters ]]; then
+OUT=results/inner_fold_avletters
+DATA_ARGS=("${AVL[@]}")  # the shipped AVLetters recipe, budget included
+BUDGET=()
+DEFAULT_HELD_OUT="1 2"
+declare -A ARGS=(
+  [fused_off]="--calibration off"
+  [fused_on]="--calibration on"
+  [fused_off_noswap]="--calibration off --swap-augment 0"
+  [fused_on_noswap]="--calibration on --swap-augment 0"
+  [conv_off]="--backbone conv --calibration off"
+  [conv_on]="--backbone conv --calibration on"
+  [audio]="--modalities audio"
+)
+else
 OUT=results/inner_fold
+DATA_ARGS=("${UTD_DATA[@]}")
+DEFAULT_HELD_OUT=7
 INPUTS=(--centre skeleton=hip_center --frame-encoder motion)
 BUDGET=(--epochs 40)  # what the variants are compared at; the *_ep60 variants give the 60-epoch budget
 ROTATE15=(--rotate-augment inertial=15 --rotate-augment skeleton=15)
@@ -48,18 +67,19 @@ declare -A ARGS=(
   [fused_off_ep60_late]="--calibration off --epochs 60 --backbone late ${INPUTS[*]}"
   [fused_on_ep60_late]="--calibration on --epochs 60 --backbone late ${INPUTS[*]}"
 )
-for held in ${HELD_OUT:-7}; do
-  python scripts/inner_fold.py split "$WORK/data$held" "$held"
+fi
+for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
+  python scripts/inner_fold.py split "$WORK/data$held" "$held" "$DATASET"
   for seed in $SEEDS; do
     for name in ${VARIANTS:-"${!ARGS[@]}"}; do
       [[ -v "ARGS[$name]" ]] || { echo "unknown variant $name (known: ${!ARGS[*]})" >&2; exit 1; }
       # shellcheck disable=SC2206  # the variant's arguments are split on purpose
       variant=(${ARGS[$name]})
-      precal train "${UTD_DATA[@]}" --data "$WORK/data$held" "${COMMON[@]}" "${BUDGET[@]}" --backbone sequence \
+      precal train "${DATA_ARGS[@]}" --data "$WORK/data$held" "${COMMON[@]}" "${BUDGET[@]}" --backbone sequence \
         --seed "$seed" "${variant[@]}" --out "$WORK/$name" "${EXTRA[@]}"
       mkdir -p "$OUT/${name}_held${held}_seed$seed"
       cp "$WORK/$name"/{metrics.json,config.json} "$OUT/${name}_held${held}_seed$seed/"
     done
   done
 done
-python scripts/inner_fold.py report
+python scripts/inner_fold.py report "$DATASET"

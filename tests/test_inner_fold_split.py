@@ -1,5 +1,6 @@
-"""The inner cross-subject folds that UTD-MHAD design choices are made on (scripts/inner_fold.py):
-each fold holds out one training subject, and no fold ever reads a test subject."""
+"""The inner folds that design choices are made on (scripts/inner_fold.py): a UTD-MHAD fold holds
+out one training subject, an AVLetters fold one training repetition, and no fold ever reads the
+test split."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,3 +42,47 @@ def test_a_test_subject_cannot_be_held_out(tmp_path: Path):
     with pytest.raises(SystemExit, match="training subject"):
         inner_fold.write_split(tmp_path / "fold", 2)
     assert not (tmp_path / "fold").exists()
+
+
+@pytest.mark.parametrize("held_out", [1, 2])
+def test_an_avletters_fold_holds_out_one_training_repetition_and_never_reads_the_test_one(tmp_path: Path,
+                                                                                          held_out: int):
+    inner_fold.write_split(tmp_path / "fold", held_out, "avletters")
+    data = load_dataset(tmp_path / "fold")
+    official = load_dataset(ROOT / "sample_data" / "avletters")
+    repetition = np.array([int(s.split("_")[0][1:]) for s in data.sample_ids])
+    fit = 3 - held_out
+    assert set(repetition[data.split("train")]) == {fit} and set(repetition[data.split("val")]) == {fit}
+    assert set(data.split("train")) <= set(official.split("train"))  # model selection stays on val
+    assert set(data.split("val")) <= set(official.split("val"))
+    assert set(repetition[data.split("test")]) == {held_out}
+    assert len(data.split("test")) == int((repetition == held_out).sum())
+    # every letter and speaker is in the fitted part, as in the official speaker-dependent split
+    speakers = np.array([s.split("_")[1] for s in data.sample_ids])
+    assert set(speakers[data.split("train")]) == set(speakers)
+    assert not set(repetition[np.concatenate([data.split(s) for s in ("train", "val", "test")])]) & {3}
+
+
+def test_an_avletters_test_repetition_or_an_unknown_data_set_is_refused(tmp_path: Path):
+    with pytest.raises(SystemExit, match="training repetition"):
+        inner_fold.write_split(tmp_path / "fold", 3, "avletters")
+    with pytest.raises(SystemExit, match="unknown data set"):
+        inner_fold.write_split(tmp_path / "fold", 7, "mmsa")
+    assert not (tmp_path / "fold").exists()
+
+
+def test_paired_change_uses_only_runs_both_variants_have():
+    runs = pd.DataFrame([
+        {"variant": "fused_on_ep60", "held_out": 1, "seed": 0, "accuracy": 0.90},
+        {"variant": "fused_on_ep60", "held_out": 3, "seed": 0, "accuracy": 0.80},
+        {"variant": "fused_on_ep60", "held_out": 5, "seed": 0, "accuracy": 0.70},  # no partner: left out
+        {"variant": "fused_on_ep60_rot30", "held_out": 1, "seed": 0, "accuracy": 0.93},
+        {"variant": "fused_on_ep60_rot30", "held_out": 3, "seed": 0, "accuracy": 0.81},
+        {"variant": "fused_on_ep60_rot30", "held_out": 7, "seed": 1, "accuracy": 0.50},  # no partner
+    ])
+    assert inner_fold.reference_of("fused_on_ep60_rot30") == "fused_on_ep60"
+    assert inner_fold.reference_of("fused_off_noswap") == "fused_off"
+    assert inner_fold.reference_of("fused_on_ep60") == "fused_on" and inner_fold.reference_of("fused_on") is None
+    assert inner_fold.reference_of("audio") is None
+    assert inner_fold.paired_difference(runs, "fused_on_ep60_rot30", "fused_on_ep60") == "+2.0 ± 1.4 (2)"
+    assert inner_fold.paired_difference(runs, "fused_on_ep60_rot30", "fused_off") == "–"
