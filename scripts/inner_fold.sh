@@ -25,6 +25,10 @@ declare -A ARGS=(
   [fused_on_noswap]="--calibration on --swap-augment 0"
   [conv_off]="--backbone conv --calibration off"
   [conv_on]="--backbone conv --calibration on"
+  [fused_off_md0]="--calibration off --modality-dropout 0"
+  [fused_on_md0]="--calibration on --modality-dropout 0"
+  [fused_off_md07]="--calibration off --modality-dropout 0.7"
+  [fused_on_md07]="--calibration on --modality-dropout 0.7"
   [audio]="--modalities audio"
 )
 else
