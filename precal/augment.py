@@ -69,28 +69,31 @@ def noise_augment(batch: Batch, prob: float, gen: torch.Generator, snr_db: tuple
     return out
 
 
-def swap_augment(batch: Batch, prob: float, gen: torch.Generator) -> tuple[Batch, torch.Tensor]:
-    """With probability ``prob`` per sample, replace one random modality by the same modality of
-    another sample of the batch with a *different label*: a known cross-modal conflict.
+def _donors(batch: Batch, prob: float, gen: torch.Generator, same_label: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample: a donor row of the batch (-1: none) and the modality to take from it.
 
-    Returns the batch and a (B, M) bool mask of the swapped (sample, modality) pairs. The label
-    stays the sample's own, so the task loss rewards a model that learns to distrust a modality
-    that disagrees with the rest; the baseline sees the same swaps.
-    """
+    A donor has the modality present (as does the receiving row) and the same or a different label
+    as asked; the search order is seeded and row-dependent."""
     b, names = batch.size, batch.modalities
-    swapped = torch.zeros(b, len(names), dtype=torch.bool)
-    if prob <= 0 or len(names) < 2 or batch.labels is None:
-        return batch, swapped
     hit, which = _pick_modality(batch, prob, gen)
     order = torch.randperm(b, generator=gen)
     donors = torch.full((b,), -1, dtype=torch.long)
     labels = batch.labels
     for row in torch.nonzero(hit).squeeze(1).tolist():
         m = names[int(which[row])]
-        for cand in order.roll(-row).tolist():  # a seeded, row-dependent search order
-            if labels[cand] != labels[row] and bool(batch.presence(m)[cand]) and bool(batch.presence(m)[row]):
+        for cand in order.roll(-row).tolist():
+            if cand != row and bool(labels[cand] == labels[row]) == same_label \
+                    and bool(batch.presence(m)[cand]) and bool(batch.presence(m)[row]):
                 donors[row] = cand
                 break
+    return donors, which
+
+
+def _take_from_donors(batch: Batch, donors: torch.Tensor, which: torch.Tensor) -> tuple[Batch, torch.Tensor]:
+    """Replace modality ``which[row]`` of every row with a donor by the donor's; returns the batch
+    and the (B, M) mask of replaced (sample, modality) pairs."""
+    b, names = batch.size, batch.modalities
+    replaced = torch.zeros(b, len(names), dtype=torch.bool)
     out = batch
     for i, n in enumerate(names):
         rows = (donors >= 0) & (which == i)
@@ -100,8 +103,35 @@ def swap_augment(batch: Batch, prob: float, gen: torch.Generator) -> tuple[Batch
         pad = out.padding_mask.get(n)
         out = out.with_modality(n, values=out.inputs[n][src],
                                 padding_mask=None if pad is None else pad[src])
-        swapped[:, i] = rows
-    return out, swapped
+        replaced[:, i] = rows
+    return out, replaced
+
+
+def swap_augment(batch: Batch, prob: float, gen: torch.Generator) -> tuple[Batch, torch.Tensor]:
+    """With probability ``prob`` per sample, replace one random modality by the same modality of
+    another sample of the batch with a *different label*: a known cross-modal conflict.
+
+    Returns the batch and a (B, M) bool mask of the swapped (sample, modality) pairs. The label
+    stays the sample's own, so the task loss rewards a model that learns to distrust a modality
+    that disagrees with the rest; the baseline sees the same swaps.
+    """
+    if prob <= 0 or len(batch.modalities) < 2 or batch.labels is None:
+        return batch, torch.zeros(batch.size, len(batch.modalities), dtype=torch.bool)
+    return _take_from_donors(batch, *_donors(batch, prob, gen, same_label=False))
+
+
+def recombine_augment(batch: Batch, prob: float, gen: torch.Generator) -> Batch:
+    """With probability ``prob`` per sample, replace one random modality by the same modality of
+    another sample of the batch with the *same label*.
+
+    Why: with few subjects, a fused model can learn which inertial style goes with which skeleton
+    style, that is, the subject; recombining modalities across samples of one class (mostly across
+    subjects) makes new, consistent combinations, so only what the class has in common pays.
+    Unlike a swap there is no conflict: every modality still shows the label.
+    """
+    if prob <= 0 or len(batch.modalities) < 2 or batch.labels is None:
+        return batch
+    return _take_from_donors(batch, *_donors(batch, prob, gen, same_label=True))[0]
 
 
 def random_rotations(count: int, max_degrees: float, gen: torch.Generator) -> torch.Tensor:

@@ -194,7 +194,7 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         model = MultimodalModel(schema, model_config)
     except CheckpointError:
         raise
-    except (SchemaError, ValueError, TypeError, KeyError) as exc:
+    except (SchemaError, ValueError, TypeError, KeyError, IndexError) as exc:
         raise CheckpointError(f"{directory.name}: invalid config: {exc}") from exc
     state = _load_weights(directory / WEIGHTS_FILE)
     _check_state(directory.name, model, state)

@@ -68,7 +68,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         modalities=args.modalities or [], lengths=_key_value_ints(args.length or []),
         centre=_key_values(args.centre or [], "--centre", "skeleton=hip_center"),
+        scale=_key_values(args.scale or [], "--scale", "skeleton=hip_center:shoulder_center"),
         modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, swap_augment=args.swap_augment,
+        recombine_augment=args.recombine_augment,
         rotate_augment=_key_value_floats(args.rotate_augment or [], "--rotate-augment", "inertial=15"),
         aux_weight=args.aux_weight, aux_loss=args.aux_loss, unimodal_loss=args.unimodal_loss,
         average_epochs=args.average_epochs,
@@ -137,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--centre", action="append", metavar="NAME=POINT",
                    help="express a point-sequence modality relative to this point of its first step "
                         "(e.g. skeleton=hip_center); removes where the subject stands")
+    p.add_argument("--scale", action="append", metavar="NAME=POINT:POINT",
+                   help="measure a point-sequence modality in units of the distance between two points of "
+                        "its first step (e.g. skeleton=hip_center:shoulder_center); removes body size")
     p.add_argument("--length", action="append", metavar="NAME=STEPS",
                    help="resample a modality to a fixed number of steps (repeatable)")
     p.add_argument("--modality-dropout", type=float, default=0.0,
@@ -145,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-sample probability of adding noise to one modality")
     p.add_argument("--swap-augment", type=float, default=0.0,
                    help="per-sample probability of swapping one modality with a different-class sample")
+    p.add_argument("--recombine-augment", type=float, default=0.0,
+                   help="per-sample probability of exchanging one modality with a same-class sample "
+                        "(new combinations of subjects' styles; same for calibrated and baseline)")
     p.add_argument("--rotate-augment", action="append", metavar="NAME=DEGREES",
                    help="rotate the 3-vectors of a modality's steps (IMU axes, skeleton joints) by a random "
                         "rotation of up to DEGREES per sample, in raw units (repeatable)")

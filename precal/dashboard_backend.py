@@ -702,9 +702,26 @@ def denormalise(preprocessor: Preprocessor, spec: ModalitySchema, x: np.ndarray)
 
 def root_point_name(schema: DatasetSchema, preprocessor: Preprocessor, modality: str) -> str:
     """The name of the point a centred modality is expressed relative to (its index if unnamed)."""
-    index = preprocessor.centre[modality]
+    return point_name(schema, preprocessor.centre[modality])
+
+
+def point_name(schema: DatasetSchema, index: int) -> str:
     names = list(schema.extra.get("joint_names", []))
     return names[index] if index < len(names) else f"point {index}"
+
+
+def geometry_note(schema: DatasetSchema, preprocessor: Preprocessor, modality: str) -> str:
+    """One sentence on how a point-sequence modality is placed and sized for the model (empty if
+    it is drawn as recorded), so a user reading the lab's drawing knows its origin and unit."""
+    parts = []
+    if modality in preprocessor.centre:
+        parts.append(f"Relative to the first frame's {root_point_name(schema, preprocessor, modality)} "
+                     "(where the subject stands is removed, as the model is trained).")
+    if modality in preprocessor.scale:
+        a, b = (point_name(schema, i) for i in preprocessor.scale[modality])
+        parts.append(f"Lengths in units of the first frame's {a}–{b} distance (body size is removed), "
+                     "not metres.")
+    return " ".join(parts) + (" " if parts else "")
 
 
 def model_input(batch: Batch, row: int, spec: ModalitySchema, preprocessor: Preprocessor) -> np.ndarray:
@@ -907,7 +924,7 @@ def modality_table(ckpt: Checkpoint) -> pd.DataFrame:
 
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "seed", "lengths", "centre", "frame_encoder", "modality_dropout",
                  "noise_augment", "swap_augment", "aux_loss", "aux_weight", "cue_gradient")
-OPTIONAL_TRAINING_KEYS = ("rotate_augment", "unimodal_loss", "average_epochs")  # listed only when used
+OPTIONAL_TRAINING_KEYS = ("scale", "recombine_augment", "rotate_augment", "unimodal_loss", "average_epochs")  # listed only when used
 
 
 def training_summary(ckpt: Checkpoint) -> List[Tuple[str, str]]:

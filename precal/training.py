@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from precal.augment import RotationAugment, modality_dropout, noise_augment, swap_augment
+from precal.augment import RotationAugment, modality_dropout, noise_augment, recombine_augment, swap_augment
 from precal.calibration import AUX_LOSSES
 from precal.checkpoint import save_checkpoint
 from precal.data.batch import Batch
@@ -53,9 +53,11 @@ class TrainConfig:
     modalities: List[str] = field(default_factory=list)
     lengths: Dict[str, int] = field(default_factory=dict)
     centre: Dict[str, str] = field(default_factory=dict)  # modality -> root point name (joint_names)
+    scale: Dict[str, str] = field(default_factory=dict)  # modality -> "POINT:POINT", the unit segment
     modality_dropout: float = 0.0
     noise_augment: float = 0.0
     swap_augment: float = 0.0
+    recombine_augment: float = 0.0  # per-sample probability of a same-label modality exchange
     rotate_augment: Dict[str, float] = field(default_factory=dict)  # modality -> max degrees
     aux_weight: float = 0.1
     aux_loss: str = "contrastive"
@@ -122,27 +124,42 @@ def unimodal_loss(out: ModelOutput, modalities: List[str], labels: Tensor, swapp
     return torch.stack(losses).mean() if losses else out.logits.new_zeros(())
 
 
-def root_indices(schema: DatasetSchema, centre: Dict[str, str]) -> Dict[str, int]:
-    """Resolve ``{modality: root point name}`` to point indices, with errors that name the fix."""
+def _point_index(schema: DatasetSchema, name: str, point: str, verb: str) -> int:
+    """The index of a named point of a point-sequence modality, with errors that name the fix."""
+    spec = schema.modality(name) if name in schema.modality_names else None
+    if spec is None:
+        raise ValueError(unknown_modality_message(name, schema.modality_names))
+    if spec.kind != "time_series" or len(spec.step_shape) != 2:
+        raise ValueError(f"cannot {verb} {name!r}: only point sequences (steps of shape (points, coords)) "
+                         f"can be {verb}d, its steps are {tuple(spec.step_shape)}")
     points = list(schema.extra.get("joint_names", []))
-    out: Dict[str, int] = {}
-    for name, root in centre.items():
-        spec = schema.modality(name) if name in schema.modality_names else None
-        if spec is None:
-            raise ValueError(unknown_modality_message(name, schema.modality_names))
-        if spec.kind != "time_series" or len(spec.step_shape) != 2:
-            raise ValueError(f"cannot centre {name!r}: only point sequences (steps of shape (points, coords)) "
-                             f"can be centred, its steps are {tuple(spec.step_shape)}")
-        if root not in points:
-            raise ValueError(f"unknown root point {root!r} for {name!r}; the data set names: {', '.join(points) or 'none'}")
-        out[name] = points.index(root)
+    if point not in points:
+        raise ValueError(f"unknown point {point!r} for {name!r}; the data set names: {', '.join(points) or 'none'}")
+    return points.index(point)
+
+
+def root_indices(schema: DatasetSchema, centre: Dict[str, str]) -> Dict[str, int]:
+    """Resolve ``{modality: root point name}`` to point indices."""
+    return {name: _point_index(schema, name, root, "centre") for name, root in centre.items()}
+
+
+def segment_indices(schema: DatasetSchema, scale: Dict[str, str]) -> Dict[str, Tuple[int, int]]:
+    """Resolve ``{modality: "POINT:POINT"}`` to the two point indices of the unit segment."""
+    out: Dict[str, Tuple[int, int]] = {}
+    for name, segment in scale.items():
+        a, sep, b = segment.partition(":")
+        if not sep or not a or not b or a == b:
+            raise ValueError(f"--scale expects NAME=POINT:POINT with two different points "
+                             f"(e.g. skeleton=hip_center:shoulder_center), got {name}={segment}")
+        out[name] = (_point_index(schema, name, a, "scale"), _point_index(schema, name, b, "scale"))
     return out
 
 
 def prepare_data(data: MultimodalData, cfg: TrainConfig) -> tuple[Preprocessor, Dict[str, MultimodalDataset]]:
     """Fit preprocessing on the training split only, then build every split that is needed."""
     names = list(cfg.modalities) or data.schema.modality_names
-    pre = Preprocessor(lengths=dict(cfg.lengths), centre=root_indices(data.schema, cfg.centre))
+    pre = Preprocessor(lengths=dict(cfg.lengths), centre=root_indices(data.schema, cfg.centre),
+                       scale=segment_indices(data.schema, cfg.scale))
     pre.fit(data, data.split(cfg.train_split))
     splits = {cfg.train_split, cfg.val_split, *[s for s in cfg.eval_splits if s in data.splits]}
     return pre, {s: MultimodalDataset(data, data.split(s), pre, names) for s in splits}
@@ -251,6 +268,7 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
         sub = batch.select(rows)
         if rotation is not None:  # natural variation first, then the corruptions
             sub = rotation(sub, gen)
+        sub = recombine_augment(sub, cfg.recombine_augment, gen)
         sub = modality_dropout(sub, cfg.modality_dropout, gen)  # same draws on every rank
         sub = noise_augment(sub, cfg.noise_augment, gen)
         sub, swapped = swap_augment(sub, cfg.swap_augment, gen)

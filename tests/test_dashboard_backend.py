@@ -370,7 +370,7 @@ def test_training_summary_lists_the_recipe_and_the_weights_held(pair):
     rows = dict(be.training_summary(ckpt))
     assert rows["epochs"] == str(ckpt.training["epochs"])
     assert all(rows[k] == str(ckpt.training[k]) for k in be.TRAINING_KEYS if k in ckpt.training)
-    assert "rotate_augment" not in rows and "average_epochs" not in rows  # off: not listed
+    assert "scale" not in rows and "rotate_augment" not in rows and "average_epochs" not in rows  # off: not listed
     assert rows["weights"] == f"selected epoch {ckpt.metrics['selected_epoch']}"
     assert be.training_summary(ckpt)[-1][0] == "weights"
     averaged = dataclasses.replace(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from precal.augment import modality_dropout, noise_augment, swap_augment
+from precal.augment import modality_dropout, noise_augment, recombine_augment, swap_augment
 from precal.data.dataset import MultimodalDataset, Preprocessor, resample_sequence
 from precal.data.schema import DatasetSchema, ModalitySchema, SchemaError
 from precal.data.storage import DataFormatError, MultimodalData, build_ragged, load_dataset, save_dataset
@@ -170,3 +170,36 @@ def test_swap_augment_takes_the_modality_from_a_different_class_and_keeps_the_la
                 assert torch.equal(out.padding_mask[m][row], batch.padding_mask[m][donors[0]])
     untouched, none = swap_augment(batch, 0.0, torch.Generator().manual_seed(3))
     assert untouched is batch and not none.any()
+
+
+def test_recombine_augment_takes_the_modality_from_another_sample_of_the_same_class() -> None:
+    data = make_data(n=8, absent=())
+    batch = MultimodalDataset(data, range(8), Preprocessor()).full_batch()
+    out = recombine_augment(batch, 1.0, torch.Generator().manual_seed(4))
+    again = recombine_augment(batch, 1.0, torch.Generator().manual_seed(4))
+    assert torch.equal(out.labels, batch.labels)
+    replaced = 0
+    for m in batch.modalities:
+        assert torch.equal(out.inputs[m], again.inputs[m])  # seeded
+        for row in range(8):
+            x = out.inputs[m][row]
+            if torch.equal(x, batch.inputs[m][row]):
+                continue
+            replaced += 1
+            donors = [k for k in range(8) if k != row and torch.equal(batch.inputs[m][k], x)]
+            assert donors and all(batch.labels[k] == batch.labels[row] for k in donors)
+            if m in batch.padding_mask:
+                assert torch.equal(out.padding_mask[m][row], batch.padding_mask[m][donors[0]])
+    assert replaced == 8  # p=1 and every class has a partner: one modality per sample
+    assert recombine_augment(batch, 0.0, torch.Generator().manual_seed(4)) is batch
+    single = batch.restrict(["acc"])
+    assert recombine_augment(single, 1.0, torch.Generator().manual_seed(4)) is single
+
+
+def test_recombine_augment_never_fills_an_absent_modality() -> None:
+    data = make_data(n=8)
+    batch = MultimodalDataset(data, range(8), Preprocessor()).full_batch()
+    out = recombine_augment(batch, 1.0, torch.Generator().manual_seed(5))
+    for m in batch.modalities:
+        assert torch.equal(out.presence(m), batch.presence(m))
+        assert (out.inputs[m][~batch.presence(m)] == 0).all()

@@ -1,4 +1,4 @@
-"""Input representation: the motion-energy frame trunk and skeleton centring.
+"""Input representation: the motion-energy frame trunk, skeleton centring and body-size scaling.
 
 These are what make UTD-MHAD transfer across subjects, so their contracts matter: motion images
 must see only motion (and its order in time), padding must change nothing, and centring must remove
@@ -16,12 +16,12 @@ import torch
 
 from precal.cli import main as cli_main
 from precal.data.batch import Batch
-from precal.data.dataset import MultimodalDataset, Preprocessor, centre_on_root
+from precal.data.dataset import MultimodalDataset, Preprocessor, centre_on_root, scale_by_segment
 from precal.data.schema import DatasetSchema, ModalitySchema
 from precal.data.storage import MultimodalData, build_ragged
 from precal.models import ModelConfig, MultimodalModel
 from precal.models.encoders import FrameEncoder, MotionFrameEncoder, build_encoder, segment_weights
-from precal.training import TrainConfig, root_indices, train
+from precal.training import TrainConfig, root_indices, segment_indices, train
 
 UTD = Path(__file__).resolve().parents[1] / "sample_data" / "utd_mhad"
 
@@ -215,9 +215,88 @@ def test_training_with_centring_stores_it_in_the_checkpoint(tmp_path: Path):
     assert result.preprocessor.centre == {"skeleton": 3}
 
 
+def _body_sizes(sizes) -> MultimodalData:
+    """The same movement (one body, one motion) performed by bodies of different sizes, standing
+    at different places: scaled about a fixed point, then moved."""
+    base = _point_data(np.zeros((1, 1, 1, 3), np.float32)).sequence("skel", 0)
+    shifts = np.random.default_rng(9).normal(scale=2.0, size=(len(sizes), 1, 1, 3)).astype(np.float32)
+    skel = [base * s + shifts[i] for i, s in enumerate(sizes)]
+    schema = DatasetSchema("toy", (ModalitySchema("skel", "time_series", (4, 3)),),
+                           class_names=("a", "b"), extra={"joint_names": ["head", "neck", "hip", "foot"]})
+    return MultimodalData(schema, np.array([f"s{i}" for i in range(len(sizes))]), np.arange(len(sizes)) % 2,
+                          {"skel": build_ragged(skel, (4, 3), np.float32)}, {"train": np.arange(len(sizes))})
+
+
+def test_scaled_preprocessing_is_blind_to_body_size():
+    data = _body_sizes([1.0, 0.8, 1.25, 1.1])
+    pre = Preprocessor(centre={"skel": 2}, scale={"skel": (2, 1)}).fit(data, data.split("train"))
+    x = MultimodalDataset(data, range(4), pre).full_batch().inputs["skel"]
+    for i in range(1, 4):  # every body size gives the model the same input
+        torch.testing.assert_close(x[i], x[0], rtol=1e-4, atol=1e-4)
+    # centring alone keeps the size visible
+    centred = Preprocessor(centre={"skel": 2}).fit(data, data.split("train"))
+    y = MultimodalDataset(data, range(4), centred).full_batch().inputs["skel"]
+    assert not torch.allclose(y[1], y[0], atol=1e-2)
+
+
+def test_scale_by_segment_uses_the_first_step_and_survives_degenerate_segments():
+    seq = np.random.default_rng(3).normal(size=(5, 4, 3)).astype(np.float32)
+    out = scale_by_segment(seq, 0, 3)
+    assert np.linalg.norm(out[0, 0] - out[0, 3]) == pytest.approx(1.0, rel=1e-5)
+    # later steps keep their proportions to the first (the unit is fixed per clip)
+    np.testing.assert_allclose(out[1:] / out[0, 0, 0], seq[1:] / seq[0, 0, 0], rtol=1e-4)
+    flat = seq.copy()
+    flat[0, 3] = flat[0, 0]  # a lost track: both points at one place
+    np.testing.assert_array_equal(scale_by_segment(flat, 0, 3), flat)
+    assert scale_by_segment(seq[:0], 0, 3).shape == (0, 4, 3)
+
+
+def test_preprocessor_json_round_trip_keeps_scaling():
+    pre = Preprocessor(centre={"skel": 2}, scale={"skel": (2, 1)})
+    back = Preprocessor.from_json(json.loads(json.dumps(pre.to_json())))
+    assert back.scale == {"skel": (2, 1)}
+    assert Preprocessor.from_json({"lengths": {}}).scale == {}  # stored before scaling existed
+
+
+def test_segment_indices_resolve_names_and_explain_mistakes():
+    schema = _point_data(np.zeros((2, 1, 1, 3), np.float32)).schema
+    assert segment_indices(schema, {"skel": "hip:neck"}) == {"skel": (2, 1)}
+    for bad in ("hip", "hip:hip", ":neck"):
+        with pytest.raises(ValueError, match="POINT:POINT"):
+            segment_indices(schema, {"skel": bad})
+    with pytest.raises(ValueError, match="head, neck, hip, foot"):
+        segment_indices(schema, {"skel": "hip:pelvis"})
+    with pytest.raises(ValueError, match="only point sequences"):
+        segment_indices(schema, {"acc": "hip:neck"})
+
+
+def test_training_with_scaling_stores_it_and_refuses_bad_segments(tmp_path: Path, capsys):
+    assert cli_main(["train", "--data", str(UTD), "--scale", "skeleton=hip_center", "--epochs", "1", "--quiet",
+                     "--out", str(tmp_path / "bad")]) == 2
+    assert "POINT:POINT" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    cfg = TrainConfig(data=str(UTD), modalities=["skeleton"], lengths={"skeleton": 16}, epochs=1, dim=8,
+                      centre={"skeleton": "hip_center"}, scale={"skeleton": "hip_center:shoulder_center"},
+                      backbone="late", calibration=False)
+    train(cfg, out=tmp_path / "ck", progress=False)
+    stored = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert stored["preprocessing"]["scale"] == {"skeleton": [3, 1]}
+    assert stored["training"]["scale"] == {"skeleton": "hip_center:shoulder_center"}
+
+
 def test_dashboard_names_the_root_point_of_a_centred_modality():
     from precal import dashboard_backend as be
 
     schema = _point_data(np.zeros((2, 1, 1, 3), np.float32)).schema
     assert be.root_point_name(schema, Preprocessor(centre={"skel": 2}), "skel") == "hip"
     assert be.root_point_name(schema, Preprocessor(centre={"skel": 7}), "skel") == "point 7"
+
+
+def test_dashboard_says_where_the_origin_is_and_what_the_unit_is():
+    from precal import dashboard_backend as be
+
+    schema = _point_data(np.zeros((2, 1, 1, 3), np.float32)).schema
+    assert be.geometry_note(schema, Preprocessor(), "skel") == ""
+    centred = be.geometry_note(schema, Preprocessor(centre={"skel": 2}), "skel")
+    assert "hip" in centred and "units" not in centred
+    both = be.geometry_note(schema, Preprocessor(centre={"skel": 2}, scale={"skel": (2, 1)}), "skel")
+    assert "hip–neck distance" in both and "not metres" in both

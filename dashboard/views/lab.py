@@ -139,12 +139,10 @@ def lab() -> None:
             spec = schema.modality(drawn)
             clean = be.model_input(ctx.splits.batch_for(ckpt), be.row_of(ctx.splits, index), spec, ckpt.preprocessor)
             shown = be.model_input(result.corrupted_batches[str(ckpt.path)], 0, spec, ckpt.preprocessor)
-            centred = drawn in ckpt.preprocessor.centre
             st.caption(("Clean (grey or top row) and as the model sees it now"
                         + (": removed, nothing is drawn" if settings[drawn].remove else "")
                         + ", resampled to the model's input length, in physical units. "
-                        + (f"Relative to the first frame's {be.root_point_name(schema, ckpt.preprocessor, drawn)} "
-                           "(where the subject stands is removed, as the model is trained). " if centred else "")
+                        + be.geometry_note(schema, ckpt.preprocessor, drawn)
                         + spec.description))
             ds.render_lab_input(ctx, drawn, shown, clean, ctx.data.modalities[drawn].length(index), key="lab")
 

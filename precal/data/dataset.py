@@ -7,7 +7,7 @@ checkpoint), so evaluation and the dashboard transform inputs exactly as trainin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -49,22 +49,42 @@ def centre_on_root(seq: np.ndarray, root: int) -> np.ndarray:
     return seq - seq[:1, root:root + 1]
 
 
+def scale_by_segment(seq: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Divide a (T, J, C) point sequence by the length of segment a-b in its *first* step.
+
+    Why: subjects differ in size (UTD-MHAD's torsos range over 15%), so the same movement spans
+    different distances; measuring it in units of the subject's own torso removes that and keeps
+    the movement. A degenerate segment (both points at one place, e.g. a lost track) leaves the
+    sequence unscaled rather than blowing it up."""
+    if len(seq) == 0:
+        return seq
+    length = float(np.linalg.norm(seq[0, a] - seq[0, b]))
+    return seq / length if length > 1e-6 else seq
+
+
 @dataclass
 class Preprocessor:
     """Per-modality centring (optional), fixed length (optional) and normalisation statistics.
 
     Statistics are per feature for series/vectors/tokens and a single scalar for frame sequences
     (pixels of one image share a unit and a meaning). ``centre`` maps a point-sequence modality
-    (steps of shape (J, C), e.g. skeleton joints) to the index of its root point.
+    (steps of shape (J, C), e.g. skeleton joints) to the index of its root point; ``scale`` maps one
+    to the two points whose first-step distance becomes its unit of length (applied after centring).
     """
 
     lengths: Dict[str, Optional[int]] = field(default_factory=dict)
     mean: Dict[str, np.ndarray] = field(default_factory=dict)
     std: Dict[str, np.ndarray] = field(default_factory=dict)
     centre: Dict[str, int] = field(default_factory=dict)
+    scale: Dict[str, Tuple[int, int]] = field(default_factory=dict)
 
     def _centred(self, name: str, seq: np.ndarray) -> np.ndarray:
-        return centre_on_root(seq, self.centre[name]) if name in self.centre else seq
+        """The point-sequence geometry: centred on the root, then in units of the body segment."""
+        if name in self.centre:
+            seq = centre_on_root(seq, self.centre[name])
+        if name in self.scale:
+            seq = scale_by_segment(seq, *self.scale[name])
+        return seq
 
     def fit(self, data: MultimodalData, indices: Sequence[int]) -> "Preprocessor":
         for spec in data.schema.modalities:
@@ -102,6 +122,7 @@ class Preprocessor:
             "mean": {k: v.tolist() for k, v in self.mean.items()},
             "std": {k: v.tolist() for k, v in self.std.items()},
             "centre": dict(self.centre),
+            "scale": {k: list(v) for k, v in self.scale.items()},
         }
 
     @classmethod
@@ -111,6 +132,7 @@ class Preprocessor:
             mean={k: np.asarray(v, np.float32) for k, v in d.get("mean", {}).items()},
             std={k: np.asarray(v, np.float32) for k, v in d.get("std", {}).items()},
             centre={k: int(v) for k, v in d.get("centre", {}).items()},
+            scale={k: (int(v[0]), int(v[1])) for k, v in d.get("scale", {}).items()},
         )
 
 
