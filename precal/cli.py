@@ -168,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--shared-dim", type=int, default=16)
     p.add_argument("--dropout", type=float, default=0.1, help="dropout of encoders, fusion and head")
-    p.add_argument("--frame-encoder", choices=("motion", "frames"), default="motion",
-                   help="trunk for frame sequences: motion-energy images (default) or per-frame CNN + temporal conv")
+    p.add_argument("--frame-encoder", choices=("motion", "frames", "frame-diffs"), default="motion",
+                   help="trunk for frame sequences: motion-energy images (default), per-frame CNN + temporal "
+                        "conv, or the same with each frame's difference from the previous as a second channel")
     p.add_argument("--cue-gradient", choices=("on", "off"), default="on",
                    help="off: the calibrator compares detached encoder summaries, so the cue objective "
                         "does not shape the encoders")

@@ -20,7 +20,7 @@ from precal.data.dataset import MultimodalDataset, Preprocessor, centre_on_root,
 from precal.data.schema import DatasetSchema, ModalitySchema
 from precal.data.storage import MultimodalData, build_ragged
 from precal.models import ModelConfig, MultimodalModel
-from precal.models.encoders import FrameEncoder, MotionFrameEncoder, build_encoder, segment_weights
+from precal.models.encoders import FRAME_ENCODERS, FrameEncoder, MotionFrameEncoder, build_encoder, segment_weights
 from precal.training import TrainConfig, root_indices, segment_indices, train
 
 UTD = Path(__file__).resolve().parents[1] / "sample_data" / "utd_mhad"
@@ -102,6 +102,36 @@ def test_unknown_frame_encoder_is_a_clear_error():
         ModelConfig(frame_encoder="optical_flow")
 
 
+def test_frame_differences_channel_shows_change_and_ignores_padding():
+    enc = FrameEncoder(dim=8, differences=True).eval()
+    x = torch.rand(2, 5, 12, 16)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    frames = enc.frame_inputs(x, mask)
+    assert frames.shape == (2, 5, 2, 12, 16)
+    torch.testing.assert_close(frames[:, :, 0], x)  # the frames themselves
+    assert (frames[:, 0, 1] == 0).all()  # nothing before the first frame
+    torch.testing.assert_close(frames[0, 1:, 1], x[0, 1:] - x[0, :-1])
+    assert (frames[1, 3:, 1] == 0).all()  # padding contributes no change
+    # a still clip has a blank difference channel, whatever it shows
+    still = x[:, :1].expand(2, 5, 12, 16)
+    assert (enc.frame_inputs(still, None)[:, :, 1] == 0).all()
+    # padding changes nothing in the real steps' features
+    with torch.no_grad():
+        padded = x.clone()
+        padded[1, 3:] = 7.0
+        a, _ = enc(x, mask)
+        b, _ = enc(padded, mask)
+    torch.testing.assert_close(a[1, :, :3], b[1, :, :3])
+
+
+def test_cli_frame_encoder_choices_are_the_models():
+    from precal.cli import build_parser
+
+    action = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions
+                  if "--frame-encoder" in a.option_strings)
+    assert tuple(action.choices) == FRAME_ENCODERS
+
+
 def test_cli_input_options_reach_the_stored_config(tmp_path: Path):
     out = tmp_path / "ck"
     assert cli_main(["train", "--data", str(UTD), "--modalities", "inertial", "--length", "inertial=16",
@@ -120,7 +150,7 @@ def test_configs_written_before_the_motion_trunk_load_as_per_frame_trunk():
     assert ModelConfig.from_json(ModelConfig(backbone="conv").to_json()).frame_encoder == "motion"
 
 
-@pytest.mark.parametrize("frame_encoder", ["motion", "frames"])
+@pytest.mark.parametrize("frame_encoder", FRAME_ENCODERS)
 @pytest.mark.parametrize("backbone", ["sequence", "conv", "late"])
 def test_both_frame_trunks_fit_every_backbone(backbone, frame_encoder):
     schema = DatasetSchema("toy", (ModalitySchema("acc", "time_series", (3,)),

@@ -7,7 +7,8 @@ per kind means the sequence, convolutional and late backbones differ only where 
 fusion.
 
 Frame sequences have two trunks. ``frames`` runs per-frame 2-D convolutions followed by a temporal
-convolution (on a 2-core CPU an order of magnitude faster than a 3-D CNN). ``motion``, the default,
+convolution (on a 2-core CPU an order of magnitude faster than a 3-D CNN); ``frame-diffs`` is the
+same trunk with each frame's difference from the previous one as a second input channel. ``motion``, the default,
 first summarises the clip into motion-energy images (mean absolute frame difference over a few
 temporal segments, plus the mean frame) and runs one 2-D CNN on them: the depth-motion-map idea of
 the UTD-MHAD literature. Where a subject stands and how far away they are then matters much less
@@ -73,13 +74,19 @@ class SeriesEncoder(nn.Module):
 
 
 class FrameEncoder(nn.Module):
-    """Frame sequences (B, T, H, W) -> (B, D, T, h, w): per-frame 2-D CNN, then temporal conv."""
+    """Frame sequences (B, T, H, W) -> (B, D, T, h, w): per-frame 2-D CNN, then temporal conv.
 
-    def __init__(self, dim: int, dropout: float = 0.1) -> None:
+    With ``differences`` each frame enters with a second channel, its difference from the previous
+    real frame (zero for the first): what moves (a mouth opening) then stands out from what only
+    looks different (a speaker's face), while the first channel keeps the shape itself.
+    """
+
+    def __init__(self, dim: int, dropout: float = 0.1, differences: bool = False) -> None:
         super().__init__()
+        self.differences = differences
         c1, c2 = 8, 16  # small early layers: on CPU the full-resolution layers dominate time
         self.frame_net = nn.Sequential(
-            nn.Conv2d(1, c1, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(c1), nn.GELU(),
+            nn.Conv2d(2 if differences else 1, c1, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(c1), nn.GELU(),
             nn.Conv2d(c1, c2, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(c2), nn.GELU(),
             nn.Conv2d(c2, dim, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(dim), nn.GELU(),
         )
@@ -88,9 +95,23 @@ class FrameEncoder(nn.Module):
             nn.Conv3d(dim, dim, kernel_size=(3, 1, 1), padding=(1, 0, 0)), nn.BatchNorm3d(dim), nn.GELU(),
         )
 
+    def frame_inputs(self, x: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """(B, T, H, W) -> (B, T, C, H, W): the frames, and with ``differences`` their change since
+        the previous frame (zero where either frame is padding)."""
+        if not self.differences:
+            return x.unsqueeze(2)
+        diff = torch.zeros_like(x)
+        diff[:, 1:] = x[:, 1:] - x[:, :-1]
+        if mask is not None:
+            both = torch.zeros_like(mask)
+            both[:, 1:] = mask[:, 1:] & mask[:, :-1]
+            diff = diff * both[:, :, None, None].to(x.dtype)
+        return torch.stack([x, diff], dim=2)
+
     def forward(self, x: Tensor, mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
         b, t, h, w = x.shape
-        y = self.frame_net(x.reshape(b * t, 1, h, w))  # (B*T, D, h', w')
+        frames = self.frame_inputs(x, mask)
+        y = self.frame_net(frames.reshape(b * t, frames.shape[2], h, w))  # (B*T, D, h', w')
         y = y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, D, T, h', w')
         if mask is not None:  # padded frames must not leak into real ones through the temporal conv
             keep = mask[:, None, :, None, None].to(y.dtype)
@@ -162,7 +183,7 @@ class VectorEncoder(nn.Module):
         return self.net(x), None
 
 
-FRAME_ENCODERS = ("motion", "frames")
+FRAME_ENCODERS = ("motion", "frames", "frame-diffs")
 
 
 def build_encoder(spec: ModalitySchema, dim: int, dropout: float, frame_encoder: str = "motion") -> nn.Module:
@@ -170,7 +191,9 @@ def build_encoder(spec: ModalitySchema, dim: int, dropout: float, frame_encoder:
     if spec.kind == "frame_sequence":
         if frame_encoder not in FRAME_ENCODERS:
             raise ValueError(f"unknown frame encoder {frame_encoder!r}; choose one of {', '.join(FRAME_ENCODERS)}")
-        return MotionFrameEncoder(dim, dropout) if frame_encoder == "motion" else FrameEncoder(dim, dropout)
+        if frame_encoder == "motion":
+            return MotionFrameEncoder(dim, dropout)
+        return FrameEncoder(dim, dropout, differences=frame_encoder == "frame-diffs")
     if spec.kind == "vector":
         return VectorEncoder(spec.num_features, dim, dropout)
     return SeriesEncoder(spec.num_features, dim, dropout)

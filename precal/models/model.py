@@ -40,7 +40,7 @@ class ModelConfig:
     dropout: float = 0.1
     instance_gate: bool = True
     dimension_gate: bool = True
-    frame_encoder: str = "motion"  # trunk for frame sequences: "motion" or "frames" (see encoders)
+    frame_encoder: str = "motion"  # trunk for frame sequences: one of FRAME_ENCODERS (see encoders)
     cue_gradient: bool = True  # False: the calibrator reads detached encoder summaries (see calibration)
     unimodal_heads: bool = False  # one linear classifier per encoder summary, for a training-time loss
 
