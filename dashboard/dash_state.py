@@ -439,11 +439,10 @@ def _frame_strip(spec, values: np.ndarray, reference: Optional[np.ndarray], titl
 
 
 def _light_input_spec(ctx: Context, modality: str, kind: str, values: np.ndarray, t: np.ndarray, t_label: str,
-                      title: str, reference: Optional[np.ndarray]) -> dict:
+                      title: str, reference: Optional[np.ndarray], unit: str) -> dict:
     """The lab's drawing of one modality (lab_inputs: Vega-Lite, cheap to redraw on every change)."""
     spec = ctx.schema.modality(modality)
     extra = ctx.schema.extra
-    unit = spec.unit or "value"
     if kind == "frames":
         strip = _frame_strip(spec, values, reference, title)
         # colour range from the clean input: it stays put while the corrupted row changes
@@ -453,8 +452,7 @@ def _light_input_spec(ctx: Context, modality: str, kind: str, values: np.ndarray
     if kind == "skeleton":
         names = list(extra.get("joint_names", []))
         return lab_inputs.skeleton_chart(values, t, be.frame_picks(len(values), 8), be.skeleton_bones(names),
-                                         reference, f"{title}: poses over time (x–y plane; grey: clean)",
-                                         spec.unit or "m")
+                                         reference, f"{title}: poses over time (x–y plane; grey: clean)", unit)
     cols = be.feature_names(spec, extra)
     flat = values.reshape(len(values), -1)
     ref = reference.reshape(len(reference), -1) if reference is not None else None
@@ -472,13 +470,14 @@ def _light_input_spec(ctx: Context, modality: str, kind: str, values: np.ndarray
 
 
 def render_lab_input(ctx: Context, modality: str, values: np.ndarray, clean: np.ndarray,
-                     original_steps: Optional[int], key: str) -> None:
+                     original_steps: Optional[int], key: str, unit: str) -> None:
     """The lab's drawing of one modality: the clean input and ``values`` (what the model sees now).
 
     Always one chart whose specification depends only on the modality, never on its corruption:
     a removed input (``values`` empty) is drawn as NaN, i.e. nothing over the clean input. The lab
     redraws this on every change, and a chart whose specification is unchanged is only fed new data
-    (far cheaper in the browser than a new chart)."""
+    (far cheaper in the browser than a new chart). ``unit``: the unit of the values as the model
+    sees them (``be.model_input_unit``)."""
     spec = ctx.schema.modality(modality)
     if len(clean) == 0:  # absent from the sample itself: nothing to compare against
         st.info(f"{modality} is absent for this sample (marked missing in the data).")
@@ -488,7 +487,7 @@ def render_lab_input(ctx: Context, modality: str, values: np.ndarray, clean: np.
     kind = be.input_view_kind(spec, ctx.schema.extra)
     t, t_label = be.time_axis(len(values), spec, original_steps)
     st.vega_lite_chart(spec=_light_input_spec(ctx, modality, kind, values, t, t_label, f"{modality} (model input)",
-                                              clean), key=f"{key}_{modality}_input")
+                                              clean, unit), key=f"{key}_{modality}_input")
 
 
 def render_modality(ctx: Context, modality: str, values: np.ndarray, original_steps: Optional[int],

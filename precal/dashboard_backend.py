@@ -719,9 +719,18 @@ def geometry_note(schema: DatasetSchema, preprocessor: Preprocessor, modality: s
                      "(where the subject stands is removed, as the model is trained).")
     if modality in preprocessor.scale:
         a, b = (point_name(schema, i) for i in preprocessor.scale[modality])
-        parts.append(f"Lengths in units of the first frame's {a}–{b} distance (body size is removed), "
-                     "not metres.")
+        parts.append(f"Lengths in body units, the first frame's {a}–{b} distance, rather than metres "
+                     "(body size is removed, as the model is trained).")
     return " ".join(parts) + (" " if parts else "")
+
+
+def model_input_unit(schema: DatasetSchema, preprocessor: Preprocessor, modality: str) -> str:
+    """The length unit of a modality as the model sees it: its recorded unit, or "body units" when
+    the checkpoint measures it in a body segment (``--scale``; :func:`geometry_note` names the
+    segment). Short on purpose: it titles the axes of small multiples."""
+    if modality in preprocessor.scale:
+        return "body units"
+    return schema.modality(modality).unit or "value"
 
 
 def model_input(batch: Batch, row: int, spec: ModalitySchema, preprocessor: Preprocessor) -> np.ndarray:

@@ -329,4 +329,7 @@ def test_dashboard_says_where_the_origin_is_and_what_the_unit_is():
     centred = be.geometry_note(schema, Preprocessor(centre={"skel": 2}), "skel")
     assert "hip" in centred and "units" not in centred
     both = be.geometry_note(schema, Preprocessor(centre={"skel": 2}, scale={"skel": (2, 1)}), "skel")
-    assert "hip–neck distance" in both and "not metres" in both
+    assert "body units, the first frame's hip–neck distance, rather than metres" in both
+    # the lab's axes follow: the recorded unit, or the segment the model measures in
+    assert be.model_input_unit(schema, Preprocessor(centre={"skel": 2}), "skel") == "value"  # toy: no unit
+    assert be.model_input_unit(schema, Preprocessor(scale={"skel": (2, 1)}), "skel") == "body units"

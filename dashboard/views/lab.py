@@ -144,7 +144,8 @@ def lab() -> None:
                         + ", resampled to the model's input length, in physical units. "
                         + be.geometry_note(schema, ckpt.preprocessor, drawn)
                         + spec.description))
-            ds.render_lab_input(ctx, drawn, shown, clean, ctx.data.modalities[drawn].length(index), key="lab")
+            ds.render_lab_input(ctx, drawn, shown, clean, ctx.data.modalities[drawn].length(index), key="lab",
+                                unit=be.model_input_unit(schema, ckpt.preprocessor, drawn))
 
         # ---- the sample moving in the projection
         st.subheader("Where the sample moves (fused representation)")
