@@ -70,6 +70,14 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep60_drop03": "fused calibrated, 60 epochs, dropout 0.3 instead of 0.1",
     "fused_off_ep60_late": "fused baseline, 60 epochs, late (concatenation) backbone instead of sequence",
     "fused_on_ep60_late": "fused calibrated, 60 epochs, late (concatenation) backbone instead of sequence",
+    "fused_off_ep60_swap04": "fused baseline, 60 epochs, swap probability 0.4 instead of 0.2",
+    "fused_on_ep60_swap04": "fused calibrated, 60 epochs, swap probability 0.4 instead of 0.2",
+    "fused_off_ep60_scale": "fused baseline, 60 epochs, skeleton in torso lengths (--scale)",
+    "fused_on_ep60_scale": "fused calibrated, 60 epochs, skeleton in torso lengths (--scale)",
+    "fused_off_ep60_dim128": "fused baseline, 60 epochs, width 128 instead of 64 (--dim)",
+    "fused_on_ep60_dim128": "fused calibrated, 60 epochs, width 128 instead of 64 (--dim)",
+    "fused_off_ep60_rec03": "fused baseline, 60 epochs, same-class modality exchange 0.3 (--recombine-augment)",
+    "fused_on_ep60_rec03": "fused calibrated, 60 epochs, same-class modality exchange 0.3 (--recombine-augment)",
 }
 
 
@@ -84,7 +92,11 @@ AVL_VARIANTS = {  # name -> what it is (AVLetters, 40 epochs; arguments in scrip
     "fused_on_md07": "sequence calibrated, modality dropout 0.7",
     "conv_off": "conv baseline (shipped recipe)",
     "conv_on": "conv calibrated (shipped recipe)",
+    "fused_off_diffs": "sequence baseline, lips with a frame-difference channel (--frame-encoder frame-diffs)",
+    "fused_on_diffs": "sequence calibrated, lips with a frame-difference channel (--frame-encoder frame-diffs)",
     "audio": "audio alone",
+    "lips": "lips alone (per-frame trunk)",
+    "lips_diffs": "lips alone, with a frame-difference channel",
 }
 
 

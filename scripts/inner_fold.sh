@@ -30,6 +30,10 @@ declare -A ARGS=(
   [fused_off_md07]="--calibration off --modality-dropout 0.7"
   [fused_on_md07]="--calibration on --modality-dropout 0.7"
   [audio]="--modalities audio"
+  [lips]="--modalities lips"
+  [lips_diffs]="--modalities lips --frame-encoder frame-diffs"
+  [fused_off_diffs]="--calibration off --frame-encoder frame-diffs"
+  [fused_on_diffs]="--calibration on --frame-encoder frame-diffs"
 )
 else
 OUT=results/inner_fold
@@ -39,6 +43,7 @@ INPUTS=(--centre skeleton=hip_center --frame-encoder motion)
 BUDGET=(--epochs 40)  # what the variants are compared at; the *_ep60 variants give the 60-epoch budget
 ROTATE15=(--rotate-augment inertial=15 --rotate-augment skeleton=15)
 ROTATE30=(--rotate-augment inertial=30 --rotate-augment skeleton=30)
+SCALE=(--scale skeleton=hip_center:shoulder_center)
 declare -A ARGS=(
   [inertial]="--modalities inertial"
   [skeleton_camera]="--modalities skeleton"
@@ -70,6 +75,16 @@ declare -A ARGS=(
   [fused_on_ep60_drop03]="--calibration on --epochs 60 --dropout 0.3 ${INPUTS[*]}"
   [fused_off_ep60_late]="--calibration off --epochs 60 --backbone late ${INPUTS[*]}"
   [fused_on_ep60_late]="--calibration on --epochs 60 --backbone late ${INPUTS[*]}"
+  [fused_off_ep60_swap04]="--calibration off --epochs 60 --swap-augment 0.4 ${INPUTS[*]}"
+  [fused_on_ep60_swap04]="--calibration on --epochs 60 --swap-augment 0.4 ${INPUTS[*]}"
+  [fused_off_ep60_scale]="--calibration off --epochs 60 ${SCALE[*]} ${INPUTS[*]}"
+  [fused_on_ep60_scale]="--calibration on --epochs 60 ${SCALE[*]} ${INPUTS[*]}"
+  [fused_off_ep60_dim128]="--calibration off --epochs 60 --dim 128 ${INPUTS[*]}"
+  [fused_on_ep60_dim128]="--calibration on --epochs 60 --dim 128 ${INPUTS[*]}"
+  [fused_off_ep60_rec03]="--calibration off --epochs 60 --recombine-augment 0.3 ${INPUTS[*]}"
+  [fused_on_ep60_rec03]="--calibration on --epochs 60 --recombine-augment 0.3 ${INPUTS[*]}"
+  [fused_off_ep60_bs16]="--calibration off --epochs 60 --batch-size 16 ${INPUTS[*]}"
+  [fused_on_ep60_bs16]="--calibration on --epochs 60 --batch-size 16 ${INPUTS[*]}"
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
