@@ -78,6 +78,8 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep60_dim128": "fused calibrated, 60 epochs, width 128 instead of 64 (--dim)",
     "fused_off_ep60_rec03": "fused baseline, 60 epochs, same-class modality exchange 0.3 (--recombine-augment)",
     "fused_on_ep60_rec03": "fused calibrated, 60 epochs, same-class modality exchange 0.3 (--recombine-augment)",
+    "fused_off_ep60_bs16": "fused baseline, 60 epochs, batch size 16 instead of 32",
+    "fused_on_ep60_bs16": "fused calibrated, 60 epochs, batch size 16 instead of 32",
 }
 
 
