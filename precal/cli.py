@@ -75,6 +75,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         aux_weight=args.aux_weight, aux_loss=args.aux_loss, unimodal_loss=args.unimodal_loss,
         average_epochs=args.average_epochs,
         dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
+        point_encoder=args.point_encoder,
         cue_gradient=args.cue_gradient == "on", threads=args.threads,
     )
     result = train(cfg, out=args.out, progress=not args.quiet)
@@ -171,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-encoder", choices=("motion", "frames", "frame-diffs"), default="motion",
                    help="trunk for frame sequences: motion-energy images (default), per-frame CNN + temporal "
                         "conv, or the same with each frame's difference from the previous as a second channel")
+    p.add_argument("--point-encoder", choices=("series", "joints"), default="series",
+                   help="trunk for point sequences (skeletons): all coordinates as one series (default), or a "
+                        "joint graph with shared per-joint embedding, bone-initialised adjacency and temporal conv")
     p.add_argument("--cue-gradient", choices=("on", "off"), default="on",
                    help="off: the calibrator compares detached encoder summaries, so the cue objective "
                         "does not shape the encoders")

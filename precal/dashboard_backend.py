@@ -46,6 +46,7 @@ from precal.dashboard_launcher import (  # noqa: F401 (APP_PATH, ENV_* re-export
     APP_PATH, ENV_CHECKPOINTS, ENV_DATA, MAX_UPLOAD_BYTES, ROOT)
 from precal.data.batch import Batch
 from precal.data.dataset import Preprocessor
+from precal.data.skeleton import KINECT_V1_BONES, skeleton_bones  # noqa: F401 (part of this module's API)
 from precal.data.schema import DatasetSchema, ModalitySchema, SchemaError
 from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
 from precal.describe import selected_weights
@@ -655,25 +656,6 @@ def suppressed_table(data: MultimodalData, splits: SplitBatches, preds: Predicti
 # Inputs in native form
 # --------------------------------------------------------------------------------------------------
 
-KINECT_V1_BONES: Tuple[Tuple[str, str], ...] = (
-    ("head", "shoulder_center"), ("shoulder_center", "spine"), ("spine", "hip_center"),
-    ("shoulder_center", "left_shoulder"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
-    ("left_wrist", "left_hand"),
-    ("shoulder_center", "right_shoulder"), ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
-    ("right_wrist", "right_hand"),
-    ("hip_center", "left_hip"), ("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("left_ankle", "left_foot"),
-    ("hip_center", "right_hip"), ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
-    ("right_ankle", "right_foot"),
-)
-"""The 19 bones of the 20-joint Kinect v1 skeleton (the joint order UTD-MHAD uses)."""
-
-
-def skeleton_bones(joint_names: Sequence[str]) -> List[Tuple[int, int]]:
-    """Bones as joint-index pairs for the given joint order (bones naming unknown joints are skipped)."""
-    pos = {n: i for i, n in enumerate(joint_names)}
-    return [(pos[a], pos[b]) for a, b in KINECT_V1_BONES if a in pos and b in pos]
-
-
 def input_view_kind(spec: ModalitySchema, extra: Mapping[str, Any]) -> str:
     """How to draw a modality: skeleton, frames, imu, heatmap (feature streams), vector."""
     if spec.kind == "frame_sequence":
@@ -931,8 +913,8 @@ def modality_table(ckpt: Checkpoint) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-TRAINING_KEYS = ("epochs", "batch_size", "lr", "seed", "lengths", "centre", "frame_encoder", "modality_dropout",
-                 "noise_augment", "swap_augment", "aux_loss", "aux_weight", "cue_gradient")
+TRAINING_KEYS = ("epochs", "batch_size", "lr", "seed", "lengths", "centre", "frame_encoder", "point_encoder",
+                 "modality_dropout", "noise_augment", "swap_augment", "aux_loss", "aux_weight", "cue_gradient")
 OPTIONAL_TRAINING_KEYS = ("scale", "recombine_augment", "rotate_augment", "unimodal_loss", "average_epochs")  # listed only when used
 
 

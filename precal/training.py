@@ -67,6 +67,7 @@ class TrainConfig:
     shared_dim: int = 16
     dropout: float = 0.1
     frame_encoder: str = "motion"
+    point_encoder: str = "series"
     cue_gradient: bool = True
     train_split: str = "train"
     val_split: str = "val"
@@ -76,7 +77,8 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(backbone=self.backbone, calibration=self.calibration, modalities=list(self.modalities),
                            dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout,
-                           frame_encoder=self.frame_encoder, cue_gradient=self.cue_gradient,
+                           frame_encoder=self.frame_encoder, point_encoder=self.point_encoder,
+                           cue_gradient=self.cue_gradient,
                            unimodal_heads=self.unimodal_loss > 0)
 
 

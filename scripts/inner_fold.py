@@ -80,6 +80,10 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep60_rec03": "fused calibrated, 60 epochs, same-class modality exchange 0.3 (--recombine-augment)",
     "fused_off_ep60_bs16": "fused baseline, 60 epochs, batch size 16 instead of 32",
     "fused_on_ep60_bs16": "fused calibrated, 60 epochs, batch size 16 instead of 32",
+    "skeleton_hip_ep60": "skeleton alone, hip-centred, 60 epochs (series trunk)",
+    "skeleton_joints_ep60": "skeleton alone, hip-centred, 60 epochs, joint-graph trunk (--point-encoder joints)",
+    "fused_off_ep60_joints": "fused baseline, 60 epochs, joint-graph skeleton trunk (--point-encoder joints)",
+    "fused_on_ep60_joints": "fused calibrated, 60 epochs, joint-graph skeleton trunk (--point-encoder joints)",
 }
 
 

@@ -333,3 +333,72 @@ def test_dashboard_says_where_the_origin_is_and_what_the_unit_is():
     # the lab's axes follow: the recorded unit, or the segment the model measures in
     assert be.model_input_unit(schema, Preprocessor(centre={"skel": 2}), "skel") == "value"  # toy: no unit
     assert be.model_input_unit(schema, Preprocessor(scale={"skel": (2, 1)}), "skel") == "body units"
+
+
+# ---------------------------------------------------------------------------------------------
+# joint-graph trunk for point sequences
+# ---------------------------------------------------------------------------------------------
+
+
+def test_joint_graph_trunk_matches_the_series_trunk_in_steps_and_ignores_padding():
+    from precal.models.encoders import JointGraphEncoder, SeriesEncoder
+
+    enc = JointGraphEncoder(joints=4, coords=3, dim=8, bones=[(0, 1), (1, 2), (2, 3)]).eval()
+    x = torch.randn(3, 13, 4, 3)
+    mask = torch.arange(13)[None, :] < torch.tensor([13, 9, 5])[:, None]
+    x = x * mask[..., None, None]
+    garbage = x.clone()
+    garbage[~mask] = 1e3  # whatever sits in the padding must not matter
+    with torch.no_grad():
+        (y, m), (y2, m2) = enc(x, mask), enc(garbage, mask)
+        ys, ms = SeriesEncoder(12, 8).eval()(x, mask)
+    assert y.shape == ys.shape == (3, 8, 4) and torch.equal(m, ms)  # same steps as the series trunk
+    torch.testing.assert_close(y2, y)
+    assert torch.equal(m2, m)
+    assert (y[~m.unsqueeze(1).expand_as(y)] == 0).all()  # padded steps stay zero
+    # a sample's features do not depend on the padding its batch has
+    with torch.no_grad():
+        alone, _ = enc(x[2:3, :5], mask[2:3, :5])
+    torch.testing.assert_close(alone, y[2:3, :, :alone.shape[-1]], rtol=1e-4, atol=1e-5)
+
+
+def test_joint_graph_adjacency_starts_as_the_bones():
+    from precal.models.encoders import JointGraphEncoder
+
+    adj = JointGraphEncoder(joints=4, coords=3, dim=8, bones=[(0, 1), (1, 2), (5, 6)]).adjacency.detach()
+    assert (adj > 0).tolist() == [[True, True, False, False], [True, True, True, False],
+                                  [False, True, True, False], [False, False, False, True]]  # (5, 6) is not ours
+    torch.testing.assert_close(adj.sum(dim=1), torch.ones(4))  # each joint averages its neighbourhood
+
+
+def test_point_encoder_option_picks_the_trunk_and_refuses_unknown_names():
+    from precal.models.encoders import JointGraphEncoder, SeriesEncoder
+
+    skel = ModalitySchema("skeleton", "time_series", (4, 3))
+    assert isinstance(build_encoder(skel, 8, 0.1, point_encoder="joints"), JointGraphEncoder)
+    assert isinstance(build_encoder(skel, 8, 0.1), SeriesEncoder)
+    # streams whose steps are not points keep the series trunk
+    assert isinstance(build_encoder(ModalitySchema("acc", "time_series", (6,)), 8, 0.1, point_encoder="joints"),
+                      SeriesEncoder)
+    with pytest.raises(ValueError, match="series, joints"):
+        ModelConfig(point_encoder="gcn")
+    old = ModelConfig().to_json()
+    del old["point_encoder"]  # configs written before the option load with the series trunk
+    assert ModelConfig.from_json(old).point_encoder == "series"
+
+
+@pytest.mark.parametrize("backbone", ["sequence", "conv", "late"])
+def test_joint_graph_trunk_trains_on_real_skeletons(tmp_path: Path, backbone):
+    """One epoch on UTD-MHAD skeletons with every backbone: the checkpoint records the trunk and
+    loads back with it (strict weight loading: the shapes must match)."""
+    from precal.checkpoint import load_checkpoint
+
+    cfg = TrainConfig(data=str(UTD), modalities=["skeleton", "inertial"], lengths={"skeleton": 16, "inertial": 32},
+                      epochs=1, dim=8, centre={"skeleton": "hip_center"}, point_encoder="joints",
+                      backbone=backbone, calibration=True)
+    result = train(cfg, out=tmp_path / "ck", progress=False)
+    stored = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert stored["model"]["point_encoder"] == "joints"
+    ckpt = load_checkpoint(tmp_path / "ck")
+    assert type(ckpt.model.encoders["skeleton"]).__name__ == "JointGraphEncoder"
+    assert 0.0 <= result.metrics["test"]["accuracy"] <= 1.0

@@ -17,7 +17,7 @@ than what moves, and on UTD-MHAD's cross-subject split this is what transfers (s
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,51 @@ class SeriesEncoder(nn.Module):
             mask = downsample_mask(mask, stride, y.shape[-1])
             y = _zero_padding(y, mask)
         return y, mask
+
+
+class JointGraphEncoder(nn.Module):
+    """Point sequences (B, T, J, C), e.g. skeletons -> (B, D, T'): a small spatio-temporal graph network.
+
+    Why: the series trunk sees a step as J*C unrelated numbers. Here every joint's coordinates go
+    through the same embedding (plus a learned per-joint offset), information moves between joints
+    along a learned adjacency that starts as the skeleton's bones, and the temporal convolutions are
+    shared by all joints, so a movement pattern is learned once rather than once per joint. Three
+    blocks with the series trunk's time strides (2, 2, 1), so both trunks give the same number of
+    steps; padded steps are re-zeroed before every temporal convolution, as in the series trunk.
+    """
+
+    def __init__(self, joints: int, coords: int, dim: int, dropout: float = 0.1,
+                 bones: Sequence[Tuple[int, int]] = (), width: int = 24) -> None:
+        super().__init__()
+        adjacency = torch.eye(joints)
+        for a, b in bones:
+            if max(a, b) < joints:  # names of another modality's points are not this one's
+                adjacency[a, b] = adjacency[b, a] = 1.0
+        self.adjacency = nn.Parameter(adjacency / adjacency.sum(dim=1, keepdim=True))
+        self.embed = nn.Linear(coords, width)
+        self.joint_offset = nn.Parameter(torch.zeros(joints, width))
+        widths = (width, width, 2 * width, 2 * width)
+        self.strides = (2, 2, 1)
+        self.mix = nn.ModuleList([nn.Linear(widths[i], widths[i + 1]) for i in range(3)])
+        self.temporal = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(widths[i + 1], widths[i + 1], kernel_size=(5, 1), stride=(s, 1), padding=(2, 0)),
+                          nn.BatchNorm2d(widths[i + 1]), nn.GELU())
+            for i, s in enumerate(self.strides)])
+        self.dropout = nn.Dropout(dropout)
+        self.out = _conv_block(nn.Conv1d(joints * widths[-1], dim, kernel_size=1), dim)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+        h = self.embed(x) + self.joint_offset  # (B, T, J, W)
+        for mix, temporal, stride in zip(self.mix, self.temporal, self.strides):
+            h = mix(torch.einsum("ij,btjc->btic", self.adjacency, h))
+            if mask is not None:
+                h = h * mask[:, :, None, None].to(h.dtype)
+            y = temporal(h.permute(0, 3, 1, 2))  # (B, C, T', J)
+            mask = downsample_mask(mask, stride, y.shape[2])
+            h = y.permute(0, 2, 3, 1)
+        b, t, j, c = h.shape
+        y = self.out(self.dropout(h).reshape(b, t, j * c).transpose(1, 2))
+        return _zero_padding(y, mask), mask
 
 
 class FrameEncoder(nn.Module):
@@ -184,10 +229,13 @@ class VectorEncoder(nn.Module):
 
 
 FRAME_ENCODERS = ("motion", "frames", "frame-diffs")
+POINT_ENCODERS = ("series", "joints")
 
 
-def build_encoder(spec: ModalitySchema, dim: int, dropout: float, frame_encoder: str = "motion") -> nn.Module:
-    """The encoder trunk for a modality kind."""
+def build_encoder(spec: ModalitySchema, dim: int, dropout: float, frame_encoder: str = "motion",
+                  point_encoder: str = "series", bones: Sequence[Tuple[int, int]] = ()) -> nn.Module:
+    """The encoder trunk for a modality kind. ``point_encoder`` picks the trunk of point sequences
+    (steps of shape (points, coords)); ``bones`` are their connected point pairs (joint graph)."""
     if spec.kind == "frame_sequence":
         if frame_encoder not in FRAME_ENCODERS:
             raise ValueError(f"unknown frame encoder {frame_encoder!r}; choose one of {', '.join(FRAME_ENCODERS)}")
@@ -196,4 +244,9 @@ def build_encoder(spec: ModalitySchema, dim: int, dropout: float, frame_encoder:
         return FrameEncoder(dim, dropout, differences=frame_encoder == "frame-diffs")
     if spec.kind == "vector":
         return VectorEncoder(spec.num_features, dim, dropout)
+    if point_encoder not in POINT_ENCODERS:
+        raise ValueError(f"unknown point encoder {point_encoder!r}; choose one of {', '.join(POINT_ENCODERS)}")
+    if point_encoder == "joints" and len(spec.step_shape) == 2:
+        joints, coords = spec.step_shape
+        return JointGraphEncoder(joints, coords, dim, dropout, bones=bones)
     return SeriesEncoder(spec.num_features, dim, dropout)

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from precal.calibration import CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator, masked_mean
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema, unknown_modality_message
-from precal.models.encoders import FRAME_ENCODERS, build_encoder
+from precal.data.skeleton import skeleton_bones
+from precal.models.encoders import FRAME_ENCODERS, POINT_ENCODERS, build_encoder
 from precal.models.fusion import (FUSION_LAYOUT, ClassificationHead, ConvFusion, LateFusion,
                                   TransformerFusion)
 
@@ -41,6 +42,7 @@ class ModelConfig:
     instance_gate: bool = True
     dimension_gate: bool = True
     frame_encoder: str = "motion"  # trunk for frame sequences: one of FRAME_ENCODERS (see encoders)
+    point_encoder: str = "series"  # trunk for point sequences (skeletons): one of POINT_ENCODERS
     cue_gradient: bool = True  # False: the calibrator reads detached encoder summaries (see calibration)
     unimodal_heads: bool = False  # one linear classifier per encoder summary, for a training-time loss
 
@@ -49,6 +51,8 @@ class ModelConfig:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if self.frame_encoder not in FRAME_ENCODERS:
             raise ValueError(f"unknown frame encoder {self.frame_encoder!r}; choose one of {', '.join(FRAME_ENCODERS)}")
+        if self.point_encoder not in POINT_ENCODERS:
+            raise ValueError(f"unknown point encoder {self.point_encoder!r}; choose one of {', '.join(POINT_ENCODERS)}")
 
     def to_json(self) -> Dict[str, Any]:
         return asdict(self)
@@ -87,8 +91,10 @@ class MultimodalModel(nn.Module):
         self.config = config
         self.modalities = names
         self.layout = FUSION_LAYOUT[config.backbone]
+        bones = skeleton_bones(schema.extra.get("joint_names", []))
         self.encoders = nn.ModuleDict({n: build_encoder(schema.modality(n), config.dim, config.dropout,
-                                                                  config.frame_encoder) for n in names})
+                                                        config.frame_encoder, config.point_encoder, bones)
+                                       for n in names})
         self.calibrator = PreFusionCalibrator(
             [ModalityFeatureSpec(n, config.dim, self.layout) for n in names],
             shared_dim=config.shared_dim, enabled=config.calibration,
