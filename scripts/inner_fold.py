@@ -161,8 +161,14 @@ def load_results(store: Path = STORE) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+UNIMODAL_REFERENCES = {"skeleton_joints_ep60": "skeleton_hip_ep60"}  # a unimodal variant -> what it changes
+
+
 def reference_of(variant: str) -> str | None:
-    """The run a fused variant changes one thing of: the same model at the same budget (40 or 60 epochs)."""
+    """The run a fused variant changes one thing of: the same model at the same budget (40 or 60
+    epochs); for the unimodal variants listed in UNIMODAL_REFERENCES, the same modality's run."""
+    if variant in UNIMODAL_REFERENCES:
+        return UNIMODAL_REFERENCES[variant]
     for model in ("fused_off", "fused_on"):
         if variant.startswith(model + "_"):
             reference = model + ("_ep60" if variant.startswith(model + "_ep60_") else "")
@@ -180,6 +186,24 @@ def paired_difference(runs: pd.DataFrame, variant: str, reference: str) -> str:
         return "–"
     spread = f" ± {diff.std():.1f}" if len(diff) > 1 else ""
     return f"{diff.mean():+.1f}{spread} ({len(diff)})"
+
+
+def persistent_confusions(store: Path, class_names: list, top: int = 3) -> list:
+    """The (held-out unit, true class, predicted class, count, out of) confusions that recur most
+    over all fused runs of a store: the errors no variant removes."""
+    counts: dict = {}
+    totals: dict = {}
+    for path in sorted(store.glob("fused_*_held*_seed*/metrics.json")):
+        held = int(path.parent.name.rsplit("_held", 1)[1].split("_seed")[0])
+        matrix = np.asarray(json.loads(path.read_text())["test"]["confusion_matrix"])
+        for true in range(len(matrix)):
+            totals[(held, true)] = totals.get((held, true), 0) + int(matrix[true].sum())
+            for pred in np.flatnonzero(matrix[true]):
+                if pred != true:
+                    key = (held, true, int(pred))
+                    counts[key] = counts.get(key, 0) + int(matrix[true, pred])
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+    return [(held, class_names[t], class_names[p], n, totals[(held, t)]) for (held, t, p), n in ranked]
 
 
 REPORTS = {  # data set -> (store, variants, README section, what a fold holds out, what the reference is)
@@ -220,6 +244,11 @@ def report(dataset: str = "utd_mhad") -> None:
         reference = reference_of(name)
         change = paired_difference(runs, name, reference) if reference else "–"
         lines.append(f"| {what} | " + " | ".join(cells) + f" | {100 * np.mean(means):.1f} ({len(means)}) | {change} |")
+    if dataset == "utd_mhad":
+        names = json.loads((SOURCE / "dataset.json").read_text())["schema"]["class_names"]
+        recurring = "; ".join(f"subject {h}'s {t} read as {p} in {n} of {total} predictions"
+                              for h, t, p, n, total in persistent_confusions(store, names))
+        lines += ["", f"The confusions that recur most over all fused runs above: {recurring}."]
     section = "\n".join(lines)
     replace_section(section_name, section)
     print(section)

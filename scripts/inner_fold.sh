@@ -85,6 +85,10 @@ declare -A ARGS=(
   [fused_on_ep60_rec03]="--calibration on --epochs 60 --recombine-augment 0.3 ${INPUTS[*]}"
   [fused_off_ep60_bs16]="--calibration off --epochs 60 --batch-size 16 ${INPUTS[*]}"
   [fused_on_ep60_bs16]="--calibration on --epochs 60 --batch-size 16 ${INPUTS[*]}"
+  [skeleton_hip_ep60]="--modalities skeleton --centre skeleton=hip_center --epochs 60"
+  [skeleton_joints_ep60]="--modalities skeleton --centre skeleton=hip_center --epochs 60 --point-encoder joints"
+  [fused_off_ep60_joints]="--calibration off --epochs 60 --point-encoder joints ${INPUTS[*]}"
+  [fused_on_ep60_joints]="--calibration on --epochs 60 --point-encoder joints ${INPUTS[*]}"
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do

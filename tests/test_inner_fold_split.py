@@ -84,5 +84,20 @@ def test_paired_change_uses_only_runs_both_variants_have():
     assert inner_fold.reference_of("fused_off_noswap") == "fused_off"
     assert inner_fold.reference_of("fused_on_ep60") == "fused_on" and inner_fold.reference_of("fused_on") is None
     assert inner_fold.reference_of("audio") is None
+    assert inner_fold.reference_of("skeleton_joints_ep60") == "skeleton_hip_ep60"  # same modality, other trunk
     assert inner_fold.paired_difference(runs, "fused_on_ep60_rot30", "fused_on_ep60") == "+2.0 ± 1.4 (2)"
     assert inner_fold.paired_difference(runs, "fused_on_ep60_rot30", "fused_off") == "–"
+
+
+def test_persistent_confusions_count_over_fused_runs_only(tmp_path):
+    def run(name, matrix):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"test": {"confusion_matrix": matrix}}))
+
+    run("fused_off_held3_seed0", [[1, 2], [0, 3]])  # class a read as b twice
+    run("fused_on_ep60_held3_seed1", [[2, 1], [1, 2]])
+    run("fused_on_held5_seed0", [[3, 0], [2, 1]])
+    run("skeleton_hip_held3_seed0", [[0, 3], [0, 3]])  # unimodal: not counted
+    top = inner_fold.persistent_confusions(tmp_path, ["a", "b"], top=2)
+    assert top == [(3, "a", "b", 3, 6), (5, "b", "a", 2, 3)]
