@@ -49,7 +49,7 @@ from precal.data.dataset import Preprocessor
 from precal.data.skeleton import KINECT_V1_BONES, skeleton_bones  # noqa: F401 (part of this module's API)
 from precal.data.schema import DatasetSchema, ModalitySchema, SchemaError
 from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
-from precal.describe import selected_weights
+from precal.describe import selected_weights, used_options
 from precal.evaluation import dataset_for, resolve_data_dir
 from precal.inference import Predictions, predict
 from precal.metrics import compute_metrics
@@ -915,7 +915,6 @@ def modality_table(ckpt: Checkpoint) -> pd.DataFrame:
 
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "seed", "lengths", "centre", "frame_encoder", "point_encoder",
                  "modality_dropout", "noise_augment", "swap_augment", "aux_loss", "aux_weight", "cue_gradient")
-OPTIONAL_TRAINING_KEYS = ("scale", "recombine_augment", "rotate_augment", "unimodal_loss", "average_epochs")  # listed only when used
 
 
 def training_summary(ckpt: Checkpoint) -> List[Tuple[str, str]]:
@@ -924,7 +923,7 @@ def training_summary(ckpt: Checkpoint) -> List[Tuple[str, str]]:
     Options that were off are left out, so the list shows the recipe rather than every flag."""
     tr = ckpt.training
     rows = [(k, str(tr[k])) for k in TRAINING_KEYS if k in tr]
-    rows += [(k, str(tr[k])) for k in OPTIONAL_TRAINING_KEYS if tr.get(k)]
+    rows += [(k, str(v)) for k, v in used_options(tr)]
     if ckpt.metrics.get("selected_epoch") is not None:
         rows.append(("weights", selected_weights(ckpt.metrics)))
     return rows

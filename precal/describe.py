@@ -35,6 +35,15 @@ def describe_data(data: MultimodalData, path: Path) -> str:
     return "\n".join(lines)
 
 
+OPTIONAL_TRAINING_KEYS = ("scale", "recombine_augment", "rotate_augment", "unimodal_loss", "average_epochs")
+"""Training options that are off by default: listed (by `precal info` and the dashboard) only when used."""
+
+
+def used_options(training: dict) -> list:
+    """(option, value) of the optional training settings a run used, in a fixed order."""
+    return [(k, training[k]) for k in OPTIONAL_TRAINING_KEYS if training.get(k)]
+
+
 def selected_weights(metrics: dict) -> str:
     """Which weights the checkpoint holds: the best epoch, or the average of the last epochs."""
     average = metrics.get("weight_average")
@@ -59,6 +68,9 @@ def describe_checkpoint(path: Path) -> str:
     if tr:
         lines.append(f"  trained: seed {tr.get('seed')}, {tr.get('epochs')} epochs, data {tr.get('data')}, "
                      f"modality dropout {tr.get('modality_dropout')}, noise {tr.get('noise_augment')}")
+        options = used_options(tr)
+        if options:
+            lines.append("  options: " + ", ".join(f"{k} {v}" for k, v in options))
     for split in ("val", "test"):
         m = ckpt.metrics.get(split)
         if isinstance(m, dict):

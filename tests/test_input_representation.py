@@ -311,6 +311,11 @@ def test_training_with_scaling_stores_it_and_refuses_bad_segments(tmp_path: Path
     stored = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert stored["preprocessing"]["scale"] == {"skeleton": [3, 1]}
     assert stored["training"]["scale"] == {"skeleton": "hip_center:shoulder_center"}
+    from precal.describe import describe_checkpoint
+
+    info = describe_checkpoint(tmp_path / "ck")  # `precal info` names the option the run used
+    assert "options: scale {'skeleton': 'hip_center:shoulder_center'}" in info
+    assert "recombine_augment" not in info  # off: not listed
 
 
 def test_dashboard_names_the_root_point_of_a_centred_modality():
