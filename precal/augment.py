@@ -193,3 +193,63 @@ class RotationAugment:
             turned = turned * keep[..., None, None]
             out = out.with_modality(name, values=turned.reshape(x.shape))
         return out
+
+
+def _window_positions(valid: torch.Tensor, steps: int, start: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+    """(B, steps) fractional source positions that stretch each row's window
+    [start, start + span] (fractions of its ``valid`` real steps) over those real steps.
+
+    Padded positions (at or after a row's valid length) map onto themselves."""
+    t = torch.arange(steps, dtype=torch.float32)[None, :]
+    last = (valid.to(torch.float32) - 1).clamp_min(0)[:, None]
+    unit = t / last.clamp_min(1)  # 0 .. 1 over the real steps
+    pos = (start[:, None] + span[:, None] * unit) * last
+    return torch.where(t < valid[:, None], pos, t)
+
+
+def _resample_rows(x: torch.Tensor, pos: torch.Tensor, blend: bool) -> torch.Tensor:
+    """Read (B, T, ...) ``x`` at fractional step positions (B, T): linear interpolation if ``blend``,
+    else the nearest step (frames are never blended, as in the preprocessing)."""
+    t = x.shape[1]
+    if not blend:
+        idx = pos.round().long().clamp(0, t - 1)
+        return torch.gather(x, 1, idx.reshape(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x))
+    lo = pos.floor().long().clamp(0, t - 1)
+    hi = (lo + 1).clamp(max=t - 1)
+    w = (pos - lo.to(pos.dtype)).clamp(0, 1).reshape(*pos.shape, *([1] * (x.dim() - 2))).to(x.dtype)
+
+    def at(i: torch.Tensor) -> torch.Tensor:
+        return torch.gather(x, 1, i.reshape(*i.shape, *([1] * (x.dim() - 2))).expand_as(x))
+    return at(lo) * (1 - w) + at(hi) * w
+
+
+def time_augment(batch: Batch, prob: float, gen: torch.Generator, kinds: Dict[str, str],
+                 max_crop: float = 0.2) -> Batch:
+    """With probability ``prob`` per sample, cut up to ``max_crop`` of the recording (split at random
+    between its start and its end) and stretch what is left back over the sample's steps.
+
+    Why: people perform one action at different speeds and start and stop it at different moments
+    of the recording; with few subjects in training a model can learn one person's tempo. The window
+    is drawn once per sample and applied to *every* modality of it, in fractions of each
+    modality's own length, so synchronised streams stay synchronised (a crop must not create a
+    cross-modal conflict the label does not explain). ``kinds`` maps modality names to schema kinds:
+    frame sequences take the nearest step, feature streams are interpolated, vectors are left alone.
+    Padding stays where it was and stays zero.
+    """
+    if prob <= 0 or max_crop <= 0:
+        return batch
+    b = batch.size
+    hit = (torch.rand(b, generator=gen) < prob).to(torch.float32)
+    crop = torch.rand(b, generator=gen) * max_crop * hit
+    start = torch.rand(b, generator=gen) * crop
+    span = 1 - crop
+    out = batch
+    for name in batch.modalities:
+        if kinds.get(name, "vector") == "vector":
+            continue
+        x = out.inputs[name]
+        pad = batch.padding_mask.get(name)
+        valid = pad.sum(dim=1) if pad is not None else torch.full((b,), x.shape[1])
+        pos = _window_positions(valid, x.shape[1], start, span)
+        out = out.with_modality(name, values=_resample_rows(x, pos, blend=kinds[name] != "frame_sequence"))
+    return out

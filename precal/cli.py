@@ -72,6 +72,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, swap_augment=args.swap_augment,
         recombine_augment=args.recombine_augment,
         rotate_augment=_key_value_floats(args.rotate_augment or [], "--rotate-augment", "inertial=15"),
+        time_augment=args.time_augment, train_split=args.train_split, selection=args.selection,
         aux_weight=args.aux_weight, aux_loss=args.aux_loss, unimodal_loss=args.unimodal_loss,
         average_epochs=args.average_epochs,
         dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model and write a checkpoint folder")
     p.add_argument("--data", required=True, help="data folder (precal format)")
-    p.add_argument("--backbone", choices=["sequence", "conv", "late"], default="sequence")
+    p.add_argument("--backbone", choices=["sequence", "conv", "late", "score"], default="sequence")
     p.add_argument("--calibration", choices=["on", "off"], default="on")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="checkpoint folder to write")
@@ -157,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rotate-augment", action="append", metavar="NAME=DEGREES",
                    help="rotate the 3-vectors of a modality's steps (IMU axes, skeleton joints) by a random "
                         "rotation of up to DEGREES per sample, in raw units (repeatable)")
+    p.add_argument("--time-augment", type=float, default=0.0,
+                   help="per-sample probability of cutting up to 20%% of the recording (start and end) and "
+                        "stretching the rest back, the same window for every modality")
+    p.add_argument("--train-split", default="train",
+                   help='split to train on; several joined by "+" (e.g. train+val, with --selection last)')
+    p.add_argument("--selection", choices=("best", "last"), default="best",
+                   help="keep the epoch with the best validation score, or the final epoch (a fixed budget)")
     p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the calibrator's prediction loss")
     p.add_argument("--aux-loss", choices=("contrastive", "mse"), default="contrastive",
                    help="objective of the calibrator's predictors (mse: regression, collapses the cues)")

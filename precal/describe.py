@@ -35,17 +35,21 @@ def describe_data(data: MultimodalData, path: Path) -> str:
     return "\n".join(lines)
 
 
-OPTIONAL_TRAINING_KEYS = ("scale", "recombine_augment", "rotate_augment", "unimodal_loss", "average_epochs")
+OPTIONAL_TRAINING_KEYS = ("scale", "recombine_augment", "rotate_augment", "time_augment", "unimodal_loss", "average_epochs")
 """Training options that are off by default: listed (by `precal info` and the dashboard) only when used."""
 
 
 def used_options(training: dict) -> list:
     """(option, value) of the optional training settings a run used, in a fixed order."""
-    return [(k, training[k]) for k in OPTIONAL_TRAINING_KEYS if training.get(k)]
+    split = training.get("train_split", "train")
+    trained_on = [("train_split", split)] if split != "train" else []
+    return trained_on + [(k, training[k]) for k in OPTIONAL_TRAINING_KEYS if training.get(k)]
 
 
 def selected_weights(metrics: dict) -> str:
     """Which weights the checkpoint holds: the best epoch, or the average of the last epochs."""
+    if metrics.get("selection_metric") == "last_epoch":
+        return f"final epoch {metrics.get('selected_epoch')}: a fixed budget, no validation choice"
     average = metrics.get("weight_average")
     if isinstance(average, dict) and average.get("selected"):
         first, last = average["epochs"]
@@ -61,7 +65,7 @@ def describe_checkpoint(path: Path) -> str:
     lines = [f"checkpoint {ckpt.name} ({ckpt.path})",
              f"  data set: {ckpt.schema.name} ({ckpt.schema.task}); modalities: {', '.join(ckpt.model.modalities)}",
              f"  backbone: {cfg.backbone}; calibration: {'on' if cfg.calibration else 'off'}; dim {cfg.dim}, "
-             f"shared dim {cfg.shared_dim}",
+             f"shared dim {cfg.shared_dim}; trunks: frames {cfg.frame_encoder}, points {cfg.point_encoder}",
              f"  parameters: backbone {backbone:,}, calibrator {counts['calibrator']:,} "
              f"({100 * counts['calibrator'] / backbone:.1f}% of backbone)"]
     tr = ckpt.training

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from precal.augment import RotationAugment, modality_dropout, noise_augment, recombine_augment, swap_augment
+from precal.augment import (RotationAugment, modality_dropout, noise_augment, recombine_augment, swap_augment,
+                            time_augment)
 from precal.calibration import AUX_LOSSES
 from precal.checkpoint import save_checkpoint
 from precal.data.batch import Batch
@@ -59,6 +60,7 @@ class TrainConfig:
     swap_augment: float = 0.0
     recombine_augment: float = 0.0  # per-sample probability of a same-label modality exchange
     rotate_augment: Dict[str, float] = field(default_factory=dict)  # modality -> max degrees
+    time_augment: float = 0.0  # per-sample probability of a random crop-and-stretch in time
     aux_weight: float = 0.1
     aux_loss: str = "contrastive"
     unimodal_loss: float = 0.0  # weight of the per-encoder classification loss (0: off)
@@ -69,7 +71,8 @@ class TrainConfig:
     frame_encoder: str = "motion"
     point_encoder: str = "series"
     cue_gradient: bool = True
-    train_split: str = "train"
+    train_split: str = "train"  # several joined by "+" ("train+val") are trained on together
+    selection: str = "best"  # "best": the epoch with the best validation score; "last": the final epoch
     val_split: str = "val"
     eval_splits: List[str] = field(default_factory=lambda: ["val", "test"])
     threads: int = 0  # 0: torch default
@@ -167,12 +170,33 @@ def prepare_data(data: MultimodalData, cfg: TrainConfig) -> tuple[Preprocessor, 
     return pre, {s: MultimodalDataset(data, data.split(s), pre, names) for s in splits}
 
 
+SELECTIONS = ("best", "last")
+
+
+def check_selection(cfg: TrainConfig) -> None:
+    """Refuse settings under which validation would choose on data the model was trained on.
+
+    Why "last" exists: UTD-MHAD's validation split (a trial of the training subjects) saturates at
+    100%, so it cannot choose an epoch anyway; training on it as well and keeping the final epoch of
+    a budget fixed on inner cross-subject folds uses a quarter more data."""
+    if cfg.selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {cfg.selection!r}; expected one of {', '.join(SELECTIONS)}")
+    trained = cfg.train_split.split("+")
+    if cfg.selection == "best" and cfg.val_split in trained:
+        raise ValueError(f"the validation split {cfg.val_split!r} is also trained on (train split "
+                         f"{cfg.train_split!r}), so it cannot choose the epoch: use selection 'last'")
+    if cfg.selection == "last" and cfg.average_epochs:
+        raise ValueError("--average-epochs needs validation to choose between the average and the best "
+                         "epoch; it cannot be combined with selection 'last'")
+
+
 def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = True,
           data: Optional[MultimodalData] = None) -> TrainResult:
     """Train one model; write a checkpoint to ``out`` (rank 0 only) if given."""
     if not 0 <= cfg.average_epochs <= cfg.epochs:
         raise ValueError(f"--average-epochs must be between 0 and the number of epochs ({cfg.epochs}), "
                          f"got {cfg.average_epochs}")
+    check_selection(cfg)
     start = time.perf_counter()
     rank, world = _distributed()
     if cfg.threads:
@@ -182,6 +206,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     pre, sets = prepare_data(data, cfg)
     task = data.schema.task
     rotation = RotationAugment(cfg.rotate_augment, data.schema, pre.mean, pre.std) if cfg.rotate_augment else None
+    kinds = {m.name: m.kind for m in data.schema.modalities}
     train_batch = sets[cfg.train_split].full_batch()
     val_batch = sets[cfg.val_split].full_batch()
     model = MultimodalModel(data.schema, cfg.model_config())
@@ -206,19 +231,20 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     for epoch in bar:
         t0 = time.perf_counter()
         stats = _train_epoch(net, model, optimizer, scheduler, train_batch, cfg, gen, task, rank, world,
-                             per_rank, steps_per_epoch, rotation)
+                             per_rank, steps_per_epoch, rotation, kinds)
         record = _epoch_record(model, val_batch, data, task, cfg, stats, epoch, optimizer)
         record["time_s"] = round(time.perf_counter() - t0, 3)
         history.append(record)
         score = (sign * record[f"val_{metric_name}"], record["val_loss"])
-        if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
+        if cfg.selection == "last" or score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
             best, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
         if average is not None and epoch > cfg.epochs - cfg.average_epochs:
             average.add(model)
         bar.set_postfix(loss=f"{stats['train_loss']:.3f}", val=f"{record[f'val_{metric_name}']:.3f}",
                         best=f"{sign * best[0]:.3f}@{best_epoch}")
-    metrics: Dict[str, Any] = {"selected_epoch": best_epoch, "selection_metric": f"val_{metric_name}"}
+    metrics: Dict[str, Any] = {"selected_epoch": best_epoch,
+                               "selection_metric": "last_epoch" if cfg.selection == "last" else f"val_{metric_name}"}
     if average is not None:
         averaged = _averaged_candidate(model, average, train_batch, val_batch, data, task, cfg, metric_name)
         metrics["weight_average"] = averaged["summary"]
@@ -260,7 +286,8 @@ def _averaged_candidate(model: MultimodalModel, average: WeightAverage, train_ba
 def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.Optimizer,
                  scheduler: Any, batch: Batch, cfg: TrainConfig, gen: torch.Generator, task: str,
                  rank: int, world: int, per_rank: int, steps: int,
-                 rotation: Optional[RotationAugment] = None) -> Dict[str, Any]:
+                 rotation: Optional[RotationAugment] = None,
+                 kinds: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     model.train()
     perm = torch.randperm(batch.size, generator=gen)
     totals = {"loss": 0.0, "correct": 0.0, "n": 0}
@@ -270,6 +297,7 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
         sub = batch.select(rows)
         if rotation is not None:  # natural variation first, then the corruptions
             sub = rotation(sub, gen)
+        sub = time_augment(sub, cfg.time_augment, gen, kinds or {})
         sub = recombine_augment(sub, cfg.recombine_augment, gen)
         sub = modality_dropout(sub, cfg.modality_dropout, gen)  # same draws on every rank
         sub = noise_augment(sub, cfg.noise_augment, gen)

@@ -24,6 +24,15 @@ coordinates), same recipe otherwise, 40 epochs: ``scripts/train_input_ablation.s
 CURRENT_INPUTS_40 = ROOT / "results" / "input_ablation" / "current"
 """UTD-MHAD runs with the current input representation at the same 40-epoch budget (the evidence
 runs before UTD-MHAD's budget became 60 epochs), so that the comparison changes only the inputs."""
+AVL_VALIDATION_SELECTION = ROOT / "results" / "avletters_validation_selection" / "runs"
+"""The AVLetters evidence runs of the recipe before train+val: trained on the train split, the best
+validation epoch kept (``scripts/run_evidence.sh`` at the time), same seeds and budget."""
+
+
+def fit_description(training: dict) -> str:
+    """What a run trained on and which epoch it kept (runs from before the option: train, best)."""
+    epoch = "final epoch" if training.get("selection", "best") == "last" else "best val epoch"
+    return f"{training.get('train_split', 'train')}, {epoch}"
 
 
 def load_runs(runs_dir: Path = RUNS) -> pd.DataFrame:
@@ -45,12 +54,13 @@ def load_runs(runs_dir: Path = RUNS) -> pd.DataFrame:
             "train_seconds": run.get("train_seconds"),
             "threads": training.get("threads", 0),
             "epochs": training["epochs"],
+            "fit": fit_description(training),
         })
     return pd.DataFrame(rows)
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    keys = ["dataset", "modalities", "backbone", "calibration", "epochs"]
+    keys = ["dataset", "modalities", "backbone", "calibration", "epochs", "fit"]
     g = runs.groupby(keys)
     out = g.agg(seeds=("seed", "nunique"), acc_mean=("test_accuracy", "mean"), acc_std=("test_accuracy", "std"),
                 f1_mean=("test_macro_f1", "mean"), f1_std=("test_macro_f1", "std"),
@@ -59,13 +69,13 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    lines = ["| data set | modalities | backbone | calibration | epochs | seeds | test accuracy (%) "
-             "| test macro-F1 (%) | train time (s) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| data set | modalities | backbone | calibration | epochs | trained on, kept | seeds | test accuracy (%) "
+             "| test macro-F1 (%) | train time (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
     def pm(mean: float, std: float, n: int) -> str:
         return f"{100 * mean:.1f} ± {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f} (one seed)"
 
     for r in table.sort_values(["dataset", "modalities", "backbone", "calibration"]).itertuples():
-        lines.append(f"| {r.dataset} | {r.modalities} | {r.backbone} | {r.calibration} | {r.epochs} | {r.seeds} | "
+        lines.append(f"| {r.dataset} | {r.modalities} | {r.backbone} | {r.calibration} | {r.epochs} | {r.fit} | {r.seeds} | "
                      f"{pm(r.acc_mean, r.acc_std, r.seeds)} | {pm(r.f1_mean, r.f1_std, r.seeds)} | {r.train_s:.0f} |")
     return "\n".join(lines)
 
@@ -97,45 +107,63 @@ def load_dynamics(runs_dir: Path = RUNS) -> pd.DataFrame:
         if len(model["modalities"]) < 2:
             continue
         epoch = json.loads(metrics_path.read_text())["selected_epoch"]
+        training = cfg["training"]
+        probe_on_training_data = training.get("val_split", "val") in training.get("train_split", "train").split("+")
         record = next(r for r in json.loads((metrics_path.parent / "history.json").read_text())
                       if r["epoch"] == epoch)
         for name, stats in record["modalities"].items():
             rows.append({"dataset": cfg["schema"]["name"], "backbone": model["backbone"],
                          "calibration": "on" if model["calibration"] else "off", "seed": cfg["training"]["seed"],
-                         "modality": name, "alpha": stats["alpha_mean"], "probe": stats["probe_accuracy"]})
+                         "modality": name, "alpha": stats["alpha_mean"], "probe": stats["probe_accuracy"],
+                         "probe_on_training_data": probe_on_training_data})
     return pd.DataFrame(rows)
 
 
 def dynamics_table(dynamics: pd.DataFrame) -> str:
     """Gate and unimodal probe per modality, calibrated next to baseline, mean over seeds."""
     g = dynamics.groupby(["dataset", "backbone", "modality", "calibration"]).agg(
-        alpha=("alpha", "mean"), probe=("probe", "mean"), seeds=("seed", "nunique")).unstack("calibration")
+        alpha=("alpha", "mean"), probe=("probe", "mean"), seeds=("seed", "nunique"),
+        trained_on=("probe_on_training_data", "any")).unstack("calibration")
     lines = ["| data set | backbone | modality | mean alpha, calibrated | probe, calibrated (%) | "
              "probe, baseline (%) | seeds |", "|---|---|---|---|---|---|---|"]
     for (ds, bb, mod), r in g.iterrows():
-        lines.append(f"| {ds} | {bb} | {mod} | {r[('alpha', 'on')]:.2f} | {100 * r[('probe', 'on')]:.1f} | "
-                     f"{100 * r[('probe', 'off')]:.1f} | {int(r[('seeds', 'on')])} |")
+        mark = " †" if r[("trained_on", "on")] or r[("trained_on", "off")] else ""
+        lines.append(f"| {ds} | {bb} | {mod} | {r[('alpha', 'on')]:.2f} | {100 * r[('probe', 'on')]:.1f}{mark} | "
+                     f"{100 * r[('probe', 'off')]:.1f}{mark} | {int(r[('seeds', 'on')])} |")
     return "\n".join(lines) + (
         "\n\nAt the selected epoch of each evidence run (`history.json`), mean over seeds. Alpha is the "
         "instance-wise gate (1 = unchanged; the baseline has none). The probe is the model's validation "
         "accuracy with every other modality marked absent: how much the fused model can do with this "
-        "modality alone.")
+        "modality alone. † The runs trained on their validation split too, so this probe measures how "
+        "well the modality alone fits data the model has seen, not how well it generalises.")
+
+
+def comparison(current: pd.DataFrame, previous: pd.DataFrame, before: str, after: str, footer: str) -> str:
+    """Per configuration present in both, test accuracy before and after a change, mean ± std over seeds."""
+    keys = ["modalities", "backbone", "calibration"]
+    now = aggregate(current).set_index(keys)
+    then = aggregate(previous).set_index(keys)
+    lines = [f"| modalities | backbone | calibration | {before} (%) | {after} (%) | change (points) |",
+             "|---|---|---|---|---|---|"]
+    for key in then.index.intersection(now.index):
+        b, n = then.loc[key], now.loc[key]
+        lines.append(f"| {' | '.join(key)} | {100 * b.acc_mean:.1f} ± {100 * b.acc_std:.1f} ({b.seeds}) | "
+                     f"{100 * n.acc_mean:.1f} ± {100 * n.acc_std:.1f} ({n.seeds}) | "
+                     f"{100 * (n.acc_mean - b.acc_mean):+.1f} |")
+    return "\n".join(lines) + "\n\n" + footer
 
 
 def input_representation(current: pd.DataFrame, previous: pd.DataFrame) -> str:
     """Current vs earlier input representation on UTD-MHAD, per configuration, mean ± std over seeds."""
-    keys = ["modalities", "backbone", "calibration"]
-    now = aggregate(current).set_index(keys)
-    before = aggregate(previous).set_index(keys)
-    lines = ["| modalities | backbone | calibration | per-frame depth, camera skeleton (%) | "
-             "motion-energy depth, hip-centred skeleton (%) | change (points) |", "|---|---|---|---|---|---|"]
-    for key in before.index.intersection(now.index):
-        b, n = before.loc[key], now.loc[key]
-        lines.append(f"| {' | '.join(key)} | {100 * b.acc_mean:.1f} ± {100 * b.acc_std:.1f} ({b.seeds}) | "
-                     f"{100 * n.acc_mean:.1f} ± {100 * n.acc_std:.1f} ({n.seeds}) | "
-                     f"{100 * (n.acc_mean - b.acc_mean):+.1f} |")
-    return "\n".join(lines) + ("\n\nTest accuracy, mean ± std (seeds) on the cross-subject split, both with "
-                               "the 40-epoch budget.")
+    return comparison(current, previous, "per-frame depth, camera skeleton", "motion-energy depth, hip-centred skeleton",
+                      "Test accuracy, mean ± std (seeds) on the cross-subject split, both with the 40-epoch budget.")
+
+
+def avletters_fit(current: pd.DataFrame, previous: pd.DataFrame) -> str:
+    """AVLetters with validation held back for selection vs trained on train+val, final epoch."""
+    return comparison(current, previous, "train, best validation epoch", "train+val, final epoch",
+                      "Test accuracy on repetition 3, mean ± std (seeds); same seeds, inputs, augmentation and "
+                      "40-epoch budget. The earlier runs are kept in `results/avletters_validation_selection/runs/`.")
 
 
 def main() -> None:
@@ -159,6 +187,11 @@ def main() -> None:
     dynamics = dynamics_table(load_dynamics())
     replace_section("dynamics", dynamics)
     print(dynamics)
+    held_back = load_runs(AVL_VALIDATION_SELECTION)
+    if not held_back.empty:
+        section = avletters_fit(runs[runs["dataset"] == "avletters"], held_back)
+        replace_section("avl_fit", section)
+        print(section)
     previous, current_40 = load_runs(PREVIOUS_INPUTS), load_runs(CURRENT_INPUTS_40)
     if not previous.empty and not current_40.empty:
         section = input_representation(current_40, previous)

@@ -85,6 +85,8 @@ def test_paired_change_uses_only_runs_both_variants_have():
     assert inner_fold.reference_of("fused_on_ep60") == "fused_on" and inner_fold.reference_of("fused_on") is None
     assert inner_fold.reference_of("audio") is None
     assert inner_fold.reference_of("skeleton_joints_ep60") == "skeleton_hip_ep60"  # same modality, other trunk
+    assert inner_fold.reference_of("conv_on_trainval") == "conv_on" and inner_fold.reference_of("conv_on") is None
+    assert inner_fold.reference_of("audio_trainval") == "audio"
     assert inner_fold.paired_difference(runs, "fused_on_ep60_rot30", "fused_on_ep60") == "+2.0 ± 1.4 (2)"
     assert inner_fold.paired_difference(runs, "fused_on_ep60_rot30", "fused_off") == "–"
 
@@ -101,3 +103,18 @@ def test_persistent_confusions_count_over_fused_runs_only(tmp_path):
     run("skeleton_hip_held3_seed0", [[0, 3], [0, 3]])  # unimodal: not counted
     top = inner_fold.persistent_confusions(tmp_path, ["a", "b"], top=2)
     assert top == [(3, "a", "b", 3, 6), (5, "b", "a", 2, 3)]
+
+
+def test_a_generated_section_is_replaced_in_place_and_a_duplicate_is_refused(tmp_path: Path):
+    from readme_section import replace_section
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- t:begin -->\nold\n<!-- t:end -->\noutro\n")
+    replace_section("t", "new", readme)
+    assert readme.read_text() == "intro\n<!-- t:begin -->\n\nnew\n\n<!-- t:end -->\noutro\n"
+    replace_section("u", "added", readme)  # absent: appended
+    assert readme.read_text().endswith("<!-- u:begin -->\n\nadded\n\n<!-- u:end -->\n")
+    readme.write_text("<!-- t:begin -->\na\n<!-- t:end -->\n<!-- t:begin -->\nstale\n<!-- t:end -->\n")
+    with pytest.raises(ValueError, match="more than once"):
+        replace_section("t", "new", readme)
+    assert "stale" in readme.read_text()  # nothing written

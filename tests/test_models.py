@@ -80,7 +80,12 @@ LENGTHS = {"inertial": [16, 9, 12, 5], "skeleton": [12, 7, 3, 10], "depth": [6, 
 
 
 def test_backbones_listed():
-    assert set(BACKBONES) == {"sequence", "conv", "late"}
+    assert set(BACKBONES) == {"sequence", "conv", "late", "score"}
+    from precal.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    choices = next(a.choices for a in train._actions if a.dest == "backbone")
+    assert set(choices) == set(BACKBONES)  # the CLI offers exactly the model's backbones
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -88,8 +93,9 @@ def test_output_shapes(backbone):
     model = build(backbone).eval()
     out = model(make_batch(lengths=LENGTHS))
     assert out.logits.shape == (B, len(CLASSES))
-    # sequence: d_model; conv: the temporal mixing width (2 x dim); late: concatenation of 4 vectors
-    expected_fused = {"sequence": 16, "conv": 2 * 16, "late": 16 * 4}[backbone]
+    # sequence: d_model; conv: the temporal mixing width (2 x dim); late: concatenation of 4 vectors;
+    # score: the summed log-probabilities of the experts
+    expected_fused = {"sequence": 16, "conv": 2 * 16, "late": 16 * 4, "score": len(CLASSES)}[backbone]
     assert out.fused.shape == (B, expected_fused)
     assert torch.isfinite(out.logits).all()
     assert out.report.modalities == ["inertial", "skeleton", "depth", "meta"]
@@ -150,7 +156,8 @@ def test_same_architecture_with_and_without_calibration(backbone):
     sd_on, sd_off = on.state_dict(), off.state_dict()
     assert list(sd_on) == list(sd_off)
     assert {k: tuple(v.shape) for k, v in sd_on.items()} == {k: tuple(v.shape) for k, v in sd_off.items()}
-    assert any(k.startswith("encoders.") for k in sd_on) and any(k.startswith("head.") for k in sd_on)
+    classifier = "fusion.experts." if backbone == "score" else "head."  # the score backbone's experts are its head
+    assert any(k.startswith("encoders.") for k in sd_on) and any(k.startswith(classifier) for k in sd_on)
     if backbone == "sequence":  # conv/late fusion have no parameters
         assert any(k.startswith("fusion.") for k in sd_on)
     names_on = {n for n, _ in on.named_parameters() if not n.startswith("calibrator.")}
@@ -372,3 +379,65 @@ def test_short_training_run_drives_loss_down(backbone):
     with torch.no_grad():
         acc = (model(batch).logits.argmax(dim=1) == labels).float().mean().item()
     assert acc >= 0.9
+
+
+# ---------------------------------------------------------------------------------------------
+# decision-level (score) backbone
+# ---------------------------------------------------------------------------------------------
+
+
+def _expert_log_probs(model: MultimodalModel, batch: Batch) -> Dict[str, torch.Tensor]:
+    """Each expert's log-probabilities, computed by hand from the calibrated features."""
+    feats, masks, present = model.encode(batch)
+    calibrated, _ = model.calibrator(feats, {k: v for k, v in masks.items() if v is not None}, present)
+    out = {}
+    for n in model.modalities:
+        pooled = masked_mean(calibrated[n], "token", masks.get(n))
+        out[n] = F.log_softmax(model.fusion.experts[n](pooled), dim=1)
+    return out
+
+
+def test_score_backbone_adds_the_present_experts_log_probabilities():
+    model = build("score").eval()
+    perturb_calibrator(model)  # the gates are active: the experts see calibrated features
+    batch = make_batch(lengths=LENGTHS)
+    batch = batch.with_modality("depth", present=torch.tensor([True, False, True, False]))
+    with torch.no_grad():
+        logits = model(batch).logits
+        experts = _expert_log_probs(model, batch)
+    present = {n: batch.presence(n).float()[:, None] for n in model.modalities}
+    expected = sum(experts[n] * present[n] for n in model.modalities)
+    assert torch.allclose(logits, expected, atol=1e-5)
+    # one modality alone: the prediction is that expert's
+    alone = batch
+    for n in ("inertial", "skeleton", "depth"):
+        alone = alone.with_modality(n, present=torch.zeros(B, dtype=torch.bool))
+    with torch.no_grad():
+        only_meta = model(alone).logits
+    assert torch.allclose(only_meta, _expert_log_probs(model, alone)["meta"], atol=1e-5)
+
+
+def test_score_backbone_trains_its_experts_as_the_side_heads():
+    model = build("score", unimodal_heads=True).train()
+    assert len(model.unimodal_heads) == 0  # no extra heads: the experts take the per-expert loss
+    out = model(make_batch())
+    assert set(out.unimodal_logits) == set(model.modalities)
+    loss = sum(F.cross_entropy(v, torch.arange(B) % len(CLASSES)) for v in out.unimodal_logits.values())
+    loss.backward()
+    assert all(model.fusion.experts[n].net[-1].weight.grad is not None for n in model.modalities)
+    assert model.eval()(make_batch()).unimodal_logits == {}  # the prediction never needs them
+    counts = model.parameter_counts()  # the experts are counted as the head, nothing as fusion
+    assert counts["fusion"] == 0 and counts["head"] == sum(p.numel() for p in model.fusion.experts.parameters())
+
+
+def test_score_backbone_regression_averages_the_present_experts():
+    model = build("score", task="regression").eval()
+    batch = make_batch().with_modality("meta", present=torch.tensor([True, True, False, False]))
+    with torch.no_grad():
+        feats, masks, present = model.encode(batch)
+        calibrated, _ = model.calibrator(feats, {k: v for k, v in masks.items() if v is not None}, present)
+        experts = model.fusion.expert_logits(calibrated, masks)
+        out = model(batch).logits
+    count = torch.tensor([4.0, 4.0, 3.0, 3.0])[:, None]
+    expected = sum(experts[n] * batch.presence(n).float()[:, None] for n in model.modalities) / count
+    assert torch.allclose(out, expected, atol=1e-5)

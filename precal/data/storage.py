@@ -75,10 +75,16 @@ class MultimodalData:
         return int(len(self.sample_ids))
 
     def split(self, name: str) -> np.ndarray:
-        """Indices of a named split; a readable error lists the splits that exist."""
-        if name not in self.splits:
-            raise KeyError(f"split {name!r} not found; this data set has: {', '.join(self.splits)}")
-        return self.splits[name]
+        """Indices of a named split, or of the union of several joined by "+" ("train+val", in order,
+        without repeats); a readable error lists the splits that exist."""
+        parts = name.split("+")
+        for part in parts:
+            if part not in self.splits:
+                raise KeyError(f"split {part!r} not found; this data set has: {', '.join(self.splits)}")
+        if len(parts) == 1:
+            return self.splits[name]
+        merged = np.concatenate([np.asarray(self.splits[p], dtype=np.int64) for p in parts])
+        return merged[np.sort(np.unique(merged, return_index=True)[1])]
 
     def sequence(self, modality: str, i: int) -> np.ndarray:
         """Sample ``i`` of a modality as float32 in physical units, shape (T, *step_shape)."""

@@ -7,7 +7,9 @@ of them without the fusion or head knowing it is there:
   position embeddings, concatenated and mixed by a transformer encoder;
 - :class:`ConvFusion` (convolutional): masked global pooling of channel-layout conv features,
   concatenated;
-- :class:`LateFusion`: concatenation of per-modality vectors.
+- :class:`LateFusion`: concatenation of per-modality vectors;
+- :class:`ScoreFusion` (decision-level): one classifier per modality, whose log-probabilities are
+  added (a product of experts).
 
 Absent modalities are excluded (masked tokens / zeroed vectors), never fed as data.
 """
@@ -138,6 +140,41 @@ class LateFusion(nn.Module):
         return torch.cat([features[n] * present[n].unsqueeze(1).to(features[n].dtype) for n in self.modalities], dim=1)
 
 
+class ScoreFusion(nn.Module):
+    """Decision-level fusion: each modality's pooled tokens go through its own classifier, and the
+    prediction adds the present modalities' log-probabilities (a product of experts; for
+    regression, the mean of their outputs).
+
+    Why: when every modality is weak on different samples, a vote lets two streams that agree
+    outvote the third, where feature-level fusion can follow the strongest stream into an error
+    none of the streams makes on its own. Calibration keeps its meaning: the gates scale a
+    modality's features *before* its expert, so a suppressed modality's vote is softer. The
+    experts' own logits are returned by :meth:`expert_logits` (a per-expert loss can train each
+    one to classify on its own, ``--unimodal-loss``).
+    """
+
+    def __init__(self, modalities: List[str], dim: int, classes: int, hidden: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.modalities = list(modalities)
+        self.experts = nn.ModuleDict({n: ClassificationHead(dim, hidden, classes, dropout) for n in modalities})
+        self.out_dim = classes
+
+    def expert_logits(self, features: Mapping[str, Tensor], masks: Mapping[str, Optional[Tensor]]) -> Dict[str, Tensor]:
+        return {n: self.experts[n](masked_mean(features[n], "token", masks.get(n))) for n in self.modalities}
+
+    def forward(self, features: Mapping[str, Tensor], masks: Mapping[str, Optional[Tensor]],
+                present: Mapping[str, Tensor]) -> Tensor:
+        return self.combine(self.expert_logits(features, masks), present)
+
+    def combine(self, logits: Mapping[str, Tensor], present: Mapping[str, Tensor]) -> Tensor:
+        """The fused prediction from the experts' logits; absent modalities do not vote."""
+        weight = {n: present[n].to(logits[n].dtype).unsqueeze(1) for n in self.modalities}
+        if self.out_dim == 1:  # regression: the mean of the present experts' outputs
+            count = torch.stack([w for w in weight.values()]).sum(dim=0).clamp_min(1)
+            return sum(logits[n] * weight[n] for n in self.modalities) / count
+        return sum(torch.log_softmax(logits[n], dim=1) * weight[n] for n in self.modalities)
+
+
 class ClassificationHead(nn.Module):
     """The prediction head; identical with and without calibration."""
 
@@ -150,5 +187,5 @@ class ClassificationHead(nn.Module):
         return self.net(fused)
 
 
-FUSION_LAYOUT: Dict[str, str] = {"sequence": "token", "conv": "channel", "late": "token"}
+FUSION_LAYOUT: Dict[str, str] = {"sequence": "token", "conv": "channel", "late": "token", "score": "token"}
 """Which calibrator layout each backbone feeds (late fusion: (B, D) vectors, i.e. token layout)."""

@@ -20,7 +20,7 @@ from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema, unknown_modality_message
 from precal.data.skeleton import skeleton_bones
 from precal.models.encoders import FRAME_ENCODERS, POINT_ENCODERS, build_encoder
-from precal.models.fusion import (FUSION_LAYOUT, ClassificationHead, ConvFusion, LateFusion,
+from precal.models.fusion import (FUSION_LAYOUT, ClassificationHead, ConvFusion, LateFusion, ScoreFusion,
                                   TransformerFusion)
 
 BACKBONES = tuple(FUSION_LAYOUT)
@@ -106,14 +106,19 @@ class MultimodalModel(nn.Module):
                                                        config.dropout)
         elif config.backbone == "conv":
             self.fusion = ConvFusion(names, config.dim, dropout=config.dropout)
+        elif config.backbone == "score":
+            self.fusion = ScoreFusion(names, config.dim, schema.num_classes, config.head_hidden, config.dropout)
         else:
             self.fusion = LateFusion(names, config.dim)
-        self.head = ClassificationHead(self.fusion.out_dim, config.head_hidden, schema.num_classes, config.dropout)
+        # The score backbone's experts are its head: the fused scores are the prediction.
+        self.head = (nn.Identity() if config.backbone == "score" else
+                     ClassificationHead(self.fusion.out_dim, config.head_hidden, schema.num_classes, config.dropout))
         # Training-only side heads (precal train --unimodal-loss): they make every encoder learn to
         # classify on its own, against the fused model's habit of leaning on its strongest modality.
-        # The prediction never uses them.
+        # The prediction never uses them. The score backbone needs none: its experts play that part.
         self.unimodal_heads = nn.ModuleDict(
-            {n: nn.Linear(config.dim, schema.num_classes) for n in names} if config.unimodal_heads else {})
+            {n: nn.Linear(config.dim, schema.num_classes) for n in names}
+            if config.unimodal_heads and config.backbone != "score" else {})
 
     def encode(self, batch: Batch, only: Optional[List[str]] = None
                ) -> Tuple[Dict[str, Tensor], Dict[str, Optional[Tensor]], Dict[str, Tensor]]:
@@ -136,7 +141,7 @@ class MultimodalModel(nn.Module):
             # nothing of an absent modality can reach the calibrator or the fusion.
             x = torch.where(present[n].reshape(-1, *([1] * (x.dim() - 1))), x, torch.zeros((), dtype=x.dtype))
             y, mask = self.encoders[n](x, batch.padding_mask.get(n))
-            if self.config.backbone == "sequence":
+            if self.config.backbone in ("sequence", "score"):
                 if y.dim() == 5:  # frames: pool space, keep time as tokens
                     y = y.mean(dim=(3, 4))
                 y = y.transpose(1, 2) if y.dim() == 3 else y.unsqueeze(1)  # (B, T, D)
@@ -154,10 +159,15 @@ class MultimodalModel(nn.Module):
         """Calibrator -> fusion -> head on encoded features. Split from :meth:`encode` so that
         analyses varying only presence (unimodal probes, removal) reuse one encoder pass."""
         calibrated, report = self.calibrator(feats, {k: v for k, v in masks.items() if v is not None}, present)
-        fused = self.fusion(calibrated, masks, present)
         # Computed inside forward (not by the trainer) so that distributed training syncs their gradients.
-        side = ({n: head(report.summaries_before[n]) for n, head in self.unimodal_heads.items()}
-                if self.training else {})
+        if isinstance(self.fusion, ScoreFusion):
+            experts = self.fusion.expert_logits(calibrated, masks)
+            fused = self.fusion.combine(experts, present)
+            side = experts if self.training else {}
+        else:
+            fused = self.fusion(calibrated, masks, present)
+            side = ({n: head(report.summaries_before[n]) for n, head in self.unimodal_heads.items()}
+                    if self.training else {})
         return ModelOutput(self.head(fused), fused, report, side)
 
     @contextlib.contextmanager
@@ -175,5 +185,8 @@ class MultimodalModel(nn.Module):
         def count(m: nn.Module) -> int:
             return sum(p.numel() for p in m.parameters())
 
+        fusion, head = count(self.fusion), count(self.head)
+        if isinstance(self.fusion, ScoreFusion):  # its experts are the head; nothing else fuses
+            fusion, head = 0, fusion
         return {"encoders": count(self.encoders), "calibrator": count(self.calibrator),
-                "fusion": count(self.fusion), "head": count(self.head)}
+                "fusion": fusion, "head": head}
