@@ -80,6 +80,14 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep60_rec03": "fused calibrated, 60 epochs, same-class modality exchange 0.3 (--recombine-augment)",
     "fused_off_ep60_bs16": "fused baseline, 60 epochs, batch size 16 instead of 32",
     "fused_on_ep60_bs16": "fused calibrated, 60 epochs, batch size 16 instead of 32",
+    "fused_off_ep60_time": "fused baseline, 60 epochs, random crop-and-stretch in time 0.5 (--time-augment)",
+    "fused_on_ep60_time": "fused calibrated, 60 epochs, random crop-and-stretch in time 0.5 (--time-augment)",
+    "fused_off_ep60_trainval": "fused baseline, 60 epochs, trained on train+val, final epoch kept (--train-split train+val --selection last)",
+    "fused_on_ep60_trainval": "fused calibrated, 60 epochs, trained on train+val, final epoch kept (--train-split train+val --selection last)",
+    "fused_off_ep60_score": "fused baseline, 60 epochs, decision-level backbone with a loss per expert (--backbone score --unimodal-loss 1)",
+    "fused_on_ep60_score": "fused calibrated, 60 epochs, decision-level backbone with a loss per expert (--backbone score --unimodal-loss 1)",
+    "depth_motion_ep60": "depth alone, motion-energy trunk, 60 epochs, 16 frames",
+    "depth_motion_ep60_len32": "depth alone, motion-energy trunk, 60 epochs, 32 frames (--length depth=32)",
     "skeleton_hip_ep60": "skeleton alone, hip-centred, 60 epochs (series trunk)",
     "skeleton_joints_ep60": "skeleton alone, hip-centred, 60 epochs, joint-graph trunk (--point-encoder joints)",
     "fused_off_ep60_joints": "fused baseline, 60 epochs, joint-graph skeleton trunk (--point-encoder joints)",
@@ -88,21 +96,29 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
 
 
 AVL_VARIANTS = {  # name -> what it is (AVLetters, 40 epochs; arguments in scripts/inner_fold.sh)
-    "fused_off": "sequence baseline (shipped recipe)",
-    "fused_on": "sequence calibrated (shipped recipe)",
+    "fused_off": "sequence baseline (validation selection: the recipe before train+val)",
+    "fused_on": "sequence calibrated (validation selection: the recipe before train+val)",
     "fused_off_noswap": "sequence baseline, no swap augmentation",
     "fused_on_noswap": "sequence calibrated, no swap augmentation",
     "fused_off_md0": "sequence baseline, no modality dropout (shipped: 0.4)",
     "fused_on_md0": "sequence calibrated, no modality dropout (shipped: 0.4)",
     "fused_off_md07": "sequence baseline, modality dropout 0.7",
     "fused_on_md07": "sequence calibrated, modality dropout 0.7",
-    "conv_off": "conv baseline (shipped recipe)",
-    "conv_on": "conv calibrated (shipped recipe)",
+    "conv_off": "conv baseline (validation selection)",
+    "conv_on": "conv calibrated (validation selection)",
     "fused_off_diffs": "sequence baseline, lips with a frame-difference channel (--frame-encoder frame-diffs)",
     "fused_on_diffs": "sequence calibrated, lips with a frame-difference channel (--frame-encoder frame-diffs)",
     "audio": "audio alone",
     "lips": "lips alone (per-frame trunk)",
     "lips_diffs": "lips alone, with a frame-difference channel",
+    "fused_off_trainval": "sequence baseline, trained on train+val, final epoch kept (--train-split train+val --selection last; shipped)",
+    "fused_on_trainval": "sequence calibrated, trained on train+val, final epoch kept (shipped)",
+    "fused_off_last": "sequence baseline, final epoch kept instead of the best validation epoch (--selection last)",
+    "fused_on_last": "sequence calibrated, final epoch kept instead of the best validation epoch (--selection last)",
+    "conv_off_trainval": "conv baseline, trained on train+val, final epoch kept (shipped)",
+    "conv_on_trainval": "conv calibrated, trained on train+val, final epoch kept (shipped)",
+    "audio_trainval": "audio alone, trained on train+val, final epoch kept (shipped)",
+    "lips_trainval": "lips alone, trained on train+val, final epoch kept (shipped)",
 }
 
 
@@ -161,7 +177,13 @@ def load_results(store: Path = STORE) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-UNIMODAL_REFERENCES = {"skeleton_joints_ep60": "skeleton_hip_ep60"}  # a unimodal variant -> what it changes
+UNIMODAL_REFERENCES = {  # a unimodal variant -> the run it changes one thing of
+    "skeleton_joints_ep60": "skeleton_hip_ep60",
+    "depth_motion_ep60_len32": "depth_motion_ep60",
+    "audio_trainval": "audio",
+    "lips_trainval": "lips",
+    "lips_diffs": "lips",
+}
 
 
 def reference_of(variant: str) -> str | None:
@@ -169,7 +191,7 @@ def reference_of(variant: str) -> str | None:
     epochs); for the unimodal variants listed in UNIMODAL_REFERENCES, the same modality's run."""
     if variant in UNIMODAL_REFERENCES:
         return UNIMODAL_REFERENCES[variant]
-    for model in ("fused_off", "fused_on"):
+    for model in ("fused_off", "fused_on", "conv_off", "conv_on"):
         if variant.startswith(model + "_"):
             reference = model + ("_ep60" if variant.startswith(model + "_ep60_") else "")
             return reference if reference != variant else None
@@ -208,7 +230,7 @@ def persistent_confusions(store: Path, class_names: list, top: int = 3) -> list:
 
 REPORTS = {  # data set -> (store, variants, README section, what a fold holds out, what the reference is)
     "utd_mhad": (STORE, VARIANTS, "inner", "subject", "40- or 60-epoch run"),
-    "avletters": (AVL_STORE, AVL_VARIANTS, "inner_avl", "repetition", "shipped recipe"),
+    "avletters": (AVL_STORE, AVL_VARIANTS, "inner_avl", "repetition", "recipe with validation selection"),
 }
 
 

@@ -15,7 +15,7 @@ trap 'rm -rf "$WORK"' EXIT
 DATASET=${DATASET:-utd_mhad}
 if [[ $DATASET == avletters ]]; then
 OUT=results/inner_fold_avletters
-DATA_ARGS=("${AVL[@]}")  # the shipped AVLetters recipe, budget included
+DATA_ARGS=("${AVL_DATA[@]}")  # AVLetters inputs and budget; the variants say how to fit and select
 BUDGET=()
 DEFAULT_HELD_OUT="1 2"
 declare -A ARGS=(
@@ -33,6 +33,14 @@ declare -A ARGS=(
   [lips]="--modalities lips"
   [lips_diffs]="--modalities lips --frame-encoder frame-diffs"
   [fused_off_diffs]="--calibration off --frame-encoder frame-diffs"
+  [fused_off_trainval]="--calibration off --train-split train+val --selection last"
+  [fused_on_trainval]="--calibration on --train-split train+val --selection last"
+  [fused_off_last]="--calibration off --selection last"
+  [fused_on_last]="--calibration on --selection last"
+  [conv_off_trainval]="--backbone conv --calibration off --train-split train+val --selection last"
+  [conv_on_trainval]="--backbone conv --calibration on --train-split train+val --selection last"
+  [audio_trainval]="--modalities audio --train-split train+val --selection last"
+  [lips_trainval]="--modalities lips --train-split train+val --selection last"
   [fused_on_diffs]="--calibration on --frame-encoder frame-diffs"
 )
 else
@@ -85,6 +93,14 @@ declare -A ARGS=(
   [fused_on_ep60_rec03]="--calibration on --epochs 60 --recombine-augment 0.3 ${INPUTS[*]}"
   [fused_off_ep60_bs16]="--calibration off --epochs 60 --batch-size 16 ${INPUTS[*]}"
   [fused_on_ep60_bs16]="--calibration on --epochs 60 --batch-size 16 ${INPUTS[*]}"
+  [fused_off_ep60_time]="--calibration off --epochs 60 --time-augment 0.5 ${INPUTS[*]}"
+  [fused_on_ep60_time]="--calibration on --epochs 60 --time-augment 0.5 ${INPUTS[*]}"
+  [fused_off_ep60_trainval]="--calibration off --epochs 60 --train-split train+val --selection last ${INPUTS[*]}"
+  [fused_on_ep60_trainval]="--calibration on --epochs 60 --train-split train+val --selection last ${INPUTS[*]}"
+  [depth_motion_ep60]="--modalities depth --frame-encoder motion --epochs 60"
+  [depth_motion_ep60_len32]="--modalities depth --frame-encoder motion --epochs 60 --length depth=32"
+  [fused_off_ep60_score]="--calibration off --epochs 60 --backbone score --unimodal-loss 1 ${INPUTS[*]}"
+  [fused_on_ep60_score]="--calibration on --epochs 60 --backbone score --unimodal-loss 1 ${INPUTS[*]}"
   [skeleton_hip_ep60]="--modalities skeleton --centre skeleton=hip_center --epochs 60"
   [skeleton_joints_ep60]="--modalities skeleton --centre skeleton=hip_center --epochs 60 --point-encoder joints"
   [fused_off_ep60_joints]="--calibration off --epochs 60 --point-encoder joints ${INPUTS[*]}"

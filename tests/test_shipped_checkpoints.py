@@ -36,3 +36,21 @@ def test_reproduces_stored_test_metrics(path: Path) -> None:
     stored = ckpt.metrics["test"]
     assert metrics["accuracy"] == pytest.approx(stored["accuracy"], abs=1e-9)
     assert metrics["macro_f1"] == pytest.approx(stored["macro_f1"], abs=1e-9)
+
+
+def test_shipped_models_follow_their_recipes_within_five_minutes() -> None:
+    """scripts/recipes.sh: AVLetters trains on train+val and keeps the final epoch; UTD-MHAD
+    selects on validation. Every shipped model trained in at most five minutes."""
+    import json
+
+    for data, split, selection in (("avletters", "train+val", "last_epoch"), ("utd_mhad", "train", "val_accuracy")):
+        for backbone in ("sequence", "conv"):
+            for cal in ("on", "off"):
+                folder = ROOT / "checkpoints" / f"{data}_{backbone}_cal{cal}"
+                training = json.loads((folder / "config.json").read_text())["training"]
+                metrics = json.loads((folder / "metrics.json").read_text())
+                assert training.get("train_split", "train") == split, folder.name
+                assert metrics["selection_metric"] == selection, folder.name
+                if selection == "last_epoch":
+                    assert metrics["selected_epoch"] == training["epochs"]
+                assert metrics["train_seconds"] <= 300, folder.name
