@@ -332,8 +332,11 @@ def build_context() -> Optional[Context]:
         default = "test" if "test" in splits else splits[0]
         if st.session_state.get("split") not in splits:
             st.session_state["split"] = default
+        trained = be.trained_splits(pair.checkpoints)
         ctx.split = sb.selectbox("Split", splits, key="split",
-                                 format_func=lambda s: f"{s} ({len(ctx.data.splits[s])} samples)")
+                                 format_func=lambda s: be.split_label(ctx.data, s, trained))
+        if ctx.split in trained:
+            sb.caption("The loaded models trained on this split: its accuracy measures fit, not generalisation.")
         try:
             ctx.splits = _split_batches(pair.cache_key, str(ctx.data_path), ctx.split, pair, ctx.data)
         except be.USER_ERRORS as exc:

@@ -917,6 +917,17 @@ TRAINING_KEYS = ("epochs", "batch_size", "lr", "seed", "lengths", "centre", "fra
                  "modality_dropout", "noise_augment", "swap_augment", "aux_loss", "aux_weight", "cue_gradient")
 
 
+def trained_splits(checkpoints: Sequence[Checkpoint]) -> set:
+    """The splits any of the checkpoints trained on ("train+val" counts both)."""
+    return {part for c in checkpoints for part in str(c.training.get("train_split", "train")).split("+")}
+
+
+def split_label(data: MultimodalData, split: str, trained: set) -> str:
+    """The split selector's entry: its size, and a warning when the models trained on it (its
+    accuracy then measures fit, not generalisation)."""
+    return f"{split} ({len(data.splits[split])} samples{', trained on' if split in trained else ''})"
+
+
 def training_summary(ckpt: Checkpoint) -> List[Tuple[str, str]]:
     """(setting, value) rows of how a checkpoint was trained, ending with which weights it holds.
 

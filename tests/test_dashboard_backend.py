@@ -577,3 +577,13 @@ def test_upload_of_a_bad_checkpoint_is_one_line(tmp_path):
     with pytest.raises(CheckpointError) as err:
         be.load_uploaded_checkpoint(payload, tmp_path)
     assert "format" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_split_selector_warns_about_splits_the_models_trained_on():
+    shipped = [load_checkpoint(ROOT / "checkpoints" / n) for n in ("avletters_sequence_calon", "utd_mhad_sequence_calon")]
+    avletters = load_dataset(AV_SOURCE)
+    trained = be.trained_splits(shipped[:1])  # AVLetters' shipped models fit on train+val
+    assert trained == {"train", "val"}
+    assert be.split_label(avletters, "val", trained) == f"val ({len(avletters.splits['val'])} samples, trained on)"
+    assert be.split_label(avletters, "test", trained) == f"test ({len(avletters.splits['test'])} samples)"
+    assert be.trained_splits(shipped[1:]) == {"train"}  # UTD-MHAD selects on val: not trained on
