@@ -253,3 +253,41 @@ def time_augment(batch: Batch, prob: float, gen: torch.Generator, kinds: Dict[st
         pos = _window_positions(valid, x.shape[1], start, span)
         out = out.with_modality(name, values=_resample_rows(x, pos, blend=kinds[name] != "frame_sequence"))
     return out
+
+
+def mixup(batch: Batch, max_weight: float, gen: torch.Generator) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+    """Blend every sample with another sample of the batch: ``(1 - w) * own + w * other`` for every
+    modality both have present, with ``w`` drawn uniformly from ``[0, max_weight]`` per sample.
+
+    Returns the batch, the partner row of each sample and ``w`` (zero where the two share no present
+    modality, so nothing was blended). The training loss gives the partner's label weight ``w``.
+
+    Why: with four training subjects a model can memorise each subject's way of moving; blends are
+    new, in-between recordings whose label is known in proportion, which keeps the decision
+    boundaries away from the training samples (mixup, Zhang et al. 2018). One ``w`` and one partner
+    for all modalities of a sample keep the modalities consistent with each other, so the
+    calibrator's cross-modal cues see no conflict. ``max_weight`` <= 0.5 keeps every sample's own
+    label the larger part, which the other augmentations and the accuracy count rely on.
+    """
+    b = batch.size
+    if max_weight <= 0 or batch.labels is None or b < 2:
+        return batch, torch.arange(b), torch.zeros(b)
+    if max_weight > 0.5:
+        raise ValueError(f"mixup weight must be at most 0.5 (the own sample stays the larger part), got {max_weight}")
+    partner = (torch.arange(b) + torch.randint(1, b, (b,), generator=gen)) % b  # never the sample itself
+    weight = torch.rand(b, generator=gen) * max_weight
+    shared = torch.zeros(b, dtype=torch.bool)
+    for n in batch.modalities:
+        shared |= batch.presence(n) & batch.presence(n)[partner]
+    weight = weight * shared.to(weight.dtype)
+    out = batch
+    for n in batch.modalities:
+        both = batch.presence(n) & batch.presence(n)[partner]
+        x = out.inputs[n]
+        w = (weight * both.to(x.dtype)).reshape(-1, *([1] * (x.dim() - 1)))
+        other = x[partner]
+        if n in batch.padding_mask:  # the partner's padding (and steps beyond its length) add nothing
+            pad = batch.padding_mask[n][partner] & batch.padding_mask[n]
+            other = other * pad.to(x.dtype).reshape(*pad.shape, *([1] * (x.dim() - 2)))
+        out = out.with_modality(n, values=(1 - w) * x + w * other)
+    return out, partner, weight

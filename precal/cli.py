@@ -72,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, swap_augment=args.swap_augment,
         recombine_augment=args.recombine_augment,
         rotate_augment=_key_value_floats(args.rotate_augment or [], "--rotate-augment", "inertial=15"),
-        time_augment=args.time_augment, train_split=args.train_split, selection=args.selection,
+        time_augment=args.time_augment, mixup=args.mixup, train_split=args.train_split, selection=args.selection,
         aux_weight=args.aux_weight, aux_loss=args.aux_loss, unimodal_loss=args.unimodal_loss,
         average_epochs=args.average_epochs,
         dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-augment", type=float, default=0.0,
                    help="per-sample probability of cutting up to 20%% of the recording (start and end) and "
                         "stretching the rest back, the same window for every modality")
+    p.add_argument("--mixup", type=float, default=0.0, metavar="W",
+                   help="blend every sample with another of the batch, partner weight drawn from [0, W] "
+                        "(W <= 0.5), the same for all its modalities; the loss mixes the labels alike")
     p.add_argument("--train-split", default="train",
                    help='split to train on; several joined by "+" (e.g. train+val, with --selection last)')
     p.add_argument("--selection", choices=("best", "last"), default="best",

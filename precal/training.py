@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from precal.augment import (RotationAugment, modality_dropout, noise_augment, recombine_augment, swap_augment,
-                            time_augment)
+from precal.augment import (RotationAugment, mixup, modality_dropout, noise_augment, recombine_augment,
+                            swap_augment, time_augment)
 from precal.calibration import AUX_LOSSES
 from precal.checkpoint import save_checkpoint
 from precal.data.batch import Batch
@@ -61,6 +61,7 @@ class TrainConfig:
     recombine_augment: float = 0.0  # per-sample probability of a same-label modality exchange
     rotate_augment: Dict[str, float] = field(default_factory=dict)  # modality -> max degrees
     time_augment: float = 0.0  # per-sample probability of a random crop-and-stretch in time
+    mixup: float = 0.0  # largest weight of the blended-in partner sample (0: off, at most 0.5)
     aux_weight: float = 0.1
     aux_loss: str = "contrastive"
     unimodal_loss: float = 0.0  # weight of the per-encoder classification loss (0: off)
@@ -111,9 +112,19 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def task_loss(logits: Tensor, labels: Tensor, task: str, label_smoothing: float) -> Tensor:
+def task_loss(logits: Tensor, labels: Tensor, task: str, label_smoothing: float,
+              mixed: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
+    """The task's loss; ``mixed`` = (partner labels, partner weight w) of mixup-blended samples,
+    whose target is their own label with weight 1 - w and the partner's with weight w."""
     if task == "classification":
-        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        if mixed is None:
+            return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        other, weight = mixed
+        own = F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction="none")
+        theirs = F.cross_entropy(logits, other, label_smoothing=label_smoothing, reduction="none")
+        return ((1 - weight) * own + weight * theirs).mean()
+    if mixed is not None:
+        labels = (1 - mixed[1]) * labels + mixed[1] * mixed[0]
     return F.l1_loss(logits[:, 0], labels)
 
 
@@ -196,6 +207,9 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     if not 0 <= cfg.average_epochs <= cfg.epochs:
         raise ValueError(f"--average-epochs must be between 0 and the number of epochs ({cfg.epochs}), "
                          f"got {cfg.average_epochs}")
+    if not 0 <= cfg.mixup <= 0.5:
+        raise ValueError(f"--mixup must be between 0 and 0.5 (each sample's own label stays the larger part), "
+                         f"got {cfg.mixup}")
     check_selection(cfg)
     start = time.perf_counter()
     rank, world = _distributed()
@@ -299,14 +313,18 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
             sub = rotation(sub, gen)
         sub = time_augment(sub, cfg.time_augment, gen, kinds or {})
         sub = recombine_augment(sub, cfg.recombine_augment, gen)
+        sub, partner, mix_weight = mixup(sub, cfg.mixup, gen)
+        mix_labels = sub.labels[partner] if sub.labels is not None else None
         sub = modality_dropout(sub, cfg.modality_dropout, gen)  # same draws on every rank
         sub = noise_augment(sub, cfg.noise_augment, gen)
         sub, swapped = swap_augment(sub, cfg.swap_augment, gen)
         if world > 1:
             mine = slice(rank * per_rank, (rank + 1) * per_rank)
             sub, swapped = sub.select(mine), swapped[mine]
+            mix_labels, mix_weight = (None if mix_labels is None else mix_labels[mine]), mix_weight[mine]
         out = net(sub)
-        loss = task_loss(out.logits, sub.labels, task, cfg.label_smoothing)
+        mixed = (mix_labels, mix_weight) if cfg.mixup > 0 and mix_labels is not None else None
+        loss = task_loss(out.logits, sub.labels, task, cfg.label_smoothing, mixed)
         if cfg.calibration and cfg.aux_weight > 0:
             consistent = ~swapped.any(dim=1, keepdim=True).expand_as(swapped)  # whole sample is clean
             loss = loss + cfg.aux_weight * AUX_LOSSES[cfg.aux_loss](out.report, consistent)

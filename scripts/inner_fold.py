@@ -92,6 +92,10 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "skeleton_joints_ep60": "skeleton alone, hip-centred, 60 epochs, joint-graph trunk (--point-encoder joints)",
     "fused_off_ep60_joints": "fused baseline, 60 epochs, joint-graph skeleton trunk (--point-encoder joints)",
     "fused_on_ep60_joints": "fused calibrated, 60 epochs, joint-graph skeleton trunk (--point-encoder joints)",
+    "fused_off_ep60_mix03": "fused baseline, 60 epochs, mixup with partner weight up to 0.3 (--mixup 0.3)",
+    "fused_on_ep60_mix03": "fused calibrated, 60 epochs, mixup with partner weight up to 0.3 (--mixup 0.3)",
+    "fused_off_ep60_md07": "fused baseline, 60 epochs, modality dropout 0.7 instead of 0.4",
+    "fused_on_ep60_md07": "fused calibrated, 60 epochs, modality dropout 0.7 instead of 0.4",
 }
 
 

@@ -105,6 +105,10 @@ declare -A ARGS=(
   [skeleton_joints_ep60]="--modalities skeleton --centre skeleton=hip_center --epochs 60 --point-encoder joints"
   [fused_off_ep60_joints]="--calibration off --epochs 60 --point-encoder joints ${INPUTS[*]}"
   [fused_on_ep60_joints]="--calibration on --epochs 60 --point-encoder joints ${INPUTS[*]}"
+  [fused_off_ep60_mix03]="--calibration off --epochs 60 --mixup 0.3 ${INPUTS[*]}"
+  [fused_on_ep60_mix03]="--calibration on --epochs 60 --mixup 0.3 ${INPUTS[*]}"
+  [fused_off_ep60_md07]="--calibration off --epochs 60 --modality-dropout 0.7 ${INPUTS[*]}"
+  [fused_on_ep60_md07]="--calibration on --epochs 60 --modality-dropout 0.7 ${INPUTS[*]}"
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
