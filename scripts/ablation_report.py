@@ -12,6 +12,7 @@ calibration, mean ± std over seeds of
 - how far the corrupted modality's alpha moves from severity 0 to 5 (mean over corruptions).
 
     python scripts/ablation_report.py [CHECKPOINT_DIR ...]
+    python scripts/ablation_report.py --store results/ablation/avletters_validation_selection
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def alpha_shift(table: pd.DataFrame) -> float:
     return float(np.mean(shifts))
 
 
-def per_run() -> pd.DataFrame:
+def per_run(store: Path = STORE) -> pd.DataFrame:
     rows = []
-    for path in sorted(STORE.glob("*_seed*.csv")):
+    for path in sorted(store.glob("*_seed*.csv")):
         table = pd.read_csv(path)
         dataset, backbone, cal, recipe, seed = path.stem.rsplit("_", 4)
         swap = table[(table["corruption"] == "swap") & (table["severity"] > 0)]
@@ -114,7 +115,13 @@ def section(runs: pd.DataFrame) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="*", type=Path, help="checkpoint folders to sweep (if not stored)")
+    parser.add_argument("--store", type=Path,
+                        help="only print the table of an earlier store (e.g. results/ablation/"
+                             "avletters_validation_selection, AVLetters' recipe before train+val)")
     args = parser.parse_args()
+    if args.store is not None:
+        print(section(per_run(args.store)))
+        return
     sweep(list(args.checkpoints))
     runs = per_run()
     if runs.empty:

@@ -123,6 +123,8 @@ AVL_VARIANTS = {  # name -> what it is (AVLetters, 40 epochs; arguments in scrip
     "conv_on_trainval": "conv calibrated, trained on train+val, final epoch kept (shipped)",
     "audio_trainval": "audio alone, trained on train+val, final epoch kept (shipped)",
     "lips_trainval": "lips alone, trained on train+val, final epoch kept (shipped)",
+    "fused_off_trainval_noswap": "sequence baseline, shipped recipe (train+val, final epoch) without swap augmentation",
+    "fused_on_trainval_noswap": "sequence calibrated, shipped recipe (train+val, final epoch) without swap augmentation",
 }
 
 
@@ -181,20 +183,23 @@ def load_results(store: Path = STORE) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-UNIMODAL_REFERENCES = {  # a unimodal variant -> the run it changes one thing of
+NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the run it changes one thing of
     "skeleton_joints_ep60": "skeleton_hip_ep60",
     "depth_motion_ep60_len32": "depth_motion_ep60",
     "audio_trainval": "audio",
     "lips_trainval": "lips",
     "lips_diffs": "lips",
+    "fused_off_trainval_noswap": "fused_off_trainval",
+    "fused_on_trainval_noswap": "fused_on_trainval",
 }
 
 
 def reference_of(variant: str) -> str | None:
     """The run a fused variant changes one thing of: the same model at the same budget (40 or 60
-    epochs); for the unimodal variants listed in UNIMODAL_REFERENCES, the same modality's run."""
-    if variant in UNIMODAL_REFERENCES:
-        return UNIMODAL_REFERENCES[variant]
+    epochs); for the variants listed in NAMED_REFERENCES (unimodal ones, and changes to the shipped
+    AVLetters recipe), the run named there."""
+    if variant in NAMED_REFERENCES:
+        return NAMED_REFERENCES[variant]
     for model in ("fused_off", "fused_on", "conv_off", "conv_on"):
         if variant.startswith(model + "_"):
             reference = model + ("_ep60" if variant.startswith(model + "_ep60_") else "")

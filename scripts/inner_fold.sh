@@ -42,6 +42,8 @@ declare -A ARGS=(
   [audio_trainval]="--modalities audio --train-split train+val --selection last"
   [lips_trainval]="--modalities lips --train-split train+val --selection last"
   [fused_on_diffs]="--calibration on --frame-encoder frame-diffs"
+  [fused_off_trainval_noswap]="--calibration off --train-split train+val --selection last --swap-augment 0"
+  [fused_on_trainval_noswap]="--calibration on --train-split train+val --selection last --swap-augment 0"
 )
 else
 OUT=results/inner_fold
