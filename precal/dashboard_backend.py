@@ -922,6 +922,20 @@ def trained_splits(checkpoints: Sequence[Checkpoint]) -> set:
     return {part for c in checkpoints for part in str(c.training.get("train_split", "train")).split("+")}
 
 
+def history_fit_note(checkpoints: Sequence[Checkpoint]) -> Optional[str]:
+    """A warning for the training-dynamics page when a model also trained on the split its history
+    measures every epoch on: those curves then show fit, not generalisation (AVLetters' shipped
+    models train on train+val and keep the final epoch)."""
+    names = [c.name for c in checkpoints
+             if str(c.training.get("val_split", "val")) in str(c.training.get("train_split", "train")).split("+")]
+    if not names:
+        return None
+    split = str(checkpoints[0].training.get("val_split", "val"))
+    return (f"{' and '.join(names)} trained on the {split!r} split too, so the per-epoch {split} curves below "
+            "(loss, metrics, gates, cues and probes) measure fit, not generalisation; the final epoch was kept, "
+            "with no choice on this split.")
+
+
 def split_label(data: MultimodalData, split: str, trained: set) -> str:
     """The split selector's entry: its size, and a warning when the models trained on it (its
     accuracy then measures fit, not generalisation)."""

@@ -587,3 +587,13 @@ def test_the_split_selector_warns_about_splits_the_models_trained_on():
     assert be.split_label(avletters, "val", trained) == f"val ({len(avletters.splits['val'])} samples, trained on)"
     assert be.split_label(avletters, "test", trained) == f"test ({len(avletters.splits['test'])} samples)"
     assert be.trained_splits(shipped[1:]) == {"train"}  # UTD-MHAD selects on val: not trained on
+
+
+def test_the_training_page_warns_when_its_validation_curves_are_training_data():
+    avl = [load_checkpoint(ROOT / "checkpoints" / n) for n in ("avletters_conv_calon", "avletters_conv_caloff")]
+    note = be.history_fit_note(avl)
+    assert note is not None and "avletters_conv_calon and avletters_conv_caloff" in note
+    assert "'val' split" in note and "fit, not generalisation" in note
+    utd = [load_checkpoint(ROOT / "checkpoints" / n) for n in ("utd_mhad_conv_calon", "utd_mhad_conv_caloff")]
+    assert be.history_fit_note(utd) is None  # validation held out: its curves are generalisation
+    assert "avletters_conv_calon trained" in be.history_fit_note([avl[0], utd[1]])  # only the one that did

@@ -12,6 +12,9 @@ pair = ctx.pair
 st.title("Training dynamics")
 st.caption("From each checkpoint's history.json (one row per epoch, measured on the validation split). "
            "Solid lines: calibrated model; dashed: uncalibrated model.")
+fit_note = be.history_fit_note(pair.checkpoints)
+if fit_note:
+    st.info(fit_note)
 
 with ds.guard("training dynamics"):
     scalars, dynamics = [], []
