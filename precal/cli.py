@@ -77,6 +77,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         average_epochs=args.average_epochs,
         dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
         point_encoder=args.point_encoder,
+        velocity=args.velocity or [], norms=_key_values(args.norms or [], "--norms", "inertial=0-2,3-5"),
         cue_gradient=args.cue_gradient == "on", threads=args.threads,
     )
     result = train(cfg, out=args.out, progress=not args.quiet)
@@ -186,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--point-encoder", choices=("series", "joints"), default="series",
                    help="trunk for point sequences (skeletons): all coordinates as one series (default), or a "
                         "joint graph with shared per-joint embedding, bone-initialised adjacency and temporal conv")
+    p.add_argument("--velocity", action="append", metavar="NAME",
+                   help="the modality's encoder also sees each feature's change since the previous step "
+                        "(repeatable; e.g. skeleton)")
+    p.add_argument("--norms", action="append", metavar="NAME=RANGES",
+                   help="the modality's encoder also sees the physical length of column groups, inclusive "
+                        "ranges (repeatable; e.g. inertial=0-2,3-5 for |acc| and |gyro|)")
     p.add_argument("--cue-gradient", choices=("on", "off"), default="on",
                    help="off: the calibrator compares detached encoder summaries, so the cue objective "
                         "does not shape the encoders")

@@ -72,6 +72,8 @@ class TrainConfig:
     frame_encoder: str = "motion"
     point_encoder: str = "series"
     cue_gradient: bool = True
+    velocity: List[str] = field(default_factory=list)  # modalities whose encoder also sees step-to-step change
+    norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups ("0-2,3-5") whose lengths it sees
     train_split: str = "train"  # several joined by "+" ("train+val") are trained on together
     selection: str = "best"  # "best": the epoch with the best validation score; "last": the final epoch
     val_split: str = "val"
@@ -79,11 +81,15 @@ class TrainConfig:
     threads: int = 0  # 0: torch default
 
     def model_config(self) -> ModelConfig:
+        # Derived inputs of modalities this model does not use (a unimodal run of a shared recipe) do not apply.
+        used = (lambda n: n in self.modalities) if self.modalities else (lambda n: True)
         return ModelConfig(backbone=self.backbone, calibration=self.calibration, modalities=list(self.modalities),
                            dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout,
                            frame_encoder=self.frame_encoder, point_encoder=self.point_encoder,
                            cue_gradient=self.cue_gradient,
-                           unimodal_heads=self.unimodal_loss > 0)
+                           unimodal_heads=self.unimodal_loss > 0,
+                           velocity=[n for n in self.velocity if used(n)],
+                           norms={n: v for n, v in self.norms.items() if used(n)})
 
 
 @dataclass
@@ -217,6 +223,9 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     data = data if data is not None else load_dataset(cfg.data)
+    for name in [*cfg.velocity, *cfg.norms]:
+        if name not in data.schema.modality_names:
+            raise ValueError("derived inputs: " + unknown_modality_message(name, data.schema.modality_names))
     pre, sets = prepare_data(data, cfg)
     task = data.schema.task
     rotation = RotationAugment(cfg.rotate_augment, data.schema, pre.mean, pre.std) if cfg.rotate_augment else None
@@ -224,6 +233,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     train_batch = sets[cfg.train_split].full_batch()
     val_batch = sets[cfg.val_split].full_batch()
     model = MultimodalModel(data.schema, cfg.model_config())
+    model.fit_derived_inputs(train_batch, pre.mean, pre.std)
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)

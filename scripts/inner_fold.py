@@ -96,6 +96,13 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep60_mix03": "fused calibrated, 60 epochs, mixup with partner weight up to 0.3 (--mixup 0.3)",
     "fused_off_ep60_md07": "fused baseline, 60 epochs, modality dropout 0.7 instead of 0.4",
     "fused_on_ep60_md07": "fused calibrated, 60 epochs, modality dropout 0.7 instead of 0.4",
+    "inertial_ep60": "inertial alone, 60 epochs",
+    "inertial_ep60_norms": "inertial alone, 60 epochs, with |acc| and |gyro| (--norms inertial=0-2,3-5)",
+    "skeleton_hip_ep60_velocity": "skeleton alone, hip-centred, 60 epochs, with joint velocities (--velocity skeleton)",
+    "fused_off_ep60_rerun": "fused baseline, 60 epochs, rerun with the current code (reference of the derived inputs)",
+    "fused_on_ep60_rerun": "fused calibrated, 60 epochs, rerun with the current code (reference of the derived inputs)",
+    "fused_off_ep60_derived": "fused baseline, 60 epochs, joint velocities and IMU norms (--velocity skeleton --norms inertial=0-2,3-5)",
+    "fused_on_ep60_derived": "fused calibrated, 60 epochs, joint velocities and IMU norms (--velocity skeleton --norms inertial=0-2,3-5)",
 }
 
 
@@ -191,6 +198,12 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "lips_diffs": "lips",
     "fused_off_trainval_noswap": "fused_off_trainval",
     "fused_on_trainval_noswap": "fused_on_trainval",
+    "inertial_ep60_norms": "inertial_ep60",
+    "skeleton_hip_ep60_velocity": "skeleton_hip_ep60",
+    "fused_off_ep60_rerun": "fused_off_ep60",
+    "fused_on_ep60_rerun": "fused_on_ep60",
+    "fused_off_ep60_derived": "fused_off_ep60_rerun",
+    "fused_on_ep60_derived": "fused_on_ep60_rerun",
 }
 
 

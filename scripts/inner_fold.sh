@@ -54,6 +54,7 @@ BUDGET=(--epochs 40)  # what the variants are compared at; the *_ep60 variants g
 ROTATE15=(--rotate-augment inertial=15 --rotate-augment skeleton=15)
 ROTATE30=(--rotate-augment inertial=30 --rotate-augment skeleton=30)
 SCALE=(--scale skeleton=hip_center:shoulder_center)
+DERIVED=(--velocity skeleton --norms inertial=0-2,3-5)
 declare -A ARGS=(
   [inertial]="--modalities inertial"
   [skeleton_camera]="--modalities skeleton"
@@ -111,6 +112,13 @@ declare -A ARGS=(
   [fused_on_ep60_mix03]="--calibration on --epochs 60 --mixup 0.3 ${INPUTS[*]}"
   [fused_off_ep60_md07]="--calibration off --epochs 60 --modality-dropout 0.7 ${INPUTS[*]}"
   [fused_on_ep60_md07]="--calibration on --epochs 60 --modality-dropout 0.7 ${INPUTS[*]}"
+  [inertial_ep60]="--modalities inertial --epochs 60"
+  [inertial_ep60_norms]="--modalities inertial --epochs 60 --norms inertial=0-2,3-5"
+  [skeleton_hip_ep60_velocity]="--modalities skeleton --centre skeleton=hip_center --epochs 60 --velocity skeleton"
+  [fused_off_ep60_rerun]="--calibration off --epochs 60 ${INPUTS[*]}"
+  [fused_on_ep60_rerun]="--calibration on --epochs 60 ${INPUTS[*]}"
+  [fused_off_ep60_derived]="--calibration off --epochs 60 ${DERIVED[*]} ${INPUTS[*]}"
+  [fused_on_ep60_derived]="--calibration on --epochs 60 ${DERIVED[*]} ${INPUTS[*]}"
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do

@@ -40,7 +40,8 @@ def test_reproduces_stored_test_metrics(path: Path) -> None:
 
 def test_shipped_models_follow_their_recipes_within_five_minutes() -> None:
     """scripts/recipes.sh: AVLetters trains on train+val and keeps the final epoch; UTD-MHAD
-    selects on validation. Every shipped model trained in at most five minutes."""
+    selects on validation and its encoders see joint velocities and IMU norms. Every shipped model
+    trained in at most five minutes."""
     import json
 
     for data, split, selection in (("avletters", "train+val", "last_epoch"), ("utd_mhad", "train", "val_accuracy")):
@@ -51,4 +52,7 @@ def test_shipped_models_follow_their_recipes_within_five_minutes() -> None:
             assert metrics["selection_metric"] == selection, folder.name
             if selection == "last_epoch":
                 assert metrics["selected_epoch"] == training["epochs"]
+            model = json.loads((folder / "config.json").read_text())["model"]
+            derived = (["skeleton"], {"inertial": "0-2,3-5"}) if data == "utd_mhad" else ([], {})
+            assert (model.get("velocity", []), model.get("norms", {})) == derived, folder.name
             assert metrics["train_seconds"] <= 300, folder.name

@@ -9,7 +9,7 @@ the effect of the (unused) calibrator.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
@@ -17,8 +17,9 @@ from torch import Tensor, nn
 
 from precal.calibration import CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator, masked_mean
 from precal.data.batch import Batch
-from precal.data.schema import DatasetSchema, unknown_modality_message
+from precal.data.schema import DatasetSchema, ModalitySchema, unknown_modality_message
 from precal.data.skeleton import skeleton_bones
+from precal.models.derived import DerivedInputs, WithDerivedInputs, check_derived, parse_column_groups
 from precal.models.encoders import FRAME_ENCODERS, POINT_ENCODERS, build_encoder
 from precal.models.fusion import (FUSION_LAYOUT, ClassificationHead, ConvFusion, LateFusion, ScoreFusion,
                                   TransformerFusion)
@@ -45,6 +46,8 @@ class ModelConfig:
     point_encoder: str = "series"  # trunk for point sequences (skeletons): one of POINT_ENCODERS
     cue_gradient: bool = True  # False: the calibrator reads detached encoder summaries (see calibration)
     unimodal_heads: bool = False  # one linear classifier per encoder summary, for a training-time loss
+    velocity: List[str] = field(default_factory=list)  # modalities whose encoder also sees step-to-step change
+    norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups whose lengths it also sees
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -92,9 +95,10 @@ class MultimodalModel(nn.Module):
         self.modalities = names
         self.layout = FUSION_LAYOUT[config.backbone]
         bones = skeleton_bones(schema.extra.get("joint_names", []))
-        self.encoders = nn.ModuleDict({n: build_encoder(schema.modality(n), config.dim, config.dropout,
-                                                        config.frame_encoder, config.point_encoder, bones)
-                                       for n in names})
+        for n in [*config.velocity, *config.norms]:
+            if n not in names:
+                raise ValueError("derived inputs: " + unknown_modality_message(n, names))
+        self.encoders = nn.ModuleDict({n: self._build_encoder(schema.modality(n), config, bones) for n in names})
         self.calibrator = PreFusionCalibrator(
             [ModalityFeatureSpec(n, config.dim, self.layout) for n in names],
             shared_dim=config.shared_dim, enabled=config.calibration,
@@ -119,6 +123,27 @@ class MultimodalModel(nn.Module):
         self.unimodal_heads = nn.ModuleDict(
             {n: nn.Linear(config.dim, schema.num_classes) for n in names}
             if config.unimodal_heads and config.backbone != "score" else {})
+
+    @staticmethod
+    def _build_encoder(spec: ModalitySchema, config: ModelConfig, bones: List[Tuple[int, int]]) -> nn.Module:
+        """The modality's trunk, behind its derived input channels when the config asks for any."""
+        velocity = spec.name in config.velocity
+        norms = parse_column_groups(config.norms[spec.name]) if spec.name in config.norms else []
+        if not velocity and not norms:
+            return build_encoder(spec, config.dim, config.dropout, config.frame_encoder, config.point_encoder, bones)
+        check_derived(spec.name, spec.kind, spec.step_shape, velocity, norms)
+        derived = DerivedInputs(spec.step_shape, velocity, norms)
+        trunk = build_encoder(replace(spec, step_shape=derived.out_step_shape), config.dim, config.dropout,
+                              config.frame_encoder, config.point_encoder, bones)
+        return WithDerivedInputs(derived, trunk)
+
+    def fit_derived_inputs(self, batch: Batch, input_mean: Dict[str, Any], input_std: Dict[str, Any]) -> None:
+        """Fit the statistics of every derived input channel on ``batch`` (the un-augmented training
+        split); ``input_mean``/``input_std`` are the preprocessing statistics of each modality."""
+        for n, encoder in self.encoders.items():
+            if isinstance(encoder, WithDerivedInputs):
+                encoder.derived.fit(batch.inputs[n], batch.padding_mask.get(n), batch.presence(n),
+                                    torch.as_tensor(input_mean[n]), torch.as_tensor(input_std[n]))
 
     def encode(self, batch: Batch, only: Optional[List[str]] = None
                ) -> Tuple[Dict[str, Tensor], Dict[str, Optional[Tensor]], Dict[str, Tensor]]:
