@@ -53,6 +53,7 @@ from precal.describe import selected_weights, used_options
 from precal.evaluation import dataset_for, resolve_data_dir
 from precal.inference import Predictions, predict
 from precal.metrics import compute_metrics
+from precal.models.derived import describe_derived
 
 
 CACHE_DIR = ROOT / ".cache" / "precal"
@@ -898,7 +899,7 @@ def lab_update(views: Sequence[ModelView], splits: SplitBatches, index: int,
 
 
 def modality_table(ckpt: Checkpoint) -> pd.DataFrame:
-    """Modalities of a checkpoint: kind, step shape, rate, unit, model input length."""
+    """Modalities of a checkpoint: kind, step shape, rate, unit, model input length, derived inputs."""
     rows = []
     for spec in ckpt.schema.modalities:
         length = ckpt.preprocessor.lengths.get(spec.name)
@@ -908,6 +909,8 @@ def modality_table(ckpt: Checkpoint) -> pd.DataFrame:
             "rate": f"{spec.rate_hz:g} Hz" if spec.rate_hz else "—",
             "unit": spec.unit or "—",
             "model input": f"{length} steps (resampled)" if length else "native length",
+            "encoder also sees": describe_derived(spec.name in ckpt.config.velocity,
+                                                  ckpt.config.norms.get(spec.name, "")),
             "description": spec.description,
         })
     return pd.DataFrame(rows)

@@ -29,6 +29,11 @@ AVL_VALIDATION_SELECTION = ROOT / "results" / "avletters_validation_selection" /
 validation epoch kept (``scripts/run_evidence.sh`` at the time), same seeds and budget."""
 
 
+UTD_WITHOUT_DERIVED = ROOT / "results" / "utd_mhad_without_derived_inputs" / "runs"
+"""The UTD-MHAD evidence runs from before the encoders saw derived inputs (joint velocities, the
+IMU's |acc| and |gyro|): the same recipe, seeds and budget otherwise."""
+
+
 def fit_description(training: dict) -> str:
     """What a run trained on and which epoch it kept (runs from before the option: train, best)."""
     epoch = "final epoch" if training.get("selection", "best") == "last" else "best val epoch"
@@ -166,6 +171,14 @@ def avletters_fit(current: pd.DataFrame, previous: pd.DataFrame) -> str:
                       "40-epoch budget. The earlier runs are kept in `results/avletters_validation_selection/runs/`.")
 
 
+def derived_inputs(current: pd.DataFrame, previous: pd.DataFrame) -> str:
+    """UTD-MHAD with and without the derived input channels, same recipe otherwise."""
+    return comparison(current, previous, "without derived inputs", "with joint velocities and IMU norms",
+                      "Test accuracy, mean ± std (seeds) on the cross-subject split; same seeds, inputs, augmentation "
+                      "and 60-epoch budget. Depth alone is the control (no derived inputs). The earlier runs are "
+                      "kept in `results/utd_mhad_without_derived_inputs/runs/`.")
+
+
 def main() -> None:
     runs = load_runs()
     if runs.empty:
@@ -191,6 +204,11 @@ def main() -> None:
     if not held_back.empty:
         section = avletters_fit(runs[runs["dataset"] == "avletters"], held_back)
         replace_section("avl_fit", section)
+        print(section)
+    without = load_runs(UTD_WITHOUT_DERIVED)
+    if not without.empty:
+        section = derived_inputs(runs[runs["dataset"] == "utd-mhad"], without)
+        replace_section("utd_derived", section)
         print(section)
     previous, current_40 = load_runs(PREVIOUS_INPUTS), load_runs(CURRENT_INPUTS_40)
     if not previous.empty and not current_40.empty:

@@ -250,6 +250,23 @@ def persistent_confusions(store: Path, class_names: list, top: int = 3) -> list:
     return [(held, class_names[t], class_names[p], n, totals[(held, t)]) for (held, t, p), n in ranked]
 
 
+RECURRING_SHOWN = ("fused_off_ep60_rerun", "fused_on_ep60_rerun", "fused_off_ep60_derived", "fused_on_ep60_derived")
+"""Variants for which the report says how often they get the recurring confusions right."""
+
+
+def recurring_right(store: Path, variant: str, confusions: list, class_names: list) -> str:
+    """How often a variant predicts the true class of each recurring confusion, over its runs."""
+    parts = []
+    for held, true, _, _, _ in confusions:
+        t = class_names.index(true)
+        right = total = 0
+        for path in sorted(store.glob(f"{variant}_held{held}_seed*/metrics.json")):
+            matrix = np.asarray(json.loads(path.read_text())["test"]["confusion_matrix"])
+            right, total = right + int(matrix[t, t]), total + int(matrix[t].sum())
+        parts.append(f"subject {held}'s {true} {right} of {total}")
+    return "; ".join(parts)
+
+
 REPORTS = {  # data set -> (store, variants, README section, what a fold holds out, what the reference is)
     "utd_mhad": (STORE, VARIANTS, "inner", "subject", "40- or 60-epoch run"),
     "avletters": (AVL_STORE, AVL_VARIANTS, "inner_avl", "repetition", "recipe with validation selection"),
@@ -290,9 +307,14 @@ def report(dataset: str = "utd_mhad") -> None:
         lines.append(f"| {what} | " + " | ".join(cells) + f" | {100 * np.mean(means):.1f} ({len(means)}) | {change} |")
     if dataset == "utd_mhad":
         names = json.loads((SOURCE / "dataset.json").read_text())["schema"]["class_names"]
+        confusions = persistent_confusions(store, names)
         recurring = "; ".join(f"subject {h}'s {t} read as {p} in {n} of {total} predictions"
-                              for h, t, p, n, total in persistent_confusions(store, names))
+                              for h, t, p, n, total in confusions)
         lines += ["", f"The confusions that recur most over all fused runs above: {recurring}."]
+        shown = [v for v in RECURRING_SHOWN if v in per_fold.index.get_level_values(0)]
+        if shown:
+            lines += ["", "Right predictions of these samples:"]
+            lines += [f"- {variants[v]}: {recurring_right(store, v, confusions, names)}" for v in shown]
     section = "\n".join(lines)
     replace_section(section_name, section)
     print(section)

@@ -9,7 +9,10 @@ COMMON=(--batch-size 32 --lr 3e-3 --modality-dropout 0.4 --noise-augment 0.2 --s
 UTD_DATA=(--data sample_data/utd_mhad --length inertial=96 --length skeleton=48 --length depth=16)
 # Budget (epochs) per data set, the same for every model of it. UTD-MHAD: 60, chosen on the inner
 # cross-subject folds (README "Inner cross-subject folds"); AVLetters: 40.
-UTD=("${UTD_DATA[@]}" --centre skeleton=hip_center --frame-encoder motion --epochs 60)
+# The encoders also see joint velocities and the IMU's |acc| and |gyro| (derived inside the model:
+# README "Derived inputs"), chosen on the inner folds.
+UTD=("${UTD_DATA[@]}" --centre skeleton=hip_center --frame-encoder motion --epochs 60
+     --velocity skeleton --norms inertial=0-2,3-5)
 AVL_DATA=(--data sample_data/avletters --length audio=48 --length lips=20 --frame-encoder frames --epochs 40)
 # AVLetters trains on train+val and keeps the final epoch of the 40: on the inner repetition folds
 # the extra quarter of data is worth about 7 points to every model, and its validation split ranks

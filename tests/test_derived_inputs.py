@@ -177,6 +177,12 @@ def test_checkpoint_round_trip_keeps_the_fitted_statistics(tmp_path: Path):
     torch.testing.assert_close(loaded.model.encoders["inertial"].derived.input_std, INERTIAL_STD)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(batch).logits, model(batch).logits)
+    # the overview's modality table says what each encoder sees beyond its input
+    from precal.dashboard_backend import modality_table
+    table = modality_table(loaded).set_index("modality")["encoder also sees"]
+    assert table["skeleton"] == "change per step"
+    assert table["inertial"] == "lengths of columns 0-2,3-5"
+    assert table["depth"] == "—"
 
 
 def test_cli_parses_the_derived_input_options():

@@ -57,6 +57,12 @@ def derived_step_shape(step_shape: Sequence[int], velocity: bool, norms: Sequenc
     return tuple(shape)
 
 
+def describe_derived(velocity: bool, norms: str = "") -> str:
+    """What an encoder sees beyond its modality's input, in words (overview tables, ``precal info``)."""
+    parts = (["change per step"] if velocity else []) + ([f"lengths of columns {norms}"] if norms else [])
+    return "; ".join(parts) or "—"
+
+
 def check_derived(name: str, kind: str, step_shape: Sequence[int], velocity: bool,
                   norms: Sequence[ColumnGroup]) -> None:
     """Refuse derived channels a modality cannot have, naming the modality and the reason."""
