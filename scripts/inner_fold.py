@@ -103,6 +103,8 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep60_rerun": "fused calibrated, 60 epochs, rerun with the current code (reference of the derived inputs)",
     "fused_off_ep60_derived": "fused baseline, 60 epochs, joint velocities and IMU norms (--velocity skeleton --norms inertial=0-2,3-5)",
     "fused_on_ep60_derived": "fused calibrated, 60 epochs, joint velocities and IMU norms (--velocity skeleton --norms inertial=0-2,3-5)",
+    "fused_off_ep60_derived_rot30": "fused baseline, 60 epochs, derived inputs, inertial and skeleton rotated up to 30°",
+    "fused_on_ep60_derived_rot30": "fused calibrated, 60 epochs, derived inputs, inertial and skeleton rotated up to 30°",
 }
 
 
@@ -204,6 +206,8 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "fused_on_ep60_rerun": "fused_on_ep60",
     "fused_off_ep60_derived": "fused_off_ep60_rerun",
     "fused_on_ep60_derived": "fused_on_ep60_rerun",
+    "fused_off_ep60_derived_rot30": "fused_off_ep60_derived",
+    "fused_on_ep60_derived_rot30": "fused_on_ep60_derived",
 }
 
 

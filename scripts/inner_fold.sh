@@ -119,6 +119,8 @@ declare -A ARGS=(
   [fused_on_ep60_rerun]="--calibration on --epochs 60 ${INPUTS[*]}"
   [fused_off_ep60_derived]="--calibration off --epochs 60 ${DERIVED[*]} ${INPUTS[*]}"
   [fused_on_ep60_derived]="--calibration on --epochs 60 ${DERIVED[*]} ${INPUTS[*]}"
+  [fused_off_ep60_derived_rot30]="--calibration off --epochs 60 ${DERIVED[*]} ${ROTATE30[*]} ${INPUTS[*]}"
+  [fused_on_ep60_derived_rot30]="--calibration on --epochs 60 ${DERIVED[*]} ${ROTATE30[*]} ${INPUTS[*]}"
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
