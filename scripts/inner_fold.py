@@ -105,6 +105,10 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep60_derived": "fused calibrated, 60 epochs, joint velocities and IMU norms (--velocity skeleton --norms inertial=0-2,3-5)",
     "fused_off_ep60_derived_rot30": "fused baseline, 60 epochs, derived inputs, inertial and skeleton rotated up to 30°",
     "fused_on_ep60_derived_rot30": "fused calibrated, 60 epochs, derived inputs, inertial and skeleton rotated up to 30°",
+    "conv_off_ep60_derived": "conv baseline, 60 epochs, derived inputs (shipped conv recipe)",
+    "conv_on_ep60_derived": "conv calibrated, 60 epochs, derived inputs (shipped conv recipe)",
+    "conv_off_ep60_derived_noswap": "conv baseline, 60 epochs, derived inputs, no swap augmentation",
+    "conv_on_ep60_derived_noswap": "conv calibrated, 60 epochs, derived inputs, no swap augmentation",
 }
 
 
@@ -208,6 +212,10 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "fused_on_ep60_derived": "fused_on_ep60_rerun",
     "fused_off_ep60_derived_rot30": "fused_off_ep60_derived",
     "fused_on_ep60_derived_rot30": "fused_on_ep60_derived",
+    "conv_off_ep60_derived": "fused_off_ep60_derived",  # the backbone is the change
+    "conv_on_ep60_derived": "fused_on_ep60_derived",
+    "conv_off_ep60_derived_noswap": "conv_off_ep60_derived",
+    "conv_on_ep60_derived_noswap": "conv_on_ep60_derived",
 }
 
 

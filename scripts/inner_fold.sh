@@ -121,6 +121,10 @@ declare -A ARGS=(
   [fused_on_ep60_derived]="--calibration on --epochs 60 ${DERIVED[*]} ${INPUTS[*]}"
   [fused_off_ep60_derived_rot30]="--calibration off --epochs 60 ${DERIVED[*]} ${ROTATE30[*]} ${INPUTS[*]}"
   [fused_on_ep60_derived_rot30]="--calibration on --epochs 60 ${DERIVED[*]} ${ROTATE30[*]} ${INPUTS[*]}"
+  [conv_off_ep60_derived]="--backbone conv --calibration off --epochs 60 ${DERIVED[*]} ${INPUTS[*]}"
+  [conv_on_ep60_derived]="--backbone conv --calibration on --epochs 60 ${DERIVED[*]} ${INPUTS[*]}"
+  [conv_off_ep60_derived_noswap]="--backbone conv --calibration off --epochs 60 --swap-augment 0 ${DERIVED[*]} ${INPUTS[*]}"
+  [conv_on_ep60_derived_noswap]="--backbone conv --calibration on --epochs 60 --swap-augment 0 ${DERIVED[*]} ${INPUTS[*]}"
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
