@@ -10,7 +10,7 @@ same augmented inputs.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -147,51 +147,79 @@ def random_rotations(count: int, max_degrees: float, gen: torch.Generator) -> to
     return torch.eye(3).expand(count, 3, 3) + sin * k + (1 - cos) * (k @ k)
 
 
-class RotationAugment:
-    """Rotate every 3-vector of a modality's steps by one random rotation per sample, in raw units.
+def random_shears(count: int, max_shear: float, gen: torch.Generator) -> torch.Tensor:
+    """(count, 3, 3) shears: ones on the diagonal, off-diagonal entries uniform in ±max_shear."""
+    off = (torch.rand(count, 3, 3, generator=gen) * 2 - 1) * max_shear
+    eye = torch.eye(3).expand(count, 3, 3)
+    return eye + off * (1 - eye)
+
+
+class GeometryAugment:
+    """Transform every 3-vector of a modality's steps by one random linear map per sample, in raw
+    units: a rotation (``rotate``: max degrees per modality), then a shear (``shear``: largest
+    off-diagonal entry per modality).
 
     Why: on a cross-subject split what changes between people is, to a large part, geometry — how a
-    wrist sensor sits (the same motion reads differently along the sensor's axes) and which way a
-    person faces the camera. A small random rotation per sample shows the model that variation
-    during training. Inputs reach the augmentation normalised per feature, and a rotation is only
-    meaningful in the original units, so each rotated modality is de-normalised, rotated and
-    normalised again with the training statistics. Steps of an IMU (acc xyz, gyro xyz) share one
-    rotation, as both sensors sit in the same housing; so do the joints of a skeleton.
-    Padded steps and absent modalities stay exactly zero.
+    wrist sensor sits (the same motion reads differently along the sensor's axes), which way a
+    person faces the camera, and body proportions and movement style (an arm swung wider or
+    flatter, which a shear imitates; skeleton-based action recognition trains with it widely).
+    Showing that variation during training asks the model for what the class has in common.
+    Inputs reach the augmentation normalised per feature, and a linear map is only meaningful in
+    the original units, so each transformed modality is de-normalised, mapped and normalised again
+    with the training statistics. Steps of an IMU (acc xyz, gyro xyz) share one map, as both sensors
+    sit in the same housing; so do the joints of a skeleton. Padded steps and absent modalities
+    stay exactly zero.
     """
 
-    def __init__(self, max_degrees: Dict[str, float], schema: DatasetSchema, mean: Dict[str, Any],
-                 std: Dict[str, Any]) -> None:
-        for name, degrees in max_degrees.items():
+    def __init__(self, rotate: Dict[str, float], schema: DatasetSchema, mean: Dict[str, Any],
+                 std: Dict[str, Any], shear: Optional[Dict[str, float]] = None) -> None:
+        shear = dict(shear or {})
+        for name in [*rotate, *shear]:
             if name not in schema.modality_names:
                 raise ValueError(unknown_modality_message(name, schema.modality_names))
             spec = schema.modality(name)
             features = int(math.prod(spec.step_shape))
             if spec.kind not in ("time_series", "vector") or features % 3:
-                raise ValueError(f"cannot rotate {name!r}: rotation needs steps made of 3-vectors (x, y, z), "
+                raise ValueError(f"cannot rotate or shear {name!r}: that needs steps made of 3-vectors (x, y, z), "
                                  f"its steps are {spec.kind} of shape {tuple(spec.step_shape)}")
+        for name, degrees in rotate.items():
             if not 0 < degrees <= 180:
                 raise ValueError(f"rotation of {name!r} must be in (0, 180] degrees, got {degrees}")
-        self.max_degrees = dict(max_degrees)
-        self.mean = {n: torch.as_tensor(mean[n], dtype=torch.float32).reshape(-1, 3) for n in max_degrees}
-        self.std = {n: torch.as_tensor(std[n], dtype=torch.float32).reshape(-1, 3) for n in max_degrees}
+        for name, amount in shear.items():
+            if not 0 < amount <= 1:
+                raise ValueError(f"shear of {name!r} must be in (0, 1], got {amount}")
+        self.max_degrees = dict(rotate)
+        self.max_shear = shear
+        names = {*rotate, *shear}
+        self.mean = {n: torch.as_tensor(mean[n], dtype=torch.float32).reshape(-1, 3) for n in names}
+        self.std = {n: torch.as_tensor(std[n], dtype=torch.float32).reshape(-1, 3) for n in names}
+
+    def _maps(self, name: str, count: int, gen: torch.Generator) -> torch.Tensor:
+        """(count, 3, 3) per-sample maps of one modality; rotation draws come first, as they did
+        before shears existed, so rotation-only runs keep their random stream."""
+        maps = torch.eye(3).expand(count, 3, 3)
+        if name in self.max_degrees:
+            maps = random_rotations(count, self.max_degrees[name], gen)
+        if name in self.max_shear:
+            maps = random_shears(count, self.max_shear[name], gen) @ maps
+        return maps
 
     def __call__(self, batch: Batch, gen: torch.Generator) -> Batch:
         out = batch
         for name in batch.modalities:  # data-set order: the draws do not depend on the dict's order
-            if name not in self.max_degrees:
+            if name not in self.mean:
                 continue
             x = out.inputs[name]
-            rot = random_rotations(batch.size, self.max_degrees[name], gen).to(x.dtype)
+            maps = self._maps(name, batch.size, gen).to(x.dtype)
             vectors = x.reshape(x.shape[0], -1, *self.mean[name].shape) if x.dim() > 2 else \
                 x.reshape(x.shape[0], 1, *self.mean[name].shape)  # (B, T, K, 3)
             raw = vectors * self.std[name] + self.mean[name]
-            turned = (torch.einsum("bij,btkj->btki", rot, raw) - self.mean[name]) / self.std[name]
+            mapped = (torch.einsum("bij,btkj->btki", maps, raw) - self.mean[name]) / self.std[name]
             keep = batch.presence(name).to(x.dtype)[:, None]
             if name in batch.padding_mask:
                 keep = keep * batch.padding_mask[name].to(x.dtype)
-            turned = turned * keep[..., None, None]
-            out = out.with_modality(name, values=turned.reshape(x.shape))
+            mapped = mapped * keep[..., None, None]
+            out = out.with_modality(name, values=mapped.reshape(x.shape))
         return out
 
 

@@ -72,6 +72,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, swap_augment=args.swap_augment,
         recombine_augment=args.recombine_augment,
         rotate_augment=_key_value_floats(args.rotate_augment or [], "--rotate-augment", "inertial=15"),
+        shear_augment=_key_value_floats(args.shear_augment or [], "--shear-augment", "skeleton=0.2"),
         time_augment=args.time_augment, mixup=args.mixup, train_split=args.train_split, selection=args.selection,
         aux_weight=args.aux_weight, aux_loss=args.aux_loss, unimodal_loss=args.unimodal_loss,
         average_epochs=args.average_epochs,
@@ -159,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rotate-augment", action="append", metavar="NAME=DEGREES",
                    help="rotate the 3-vectors of a modality's steps (IMU axes, skeleton joints) by a random "
                         "rotation of up to DEGREES per sample, in raw units (repeatable)")
+    p.add_argument("--shear-augment", action="append", metavar="NAME=AMOUNT",
+                   help="shear the 3-vectors of a modality's steps by a random matrix with ones on the "
+                        "diagonal and off-diagonal entries up to AMOUNT per sample, after any rotation "
+                        "(repeatable; e.g. skeleton=0.2)")
     p.add_argument("--time-augment", type=float, default=0.0,
                    help="per-sample probability of cutting up to 20%% of the recording (start and end) and "
                         "stretching the rest back, the same window for every modality")

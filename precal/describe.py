@@ -35,7 +35,7 @@ def describe_data(data: MultimodalData, path: Path) -> str:
     return "\n".join(lines)
 
 
-OPTIONAL_TRAINING_KEYS = ("scale", "velocity", "norms", "recombine_augment", "rotate_augment", "time_augment", "mixup", "unimodal_loss", "average_epochs")
+OPTIONAL_TRAINING_KEYS = ("scale", "velocity", "norms", "recombine_augment", "rotate_augment", "shear_augment", "time_augment", "mixup", "unimodal_loss", "average_epochs")
 """Training options that are off by default: listed (by `precal info` and the dashboard) only when used."""
 
 

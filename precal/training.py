@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from precal.augment import (RotationAugment, mixup, modality_dropout, noise_augment, recombine_augment,
+from precal.augment import (GeometryAugment, mixup, modality_dropout, noise_augment, recombine_augment,
                             swap_augment, time_augment)
 from precal.calibration import AUX_LOSSES
 from precal.checkpoint import save_checkpoint
@@ -60,6 +60,7 @@ class TrainConfig:
     swap_augment: float = 0.0
     recombine_augment: float = 0.0  # per-sample probability of a same-label modality exchange
     rotate_augment: Dict[str, float] = field(default_factory=dict)  # modality -> max degrees
+    shear_augment: Dict[str, float] = field(default_factory=dict)  # modality -> largest off-diagonal shear
     time_augment: float = 0.0  # per-sample probability of a random crop-and-stretch in time
     mixup: float = 0.0  # largest weight of the blended-in partner sample (0: off, at most 0.5)
     aux_weight: float = 0.1
@@ -228,7 +229,8 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
             raise ValueError("derived inputs: " + unknown_modality_message(name, data.schema.modality_names))
     pre, sets = prepare_data(data, cfg)
     task = data.schema.task
-    rotation = RotationAugment(cfg.rotate_augment, data.schema, pre.mean, pre.std) if cfg.rotate_augment else None
+    geometry = GeometryAugment(cfg.rotate_augment, data.schema, pre.mean, pre.std, cfg.shear_augment) \
+        if cfg.rotate_augment or cfg.shear_augment else None
     kinds = {m.name: m.kind for m in data.schema.modalities}
     train_batch = sets[cfg.train_split].full_batch()
     val_batch = sets[cfg.val_split].full_batch()
@@ -255,7 +257,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     for epoch in bar:
         t0 = time.perf_counter()
         stats = _train_epoch(net, model, optimizer, scheduler, train_batch, cfg, gen, task, rank, world,
-                             per_rank, steps_per_epoch, rotation, kinds)
+                             per_rank, steps_per_epoch, geometry, kinds)
         record = _epoch_record(model, val_batch, data, task, cfg, stats, epoch, optimizer)
         record["time_s"] = round(time.perf_counter() - t0, 3)
         history.append(record)
@@ -310,7 +312,7 @@ def _averaged_candidate(model: MultimodalModel, average: WeightAverage, train_ba
 def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.Optimizer,
                  scheduler: Any, batch: Batch, cfg: TrainConfig, gen: torch.Generator, task: str,
                  rank: int, world: int, per_rank: int, steps: int,
-                 rotation: Optional[RotationAugment] = None,
+                 geometry: Optional[GeometryAugment] = None,
                  kinds: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     model.train()
     perm = torch.randperm(batch.size, generator=gen)
@@ -319,8 +321,8 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
     for step in range(steps):
         rows = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
         sub = batch.select(rows)
-        if rotation is not None:  # natural variation first, then the corruptions
-            sub = rotation(sub, gen)
+        if geometry is not None:  # natural variation first, then the corruptions
+            sub = geometry(sub, gen)
         sub = time_augment(sub, cfg.time_augment, gen, kinds or {})
         sub = recombine_augment(sub, cfg.recombine_augment, gen)
         sub, partner, mix_weight = mixup(sub, cfg.mixup, gen)

@@ -109,6 +109,15 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "conv_on_ep60_derived": "conv calibrated, 60 epochs, derived inputs (shipped conv recipe)",
     "conv_off_ep60_derived_noswap": "conv baseline, 60 epochs, derived inputs, no swap augmentation",
     "conv_on_ep60_derived_noswap": "conv calibrated, 60 epochs, derived inputs, no swap augmentation",
+    "inertial_ep60_norms_len160": "inertial alone, 60 epochs, with norms, 160 steps instead of 96 (--length inertial=160)",
+    "skeleton_hip_ep60_velocity_len64": "skeleton alone, hip-centred, 60 epochs, with velocities, 64 steps instead of 48 (--length skeleton=64)",
+    "inertial_ep60_norms_shear02": "inertial alone, 60 epochs, with norms, sheared up to 0.2 (--shear-augment inertial=0.2)",
+    "skeleton_hip_ep60_velocity_shear02": "skeleton alone, hip-centred, 60 epochs, with velocities, sheared up to 0.2 (--shear-augment skeleton=0.2)",
+    "skeleton_hip_ep60_velocity_shear04": "skeleton alone, hip-centred, 60 epochs, with velocities, sheared up to 0.4",
+    "fused_off_ep60_derived_shear02": "fused baseline, 60 epochs, derived inputs, inertial and skeleton sheared up to 0.2",
+    "fused_on_ep60_derived_shear02": "fused calibrated, 60 epochs, derived inputs, inertial and skeleton sheared up to 0.2",
+    "fused_off_ep60_derived_skshear02": "fused baseline, 60 epochs, derived inputs, skeleton sheared up to 0.2",
+    "fused_on_ep60_derived_skshear02": "fused calibrated, 60 epochs, derived inputs, skeleton sheared up to 0.2",
 }
 
 
@@ -216,6 +225,15 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "conv_on_ep60_derived": "fused_on_ep60_derived",
     "conv_off_ep60_derived_noswap": "conv_off_ep60_derived",
     "conv_on_ep60_derived_noswap": "conv_on_ep60_derived",
+    "inertial_ep60_norms_len160": "inertial_ep60_norms",
+    "inertial_ep60_norms_shear02": "inertial_ep60_norms",
+    "skeleton_hip_ep60_velocity_len64": "skeleton_hip_ep60_velocity",
+    "skeleton_hip_ep60_velocity_shear02": "skeleton_hip_ep60_velocity",
+    "skeleton_hip_ep60_velocity_shear04": "skeleton_hip_ep60_velocity",
+    "fused_off_ep60_derived_shear02": "fused_off_ep60_derived",
+    "fused_on_ep60_derived_shear02": "fused_on_ep60_derived",
+    "fused_off_ep60_derived_skshear02": "fused_off_ep60_derived",
+    "fused_on_ep60_derived_skshear02": "fused_on_ep60_derived",
 }
 
 

@@ -55,6 +55,8 @@ ROTATE15=(--rotate-augment inertial=15 --rotate-augment skeleton=15)
 ROTATE30=(--rotate-augment inertial=30 --rotate-augment skeleton=30)
 SCALE=(--scale skeleton=hip_center:shoulder_center)
 DERIVED=(--velocity skeleton --norms inertial=0-2,3-5)
+SHEAR02=(--shear-augment inertial=0.2 --shear-augment skeleton=0.2)
+SKELETON_SHEAR02=(--shear-augment skeleton=0.2)
 declare -A ARGS=(
   [inertial]="--modalities inertial"
   [skeleton_camera]="--modalities skeleton"
@@ -125,6 +127,15 @@ declare -A ARGS=(
   [conv_on_ep60_derived]="--backbone conv --calibration on --epochs 60 ${DERIVED[*]} ${INPUTS[*]}"
   [conv_off_ep60_derived_noswap]="--backbone conv --calibration off --epochs 60 --swap-augment 0 ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_ep60_derived_noswap]="--backbone conv --calibration on --epochs 60 --swap-augment 0 ${DERIVED[*]} ${INPUTS[*]}"
+  [inertial_ep60_norms_len160]="--modalities inertial --epochs 60 --norms inertial=0-2,3-5 --length inertial=160"
+  [skeleton_hip_ep60_velocity_len64]="--modalities skeleton --centre skeleton=hip_center --epochs 60 --velocity skeleton --length skeleton=64"
+  [skeleton_hip_ep60_velocity_shear02]="--modalities skeleton --centre skeleton=hip_center --epochs 60 --velocity skeleton --shear-augment skeleton=0.2"
+  [skeleton_hip_ep60_velocity_shear04]="--modalities skeleton --centre skeleton=hip_center --epochs 60 --velocity skeleton --shear-augment skeleton=0.4"
+  [inertial_ep60_norms_shear02]="--modalities inertial --epochs 60 --norms inertial=0-2,3-5 --shear-augment inertial=0.2"
+  [fused_off_ep60_derived_shear02]="--calibration off --epochs 60 ${DERIVED[*]} ${SHEAR02[*]} ${INPUTS[*]}"
+  [fused_on_ep60_derived_shear02]="--calibration on --epochs 60 ${DERIVED[*]} ${SHEAR02[*]} ${INPUTS[*]}"
+  [fused_off_ep60_derived_skshear02]="--calibration off --epochs 60 ${DERIVED[*]} ${SKELETON_SHEAR02[*]} ${INPUTS[*]}"
+  [fused_on_ep60_derived_skshear02]="--calibration on --epochs 60 ${DERIVED[*]} ${SKELETON_SHEAR02[*]} ${INPUTS[*]}"
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do

@@ -249,16 +249,17 @@ def test_memory_hit_returns_the_same_object(tmp_path: Path) -> None:
     assert a is b
 
 
-def test_disk_hit_for_1000_points_is_well_under_100_ms(tmp_path: Path) -> None:
+def test_disk_hit_for_1000_points_loads_without_refitting(tmp_path: Path) -> None:
+    """The speed target (<= 100 ms) is measured by benchmarks/projection.py; here: a disk hit
+    loads the stored projection instead of fitting again, and keeps PCA's exact placement."""
     pre, post = pre_post(1000, 64)
     fitted = cached_projection(tmp_path, {"k": 1}, pre, post, "pca")
-    times = []
-    for _ in range(3):
-        clear_memory_cache()
-        start = time.perf_counter()
-        loaded = cached_projection(tmp_path, {"k": 1}, pre, post, "pca")
-        times.append(time.perf_counter() - start)
-    assert min(times) < 0.1
+    clear_memory_cache()
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a disk hit must not fit again")
+
+    loaded = cached_projection(tmp_path, {"k": 1}, pre, post, "pca", fitter=no_fit)
     assert loaded.placement == "linear"  # PCA keeps its exact placement through the disk cache
     np.testing.assert_allclose(loaded.place(pre[:10]), fitted.pre_xy[:10], rtol=1e-12, atol=1e-12)
 
