@@ -31,7 +31,10 @@ validation epoch kept (``scripts/run_evidence.sh`` at the time), same seeds and 
 
 UTD_WITHOUT_DERIVED = ROOT / "results" / "utd_mhad_without_derived_inputs" / "runs"
 """The UTD-MHAD evidence runs from before the encoders saw derived inputs (joint velocities, the
-IMU's |acc| and |gyro|): the same recipe, seeds and budget otherwise."""
+IMU's |acc| and |gyro|): the same recipe, seeds and budget otherwise (validation selection)."""
+UTD_VALIDATION_SELECTION = ROOT / "results" / "utd_mhad_validation_selection" / "runs"
+"""The UTD-MHAD evidence runs with derived inputs from before train+val: trained on the train split,
+the best validation epoch kept, same seeds, inputs and budget."""
 
 
 def fit_description(training: dict) -> str:
@@ -164,19 +167,20 @@ def input_representation(current: pd.DataFrame, previous: pd.DataFrame) -> str:
                       "Test accuracy, mean ± std (seeds) on the cross-subject split, both with the 40-epoch budget.")
 
 
-def avletters_fit(current: pd.DataFrame, previous: pd.DataFrame) -> str:
-    """AVLetters with validation held back for selection vs trained on train+val, final epoch."""
+def validation_fit(current: pd.DataFrame, previous: pd.DataFrame, test: str, budget: int, kept: Path) -> str:
+    """Validation held back for selection vs trained on train+val, final epoch kept."""
     return comparison(current, previous, "train, best validation epoch", "train+val, final epoch",
-                      "Test accuracy on repetition 3, mean ± std (seeds); same seeds, inputs, augmentation and "
-                      "40-epoch budget. The earlier runs are kept in `results/avletters_validation_selection/runs/`.")
+                      f"Test accuracy on {test}, mean ± std (seeds); same seeds, inputs, augmentation and "
+                      f"{budget}-epoch budget. The earlier runs are kept in `{kept.relative_to(ROOT)}/`.")
 
 
 def derived_inputs(current: pd.DataFrame, previous: pd.DataFrame) -> str:
     """UTD-MHAD with and without the derived input channels, same recipe otherwise."""
     return comparison(current, previous, "without derived inputs", "with joint velocities and IMU norms",
                       "Test accuracy, mean ± std (seeds) on the cross-subject split; same seeds, inputs, augmentation "
-                      "and 60-epoch budget. Depth alone is the control (no derived inputs). The earlier runs are "
-                      "kept in `results/utd_mhad_without_derived_inputs/runs/`.")
+                      "and 60-epoch budget, both trained on the train split with the best validation epoch kept. "
+                      "Depth alone is the control (no derived inputs). The runs are kept in "
+                      "`results/utd_mhad_without_derived_inputs/runs/` and `results/utd_mhad_validation_selection/runs/`.")
 
 
 def main() -> None:
@@ -200,14 +204,17 @@ def main() -> None:
     dynamics = dynamics_table(load_dynamics())
     replace_section("dynamics", dynamics)
     print(dynamics)
-    held_back = load_runs(AVL_VALIDATION_SELECTION)
-    if not held_back.empty:
-        section = avletters_fit(runs[runs["dataset"] == "avletters"], held_back)
-        replace_section("avl_fit", section)
-        print(section)
-    without = load_runs(UTD_WITHOUT_DERIVED)
-    if not without.empty:
-        section = derived_inputs(runs[runs["dataset"] == "utd-mhad"], without)
+    for marker, dataset, kept, test, budget in (
+            ("avl_fit", "avletters", AVL_VALIDATION_SELECTION, "repetition 3", 40),
+            ("utd_fit", "utd-mhad", UTD_VALIDATION_SELECTION, "the cross-subject split", 60)):
+        held_back = load_runs(kept)
+        if not held_back.empty:
+            section = validation_fit(runs[runs["dataset"] == dataset], held_back, test, budget, kept)
+            replace_section(marker, section)
+            print(section)
+    without, with_derived = load_runs(UTD_WITHOUT_DERIVED), load_runs(UTD_VALIDATION_SELECTION)
+    if not without.empty and not with_derived.empty:  # both with validation selection: one change
+        section = derived_inputs(with_derived, without)
         replace_section("utd_derived", section)
         print(section)
     previous, current_40 = load_runs(PREVIOUS_INPUTS), load_runs(CURRENT_INPUTS_40)

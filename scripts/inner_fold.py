@@ -118,6 +118,12 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep60_derived_shear02": "fused calibrated, 60 epochs, derived inputs, inertial and skeleton sheared up to 0.2",
     "fused_off_ep60_derived_skshear02": "fused baseline, 60 epochs, derived inputs, skeleton sheared up to 0.2",
     "fused_on_ep60_derived_skshear02": "fused calibrated, 60 epochs, derived inputs, skeleton sheared up to 0.2",
+    "fused_off_ep60_derived_uni03": "fused baseline, 60 epochs, derived inputs, per-encoder loss (--unimodal-loss 0.3)",
+    "fused_on_ep60_derived_uni03": "fused calibrated, 60 epochs, derived inputs, per-encoder loss (--unimodal-loss 0.3)",
+    "fused_off_ep60_derived_trainval": "fused baseline, 60 epochs, derived inputs, trained on train+val, final epoch kept",
+    "fused_on_ep60_derived_trainval": "fused calibrated, 60 epochs, derived inputs, trained on train+val, final epoch kept",
+    "conv_off_ep60_derived_trainval": "conv baseline, 60 epochs, derived inputs, trained on train+val, final epoch kept",
+    "conv_on_ep60_derived_trainval": "conv calibrated, 60 epochs, derived inputs, trained on train+val, final epoch kept",
 }
 
 
@@ -234,6 +240,12 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "fused_on_ep60_derived_shear02": "fused_on_ep60_derived",
     "fused_off_ep60_derived_skshear02": "fused_off_ep60_derived",
     "fused_on_ep60_derived_skshear02": "fused_on_ep60_derived",
+    "fused_off_ep60_derived_uni03": "fused_off_ep60_derived",
+    "fused_on_ep60_derived_uni03": "fused_on_ep60_derived",
+    "fused_off_ep60_derived_trainval": "fused_off_ep60_derived",
+    "fused_on_ep60_derived_trainval": "fused_on_ep60_derived",
+    "conv_off_ep60_derived_trainval": "conv_off_ep60_derived",
+    "conv_on_ep60_derived_trainval": "conv_on_ep60_derived",
 }
 
 

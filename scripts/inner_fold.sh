@@ -136,6 +136,12 @@ declare -A ARGS=(
   [fused_on_ep60_derived_shear02]="--calibration on --epochs 60 ${DERIVED[*]} ${SHEAR02[*]} ${INPUTS[*]}"
   [fused_off_ep60_derived_skshear02]="--calibration off --epochs 60 ${DERIVED[*]} ${SKELETON_SHEAR02[*]} ${INPUTS[*]}"
   [fused_on_ep60_derived_skshear02]="--calibration on --epochs 60 ${DERIVED[*]} ${SKELETON_SHEAR02[*]} ${INPUTS[*]}"
+  [fused_off_ep60_derived_uni03]="--calibration off --epochs 60 --unimodal-loss 0.3 ${DERIVED[*]} ${INPUTS[*]}"
+  [fused_on_ep60_derived_uni03]="--calibration on --epochs 60 --unimodal-loss 0.3 ${DERIVED[*]} ${INPUTS[*]}"
+  [fused_off_ep60_derived_trainval]="--calibration off --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [fused_on_ep60_derived_trainval]="--calibration on --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [conv_off_ep60_derived_trainval]="--backbone conv --calibration off --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [conv_on_ep60_derived_trainval]="--backbone conv --calibration on --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do

@@ -579,14 +579,21 @@ def test_upload_of_a_bad_checkpoint_is_one_line(tmp_path):
     assert "format" in str(err.value) and "\n" not in str(err.value)
 
 
+def _validation_held_out(ckpt):
+    """The checkpoint as a run that held its validation split out for selection (the shipped
+    models all train on train+val)."""
+    return dataclasses.replace(ckpt, training={**ckpt.training, "train_split": "train", "selection": "best"})
+
+
 def test_the_split_selector_warns_about_splits_the_models_trained_on():
     shipped = [load_checkpoint(ROOT / "checkpoints" / n) for n in ("avletters_sequence_calon", "utd_mhad_sequence_calon")]
     avletters = load_dataset(AV_SOURCE)
-    trained = be.trained_splits(shipped[:1])  # AVLetters' shipped models fit on train+val
+    trained = be.trained_splits(shipped[:1])  # the shipped models fit on train+val
     assert trained == {"train", "val"}
     assert be.split_label(avletters, "val", trained) == f"val ({len(avletters.splits['val'])} samples, trained on)"
     assert be.split_label(avletters, "test", trained) == f"test ({len(avletters.splits['test'])} samples)"
-    assert be.trained_splits(shipped[1:]) == {"train"}  # UTD-MHAD selects on val: not trained on
+    assert be.trained_splits(shipped[1:]) == {"train", "val"}
+    assert be.trained_splits([_validation_held_out(shipped[1])]) == {"train"}  # selects on val: not trained on
 
 
 def test_the_training_page_warns_when_its_validation_curves_are_training_data():
@@ -594,6 +601,7 @@ def test_the_training_page_warns_when_its_validation_curves_are_training_data():
     note = be.history_fit_note(avl)
     assert note is not None and "avletters_conv_calon and avletters_conv_caloff" in note
     assert "'val' split" in note and "fit, not generalisation" in note
-    utd = [load_checkpoint(ROOT / "checkpoints" / n) for n in ("utd_mhad_conv_calon", "utd_mhad_conv_caloff")]
+    utd = [_validation_held_out(load_checkpoint(ROOT / "checkpoints" / n))
+           for n in ("utd_mhad_conv_calon", "utd_mhad_conv_caloff")]
     assert be.history_fit_note(utd) is None  # validation held out: its curves are generalisation
     assert "avletters_conv_calon trained" in be.history_fit_note([avl[0], utd[1]])  # only the one that did

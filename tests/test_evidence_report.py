@@ -49,3 +49,14 @@ def test_a_probe_on_data_the_model_trained_on_is_marked(tmp_path: Path) -> None:
             if line.startswith("| toy")]
     assert len(rows) == 4
     assert all(("†" in line) == line.startswith("| toy_train+val") for line in rows)
+
+
+def test_before_and_after_training_on_train_val_pairs_the_same_configuration(tmp_path: Path) -> None:
+    for seed, (before, after) in enumerate(((0.90, 0.94), (0.92, 0.96))):
+        _run(tmp_path / "before" / f"r{seed}", seed, before, train_split="train", selection="best")
+        _run(tmp_path / "after" / f"r{seed}", seed, after, train_split="train+val", selection="last")
+    kept = evidence.ROOT / "results" / "somewhere"
+    text = evidence.validation_fit(evidence.load_runs(tmp_path / "after"), evidence.load_runs(tmp_path / "before"),
+                                   "the toy split", 60, kept)
+    assert "| a+b | sequence | on | 91.0 ± 1.4 (2) | 95.0 ± 1.4 (2) | +4.0 |" in text
+    assert "60-epoch budget" in text and "`results/somewhere/`" in text
