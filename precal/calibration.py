@@ -8,16 +8,32 @@ For every modality ``m`` the calibrator
    the others imply about ``m``: ``û_m = g_m(c_m)``;
 4. extracts cues: support ``cos(u_m, û_m)``, conflict ``||u_m - û_m||^2 / d``, pairwise support
    ``cos(u_m, u_k)``, per-dimension agreement ``u_m * û_m`` and discrepancy ``|u_m - û_m|``;
-5. turns cues into an instance gate ``alpha_m = 2 sigmoid(a_m(cues))`` (one scalar per sample) and
-   a dimension gate ``beta_m = 2 sigmoid(B_m [agreement; discrepancy])`` (one value per channel);
-6. returns ``x_m * alpha_m * beta_m`` broadcast over the non-feature axes, plus a report.
+5. measures each cue against a running training-split reference (:mod:`precal.evidence`): the
+   *evidence* is how many standard deviations this sample's cue is from a typical sample's;
+6. turns the evidence into an instance gate ``alpha_m = 2 sigmoid(b_m + sum_k w_mk e_mk)`` (one
+   scalar per sample) and a dimension gate ``beta_m`` (one value per channel) from the per-dimension
+   agreement and discrepancy evidence;
+7. returns ``x_m * alpha_m * beta_m`` broadcast over the non-feature axes, plus a report.
+
+Direction by design: the weights on support and on pairwise support are non-negative and the weight
+on conflict non-positive (signed softplus of free parameters), and in beta agreement evidence only
+raises and discrepancy evidence only lowers a channel's gate. So "more support never lowers trust,
+more conflict never raises it" holds for *any* learned weights, not as the outcome of a training run:
+before this design, the gate of a modality swapped in from another sample often rose on late and
+convolutional backbones while the cues themselves flagged the swap. The bias ``b_m`` carries the
+modality's level (what a typical sample gets, ``2 sigmoid(b_m)``); the cues carry only evidence.
 
 Why this shape: the gates act on the *original* features, so the fusion backbone and head are
-unchanged (a plug-in), and the final layers of ``a_m`` and ``B_m`` start at zero so that the module
-is exactly the identity at initialisation: a calibrated model starts as its baseline and only
-departs from it where the cues earn it. Because ``a_m`` is linear in the cues, each alpha logit
-splits *exactly* into per-cue contributions (which are also the exact Shapley values), which is
-what answers "why was this modality suppressed?".
+unchanged (a plug-in). Biases start at zero and evidence is zero until the reference has seen a
+training batch, so the module is exactly the identity at initialisation: a calibrated model starts as
+its baseline and only departs from it where the cues earn it. Because the alpha logit is linear in
+the evidence, it splits *exactly* into the bias (the typical sample's logit) plus one contribution per
+cue (also the exact Shapley values), which is what answers "why was this modality damped?".
+
+Two other gate sources share the interface, for comparison in one harness: ``direction="free"``
+(unconstrained weights on raw cues, the design before the contract; checkpoints written with it load
+with it) and ``source="self"`` (a control: gates from the modality's own summary only, through a
+network of the same size, so that a gain can be attributed to the *comparison* and not to gating).
 
 A modality with no present peer (a single-modality model, or every other modality missing for that
 sample) has no context to be compared with: it is passed through unchanged (``alpha = beta = 1``),
@@ -34,6 +50,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from precal.evidence import EvidenceReference
 
 LAYOUTS = ("token", "channel")
 """token: features on the last axis, (B, D) / (B, T, D); channel: features on axis 1,
@@ -75,11 +93,14 @@ class CalibrationReport:
     context_weights: Tensor  # (B, M, M) attention of m (row) over k (column)
     alpha: Tensor  # (B, M) instance gate in (0, 2)
     alpha_logit: Tensor  # (B, M)
-    contributions: Tensor  # (B, M, K) per-cue parts of alpha_logit; sum over K == alpha_logit
+    contributions: Tensor  # (B, M, K) bias + per-cue parts of alpha_logit; sum over K == alpha_logit
     contribution_names: List[str]  # K names: "baseline", "support", "conflict", "support from <k>"
     beta: Dict[str, Tensor]  # (B, D_m) dimension gate in (0, 2)
     present: Tensor  # (B, M) bool
     has_context: Tensor  # (B, M) bool: present and at least one other present modality
+    evidence: Optional[Tensor] = None  # (B, M, K-1) what each weight multiplied: the cue against a
+    # typical training sample, in its standard deviations (monotone), or the raw cue (free)
+    gate: str = "monotone"  # how the gates were made: "monotone", "free" or "self" (see models.GATES)
     enabled: bool = True
 
     def index(self, modality: str) -> int:
@@ -133,6 +154,29 @@ def broadcast_gate(gate: Tensor, x: Tensor, layout: str) -> Tensor:
     return gate.reshape(gate.shape[0], gate.shape[1], *([1] * (x.dim() - 2)))
 
 
+DIRECTIONS = ("monotone", "free")
+"""monotone: evidence (cues against a running reference) through sign-constrained weights (the
+default and the contract); free: raw cues through unconstrained weights (earlier checkpoints)."""
+
+GATE_SOURCES = ("peers", "self")
+"""peers: gates from the comparison with the other modalities (the calibrator); self: gates from the
+modality's own summary only (the control)."""
+
+INITIAL_WEIGHT = 0.5
+"""Initial evidence weight of a monotone head (softplus of its free parameter). Non-zero so that the
+gates respond to evidence from the first step on and the task loss refines how much; identity at
+initialisation comes from the evidence, which is zero until the reference has seen a batch."""
+
+
+def signed_softplus(raw: Tensor, sign: Tensor) -> Tensor:
+    """``sign * softplus(raw)``: a weight whose sign is fixed by design and whose size is learned."""
+    return sign * F.softplus(raw)
+
+
+def _softplus_inverse(y: float) -> float:
+    return math.log(math.expm1(y))
+
+
 class PreFusionCalibrator(nn.Module):
     """Dict[str, Tensor] -> Dict[str, Tensor], shape-preserving, plus a :class:`CalibrationReport`.
 
@@ -145,17 +189,25 @@ class PreFusionCalibrator(nn.Module):
             dependence on the cues shapes the encoders: they learn from the task alone, as in the
             baseline, and the calibrator only reads them. The gated features still carry the task
             gradient to the encoders.
+        direction: "monotone" (default, the direction contract holds for any weights) or "free".
+        source: "peers" (default, the calibrator) or "self" (the own-summary control).
     """
 
     def __init__(self, modalities: Sequence[ModalityFeatureSpec], shared_dim: int = 16, *,
                  enabled: bool = True, instance_gate: bool = True, dimension_gate: bool = True,
-                 cue_gradient: bool = True) -> None:
+                 cue_gradient: bool = True, direction: str = "monotone", source: str = "peers") -> None:
         super().__init__()
         if not modalities:
             raise ValueError("the calibrator needs at least one modality")
         names = [m.name for m in modalities]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate modality names: {names}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"unknown gate direction {direction!r}; choose one of {', '.join(DIRECTIONS)}")
+        if source not in GATE_SOURCES:
+            raise ValueError(f"unknown gate source {source!r}; choose one of {', '.join(GATE_SOURCES)}")
+        if source == "self" and direction != "monotone":
+            raise ValueError("the self-gate control has no cues to constrain; use it with direction 'monotone'")
         self.specs: Dict[str, ModalityFeatureSpec] = {m.name: m for m in modalities}
         self.names: List[str] = names
         self.shared_dim = shared_dim
@@ -163,37 +215,68 @@ class PreFusionCalibrator(nn.Module):
         self.instance_gate = instance_gate
         self.dimension_gate = dimension_gate
         self.cue_gradient = cue_gradient
+        self.direction = direction
+        self.source = source
         m_count = len(names)
         d = shared_dim
         self.project = nn.ModuleDict({m.name: nn.Linear(m.dim, d) for m in modalities})
         self.norm_weight = nn.Parameter(torch.ones(m_count, d))
         self.norm_bias = nn.Parameter(torch.zeros(m_count, d))
-        self.query = nn.Linear(d, d, bias=False)
-        self.key = nn.Linear(d, d, bias=False)
+        if source == "peers":
+            self.query = nn.Linear(d, d, bias=False)
+            self.key = nn.Linear(d, d, bias=False)
         # Per-modality predictors g_m (two-layer MLPs) stored as stacked weights so that all M of
         # them run as one batched contraction: the calibrator is many small ops, and at batch 1
-        # their count, not their FLOPs, sets its latency.
+        # their count, not their FLOPs, sets its latency. The self-gate control runs the same
+        # network on the modality's own u_m.
         bound = 1.0 / math.sqrt(d)
         self.predictor_w1 = nn.Parameter(torch.empty(m_count, d, d).uniform_(-bound, bound))
         self.predictor_b1 = nn.Parameter(torch.empty(m_count, d).uniform_(-bound, bound))
         self.predictor_w2 = nn.Parameter(torch.empty(m_count, d, d).uniform_(-bound, bound))
         self.predictor_b2 = nn.Parameter(torch.empty(m_count, d).uniform_(-bound, bound))
-        # Alpha head: per modality, linear in [support, conflict, pairwise support with each k].
-        self.alpha_weight = nn.Parameter(torch.zeros(m_count, 2 + m_count))
+        monotone = direction == "monotone"
+        start = _softplus_inverse(INITIAL_WEIGHT) if monotone else 0.0
+        # Alpha head: per modality, linear in [support, conflict, pairwise support with each k]
+        # (self-gate: in the d outputs of g_m on its own u_m, free signs, starting at zero).
+        cue_count = 2 + m_count if source == "peers" else d
+        self.alpha_weight = nn.Parameter(torch.full((m_count, cue_count), start if source == "peers" else 0.0))
         self.alpha_bias = nn.Parameter(torch.zeros(m_count))
         # Beta head: per-dimension agreement/discrepancy in the shared space, weighted per shared
-        # dimension and mapped back to the modality's channels through the transpose of the
-        # projection that built the shared space, plus a per-channel bias. This keeps the
-        # calibrator at a few percent of the backbone's parameters (a dense 2d x D_m map would
-        # dominate them) and ties "which channels" to the channels the comparison was made from.
-        self.beta_agreement = nn.Parameter(torch.zeros(m_count, d))
-        self.beta_discrepancy = nn.Parameter(torch.zeros(m_count, d))
+        # dimension and mapped back to the modality's channels through the projection that built
+        # the shared space, plus a per-channel bias. This keeps the calibrator at a few percent of
+        # the backbone's parameters (a dense 2d x D_m map would dominate them) and ties "which
+        # channels" to the channels the comparison was made from. Monotone: through the projection's
+        # magnitudes, so evidence keeps its sign on its way to every channel.
+        self.beta_agreement = nn.Parameter(torch.full((m_count, d), start if source == "peers" else 0.0))
+        # (self-gate: one map from the own-summary features is the whole beta head)
+        self.beta_discrepancy = nn.Parameter(torch.full((m_count, d), start)) if source == "peers" else None
         self.beta_bias = nn.ParameterDict({m.name: nn.Parameter(torch.zeros(m.dim)) for m in modalities})
+        if monotone:
+            self.alpha_reference = EvidenceReference((m_count, cue_count))
+            self.beta_reference = EvidenceReference((m_count, 2 * d))
+        # Sign of each alpha weight: support +, conflict -, pairwise support with each peer +.
+        self.register_buffer("_alpha_sign", torch.tensor([1.0, -1.0] + [1.0] * m_count), persistent=False)
         self.register_buffer("_not_self", ~torch.eye(m_count, dtype=torch.bool), persistent=False)
 
     @property
     def contribution_names(self) -> List[str]:
+        if self.source == "self":
+            return ["baseline"] + [f"own feature {j}" for j in range(self.shared_dim)]
         return ["baseline", "support", "conflict"] + [f"support from {k}" for k in self.names]
+
+    def alpha_weights(self) -> Tensor:
+        """The alpha head's effective weights (M, K): signed softplus for monotone heads."""
+        if self.direction == "monotone" and self.source == "peers":
+            return signed_softplus(self.alpha_weight, self._alpha_sign)
+        return self.alpha_weight
+
+    def beta_weights(self) -> Tuple[Tensor, Optional[Tensor]]:
+        """The beta head's effective weights on agreement (>= 0) and discrepancy (<= 0), (M, d) each."""
+        if self.source == "self":
+            return self.beta_agreement, None
+        if self.direction == "monotone":
+            return F.softplus(self.beta_agreement), -F.softplus(self.beta_discrepancy)
+        return self.beta_agreement, self.beta_discrepancy
 
     def forward(self, features: Mapping[str, Tensor], padding_mask: Optional[Mapping[str, Tensor]] = None,
                 present: Optional[Mapping[str, Tensor]] = None) -> Tuple[Dict[str, Tensor], CalibrationReport]:
@@ -213,28 +296,42 @@ class PreFusionCalibrator(nn.Module):
         u = F.layer_norm(z, (self.shared_dim,)) * self.norm_weight + self.norm_bias
         # An absent modality's values are arbitrary (even NaN): replace, never multiply by 0.
         u = torch.where(pres.unsqueeze(-1), u, torch.zeros_like(u))
-        context, weights, peer_mask = self._context(u, pres)
+        peer_mask = pres.unsqueeze(1) & pres.unsqueeze(2) & self._not_self  # (B, M, M)
         has_context = pres & peer_mask.any(dim=2)
-        # All M predictors at once, modality-major: (M, B, d) @ (M, d, d).
-        hidden = F.gelu(torch.baddbmm(self.predictor_b1.unsqueeze(1), context.transpose(0, 1), self.predictor_w1))
-        u_hat = torch.baddbmm(self.predictor_b2.unsqueeze(1), hidden, self.predictor_w2).transpose(0, 1)
-
         valid = has_context.unsqueeze(-1).to(u.dtype)  # zero every cue without context
+        if self.source == "peers":
+            context, weights = self._context(u, peer_mask)
+            u_hat = self._predict(context)
+        else:  # the control: the same network, on the modality's own shared summary
+            weights = torch.zeros(b, len(self.names), len(self.names), dtype=u.dtype, device=device)
+            u_hat = self._predict(u)
         unit = F.normalize(u, dim=-1, eps=1e-6)
         diff = u - u_hat
-        support = (unit * F.normalize(u_hat, dim=-1, eps=1e-6)).sum(dim=-1) * valid[..., 0]
-        conflict = diff.pow(2).mean(dim=-1) * valid[..., 0]
         pair_valid = (pres.unsqueeze(2) & pres.unsqueeze(1)).to(u.dtype)
         pairwise = torch.bmm(unit, unit.transpose(1, 2)) * pair_valid
-        agreement = u * u_hat * valid
-        discrepancy = diff.abs() * valid
+        if self.source == "peers":
+            support = (unit * F.normalize(u_hat, dim=-1, eps=1e-6)).sum(dim=-1) * valid[..., 0]
+            conflict = diff.pow(2).mean(dim=-1) * valid[..., 0]
+            agreement = u * u_hat * valid
+            discrepancy = diff.abs() * valid
+            peer_support = pairwise * peer_mask.to(u.dtype)  # only other present modalities
+            cues = torch.cat([support.unsqueeze(-1), conflict.unsqueeze(-1), peer_support], dim=-1)  # (B,M,2+M)
+            cue_valid = torch.cat([has_context.unsqueeze(-1).expand(-1, -1, 2), peer_mask], dim=-1)
+            shared_cues = torch.cat([agreement, discrepancy], dim=-1)  # (B, M, 2d)
+        else:
+            support = conflict = torch.zeros_like(u[..., 0])
+            agreement = discrepancy = torch.zeros_like(u)
+            cues = u_hat * valid
+            cue_valid = has_context.unsqueeze(-1).expand_as(cues)
+            shared_cues = cues
+        shared_valid = has_context.unsqueeze(-1).expand_as(shared_cues)
 
-        # Alpha: exact linear split into per-cue contributions.
-        peer_support = pairwise * peer_mask.to(u.dtype)  # only other present modalities
-        cues = torch.cat([support.unsqueeze(-1), conflict.unsqueeze(-1), peer_support], dim=-1)  # (B,M,2+M)
-        parts = cues * self.alpha_weight.unsqueeze(0)
-        baseline = self.alpha_bias.unsqueeze(0).expand(b, -1).unsqueeze(-1)
-        contributions = torch.cat([baseline, parts], dim=-1) * valid
+        contributions, evidence = self.instance_logit_parts(cues, cue_valid, has_context)
+        beta_logits = self.dimension_logits(shared_cues, shared_valid, has_context)
+        if self.training and self.direction == "monotone":  # after this pass's gates used the old reference
+            self.alpha_reference.update(cues, cue_valid)
+            if self.source == "peers":
+                self.beta_reference.update(shared_cues, shared_valid)
         alpha_logit = contributions.sum(dim=-1)
         gates_on = self.enabled and self.instance_gate
         alpha = 2.0 * torch.sigmoid(alpha_logit) if gates_on else torch.ones_like(alpha_logit)
@@ -242,11 +339,9 @@ class PreFusionCalibrator(nn.Module):
         outputs: Dict[str, Tensor] = {}
         betas: Dict[str, Tensor] = {}
         after: Dict[str, Tensor] = {}
-        shared_logit = agreement * self.beta_agreement + discrepancy * self.beta_discrepancy  # (B, M, d)
         for i, n in enumerate(self.names):
             if self.enabled and self.dimension_gate:
-                beta_logit = shared_logit[:, i] @ self.project[n].weight + self.beta_bias[n]
-                beta = 2.0 * torch.sigmoid(beta_logit * valid[:, i])
+                beta = 2.0 * torch.sigmoid(beta_logits[n])
             else:
                 beta = torch.ones_like(summaries[n])
             betas[n] = beta
@@ -277,25 +372,83 @@ class PreFusionCalibrator(nn.Module):
             beta=betas,
             present=pres,
             has_context=has_context,
+            evidence=evidence,
+            gate="self" if self.source == "self" else self.direction,
             enabled=self.enabled,
         )
         return outputs, report
 
-    def _context(self, u: Tensor, present: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def instance_logit_parts(self, cues: Tensor, cue_valid: Tensor, has_context: Tensor) -> Tuple[Tensor, Tensor]:
+        """The alpha head on cues (B, M, K-1): per-part logits (B, M, K), the bias first, and the
+        evidence each weight multiplied (B, M, K-1). Reads the reference, never updates it.
+
+        Monotone: ``logit = b + sum_k w_k e_k`` with ``e_k`` the cue against the reference and
+        ``w_k`` >= 0 for support and pairwise support, <= 0 for conflict, whatever the parameters."""
+        if self.direction == "monotone":
+            evidence = self.alpha_reference.standardise(cues, cue_valid)
+        else:
+            evidence = torch.where(cue_valid, cues, torch.zeros((), dtype=cues.dtype, device=cues.device))
+        valid = has_context.unsqueeze(-1).to(cues.dtype)
+        parts = evidence * self.alpha_weights().unsqueeze(0)
+        baseline = self.alpha_bias.unsqueeze(0).expand(cues.shape[0], -1).unsqueeze(-1)
+        return torch.cat([baseline, parts], dim=-1) * valid, evidence * valid
+
+    def dimension_logits(self, shared_cues: Tensor, shared_valid: Tensor, has_context: Tensor) -> Dict[str, Tensor]:
+        """The beta head: per modality, the (B, D_m) logit of each channel's gate.
+
+        Monotone peers: agreement evidence (the first d columns of ``shared_cues``) only raises and
+        discrepancy evidence (the last d) only lowers every channel's logit."""
+        if self.direction == "monotone" and self.source == "peers":
+            evidence = self.beta_reference.standardise(shared_cues, shared_valid)
+        elif self.direction == "monotone":  # the self-gate's own-summary features, like its alpha
+            evidence = self.alpha_reference.standardise(shared_cues, shared_valid)
+        else:
+            evidence = shared_cues
+        shared_logit = self._beta_shared_logit(evidence)  # (B, M, d)
+        valid = has_context.to(shared_cues.dtype)
+        return {n: (shared_logit[:, i] @ self._channel_map(n) + self.beta_bias[n]) * valid[:, i: i + 1]
+                for i, n in enumerate(self.names)}
+
+    def _predict(self, source: Tensor) -> Tensor:
+        """All M predictors at once, modality-major: (M, B, d) @ (M, d, d) -> (B, M, d)."""
+        hidden = F.gelu(torch.baddbmm(self.predictor_b1.unsqueeze(1), source.transpose(0, 1), self.predictor_w1))
+        return torch.baddbmm(self.predictor_b2.unsqueeze(1), hidden, self.predictor_w2).transpose(0, 1)
+
+    def _beta_shared_logit(self, shared_evidence: Tensor) -> Tensor:
+        """Per shared dimension, the beta logit before it is mapped to channels: (B, M, d)."""
+        agree_w, disc_w = self.beta_weights()
+        d = self.shared_dim
+        if disc_w is None:
+            return shared_evidence * agree_w
+        return shared_evidence[..., :d] * agree_w + shared_evidence[..., d:] * disc_w
+
+    def _channel_map(self, name: str) -> Tensor:
+        """(d, D_m) map from shared dimensions to the modality's channels.
+
+        Monotone peers: the projection's magnitudes, each channel's column normalised to sum to one,
+        so a channel's evidence is a weighted mean of the evidence of the shared dimensions it feeds
+        and keeps its sign (detached: the comparison space is shaped by the cue objective, not by the
+        gate). Otherwise the signed projection, as before the direction contract."""
+        weight = self.project[name].weight
+        if self.direction == "monotone" and self.source == "peers":
+            magnitude = weight.detach().abs()
+            return magnitude / magnitude.sum(dim=0, keepdim=True).clamp_min(1e-12)
+        return weight
+
+    def _context(self, u: Tensor, peer_mask: Tensor) -> Tuple[Tensor, Tensor]:
         """Attention of each modality over the *other present* ones.
 
-        Returns the context (B, M, d), the attention weights (B, M, M) and the peer mask
-        (B, M, M): True where k != m and k is present. Rows without any peer get zero weights and a
-        zero context (so no NaN from an all-masked softmax).
+        Returns the context (B, M, d) and the attention weights (B, M, M); ``peer_mask`` (B, M, M) is
+        True where k != m and k is present. Rows without any peer get zero weights and a zero context
+        (so no NaN from an all-masked softmax).
         """
-        peer_mask = present.unsqueeze(1) & present.unsqueeze(2) & self._not_self  # (B, M, M)
         scores = torch.bmm(self.query(u), self.key(u).transpose(1, 2)) / math.sqrt(self.shared_dim)
         scores = scores.masked_fill(~peer_mask, float("-inf"))
         any_peer = peer_mask.any(dim=2, keepdim=True)
         weights = torch.softmax(scores.masked_fill(~any_peer, 0.0), dim=2) * any_peer
         weights = weights.masked_fill(~peer_mask, 0.0)
         context = torch.bmm(weights, u)
-        return context, weights, peer_mask
+        return context, weights
 
     def _check_inputs(self, features: Mapping[str, Tensor]) -> None:
         unknown = [k for k in features if k not in self.specs]
@@ -333,7 +486,7 @@ def prediction_loss(report: CalibrationReport, valid: Optional[Tensor] = None) -
 
 
 def contrastive_prediction_loss(report: CalibrationReport, valid: Optional[Tensor] = None,
-                                temperature: float = 0.2) -> Tensor:
+                                temperature: float = 0.2, trim: Optional[float] = None) -> Tensor:
     """InfoNCE: g_m's prediction for sample i must be closer (in cosine, the support cue) to
     u_m of sample i than to u_m of any other sample in the batch.
 
@@ -346,8 +499,12 @@ def contrastive_prediction_loss(report: CalibrationReport, valid: Optional[Tenso
     ``valid`` (B, M) bool marks the anchors that are known to be consistent (e.g. not swapped by
     augmentation); every present u_m of the batch serves as a candidate.
     """
+    import os
+    if trim is None:
+        trim = float(os.environ.get("PRECAL_TRIM", "0"))
     rows = report.has_context if valid is None else valid & report.has_context
     losses = []
+    kept = 0
     for i, n in enumerate(report.modalities):
         anchors = rows[:, i]
         if int(anchors.sum()) == 0:
@@ -358,10 +515,40 @@ def contrastive_prediction_loss(report: CalibrationReport, valid: Optional[Tenso
         logits = pred @ target.T / temperature  # (A, B)
         logits = logits.masked_fill(~candidates.unsqueeze(0), float("-inf"))
         labels = torch.nonzero(anchors).squeeze(1)
-        losses.append(F.cross_entropy(logits, labels, reduction="sum"))
+        per_anchor = F.cross_entropy(logits, labels, reduction="none")
+        if trim > 0 and len(per_anchor) > 1:
+            keep = max(1, int(round(len(per_anchor) * (1 - trim))))
+            per_anchor = per_anchor.topk(keep, largest=False).values
+        kept += len(per_anchor)
+        losses.append(per_anchor.sum())
     if not losses:
         return report.alpha.sum() * 0.0
-    return torch.stack(losses).sum() / rows.sum().clamp_min(1)
+    return torch.stack(losses).sum() / max(kept, 1)
+
+
+def gate_ranking_loss(report: CalibrationReport, conflicted: Tensor) -> Tensor:
+    """Rank every known-conflicted modality's gate below every clean one's, per modality and batch.
+
+    ``conflicted`` (B, M) bool marks the (sample, modality) pairs that training made conflict on
+    purpose (swapped in from a sample of another class). For each modality, over all pairs of a
+    conflicted row ``s`` and a clean row ``c`` (both present, with context), the loss is the mean of
+    ``softplus(logit_s - logit_c)``: a logistic ranking loss on the alpha logit.
+
+    Why a ranking and not a target: the bias, which is the same for both rows, cancels in the
+    difference, so the loss teaches *which samples* to damp without telling the task how loud the
+    modality should be on average; that stays the task's choice.
+    """
+    rows = report.present & report.has_context
+    losses = []
+    for i in range(len(report.modalities)):
+        bad = rows[:, i] & conflicted[:, i]
+        good = rows[:, i] & ~conflicted[:, i]
+        if bool(bad.any()) and bool(good.any()):
+            logit = report.alpha_logit[:, i]
+            losses.append(F.softplus(logit[bad].unsqueeze(1) - logit[good].unsqueeze(0)).mean())
+    if not losses:
+        return report.alpha_logit.sum() * 0.0
+    return torch.stack(losses).mean()
 
 
 AUX_LOSSES = {"contrastive": contrastive_prediction_loss, "mse": prediction_loss}

@@ -53,10 +53,28 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(describe_path(Path(args.path)))
 
 
+SYNTHETIC_OPTIONS = ("kinds", "samples", "classes", "corrupt_fraction", "seed")
+
+
 def cmd_convert(args: argparse.Namespace) -> None:
     from precal.data.converters import convert
 
-    out = convert(args.name, Path(args.src), Path(args.out))
+    given = [f"--{k.replace('_', '-')}" for k in SYNTHETIC_OPTIONS if getattr(args, k) is not None]
+    if args.name.strip().lower() == "synthetic":
+        if len(args.paths) != 1:
+            raise ValueError("usage: precal convert synthetic OUT [--kinds ...] (a generated set has no source)")
+        from precal.data.synthetic import SyntheticSpec, parse_kinds, write_synthetic
+
+        options = {k: getattr(args, k) for k in SYNTHETIC_OPTIONS if getattr(args, k) is not None}
+        if "kinds" in options:
+            options["kinds"] = parse_kinds(options["kinds"])
+        out = write_synthetic(Path(args.paths[0]), SyntheticSpec(**options))
+    else:
+        if given:
+            raise ValueError(f"{given[0]} applies only to 'precal convert synthetic'")
+        if len(args.paths) != 2:
+            raise ValueError(f"usage: precal convert {args.name} SRC OUT")
+        out = convert(args.name, Path(args.paths[0]), Path(args.paths[1]))
     print(f"wrote {out}")
 
 
@@ -79,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
         point_encoder=args.point_encoder,
         velocity=args.velocity or [], norms=_key_values(args.norms or [], "--norms", "inertial=0-2,3-5"),
-        cue_gradient=args.cue_gradient == "on", threads=args.threads,
+        cue_gradient=args.cue_gradient == "on", gate=args.gate, gate_loss=args.gate_loss, threads=args.threads,
     )
     result = train(cfg, out=args.out, progress=not args.quiet)
     if result.checkpoint is not None:
@@ -123,10 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("convert", help="convert a raw data set into the precal data format")
-    p.add_argument("name", help="utd-mhad or avletters")
-    p.add_argument("src", help="folder with the raw files")
-    p.add_argument("out", help="output data folder")
+    p = sub.add_parser("convert", help="convert a raw data set into the precal data format, or generate the "
+                                        "synthetic benchmark")
+    p.add_argument("name", help="utd-mhad, avletters or synthetic")
+    p.add_argument("paths", nargs="+", metavar="SRC OUT",
+                   help="folder with the raw files and the output data folder (synthetic: OUT only)")
+    p.add_argument("--kinds", help="synthetic: modality kinds, e.g. time_series,frame_sequence,vector or vector*6")
+    p.add_argument("--samples", type=int, help="synthetic: number of samples (default 900)")
+    p.add_argument("--classes", type=int, help="synthetic: number of classes (default 6)")
+    p.add_argument("--corrupt-fraction", type=float,
+                   help="synthetic: share of samples with one corrupted modality, in every split (default 0.3)")
+    p.add_argument("--seed", type=int, help="synthetic: generator seed (default 0)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("train", help="train a model and write a checkpoint folder")
@@ -201,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cue-gradient", choices=("on", "off"), default="on",
                    help="off: the calibrator compares detached encoder summaries, so the cue objective "
                         "does not shape the encoders")
+    p.add_argument("--gate", choices=("monotone", "free", "self"), default="monotone",
+                   help="monotone (default): gates from the comparison with the other modalities, more "
+                        "support never lowers and more conflict never raises them; free: the same cues "
+                        "through unconstrained weights; self: the control, gates from the modality's own "
+                        "summary only")
+    p.add_argument("--gate-loss", type=float, default=0.0,
+                   help="weight of a ranking loss that puts the gate of a swapped-in modality below the clean "
+                        "ones' (needs --swap-augment; 0: off)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)

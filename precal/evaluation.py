@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional, Tuple
 from precal.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from precal.data.dataset import MultimodalDataset
 from precal.data.storage import MultimodalData, load_dataset
+from precal.gate_truth import truth_summary, truth_table
 from precal.inference import predict
 from precal.metrics import compute_metrics
 
@@ -47,9 +48,15 @@ def dataset_for(ckpt: Checkpoint, data: MultimodalData, split: str) -> Multimoda
 
 
 def evaluate(ckpt: Checkpoint, data: MultimodalData, split: str = "test") -> Dict[str, Any]:
+    """The task metrics on ``split``; on data that records which modalities were corrupted (the
+    synthetic benchmark), also how well the gates and cues find them (``gate_truth``)."""
     preds = predict(ckpt.model, dataset_for(ckpt, data, split).full_batch())
     metrics = compute_metrics(data.schema.task, preds.labels, preds.logits, data.schema.class_names)
     metrics["split"] = split
+    if data.truth:
+        table = truth_table(preds, data)
+        metrics.update(truth_summary(table))
+        metrics["gate_truth"] = table.to_dict(orient="records")
     return metrics
 
 

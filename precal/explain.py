@@ -1,22 +1,29 @@
-"""Plain-words answers to "why was this modality suppressed?" from a :class:`CalibrationReport`.
+"""Plain-words answers to "why was this modality damped?" from a :class:`CalibrationReport`.
 
 The calibrator's instance gate is ``alpha = 2 sigmoid(logit)`` with a logit that is *linear* in the
-cues, so the report already splits every logit exactly into a baseline (the learned bias) plus one
-contribution per cue (``weight * cue value``). Nothing here re-runs the model or approximates: an
-explanation is a re-reading of that split, so the waterfall always adds up to the logit that
-produced the gate the model actually used.
+evidence, so the report already splits every logit exactly into the bias plus one contribution per
+cue (``weight * evidence``). Nothing here re-runs the model or approximates: an explanation is a
+re-reading of that split, so the waterfall always adds up to the logit that produced the gate the
+model actually used.
 
-Wording rules (kept deliberately conservative so a sentence is never more confident than the maths):
+What the parts mean (monotone gates, the default): each cue is measured against a running reference
+of typical training samples, so the bias is the logit a *typical* sample gets (``typical_alpha =
+2 sigmoid(bias)``) and every contribution says how far this sample's cue moved the gate away from
+typical. The wording follows from that:
 
-* the *direction* word comes from alpha: "damped" when alpha < 1, "amplified" when alpha > 1;
-* only cues that push in the direction of the outcome are named, at most two, largest first; the
-  learned baseline is named as a reason too when it is one of the two largest pushes that way;
-* "high"/"low" describes the sign of the cue value itself, and is used only when the learned weight
-  has the intuitive sign (more support -> larger gate, more conflict -> smaller gate). Then a
-  negative support contribution means the support cosine was negative ("low") and a negative
-  conflict contribution means conflict was present ("high"). When the learned weight has the
-  counter-intuitive sign, the sentence says only that the cue "pushed it down/up": true, and it
-  does not claim a reading of the cue the model does not use.
+* the *direction* word compares the gate with the typical one: "damped" when the evidence lowered it,
+  "amplified" when it raised it, "typical" when it moved less than ``threshold``; the sentence gives
+  the gate's value and the typical value, so "damped to 1.10 (typical 1.40)" is never read as a cut
+  below 1 that did not happen;
+* the reasons are the (at most two) cues that pushed in that direction, largest first, each with its
+  evidence in standard deviations from typical ("its agreement with what the others predict was low
+  (-2.1 sd)"): with sign-constrained weights, a cue that lowered the gate *was* low (support) or high
+  (conflict), so the reading is always true. The bias is the same for every sample and is never a
+  reason.
+
+For checkpoints with unconstrained weights on raw cues (``gate == "free"``) a contribution's sign says
+nothing about the cue's level, so the sentence only says what each cue did ("pushed it down"); for
+the self-gate control the own-summary parts are summed into one "its own summary".
 """
 
 from __future__ import annotations
@@ -31,12 +38,15 @@ import torch
 
 from precal.calibration import CalibrationReport
 
-STATUSES = ("suppressed", "emphasised", "neutral", "no_context", "absent", "disabled")
+STATUSES = ("damped", "amplified", "typical", "no_context", "absent", "disabled")
 BASELINE = "baseline"
 SUPPORT = "support"
 CONFLICT = "conflict"
 PEER_PREFIX = "support from "
+OWN = "own summary"
 MAX_REASONS = 2
+MIN_REASON = 0.005
+"""A contribution smaller than this (it prints as 0.00 on the logit) is never named as a reason."""
 
 
 @dataclass
@@ -45,9 +55,10 @@ class AlphaExplanation:
 
     ``contributions`` holds (cue name, contribution to the logit) for every cue that applies to this
     sample (the zero self column and columns of absent peers are left out), largest |value| first;
-    ``baseline + sum(values) == logit`` exactly (up to float rounding). With calibration off the
-    split still shows what the calibrator computed, but the gate applied was 1 (``status``
-    "disabled"); without context every contribution is 0.
+    ``baseline + sum(values) == logit`` exactly (up to float rounding). ``evidence`` holds what each
+    weight multiplied (standard deviations from typical for monotone gates, the raw cue otherwise)
+    and ``cue_values`` the raw cues. With calibration off the split still shows what the calibrator
+    computed, but the gate applied was 1 (``status`` "disabled"); without context every part is 0.
     """
 
     modality: str
@@ -59,18 +70,27 @@ class AlphaExplanation:
     sentence: str
     status: str
     reasons: List[str] = field(default_factory=list)  # cue names the sentence cites, in order
+    evidence: Dict[str, float] = field(default_factory=dict)
+    gate: str = "monotone"
+
+    @property
+    def typical_alpha(self) -> float:
+        """The gate a typical sample gets (the bias alone)."""
+        return 2.0 / (1.0 + math.exp(-self.baseline))
 
     @property
     def direction(self) -> str:
-        return "damped" if self.alpha < 1.0 else "amplified" if self.alpha > 1.0 else "unchanged"
+        """Relative to a typical sample: "damped", "amplified" or "unchanged"."""
+        shift = self.logit - self.baseline
+        return "damped" if shift < 0 else "amplified" if shift > 0 else "unchanged"
 
 
 def explain_alpha(report: CalibrationReport, sample: int, modality: str,
                   threshold: float = 0.05) -> AlphaExplanation:
     """Explain the instance gate of ``modality`` for row ``sample`` of ``report``.
 
-    ``threshold``: alpha within ``1 ± threshold`` is reported as "neutral" (barely changed) rather
-    than suppressed/emphasised, so the UI does not dramatise a 0.99.
+    ``threshold``: a gate within ``threshold`` of the typical one is reported as "typical" rather
+    than damped/amplified, so the UI does not dramatise a 0.99 against a typical 1.00.
     Raises KeyError (listing the known modalities) for an unknown modality and IndexError for a
     sample outside the batch.
     """
@@ -80,18 +100,27 @@ def explain_alpha(report: CalibrationReport, sample: int, modality: str,
     logit = _scalar(report.alpha_logit[s, i])
     row = _row(report.contributions[s, i])
     baseline = row[0]
-    cue_values = _cue_values(report, s, i)
-    contributions = sorted(((n, v) for n, v in zip(report.contribution_names[1:], row[1:]) if n in cue_values),
-                           key=lambda item: -abs(item[1]))
-    status = _status(report, s, i, alpha, logit, threshold)
-    sentence, reasons = _sentence(status, modality, alpha, logit, baseline, contributions, cue_values)
+    gate = getattr(report, "gate", "monotone")
+    cue_values = _cue_values(report, s, i) if gate != "self" else {}
+    evidence_row = _row(report.evidence[s, i]) if report.evidence is not None else [0.0] * (len(row) - 1)
+    if gate == "self":
+        contributions = [(OWN, float(sum(row[1:])))]
+        evidence: Dict[str, float] = {}
+    else:
+        named = [(n, v, e) for n, v, e in zip(report.contribution_names[1:], row[1:], evidence_row) if n in cue_values]
+        contributions = sorted(((n, v) for n, v, _ in named), key=lambda item: -abs(item[1]))
+        evidence = {n: e for n, _, e in named}
+    status = _status(report, s, i, alpha, logit, baseline, threshold)
+    sentence, reasons = _sentence(status, modality, alpha, logit, baseline, contributions, evidence, cue_values,
+                                  gate)
     return AlphaExplanation(modality=modality, alpha=alpha, logit=logit, baseline=baseline,
                             contributions=contributions, cue_values=cue_values, sentence=sentence,
-                            status=status, reasons=reasons)
+                            status=status, reasons=reasons, evidence=evidence, gate=gate)
 
 
 def waterfall_frame(expl: AlphaExplanation) -> pd.DataFrame:
-    """Rows for a plotly waterfall: the baseline, one row per cue, then the total (the logit).
+    """Rows for a plotly waterfall: the typical sample's logit (the bias), one row per cue, then the
+    total (the logit).
 
     ``measure`` is plotly's ("absolute" / "relative" / "total"), so
     ``go.Waterfall(x=df.step, y=df.value, measure=df.measure)`` draws it directly; ``cumulative`` is
@@ -111,7 +140,7 @@ def waterfall_frame(expl: AlphaExplanation) -> pd.DataFrame:
 
 def most_suppressed(alpha: np.ndarray, present: np.ndarray, modalities: Sequence[str],
                     limit: Optional[int] = None) -> pd.DataFrame:
-    """Every present (sample, modality) pair sorted by alpha, most suppressed first.
+    """Every present (sample, modality) pair sorted by alpha, most damped first.
 
     Absent modalities are left out: their alpha is a pass-through 1, not a decision. Ties keep
     sample order (stable sort) so the table does not reshuffle between reruns.
@@ -125,6 +154,19 @@ def most_suppressed(alpha: np.ndarray, present: np.ndarray, modalities: Sequence
                           "alpha": alpha[rows, cols]})
     frame = frame.sort_values("alpha", kind="mergesort").reset_index(drop=True)
     return frame if limit is None else frame.head(limit)
+
+
+def cue_phrase(name: str) -> str:
+    """What a cue measures, in words (the dashboard's labels use the same phrases)."""
+    if name == SUPPORT:
+        return "its agreement with what the others predict"
+    if name == CONFLICT:
+        return "its distance from what the others predict"
+    if name.startswith(PEER_PREFIX):
+        return f"its similarity to {name[len(PEER_PREFIX):]}"
+    if name == OWN:
+        return "its own summary"
+    return name
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -166,7 +208,8 @@ def _instance_gate_off(alpha: float, logit: float) -> bool:
     return not math.isclose(alpha, 1.0 + math.tanh(logit / 2.0), rel_tol=1e-4, abs_tol=1e-5)  # 2 sigmoid(x)
 
 
-def _status(report: CalibrationReport, s: int, i: int, alpha: float, logit: float, threshold: float) -> str:
+def _status(report: CalibrationReport, s: int, i: int, alpha: float, logit: float, baseline: float,
+            threshold: float) -> str:
     # Absence first: it is the most specific fact about this sample, whatever the model's settings.
     if not bool(report.present[s, i]):
         return "absent"
@@ -174,11 +217,12 @@ def _status(report: CalibrationReport, s: int, i: int, alpha: float, logit: floa
         return "disabled"
     if not bool(report.has_context[s, i]):
         return "no_context"
-    if alpha < 1.0 - threshold:
-        return "suppressed"
-    if alpha > 1.0 + threshold:
-        return "emphasised"
-    return "neutral"
+    typical = 1.0 + math.tanh(baseline / 2.0)
+    if alpha < typical - threshold:
+        return "damped"
+    if alpha > typical + threshold:
+        return "amplified"
+    return "typical"
 
 
 def _signed(v: float) -> str:
@@ -190,62 +234,50 @@ def _plain(v: float) -> str:
     return f"{v:.2f}".replace("-", "\u2212")
 
 
-def _intuitive_weight(name: str, value: float, cue: float) -> Optional[bool]:
-    """Whether the learned weight (value / cue) has the intuitive sign for this cue; None if unknown."""
-    if cue == 0.0 or value == 0.0:
-        return None
-    weight_positive = (value > 0) == (cue > 0)
-    return (not weight_positive) if name == CONFLICT else weight_positive
-
-
-def _cue_phrase(name: str) -> str:
-    if name == SUPPORT:
-        return "its support from the others"
-    if name == CONFLICT:
-        return "its conflict with the other modalities"
-    if name.startswith(PEER_PREFIX):
-        return f"its support from {name[len(PEER_PREFIX):]}"
-    return name
-
-
-def _reason_phrase(name: str, value: float, cue_values: Dict[str, float], modality: str, first: bool) -> str:
+def _reason_phrase(name: str, value: float, evidence: Dict[str, float], cue_values: Dict[str, float],
+                   gate: str, first: bool) -> str:
     suffix = " on the logit" if first else ""
-    if name == BASELINE:
-        push = "pushed it down" if value < 0 else "pushed it up"
-        return f"its learned baseline for {modality} {push} ({_signed(value)}{suffix})"
-    cue = cue_values.get(name, 0.0)
-    intuitive = _intuitive_weight(name, value, cue)
-    if intuitive:
-        level = "high" if cue > 0 else "low"
-        return f"{_cue_phrase(name)} was {level} ({_signed(value)}{suffix})"
+    if gate == "monotone" and name in evidence:
+        z = evidence[name]
+        level = "high" if z > 0 else "low"
+        sd = f"{z:+.1f}".replace("-", "\u2212")
+        return f"{cue_phrase(name)} was {level} ({sd} sd from typical, {_signed(value)}{suffix})"
     push = "pushed it down" if value < 0 else "pushed it up"
-    return f"{_cue_phrase(name)}, at {_plain(cue)}, {push} ({_signed(value)}{suffix})"
+    at = f", at {_plain(cue_values[name])}," if name in cue_values else ""
+    return f"{cue_phrase(name)}{at} {push} ({_signed(value)}{suffix})"
 
 
 def _reasons(logit: float, baseline: float, contributions: List[Tuple[str, float]]) -> List[Tuple[str, float]]:
-    """At most two pushes in the direction of the outcome (baseline included), largest first."""
-    sign = 1.0 if logit > 0 else -1.0
-    pushes = [(n, v) for n, v in [(BASELINE, baseline)] + contributions if v * sign > 0]
+    """At most two cues pushing the gate away from typical, in that direction, largest first."""
+    shift = logit - baseline
+    if shift == 0:
+        return []
+    sign = 1.0 if shift > 0 else -1.0
+    pushes = [(n, v) for n, v in contributions if v * sign >= MIN_REASON]
     pushes.sort(key=lambda item: -abs(item[1]))
     return pushes[:MAX_REASONS]
 
 
 def _sentence(status: str, modality: str, alpha: float, logit: float, baseline: float,
-              contributions: List[Tuple[str, float]], cue_values: Dict[str, float]) -> Tuple[str, List[str]]:
+              contributions: List[Tuple[str, float]], evidence: Dict[str, float], cue_values: Dict[str, float],
+              gate: str) -> Tuple[str, List[str]]:
     if status == "absent":
-        return f"{modality} is absent for this sample.", []
+        return f"{modality} is absent for this sample: no gate, no cues.", []
     if status == "disabled":
         return "calibration is off for this model: gates fixed at 1.", []
     if status == "no_context":
         return (f"{modality} is the only present modality, so it was passed through unchanged (alpha = 1).", [])
+    typical = 1.0 + math.tanh(baseline / 2.0)
     reasons = _reasons(logit, baseline, contributions)
     names = [n for n, _ in reasons]
-    if not reasons:  # logit exactly 0 (e.g. an untrained calibrator)
-        return f"{modality} was left unchanged (alpha = {alpha:.2f}): no cue moved its gate.", names
-    because = " and ".join(_reason_phrase(n, v, cue_values, modality, first=(j == 0))
+    if not reasons:  # no evidence at all (e.g. an untrained calibrator)
+        return (f"{modality} got {alpha:.2f}, as a typical sample does: no cue moved its gate.", names)
+    because = " and ".join(_reason_phrase(n, v, evidence, cue_values, gate, first=(j == 0))
                            for j, (n, v) in enumerate(reasons))
-    if status == "neutral":
-        word = "slightly damped" if alpha < 1.0 else "slightly amplified"
-        return f"{modality} was barely changed ({word} to {alpha:.2f}): {because}.", names
-    word = "damped" if alpha < 1.0 else "amplified"
-    return f"{modality} was {word} to {alpha:.2f} mainly because {because}.", names
+    if status == "typical":
+        word = "slightly lower" if alpha < typical else "slightly higher"
+        return (f"{modality} got {alpha:.2f}, close to a typical sample's {typical:.2f} ({word}): {because}.",
+                names)
+    word = "damped" if status == "damped" else "amplified"
+    return (f"{modality} was {word} to {alpha:.2f} (a typical sample gets {typical:.2f}) mainly because "
+            f"{because}.", names)

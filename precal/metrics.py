@@ -271,3 +271,22 @@ def higher_is_better(name: str) -> bool:
     if name in _LOWER_IS_BETTER or name.endswith("_loss"):
         return False
     raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(_HIGHER_IS_BETTER | _LOWER_IS_BETTER))}")
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve of "positive scores higher", via the Mann-Whitney U statistic
+    (ties count one half): the same value as scikit-learn's ``roc_auc_score``, without paying its
+    import (seconds) in every sweep and in the dashboard."""
+    if len(positive) == 0 or len(negative) == 0:
+        return float("nan")
+    scores = np.concatenate([positive, negative]).astype(np.float64)
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    # average rank (1-based) of each run of equal scores
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    n_pos, n_neg = len(positive), len(negative)
+    u = ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))

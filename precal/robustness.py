@@ -34,7 +34,7 @@ from precal.corruptions import MAX_SEVERITY, apply_corruption, corruptions_for
 from precal.data.batch import Batch
 from precal.data.storage import MultimodalData, load_dataset
 from precal.evaluation import dataset_for, resolve_data_dir
-from precal.metrics import compute_metrics, primary_metric
+from precal.metrics import auroc, compute_metrics, primary_metric
 from precal.models.model import MultimodalModel
 
 Encoded = tuple  # (features, masks, present) as returned by MultimodalModel.encode
@@ -110,25 +110,6 @@ def fuse_split(model: MultimodalModel, enc: Encoded, chunk: int = 256) -> LevelO
     return LevelOutputs(cat["logits"], cat["alpha"], cat["beta"], cat["support"], cat["conflict"], cat["present"])
 
 
-def _auroc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Area under the ROC curve of "positive scores higher", via the Mann-Whitney U statistic
-    (ties count one half): the same value as scikit-learn's ``roc_auc_score``, without paying its
-    import (seconds) in every sweep and in the dashboard."""
-    if len(positive) == 0 or len(negative) == 0:
-        return float("nan")
-    scores = np.concatenate([positive, negative]).astype(np.float64)
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    # average rank (1-based) of each run of equal scores
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    ends = np.r_[starts[1:], len(scores)]
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    n_pos, n_neg = len(positive), len(negative)
-    u = ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
-
-
 def _row(ckpt: Checkpoint, data: MultimodalData, labels: np.ndarray, out: LevelOutputs, clean: LevelOutputs,
          modality: str, corruption: str, severity: int, level: str, affected: Optional[np.ndarray]) -> dict:
     task = data.schema.task
@@ -150,9 +131,9 @@ def _row(ckpt: Checkpoint, data: MultimodalData, labels: np.ndarray, out: LevelO
         i = names.index(modality)
         pos = affected & out.present[:, i]
         neg = clean.present[:, i]
-        row["auroc_conflict"] = _auroc(out.conflict[pos, i], clean.conflict[neg, i])
-        row["auroc_support"] = _auroc(-out.support[pos, i], -clean.support[neg, i])
-        row["auroc_alpha"] = _auroc(1 - out.alpha[pos, i], 1 - clean.alpha[neg, i])
+        row["auroc_conflict"] = auroc(out.conflict[pos, i], clean.conflict[neg, i])
+        row["auroc_support"] = auroc(-out.support[pos, i], -clean.support[neg, i])
+        row["auroc_alpha"] = auroc(1 - out.alpha[pos, i], 1 - clean.alpha[neg, i])
     else:
         row["auroc_conflict"] = row["auroc_support"] = row["auroc_alpha"] = float("nan")
     return row

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from precal.augment import (GeometryAugment, mixup, modality_dropout, noise_augment, recombine_augment,
                             swap_augment, time_augment)
-from precal.calibration import AUX_LOSSES
+from precal.calibration import AUX_LOSSES, gate_ranking_loss
 from precal.checkpoint import save_checkpoint
 from precal.data.batch import Batch
 from precal.data.dataset import MultimodalDataset, Preprocessor
@@ -65,6 +65,7 @@ class TrainConfig:
     mixup: float = 0.0  # largest weight of the blended-in partner sample (0: off, at most 0.5)
     aux_weight: float = 0.1
     aux_loss: str = "contrastive"
+    gate_loss: float = 0.0  # weight of the gate ranking loss on swapped-in modalities (0: off)
     unimodal_loss: float = 0.0  # weight of the per-encoder classification loss (0: off)
     average_epochs: int = 0  # average the weights of the last N epochs (0: off), a selection candidate
     dim: int = 64
@@ -73,6 +74,7 @@ class TrainConfig:
     frame_encoder: str = "motion"
     point_encoder: str = "series"
     cue_gradient: bool = True
+    gate: str = "monotone"  # see precal.models.model.GATES
     velocity: List[str] = field(default_factory=list)  # modalities whose encoder also sees step-to-step change
     norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups ("0-2,3-5") whose lengths it sees
     train_split: str = "train"  # several joined by "+" ("train+val") are trained on together
@@ -87,7 +89,7 @@ class TrainConfig:
         return ModelConfig(backbone=self.backbone, calibration=self.calibration, modalities=list(self.modalities),
                            dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout,
                            frame_encoder=self.frame_encoder, point_encoder=self.point_encoder,
-                           cue_gradient=self.cue_gradient,
+                           cue_gradient=self.cue_gradient, gate=self.gate,
                            unimodal_heads=self.unimodal_loss > 0,
                            velocity=[n for n in self.velocity if used(n)],
                            norms={n: v for n, v in self.norms.items() if used(n)})
@@ -340,6 +342,8 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
         if cfg.calibration and cfg.aux_weight > 0:
             consistent = ~swapped.any(dim=1, keepdim=True).expand_as(swapped)  # whole sample is clean
             loss = loss + cfg.aux_weight * AUX_LOSSES[cfg.aux_loss](out.report, consistent)
+        if cfg.calibration and cfg.gate_loss > 0 and swapped.any():
+            loss = loss + cfg.gate_loss * gate_ranking_loss(out.report, swapped)
         if cfg.unimodal_loss > 0:
             loss = loss + cfg.unimodal_loss * unimodal_loss(out, model.modalities, sub.labels, swapped, task,
                                                             cfg.label_smoothing)

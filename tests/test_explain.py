@@ -22,14 +22,19 @@ B = 24
 
 
 def make_calibrator(seed: int = 0, scale: float = 2.0, **kwargs) -> PreFusionCalibrator:
-    """A calibrator whose (zero-initialised) alpha head is replaced by random weights."""
+    """A calibrator with random alpha parameters and a random evidence reference, in eval mode."""
     torch.manual_seed(seed)
     cal = PreFusionCalibrator([ModalityFeatureSpec(n, DIMS[n]) for n in NAMES], shared_dim=8, **kwargs)
     g = torch.Generator().manual_seed(seed + 100)
     with torch.no_grad():
         cal.alpha_weight.copy_(torch.randn(cal.alpha_weight.shape, generator=g) * scale)
         cal.alpha_bias.copy_(torch.randn(cal.alpha_bias.shape, generator=g) * 0.3)
-    return cal
+        reference = getattr(cal, "alpha_reference", None)
+        if reference is not None:
+            reference.mean.copy_(torch.randn(reference.mean.shape, generator=g) * 0.2)
+            reference.var.copy_(torch.rand(reference.var.shape, generator=g) * 0.1 + 0.02)
+            reference.count.fill_(1)
+    return cal.eval()
 
 
 def run(cal: PreFusionCalibrator, present: Optional[Dict[str, Tensor]] = None, seed: int = 1) -> CalibrationReport:
@@ -48,14 +53,16 @@ def report() -> CalibrationReport:
 def cue_phrase(name: str) -> str:
     """What the sentence must contain to name a cue."""
     if name == "support":
-        return "support from the others"
-    return name  # "conflict", "support from <peer>"
+        return "agreement with what the others predict"
+    if name == "conflict":
+        return "distance from what the others predict"
+    return "similarity to " + name[len("support from "):]
 
 
 def dominant_cue(report: CalibrationReport, s: int, i: int) -> str:
-    """The largest cue (baseline excluded) pushing the logit in the direction of the outcome."""
+    """The largest cue pushing the logit away from the bias (a typical sample's logit)."""
     row = report.contributions[s, i, 1:]
-    sign = 1.0 if float(report.alpha_logit[s, i]) > 0 else -1.0
+    sign = 1.0 if float(report.alpha_logit[s, i] - report.contributions[s, i, 0]) > 0 else -1.0
     names = report.contribution_names[1:]
     best = max((abs(float(v)), n) for n, v in zip(names, row) if float(v) * sign > 0)
     return best[1]
@@ -94,16 +101,18 @@ def test_contributions_sorted_and_self_column_dropped(report: CalibrationReport)
     assert set(e.cue_values) == set(names)
 
 
-def test_cue_values_are_the_raw_cues(report: CalibrationReport) -> None:
+def test_cue_values_are_the_raw_cues_and_evidence_is_against_the_reference(report: CalibrationReport) -> None:
     s, i = 5, NAMES.index("inertial")
     e = explain_alpha(report, s, "inertial")
     assert e.cue_values["support"] == pytest.approx(float(report.support[s, i]))
     assert e.cue_values["conflict"] == pytest.approx(float(report.conflict[s, i]))
     assert e.cue_values["support from depth"] == pytest.approx(float(report.pairwise_support[s, i, 2]))
-    # A linear head: each contribution is weight * cue, so the weight recovered from any sample agrees.
-    w = make_calibrator().alpha_weight[i].detach()
-    contributions = dict(e.contributions)
-    assert contributions["conflict"] == pytest.approx(float(w[1]) * e.cue_values["conflict"], abs=1e-5)
+    # Evidence = (cue - reference mean) / reference std; contribution = signed softplus weight * evidence.
+    cal = make_calibrator()
+    mean, std = cal.alpha_reference.mean[i], cal.alpha_reference.var[i].sqrt().clamp_min(1e-2)
+    assert e.evidence["conflict"] == pytest.approx(float((report.conflict[s, i] - mean[1]) / std[1]), abs=1e-4)
+    weight = -float(torch.log1p(torch.exp(cal.alpha_weight[i, 1].detach())))
+    assert dict(e.contributions)["conflict"] == pytest.approx(weight * e.evidence["conflict"], abs=1e-5)
 
 
 def test_sentence_names_modality_direction_and_dominant_cue(report: CalibrationReport) -> None:
@@ -113,59 +122,104 @@ def test_sentence_names_modality_direction_and_dominant_cue(report: CalibrationR
             e = explain_alpha(report, s, m)
             seen.add(e.status)
             assert e.sentence.startswith(m)
-            if e.status in ("suppressed", "emphasised"):
-                word = "damped" if e.alpha < 1 else "amplified"
-                other = "amplified" if e.alpha < 1 else "damped"
-                assert f" was {word} to {e.alpha:.2f}" in e.sentence
+            if e.status in ("damped", "amplified"):
+                other = "amplified" if e.status == "damped" else "damped"
+                assert f" was {e.status} to {e.alpha:.2f} (a typical sample gets {e.typical_alpha:.2f})" in e.sentence
                 assert other not in e.sentence
                 assert cue_phrase(dominant_cue(report, s, i)) in e.sentence
-                assert len(e.reasons) <= 2
-    assert {"suppressed", "emphasised"} <= seen  # the random weights exercise both directions
+                assert 1 <= len(e.reasons) <= 2 and "baseline" not in e.reasons
+    assert {"damped", "amplified"} <= seen  # the random weights exercise both directions
 
 
-def test_status_thresholds(report: CalibrationReport) -> None:
+def test_levels_read_from_the_evidence_are_true(report: CalibrationReport) -> None:
+    """With sign-constrained weights a cue that lowered the gate was low (support) or high (conflict)
+    against the reference: every "was low/high" in a sentence matches the cue and the reference."""
+    cal = make_calibrator()
+    checked = 0
+    for s in range(B):
+        for i, m in enumerate(NAMES):
+            e = explain_alpha(report, s, m)
+            for name in e.reasons:
+                col = 0 if name == "support" else 1 if name == "conflict" else 2 + NAMES.index(name.split()[-1])
+                above = e.cue_values[name] > float(cal.alpha_reference.mean[i, col])
+                assert f"{cue_phrase(name)} was {'high' if above else 'low'}" in e.sentence
+                pushed_down = dict(e.contributions)[name] < 0
+                assert pushed_down == (above if name == "conflict" else not above)
+                checked += 1
+    assert checked > 20
+
+
+def test_status_is_relative_to_the_typical_sample(report: CalibrationReport) -> None:
     for e in explanations(report):
-        expected = "suppressed" if e.alpha < 0.95 else "emphasised" if e.alpha > 1.05 else "neutral"
+        typical = 2.0 / (1.0 + np.exp(-e.baseline))
+        expected = "damped" if e.alpha < typical - 0.05 else "amplified" if e.alpha > typical + 0.05 else "typical"
         assert e.status == expected
         assert e.status in STATUSES
-    wide = explain_alpha(report, 0, "depth", threshold=1.0)  # alpha is in (0, 2): always neutral
-    assert wide.status == "neutral"
-    assert ("slightly damped" if wide.alpha < 1 else "slightly amplified") in wide.sentence
+    wide = explain_alpha(report, 0, "depth", threshold=2.0)  # alpha is in (0, 2): always typical
+    assert wide.status == "typical"
+    assert "close to a typical sample's" in wide.sentence
 
 
-def hand_set(conflict_weight: float, support_weight: float = 0.0, bias: float = 0.0) -> CalibrationReport:
+def hand_set(conflict_raw: float, support_raw: float = -30.0, bias: float = 0.0, **kwargs) -> CalibrationReport:
     """A calibrator whose alpha head reads only conflict and overall support (same for every modality)."""
-    cal = make_calibrator()
+    cal = make_calibrator(**kwargs)
     with torch.no_grad():
-        cal.alpha_weight.zero_()
-        cal.alpha_weight[:, 0] = support_weight
-        cal.alpha_weight[:, 1] = conflict_weight
+        cal.alpha_weight.fill_(-30.0)  # softplus(-30) ~ 0: the pairwise cues do not count
+        cal.alpha_weight[:, 0] = support_raw
+        cal.alpha_weight[:, 1] = conflict_raw
         cal.alpha_bias.fill_(bias)
     return run(cal)
 
 
-def test_high_conflict_with_a_damping_weight_is_called_high() -> None:
-    e = explain_alpha(hand_set(conflict_weight=-3.0), 0, "depth")
-    assert e.status == "suppressed"
+def test_high_conflict_is_called_high_and_damps() -> None:
+    report = hand_set(conflict_raw=3.0)
+    above = report.evidence[:, NAMES.index("depth"), 1] > 0.5
+    s = int(torch.nonzero(above)[0])
+    e = explain_alpha(report, s, "depth")
+    assert e.status == "damped"
     assert e.reasons == ["conflict"]
     value = dict(e.contributions)["conflict"]
-    assert f"depth was damped to {e.alpha:.2f} mainly because its conflict with the other modalities was high" \
-        in e.sentence
+    assert f"depth was damped to {e.alpha:.2f} (a typical sample gets 1.00) mainly because its distance from " \
+           "what the others predict was high" in e.sentence
     assert f"{abs(value):.2f} on the logit" in e.sentence and "\u2212" in e.sentence
 
 
-def test_counter_intuitive_weight_is_only_said_to_push() -> None:
-    # Conflict that *raises* the gate: the sentence must not call it "high"/"low", just say what it did.
-    e = explain_alpha(hand_set(conflict_weight=+3.0), 0, "inertial")
-    assert e.status == "emphasised"
-    assert "amplified" in e.sentence and "pushed it up" in e.sentence
+def test_free_gates_are_only_said_to_push() -> None:
+    # Unconstrained weights (checkpoints from before the direction contract): a contribution's sign
+    # says nothing about the cue's level, so the sentence only says what the cue did.
+    torch.manual_seed(0)
+    cal = PreFusionCalibrator([ModalityFeatureSpec(n, DIMS[n]) for n in NAMES], shared_dim=8, direction="free")
+    with torch.no_grad():
+        cal.alpha_weight.zero_()
+        cal.alpha_weight[:, 1] = 3.0  # conflict that *raises* the gate
+    report = run(cal.eval())
+    e = explain_alpha(report, 0, "inertial")
+    assert e.gate == "free" and e.status == "amplified"
+    assert "pushed it up" in e.sentence
     assert " was high" not in e.sentence and " was low" not in e.sentence
 
 
-def test_baseline_is_named_when_it_dominates() -> None:
-    e = explain_alpha(hand_set(conflict_weight=0.0, bias=-2.0), 1, "skeleton")
-    assert e.status == "suppressed" and e.reasons == ["baseline"]
-    assert "learned baseline" in e.sentence
+def test_the_bias_is_the_typical_level_never_a_reason() -> None:
+    report = hand_set(conflict_raw=-30.0, bias=-2.0)
+    e = explain_alpha(report, 1, "skeleton")
+    assert e.typical_alpha == pytest.approx(2 / (1 + np.exp(2.0)))
+    assert e.status == "typical" and e.reasons == []
+    assert e.alpha < 1 and "as a typical sample does" in e.sentence
+
+
+def test_self_gate_parts_are_one_own_summary() -> None:
+    torch.manual_seed(0)
+    cal = PreFusionCalibrator([ModalityFeatureSpec(n, DIMS[n]) for n in NAMES], shared_dim=8, source="self")
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        cal.alpha_weight.copy_(torch.randn(cal.alpha_weight.shape, generator=g))
+        cal.alpha_reference.count.fill_(1)
+    report = run(cal.eval())
+    e = explain_alpha(report, 0, "depth")
+    assert [n for n, _ in e.contributions] == ["own summary"]
+    assert e.baseline + e.contributions[0][1] == pytest.approx(e.logit, abs=1e-5)
+    if e.status in ("damped", "amplified"):
+        assert "its own summary" in e.sentence
 
 
 def test_lone_and_absent_modalities() -> None:
@@ -184,7 +238,7 @@ def test_lone_and_absent_modalities() -> None:
 
     absent = explain_alpha(report, 0, "depth")
     assert absent.status == "absent"
-    assert absent.sentence == "depth is absent for this sample."
+    assert absent.sentence == "depth is absent for this sample: no gate, no cues."
 
     # Sample 1: depth absent, so no cue "support from depth" is offered for the others.
     e = explain_alpha(report, 1, "inertial")
@@ -210,12 +264,12 @@ def test_unknown_modality_and_sample(report: CalibrationReport) -> None:
         explain_alpha(report, B, "depth")
 
 
-def test_untrained_calibrator_is_neutral() -> None:
+def test_untrained_calibrator_is_typical() -> None:
     torch.manual_seed(0)
     cal = PreFusionCalibrator([ModalityFeatureSpec(n, DIMS[n]) for n in NAMES], shared_dim=8)
     e = explain_alpha(run(cal), 0, "depth")
-    assert e.status == "neutral" and e.alpha == 1.0 and e.reasons == []
-    assert "unchanged" in e.sentence
+    assert e.status == "typical" and e.alpha == 1.0 and e.reasons == []
+    assert "no cue moved its gate" in e.sentence
 
 
 def test_most_suppressed_sorts_present_pairs() -> None:
@@ -234,4 +288,4 @@ def test_most_suppressed_on_report(report: CalibrationReport) -> None:
     frame = most_suppressed(report.alpha.numpy(), report.present.numpy(), report.modalities)
     first = frame.iloc[0]
     assert first["alpha"] == pytest.approx(float(report.alpha.min()))
-    assert explain_alpha(report, int(first["index"]), first["modality"]).status == "suppressed"
+    assert explain_alpha(report, int(first["index"]), first["modality"]).alpha == pytest.approx(first["alpha"])

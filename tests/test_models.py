@@ -64,11 +64,16 @@ def make_batch(seed: int = 0, b: int = B, lengths: Optional[Dict[str, Sequence[i
 
 
 def perturb_calibrator(model: MultimodalModel, seed: int = 3, scale: float = 1.0) -> None:
+    """Random gate parameters and a random evidence reference (a fresh calibrator has none)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.calibrator.named_parameters():
             if name.startswith(("alpha_", "beta_")):
                 p.copy_(torch.randn(p.shape, generator=g) * scale)
+        for ref in (getattr(model.calibrator, "alpha_reference", None), getattr(model.calibrator, "beta_reference", None)):
+            if ref is not None:
+                ref.mean.copy_(torch.randn(ref.mean.shape, generator=g) * 0.3)
+                ref.count.fill_(1)
 
 
 LENGTHS = {"inertial": [16, 9, 12, 5], "skeleton": [12, 7, 3, 10], "depth": [6, 4, 2, 5]}
@@ -139,6 +144,19 @@ def test_perturbed_calibrator_changes_logits_and_switch_restores_baseline(backbo
     assert torch.equal(restored.logits, baseline)
     assert restored.report.enabled is False
     assert torch.equal(again, calibrated)
+
+
+def test_configs_written_before_the_gate_field_load_with_the_free_gate():
+    old = small_config("late").to_json()
+    del old["gate"]
+    assert ModelConfig.from_json(old).gate == "free"
+    assert ModelConfig().gate == "monotone"
+    with pytest.raises(ValueError, match="unknown gate"):
+        small_config("late", gate="sideways")
+    legacy = MultimodalModel(toy_schema(), ModelConfig.from_json(old))
+    assert legacy.calibrator.direction == "free" and not hasattr(legacy.calibrator, "alpha_reference")
+    control = build("late", gate="self")
+    assert control.calibrator.source == "self"
 
 
 def test_calibration_switch_restores_state_after_exception():

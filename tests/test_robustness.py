@@ -118,7 +118,7 @@ def test_summary_and_removal_drops(setup) -> None:
 def test_auroc_matches_scikit_learn_including_ties() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from precal.robustness import _auroc
+    from precal.metrics import auroc as _auroc
 
     rng = np.random.default_rng(0)
     for trial in range(30):

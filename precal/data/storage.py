@@ -19,7 +19,11 @@ integer storage with a declared scale keeps real data sets small enough to ship 
   (N + 1,) int64, non-decreasing, starting at 0 and ending at ``len(m.values)``. Sample ``i`` is
   ``values[offsets[i]:offsets[i+1]]``; an empty segment means the modality is *absent* for that
   sample. A vector modality has one step per present sample. Integer ``values`` are dequantised as
-  ``values * scale + offset`` (see :class:`~precal.data.schema.ModalitySchema`).
+  ``values * scale + offset`` (see :class:`~precal.data.schema.ModalitySchema`);
+- optionally, for a modality ``m``, ``truth.m``: (N,) int8, what is known to have been done to that
+  modality of each sample, as an index into :data:`TRUTH_CODES` (0 clean, 1 noise, 2 swap, 3 absent).
+  Generated benchmarks carry it (:mod:`precal.data.synthetic`), so that a gate can be scored
+  against the truth instead of against a corruption applied afterwards.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence
 
@@ -41,6 +45,10 @@ FORMAT_NAME = "precal-dataset"
 FORMAT_VERSION = 1
 HEADER_FILE = "dataset.json"
 ARRAYS_FILE = "data.npz"
+
+
+TRUTH_CODES = ("clean", "noise", "swap", "absent")
+"""Per-sample, per-modality ground truth of a generated data set (the ``truth.<modality>`` arrays)."""
 
 
 class DataFormatError(SchemaError):
@@ -70,6 +78,7 @@ class MultimodalData:
     labels: np.ndarray
     modalities: Dict[str, RaggedModality]
     splits: Dict[str, np.ndarray]
+    truth: Dict[str, np.ndarray] = field(default_factory=dict)  # modality -> (N,) codes of TRUTH_CODES
 
     def __len__(self) -> int:
         return int(len(self.sample_ids))
@@ -142,6 +151,8 @@ def save_dataset(data: MultimodalData, directory: Path | str) -> Path:
         for name, rag in data.modalities.items():
             arrays[f"{name}.values"] = rag.values
             arrays[f"{name}.offsets"] = rag.offsets
+        for name, codes in data.truth.items():
+            arrays[f"truth.{name}"] = np.asarray(codes, dtype=np.int8)
         _write_npz_deterministic(tmp / ARRAYS_FILE, arrays)
         if directory.exists():
             shutil.rmtree(directory)
@@ -198,6 +209,7 @@ def load_dataset(directory: Path | str) -> MultimodalData:
             labels = npz["labels"]
             modalities = {m: RaggedModality(npz[f"{m}.values"], npz[f"{m}.offsets"])
                           for m in schema.modality_names}
+            truth = {m: npz[f"truth.{m}"] for m in schema.modality_names if f"truth.{m}" in files}
     except DataFormatError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
@@ -206,7 +218,7 @@ def load_dataset(directory: Path | str) -> MultimodalData:
     if not isinstance(splits_json, dict):
         raise DataFormatError(f"{header_path}: 'splits' must map split names to index lists")
     splits = {k: np.asarray(v, dtype=np.int64) for k, v in splits_json.items()}
-    data = MultimodalData(schema, sample_ids, labels, modalities, splits)
+    data = MultimodalData(schema, sample_ids, labels, modalities, splits, truth)
     validate(data)
     if header.get("num_samples") not in (None, len(data)):
         raise DataFormatError(f"{header_path}: num_samples={header['num_samples']} but arrays hold {len(data)}")
@@ -258,6 +270,16 @@ def validate(data: MultimodalData) -> None:
                 f"modality {spec.name!r} contains NaN or infinite values (first in sample "
                 f"{data.sample_ids[sample]!r})"
             )
+    for name, codes in data.truth.items():
+        if name not in data.modalities:
+            raise DataFormatError("truth: " + unknown_modality_message(name, schema.modality_names))
+        if codes.shape != (n,) or not np.issubdtype(codes.dtype, np.integer):
+            raise DataFormatError(f"truth.{name} must be ({n},) integers, got {codes.shape} {codes.dtype}")
+        if n and (codes.min() < 0 or codes.max() >= len(TRUTH_CODES)):
+            raise DataFormatError(f"truth.{name} codes must lie in 0..{len(TRUTH_CODES) - 1} ({', '.join(TRUTH_CODES)})")
+        absent = np.diff(data.modalities[name].offsets) == 0
+        if np.any((codes == TRUTH_CODES.index("absent")) != absent):
+            raise DataFormatError(f"truth.{name} must mark exactly the samples where {name} is absent as 'absent'")
     seen: Dict[int, str] = {}
     for split, idx in data.splits.items():
         if idx.ndim != 1 or (len(idx) and (idx.min() < 0 or idx.max() >= n)):

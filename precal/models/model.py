@@ -26,6 +26,16 @@ from precal.models.fusion import (FUSION_LAYOUT, ClassificationHead, ConvFusion,
 
 BACKBONES = tuple(FUSION_LAYOUT)
 
+GATES: Dict[str, Tuple[str, str]] = {
+    "monotone": ("monotone", "peers"),
+    "free": ("free", "peers"),
+    "self": ("monotone", "self"),
+}
+"""Gate variants -> the calibrator's (direction, source). monotone: the calibrator, evidence from the
+comparison with the other modalities through sign-constrained weights (the default); free: the same
+comparison through unconstrained weights on raw cues (checkpoints written before the direction
+contract); self: the control, gates from the modality's own summary only."""
+
 
 @dataclass
 class ModelConfig:
@@ -45,6 +55,7 @@ class ModelConfig:
     frame_encoder: str = "motion"  # trunk for frame sequences: one of FRAME_ENCODERS (see encoders)
     point_encoder: str = "series"  # trunk for point sequences (skeletons): one of POINT_ENCODERS
     cue_gradient: bool = True  # False: the calibrator reads detached encoder summaries (see calibration)
+    gate: str = "monotone"  # one of GATES: how the calibrator turns what it sees into gates
     unimodal_heads: bool = False  # one linear classifier per encoder summary, for a training-time loss
     velocity: List[str] = field(default_factory=list)  # modalities whose encoder also sees step-to-step change
     norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups whose lengths it also sees
@@ -54,6 +65,8 @@ class ModelConfig:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if self.frame_encoder not in FRAME_ENCODERS:
             raise ValueError(f"unknown frame encoder {self.frame_encoder!r}; choose one of {', '.join(FRAME_ENCODERS)}")
+        if self.gate not in GATES:
+            raise ValueError(f"unknown gate {self.gate!r}; choose one of {', '.join(GATES)}")
         if self.point_encoder not in POINT_ENCODERS:
             raise ValueError(f"unknown point encoder {self.point_encoder!r}; choose one of {', '.join(POINT_ENCODERS)}")
 
@@ -63,7 +76,8 @@ class ModelConfig:
     @classmethod
     def from_json(cls, d: Dict[str, Any]) -> "ModelConfig":
         known = {f for f in cls.__dataclass_fields__}
-        d = {"frame_encoder": "frames", **d}  # configs written before the motion trunk existed
+        # Defaults of configs written before a field existed: the per-frame trunk, the free gate.
+        d = {"frame_encoder": "frames", "gate": "free", **d}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"model config has unknown fields: {', '.join(sorted(unknown))}")
@@ -103,7 +117,7 @@ class MultimodalModel(nn.Module):
             [ModalityFeatureSpec(n, config.dim, self.layout) for n in names],
             shared_dim=config.shared_dim, enabled=config.calibration,
             instance_gate=config.instance_gate, dimension_gate=config.dimension_gate,
-            cue_gradient=config.cue_gradient,
+            cue_gradient=config.cue_gradient, direction=GATES[config.gate][0], source=GATES[config.gate][1],
         )
         if config.backbone == "sequence":
             self.fusion: nn.Module = TransformerFusion(names, config.dim, config.fusion_layers, config.heads,

@@ -1,0 +1,64 @@
+"""Score the gates against ground truth: did the calibrator damp the modalities that *were* corrupted?
+
+Only data that records what was done to each (sample, modality) can answer this (the ``truth.<m>``
+arrays of :mod:`precal.data.storage`, written by the synthetic generator). For each modality and each
+kind of corruption present in the truth, the table gives the AUROC of ``1 - alpha`` (and of low
+support and high conflict) for separating the corrupted samples from the clean ones: 1.0 means every
+corrupted modality got a lower gate than every clean one, 0.5 is chance, below 0.5 is backwards.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import numpy as np
+import pandas as pd
+
+from precal.data.storage import TRUTH_CODES, MultimodalData
+from precal.inference import Predictions
+from precal.metrics import auroc
+
+SCORED = ("noise", "swap")
+"""Corruptions a gate can be scored on (an absent modality has no gate: it is masked)."""
+
+
+def truth_table(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
+    """One row per (modality, corruption) and per modality over all scored corruptions ("any").
+
+    ``preds`` must carry the data set positions of its rows (``indices``), as predictions over a
+    split do. Modalities without truth, and corruptions with no sample in the split, are left out.
+    """
+    if preds.indices is None:
+        raise ValueError("the predictions do not say which samples they cover (indices); predict over a split")
+    rows: List[Dict[str, object]] = []
+    for i, m in enumerate(preds.modalities):
+        if m not in data.truth:
+            continue
+        codes = np.asarray(data.truth[m])[preds.indices]
+        present = preds.present[:, i] & preds.has_context[:, i]
+        clean = present & (codes == TRUTH_CODES.index("clean"))
+        for name in (*SCORED, "any"):
+            hit = np.isin(codes, [TRUTH_CODES.index(c) for c in SCORED]) if name == "any" \
+                else codes == TRUTH_CODES.index(name)
+            hit = hit & present
+            if not hit.any() or not clean.any():
+                continue
+            rows.append({
+                "modality": m, "corruption": name, "n_corrupted": int(hit.sum()), "n_clean": int(clean.sum()),
+                "auroc_alpha": auroc(1 - preds.alpha[hit, i], 1 - preds.alpha[clean, i]),
+                "auroc_support": auroc(-preds.support[hit, i], -preds.support[clean, i]),
+                "auroc_conflict": auroc(preds.conflict[hit, i], preds.conflict[clean, i]),
+                "alpha_clean": float(preds.alpha[clean, i].mean()),
+                "alpha_corrupted": float(preds.alpha[hit, i].mean()),
+            })
+    return pd.DataFrame(rows)
+
+
+def truth_summary(table: pd.DataFrame) -> Dict[str, float]:
+    """The headline figures: the worst and the mean over modalities of the "any" rows' AUROCs."""
+    if table.empty:
+        return {}
+    any_rows = table[table["corruption"] == "any"]
+    return {"gate_auroc_min": float(any_rows["auroc_alpha"].min()),
+            "gate_auroc_mean": float(any_rows["auroc_alpha"].mean()),
+            "cue_auroc_min": float(any_rows["auroc_support"].min())}
