@@ -256,14 +256,14 @@ def beta_heatmap(matrix: np.ndarray, modalities: Sequence[str], title: str) -> g
 
 
 def waterfall_figure(frame: pd.DataFrame, title: str) -> go.Figure:
-    """The alpha logit split into baseline + per-cue contributions (from precal.explain)."""
+    """The alpha logit split into a typical sample's logit (the bias) + per-cue evidence (precal.explain)."""
     trace = dict(type="waterfall", x=list(frame["step"]), y=list(frame["value"]), measure=list(frame["measure"]),
                  name="contribution", text=[f"{v:+.2f}" for v in frame["value"]], textposition="outside",
                  increasing=dict(marker=dict(color="#2ca02c")), decreasing=dict(marker=dict(color="#d62728")),
                  totals=dict(marker=dict(color="#1f77b4")), connector=dict(line=dict(color="#999", dash="dot")),
                  cliponaxis=False)
     return _fig([trace], title, height=420, showlegend=False, shapes=[_hline(0.0, dash="solid")],
-                xaxis=_axis("baseline, then each cue's contribution, then the total logit"),
+                xaxis=_axis("a typical sample's logit, then each cue's evidence, then this sample's logit"),
                 yaxis=_axis("alpha logit (0 = unchanged)"))
 
 

@@ -1,5 +1,5 @@
 """Sample explorer: one sample's inputs, both models' predictions, gates, cues and why a modality
-was suppressed."""
+was damped or amplified."""
 
 import numpy as np
 import pandas as pd
@@ -116,8 +116,8 @@ with ds.guard("sample explorer"):
         c2.plotly_chart(charts.beta_heatmap(mat, mods, "dimension gate beta per channel (calibrated model)"),
                         config=ds.PLOTLY_CONFIG, key="ex_beta")
 
-        # ---- why suppressed
-        st.subheader("Why was this modality suppressed?")
+        # ---- why damped or amplified
+        st.subheader("Why was this modality damped or amplified?")
         present = [m for m, p in zip(cal.modalities, cal.present) if p]
         default = st.session_state.get("ex_why")
         if default not in cal.modalities:
@@ -128,22 +128,32 @@ with ds.guard("sample explorer"):
                          format_func=lambda x: f"{x} (alpha = {cal.alpha[cal.modalities.index(x)]:.3f})")
         expl = cal.explain(m)
         st.info(expl.sentence)
-        from precal.explain import waterfall_frame
+        if expl.status not in ("absent", "disabled", "no_context"):
+            from precal.explain import cue_phrase, waterfall_frame
 
-        wf = waterfall_frame(expl)
-        c1, c2 = st.columns([3, 2])
-        c1.plotly_chart(charts.waterfall_figure(wf, f"alpha logit of {m}: baseline + cue contributions "
-                                                    f"= {expl.logit:+.3f} → alpha = {expl.alpha:.3f}"),
-                        config=ds.PLOTLY_CONFIG, key="ex_waterfall")
-        cue_values = pd.DataFrame({"cue": list(expl.cue_values), "value": list(expl.cue_values.values()),
-                                   "→ logit": [dict(expl.contributions).get(k, 0.0) for k in expl.cue_values]})
-        c2.markdown("**Cue values and their contributions to the logit**")
-        c2.dataframe(cue_values, hide_index=True, width="stretch",
-                     column_config={"cue": st.column_config.TextColumn(width="medium"),
-                                    "value": st.column_config.NumberColumn(format="%.3f", width="small"),
-                                    "→ logit": st.column_config.NumberColumn(format="%+.3f", width="small")})
-        c2.caption(f"baseline (learned bias for {m}): {expl.baseline:+.3f}")
-        c2.caption("alpha = 2·sigmoid(logit): logit 0 leaves the modality unchanged, negative damps it, "
-                   "positive amplifies it.")
+            wf = waterfall_frame(expl)
+            c1, c2 = st.columns([3, 2])
+            c1.plotly_chart(charts.waterfall_figure(wf, f"alpha logit of {m}: typical sample + evidence "
+                                                        f"= {expl.logit:+.3f} → alpha = {expl.alpha:.3f}"),
+                            config=ds.PLOTLY_CONFIG, key="ex_waterfall")
+            names = list(expl.evidence) or [n for n, _ in expl.contributions]
+            table = pd.DataFrame({"cue": [cue_phrase(k) for k in names],
+                                  "value": [expl.cue_values.get(k, np.nan) for k in names],
+                                  "sd from typical": [expl.evidence.get(k, np.nan) if expl.gate == "monotone"
+                                                      else np.nan for k in names],
+                                  "→ logit": [dict(expl.contributions).get(k, 0.0) for k in names]})
+            c2.markdown("**Each cue against a typical training sample, and what it did to the gate**")
+            c2.dataframe(table, hide_index=True, width="stretch",
+                         column_config={"cue": st.column_config.TextColumn(width="medium"),
+                                        "value": st.column_config.NumberColumn(format="%.3f", width="small"),
+                                        "sd from typical": st.column_config.NumberColumn(format="%+.1f", width="small"),
+                                        "→ logit": st.column_config.NumberColumn(format="%+.3f", width="small")})
+            c2.caption(f"A typical sample's logit (the learned bias for {m}) is {expl.baseline:+.3f}: "
+                       f"alpha {expl.typical_alpha:.2f}. Every bar after it is evidence from this sample"
+                       + (": more agreement can only raise the gate, more distance can only lower it."
+                          if expl.gate == "monotone" else " (this checkpoint's weights are unconstrained: a "
+                          "cue may move the gate either way)."))
+            c2.caption("alpha = 2·sigmoid(logit): 1 leaves the modality's features unchanged, below 1 damps "
+                       "them, above 1 amplifies them.")
     else:
         st.info("This pair has no calibrated checkpoint: no gates to explain.")
