@@ -15,7 +15,6 @@ import contextlib
 import html
 import os
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,6 @@ PAGES = {
 }
 PLOTLY_CONFIG = {"displayModeBar": False, "displaylogo": False}
 ZOOM_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["toImage", "autoScale2d"]}
-UPLOAD_ROOT = Path(tempfile.gettempdir()) / "precal-dashboard-uploads"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,7 +276,7 @@ def _upload_widget() -> Optional[str]:
         done = st.session_state.setdefault("upload_results", {})
         if token not in done:
             try:
-                ckpt = be.load_uploaded_checkpoint(upload.getvalue(), UPLOAD_ROOT)
+                ckpt = be.load_uploaded_checkpoint(upload.getvalue())  # this server's private upload area
                 st.session_state.setdefault("uploaded_checkpoints", []).append(str(ckpt.path))
                 done[token] = ("ok", f"loaded {ckpt.name} ({ckpt.schema.name}, {ckpt.config.backbone}, "
                                      f"calibration {'on' if ckpt.config.calibration else 'off'})", str(ckpt.path))
@@ -323,7 +321,7 @@ def build_context() -> Optional[Context]:
         ctx.reference = options[0] if options else None
     ctx.views = pair.views(ctx.reference)
     try:
-        ctx.data_path = be.find_data_dir(pair.primary, args.data)
+        ctx.data_path = be.find_data_dir(pair.primary, args.data, trust_recorded=not be.is_uploaded(pair.primary))
         ctx.data = load_data(str(ctx.data_path), _data_mtime(ctx.data_path))
     except be.USER_ERRORS as exc:
         ctx.data_error = f"data for {pair.primary.name}: {be.error_message(exc)}"

@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from precal import __version__
 from precal.data.dataset import Preprocessor
 from precal.data.schema import DatasetSchema, SchemaError, unknown_modality_message
+from precal.limits import check_object, read_json
 from precal.models.model import ModelConfig, MultimodalModel
+from precal.safe_write import CHECKPOINT, write_file, write_folder
 
 FORMAT_NAME = "precal-checkpoint"
 FORMAT_VERSION = 1
@@ -88,12 +87,15 @@ def file_sha256(path: Path) -> str:
 
 def save_checkpoint(directory: Path | str, model: MultimodalModel, preprocessor: Preprocessor,
                     training: Optional[Dict[str, Any]] = None, metrics: Optional[Dict[str, Any]] = None,
-                    history: Optional[List[Dict[str, Any]]] = None) -> Path:
-    """Write a checkpoint folder atomically (a crash never leaves a half-written checkpoint)."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+                    history: Optional[List[Dict[str, Any]]] = None, overwrite: bool = False,
+                    inputs: Sequence[Path | str] = ()) -> Path:
+    """Write a checkpoint folder atomically (a crash never leaves a half-written checkpoint).
+
+    An existing ``directory`` is replaced only if it is a precal checkpoint and ``overwrite`` is
+    set; anything else (a user's folder, the working directory, one of ``inputs``) is refused with
+    an :class:`~precal.safe_write.UnsafeWriteError` (see :mod:`precal.safe_write`)."""
+
+    def write(tmp: Path) -> None:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
         config = {
@@ -110,20 +112,13 @@ def save_checkpoint(directory: Path | str, model: MultimodalModel, preprocessor:
             _write_json(tmp / METRICS_FILE, metrics)
         if history is not None:
             _write_json(tmp / HISTORY_FILE, history)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+
+    return write_folder(directory, CHECKPOINT, write, overwrite, inputs)
 
 
 def write_metrics(directory: Path | str, metrics: Dict[str, Any]) -> Path:
-    """Replace the metrics file of an existing checkpoint."""
-    path = Path(directory) / METRICS_FILE
-    _write_json(path, metrics)
-    return path
+    """Replace the metrics file of an existing checkpoint (through a temporary file and a rename)."""
+    return write_file(Path(directory) / METRICS_FILE, lambda tmp: _write_json(tmp, metrics))
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -131,11 +126,7 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{what} {path} is not valid JSON ({exc.msg} at line {exc.lineno})"
-                              if isinstance(exc, json.JSONDecodeError) else f"{what} {path} is not text") from exc
+    return read_json(path, what, CheckpointError)
 
 
 def _refuse_pickle(path: Path) -> None:
@@ -173,7 +164,11 @@ def resolve_checkpoint_dir(path: Path | str) -> Path:
 
 
 def load_checkpoint(path: Path | str) -> Checkpoint:
-    """Load and validate a checkpoint; every failure is a one-line :class:`CheckpointError`."""
+    """Load and validate a checkpoint; every failure is a one-line :class:`CheckpointError`.
+
+    Everything is checked before it is used: the config's fields (bounded, so that a few bytes
+    cannot ask for gigabytes), the model's size (counted without allocating it), the weights'
+    names and shapes (read from the safetensors header before any tensor is loaded)."""
     directory = resolve_checkpoint_dir(path)
     config = _read_json(directory / CONFIG_FILE, "config")
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
@@ -186,45 +181,83 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
             raise CheckpointError(f"{directory / CONFIG_FILE} is missing the section {key!r}")
     try:
         schema = DatasetSchema.from_json(config["schema"])
-        model_config = ModelConfig.from_json(config["model"])
+        model_config = ModelConfig.from_json(check_object(config["model"], "the model section"))
         for n in model_config.modalities:
             if n not in schema.modality_names:
                 raise CheckpointError(f"{directory.name}: model config names {unknown_modality_message(n, schema.modality_names)}")
         preprocessor = Preprocessor.from_json(config["preprocessing"])
+        preprocessor.check(schema)
+        training = _training_section(config.get("training", {}))
         model = MultimodalModel(schema, model_config)
     except CheckpointError:
         raise
     except (SchemaError, ValueError, TypeError, KeyError, IndexError) as exc:
         raise CheckpointError(f"{directory.name}: invalid config: {exc}") from exc
-    state = _load_weights(directory / WEIGHTS_FILE)
-    _check_state(directory.name, model, state)
+    state = _load_weights(directory / WEIGHTS_FILE, directory.name, model)
+    check_finite(directory.name, state)
     model.load_state_dict(state, strict=True)
     model.eval()
     metrics = _read_json(directory / METRICS_FILE, "metrics") if (directory / METRICS_FILE).is_file() else {}
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{directory / METRICS_FILE} must hold a JSON object, got {type(metrics).__name__}")
     history = _read_json(directory / HISTORY_FILE, "history") if (directory / HISTORY_FILE).is_file() else []
-    return Checkpoint(directory, model, schema.subset(model.modalities), preprocessor,
-                      config.get("training", {}), metrics, history)
+    _check_history(directory / HISTORY_FILE, history)
+    return Checkpoint(directory, model, schema.subset(model.modalities), preprocessor, training, metrics, history)
 
 
-def _load_weights(path: Path) -> Dict[str, torch.Tensor]:
+def _training_section(training: Any) -> Dict[str, Any]:
+    """The recorded training settings: an object whose few fields precal reads have the right type."""
+    check_object(training, "the training section")
+    for key in ("data", "train_split", "val_split", "selection"):
+        if training.get(key) is not None and not isinstance(training[key], str):
+            raise ValueError(f"training.{key} must be a string, got {type(training[key]).__name__}")
+    return training
+
+
+def _check_history(path: Path, history: Any) -> None:
+    """history.json: a list of per-epoch objects whose ``modalities`` map names to objects."""
+    if not isinstance(history, list):
+        raise CheckpointError(f"{path} must hold a list of per-epoch objects, got {type(history).__name__}")
+    for i, record in enumerate(history):
+        if not isinstance(record, dict):
+            raise CheckpointError(f"{path}: entry {i} must be an object, got {type(record).__name__}")
+        mods = record.get("modalities", {})
+        if not isinstance(mods, dict) or not all(isinstance(v, dict) for v in mods.values()):
+            raise CheckpointError(f"{path}: entry {i}: 'modalities' must map modality names to objects")
+
+
+def _load_weights(path: Path, name: str, model: MultimodalModel) -> Dict[str, torch.Tensor]:
+    """Compare the header's tensor names and shapes with the model's, then load the tensors (a
+    hostile header cannot make precal allocate more than the model it already accepted)."""
     try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        with safe_open(str(path), "pt") as fh:
+            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+            _check_state(name, model, shapes)
+            return {k: fh.get_tensor(k) for k in shapes}
+    except CheckpointError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{path} cannot be read as safetensors (truncated or corrupt?): "
-                              f"{str(exc).splitlines()[0]}") from exc
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
 
-def _check_state(name: str, model: MultimodalModel, state: Dict[str, torch.Tensor]) -> None:
+def _check_state(name: str, model: MultimodalModel, shapes: Dict[str, tuple]) -> None:
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    missing = [k for k in expected if k not in shapes]
+    unexpected = [k for k in shapes if k not in expected]
     if missing:
         raise CheckpointError(f"{name}: weights are missing {len(missing)} tensor(s), e.g. {missing[0]!r}")
     if unexpected:
-        raise CheckpointError(f"{name}: weights have {len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]!r}")
+        raise CheckpointError(f"{name}: weights have {len(unexpected)} unexpected tensor(s), "
+                              f"e.g. {unexpected[0][:80]!r}")
     for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"{name}: tensor {k!r} has shape {tuple(state[k].shape)}, "
+        if tuple(shapes[k]) != tuple(v.shape):
+            raise CheckpointError(f"{name}: tensor {k!r} has shape {tuple(shapes[k])}, "
                                   f"the config implies {tuple(v.shape)}")
-        if state[k].is_floating_point() and not torch.isfinite(state[k]).all():
+
+
+def check_finite(name: str, state: Dict[str, torch.Tensor]) -> None:
+    """Refuse weights holding NaN or infinite values."""
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
             raise CheckpointError(f"{name}: tensor {k!r} contains NaN or infinite values")

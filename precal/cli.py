@@ -14,15 +14,34 @@ from typing import Dict, List, Optional, Sequence
 
 from precal import __version__
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, FileNotFoundError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError)
+"""What a bad path, file, argument or a full/read-only disk raises: one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors (unknown option, wrong type) on one line like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def error_line(exc: BaseException) -> str:
+    """One readable line for a user error (KeyError's quotes dropped, an OSError's file named)."""
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _key_value_ints(items: Sequence[str]) -> Dict[str, int]:
     out: Dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not value.isdigit():
-            raise ValueError(f"--length expects NAME=STEPS (e.g. depth=16), got {item!r}")
+        if not sep or not name or not value.isdigit():
+            raise ValueError(f"--length expects NAME=STEPS with STEPS a whole number (e.g. depth=16), got {item!r}")
         out[name] = int(value)
     return out
 
@@ -58,6 +77,7 @@ SYNTHETIC_OPTIONS = ("kinds", "samples", "classes", "corrupt_fraction", "seed")
 
 def cmd_convert(args: argparse.Namespace) -> None:
     from precal.data.converters import convert
+    from precal.safe_write import DATASET, write_folder_with
 
     given = [f"--{k.replace('_', '-')}" for k in SYNTHETIC_OPTIONS if getattr(args, k) is not None]
     if args.name.strip().lower() == "synthetic":
@@ -68,13 +88,15 @@ def cmd_convert(args: argparse.Namespace) -> None:
         options = {k: getattr(args, k) for k in SYNTHETIC_OPTIONS if getattr(args, k) is not None}
         if "kinds" in options:
             options["kinds"] = parse_kinds(options["kinds"])
-        out = write_synthetic(Path(args.paths[0]), SyntheticSpec(**options))
+        spec = SyntheticSpec(**options)
+        out = write_folder_with(Path(args.paths[0]), DATASET, lambda path: write_synthetic(path, spec),
+                                args.overwrite, option="OUT")
     else:
         if given:
             raise ValueError(f"{given[0]} applies only to 'precal convert synthetic'")
         if len(args.paths) != 2:
             raise ValueError(f"usage: precal convert {args.name} SRC OUT")
-        out = convert(args.name, Path(args.paths[0]), Path(args.paths[1]))
+        out = convert(args.name, Path(args.paths[0]), Path(args.paths[1]), overwrite=args.overwrite, option="OUT")
     print(f"wrote {out}")
 
 
@@ -92,6 +114,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         rotate_augment=_key_value_floats(args.rotate_augment or [], "--rotate-augment", "inertial=15"),
         shear_augment=_key_value_floats(args.shear_augment or [], "--shear-augment", "skeleton=0.2"),
         time_augment=args.time_augment, mixup=args.mixup, train_split=args.train_split, selection=args.selection,
+        val_split=None if args.val_split.lower() == "none" else args.val_split,
         aux_weight=args.aux_weight, aux_loss=args.aux_loss, unimodal_loss=args.unimodal_loss,
         average_epochs=args.average_epochs,
         dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
@@ -99,7 +122,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         velocity=args.velocity or [], norms=_key_values(args.norms or [], "--norms", "inertial=0-2,3-5"),
         cue_gradient=args.cue_gradient == "on", gate=args.gate, gate_loss=args.gate_loss, threads=args.threads,
     )
-    result = train(cfg, out=args.out, progress=not args.quiet)
+    result = train(cfg, out=args.out, progress=not args.quiet, overwrite=args.overwrite)
     if result.checkpoint is not None:
         summary = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
         for split in ("val", "test"):
@@ -133,7 +156,7 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="precal", description="Pre-fusion calibration for multimodal models.")
+    parser = OneLineParser(prog="precal", description="Pre-fusion calibration for multimodal models.")
     parser.add_argument("--version", action="version", version=f"precal {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -152,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corrupt-fraction", type=float,
                    help="synthetic: share of samples with one corrupted modality, in every split (default 0.3)")
     p.add_argument("--seed", type=int, help="synthetic: generator seed (default 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT if it already holds a precal data set (anything else is never replaced)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("train", help="train a model and write a checkpoint folder")
@@ -160,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", choices=["on", "off"], default="on")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it already holds a precal checkpoint (anything else is never replaced)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -199,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='split to train on; several joined by "+" (e.g. train+val, with --selection last)')
     p.add_argument("--selection", choices=("best", "last"), default="best",
                    help="keep the epoch with the best validation score, or the final epoch (a fixed budget)")
+    p.add_argument("--val-split", default="val", metavar="NAME",
+                   help="split that validates every epoch (default: val); 'none' with --selection last: no "
+                        "validation split")
     p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the calibrator's prediction loss")
     p.add_argument("--aux-loss", choices=("contrastive", "mse"), default="contrastive",
                    help="objective of the calibrator's predictors (mse: regression, collapses the cues)")
@@ -254,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--severities", nargs="+", type=int, default=[1, 2, 3, 4, 5], metavar="S",
                    help="severities to run (1..5; severity 0, the clean input, is always included)")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out (and its .summary.csv) if they are tables precal robustness wrote")
     p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("dashboard", help="start the dashboard on localhost")
@@ -267,12 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args, unknown = build_parser().parse_known_args(argv)
+    except SystemExit as exc:  # --help, --version, or an argparse error (already printed, one line)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    if unknown:
+        print(f"precal {args.command}: error: unrecognized arguments: {' '.join(unknown)} "
+              f"(see precal {args.command} --help)", file=sys.stderr)
+        return 2
     try:
         args.func(args)
     except USER_ERRORS as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"precal {args.command}: error: {message}", file=sys.stderr)
+        print(f"precal {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 2
     return 0
 

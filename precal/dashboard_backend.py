@@ -19,17 +19,21 @@ Vocabulary used throughout:
 
 from __future__ import annotations
 
+import atexit
 import io
+import lzma
 import math
 import os
 import re
 import shutil
 import stat
+import struct
 import tempfile
 import threading
 import time
 import weakref
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -40,6 +44,7 @@ import torch
 from torch import Tensor
 
 import precal
+from precal import disk_cache
 from precal.calibration import CalibrationReport
 from precal.checkpoint import CONFIG_FILE, WEIGHTS_FILE, Checkpoint, CheckpointError, load_checkpoint
 from precal.dashboard_launcher import (  # noqa: F401 (APP_PATH, ENV_* re-exported for the app and tests)
@@ -52,6 +57,7 @@ from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
 from precal.describe import selected_weights, used_options
 from precal.evaluation import dataset_for, resolve_data_dir
 from precal.inference import Predictions, predict
+from precal.limits import read_json
 from precal.metrics import compute_metrics
 from precal.models.derived import describe_derived
 
@@ -61,7 +67,13 @@ CACHE_DIR = ROOT / ".cache" / "precal"
 UMAP_WARM_UP_DELAY_S = 15.0
 """How long after the first page the dashboard starts compiling UMAP (see dash_state.schedule_warmups)."""
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
+"""What one upload may expand to (its declared sizes, and what is actually written)."""
 MAX_UPLOAD_FILES = 32
+MAX_UPLOAD_AREA_BYTES = 1024 * 1024 * 1024
+"""What all uploads of one server process may occupy together (they are kept while it runs)."""
+UPLOADED_FILES = re.compile(r"^(config\.json|model\.safetensors|metrics\.json|history\.json"
+                            r"|eval_[A-Za-z0-9_+\-]+\.json)$")
+"""The only files of an uploaded archive that are unpacked: a checkpoint's own (nothing else is read)."""
 
 USER_ERRORS: Tuple[type, ...] = (CheckpointError, SchemaError, ValueError, KeyError, FileNotFoundError, OSError)
 """What a bad path, file or choice raises: shown to the user as one line, never as a traceback."""
@@ -286,21 +298,22 @@ def _is_dataset_dir(path: Path) -> bool:
 
 
 def _dataset_name(path: Path) -> Optional[str]:
-    import json
-
     try:
-        return json.loads((path / HEADER_FILE).read_text()).get("schema", {}).get("name")
-    except (OSError, ValueError, AttributeError):
+        return read_json(path / HEADER_FILE, "data set header").get("schema", {}).get("name")
+    except (ValueError, AttributeError):
         return None
 
 
-def find_data_dir(ckpt: Checkpoint, data: Optional[str | Path] = None, root: Path = ROOT) -> Path:
+def find_data_dir(ckpt: Checkpoint, data: Optional[str | Path] = None, root: Path = ROOT,
+                  trust_recorded: bool = True) -> Path:
     """The data folder to show a checkpoint with.
 
     ``data`` may be a data set folder or a folder of data sets (``sample_data/``): then the one whose
     schema name matches the checkpoint's (or whose folder name matches the recorded one) is used.
     Without ``data``: the folder recorded at training time, else a match in ``<root>/sample_data``.
-    Raises :class:`CheckpointError` with a readable message.
+    ``trust_recorded=False`` (an uploaded checkpoint) never looks at the recorded path itself: a
+    stranger's file must not make the server probe, or reveal, arbitrary folders; only ``data`` and
+    ``<root>/sample_data`` are searched. Raises :class:`CheckpointError` with a readable message.
     """
     recorded = Path(str(ckpt.training.get("data", ""))).name
 
@@ -326,6 +339,12 @@ def find_data_dir(ckpt: Checkpoint, data: Optional[str | Path] = None, root: Pat
         if found is None:
             raise CheckpointError(f"{path} holds no data set named {ckpt.schema.name!r} "
                                   f"(needed by checkpoint {ckpt.name})")
+        return found
+    if not trust_recorded:
+        found = match_in(root / "sample_data")
+        if found is None:
+            raise CheckpointError(f"no data set named {ckpt.schema.name!r} among the data the dashboard was "
+                                  f"started with; an uploaded checkpoint is shown only with that data")
         return found
     try:
         return resolve_data_dir(ckpt)
@@ -477,6 +496,7 @@ def cached_predict(view: ModelView, batch: Batch, key_parts: Mapping[str, Any],
                 arrays = {k: (f[k] if k in f.files else None) for k in _PRED_ARRAYS}
                 before = {m: f[f"before.{m}"] for m in mods}
                 after = {m: f[f"after.{m}"] for m in mods}
+            disk_cache.mark_used(path)
             return Predictions(modalities=mods, summaries_before=before, summaries_after=after, **arrays)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass
@@ -491,6 +511,7 @@ def cached_predict(view: ModelView, batch: Batch, key_parts: Mapping[str, Any],
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
         os.replace(tmp, path)
+        disk_cache.evict(path.parent, disk_cache.PREDICTIONS)
     except OSError:
         pass  # a read-only checkout still works, just without the disk cache
     return preds
@@ -1363,28 +1384,86 @@ def history_frames(history: Sequence[Mapping[str, Any]]) -> Tuple[pd.DataFrame, 
 # --------------------------------------------------------------------------------------------------
 
 
+class UploadArea:
+    """A private temporary folder for one server process's uploads, removed when it exits.
+
+    Why not one fixed folder under the system temp dir: that was shared by every server and user
+    of the machine, and kept every upload forever. This one is created with ``tempfile.mkdtemp``
+    (readable by its owner only) on the first upload, and an ``atexit`` hook removes it."""
+
+    def __init__(self, prefix: str = "precal-uploads-") -> None:
+        self._prefix = prefix
+        self._root: Optional[Path] = None
+        self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        with self._lock:
+            if self._root is None or not self._root.is_dir():
+                self._root = Path(tempfile.mkdtemp(prefix=self._prefix))
+                atexit.register(self.remove)
+            return self._root
+
+    def contains(self, path: Path | str) -> bool:
+        """Whether ``path`` lies in this area (an uploaded checkpoint)."""
+        if self._root is None:
+            return False
+        base = self._root.resolve()
+        return base in Path(path).resolve().parents
+
+    def remove(self) -> None:
+        with self._lock:
+            if self._root is not None:
+                shutil.rmtree(self._root, ignore_errors=True)
+                self._root = None
+
+
+_UPLOADS = UploadArea()
+
+
+def upload_area() -> UploadArea:
+    """This server process's upload area (see :class:`UploadArea`)."""
+    return _UPLOADS
+
+
+def is_uploaded(ckpt: Checkpoint) -> bool:
+    return _UPLOADS.contains(ckpt.path)
+
+
+class UploadTooLarge(CheckpointError):
+    """An archive that unpacks to more than it may."""
+
+
+_UNPACK_ERRORS: Tuple[type, ...] = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, RuntimeError, EOFError,
+                                    ValueError, NotImplementedError, zlib.error, lzma.LZMAError, struct.error)
+"""What a corrupt archive raises while it is read (a broken deflate stream: zlib.error; LZMA:
+LZMAError; bzip2: OSError; an unknown compression method: NotImplementedError)."""
+
+
 def extract_checkpoint_zip(payload: bytes, dest_root: Path | str, max_bytes: int = MAX_UPLOAD_BYTES,
                            max_uncompressed: int = MAX_UNCOMPRESSED_BYTES) -> Path:
     """Safely unpack a zipped checkpoint folder into a fresh folder under ``dest_root``; return the
     folder holding ``config.json`` and ``model.safetensors``.
 
     Refused with a one-line :class:`CheckpointError`: archives over ``max_bytes`` (or over
-    ``max_uncompressed`` once unpacked: zip bombs), non-zip data, absolute paths, ``..`` components,
-    symlinks and other special files, too many entries, and archives without a checkpoint.
-    Nothing is executed or unpickled; the caller then loads the folder with ``load_checkpoint``.
+    ``max_uncompressed`` once unpacked: zip bombs), non-zip data, corrupt compressed streams,
+    absolute paths, ``..`` components, symlinks and other special files, too many entries, and
+    archives without a checkpoint. Only the checkpoint's own files (:data:`UPLOADED_FILES`) are
+    written; a refused archive leaves nothing behind. Nothing is executed or unpickled; the caller
+    then loads the folder with ``load_checkpoint``.
     """
     if len(payload) > max_bytes:
         raise CheckpointError(f"the upload is {len(payload) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
     try:
         archive = zipfile.ZipFile(io.BytesIO(payload))
-    except zipfile.BadZipFile as exc:
+    except _UNPACK_ERRORS as exc:
         raise CheckpointError("the upload is not a zip archive (zip the checkpoint folder)") from exc
     with archive:
         infos = [i for i in archive.infolist() if not i.is_dir()]
         if len(infos) > MAX_UPLOAD_FILES:
             raise CheckpointError(f"the archive holds {len(infos)} files; a checkpoint has only a few")
         if sum(i.file_size for i in infos) > max_uncompressed:
-            raise CheckpointError(f"the archive unpacks to more than {max_uncompressed / 1e6:.0f} MB")
+            raise UploadTooLarge(f"the archive unpacks to more than {max_uncompressed / 1e6:.0f} MB")
         safe: List[Tuple[zipfile.ZipInfo, PurePosixPath]] = []
         for info in infos:
             name = info.filename.replace("\\", "/")
@@ -1403,13 +1482,14 @@ def extract_checkpoint_zip(payload: bytes, dest_root: Path | str, max_bytes: int
             raise CheckpointError(f"the archive has no {CONFIG_FILE}: zip a checkpoint folder "
                                   f"({CONFIG_FILE} + {WEIGHTS_FILE})")
         top = min(configs, key=lambda p: len(p.parts)).parent
+        wanted = [(i, p) for i, p in safe if p.parent == top and UPLOADED_FILES.match(p.name)]
         dest_root = Path(dest_root)
         dest_root.mkdir(parents=True, exist_ok=True)
         dest = Path(tempfile.mkdtemp(prefix="upload-", dir=dest_root))
         base = dest.resolve()
         written = 0
         try:
-            for info, path in safe:
+            for info, path in wanted:
                 target = (dest / Path(*path.parts)).resolve()
                 if base not in target.parents:
                     raise CheckpointError(f"the archive has an unsafe path {info.filename!r}")
@@ -1421,25 +1501,45 @@ def extract_checkpoint_zip(payload: bytes, dest_root: Path | str, max_bytes: int
                             break
                         written += len(chunk)
                         if written > max_uncompressed:
-                            raise CheckpointError(f"the archive unpacks to more than {max_uncompressed / 1e6:.0f} MB")
+                            raise UploadTooLarge(f"the archive unpacks to more than {max_uncompressed / 1e6:.0f} MB")
                         out.write(chunk)
-        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
-            shutil.rmtree(dest, ignore_errors=True)
-            raise CheckpointError(f"the archive cannot be unpacked: {error_message(exc)}") from exc
         except CheckpointError:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+        except _UNPACK_ERRORS as exc:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise CheckpointError(f"the archive cannot be unpacked (corrupt?): {info.filename}: "
+                                  f"{error_message(exc)}") from exc
+        except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
     folder = dest / Path(*top.parts) if top.parts else dest
     return folder
 
 
-def load_uploaded_checkpoint(payload: bytes, dest_root: Path | str, max_bytes: int = MAX_UPLOAD_BYTES) -> Checkpoint:
-    """Unpack and load an uploaded checkpoint (a failed load removes the unpacked files)."""
-    folder = extract_checkpoint_zip(payload, dest_root, max_bytes=max_bytes)
+def load_uploaded_checkpoint(payload: bytes, dest_root: Optional[Path | str] = None,
+                             max_bytes: int = MAX_UPLOAD_BYTES) -> Checkpoint:
+    """Unpack and load an uploaded checkpoint into ``dest_root`` (default: this process's private
+    :func:`upload_area`); a refused upload leaves nothing behind, and all uploads together stay
+    within :data:`MAX_UPLOAD_AREA_BYTES`."""
+    root = Path(dest_root) if dest_root is not None else upload_area().root
+    used = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink()) if root.is_dir() else 0
+    left = MAX_UPLOAD_AREA_BYTES - used
+    full = CheckpointError(f"the dashboard's upload space ({MAX_UPLOAD_AREA_BYTES / 1e6:.0f} MB for all uploads) "
+                           f"has {max(left, 0) / 1e6:.1f} MB left; restart the dashboard to clear it")
+    if left <= 0:
+        raise full
+    try:
+        folder = extract_checkpoint_zip(payload, root, max_bytes=max_bytes,
+                                        max_uncompressed=min(MAX_UNCOMPRESSED_BYTES, left))
+    except UploadTooLarge:
+        if left < MAX_UNCOMPRESSED_BYTES:
+            raise full from None
+        raise
     try:
         return load_checkpoint(folder)
-    except CheckpointError:
-        shutil.rmtree(folder, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(root / folder.relative_to(root).parts[0], ignore_errors=True)  # the whole upload-* folder
         raise
 
 

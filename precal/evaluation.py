@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from precal.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from precal.checkpoint import Checkpoint, CheckpointError, load_checkpoint, resolve_checkpoint_dir
 from precal.data.dataset import MultimodalDataset
 from precal.data.storage import MultimodalData, load_dataset
 from precal.gate_truth import truth_summary, truth_table
 from precal.inference import predict
 from precal.metrics import compute_metrics
+from precal.safe_write import UnsafeWriteError, write_file
 
 
 def resolve_data_dir(ckpt: Checkpoint, data_dir: Optional[str | Path] = None) -> Path:
@@ -20,7 +22,7 @@ def resolve_data_dir(ckpt: Checkpoint, data_dir: Optional[str | Path] = None) ->
     if data_dir is not None:
         return Path(data_dir)
     recorded = ckpt.training.get("data")
-    if not recorded:
+    if not recorded or not isinstance(recorded, str):
         raise CheckpointError(f"checkpoint {ckpt.name} records no data folder; pass --data")
     candidates = [Path(recorded), ckpt.path.parent.parent / recorded]
     for c in candidates:
@@ -44,7 +46,10 @@ def check_compatible(ckpt: Checkpoint, data: MultimodalData) -> None:
 def dataset_for(ckpt: Checkpoint, data: MultimodalData, split: str) -> MultimodalDataset:
     """A split preprocessed exactly as the checkpoint's training data was."""
     check_compatible(ckpt, data)
-    return MultimodalDataset(data, data.split(split), ckpt.preprocessor, ckpt.model.modalities)
+    indices = data.split(split)
+    if len(indices) == 0:
+        raise ValueError(f"split {split!r} of data set {data.schema.name!r} is empty")
+    return MultimodalDataset(data, indices, ckpt.preprocessor, ckpt.model.modalities)
 
 
 def evaluate(ckpt: Checkpoint, data: MultimodalData, split: str = "test") -> Dict[str, Any]:
@@ -62,10 +67,27 @@ def evaluate(ckpt: Checkpoint, data: MultimodalData, split: str = "test") -> Dic
 
 def evaluate_checkpoint(path: Path, data_dir: Optional[str | Path] = None,
                         split: str = "test") -> Tuple[Dict[str, Any], Path]:
-    """Evaluate and write ``eval_<split>.json`` in the checkpoint folder."""
+    """Evaluate and write ``eval_<split>.json`` in the checkpoint folder.
+
+    The folder must be a real folder, not a symbolic link: the result is written only where the
+    user pointed, never into the folder a link leads to (a link to someone else's checkpoint would
+    otherwise gain a file there). Checked before anything is computed."""
+    out = eval_path(resolve_checkpoint_dir(path), split)
     ckpt = load_checkpoint(path)
     data = load_dataset(resolve_data_dir(ckpt, data_dir))
     metrics = evaluate(ckpt, data, split)
-    out = ckpt.path / f"eval_{split}.json"
-    out.write_text(json.dumps(metrics, indent=1) + "\n")
+    write_file(out, lambda tmp: tmp.write_text(json.dumps(metrics, indent=1) + "\n"))
     return metrics, out
+
+
+def eval_path(folder: Path, split: str) -> Path:
+    """Where ``precal evaluate`` writes: ``eval_<split>.json`` in a real checkpoint folder."""
+    if not re.fullmatch(r"[A-Za-z0-9_+\-]{1,100}", split):
+        raise ValueError(f"--split {split[:60]!r}: a split name may hold only letters, digits, '_', '-' and '+'")
+    if folder.is_symlink():
+        raise UnsafeWriteError(f"checkpoint {folder} is a symbolic link; precal evaluate writes eval_{split}.json "
+                               "into the checkpoint folder and does not write through links: pass the real folder")
+    out = folder / f"eval_{split}.json"
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise UnsafeWriteError(f"{out} exists and is not a file precal wrote; precal will not replace it")
+    return out

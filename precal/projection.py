@@ -43,6 +43,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from precal import disk_cache
+
 log = logging.getLogger(__name__)
 
 METHODS = ("pca", "tsne", "umap")
@@ -402,6 +404,9 @@ def cached_projection(cache_dir: Path | str, key_parts: Mapping[str, Any], pre: 
     if proj is None:
         proj = (fitter or fit_projection)(pre, post, method, seed, **params)
         _save(path, proj, key_parts)
+        disk_cache.evict(path.parent, disk_cache.PROJECTIONS)
+    else:
+        disk_cache.mark_used(path)
     _memory_put(key, proj)
     return proj
 

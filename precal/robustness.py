@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -29,13 +29,14 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from precal.checkpoint import Checkpoint, load_checkpoint
+from precal.checkpoint import Checkpoint, CheckpointError, load_checkpoint, resolve_checkpoint_dir
 from precal.corruptions import MAX_SEVERITY, apply_corruption, corruptions_for
 from precal.data.batch import Batch
 from precal.data.storage import MultimodalData, load_dataset
 from precal.evaluation import dataset_for, resolve_data_dir
 from precal.metrics import auroc, compute_metrics, primary_metric
 from precal.models.model import MultimodalModel
+from precal.safe_write import check_output_file, write_file
 
 Encoded = tuple  # (features, masks, present) as returned by MultimodalModel.encode
 AUROC_COLUMNS = ("auroc_conflict", "auroc_support", "auroc_alpha")
@@ -251,23 +252,37 @@ def run_sweep(paths: Sequence[str | Path], data_dir: Optional[str | Path], split
 
 
 def write_table(table: pd.DataFrame, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Write a table (.parquet, else CSV) through a temporary file and a rename."""
     if out.suffix == ".parquet":
-        table.to_parquet(out, index=False)
-    else:
-        table.to_csv(out, index=False, float_format="%.6g")
-    return out
+        return write_file(out, lambda tmp: table.to_parquet(tmp, index=False))
+    return write_file(out, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
+
+
+def sweep_paths(checkpoints: Sequence[str], baseline: Optional[str]) -> Tuple[List[str], Optional[str]]:
+    """The checkpoints to sweep and the baseline's name: a ``--baseline`` that is not among the
+    checkpoints is swept too (its curves are what effective robustness is measured against)."""
+    if not baseline:
+        return list(checkpoints), None
+    try:
+        base = resolve_checkpoint_dir(baseline)
+    except CheckpointError as exc:
+        raise CheckpointError(f"--baseline: {exc}") from None
+    paths = list(checkpoints)
+    if base.resolve() not in {resolve_checkpoint_dir(p).resolve() for p in paths}:
+        paths.append(str(base))
+    return paths, base.name
 
 
 def run_sweep_cli(args: argparse.Namespace) -> None:
-    out = Path(args.out)
-    table = run_sweep(args.checkpoints, args.data, args.split, args.seed, corruptions=args.corruptions,
+    overwrite = getattr(args, "overwrite", False)
+    out = check_output_file(Path(args.out), overwrite)
+    summary_path = check_output_file(out.with_name(out.stem + ".summary.csv"), overwrite)
+    paths, baseline = sweep_paths(args.checkpoints, args.baseline)
+    table = run_sweep(paths, args.data, args.split, args.seed, corruptions=args.corruptions,
                       severities=args.severities)
-    write_table(table, out)
-    baseline = Path(args.baseline).name if args.baseline else None
     summary = summarise(table, baseline)
-    summary_path = out.with_name(out.stem + ".summary.csv")
-    summary.to_csv(summary_path, index=False, float_format="%.6g")
+    write_table(table, out)
+    write_file(summary_path, lambda tmp: summary.to_csv(tmp, index=False, float_format="%.6g"))
     drops = removal_drops(table)
     print(summary.groupby("checkpoint")[["clean", "relative_robustness", "auroc_conflict", "auroc_support", "auroc_alpha"]]
           .mean().round(4).to_string())

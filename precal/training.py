@@ -35,6 +35,8 @@ from precal.data.storage import MultimodalData, load_dataset
 from precal.inference import Predictions, predict, unimodal_probe_logits
 from precal.metrics import compute_metrics, higher_is_better, primary_metric
 from precal.models.model import ModelConfig, ModelOutput, MultimodalModel
+from precal.safe_write import CHECKPOINT, check_output_folder
+from precal.train_checks import check_names, check_train_config
 from precal.weight_average import WeightAverage, recompute_batch_norm
 
 
@@ -79,7 +81,7 @@ class TrainConfig:
     norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups ("0-2,3-5") whose lengths it sees
     train_split: str = "train"  # several joined by "+" ("train+val") are trained on together
     selection: str = "best"  # "best": the epoch with the best validation score; "last": the final epoch
-    val_split: str = "val"
+    val_split: Optional[str] = "val"  # None: no validation split (only with selection "last")
     eval_splits: List[str] = field(default_factory=lambda: ["val", "test"])
     threads: int = 0  # 0: torch default
 
@@ -183,11 +185,27 @@ def segment_indices(schema: DatasetSchema, scale: Dict[str, str]) -> Dict[str, T
 def prepare_data(data: MultimodalData, cfg: TrainConfig) -> tuple[Preprocessor, Dict[str, MultimodalDataset]]:
     """Fit preprocessing on the training split only, then build every split that is needed."""
     names = list(cfg.modalities) or data.schema.modality_names
+    check_names(cfg, data.schema)
     pre = Preprocessor(lengths=dict(cfg.lengths), centre=root_indices(data.schema, cfg.centre),
                        scale=segment_indices(data.schema, cfg.scale))
+    pre.check(data.schema)
+    for role, split in (("training", cfg.train_split), ("validation", cfg.val_split)):
+        if split is not None and len(_split_indices(data, split, role)) == 0:
+            raise ValueError(f"the {role} split {split!r} is empty")
     pre.fit(data, data.split(cfg.train_split))
-    splits = {cfg.train_split, cfg.val_split, *[s for s in cfg.eval_splits if s in data.splits]}
+    splits = {cfg.train_split, *([cfg.val_split] if cfg.val_split else []),
+              *[s for s in cfg.eval_splits if s in data.splits and len(data.splits[s])]}
     return pre, {s: MultimodalDataset(data, data.split(s), pre, names) for s in splits}
+
+
+def _split_indices(data: MultimodalData, split: str, role: str) -> np.ndarray:
+    """A split's indices, with an error that says how to name another validation split."""
+    try:
+        return data.split(split)
+    except KeyError as exc:
+        hint = (" (name another with --val-split NAME, or pass --val-split none with --selection last)"
+                if role == "validation" else "")
+        raise KeyError(f"{role} {exc.args[0]}{hint}") from None
 
 
 SELECTIONS = ("best", "last")
@@ -202,6 +220,9 @@ def check_selection(cfg: TrainConfig) -> None:
     if cfg.selection not in SELECTIONS:
         raise ValueError(f"unknown selection {cfg.selection!r}; expected one of {', '.join(SELECTIONS)}")
     trained = cfg.train_split.split("+")
+    if cfg.selection == "best" and cfg.val_split is None:
+        raise ValueError("selection 'best' needs a validation split to choose the epoch: name it with "
+                         "--val-split NAME, or keep the final epoch with selection 'last'")
     if cfg.selection == "best" and cfg.val_split in trained:
         raise ValueError(f"the validation split {cfg.val_split!r} is also trained on (train split "
                          f"{cfg.train_split!r}), so it cannot choose the epoch: use selection 'last'")
@@ -211,8 +232,12 @@ def check_selection(cfg: TrainConfig) -> None:
 
 
 def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = True,
-          data: Optional[MultimodalData] = None) -> TrainResult:
-    """Train one model; write a checkpoint to ``out`` (rank 0 only) if given."""
+          data: Optional[MultimodalData] = None, overwrite: bool = False) -> TrainResult:
+    """Train one model; write a checkpoint to ``out`` (rank 0 only) if given. An existing ``out``
+    is replaced only if it is a precal checkpoint and ``overwrite`` is set (checked before training)."""
+    check_train_config(cfg)
+    if out is not None:
+        check_output_folder(out, CHECKPOINT, overwrite, inputs=[cfg.data], option="--out")
     if not 0 <= cfg.average_epochs <= cfg.epochs:
         raise ValueError(f"--average-epochs must be between 0 and the number of epochs ({cfg.epochs}), "
                          f"got {cfg.average_epochs}")
@@ -235,7 +260,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
         if cfg.rotate_augment or cfg.shear_augment else None
     kinds = {m.name: m.kind for m in data.schema.modalities}
     train_batch = sets[cfg.train_split].full_batch()
-    val_batch = sets[cfg.val_split].full_batch()
+    val_batch = sets[cfg.val_split].full_batch() if cfg.val_split else None
     model = MultimodalModel(data.schema, cfg.model_config())
     model.fit_derived_inputs(train_batch, pre.mean, pre.std)
     net: nn.Module = model
@@ -263,14 +288,14 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
         record = _epoch_record(model, val_batch, data, task, cfg, stats, epoch, optimizer)
         record["time_s"] = round(time.perf_counter() - t0, 3)
         history.append(record)
-        score = (sign * record[f"val_{metric_name}"], record["val_loss"])
+        score = (sign * record.get(f"val_{metric_name}", 0.0), record.get("val_loss", 0.0))
         if cfg.selection == "last" or score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
             best, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
         if average is not None and epoch > cfg.epochs - cfg.average_epochs:
             average.add(model)
-        bar.set_postfix(loss=f"{stats['train_loss']:.3f}", val=f"{record[f'val_{metric_name}']:.3f}",
-                        best=f"{sign * best[0]:.3f}@{best_epoch}")
+        val = record.get(f"val_{metric_name}", float("nan"))
+        bar.set_postfix(loss=f"{stats['train_loss']:.3f}", val=f"{val:.3f}", best=f"{sign * best[0]:.3f}@{best_epoch}")
     metrics: Dict[str, Any] = {"selected_epoch": best_epoch,
                                "selection_metric": "last_epoch" if cfg.selection == "last" else f"val_{metric_name}"}
     if average is not None:
@@ -291,7 +316,8 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     path = None
     if out is not None and rank == 0:
         training = {**asdict(cfg), "world_size": world}
-        path = save_checkpoint(out, model, pre, training=training, metrics=metrics, history=history)
+        path = save_checkpoint(out, model, pre, training=training, metrics=metrics, history=history,
+                               overwrite=overwrite, inputs=[cfg.data])
     if world > 1:
         dist.barrier()
     return TrainResult(model, pre, history, metrics, seconds, path)
@@ -374,17 +400,21 @@ def _validate(model: MultimodalModel, val_batch: Batch, data: MultimodalData,
     return preds, metrics, loss
 
 
-def _epoch_record(model: MultimodalModel, val_batch: Batch, data: MultimodalData, task: str, cfg: TrainConfig,
-                  stats: Dict[str, Any], epoch: int, optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
-    """Validation metrics plus the calibrator's and each modality's dynamics for one epoch."""
-    preds, val_metrics, val_loss = _validate(model, val_batch, data, task)
+def _epoch_record(model: MultimodalModel, val_batch: Optional[Batch], data: MultimodalData, task: str,
+                  cfg: TrainConfig, stats: Dict[str, Any], epoch: int,
+                  optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
+    """Validation metrics plus the calibrator's and each modality's dynamics for one epoch (the
+    training statistics alone when the run has no validation split)."""
     record: Dict[str, Any] = {
         "epoch": epoch,
         "lr": optimizer.param_groups[0]["lr"],
         "train_loss": stats["train_loss"],
         "train_accuracy": stats["train_accuracy"],
-        "val_loss": val_loss,
     }
+    if val_batch is None:
+        return record
+    preds, val_metrics, val_loss = _validate(model, val_batch, data, task)
+    record["val_loss"] = val_loss
     record.update({f"val_{k}": v for k, v in val_metrics.items() if isinstance(v, (int, float))})
     record["modalities"] = modality_dynamics(model, val_batch, preds, data, task, stats["grad_norm"])
     return record

@@ -8,7 +8,8 @@ GLOB=${1:-"checkpoints/*_cal*"}
 for ck in $GLOB; do
   precal evaluate "$ck"
   if [[ "$ck" == *_calon && -d "${ck%_calon}_caloff" ]]; then
-    precal robustness "$ck" "${ck%_calon}_caloff" --baseline "${ck%_calon}_caloff" --out "$ck/robustness.csv"
+    precal robustness "$ck" "${ck%_calon}_caloff" --baseline "${ck%_calon}_caloff" --out "$ck/robustness.csv" \
+      --overwrite
     rm -f "$ck/robustness.summary.csv"  # the dashboard and scripts/robustness_report.py summarise the table
   fi
 done

@@ -15,7 +15,7 @@ for dataset in $DATASETS; do
   for backbone in sequence conv; do
     for cal in on off; do
       precal train "${DATA[@]}" "${COMMON[@]}" --seed "$SEED" --backbone "$backbone" --calibration "$cal" \
-        --out "$OUT/${dataset}_${backbone}_cal${cal}" "${EXTRA[@]}"
+        --out "$OUT/${dataset}_${backbone}_cal${cal}" --overwrite "${EXTRA[@]}"
     done
   done
 done

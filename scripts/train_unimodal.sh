@@ -13,6 +13,6 @@ for dataset in $DATASETS; do
   mapfile -t DATA <<<"$args"
   for m in ${MODALITIES[$dataset]}; do
     precal train "${DATA[@]}" "${COMMON[@]}" --seed "$SEED" --modalities "$m" \
-      --out "$OUT/uni_${dataset}_${m}_seed${SEED}" "${EXTRA[@]}"
+      --out "$OUT/uni_${dataset}_${m}_seed${SEED}" --overwrite "${EXTRA[@]}"
   done
 done

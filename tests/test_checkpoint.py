@@ -230,9 +230,17 @@ def test_failed_save_leaves_nothing_behind(tmp_path: Path, saved: tuple[Path, Mu
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".half")] == []
 
 
-def test_overwrite_replaces_folder(saved: tuple[Path, MultimodalModel]) -> None:
+def test_overwrite_replaces_only_a_checkpoint_and_only_when_asked(saved: tuple[Path, MultimodalModel]) -> None:
     path, model = saved
-    (path / "stale.txt").write_text("x")
-    save_checkpoint(path, model, Preprocessor())
-    assert not (path / "stale.txt").exists()
-    shutil.rmtree(path)
+    (path / "eval_test.json").write_text("{}")  # precal's own output: replaced with the folder
+    before = (path / "config.json").read_text()
+    with pytest.raises(ValueError, match="--overwrite"):
+        save_checkpoint(path, model, Preprocessor())
+    assert (path / "config.json").read_text() == before
+    save_checkpoint(path, model, Preprocessor(), overwrite=True)
+    assert not (path / "eval_test.json").exists() and (path / "config.json").read_text() != before
+    (path / "stale.txt").write_text("x")  # not precal's: the folder is never replaced
+    with pytest.raises(ValueError, match="stale.txt"):
+        save_checkpoint(path, model, Preprocessor(), overwrite=True)
+    assert (path / "stale.txt").read_text() == "x"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ck"]  # no temporary folder left behind

@@ -85,7 +85,7 @@ def convert_avletters(src: Path | str, out: Path | str) -> Path:
     audio = [read_htk_mfcc(mfcc_dir / f"{u.name}.mfcc") for u in utterances]
     frames = [lips[u.name] for u in utterances]
     data = _assemble(utterances, audio, frames)
-    return save_dataset(data, out)
+    return save_dataset(data, out, inputs=[src])
 
 
 # ----------------------------------------------------------------------------------------- inputs

@@ -7,6 +7,7 @@ from typing import Callable, Dict
 
 from precal.data.avletters import convert_avletters
 from precal.data.utd_mhad import convert_utd_mhad
+from precal.safe_write import DATASET, write_folder_with
 
 Converter = Callable[[Path, Path], Path]
 
@@ -16,14 +17,17 @@ CONVERTERS: Dict[str, Converter] = {
 }
 
 
-def convert(name: str, src: Path | str, out: Path | str) -> Path:
+def convert(name: str, src: Path | str, out: Path | str, overwrite: bool = False, option: str = "") -> Path:
     """Run the converter registered as ``name`` on ``src``, writing ``out``; returns ``out``.
 
     ``utd_mhad`` is accepted for ``utd-mhad`` (and case is ignored) because folder names use
     underscores and users type what they see. An unknown name raises ValueError listing the known
-    ones, instead of a bare KeyError.
+    ones, instead of a bare KeyError. ``out`` is checked before the conversion starts: an existing
+    folder is replaced only if it is a precal data set and ``overwrite`` is set, and never if it is
+    (or holds) ``src`` or the working directory (see :mod:`precal.safe_write`).
     """
     key = name.strip().lower().replace("_", "-")
     if key not in CONVERTERS:
         raise ValueError(f"unknown converter {name!r}; known converters: {', '.join(sorted(CONVERTERS))}")
-    return CONVERTERS[key](Path(src), Path(out))
+    return write_folder_with(Path(out), DATASET, lambda path: CONVERTERS[key](Path(src), path), overwrite,
+                             inputs=[src], option=option)

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema, ModalitySchema
 from precal.data.storage import MultimodalData
+from precal.limits import MAX_LENGTH, MAX_SAMPLE_VALUES, MAX_STEP_VALUES, check_int, check_object
 
 
 def resample_sequence(seq: np.ndarray, length: int, kind: str) -> np.ndarray:
@@ -90,9 +91,10 @@ class Preprocessor:
         for spec in data.schema.modalities:
             seqs = [self._centred(spec.name, data.sequence(spec.name, int(i)))
                     for i in indices if data.is_present(spec.name, int(i))]
-            if not seqs:
-                self.mean[spec.name] = np.zeros(1, np.float32)
-                self.std[spec.name] = np.ones(1, np.float32)
+            if not seqs:  # absent from every training sample: identity statistics of the right size
+                size = 1 if spec.kind == "frame_sequence" else spec.num_features
+                self.mean[spec.name] = np.zeros(size, np.float32)
+                self.std[spec.name] = np.ones(size, np.float32)
                 continue
             stacked = np.concatenate(seqs, axis=0).astype(np.float64)
             if spec.kind == "frame_sequence":
@@ -127,13 +129,55 @@ class Preprocessor:
 
     @classmethod
     def from_json(cls, d: Dict[str, Any]) -> "Preprocessor":
-        return cls(
-            lengths={k: (None if v is None else int(v)) for k, v in d.get("lengths", {}).items()},
-            mean={k: np.asarray(v, np.float32) for k, v in d.get("mean", {}).items()},
-            std={k: np.asarray(v, np.float32) for k, v in d.get("std", {}).items()},
-            centre={k: int(v) for k, v in d.get("centre", {}).items()},
-            scale={k: (int(v[0]), int(v[1])) for k, v in d.get("scale", {}).items()},
-        )
+        """Read the ``preprocessing`` section of a checkpoint; every value is type- and range-checked
+        (a length of 1e9 would allocate gigabytes per sample), errors name the field."""
+        check_object(d, "preprocessing")
+        section = {k: check_object(d.get(k, {}), f"preprocessing.{k}")
+                   for k in ("lengths", "mean", "std", "centre", "scale")}
+        lengths = {k: None if v is None else check_int(v, f"preprocessing.lengths[{k!r}]", 1, MAX_LENGTH)
+                   for k, v in section["lengths"].items()}
+        stats = {key: {k: _statistics(v, f"preprocessing.{key}[{k!r}]", positive=key == "std")
+                       for k, v in section[key].items()} for key in ("mean", "std")}
+        centre = {k: check_int(v, f"preprocessing.centre[{k!r}]", 0, MAX_STEP_VALUES)
+                  for k, v in section["centre"].items()}
+        scale = {}
+        for k, v in section["scale"].items():
+            if not isinstance(v, list) or len(v) != 2:
+                raise ValueError(f"preprocessing.scale[{k!r}] must be a list of two point indices")
+            scale[k] = tuple(check_int(x, f"preprocessing.scale[{k!r}]", 0, MAX_STEP_VALUES) for x in v)
+        return cls(lengths=lengths, mean=stats["mean"], std=stats["std"], centre=centre, scale=scale)
+
+    def check(self, schema: DatasetSchema) -> None:
+        """Refuse statistics, lengths and point indices that do not fit ``schema``'s modalities
+        (they would fail later as a reshape or index error, or allocate too much per sample)."""
+        for spec in schema.modalities:
+            n = spec.name
+            size = 1 if spec.kind == "frame_sequence" else spec.num_features
+            for key, stats in (("mean", self.mean), ("std", self.std)):
+                if n in stats and stats[n].size != size:
+                    raise ValueError(f"preprocessing.{key}[{n!r}] has {stats[n].size} values; modality {n!r} "
+                                     f"needs {size}")
+            length = self.lengths.get(n)
+            if length and length * spec.num_features > MAX_SAMPLE_VALUES:
+                raise ValueError(f"length {length} of modality {n!r} gives {length * spec.num_features:,} values "
+                                 f"per sample; at most {MAX_SAMPLE_VALUES:,} are allowed")
+            points = spec.step_shape[0]
+            for i in ([self.centre[n]] if n in self.centre else []) + list(self.scale.get(n, ())):
+                if len(spec.step_shape) != 2 or i >= points:
+                    raise ValueError(f"preprocessing: point {i} of modality {n!r} does not exist "
+                                     f"(steps of shape {spec.step_shape})")
+
+
+def _statistics(value: Any, field: str, positive: bool) -> np.ndarray:
+    """A list of finite numbers (strictly positive for standard deviations) as float32."""
+    if not isinstance(value, list) or not value or len(value) > MAX_STEP_VALUES:
+        raise ValueError(f"{field} must be a non-empty list of numbers")
+    if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in value):
+        raise ValueError(f"{field} must hold numbers only")
+    arr = np.asarray(value, np.float64)
+    if not np.all(np.isfinite(arr)) or (positive and not np.all(arr > 0)):
+        raise ValueError(f"{field} must hold finite{' positive' if positive else ''} numbers")
+    return arr.astype(np.float32)
 
 
 class MultimodalDataset(Dataset):

@@ -284,7 +284,7 @@ def _parse_split(block: Any, split: str) -> _Split:
     _check_sample_counts(split, counts)
     bad = np.nonzero(~np.isfinite(labels))[0]
     if len(bad):
-        raise DataFormatError(f"MMSA split {split!r}: label of sample {ids[bad[0]]!r} is {labels[bad[0]]}")
+        raise DataFormatError(f"MMSA split {split!r}: label of sample {str(ids[bad[0]])!r} is {labels[bad[0]]}")
     windows: Dict[str, np.ndarray] = {}
     features: Dict[str, np.ndarray] = {}
     replaced: Dict[str, int] = {}

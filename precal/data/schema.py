@@ -8,9 +8,13 @@ a shape error deep inside a convolution.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from precal.limits import (MAX_CLASSES, MAX_MODALITIES, MAX_STEP_DIMS, MAX_STEP_VALUES, check_int, check_number,
+                           check_object, check_str, check_str_list)
 
 MODALITY_KINDS = ("time_series", "frame_sequence", "vector", "token_sequence")
 """time_series: (T, F...) sensor or feature streams; frame_sequence: (T, H, W) image sequences;
@@ -45,23 +49,35 @@ class ModalitySchema:
     offset: float = 0.0
 
     def __post_init__(self) -> None:
+        try:
+            check_str(self.name, "modality name", 200)
+        except ValueError as exc:
+            raise SchemaError(str(exc)) from None
         if not _NAME_PATTERN.match(self.name):
             raise SchemaError(
                 f"modality name {self.name!r} must start with a letter and contain only letters, "
                 "digits, '_' or '-'"
             )
-        if self.kind not in MODALITY_KINDS:
+        if not isinstance(self.kind, str) or self.kind not in MODALITY_KINDS:
             raise SchemaError(
                 f"modality {self.name!r}: unknown kind {self.kind!r}; expected one of {MODALITY_KINDS}"
             )
-        shape = tuple(int(s) for s in self.step_shape)
-        object.__setattr__(self, "step_shape", shape)
-        if not shape or any(s <= 0 for s in shape):
-            raise SchemaError(f"modality {self.name!r}: step_shape must be non-empty positive, got {shape}")
+        object.__setattr__(self, "step_shape", _step_shape(self.name, self.step_shape))
+        shape = self.step_shape
         if self.kind == "frame_sequence" and len(shape) != 2:
             raise SchemaError(f"modality {self.name!r}: frame_sequence step_shape must be (H, W), got {shape}")
         if self.kind in ("vector", "token_sequence") and len(shape) != 1:
             raise SchemaError(f"modality {self.name!r}: {self.kind} step_shape must be (F,), got {shape}")
+        try:
+            if self.rate_hz is not None:
+                object.__setattr__(self, "rate_hz", check_number(self.rate_hz, f"modality {self.name!r}: rate_hz",
+                                                                 0.0, lo_open=True))
+            object.__setattr__(self, "scale", check_number(self.scale, f"modality {self.name!r}: scale"))
+            object.__setattr__(self, "offset", check_number(self.offset, f"modality {self.name!r}: offset"))
+            check_str(self.unit, f"modality {self.name!r}: unit")
+            check_str(self.description, f"modality {self.name!r}: description", 100_000)
+        except ValueError as exc:
+            raise SchemaError(str(exc)) from None
 
     @property
     def num_features(self) -> int:
@@ -82,10 +98,33 @@ class ModalitySchema:
 
     @classmethod
     def from_json(cls, d: Dict[str, Any]) -> "ModalitySchema":
-        try:
-            return cls(**{**d, "step_shape": tuple(d["step_shape"])})
-        except (TypeError, KeyError) as exc:
-            raise SchemaError(f"malformed modality entry {d!r}: {exc}") from exc
+        if not isinstance(d, dict):
+            raise SchemaError(f"every entry of schema.modalities must be a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise SchemaError(f"modality entry {str(d.get('name'))[:60]!r} has unknown field {unknown[0][:60]!r}")
+        missing = [k for k in ("name", "kind", "step_shape") if k not in d]
+        if missing:
+            raise SchemaError(f"modality entry {str(d.get('name'))[:60]!r} is missing the field {missing[0]!r}")
+        return cls(**d)
+
+
+def _step_shape(name: str, value: Any) -> Tuple[int, ...]:
+    """A step shape of positive integers whose product stays within :data:`MAX_STEP_VALUES`."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) and not hasattr(value, "__len__"):
+        raise SchemaError(f"modality {name!r}: step_shape must be a list of positive integers, got "
+                          f"{type(value).__name__}")
+    if not 1 <= len(value) <= MAX_STEP_DIMS:
+        raise SchemaError(f"modality {name!r}: step_shape must have 1 to {MAX_STEP_DIMS} entries, got {len(value)}")
+    try:
+        shape = tuple(check_int(s, f"modality {name!r}: step_shape[{i}]", 1, MAX_STEP_VALUES)
+                      for i, s in enumerate(value))
+    except ValueError as exc:
+        raise SchemaError(str(exc)) from None
+    if math.prod(shape) > MAX_STEP_VALUES:
+        raise SchemaError(f"modality {name!r}: step_shape {shape} holds {math.prod(shape):,} values per step; "
+                          f"at most {MAX_STEP_VALUES:,} are allowed")
+    return shape
 
 
 @dataclass(frozen=True)
@@ -101,8 +140,26 @@ class DatasetSchema:
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "modalities", tuple(self.modalities))
-        object.__setattr__(self, "class_names", tuple(self.class_names))
+        try:
+            check_str(self.name, "schema.name", 1000)
+            if isinstance(self.modalities, (str, bytes, dict)) or not hasattr(self.modalities, "__iter__"):
+                raise ValueError(f"schema.modalities must be a list of modality objects, got "
+                                 f"{type(self.modalities).__name__}")
+            object.__setattr__(self, "modalities", tuple(self.modalities))
+            if len(self.modalities) > MAX_MODALITIES:
+                raise ValueError(f"schema.modalities has {len(self.modalities)} entries; at most {MAX_MODALITIES} "
+                                 "are allowed")
+            if any(not isinstance(m, ModalitySchema) for m in self.modalities):
+                raise ValueError("schema.modalities must hold modality objects")
+            object.__setattr__(self, "class_names", tuple(check_str_list(self.class_names, "schema.class_names",
+                                                                         MAX_CLASSES)))
+            check_str(self.description, "schema.description", 1_000_000)
+            check_str(self.citation, "schema.citation", 1_000_000)
+            check_object(self.extra, "schema.extra")
+            if not isinstance(self.task, str):
+                raise ValueError(f"schema.task must be a string, got {type(self.task).__name__}")
+        except ValueError as exc:
+            raise SchemaError(str(exc)) from None
         if not self.modalities:
             raise SchemaError(f"data set {self.name!r} declares no modalities")
         names = [m.name for m in self.modalities]
@@ -149,18 +206,25 @@ class DatasetSchema:
     def from_json(cls, d: Dict[str, Any]) -> "DatasetSchema":
         if not isinstance(d, dict):
             raise SchemaError(f"schema must be a JSON object, got {type(d).__name__}")
-        try:
-            return cls(
-                name=d["name"],
-                modalities=tuple(ModalitySchema.from_json(m) for m in d["modalities"]),
-                task=d.get("task", "classification"),
-                class_names=tuple(d.get("class_names", ())),
-                description=d.get("description", ""),
-                citation=d.get("citation", ""),
-                extra=dict(d.get("extra", {})),
-            )
-        except KeyError as exc:
-            raise SchemaError(f"schema is missing the field {exc.args[0]!r}") from exc
+        if "name" not in d or "modalities" not in d:
+            raise SchemaError(f"schema is missing the field {'name' if 'name' not in d else 'modalities'!r}")
+        modalities = d["modalities"]
+        if not isinstance(modalities, list):
+            raise SchemaError(f"schema.modalities must be a list of modality objects, got {type(modalities).__name__}")
+        if len(modalities) > MAX_MODALITIES:
+            raise SchemaError(f"schema.modalities has {len(modalities)} entries; at most {MAX_MODALITIES} are allowed")
+        class_names = d.get("class_names", [])
+        if not isinstance(class_names, list):
+            raise SchemaError(f"schema.class_names must be a list of strings, got {type(class_names).__name__}")
+        return cls(
+            name=d["name"],
+            modalities=tuple(ModalitySchema.from_json(m) for m in modalities),
+            task=d.get("task", "classification"),
+            class_names=tuple(class_names),
+            description=d.get("description", ""),
+            citation=d.get("citation", ""),
+            extra=d.get("extra", {}),
+        )
 
 
 def unknown_modality_message(name: str, known: Sequence[str]) -> str:

@@ -29,17 +29,19 @@ integer storage with a declared scale keeps real data sets small enough to ship 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
+import math
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from precal.data.schema import DatasetSchema, SchemaError, unknown_modality_message
+from precal import limits
+from precal.limits import read_json
+from precal.safe_write import DATASET, write_folder
 
 FORMAT_NAME = "precal-dataset"
 FORMAT_VERSION = 1
@@ -123,22 +125,41 @@ class MultimodalData:
 
 def build_ragged(sequences: Sequence[Optional[np.ndarray]], step_shape: Sequence[int],
                  dtype: np.dtype) -> RaggedModality:
-    """Concatenate per-sample arrays (None = absent) into values + offsets."""
-    lengths = [0 if s is None else len(s) for s in sequences]
+    """Concatenate per-sample arrays (None = absent) into values + offsets.
+
+    Each sample is a (T, *step_shape) array (T steps; a vector modality has T = 1); anything that
+    does not hold T whole steps is refused with the sample's position and the expected shape."""
+    step_shape = tuple(int(s) for s in step_shape)
+    step = math.prod(step_shape)
+    arrays = [None if s is None else np.asarray(s) for s in sequences]
+    for i, a in enumerate(arrays):
+        if a is None:
+            continue
+        if a.ndim == 0 or a.size != len(a) * step:
+            hint = (f"; for a vector modality pass each sample as a (1, {step_shape[0]}) array, e.g. rows[:, None]"
+                    if len(step_shape) == 1 and a.ndim == 1 and a.shape == step_shape else "")
+            want = ", ".join(map(str, step_shape))
+            raise DataFormatError(f"sample {i} has shape {a.shape}, which is not (steps, {want}){hint}")
+        if np.iscomplexobj(a):
+            raise DataFormatError(f"sample {i} holds complex values; precal stores real numbers only")
+    lengths = [0 if a is None else len(a) for a in arrays]
     offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(lengths)
-    parts = [np.asarray(s, dtype=dtype).reshape(len(s), *step_shape) for s in sequences if s is not None and len(s)]
+    parts = [a.astype(dtype, copy=False).reshape(len(a), *step_shape) for a in arrays if a is not None and len(a)]
     values = np.concatenate(parts, axis=0) if parts else np.zeros((0, *step_shape), dtype=dtype)
     return RaggedModality(values=values, offsets=offsets)
 
 
-def save_dataset(data: MultimodalData, directory: Path | str) -> Path:
-    """Validate and write a data set atomically: a failure leaves no partial folder behind."""
+def save_dataset(data: MultimodalData, directory: Path | str, overwrite: bool = False,
+                 inputs: Sequence[Path | str] = ()) -> Path:
+    """Validate and write a data set atomically: a failure leaves no partial folder behind.
+
+    An existing ``directory`` is replaced only if it is a precal data set and ``overwrite`` is set;
+    anything else (a user's folder, the working directory, one of ``inputs``) is refused with an
+    :class:`~precal.safe_write.UnsafeWriteError` (see :mod:`precal.safe_write`)."""
     validate(data)
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         header = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -154,13 +175,8 @@ def save_dataset(data: MultimodalData, directory: Path | str) -> Path:
         for name, codes in data.truth.items():
             arrays[f"truth.{name}"] = np.asarray(codes, dtype=np.int8)
         _write_npz_deterministic(tmp / ARRAYS_FILE, arrays)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+
+    return write_folder(directory, DATASET, write, overwrite, inputs)
 
 
 def _write_npz_deterministic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -175,7 +191,11 @@ def _write_npz_deterministic(path: Path, arrays: Mapping[str, np.ndarray]) -> No
 
 
 def load_dataset(directory: Path | str) -> MultimodalData:
-    """Read and validate a data folder. Never unpickles; every problem is one readable error."""
+    """Read and validate a data folder. Never unpickles; every problem is one readable error.
+
+    Memory is bounded before anything is decompressed: the header JSON by its size and depth, the
+    arrays by the shapes their npy headers declare (:func:`declared_arrays`), which must fit
+    :data:`~precal.limits.MAX_DATA_BYTES` and a plausible compression ratio."""
     directory = Path(directory)
     header_path = directory / HEADER_FILE
     arrays_path = directory / ARRAYS_FILE
@@ -185,10 +205,7 @@ def load_dataset(directory: Path | str) -> MultimodalData:
         raise DataFormatError(f"{directory} is not a precal data set: {HEADER_FILE} is missing")
     if not arrays_path.is_file():
         raise DataFormatError(f"{directory}: {ARRAYS_FILE} is missing")
-    try:
-        header = json.loads(header_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"{header_path} is not valid JSON: {exc}") from exc
+    header = read_json(header_path, "data set header", DataFormatError)
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise DataFormatError(f"{header_path}: 'format' must be {FORMAT_NAME!r}")
     if header.get("format_version") != FORMAT_VERSION:
@@ -197,6 +214,7 @@ def load_dataset(directory: Path | str) -> MultimodalData:
             f"(this precal reads version {FORMAT_VERSION})"
         )
     schema = DatasetSchema.from_json(header.get("schema"))
+    declared = declared_arrays(arrays_path)
     try:
         with np.load(arrays_path, allow_pickle=False) as npz:
             files = set(npz.files)
@@ -205,6 +223,7 @@ def load_dataset(directory: Path | str) -> MultimodalData:
             missing = [k for k in required if k not in files]
             if missing:
                 raise DataFormatError(f"{arrays_path} is missing arrays: {', '.join(missing)}")
+            _check_dtypes(arrays_path, declared, schema)
             sample_ids = npz["sample_ids"]
             labels = npz["labels"]
             modalities = {m: RaggedModality(npz[f"{m}.values"], npz[f"{m}.offsets"])
@@ -212,17 +231,91 @@ def load_dataset(directory: Path | str) -> MultimodalData:
             truth = {m: npz[f"truth.{m}"] for m in schema.modality_names if f"truth.{m}" in files}
     except DataFormatError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as exc:
         raise DataFormatError(f"{arrays_path} cannot be read (truncated or not an npz?): {exc}") from exc
-    splits_json = header.get("splits", {})
-    if not isinstance(splits_json, dict):
-        raise DataFormatError(f"{header_path}: 'splits' must map split names to index lists")
-    splits = {k: np.asarray(v, dtype=np.int64) for k, v in splits_json.items()}
+    splits = _read_splits(header_path, header.get("splits", {}), len(sample_ids))
     data = MultimodalData(schema, sample_ids, labels, modalities, splits, truth)
     validate(data)
     if header.get("num_samples") not in (None, len(data)):
         raise DataFormatError(f"{header_path}: num_samples={header['num_samples']} but arrays hold {len(data)}")
     return data
+
+
+def declared_arrays(path: Path) -> Dict[str, Tuple[Tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array in an npz, read from the npy headers only (nothing else is
+    decompressed), checked against the memory budget before :func:`load_dataset` reads the arrays."""
+    out: Dict[str, Tuple[Tuple[int, ...], np.dtype]] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > limits.MAX_NPZ_MEMBERS:
+                raise DataFormatError(f"{path} holds {len(infos)} arrays; a precal data set has far fewer")
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                    else:
+                        raise DataFormatError(f"{path}: array {info.filename} uses npy format {version}, "
+                                              "which precal does not read")
+                if dtype.hasobject:
+                    raise DataFormatError(f"{path}: array {info.filename} holds Python objects; precal never "
+                                          "unpickles them")
+                size = math.prod(shape) * dtype.itemsize
+                total += size
+                if size > info.file_size:
+                    raise DataFormatError(f"{path}: array {info.filename} declares {size:,} bytes but stores "
+                                          f"{info.file_size:,} (truncated or forged)")
+                out[info.filename[:-4]] = (tuple(shape), dtype)
+    except DataFormatError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error, NotImplementedError) as exc:
+        raise DataFormatError(f"{path} cannot be read (truncated or not an npz?): "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    on_disk = path.stat().st_size
+    bomb = total > limits.RATIO_FLOOR_BYTES and total > limits.MAX_COMPRESSION_RATIO * on_disk
+    if total > limits.MAX_DATA_BYTES or bomb:
+        raise DataFormatError(f"{path} declares {total / 1e6:,.0f} MB of arrays in a {on_disk / 1e6:,.1f} MB file; "
+                              f"precal reads at most {limits.MAX_DATA_BYTES / 1e9:.0f} GB and at most "
+                              f"{limits.MAX_COMPRESSION_RATIO}x the file size")
+    return out
+
+
+def _check_dtypes(path: Path, declared: Mapping[str, Tuple[Tuple[int, ...], np.dtype]], schema: DatasetSchema) -> None:
+    """Refuse array types precal cannot use as they are (complex values would lose their imaginary
+    part, strings as values would fail deep in a model)."""
+    def kind(name: str) -> str:
+        return declared[name][1].kind if name in declared else "?"
+
+    if kind("sample_ids") not in "US":
+        raise DataFormatError(f"{path}: sample_ids must be strings, got {declared['sample_ids'][1]}")
+    if kind("labels") not in ("iuf" if schema.task == "regression" else "iu"):
+        raise DataFormatError(f"{path}: labels must be {'numbers' if schema.task == 'regression' else 'integers'}, "
+                              f"got {declared['labels'][1]}")
+    for m in schema.modality_names:
+        if kind(f"{m}.values") not in "biuf":
+            raise DataFormatError(f"{path}: {m}.values must hold real numbers, got {declared[f'{m}.values'][1]}")
+        if kind(f"{m}.offsets") not in "iu":
+            raise DataFormatError(f"{path}: {m}.offsets must be integers, got {declared[f'{m}.offsets'][1]}")
+
+
+def _read_splits(header_path: Path, splits_json: Any, n: int) -> Dict[str, np.ndarray]:
+    """The header's splits: names mapping to lists of integer sample positions in 0..n-1."""
+    if not isinstance(splits_json, dict):
+        raise DataFormatError(f"{header_path}: 'splits' must map split names to index lists")
+    splits = {}
+    for name, idx in splits_json.items():
+        if not isinstance(idx, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in idx):
+            raise DataFormatError(f"{header_path}: split {name[:60]!r} must be a list of integer sample positions")
+        if idx and (min(idx) < 0 or max(idx) >= n):
+            raise DataFormatError(f"{header_path}: split {name[:60]!r} has indices outside 0..{n - 1}")
+        splits[name] = np.asarray(idx, dtype=np.int64)
+    return splits
 
 
 def validate(data: MultimodalData) -> None:
@@ -231,6 +324,8 @@ def validate(data: MultimodalData) -> None:
     n = len(data.sample_ids)
     if data.labels.shape != (n,):
         raise DataFormatError(f"labels have shape {data.labels.shape}, expected ({n},)")
+    if np.iscomplexobj(data.labels) or any(np.iscomplexobj(r.values) for r in data.modalities.values()):
+        raise DataFormatError("complex values are not supported: precal stores real numbers only")
     if len(set(data.sample_ids.tolist())) != n:
         raise DataFormatError("sample_ids are not unique")
     if schema.task == "classification":
@@ -268,7 +363,7 @@ def validate(data: MultimodalData) -> None:
             sample = int(np.searchsorted(off, bad_row, side="right") - 1)
             raise DataFormatError(
                 f"modality {spec.name!r} contains NaN or infinite values (first in sample "
-                f"{data.sample_ids[sample]!r})"
+                f"{str(data.sample_ids[sample])!r})"
             )
     for name, codes in data.truth.items():
         if name not in data.modalities:
@@ -286,6 +381,6 @@ def validate(data: MultimodalData) -> None:
             raise DataFormatError(f"split {split!r} has indices outside 0..{n - 1}")
         for i in idx.tolist():
             if i in seen:
-                raise DataFormatError(f"sample {data.sample_ids[i]!r} is in both split {seen[i]!r} and {split!r}")
+                raise DataFormatError(f"sample {str(data.sample_ids[i])!r} is in both split {seen[i]!r} and {split!r}")
             seen[i] = split
 

@@ -112,7 +112,7 @@ def convert_utd_mhad(src: Path | str, out: Path | str) -> Path:
     frames = [quantize_depth(depth[k.name], depth_path) for k in keys]
     _check_kinect_lengths(keys, skeleton, frames, depth_path)
     data = _assemble(keys, inertial, skeleton, frames, joint_names)
-    return save_dataset(data, out)
+    return save_dataset(data, out, inputs=[src])
 
 
 # ----------------------------------------------------------------------------------------- inputs

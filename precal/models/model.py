@@ -19,6 +19,9 @@ from precal.calibration import CalibrationReport, ModalityFeatureSpec, PreFusion
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema, ModalitySchema, unknown_modality_message
 from precal.data.skeleton import skeleton_bones
+from precal import limits
+from precal.limits import (MAX_FUSION_LAYERS, MAX_MODALITIES, MAX_WIDTH, check_bool, check_int, check_number,
+                           check_object, check_str, check_str_list)
 from precal.models.derived import DerivedInputs, WithDerivedInputs, check_derived, parse_column_groups
 from precal.models.encoders import FRAME_ENCODERS, POINT_ENCODERS, build_encoder
 from precal.models.fusion import (FUSION_LAYOUT, ClassificationHead, ConvFusion, LateFusion, ScoreFusion,
@@ -61,6 +64,22 @@ class ModelConfig:
     norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups whose lengths it also sees
 
     def __post_init__(self) -> None:
+        # Every field is checked before a single tensor is built: a config is read from files.
+        for name in ("backbone", "frame_encoder", "point_encoder", "gate"):
+            check_str(getattr(self, name), f"model config {name}", 100)
+        for name in ("calibration", "instance_gate", "dimension_gate", "cue_gradient", "unimodal_heads"):
+            check_bool(getattr(self, name), f"model config {name}")
+        for name, lo, hi in (("dim", 1, MAX_WIDTH), ("shared_dim", 1, MAX_WIDTH), ("head_hidden", 1, MAX_WIDTH),
+                             ("fusion_layers", 1, MAX_FUSION_LAYERS), ("heads", 1, MAX_WIDTH)):
+            check_int(getattr(self, name), f"model config {name}", lo, hi)
+        check_number(self.dropout, "model config dropout", 0.0, 1.0, hi_open=True)
+        check_str_list(self.modalities, "model config modalities", MAX_MODALITIES)
+        check_str_list(self.velocity, "model config velocity", MAX_MODALITIES)
+        for k, v in check_object(self.norms, "model config norms").items():
+            check_str(v, f"model config norms[{k[:60]!r}]", 1000)
+        if self.backbone == "sequence" and self.dim % self.heads:
+            raise ValueError(f"model config heads ({self.heads}) must divide dim ({self.dim}): the attention "
+                             "splits dim evenly across heads")
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if self.frame_encoder not in FRAME_ENCODERS:
@@ -80,8 +99,29 @@ class ModelConfig:
         d = {"frame_encoder": "frames", "gate": "free", **d}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"model config has unknown fields: {', '.join(sorted(unknown))}")
+            raise ValueError(f"model config has unknown fields: {', '.join(sorted(unknown))[:200]}")
         return cls(**d)
+
+
+def check_model_size(schema: DatasetSchema, config: ModelConfig, limit: Optional[int] = None) -> int:
+    """Count the parameters ``config`` would build on ``schema`` without allocating them (the model
+    is built on PyTorch's meta device) and refuse more than ``limit`` (default
+    :data:`~precal.limits.MAX_PARAMETERS`), naming the fields that make it large."""
+    limit = limits.MAX_PARAMETERS if limit is None else limit
+    with torch.device("meta"):
+        model = MultimodalModel(schema, replace(config, modalities=list(config.modalities)), _size_checked=True)
+    counts = model.parameter_counts()
+    total = sum(counts.values())
+    if total > limit:
+        part = max(counts, key=counts.get)
+        names = {"encoders": ["dim"], "calibrator": ["shared_dim", "dim"], "head": ["head_hidden", "dim"],
+                 "fusion": ["dim", "fusion_layers"] if config.backbone == "sequence" else ["dim"]}[part]
+        fields = " or ".join(f"{n} ({getattr(config, n)})" for n in names)
+        if part == "encoders":
+            fields += " or the modalities' step_shape"
+        raise ValueError(f"model config describes {total / 1e6:,.0f} M parameters (limit {limit / 1e6:,.0f} M), "
+                         f"most in the {part}: reduce {fields}")
+    return total
 
 
 @dataclass
@@ -97,12 +137,14 @@ class ModelOutput:
 class MultimodalModel(nn.Module):
     """Encoders -> pre-fusion calibrator -> fusion backbone -> head, ``Dict[str, Tensor]`` between."""
 
-    def __init__(self, schema: DatasetSchema, config: ModelConfig) -> None:
+    def __init__(self, schema: DatasetSchema, config: ModelConfig, *, _size_checked: bool = False) -> None:
         super().__init__()
         names = list(config.modalities) or schema.modality_names
         for n in names:
             if n not in schema.modality_names:
                 raise ValueError(unknown_modality_message(n, schema.modality_names))
+        if not _size_checked:
+            check_model_size(schema, config)
         config.modalities = names
         self.schema = schema.subset(names)
         self.config = config
