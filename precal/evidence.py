@@ -18,7 +18,7 @@ freshly built calibrator is exactly the identity (its gates see no evidence and 
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +41,8 @@ class EvidenceReference(nn.Module):
     absent peer) keeps evidence 0 instead of borrowing another column's statistics.
     """
 
-    def __init__(self, columns: Tuple[int, ...], momentum: float = MOMENTUM, min_std: float = MIN_STD) -> None:
+    def __init__(self, columns: Tuple[int, ...], momentum: Optional[float] = MOMENTUM,
+                 min_std: float = MIN_STD) -> None:
         super().__init__()
         self.momentum = momentum
         self.min_std = min_std
@@ -74,10 +75,17 @@ class EvidenceReference(nn.Module):
         mean, var = mean.to(self.mean.dtype), var.to(self.var.dtype)
         first = has & (self.count == 0)
         later = has & (self.count > 0)
-        m = self.momentum
+        # momentum None: the plain average of every batch folded in (as BatchNorm's cumulative mode)
+        m = self.momentum if self.momentum is not None else 1.0 / (self.count + 1)
         self.mean.copy_(torch.where(first, mean, torch.where(later, (1 - m) * self.mean + m * mean, self.mean)))
         self.var.copy_(torch.where(first, var, torch.where(later, (1 - m) * self.var + m * var, self.var)))
         self.count.add_(has.to(self.count.dtype))
+
+    def reset(self) -> None:
+        """Forget the reference (evidence is 0 again until the next training-mode batch)."""
+        self.mean.zero_()
+        self.var.fill_(1.0)
+        self.count.zero_()
 
     @property
     def ready(self) -> bool:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from precal.data.batch import Batch
+from precal.evidence import EvidenceReference
 
 
 class WeightAverage:
@@ -44,14 +45,16 @@ class WeightAverage:
 
 
 def recompute_batch_norm(model: nn.Module, batch: Batch, batch_size: int) -> None:
-    """Re-estimate every BatchNorm's running mean and variance from ``batch`` (plain cumulative
-    average over mini-batches of ``batch_size``, as in training), leaving the weights untouched."""
-    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    """Re-estimate every running statistic from ``batch``, leaving the weights untouched: each
+    BatchNorm's mean and variance and the calibrator's evidence reference (what a typical sample's
+    cues are), as a plain cumulative average over mini-batches of ``batch_size``. Averaged weights
+    give other features and cues than any epoch did, so neither statistic can be averaged."""
+    norms = [m for m in model.modules() if isinstance(m, (_BatchNorm, EvidenceReference))]
     if not norms:
         return
     momenta = [m.momentum for m in norms]
     for m in norms:
-        m.reset_running_stats()
+        m.reset_running_stats() if isinstance(m, _BatchNorm) else m.reset()
         m.momentum = None  # cumulative average
     was_training = model.training
     model.train()

@@ -242,7 +242,7 @@ def test_reference_switch_and_explorer_modes(app):
         app.radio(key="ex_mode").set_value(mode).run()
         _clean(app, f"explorer {mode}")
     # the explanation sentence is shown
-    assert any("damped" in i.value or "amplified" in i.value or "unchanged" in i.value for i in app.info)
+    assert any("damped" in i.value or "amplified" in i.value or "typical" in i.value for i in app.info)
 
 
 def test_embeddings_methods_and_colours(app):

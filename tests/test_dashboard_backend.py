@@ -26,7 +26,7 @@ import torch
 
 from precal import dashboard_backend as be
 from precal.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from precal.data.dataset import Preprocessor
+from precal.data.dataset import Preprocessor, MultimodalDataset
 from precal.data.storage import MultimodalData, build_ragged, load_dataset, save_dataset
 from precal.models.model import ModelConfig, MultimodalModel
 
@@ -83,6 +83,10 @@ def _tiny_pair(source: Path, name: str, lengths: Dict[str, int], out: Path) -> D
             cal.alpha_bias.copy_(torch.randn(cal.alpha_bias.shape, generator=gen) * 0.5)
             cal.beta_agreement.copy_(torch.randn(cal.beta_agreement.shape, generator=gen))
             cal.beta_discrepancy.copy_(torch.randn(cal.beta_discrepancy.shape, generator=gen))
+            # One training-mode pass gives the calibrator its reference of a typical training
+            # sample, as training does (before it, every gate sees zero evidence).
+            model.train()
+            model(MultimodalDataset(data, data.split("train"), pre, model.modalities).full_batch())
         model.eval()
         training = {"data": str(data_dir), "backbone": "sequence", "calibration": flag == "on", "epochs": 3,
                     "lengths": dict(lengths)}

@@ -58,7 +58,9 @@ def test_batch_norm_statistics_are_re_estimated_from_the_data(utd) -> None:
     model = _model(data, 0)
     depth = model.encoders["depth"]
     norm = depth.net[0]  # the first layer sees the motion images themselves: its statistics are checkable
-    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k}
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "reference" not in k}
+    reference = model.calibrator.alpha_reference
+    reference.mean.fill_(123.0)  # a stale reference that must be replaced
     model.eval()
     recompute_batch_norm(model, batch, batch_size=64)
     chunks = torch.tensor_split(torch.arange(batch.size), -(-batch.size // 64))
@@ -68,6 +70,9 @@ def test_batch_norm_statistics_are_re_estimated_from_the_data(utd) -> None:
     assert torch.allclose(norm.running_mean, torch.stack(means).mean(0), atol=1e-4)
     assert norm.momentum == 0.1 and not model.training  # both restored
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items() if "num_batches" not in k)
+    # The evidence reference was re-estimated from the same passes: support cues are cosines.
+    assert reference.ready and reference.momentum is not None
+    assert reference.mean[:, 0].abs().max() <= 1.0
 
 
 def test_training_offers_the_average_to_validation_and_keeps_what_it_picks(tmp_path: Path, utd) -> None:
