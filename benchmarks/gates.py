@@ -34,11 +34,12 @@ from precal.training import TrainConfig, train
 
 TARGET = 0.95
 DETAIL = False
+DETAILS: List[pd.DataFrame] = []  # every run's table by modality and corruption
 
 SETS: Dict[str, SyntheticSpec] = {
-    "mixed3": SyntheticSpec(kinds=("time_series", "frame_sequence", "vector"), samples=3000),
-    "vector6": SyntheticSpec(kinds=("vector",) * 6, samples=3000),
-    "tokens2": SyntheticSpec(kinds=("token_sequence", "time_series"), samples=3000),
+    "mixed3": SyntheticSpec(kinds=("time_series", "frame_sequence", "vector"), samples=2000),
+    "vector6": SyntheticSpec(kinds=("vector",) * 6, samples=2000),
+    "tokens2": SyntheticSpec(kinds=("token_sequence", "time_series"), samples=2000),
 }
 
 VARIANTS: Dict[str, Dict[str, object]] = {
@@ -65,6 +66,7 @@ def run(set_name: str, backbone: str, variant: str, seed: int, threads: int, ove
     accuracy = float((preds.predicted == preds.labels).mean())
     if DETAIL:
         print(table.round(3).to_string(), flush=True)
+    DETAILS.append(table.assign(set=set_name, backbone=backbone, variant=variant, seed=seed))
     return {"set": set_name, "backbone": backbone, "variant": variant, "seed": seed, "accuracy": accuracy,
             **summary, "seconds": round(seconds, 1)}
 
@@ -110,6 +112,8 @@ def main(argv: List[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False, float_format="%.4f")
+        pd.concat(DETAILS, ignore_index=True).to_csv(args.out.with_suffix(".detail.csv"), index=False,
+                                                     float_format="%.4f")
     metrics = [c for c in ("accuracy", "gate_auroc_min", "gate_auroc_mean", "cue_auroc_min") if c in table]
     agg = table.groupby(["set", "backbone", "variant"])[metrics].agg(["mean", "std"])
     print("\n" + agg.round(3).to_string())

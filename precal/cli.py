@@ -204,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-sample probability of dropping one modality (same for calibrated and baseline)")
     p.add_argument("--noise-augment", type=float, default=0.0,
                    help="per-sample probability of adding noise to one modality")
-    p.add_argument("--swap-augment", type=float, default=0.0,
-                   help="per-sample probability of swapping one modality with a different-class sample")
+    p.add_argument("--swap-augment", type=float, default=0.2,
+                   help="per-sample probability of swapping one modality with a different-class sample: "
+                        "the conflicts the gates learn to damp (default 0.2; the baseline sees the same swaps)")
     p.add_argument("--recombine-augment", type=float, default=0.0,
                    help="per-sample probability of exchanging one modality with a same-class sample "
                         "(new combinations of subjects' styles; same for calibrated and baseline)")

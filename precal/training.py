@@ -59,7 +59,7 @@ class TrainConfig:
     scale: Dict[str, str] = field(default_factory=dict)  # modality -> "POINT:POINT", the unit segment
     modality_dropout: float = 0.0
     noise_augment: float = 0.0
-    swap_augment: float = 0.0
+    swap_augment: float = 0.2  # conflicts in training by default: what the gates learn to damp
     recombine_augment: float = 0.0  # per-sample probability of a same-label modality exchange
     rotate_augment: Dict[str, float] = field(default_factory=dict)  # modality -> max degrees
     shear_augment: Dict[str, float] = field(default_factory=dict)  # modality -> largest off-diagonal shear
