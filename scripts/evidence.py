@@ -33,6 +33,14 @@ UTD_WITHOUT_DERIVED = ROOT / "results" / "utd_mhad_without_derived_inputs" / "ru
 """The UTD-MHAD evidence runs from before the encoders saw derived inputs (joint velocities, the
 IMU's |acc| and |gyro|): the same recipe, seeds and budget otherwise (validation selection)."""
 UTD_VALIDATION_SELECTION = ROOT / "results" / "utd_mhad_validation_selection" / "runs"
+FREE_GATES = ROOT / "results" / "free_gates" / "runs"
+"""The calibrated evidence runs from before the direction contract (free gates on raw cues), same
+recipe, seeds and budget: the "before" of the gate change. The earlier before/after tables (inputs,
+train+val) compare these, as their own earlier runs had free gates too."""
+
+GATE_LABELS = {"monotone": "on", "self": "self-gate", "free": "on, free gates"}
+"""The calibration column: the calibrator (monotone gates), the self-gate control, and the earlier
+free gates (configs written before the field existed have free gates)."""
 """The UTD-MHAD evidence runs with derived inputs from before train+val: trained on the train split,
 the best validation epoch kept, same seeds, inputs and budget."""
 
@@ -54,7 +62,8 @@ def load_runs(runs_dir: Path = RUNS) -> pd.DataFrame:
             "modalities": "+".join(model["modalities"]),
             "backbone": model["backbone"],
             # With one modality the calibrator has no peer and is the identity: the flag means nothing.
-            "calibration": "–" if len(model["modalities"]) == 1 else ("on" if model["calibration"] else "off"),
+            "calibration": "–" if len(model["modalities"]) == 1 else (
+                GATE_LABELS[model.get("gate", "free")] if model["calibration"] else "off"),
             "seed": training["seed"],
             "test_accuracy": run["test"]["accuracy"],
             "test_macro_f1": run["test"]["macro_f1"],
@@ -89,19 +98,21 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def paired_differences(runs: pd.DataFrame) -> str:
-    """Calibrated minus baseline test accuracy, paired by seed (same data, budget, augmentation)."""
+    """Calibrated (and self-gated) minus baseline test accuracy, paired by seed (same data, budget,
+    augmentation)."""
     multi = runs[runs["modalities"].str.contains(r"\+")]
     lines = []
     for (ds, bb), g in multi.groupby(["dataset", "backbone"]):
-        on = g[g["calibration"] == "on"].set_index("seed")["test_accuracy"]
         off = g[g["calibration"] == "off"].set_index("seed")["test_accuracy"]
-        common = on.index.intersection(off.index)
-        if len(common) == 0:
-            continue
-        d = 100 * (on[common] - off[common])
-        spread = f" ± {d.std(ddof=1):.1f}" if len(d) > 1 else ""
-        lines.append(f"- {ds}, {bb}: calibrated − baseline = {d.mean():+.1f}{spread} points over {len(common)} "
-                     f"paired seed(s) (per seed: {', '.join(f'{x:+.1f}' for x in d)})")
+        for label, name in (("on", "calibrated"), ("self-gate", "self-gated")):
+            on = g[g["calibration"] == label].set_index("seed")["test_accuracy"]
+            common = on.index.intersection(off.index)
+            if len(common) == 0:
+                continue
+            d = 100 * (on[common] - off[common])
+            spread = f" ± {d.std(ddof=1):.1f}" if len(d) > 1 else ""
+            lines.append(f"- {ds}, {bb}: {name} − baseline = {d.mean():+.1f}{spread} points over {len(common)} "
+                         f"paired seed(s) (per seed: {', '.join(f'{x:+.1f}' for x in d)})")
     return "\n".join(lines)
 
 
@@ -121,7 +132,8 @@ def load_dynamics(runs_dir: Path = RUNS) -> pd.DataFrame:
                       if r["epoch"] == epoch)
         for name, stats in record["modalities"].items():
             rows.append({"dataset": cfg["schema"]["name"], "backbone": model["backbone"],
-                         "calibration": "on" if model["calibration"] else "off", "seed": cfg["training"]["seed"],
+                         "calibration": GATE_LABELS[model.get("gate", "free")] if model["calibration"] else "off",
+                         "seed": cfg["training"]["seed"],
                          "modality": name, "alpha": stats["alpha_mean"], "probe": stats["probe_accuracy"],
                          "probe_on_training_data": probe_on_training_data})
     return pd.DataFrame(rows)
@@ -159,6 +171,15 @@ def comparison(current: pd.DataFrame, previous: pd.DataFrame, before: str, after
                      f"{100 * n.acc_mean:.1f} ± {100 * n.acc_std:.1f} ({n.seeds}) | "
                      f"{100 * (n.acc_mean - b.acc_mean):+.1f} |")
     return "\n".join(lines) + "\n\n" + footer
+
+
+def gate_change(current: pd.DataFrame, free: pd.DataFrame) -> str:
+    """Calibrated models with free gates (before the direction contract) vs monotone gates."""
+    calibrated = current[current["calibration"] == GATE_LABELS["monotone"]]
+    before = free[free["calibration"] == GATE_LABELS["free"]].assign(calibration=GATE_LABELS["monotone"])
+    return comparison(calibrated, before, "free gates", "monotone gates",
+                      "Test accuracy of the calibrated models, mean ± std (seeds); same recipe, seeds and budget. "
+                      "The free-gate runs are kept in `results/free_gates/runs/`.")
 
 
 def input_representation(current: pd.DataFrame, previous: pd.DataFrame) -> str:
@@ -204,15 +225,23 @@ def main() -> None:
     dynamics = dynamics_table(load_dynamics())
     replace_section("dynamics", dynamics)
     print(dynamics)
+    free = load_runs(FREE_GATES)
+    if not free.empty:
+        section = gate_change(runs, free)
+        replace_section("gate_accuracy", section)
+        print(section)
+    # The earlier before/after tables compare runs that all had free gates.
+    with_free = pd.concat([runs, free], ignore_index=True) if not free.empty else runs
     for marker, dataset, kept, test, budget in (
             ("avl_fit", "avletters", AVL_VALIDATION_SELECTION, "repetition 3", 40),
             ("utd_fit", "utd-mhad", UTD_VALIDATION_SELECTION, "the cross-subject split", 60)):
         held_back = load_runs(kept)
         if not held_back.empty:
-            section = validation_fit(runs[runs["dataset"] == dataset], held_back, test, budget, kept)
+            section = validation_fit(with_free[with_free["dataset"] == dataset], held_back, test, budget, kept)
             replace_section(marker, section)
             print(section)
     without, with_derived = load_runs(UTD_WITHOUT_DERIVED), load_runs(UTD_VALIDATION_SELECTION)
+    # (both sets of runs had free gates)
     if not without.empty and not with_derived.empty:  # both with validation selection: one change
         section = derived_inputs(with_derived, without)
         replace_section("utd_derived", section)

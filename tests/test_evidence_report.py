@@ -13,7 +13,8 @@ import evidence  # noqa: E402  (a script, importable once scripts/ is on the pat
 
 def _run(folder: Path, seed: int, accuracy: float, **training) -> None:
     folder.mkdir(parents=True)
-    config = {"schema": {"name": "toy"}, "model": {"modalities": ["a", "b"], "backbone": "sequence", "calibration": True},
+    config = {"schema": {"name": "toy"}, "model": {"modalities": ["a", "b"], "backbone": "sequence", "calibration": True,
+                                                   "gate": training.pop("gate", "monotone")},
               "training": {"seed": seed, "epochs": 40, **training}}
     metrics = {"test": {"accuracy": accuracy, "macro_f1": accuracy}, "val": {"accuracy": 1.0}, "train_seconds": 10.0}
     (folder / "config.json").write_text(json.dumps(config))
@@ -60,3 +61,20 @@ def test_before_and_after_training_on_train_val_pairs_the_same_configuration(tmp
                                    "the toy split", 60, kept)
     assert "| a+b | sequence | on | 91.0 ± 1.4 (2) | 95.0 ± 1.4 (2) | +4.0 |" in text
     assert "60-epoch budget" in text and "`results/somewhere/`" in text
+
+
+def test_gate_variants_get_their_own_rows_and_the_gate_change_pairs_calibrated_models(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        _run(tmp_path / "now" / f"on{seed}", seed, 0.90 + seed / 100)
+        _run(tmp_path / "now" / f"self{seed}", seed, 0.80, gate="self")
+        _run(tmp_path / "free" / f"on{seed}", seed, 0.85, gate="free")
+    now = evidence.load_runs(tmp_path / "now")
+    assert sorted(set(now["calibration"])) == ["on", "self-gate"]
+    config = json.loads((tmp_path / "free" / "on0" / "config.json").read_text())
+    del config["model"]["gate"]  # written before the field existed: free gates
+    (tmp_path / "free" / "on0" / "config.json").write_text(json.dumps(config))
+    free = evidence.load_runs(tmp_path / "free")
+    assert set(free["calibration"]) == {"on, free gates"}
+    text = evidence.gate_change(now, free)
+    assert "| a+b | sequence | on | 85.0 ± 0.0 (2) | 90.5 ± 0.7 (2) | +5.5 |" in text
+    assert "self" not in text.split("\n\n")[0]
