@@ -190,12 +190,16 @@ class PreFusionCalibrator(nn.Module):
             baseline, and the calibrator only reads them. The gated features still carry the task
             gradient to the encoders.
         direction: "monotone" (default, the direction contract holds for any weights) or "free".
+        evidence_margin: monotone only; evidence within this many standard deviations of typical
+            counts as none (soft-thresholding), so that the spread of clean samples' cues does not
+            move their gates.
         source: "peers" (default, the calibrator) or "self" (the own-summary control).
     """
 
     def __init__(self, modalities: Sequence[ModalityFeatureSpec], shared_dim: int = 16, *,
                  enabled: bool = True, instance_gate: bool = True, dimension_gate: bool = True,
-                 cue_gradient: bool = True, direction: str = "monotone", source: str = "peers") -> None:
+                 cue_gradient: bool = True, direction: str = "monotone", source: str = "peers",
+                 evidence_margin: float = 0.0) -> None:
         super().__init__()
         if not modalities:
             raise ValueError("the calibrator needs at least one modality")
@@ -217,6 +221,9 @@ class PreFusionCalibrator(nn.Module):
         self.cue_gradient = cue_gradient
         self.direction = direction
         self.source = source
+        if not 0.0 <= evidence_margin <= 10.0:
+            raise ValueError(f"evidence margin must be between 0 and 10 standard deviations, got {evidence_margin}")
+        self.evidence_margin = float(evidence_margin)
         m_count = len(names)
         d = shared_dim
         self.project = nn.ModuleDict({m.name: nn.Linear(m.dim, d) for m in modalities})
@@ -404,7 +411,7 @@ class PreFusionCalibrator(nn.Module):
         Monotone: ``logit = b + sum_k w_k e_k`` with ``e_k`` the cue against the reference and
         ``w_k`` >= 0 for support and pairwise support, <= 0 for conflict, whatever the parameters."""
         if self.direction == "monotone":
-            evidence = self.alpha_reference.standardise(cues, cue_valid)
+            evidence = self.alpha_reference.standardise(cues, cue_valid, self.evidence_margin)
         else:
             evidence = torch.where(cue_valid, cues, torch.zeros((), dtype=cues.dtype, device=cues.device))
         valid = has_context.unsqueeze(-1).to(cues.dtype)
@@ -418,9 +425,9 @@ class PreFusionCalibrator(nn.Module):
         Monotone peers: agreement evidence (the first d columns of ``shared_cues``) only raises and
         discrepancy evidence (the last d) only lowers every channel's logit."""
         if self.direction == "monotone" and self.source == "peers":
-            evidence = self.beta_reference.standardise(shared_cues, shared_valid)
+            evidence = self.beta_reference.standardise(shared_cues, shared_valid, self.evidence_margin)
         elif self.direction == "monotone":  # the self-gate's own-summary features, like its alpha
-            evidence = self.alpha_reference.standardise(shared_cues, shared_valid)
+            evidence = self.alpha_reference.standardise(shared_cues, shared_valid, self.evidence_margin)
         else:
             evidence = shared_cues
         shared_logit = self._beta_shared_logit(evidence)  # (B, M, d)

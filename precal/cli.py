@@ -120,7 +120,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
         point_encoder=args.point_encoder,
         velocity=args.velocity or [], norms=_key_values(args.norms or [], "--norms", "inertial=0-2,3-5"),
-        cue_gradient=args.cue_gradient == "on", gate=args.gate, gate_loss=args.gate_loss, threads=args.threads,
+        cue_gradient=args.cue_gradient == "on", gate=args.gate, gate_loss=args.gate_loss,
+        evidence_margin=args.evidence_margin, threads=args.threads,
     )
     result = train(cfg, out=args.out, progress=not args.quiet, overwrite=args.overwrite)
     if result.checkpoint is not None:
@@ -262,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "support never lowers and more conflict never raises them; free: the same cues "
                         "through unconstrained weights; self: the control, gates from the modality's own "
                         "summary only")
+    p.add_argument("--evidence-margin", type=float, default=0.0, metavar="SD",
+                   help="monotone gates: a cue within SD standard deviations of a typical training sample "
+                        "is no evidence (default 0)")
     p.add_argument("--gate-loss", type=float, default=0.0,
                    help="weight of a ranking loss that puts the gate of a swapped-in modality below the clean "
                         "ones' (needs --swap-augment; 0: off)")

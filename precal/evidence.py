@@ -50,12 +50,17 @@ class EvidenceReference(nn.Module):
         self.register_buffer("var", torch.ones(columns))
         self.register_buffer("count", torch.zeros(columns))
 
-    def standardise(self, cues: Tensor, valid: Tensor) -> Tensor:
+    def standardise(self, cues: Tensor, valid: Tensor, margin: float = 0.0) -> Tensor:
         """(cue - mean) / std where ``valid`` (same shape as ``cues``, bool) and the column has a
-        reference; 0 elsewhere (replaced, never multiplied, so a NaN cue stays out)."""
+        reference; 0 elsewhere (replaced, never multiplied, so a NaN cue stays out).
+
+        ``margin`` > 0 keeps only what lies beyond ``margin`` standard deviations of typical
+        (soft-thresholding, ``z - clamp(z, -margin, margin)``: still non-decreasing in the cue)."""
         std = self.var.clamp_min(0).sqrt().clamp_min(self.min_std).to(cues.dtype)
         known = (self.count > 0).unsqueeze(0)
         z = (cues - self.mean.to(cues.dtype)) / std
+        if margin > 0:
+            z = z - z.clamp(-margin, margin)
         return torch.where(valid & known, z, torch.zeros((), dtype=cues.dtype, device=cues.device))
 
     @torch.no_grad()

@@ -77,6 +77,7 @@ class TrainConfig:
     point_encoder: str = "series"
     cue_gradient: bool = True
     gate: str = "monotone"  # see precal.models.model.GATES
+    evidence_margin: float = 0.0  # see precal.calibration.PreFusionCalibrator
     velocity: List[str] = field(default_factory=list)  # modalities whose encoder also sees step-to-step change
     norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups ("0-2,3-5") whose lengths it sees
     train_split: str = "train"  # several joined by "+" ("train+val") are trained on together
@@ -91,7 +92,7 @@ class TrainConfig:
         return ModelConfig(backbone=self.backbone, calibration=self.calibration, modalities=list(self.modalities),
                            dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout,
                            frame_encoder=self.frame_encoder, point_encoder=self.point_encoder,
-                           cue_gradient=self.cue_gradient, gate=self.gate,
+                           cue_gradient=self.cue_gradient, gate=self.gate, evidence_margin=self.evidence_margin,
                            unimodal_heads=self.unimodal_loss > 0,
                            velocity=[n for n in self.velocity if used(n)],
                            norms={n: v for n, v in self.norms.items() if used(n)})

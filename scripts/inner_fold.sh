@@ -142,6 +142,10 @@ declare -A ARGS=(
   [fused_on_ep60_derived_trainval]="--calibration on --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_off_ep60_derived_trainval]="--backbone conv --calibration off --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_ep60_derived_trainval]="--backbone conv --calibration on --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [fused_on_monotone]="--calibration on --gate monotone --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [fused_on_monotone_margin1]="--calibration on --gate monotone --evidence-margin 1 --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [conv_on_monotone]="--backbone conv --calibration on --gate monotone --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [conv_on_monotone_margin1]="--backbone conv --calibration on --gate monotone --evidence-margin 1 --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do

@@ -1096,3 +1096,23 @@ def test_monotone_gates_read_the_cues_without_shaping_them(direction):
     reached = [p.grad is not None and bool(p.grad.abs().sum() > 0) for p in comparison]
     assert reached == ([False] * 4 if direction == "monotone" else [True] * 4)
     assert cal.alpha_weight.grad.abs().sum() > 0 and cal.alpha_bias.grad.abs().sum() > 0
+
+
+def test_evidence_margin_ignores_the_typical_range_and_keeps_the_direction():
+    """With a margin, a cue within that many standard deviations of typical is no evidence at all,
+    and beyond it the evidence still grows with the cue (soft-thresholding is non-decreasing)."""
+    from precal.evidence import EvidenceReference
+
+    ref = EvidenceReference((1, 1))
+    ref.update(torch.tensor([[[0.0]], [[2.0]]]), torch.ones(2, 1, 1, dtype=torch.bool))  # mean 1, std 1
+    cues = torch.linspace(-3.0, 5.0, 81).reshape(-1, 1, 1)
+    valid = torch.ones_like(cues, dtype=torch.bool)
+    z = ref.standardise(cues, valid, margin=1.5)
+    plain = ref.standardise(cues, valid)
+    inside = plain.abs() <= 1.5
+    assert (z[inside] == 0).all() and inside.any()
+    torch.testing.assert_close(z[~inside], plain[~inside] - 1.5 * plain[~inside].sign())
+    assert (z.flatten().diff() >= 0).all()
+    names = SUBSETS[3]
+    with pytest.raises(ValueError, match="evidence margin"):
+        make_calibrator(names, evidence_margin=-1.0)

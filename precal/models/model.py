@@ -59,6 +59,7 @@ class ModelConfig:
     point_encoder: str = "series"  # trunk for point sequences (skeletons): one of POINT_ENCODERS
     cue_gradient: bool = True  # False: the calibrator reads detached encoder summaries (see calibration)
     gate: str = "monotone"  # one of GATES: how the calibrator turns what it sees into gates
+    evidence_margin: float = 0.0  # evidence within this many sd of typical counts as none (monotone gates)
     unimodal_heads: bool = False  # one linear classifier per encoder summary, for a training-time loss
     velocity: List[str] = field(default_factory=list)  # modalities whose encoder also sees step-to-step change
     norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups whose lengths it also sees
@@ -73,6 +74,7 @@ class ModelConfig:
                              ("fusion_layers", 1, MAX_FUSION_LAYERS), ("heads", 1, MAX_WIDTH)):
             check_int(getattr(self, name), f"model config {name}", lo, hi)
         check_number(self.dropout, "model config dropout", 0.0, 1.0, hi_open=True)
+        check_number(self.evidence_margin, "model config evidence_margin", 0.0, 10.0)
         check_str_list(self.modalities, "model config modalities", MAX_MODALITIES)
         check_str_list(self.velocity, "model config velocity", MAX_MODALITIES)
         for k, v in check_object(self.norms, "model config norms").items():
@@ -160,6 +162,7 @@ class MultimodalModel(nn.Module):
             shared_dim=config.shared_dim, enabled=config.calibration,
             instance_gate=config.instance_gate, dimension_gate=config.dimension_gate,
             cue_gradient=config.cue_gradient, direction=GATES[config.gate][0], source=GATES[config.gate][1],
+            evidence_margin=config.evidence_margin,
         )
         if config.backbone == "sequence":
             self.fusion: nn.Module = TransformerFusion(names, config.dim, config.fusion_layers, config.heads,
