@@ -75,7 +75,7 @@ def pct(values: List[float], q: float) -> float:
 
 def bench_backend(paths: List[str], data_arg: Optional[str], split: str, runs: int, methods: List[str]) -> Dict[str, float]:
     from precal.projection import cached_projection, clear_memory_cache
-    from precal.corruptions import corruptions_for
+    from precal.robustness.corruptions import corruptions_for
 
     ckpts, problems = be.load_checkpoints(paths)
     for p in problems:

@@ -143,7 +143,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
-    from precal.robustness import run_sweep_cli
+    from precal.robustness.sweep import run_sweep_cli
 
     run_sweep_cli(args)
 

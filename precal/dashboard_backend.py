@@ -812,7 +812,7 @@ def corrupt_rows(batch: Batch, schema: DatasetSchema, settings: Mapping[str, Lab
     Randomness is keyed by sample index, so the result equals what a whole-split sweep with the same
     seed does to these samples. ``pool`` is the donor set for swaps (the whole split).
     """
-    from precal.corruptions import apply_corruption
+    from precal.robustness.corruptions import apply_corruption
 
     notes: List[CorruptionNote] = []
     for m, s in settings.items():
@@ -1064,7 +1064,7 @@ def corrupt_fraction(batch: Batch, schema: DatasetSchema, modality: str, corrupt
                      seed: int = 0, fraction: float = 0.5) -> Tuple[Batch, np.ndarray]:
     """Corrupt ``modality`` for a seeded ``fraction`` of the samples (to colour embeddings by
     corruption); returns the mixed batch and the (N,) bool mask of corrupted samples."""
-    from precal.corruptions import apply_corruption
+    from precal.robustness.corruptions import apply_corruption
 
     res = apply_corruption(batch, modality, schema.modality(modality).kind, corruption, severity, seed, pool=batch)
     gen = torch.Generator().manual_seed(seed + 7919)
@@ -1224,7 +1224,7 @@ def robustness_summary(path: Path, pair: ModelPair) -> Optional[pd.DataFrame]:
     modality (AUROC of low support, of the conflict cue and of 1 − alpha; corrupted samples against
     the clean split). None when the table is not precal's own format (it lacks those columns).
     """
-    from precal.robustness import AUROC_COLUMNS, summarise
+    from precal.robustness.sweep import AUROC_COLUMNS, summarise
 
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     if not {"checkpoint", "modality", "corruption", "severity", "value"} <= set(frame.columns):
@@ -1250,7 +1250,7 @@ def robustness_summary(path: Path, pair: ModelPair) -> Optional[pd.DataFrame]:
 def sweep_plan(schema: DatasetSchema, modalities: Optional[Sequence[str]] = None,
                corruptions: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
     """(modality, corruption) pairs that apply, in a stable order."""
-    from precal.corruptions import corruptions_for
+    from precal.robustness.corruptions import corruptions_for
 
     plan = []
     for m in modalities or schema.modality_names:
@@ -1273,8 +1273,8 @@ def robustness_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: D
     Removal changes presence only, so it needs no encoder pass. Returns the long table of
     :data:`ROBUSTNESS_COLUMNS` (severity 0 = the clean score, repeated for every corruption).
     """
-    from precal.corruptions import apply_corruption, get_corruption
-    from precal.robustness import encode_modality, encode_split, fuse_split
+    from precal.robustness.corruptions import apply_corruption, get_corruption
+    from precal.robustness.sweep import encode_modality, encode_split, fuse_split
 
     plan = sweep_plan(schema, modalities, corruptions)
     sev = sorted({int(s) for s in severities})
@@ -1351,7 +1351,7 @@ def robustness_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: D
 
 
 def corruption_titles() -> Dict[str, str]:
-    from precal.corruptions import CORRUPTIONS
+    from precal.robustness.corruptions import CORRUPTIONS
 
     return {k: c.title for k, c in CORRUPTIONS.items()}
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from precal.robustness import run_sweep, summarise, write_table
+from precal.robustness.sweep import run_sweep, summarise, write_table
 from readme_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from precal.corruptions import (
+from precal.robustness.corruptions import (
     CORRUPTIONS,
     MAX_SEVERITY,
     Corruption,

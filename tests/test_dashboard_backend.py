@@ -291,7 +291,7 @@ def test_lab_removal_changes_gates_and_logits(pair, splits):
 
 def test_lab_corruption_matches_batched_sweep(pair, splits):
     """One sample corrupted in the lab == the same sample inside a whole-split corruption."""
-    from precal.corruptions import apply_corruption
+    from precal.robustness.corruptions import apply_corruption
 
     row = 2
     index = int(splits.indices[row])
@@ -411,7 +411,7 @@ def test_corrupt_fraction_marks_rows(pair, splits):
 
 def test_sweep_matches_full_predictions(pair, splits):
     """The encoder-reusing sweep gives the same score as corrupting and predicting from scratch."""
-    from precal.corruptions import apply_corruption
+    from precal.robustness.corruptions import apply_corruption
     from precal.metrics import compute_metrics
 
     views = pair.views()

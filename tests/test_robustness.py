@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from precal.checkpoint import load_checkpoint, save_checkpoint
-from precal.corruptions import apply_corruption, corruptions_for
+from precal.robustness.corruptions import apply_corruption, corruptions_for
 from precal.data.dataset import Preprocessor
 from precal.data.storage import load_dataset
 from precal.evaluation import dataset_for
 from precal.inference import predict
 from precal.models.model import ModelConfig, MultimodalModel
-from precal.robustness import (effective_robustness, relative_robustness, removal_drops, summarise,
+from precal.robustness.sweep import (effective_robustness, relative_robustness, removal_drops, summarise,
                                sweep_checkpoint)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +132,7 @@ def test_auroc_matches_scikit_learn_including_ties() -> None:
 
 
 def test_run_sweep_restricts_corruptions_and_refuses_unknown_names(setup, tmp_path) -> None:
-    from precal.robustness import count_levels, run_sweep
+    from precal.robustness.sweep import count_levels, run_sweep
 
     data, ckpt, _ = setup
     with pytest.raises(ValueError, match="unknown corruption 'blurr'"):

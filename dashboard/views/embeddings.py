@@ -6,7 +6,7 @@ import streamlit as st
 import dash_charts as charts
 import dash_state as ds
 from precal import dashboard_backend as be
-from precal.corruptions import corruptions_for, get_corruption
+from precal.robustness.corruptions import corruptions_for, get_corruption
 
 ctx = ds.context()
 ctx.require_data()

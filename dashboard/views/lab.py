@@ -14,7 +14,7 @@ import dash_charts as charts
 import dash_state as ds
 import lab_charts
 from precal import dashboard_backend as be
-from precal.corruptions import corruptions_for, get_corruption
+from precal.robustness.corruptions import corruptions_for, get_corruption
 
 ctx = ds.context()
 ctx.require_data()

@@ -6,7 +6,7 @@ import streamlit as st
 import dash_charts as charts
 import dash_state as ds
 from precal import dashboard_backend as be
-from precal.corruptions import CORRUPTIONS, corruptions_for
+from precal.robustness.corruptions import CORRUPTIONS, corruptions_for
 
 ctx = ds.context()
 schema = ctx.schema

@@ -40,6 +40,19 @@ comparison through unconstrained weights on raw cues (checkpoints written before
 contract); self: the control, gates from the modality's own summary only."""
 
 
+CALIBRATED = "calibrated"
+UNCALIBRATED = "uncalibrated"
+ROLES = (CALIBRATED, UNCALIBRATED)
+"""The role of a model beside its counterpart, named by its calibrator switch (``calibration``): the
+word tables (a ``role`` column), the dashboard's columns and the checkpoint folders' ``_calon`` /
+``_caloff`` suffixes all stand for."""
+
+
+def role_name(calibration: bool) -> str:
+    """``calibrated`` for a model run with its calibrator on, ``uncalibrated`` with it off."""
+    return CALIBRATED if calibration else UNCALIBRATED
+
+
 @dataclass
 class ModelConfig:
     """Architecture hyper-parameters; stored as JSON in every checkpoint."""

@@ -30,7 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from precal.checkpoint import Checkpoint, CheckpointError, load_checkpoint, resolve_checkpoint_dir
-from precal.corruptions import MAX_SEVERITY, apply_corruption, corruptions_for
+from precal.robustness.corruptions import MAX_SEVERITY, apply_corruption, corruptions_for
 from precal.data.batch import Batch
 from precal.data.storage import MultimodalData, load_dataset
 from precal.evaluation import dataset_for, resolve_data_dir
@@ -230,7 +230,7 @@ def run_sweep(paths: Sequence[str | Path], data_dir: Optional[str | Path], split
               severities: Sequence[int] = tuple(range(1, MAX_SEVERITY + 1))) -> pd.DataFrame:
     """Sweep several checkpoints (each on the data it records unless ``data_dir`` is given);
     ``corruptions`` restricts the sweep to some corruption names (default: all that apply)."""
-    from precal.corruptions import CORRUPTIONS, check_severity
+    from precal.robustness.corruptions import CORRUPTIONS, check_severity
 
     unknown = [c for c in corruptions or () if c not in CORRUPTIONS]
     if unknown:
