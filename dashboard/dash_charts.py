@@ -333,15 +333,15 @@ def embedding_figure(pre: np.ndarray, post: np.ndarray, colour: Sequence, colour
 def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
                       titles: Mapping[str, str], y_range: Optional[Sequence[float]] = None,
                       reference: Optional[float] = None) -> go.Figure:
-    """y vs severity, one panel per corruption, colour = model."""
+    """y vs severity, one panel per corruption, colour = the model's role."""
     frame = frame.assign(corruption_title=frame["corruption"].map(lambda c: titles.get(c, c)))
     n = frame["corruption_title"].nunique()
     wrap = min(n, 3)
     import plotly.express as px  # only the robustness and training pages need it (0.5 s to import)
 
-    fig = px.line(frame.sort_values("severity"), x="severity", y=y, color="model", markers=True,
+    fig = px.line(frame.sort_values("severity"), x="severity", y=y, color="role", markers=True,
                   facet_col="corruption_title", facet_col_wrap=wrap, color_discrete_map=ROLE_COLOURS,
-                  labels={"severity": "severity (0 = clean)", y: y_label, "model": "model",
+                  labels={"severity": "severity (0 = clean)", y: y_label, "role": "model",
                           "corruption_title": "corruption"}, range_y=y_range)
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     if reference is not None:

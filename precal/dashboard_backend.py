@@ -1104,8 +1104,6 @@ def arrow_segments(start: np.ndarray, end: np.ndarray) -> Tuple[np.ndarray, np.n
 # --------------------------------------------------------------------------------------------------
 
 ROBUSTNESS_FILES = ("robustness.csv", "robustness.parquet")
-ROBUSTNESS_COLUMNS = ("model", "checkpoint", "modality", "corruption", "severity", "metric", "value",
-                      "alpha_mean", "n")
 
 
 def find_robustness_table(pair: ModelPair) -> Optional[Path]:
@@ -1118,93 +1116,13 @@ def find_robustness_table(pair: ModelPair) -> Optional[Path]:
     return None
 
 
-def _first_column(frame: pd.DataFrame, names: Iterable[str]) -> Optional[str]:
-    lower = {c.lower(): c for c in frame.columns}
-    for n in names:
-        if n in lower:
-            return lower[n]
-    return None
-
-
-def normalise_robustness_table(frame: pd.DataFrame, pair: ModelPair) -> pd.DataFrame:
-    """Bring a stored sweep table to the dashboard's long form (:data:`ROBUSTNESS_COLUMNS`).
-
-    Accepts a long table (``metric`` + ``value`` columns) or a wide one (one column per metric such as
-    ``accuracy``); the model is taken from a ``model``/``role``/``calibration``/``checkpoint`` column
-    and named calibrated/uncalibrated by matching the pair's checkpoint folder names.
-    """
-    mod = _first_column(frame, ("modality",))
-    cor = _first_column(frame, ("corruption", "corruption_name"))
-    sev = _first_column(frame, ("severity",))
-    if mod is None or cor is None or sev is None:
-        raise ValueError("the robustness table needs columns modality, corruption and severity "
-                         f"(it has: {', '.join(map(str, frame.columns))})")
-    ckpt_col = _first_column(frame, ("checkpoint", "checkpoint_name", "model_name"))
-    model_col = _first_column(frame, ("model", "role"))
-    cal_col = _first_column(frame, ("calibration", "calibrated"))
-    names = {c.name: (CALIBRATED if c is pair.calibrated else UNCALIBRATED) for c in pair.checkpoints}
-
-    def role_of(row: pd.Series) -> str:
-        if ckpt_col is not None:
-            n = Path(str(row[ckpt_col])).name
-            if n in names:
-                return names[n]
-        if model_col is not None:
-            text = str(row[model_col]).lower()
-            if Path(text).name in {k.lower(): v for k, v in names.items()}:
-                return {k.lower(): v for k, v in names.items()}[Path(text).name]
-            if "uncal" in text or "caloff" in text or text in ("off", "baseline"):
-                return UNCALIBRATED
-            if "cal" in text or text == "on":
-                return CALIBRATED
-        if cal_col is not None:
-            value = str(row[cal_col]).lower()
-            return CALIBRATED if value in ("true", "1", "on", "yes") else UNCALIBRATED
-        return CALIBRATED if pair.calibrated is not None else UNCALIBRATED
-
-    if ckpt_col is not None:  # a table shared by several checkpoints: keep this pair's rows
-        mine = frame[ckpt_col].astype(str).map(lambda c: Path(c).name in names)
-        if mine.any():
-            frame = frame[mine].reset_index(drop=True)
-    roles = frame.apply(role_of, axis=1) if len(frame) else pd.Series([], dtype=object)
-    ckpts = frame[ckpt_col].astype(str) if ckpt_col is not None else roles
-    alpha_col = _first_column(frame, ("alpha_mean", "alpha", "mean_alpha", "alpha_corrupted"))
-    n_col = _first_column(frame, ("n", "samples", "count"))
-    metric_col = _first_column(frame, ("metric",))
-    value_col = _first_column(frame, ("value",))
-    if alpha_col is not None:
-        alpha = pd.to_numeric(frame[alpha_col], errors="coerce").to_numpy()
-    else:  # precal robustness writes alpha_<modality> for every modality: take the corrupted one's
-        alpha = np.array([pd.to_numeric(pd.Series([row.get(f"alpha_{row[mod]}", np.nan)]), errors="coerce")[0]
-                          for _, row in frame.iterrows()], dtype=float) if len(frame) else np.zeros(0)
-    base = pd.DataFrame({"model": roles.to_numpy(), "checkpoint": ckpts.to_numpy(),
-                         "modality": frame[mod].astype(str).to_numpy(),
-                         "corruption": frame[cor].astype(str).to_numpy(),
-                         "severity": pd.to_numeric(frame[sev], errors="coerce").to_numpy(),
-                         "alpha_mean": alpha,
-                         "n": frame[n_col].to_numpy() if n_col else np.nan})
-    if metric_col is not None and value_col is not None:
-        out = base.assign(metric=frame[metric_col].astype(str).to_numpy(),
-                          value=pd.to_numeric(frame[value_col], errors="coerce").to_numpy())
-        extra = [c for c in frame.columns if str(c).lower() in ("macro_f1",)
-                 and str(c).lower() not in set(out["metric"])]
-        out = pd.concat([out] + [base.assign(metric=str(c).lower(),
-                                             value=pd.to_numeric(frame[c], errors="coerce").to_numpy())
-                                 for c in extra], ignore_index=True)
-    else:
-        known = [c for c in frame.columns if str(c).lower() in
-                 ("accuracy", "macro_f1", "acc2_non0", "f1_non0", "mae", "corr", "acc2_has0", "acc7")]
-        if not known:
-            raise ValueError("the robustness table has no metric column (expected e.g. accuracy or macro_f1)")
-        parts = [base.assign(metric=str(c).lower(), value=pd.to_numeric(frame[c], errors="coerce").to_numpy())
-                 for c in known]
-        out = pd.concat(parts, ignore_index=True)
-    return out[list(ROBUSTNESS_COLUMNS)].dropna(subset=["severity"])
-
-
 def read_robustness_table(path: Path, pair: ModelPair) -> pd.DataFrame:
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    return normalise_robustness_table(frame, pair)
+    """The rows of a stored ``precal robustness`` table that belong to this pair's checkpoints."""
+    from precal.robustness.table import read_table
+
+    frame = read_table(path)
+    names = {c.name for c in pair.checkpoints}
+    return frame[frame["checkpoint"].astype(str).isin(names)].reset_index(drop=True)
 
 
 SUMMARY_COLUMNS = {
@@ -1215,23 +1133,20 @@ SUMMARY_COLUMNS = {
 """Columns of :func:`robustness_summary` and the labels the dashboard shows for them."""
 
 
-def robustness_summary(path: Path, pair: ModelPair) -> Optional[pd.DataFrame]:
-    """MultiBench summaries and conflict detection from a stored ``precal robustness`` table.
+def robustness_summary(frame: pd.DataFrame, pair: ModelPair) -> Optional[pd.DataFrame]:
+    """MultiBench summaries and conflict detection from a stored sweep of the pair
+    (:func:`read_robustness_table`).
 
     One row per corrupted modality and corruption: relative robustness (area under the
     accuracy-vs-severity curve) of both models, effective robustness of the calibrated model against
     the uncalibrated one, and how well the calibrated model's own signals flag the corrupted
     modality (AUROC of low support, of the conflict cue and of 1 − alpha; corrupted samples against
-    the clean split). None when the table is not precal's own format (it lacks those columns).
+    the clean split). None when the table holds no row of the calibrated checkpoint.
     """
-    from precal.robustness.sweep import AUROC_COLUMNS, summarise
+    from precal.robustness.table import AUROC_COLUMNS, summarise
 
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    if not {"checkpoint", "modality", "corruption", "severity", "value"} <= set(frame.columns):
-        return None
     cal = pair.calibrated.name if pair.calibrated is not None else None
     base = pair.uncalibrated.name if pair.uncalibrated is not None else None
-    frame = frame[frame["checkpoint"].astype(str).isin({c for c in (cal, base) if c})]
     if cal is None or not (frame["checkpoint"] == cal).any():
         return None
     has_base = base is not None and (frame["checkpoint"] == base).any()
@@ -1247,66 +1162,20 @@ def robustness_summary(path: Path, pair: ModelPair) -> Optional[pd.DataFrame]:
     return out[list(SUMMARY_COLUMNS)]
 
 
-def sweep_plan(schema: DatasetSchema, modalities: Optional[Sequence[str]] = None,
-               corruptions: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
-    """(modality, corruption) pairs that apply, in a stable order."""
-    from precal.robustness.corruptions import corruptions_for
-
-    plan = []
-    for m in modalities or schema.modality_names:
-        for c in corruptions_for(schema.modality(m).kind):
-            if corruptions is None or c.name in corruptions:
-                plan.append((m, c.name))
-    return plan
-
-
 def robustness_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: DatasetSchema,
                      modalities: Optional[Sequence[str]] = None, corruptions: Optional[Sequence[str]] = None,
                      severities: Sequence[int] = (0, 1, 3, 5), seed: int = 0, max_samples: Optional[int] = None,
                      progress: Optional[Callable[[float, str], None]] = None) -> pd.DataFrame:
-    """Metric and mean alpha of the corrupted modality vs severity, batched over the whole split.
-
-    Every (modality, corruption, severity) corrupts the full split batch at once with
-    :func:`precal.corruptions.apply_corruption` (the same call the lab makes for one sample, same
-    seed, so the same damage), re-encodes only the corrupted modality (the others' clean features
-    are reused, as in :mod:`precal.robustness`) and runs calibrator + fusion + head of each view.
-    Removal changes presence only, so it needs no encoder pass. Returns the long table of
-    :data:`ROBUSTNESS_COLUMNS` (severity 0 = the clean score, repeated for every corruption).
-    """
-    from precal.robustness.corruptions import apply_corruption, get_corruption
-    from precal.robustness.sweep import encode_modality, encode_split, fuse_split
+    """The sweep of :mod:`precal.robustness.engine` (the one ``precal robustness`` runs) over the
+    views, on the first ``max_samples`` samples of the split, in the table of
+    :mod:`precal.robustness.table`. ``progress`` gets the fraction done and a short description."""
+    from precal.robustness.engine import SweptModel, sweep, sweep_plan
 
     plan = sweep_plan(schema, modalities, corruptions)
-    sev = sorted({int(s) for s in severities})
-    levels = [s for s in sev if s > 0]
     rows = slice(0, max_samples) if max_samples else slice(None)
-    metric = "accuracy" if schema.task == "classification" else "acc2_non0"
-    total = max(1, len(views) * (1 + len(plan) * len(levels)))
+    batches = {str(v.checkpoint.path): splits.batch_for(v.checkpoint).select(rows) for v in views}
+    total = max(1, len(views) * len(plan) * len({int(s) for s in severities} - {0}))
     done = 0
-    batches: Dict[str, Batch] = {}
-    encoded: Dict[str, tuple] = {}
-    models: Dict[str, Any] = {}
-    for v in views:
-        key = str(v.checkpoint.path)
-        if key not in batches:
-            batches[key] = splits.batches[key].select(rows)
-            models[key] = v.checkpoint.model
-            with model_lock(models[key]):
-                models[key].eval()
-                encoded[key] = encode_split(models[key], batches[key])
-
-    def score(view: ModelView, enc: tuple, modality: Optional[str]) -> Tuple[float, float, int]:
-        model = view.checkpoint.model
-        with model_lock(model), model.calibration(view.calibration):
-            out = fuse_split(model, enc)
-        labels = batches[str(view.checkpoint.path)].labels.numpy()
-        met = compute_metrics(schema.task, labels, out.logits, schema.class_names)
-        alpha = float("nan")
-        if modality is not None and view.calibration:
-            i = list(model.modalities).index(modality)
-            keep = out.present[:, i]
-            alpha = float(out.alpha[keep, i].mean()) if keep.any() else float("nan")
-        return float(met[metric]), alpha, int(len(labels))
 
     def tick(text: str) -> None:
         nonlocal done
@@ -1314,40 +1183,8 @@ def robustness_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: D
         if progress:
             progress(min(done / total, 1.0), text)
 
-    clean: Dict[str, Tuple[float, Dict[str, float], int]] = {}
-    for v in views:
-        enc = encoded[str(v.checkpoint.path)]
-        value, _, n = score(v, enc, None)
-        alphas = {m: score(v, enc, m)[1] for m in (modalities or schema.modality_names)} if v.calibration else {}
-        clean[v.key] = (value, alphas, n)
-        tick(f"clean: {v.label}")
-    records: List[Dict[str, Any]] = []
-    for m, c in plan:
-        spec = get_corruption(c)
-        kind = schema.modality(m).kind
-        for v in views:
-            value, alphas, n = clean[v.key]
-            if 0 in sev:
-                records.append({"model": v.role, "checkpoint": v.checkpoint.name, "modality": m, "corruption": c,
-                                "severity": 0, "metric": metric, "value": value,
-                                "alpha_mean": alphas.get(m, float("nan")), "n": n})
-        for s in levels:
-            corrupted: Dict[str, tuple] = {}
-            for v in views:
-                key = str(v.checkpoint.path)
-                if key not in corrupted:
-                    res = apply_corruption(batches[key], m, kind, c, s, seed, pool=batches[key])
-                    feats, masks, present = (dict(x) for x in encoded[key])
-                    present[m] = res.batch.presence(m)
-                    if c != "remove_absent":  # a presence-only change leaves the encoders' output as is
-                        with model_lock(models[key]):
-                            feats[m], masks[m] = encode_modality(models[key], res.batch, m)
-                    corrupted[key] = (feats, masks, present)
-                value, alpha, n = score(v, corrupted[key], m)
-                records.append({"model": v.role, "checkpoint": v.checkpoint.name, "modality": m, "corruption": c,
-                                "severity": s, "metric": metric, "value": value, "alpha_mean": alpha, "n": n})
-                tick(f"{m} · {spec.title} · severity {s} · {v.role}")
-    return pd.DataFrame(records, columns=list(ROBUSTNESS_COLUMNS))
+    return sweep([SweptModel(v.checkpoint, v.calibration) for v in views], batches, plan, severities, seed,
+                 progress=tick, lock=model_lock)
 
 
 def corruption_titles() -> Dict[str, str]:

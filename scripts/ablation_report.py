@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from precal.checkpoint import load_checkpoint
-from precal.robustness.sweep import run_sweep, write_table
+from precal.robustness.sweep import run_sweep
+from precal.robustness.table import write_table
 from readme_section import replace_section
 from robustness_report import kept_fraction
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from precal.robustness.sweep import run_sweep, summarise, write_table
+from precal.robustness.sweep import run_sweep
+from precal.robustness.table import read_table, summarise, write_table
 from readme_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +92,7 @@ def main() -> None:
         path = on / "robustness.csv"
         if args.resweep or not path.exists():
             write_table(run_sweep([on, off], None, "test", seed=0), path)
-        table = pd.read_csv(path)
+        table = read_table(path)
         parts += [section(name, table, on.name, off.name), ""]
     text = "\n".join(parts).strip()
     replace_section("robustness", text)

@@ -413,6 +413,7 @@ def test_sweep_matches_full_predictions(pair, splits):
     """The encoder-reusing sweep gives the same score as corrupting and predicting from scratch."""
     from precal.robustness.corruptions import apply_corruption
     from precal.metrics import compute_metrics
+    from precal.robustness.table import corrupted_alpha
 
     views = pair.views()
     frame = be.robustness_sweep(views, splits, pair.primary.schema, modalities=["skeleton"],
@@ -422,41 +423,38 @@ def test_sweep_matches_full_predictions(pair, splits):
         cor = apply_corruption(batch, "skeleton", "time_series", "gaussian_noise", 4, 2, pool=batch).batch
         p = be.predict_view(v, cor)
         acc = compute_metrics("classification", p.labels, p.logits, pair.primary.schema.class_names)["accuracy"]
-        got = frame[(frame["model"] == v.role)]
+        got = frame[(frame["role"] == v.role)]
         assert len(got) == 1 and got["value"].iloc[0] == pytest.approx(acc)
         if v.calibration:
-            assert got["alpha_mean"].iloc[0] == pytest.approx(float(p.alpha[:, 1].mean()), abs=1e-5)
+            assert corrupted_alpha(got)[0] == pytest.approx(float(p.alpha[:, 1].mean()), abs=1e-5)
 
 
 def test_robustness_sweep_shape(pair, splits):
+    from precal.robustness.table import columns, corrupted_alpha
+
     calls = []
     frame = be.robustness_sweep(pair.views(), splits, pair.primary.schema, modalities=["inertial", "depth"],
                                 corruptions=["gaussian_noise", "remove_absent"], severities=(0, 1, 5),
                                 progress=lambda f, t: calls.append(f))
     # 2 modalities x 2 corruptions x 3 severities x 2 models
-    assert len(frame) == 24 and list(frame.columns) == list(be.ROBUSTNESS_COLUMNS)
-    assert set(frame["model"]) == {be.CALIBRATED, be.UNCALIBRATED}
+    assert len(frame) == 24 and list(frame.columns) == columns(pair.primary.schema.modality_names)
+    assert set(frame["role"]) == {be.CALIBRATED, be.UNCALIBRATED}
     assert frame["value"].between(0, 1).all() and (frame["n"] == splits.size).all()
     assert calls and calls[-1] == pytest.approx(1.0) and calls == sorted(calls)
-    cal = frame[frame["model"] == be.CALIBRATED]
+    frame = frame.assign(alpha_mean=corrupted_alpha(frame))
+    cal = frame[frame["role"] == be.CALIBRATED]
     removed = (cal["corruption"] == "remove_absent") & (cal["severity"] > 0)
     assert cal.loc[~removed, "alpha_mean"].notna().all()
     assert cal.loc[removed, "alpha_mean"].isna().all()  # a missing modality has no gate to average
-    assert frame.loc[frame["model"] == be.UNCALIBRATED, "alpha_mean"].isna().all()
+    assert frame.loc[frame["role"] == be.UNCALIBRATED, "alpha_mean"].isna().all()
     # severity 0 is the clean score for every corruption
-    clean = frame[frame["severity"] == 0].groupby("model")["value"].nunique()
+    clean = frame[frame["severity"] == 0].groupby("role")["value"].nunique()
     assert (clean == 1).all()
 
 
-def test_stored_robustness_table_is_normalised(pair, tmp_path):
-    wide = tmp_path / "robustness.csv"
-    wide.write_text("checkpoint,modality,corruption,severity,accuracy,macro_f1,alpha_mean\n"
-                    f"{pair.calibrated.name},depth,blur,1,0.5,0.4,0.9\n"
-                    f"{pair.uncalibrated.name},depth,blur,1,0.4,0.3,\n")
-    frame = be.read_robustness_table(wide, pair)
-    assert len(frame) == 4 and set(frame["metric"]) == {"accuracy", "macro_f1"}
-    assert set(frame["model"]) == {be.CALIBRATED, be.UNCALIBRATED}
-    # the layout `precal robustness --out` writes: long metric/value, alpha_<modality>, shared by checkpoints
+def test_stored_robustness_table_keeps_the_pairs_rows(pair, tmp_path):
+    """A table of ``precal robustness`` (here one written before the role column: the calibrator
+    switch as ``calibration``), shared by several checkpoints: the pair's rows, with their role."""
     tidy = tmp_path / "tidy.csv"
     tidy.write_text("checkpoint,dataset,calibration,modality,corruption,severity,metric,value,macro_f1,n,"
                     "alpha_inertial,alpha_depth\n"
@@ -465,33 +463,33 @@ def test_stored_robustness_table_is_normalised(pair, tmp_path):
                     f"{pair.uncalibrated.name},utd-mhad,False,depth,blur,3,accuracy,0.2,0.1,12,1.0,1.0\n"
                     "someone_else_calon,avletters,True,lips,blur,3,accuracy,0.9,0.9,12,,\n")
     frame = be.read_robustness_table(tidy, pair)
-    assert set(frame["checkpoint"]) == {pair.calibrated.name, pair.uncalibrated.name}
-    assert set(frame["metric"]) == {"accuracy", "macro_f1"} and len(frame) == 6
-    acc = frame[frame["metric"] == "accuracy"].reset_index(drop=True)
-    assert list(acc["alpha_mean"]) == [1.2, 0.7, 1.0]
-    assert list(acc["model"]) == [be.CALIBRATED, be.CALIBRATED, be.UNCALIBRATED]
-    with pytest.raises(ValueError, match="modality, corruption and severity"):
-        be.normalise_robustness_table(__import__("pandas").DataFrame({"x": [1]}), pair)
+    assert set(frame["checkpoint"]) == {pair.calibrated.name, pair.uncalibrated.name} and len(frame) == 3
+    assert list(frame["role"]) == [be.CALIBRATED, be.CALIBRATED, be.UNCALIBRATED]
+    from precal.robustness.table import corrupted_alpha
+
+    assert list(corrupted_alpha(frame)[:2]) == [1.2, 0.7] and np.isnan(corrupted_alpha(frame)[2])
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text("modality,corruption,severity,accuracy\ndepth,blur,1,0.5\n")
+    with pytest.raises(ValueError, match="not a table precal robustness wrote"):
+        be.read_robustness_table(foreign, pair)
 
 
 def test_robustness_summary_from_a_precal_table(pair, tmp_path):
     on, off = pair.calibrated.name, pair.uncalibrated.name
     path = tmp_path / "robustness.csv"
     # calibrated keeps 0.8 -> 0.6, baseline 0.8 -> 0.4 over severities 0, 5; swap detection by support only
-    path.write_text("checkpoint,modality,corruption,severity,value,auroc_conflict,auroc_support,auroc_alpha\n"
-                    f"{on},depth,swap,0,0.8,,,\n{on},depth,swap,5,0.6,0.55,0.95,0.7\n"
-                    f"{off},depth,swap,0,0.8,,,\n{off},depth,swap,5,0.4,0.5,0.5,0.5\n"
-                    "someone_else_calon,depth,swap,5,0.1,0.1,0.1,0.1\n")
-    summary = be.robustness_summary(path, pair)
+    path.write_text("checkpoint,role,modality,corruption,severity,value,auroc_conflict,auroc_support,auroc_alpha\n"
+                    f"{on},calibrated,depth,swap,0,0.8,,,\n{on},calibrated,depth,swap,5,0.6,0.55,0.95,0.7\n"
+                    f"{off},uncalibrated,depth,swap,0,0.8,,,\n{off},uncalibrated,depth,swap,5,0.4,0.5,0.5,0.5\n"
+                    "someone_else_calon,calibrated,depth,swap,5,0.1,0.1,0.1,0.1\n")
+    summary = be.robustness_summary(be.read_robustness_table(path, pair), pair)
     assert list(summary.columns) == list(be.SUMMARY_COLUMNS)
     row = summary.iloc[0]
     assert (row["modality"], row["corruption"]) == ("depth", "swap") and len(summary) == 1
     assert row["rr_calibrated"] > row["rr_uncalibrated"]  # the calibrated curve lies above
     assert row["effective_robustness"] == pytest.approx(0.2)  # sum of (0.6 - 0.4) beyond the clean point
     assert (row["auroc_support"], row["auroc_conflict"], row["auroc_alpha"]) == (0.95, 0.55, 0.7)
-    foreign = tmp_path / "foreign.csv"
-    foreign.write_text("modality,corruption,severity,accuracy\ndepth,blur,1,0.5\n")
-    assert be.robustness_summary(foreign, pair) is None  # not precal's format: no summary, no error
+    assert be.robustness_summary(be.read_robustness_table(path, pair).iloc[2:], pair) is None  # no calibrated rows
 
 
 def test_history_frames(pair):

@@ -406,7 +406,7 @@ def _robustness_frame(corruptions: Sequence[str]) -> pd.DataFrame:
     for c in corruptions:
         for role in ROLES:
             for s in SEVERITIES:
-                rows.append({"modality": "depth", "corruption": c, "severity": s, "model": role, "metric": "accuracy",
+                rows.append({"modality": "depth", "corruption": c, "severity": s, "role": role, "metric": "accuracy",
                              "value": float(max(0.0, 0.9 - 0.1 * s + rng.normal(0, 0.02))),
                              "alpha_mean": float(1.0 - 0.1 * s) if role == be.CALIBRATED else np.nan})
     return pd.DataFrame(rows)
@@ -434,7 +434,7 @@ def case_robustness_figure() -> Case:
 
 def case_robustness_figure_alpha() -> Case:
     frame = _robustness_frame(["gaussian_noise"])
-    cal = frame[(frame["model"] == be.CALIBRATED) & frame["alpha_mean"].notna()]
+    cal = frame[(frame["role"] == be.CALIBRATED) & frame["alpha_mean"].notna()]
     title = "mean alpha of depth (calibrated model) vs severity"
     fig = charts.robustness_figure(cal, "alpha_mean", title, "mean alpha of depth (1 = unchanged)", TITLES,
                                    reference=1.0)

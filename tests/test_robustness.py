@@ -17,8 +17,8 @@ from precal.data.storage import load_dataset
 from precal.evaluation import dataset_for
 from precal.inference import predict
 from precal.models.model import ModelConfig, MultimodalModel
-from precal.robustness.sweep import (effective_robustness, relative_robustness, removal_drops, summarise,
-                               sweep_checkpoint)
+from precal.robustness.sweep import sweep_checkpoint
+from precal.robustness.table import effective_robustness, relative_robustness, removal_drops, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 LENGTHS = {"inertial": 32, "skeleton": 16, "depth": 4}
@@ -132,7 +132,8 @@ def test_auroc_matches_scikit_learn_including_ties() -> None:
 
 
 def test_run_sweep_restricts_corruptions_and_refuses_unknown_names(setup, tmp_path) -> None:
-    from precal.robustness.sweep import count_levels, run_sweep
+    from precal.robustness.engine import count_levels
+    from precal.robustness.sweep import run_sweep
 
     data, ckpt, _ = setup
     with pytest.raises(ValueError, match="unknown corruption 'blurr'"):

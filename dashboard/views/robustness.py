@@ -6,7 +6,9 @@ import streamlit as st
 import dash_charts as charts
 import dash_state as ds
 from precal import dashboard_backend as be
+from precal.models.model import CALIBRATED
 from precal.robustness.corruptions import CORRUPTIONS, corruptions_for
+from precal.robustness.table import corrupted_alpha
 
 ctx = ds.context()
 schema = ctx.schema
@@ -40,21 +42,22 @@ def show_summary(summary: pd.DataFrame, modality: str) -> None:
 def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) -> None:
     st.caption(source)
     metric = frame["metric"].iloc[0] if len(frame) else "accuracy"
-    metrics = sorted(frame["metric"].unique())
-    if len(metrics) > 1:
-        metric = st.selectbox("Metric", metrics, key="rob_metric")
-    frame = frame[frame["metric"] == metric]
+    scores = {metric: "value", **({"macro_f1": "macro_f1"} if frame.get("macro_f1", pd.Series(dtype=float)).notna().any()
+                                  and metric != "macro_f1" else {})}
+    if len(scores) > 1:
+        metric = st.selectbox("Metric", list(scores), key="rob_metric")
+    frame = frame.assign(score=frame[scores[metric]], alpha_mean=corrupted_alpha(frame))
     mods = [m for m in schema.modality_names if m in set(frame["modality"])] or sorted(frame["modality"].unique())
     tabs = st.tabs([f"corrupting {m}" for m in mods])
     for tab, m in zip(tabs, mods):
         with tab:
             sub = frame[frame["modality"] == m]
             unit = "(0–1)" if metric not in ("mae", "corr") else ""
-            st.plotly_chart(charts.robustness_figure(sub, "value", f"{metric} vs severity when {m} is corrupted",
+            st.plotly_chart(charts.robustness_figure(sub, "score", f"{metric} vs severity when {m} is corrupted",
                                                      f"{metric} {unit}".strip(), TITLES,
                                                      y_range=[0, 1.02] if unit else None),
                             config=ds.PLOTLY_CONFIG, key=f"rob_metric_{m}")
-            cal = sub[(sub["model"] == be.CALIBRATED) & sub["alpha_mean"].notna()]
+            cal = sub[(sub["role"] == CALIBRATED) & sub["alpha_mean"].notna()]
             if len(cal):
                 st.plotly_chart(charts.robustness_figure(cal, "alpha_mean",
                                                          f"mean alpha of {m} (calibrated model) vs severity",
@@ -66,7 +69,7 @@ def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) 
             if summary is not None:
                 show_summary(summary, m)
     with st.expander("Table"):
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(frame.drop(columns=["score", "alpha_mean"]), hide_index=True, width="stretch")
 
 
 with ds.guard("robustness"):
@@ -79,7 +82,7 @@ with ds.guard("robustness"):
             st.warning(f"stored sweep {stored} could not be read ({be.error_message(exc)}); compute one below.")
     if stored_frame is not None and len(stored_frame):
         show(stored_frame, f"Stored sweep: `{stored}` ({len(stored_frame)} rows).",
-             be.robustness_summary(stored, ctx.pair))
+             be.robustness_summary(stored_frame, ctx.pair))
     else:
         ctx.require_data()
         st.info("No stored sweep (robustness.csv) next to this checkpoint. Compute a small one here: every "

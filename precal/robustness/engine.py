@@ -169,8 +169,8 @@ def sweep(models: Sequence[SweptModel], batches: Mapping[str, Batch], plan: Sequ
 
     ``batches`` maps ``str(checkpoint.path)`` to the split preprocessed for that checkpoint;
     ``plan`` lists the (modality, corruption) pairs (:func:`sweep_plan`); severity 0 in
-    ``severities`` adds the clean row of every curve. ``progress`` is called after every model and
-    level with a short description; ``lock`` guards a model while it runs (the dashboard shares
+    ``severities`` adds the clean row of every curve. ``progress`` is called after every corrupted
+    level of every model with a short description; ``lock`` guards a model while it runs (the dashboard shares
     models between sessions). Corruptions are seeded and keyed by sample, so the same seed does the
     same damage as the dashboard's lab.
     """
@@ -194,8 +194,6 @@ def sweep(models: Sequence[SweptModel], batches: Mapping[str, Batch], plan: Sequ
         clean: Dict[int, Predictions] = {}
         for swept in group:
             clean[id(swept)] = _fuse(swept, clean_enc, lock)
-            if progress:
-                progress(f"clean: {swept.checkpoint.name} ({swept.role})")
         for m, c in plan:
             if clean_row:
                 for swept in group:
