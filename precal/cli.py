@@ -13,27 +13,13 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from precal import __version__
-
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError)
-"""What a bad path, file, argument or a full/read-only disk raises: one line, exit status 2."""
-
+from precal.errors import USER_ERRORS, error_line
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, with its errors (unknown option, wrong type) on one line like every other error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def error_line(exc: BaseException) -> str:
-    """One readable line for a user error (KeyError's quotes dropped, an OSError's file named)."""
-    if isinstance(exc, KeyError) and exc.args:
-        text = str(exc.args[0])
-    elif isinstance(exc, OSError) and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _key_value_ints(items: Sequence[str]) -> Dict[str, int]:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from precal.data.batch import Batch
+from precal.data.schema import unknown_modality_message
 from precal.robustness.keyed_random import KeyedRandom
 
 # --------------------------------------------------------------------------------------------------
