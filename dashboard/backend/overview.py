@@ -14,6 +14,7 @@ from precal.dashboard.backend.pairs import ModelView
 from precal.data.schema import DatasetSchema
 from precal.data.storage import MultimodalData
 from precal.describe import selected_weights, used_options
+from precal.training.config import ALWAYS, summary_fields
 from precal.inference import Predictions
 from precal.metrics import compute_metrics
 from precal.models.derived import describe_derived
@@ -37,8 +38,8 @@ def modality_table(ckpt: Checkpoint) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-TRAINING_KEYS = ("epochs", "batch_size", "lr", "seed", "lengths", "centre", "frame_encoder", "point_encoder",
-                 "modality_dropout", "noise_augment", "swap_augment", "aux_loss", "aux_weight", "cue_gradient")
+TRAINING_KEYS = tuple(summary_fields(ALWAYS))
+"""Training settings the overview lists for every run (the others: when used, :func:`used_options`)."""
 
 
 def trained_splits(checkpoints: Sequence[Checkpoint]) -> set:

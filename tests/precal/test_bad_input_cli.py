@@ -97,7 +97,7 @@ API_CASES = {
 
 @pytest.mark.parametrize("case", list(API_CASES))
 def test_the_python_api_checks_the_same_ranges(tmp_path, data, case):
-    from precal.training import TrainConfig, train
+    from precal.training.loop import TrainConfig, train
 
     fields, expected = API_CASES[case]
     base = dict(data=str(data), epochs=1, batch_size=8, dim=8, shared_dim=4, backbone="conv", lengths={"acc": 8})

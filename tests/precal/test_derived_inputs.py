@@ -208,7 +208,7 @@ def test_cli_refuses_impossible_derived_inputs_in_one_line_and_writes_nothing(tm
 
 
 def test_a_shared_recipe_applies_derived_inputs_only_to_the_model_s_modalities():
-    from precal.training import TrainConfig
+    from precal.training.loop import TrainConfig
     recipe = dict(velocity=["skeleton"], norms={"inertial": "0-2,3-5"})
     assert TrainConfig(data="d", modalities=["depth"], **recipe).model_config().velocity == []
     assert TrainConfig(data="d", modalities=["depth"], **recipe).model_config().norms == {}

@@ -22,7 +22,7 @@ from precal.data.schema import DatasetSchema, ModalitySchema
 from precal.data.storage import MultimodalData, build_ragged
 from precal.models import ModelConfig, MultimodalModel
 from precal.models.encoders import FRAME_ENCODERS, FrameEncoder, MotionFrameEncoder, build_encoder, segment_weights
-from precal.training import TrainConfig, root_indices, segment_indices, train
+from precal.training.loop import TrainConfig, root_indices, segment_indices, train
 
 UTD = Path(__file__).resolve().parents[2] / "sample_data" / "utd_mhad"
 

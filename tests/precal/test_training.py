@@ -14,7 +14,7 @@ import pytest
 from precal.checkpoint import load_checkpoint
 from precal.cli import main as cli_main
 from precal.data.storage import load_dataset
-from precal.training import TrainConfig, train
+from precal.training.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
 UTD = ROOT / "sample_data" / "utd_mhad"

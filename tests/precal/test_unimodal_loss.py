@@ -15,7 +15,7 @@ from precal.cli import main as cli_main
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema, ModalitySchema
 from precal.models import ModelConfig, MultimodalModel
-from precal.training import unimodal_loss
+from precal.training.loop import unimodal_loss
 
 UTD = Path(__file__).resolve().parents[2] / "sample_data" / "utd_mhad"
 SCHEMA = DatasetSchema("toy", (ModalitySchema("acc", "time_series", (3,)),

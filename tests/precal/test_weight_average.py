@@ -12,8 +12,8 @@ from precal.data.storage import load_dataset
 from precal.describe import describe_path
 from precal.evaluation import evaluate
 from precal.models.model import ModelConfig, MultimodalModel
-from precal.training import TrainConfig, prepare_data, train
-from precal.weight_average import WeightAverage, recompute_batch_norm
+from precal.training.loop import TrainConfig, prepare_data, train
+from precal.training.weight_average import WeightAverage, recompute_batch_norm
 
 UTD = Path(__file__).resolve().parents[2] / "sample_data" / "utd_mhad"
 LENGTHS = {"inertial": 32, "skeleton": 16, "depth": 8}

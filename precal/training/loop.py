@@ -13,7 +13,7 @@ import copy
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from precal.augment import (GeometryAugment, mixup, modality_dropout, noise_augment, recombine_augment,
+from precal.training.augment import (GeometryAugment, mixup, modality_dropout, noise_augment, recombine_augment,
                             swap_augment, time_augment)
 from precal.calibration import AUX_LOSSES, gate_ranking_loss
 from precal.checkpoint import save_checkpoint
@@ -34,67 +34,11 @@ from precal.data.schema import DatasetSchema, unknown_modality_message
 from precal.data.storage import MultimodalData, load_dataset
 from precal.inference import Predictions, predict, unimodal_probe_logits
 from precal.metrics import compute_metrics, higher_is_better, primary_metric
-from precal.models.model import ModelConfig, ModelOutput, MultimodalModel
+from precal.models.model import ModelOutput, MultimodalModel
 from precal.safe_write import CHECKPOINT, check_output_folder
-from precal.train_checks import check_names, check_train_config
-from precal.weight_average import WeightAverage, recompute_batch_norm
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (stored in the checkpoint)."""
-
-    data: str
-    backbone: str = "sequence"
-    calibration: bool = True
-    seed: int = 0
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    label_smoothing: float = 0.1
-    modalities: List[str] = field(default_factory=list)
-    lengths: Dict[str, int] = field(default_factory=dict)
-    centre: Dict[str, str] = field(default_factory=dict)  # modality -> root point name (joint_names)
-    scale: Dict[str, str] = field(default_factory=dict)  # modality -> "POINT:POINT", the unit segment
-    modality_dropout: float = 0.0
-    noise_augment: float = 0.0
-    swap_augment: float = 0.2  # conflicts in training by default: what the gates learn to damp
-    recombine_augment: float = 0.0  # per-sample probability of a same-label modality exchange
-    rotate_augment: Dict[str, float] = field(default_factory=dict)  # modality -> max degrees
-    shear_augment: Dict[str, float] = field(default_factory=dict)  # modality -> largest off-diagonal shear
-    time_augment: float = 0.0  # per-sample probability of a random crop-and-stretch in time
-    mixup: float = 0.0  # largest weight of the blended-in partner sample (0: off, at most 0.5)
-    aux_weight: float = 0.1
-    aux_loss: str = "contrastive"
-    gate_loss: float = 0.0  # weight of the gate ranking loss on swapped-in modalities (0: off)
-    unimodal_loss: float = 0.0  # weight of the per-encoder classification loss (0: off)
-    average_epochs: int = 0  # average the weights of the last N epochs (0: off), a selection candidate
-    dim: int = 64
-    shared_dim: int = 16
-    dropout: float = 0.1
-    frame_encoder: str = "motion"
-    point_encoder: str = "series"
-    cue_gradient: bool = True
-    gate: str = "monotone"  # see precal.models.model.GATES
-    velocity: List[str] = field(default_factory=list)  # modalities whose encoder also sees step-to-step change
-    norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups ("0-2,3-5") whose lengths it sees
-    train_split: str = "train"  # several joined by "+" ("train+val") are trained on together
-    selection: str = "best"  # "best": the epoch with the best validation score; "last": the final epoch
-    val_split: Optional[str] = "val"  # None: no validation split (only with selection "last")
-    eval_splits: List[str] = field(default_factory=lambda: ["val", "test"])
-    threads: int = 0  # 0: torch default
-
-    def model_config(self) -> ModelConfig:
-        # Derived inputs of modalities this model does not use (a unimodal run of a shared recipe) do not apply.
-        used = (lambda n: n in self.modalities) if self.modalities else (lambda n: True)
-        return ModelConfig(backbone=self.backbone, calibration=self.calibration, modalities=list(self.modalities),
-                           dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout,
-                           frame_encoder=self.frame_encoder, point_encoder=self.point_encoder,
-                           cue_gradient=self.cue_gradient, gate=self.gate,
-                           unimodal_heads=self.unimodal_loss > 0,
-                           velocity=[n for n in self.velocity if used(n)],
-                           norms={n: v for n, v in self.norms.items() if used(n)})
+from precal.training.checks import check_names, check_train_config
+from precal.training.config import TrainConfig
+from precal.training.weight_average import WeightAverage, recompute_batch_norm
 
 
 @dataclass
@@ -315,7 +259,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     metrics["world_size"] = world
     path = None
     if out is not None and rank == 0:
-        training = {**asdict(cfg), "world_size": world}
+        training = {**cfg.to_json(), "world_size": world}
         path = save_checkpoint(out, model, pre, training=training, metrics=metrics, history=history,
                                overwrite=overwrite, inputs=[cfg.data])
     if world > 1:

@@ -9,14 +9,12 @@ of the command line's help, and the message names the option the user typed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict
+from typing import Any, Dict
 
 from precal.data.schema import DatasetSchema, unknown_modality_message
 from precal.limits import (MAX_LENGTH, MAX_MODALITIES, MAX_THREADS, MAX_WIDTH, check_int, check_number,
                            check_object, check_probability, check_str, check_str_list)
-
-if TYPE_CHECKING:
-    from precal.training import TrainConfig
+from precal.training.config import TrainConfig, option_name
 
 PROBABILITIES = ("modality_dropout", "noise_augment", "swap_augment", "recombine_augment", "time_augment")
 """Per-sample probabilities of the augmentations: each must lie in [0, 1]."""
@@ -27,10 +25,10 @@ MAX_SEED = 2 ** 32 - 1  # numpy's seed range
 
 def option(name: str) -> str:
     """The command-line spelling of a TrainConfig field (``batch_size`` -> ``--batch-size``)."""
-    return "--" + name.replace("_", "-")
+    return option_name(TrainConfig.__dataclass_fields__[name])
 
 
-def check_train_config(cfg: "TrainConfig") -> None:
+def check_train_config(cfg: TrainConfig) -> None:
     """Raise one ValueError naming the first setting out of range (architecture fields included,
     so that a bad ``--dim`` is reported before the data set is loaded)."""
     check_str(cfg.data, "--data")
@@ -65,7 +63,7 @@ def check_train_config(cfg: "TrainConfig") -> None:
     cfg.model_config()  # the remaining architecture fields (backbone, encoders, gate) check themselves
 
 
-def check_names(cfg: "TrainConfig", schema: DatasetSchema) -> None:
+def check_names(cfg: TrainConfig, schema: DatasetSchema) -> None:
     """Every modality a per-modality option names must exist in the data set (``--length smell=3``
     would otherwise be ignored without a word)."""
     named: Dict[str, Any] = {"--modalities": cfg.modalities, "--length": cfg.lengths,
