@@ -41,14 +41,15 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+
 from precal.dashboard.backend.data import split_batches
 from precal.dashboard.backend.embeddings import FUSED, pre_post_features, projection_key
 from precal.dashboard.backend.lab import LabSetting, lab_update
 from precal.dashboard.backend.pairs import ModelView, default_checkpoint_dirs, load_checkpoints, pair_checkpoints
 from precal.dashboard.backend.running import predict_view
 from precal.dashboard.settings import UMAP_WARM_UP_DELAY_S
-from precal.evaluation import resolve_data_dir
 from precal.data.storage import load_dataset
+from precal.evaluation import resolve_data_dir
 from precal.models.model import CALIBRATED, UNCALIBRATED
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+
 st.set_page_config(page_title="precal dashboard", page_icon=":material/tune:", layout="wide")
 
-from precal.dashboard.ui.background import configure_torch, schedule_warmups  # noqa: E402
-from precal.dashboard.ui.context import PAGES, show_problems  # noqa: E402
-from precal.dashboard.ui.sidebar import build_context  # noqa: E402
+from precal.dashboard.ui.background import configure_torch, schedule_warmups
+from precal.dashboard.ui.context import PAGES, show_problems
+from precal.dashboard.ui.sidebar import build_context
 
 configure_torch()
 

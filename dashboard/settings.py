@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple
 
-
 _CHECKOUT = Path(__file__).resolve().parent.parent
 IN_CHECKOUT = (_CHECKOUT / "pyproject.toml").is_file()
 """Whether the app runs from a source checkout (else from an installed package, which has no

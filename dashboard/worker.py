@@ -68,8 +68,6 @@ def _umap_jit_workload() -> None:
         proj.place(pre[:3])
 
 
-
-
 class WorkerDied(RuntimeError):
     """The projection worker process ended (or could not start) while it had a request."""
 

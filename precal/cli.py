@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, get_args, get_type_hints
 from precal import __version__
 from precal.errors import USER_ERRORS, error_line
 
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, with its errors (unknown option, wrong type) on one line like every other error."""
 
@@ -82,7 +83,8 @@ def cmd_convert(args: argparse.Namespace) -> None:
             raise ValueError(f"{given[0]} applies only to 'precal convert synthetic'")
         if len(args.paths) != 2:
             raise ValueError(f"usage: precal convert {args.name} SRC OUT")
-        out = convert(args.name, Path(args.paths[0]), Path(args.paths[1]), overwrite=args.overwrite, option="OUT")
+        out = convert(args.name, Path(args.paths[0]), Path(args.paths[1]), overwrite=args.overwrite, option="OUT",
+                      trusted=args.trust_pickle)
     print(f"wrote {out}")
 
 
@@ -191,9 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="convert a raw data set into the precal data format, or generate the "
                                         "synthetic benchmark")
-    p.add_argument("name", help="utd-mhad, avletters or synthetic")
+    p.add_argument("name", help="utd-mhad, avletters, mmsa (CMU-MOSI/MOSEI feature pickles) or synthetic")
     p.add_argument("paths", nargs="+", metavar="SRC OUT",
-                   help="folder with the raw files and the output data folder (synthetic: OUT only)")
+                   help="the raw files (a folder; mmsa: the .pkl file) and the output data folder (synthetic: OUT only)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="mmsa: read SRC although it is a Python pickle, which can run code: only for a file you "
+                        "trust; it is read with an unpickler that admits numpy arrays only")
     p.add_argument("--kinds", help="synthetic: modality kinds, e.g. time_series,frame_sequence,vector or vector*6")
     p.add_argument("--samples", type=int, help="synthetic: number of samples (default 900)")
     p.add_argument("--classes", type=int, help="synthetic: number of classes (default 6)")

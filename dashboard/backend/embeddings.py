@@ -17,7 +17,6 @@ from precal.inference import Predictions
 from precal.projection import neighbourhood_scores
 from precal.robustness.corruptions import apply_corruption
 
-
 FUSED = "fused representation"
 
 

@@ -14,10 +14,10 @@ from precal.dashboard.backend.pairs import ModelView
 from precal.data.schema import DatasetSchema
 from precal.data.storage import MultimodalData
 from precal.describe import selected_weights, used_options
-from precal.training.config import ALWAYS, summary_fields
 from precal.inference import Predictions
 from precal.metrics import compute_metrics
 from precal.models.derived import describe_derived
+from precal.training.config import ALWAYS, summary_fields
 
 
 def modality_table(ckpt: Checkpoint) -> pd.DataFrame:

@@ -14,7 +14,6 @@ from precal.dashboard.settings import ROOT
 from precal.errors import USER_ERRORS, error_line
 from precal.models.model import CALIBRATED, UNCALIBRATED, role_name
 
-
 REFERENCE_TRAINED = "trained baseline"
 
 

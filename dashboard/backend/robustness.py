@@ -18,7 +18,6 @@ from precal.robustness.corruptions import CORRUPTIONS
 from precal.robustness.engine import SweptModel, sweep, sweep_plan
 from precal.robustness.table import AUROC_COLUMNS, read_table, summarise
 
-
 ROBUSTNESS_FILES = ("robustness.csv", "robustness.parquet")
 
 

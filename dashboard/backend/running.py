@@ -24,7 +24,6 @@ from precal.dashboard.backend.pairs import ModelView
 from precal.data.batch import Batch
 from precal.inference import Predictions, predict
 
-
 _LOCKS: "weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
 
 

@@ -18,10 +18,9 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import List, Optional, Tuple
 
-from precal.checkpoint import CONFIG_FILE, Checkpoint, CheckpointError, WEIGHTS_FILE, load_checkpoint
+from precal.checkpoint import CONFIG_FILE, WEIGHTS_FILE, Checkpoint, CheckpointError, load_checkpoint
 from precal.dashboard.settings import MAX_UPLOAD_BYTES
 from precal.errors import error_line
-
 
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 """What one upload may expand to (its declared sizes, and what is actually written)."""

@@ -22,7 +22,6 @@ from precal.errors import USER_ERRORS, error_line
 from precal.inference import Predictions
 from precal.models.model import UNCALIBRATED
 
-
 PAGES = {
     "overview": "views/overview.py",
     "explorer": "views/explorer.py",

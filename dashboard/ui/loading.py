@@ -16,7 +16,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import streamlit as st
 
-from precal.checkpoint import Checkpoint, WEIGHTS_FILE, file_sha256, load_checkpoint
+from precal.checkpoint import WEIGHTS_FILE, Checkpoint, file_sha256, load_checkpoint
 from precal.dashboard import settings, worker
 from precal.dashboard.backend import pairs
 from precal.dashboard.backend.data import SplitBatches, split_batches

@@ -12,7 +12,7 @@ import streamlit as st
 from precal.dashboard.backend.overview import split_label, trained_splits
 from precal.dashboard.backend.pairs import default_checkpoint_dirs, pair_checkpoints
 from precal.dashboard.backend.uploads import is_uploaded, load_uploaded_checkpoint
-from precal.dashboard.settings import ROOT, DashboardArgs, MAX_UPLOAD_BYTES, parse_dashboard_args
+from precal.dashboard.settings import MAX_UPLOAD_BYTES, ROOT, DashboardArgs, parse_dashboard_args
 from precal.dashboard.ui.context import Context
 from precal.dashboard.ui.loading import cached_split_batches, data_mtime, load_checkpoints, load_data
 from precal.errors import USER_ERRORS, error_line

@@ -10,7 +10,6 @@ import streamlit as st
 from precal.dashboard.backend.pairs import ModelView
 from precal.dashboard.charts import figures as charts
 
-
 PLOTLY_CONFIG = {"displayModeBar": False, "displaylogo": False}
 
 

@@ -4,13 +4,13 @@ was damped or amplified."""
 import numpy as np
 import pandas as pd
 import streamlit as st
+
 from precal.dashboard.backend.samples import sample_outputs, sample_table, suppressed_table
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.context import context, guard, select_sample
 from precal.dashboard.ui.plotly_inputs import render_modality
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG, prediction_card, role_colour_map
 from precal.models.model import CALIBRATED, UNCALIBRATED
-
 
 ctx = context()
 ctx.require_data()

@@ -2,13 +2,13 @@
 
 import numpy as np
 import streamlit as st
+
 from precal.dashboard.backend.formatting import fmt_count, fmt_pct
 from precal.dashboard.backend.overview import (alpha_frame, live_metrics, metrics_table, modality_table,
                                                parameter_table, training_summary)
 from precal.dashboard.charts import figures as charts, overview as overview_charts
 from precal.dashboard.ui.context import context, guard
 from precal.models.model import CALIBRATED, UNCALIBRATED
-
 
 ctx = context()
 pair = ctx.pair

@@ -2,12 +2,12 @@
 
 import pandas as pd
 import streamlit as st
+
 from precal.dashboard.backend.overview import history_fit_note, history_frames
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.context import context, guard
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG
 from precal.models.model import CALIBRATED, UNCALIBRATED
-
 
 ctx = context()
 pair = ctx.pair

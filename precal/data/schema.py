@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from precal.limits import (MAX_CLASSES, MAX_MODALITIES, MAX_STEP_DIMS, MAX_STEP_VALUES, check_int, check_number,
                            check_object, check_str, check_str_list)
 
+
 MODALITY_KINDS = ("time_series", "frame_sequence", "vector", "token_sequence")
 """time_series: (T, F...) sensor or feature streams; frame_sequence: (T, H, W) image sequences;
 vector: one (F,) feature vector per sample; token_sequence: (T, F) pre-extracted token features

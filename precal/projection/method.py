@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
-
 
 METHODS = ("pca", "tsne", "umap")
 MIN_POINTS = 5

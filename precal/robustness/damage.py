@@ -20,6 +20,7 @@ from precal.data.batch import Batch
 from precal.data.schema import unknown_modality_message
 from precal.robustness.keyed_random import KeyedRandom
 
+
 # --------------------------------------------------------------------------------------------------
 # Public types
 # --------------------------------------------------------------------------------------------------

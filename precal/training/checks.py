@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from precal.data.schema import DatasetSchema, unknown_modality_message
-from precal.limits import (MAX_LENGTH, MAX_MODALITIES, MAX_THREADS, MAX_WIDTH, check_int, check_number,
-                           check_object, check_probability, check_str, check_str_list)
+from precal.limits import (MAX_LENGTH, MAX_MODALITIES, MAX_THREADS, MAX_WIDTH, check_int, check_number, check_object,
+                           check_probability, check_str, check_str_list)
 from precal.training.config import TrainConfig, option_name
 
 PROBABILITIES = ("modality_dropout", "noise_augment", "swap_augment", "recombine_augment", "time_augment")

@@ -24,8 +24,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from precal.training.augment import (GeometryAugment, mixup, modality_dropout, noise_augment, recombine_augment,
-                            swap_augment, time_augment)
 from precal.calibration import AUX_LOSSES, gate_ranking_loss
 from precal.checkpoint import save_checkpoint
 from precal.data.batch import Batch
@@ -36,6 +34,8 @@ from precal.inference import Predictions, predict, unimodal_probe_logits
 from precal.metrics import compute_metrics, higher_is_better, primary_metric
 from precal.models.model import ModelOutput, MultimodalModel
 from precal.safe_write import CHECKPOINT, check_output_folder
+from precal.training.augment import (GeometryAugment, mixup, modality_dropout, noise_augment, recombine_augment,
+                                     swap_augment, time_augment)
 from precal.training.checks import check_names, check_train_config
 from precal.training.config import TrainConfig
 from precal.training.weight_average import WeightAverage, recompute_batch_norm

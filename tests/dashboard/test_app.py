@@ -16,13 +16,14 @@ from typing import Iterator, Sequence
 
 import pytest
 
+
 pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from precal.dashboard import settings, worker  # noqa: E402
-from precal.dashboard.backend.pairs import REFERENCE_SWITCHED_OFF  # noqa: E402
-from precal.dashboard.settings import ENV_CHECKPOINTS, ENV_DATA  # noqa: E402
-from precal.models.model import CALIBRATED, UNCALIBRATED  # noqa: E402
+from precal.dashboard import settings, worker
+from precal.dashboard.backend.pairs import REFERENCE_SWITCHED_OFF
+from precal.dashboard.settings import ENV_CHECKPOINTS, ENV_DATA
+from precal.models.model import CALIBRATED, UNCALIBRATED
 from tests.dashboard.fixtures import tiny_checkpoints  # noqa: E402
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from precal.checkpoint import CheckpointError, load_checkpoint
 from precal.dashboard.backend import uploads
 from precal.dashboard.backend.data import split_batches
@@ -23,20 +24,19 @@ from precal.dashboard.backend.lab import LabSetting, lab_update
 from precal.dashboard.backend.overview import (TRAINING_KEYS, alpha_frame, history_fit_note, history_frames,
                                                live_metrics, metrics_table, modality_table, parameter_table,
                                                split_label, trained_splits, training_summary)
-from precal.dashboard.backend.pairs import ModelView, REFERENCE_SWITCHED_OFF, load_checkpoints, pair_checkpoints
+from precal.dashboard.backend.pairs import REFERENCE_SWITCHED_OFF, ModelView, load_checkpoints, pair_checkpoints
 from precal.dashboard.backend.robustness import (SUMMARY_COLUMNS, read_robustness_table, robustness_summary,
                                                  robustness_sweep)
 from precal.dashboard.backend.running import forward_views, predict_view
 from precal.dashboard.backend.samples import sample_outputs, sample_table, suppressed_table
 from precal.dashboard.backend.uploads import load_uploaded_checkpoint
 from precal.dashboard.launcher import APP_PATH
-from precal.dashboard.settings import DashboardArgs, ENV_CHECKPOINTS, ENV_DATA, parse_dashboard_args
+from precal.dashboard.settings import ENV_CHECKPOINTS, ENV_DATA, DashboardArgs, parse_dashboard_args
 from precal.data.skeleton import skeleton_bones
 from precal.data.storage import load_dataset
-from precal.models.model import CALIBRATED, UNCALIBRATED
-
 from precal.evaluation import resolve_data_dir
-from tests.dashboard.fixtures import AV_SOURCE, LENGTHS, ROOT, SOURCE, tiny_checkpoints
+from precal.models.model import CALIBRATED, UNCALIBRATED
+from tests.dashboard.fixtures import AV_SOURCE, LENGTHS, ROOT, tiny_checkpoints
 
 
 @pytest.fixture(scope="module")

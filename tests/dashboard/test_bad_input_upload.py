@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from precal import disk_cache
 from precal.checkpoint import CheckpointError, load_checkpoint
 from precal.dashboard.backend import uploads
@@ -28,10 +29,8 @@ from precal.dashboard.backend.pairs import ModelView
 from precal.dashboard.backend.running import cached_predict, predict_view
 from precal.dashboard.backend.uploads import UploadArea, is_uploaded, load_uploaded_checkpoint, upload_area
 from precal.data.storage import load_dataset
-from precal.evaluation import dataset_for
+from precal.evaluation import dataset_for, resolve_data_dir
 from precal.models.model import CALIBRATED
-
-from precal.evaluation import resolve_data_dir
 from tests.corpus import (assert_unchanged, deadline, edit_json, one_line, snapshot, tiny_checkpoint,  # noqa: E402
                     tiny_dataset)
 

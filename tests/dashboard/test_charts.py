@@ -19,13 +19,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 from precal.dashboard.backend.overview import history_frames
 from precal.dashboard.backend.robustness import corruption_titles
 from precal.dashboard.charts import figures as charts
 from precal.data.skeleton import KINECT_V1_BONES, skeleton_bones
-from precal.explain import AlphaExplanation, BASELINE, waterfall_frame
+from precal.explain import BASELINE, AlphaExplanation, waterfall_frame
 from precal.models.model import CALIBRATED, UNCALIBRATED
+
+ROOT = Path(__file__).resolve().parents[2]
 
 RNG_SEED = 0
 MODALITIES = ["inertial", "skeleton", "depth"]

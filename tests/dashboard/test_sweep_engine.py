@@ -6,9 +6,9 @@ equal both old ones on these fixtures.)"""
 
 from __future__ import annotations
 
-
 import pandas as pd
 import pytest
+
 from precal.dashboard.backend.data import split_batches
 from precal.dashboard.backend.pairs import (REFERENCE_SWITCHED_OFF, REFERENCE_TRAINED, load_checkpoints,
                                             pair_checkpoints)
@@ -17,7 +17,6 @@ from precal.data.storage import load_dataset
 from precal.models.model import CALIBRATED, UNCALIBRATED
 from precal.robustness.sweep import sweep_checkpoint
 from precal.robustness.table import columns
-
 from tests.dashboard.fixtures import tiny_checkpoints  # noqa: E402
 
 CORRUPTIONS = ["gaussian_noise", "remove_absent", "swap", "occlusion"]

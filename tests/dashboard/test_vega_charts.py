@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 from precal.dashboard.charts import figures as charts, lab as lab_charts, lab_inputs, overview as overview_charts
 from precal.data.skeleton import KINECT_V1_BONES, skeleton_bones
 from precal.models.model import CALIBRATED, UNCALIBRATED
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MODALITIES = ["inertial", "skeleton", "depth"]
 CLASSES = ["swipe left", "swipe right", "wave", "clap", "throw", "cross 'arms'"]

@@ -8,7 +8,6 @@ whole tree is snapshotted before and compared after every refusal.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ from hypothesis import strategies as st
 
 from precal.cli import main
 from precal.data.storage import build_ragged, save_dataset
-
 from tests.corpus import assert_unchanged, cli_error, snapshot, tiny_checkpoint, tiny_data, tiny_dataset  # noqa: E402
 
 FAST = ["--epochs", "1", "--batch-size", "8", "--dim", "8", "--shared-dim", "4", "--backbone", "conv",

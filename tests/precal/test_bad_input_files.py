@@ -8,7 +8,6 @@ memory. The message must name the field, and nothing on disk may change.
 
 from __future__ import annotations
 
-import sys
 import zipfile
 from pathlib import Path
 
@@ -23,9 +22,9 @@ from precal.cli import main
 from precal.data.dataset import Preprocessor
 from precal.data.schema import SchemaError
 from precal.data.storage import DataFormatError, build_ragged, load_dataset
-
 from tests.corpus import (SCHEMA, assert_unchanged, cli_error, deadline, edit_json, one_line, snapshot,  # noqa: E402
                     tiny_checkpoint, tiny_data, tiny_dataset)
+
 
 DEADLINE_S = 30
 

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from precal.calibration import (CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator,
                                 contrastive_prediction_loss, masked_mean, prediction_loss)
 
+
 B = 4
 
 # name -> (layout, feature dim, shape of one sample *including* the feature axis, time axis or None)

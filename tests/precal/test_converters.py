@@ -364,8 +364,11 @@ def test_avl_bad_input_names_file_and_writes_nothing(avl_src: Path, tmp_path: Pa
 
 
 def test_registry_and_unknown_name(tmp_path: Path) -> None:
-    assert CONVERTERS == {"utd-mhad": utd_mhad.convert_utd_mhad, "avletters": avletters.convert_avletters}
-    with pytest.raises(ValueError, match="avletters, utd-mhad"):
+    from precal.data.mmsa import convert_mmsa
+
+    assert CONVERTERS == {"utd-mhad": utd_mhad.convert_utd_mhad, "avletters": avletters.convert_avletters,
+                          "mmsa": convert_mmsa}
+    with pytest.raises(ValueError, match="avletters, mmsa, utd-mhad"):
         convert("crema-d", tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

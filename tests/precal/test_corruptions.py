@@ -16,18 +16,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from precal.robustness.corruptions import (
-    CORRUPTIONS,
-    MAX_SEVERITY,
-    Corruption,
-    CorruptionResult,
-    apply_corruption,
-    corruptions_for,
-    get_corruption,
-    measured_snr_db,
-)
 from precal.data.batch import Batch
 from precal.data.schema import MODALITY_KINDS
+from precal.robustness.corruptions import (CORRUPTIONS, MAX_SEVERITY, Corruption, CorruptionResult, apply_corruption,
+                                           corruptions_for, get_corruption, measured_snr_db)
+
 
 KINDS: Dict[str, str] = {
     "imu": "time_series",
@@ -41,7 +34,6 @@ STEP_SHAPES: Dict[str, Tuple[int, ...]] = {
 }
 PAD_VALUE = 7.0
 ABSENT_ROW = 1
-
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from precal.training.augment import modality_dropout, noise_augment, recombine_augment, swap_augment
 from precal.data.dataset import MultimodalDataset, Preprocessor, resample_sequence
 from precal.data.schema import DatasetSchema, ModalitySchema, SchemaError
 from precal.data.storage import DataFormatError, MultimodalData, build_ragged, load_dataset, save_dataset
+from precal.training.augment import modality_dropout, noise_augment, recombine_augment, swap_augment
 
 
 def make_data(n: int = 6, absent: tuple[int, ...] = (2,)) -> MultimodalData:

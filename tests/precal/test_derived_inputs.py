@@ -11,7 +11,7 @@ import torch
 from precal.checkpoint import load_checkpoint, save_checkpoint
 from precal.cli import build_parser
 from precal.data.dataset import Preprocessor
-from precal.models.derived import DerivedInputs, SOFT_LIMIT, derived_step_shape, parse_column_groups, soft_clip
+from precal.models.derived import SOFT_LIMIT, DerivedInputs, derived_step_shape, parse_column_groups, soft_clip
 from precal.models.model import MultimodalModel
 from tests.precal.test_models import B, LENGTHS, STEPS, lengths_mask, make_batch, small_config, toy_schema
 

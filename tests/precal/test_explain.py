@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from precal.calibration import CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator
-from precal.explain import (AlphaExplanation, STATUSES, explain_alpha, most_suppressed, waterfall_frame)
+from precal.explain import STATUSES, AlphaExplanation, explain_alpha, most_suppressed, waterfall_frame
 
 NAMES = ["inertial", "skeleton", "depth"]
 DIMS = {"inertial": 6, "skeleton": 5, "depth": 7}

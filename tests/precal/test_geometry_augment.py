@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from precal.training.augment import GeometryAugment, random_rotations, random_shears
 from precal.checkpoint import load_checkpoint
 from precal.cli import main as cli_main
 from precal.data.storage import load_dataset
+from precal.training.augment import GeometryAugment, random_rotations, random_shears
 from precal.training.loop import TrainConfig, prepare_data, train
 
 UTD = Path(__file__).resolve().parents[2] / "sample_data" / "utd_mhad"

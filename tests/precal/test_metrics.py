@@ -11,14 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from precal.metrics import (
-    classification_metrics,
-    compute_metrics,
-    higher_is_better,
-    pearson_or_zero,
-    primary_metric,
-    regression_metrics,
-)
+from precal.metrics import (classification_metrics, compute_metrics, higher_is_better, pearson_or_zero,
+                            primary_metric, regression_metrics)
+
 
 NAMES = ("a", "b", "c")
 

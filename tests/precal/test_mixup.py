@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from precal.training.augment import mixup
 from precal.cli import main as cli_main
 from precal.data.batch import Batch
 from precal.describe import describe_checkpoint
+from precal.training.augment import mixup
 from precal.training.loop import TrainConfig, task_loss, train
 
 ROOT = Path(__file__).resolve().parents[2]

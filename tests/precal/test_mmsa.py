@@ -13,6 +13,7 @@ import pytest
 from precal.data.mmsa import UntrustedPickleError, load_mmsa_pickle, unique_ids
 from precal.data.storage import DataFormatError, load_dataset, save_dataset
 
+
 # MMSA MOSI shapes are text (N, 50, 768), audio (N, 375, 5), vision (N, 500, 20); T is kept small here.
 T_TEXT, T_AUDIO, T_VISION = 7, 12, 10
 F_TEXT, F_AUDIO, F_VISION = 768, 5, 20
@@ -318,3 +319,17 @@ def test_lengths_beyond_padded_length(tmp_path: Path) -> None:
 
     with pytest.raises(DataFormatError, match=r"'vision_lengths' must be whole numbers in 0..10"):
         _load_modified(tmp_path, too_long)
+
+
+def test_precal_convert_mmsa_needs_trust_and_then_writes_a_data_set(tmp_path: Path, layout_file, capsys) -> None:
+    """The MMSA converter is reachable from the command line, and only with --trust-pickle."""
+    from precal.cli import main
+    from precal.data.storage import load_dataset
+
+    path, _ = layout_file
+    assert main(["convert", "mmsa", str(path), str(tmp_path / "refused")]) == 2
+    assert "--trust-pickle" in capsys.readouterr().err and not (tmp_path / "refused").exists()
+    assert main(["convert", "mmsa", str(path), str(tmp_path / "mosi"), "--trust-pickle"]) == 0
+    assert load_dataset(tmp_path / "mosi").schema.modality_names == load_mmsa_pickle(path, trusted=True).schema.modality_names
+    assert main(["convert", "utd-mhad", str(tmp_path), str(tmp_path / "x"), "--trust-pickle"]) == 2
+    assert "applies only" in capsys.readouterr().err

@@ -9,7 +9,6 @@ makes a 2-thread t-SNE several times slower).
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Iterator, Tuple
@@ -20,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from precal.projection import (cache_key, cached_projection, clear_memory_cache, fit_projection, knn_place,
                                neighbourhood_scores)
+
 
 TSNE_FAST = {"max_iter": 300}  # 250 exploration (early exaggeration) steps + 50 to settle
 

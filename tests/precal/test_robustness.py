@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from precal.checkpoint import load_checkpoint, save_checkpoint
-from precal.robustness.corruptions import apply_corruption, corruptions_for
 from precal.data.dataset import Preprocessor
 from precal.data.storage import load_dataset
 from precal.evaluation import dataset_for
 from precal.inference import predict
 from precal.models.model import ModelConfig, MultimodalModel
+from precal.robustness.corruptions import apply_corruption, corruptions_for
 from precal.robustness.sweep import sweep_checkpoint
 from precal.robustness.table import effective_robustness, relative_robustness, removal_drops, summarise
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ from precal.data.dataset import Preprocessor
 from precal.data.storage import load_dataset, save_dataset
 from precal.models.model import ModelConfig, MultimodalModel
 from precal.safe_write import UnsafeWriteError
-
 from tests.corpus import (MODEL, SCHEMA, assert_unchanged, cli_error, one_line, snapshot, tiny_checkpoint,  # noqa: E402
                     tiny_data, tiny_dataset)
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from precal.training.augment import time_augment
 from precal.cli import main as cli_main
 from precal.data.batch import Batch
 from precal.data.dataset import Preprocessor
 from precal.data.storage import load_dataset
 from precal.describe import describe_checkpoint
+from precal.training.augment import time_augment
 from precal.training.loop import TrainConfig, check_selection, train
 
 ROOT = Path(__file__).resolve().parents[2]

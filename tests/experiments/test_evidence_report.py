@@ -1,14 +1,13 @@
-"""The evidence table (scripts/evidence.py) keeps runs trained differently in separate rows."""
+"""The evidence table (experiments/evidence.py) keeps runs trained differently in separate rows."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from experiments import evidence
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import evidence  # noqa: E402  (a script, importable once scripts/ is on the path)
 
 
 def _run(folder: Path, seed: int, accuracy: float, **training) -> None:

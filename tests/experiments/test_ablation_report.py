@@ -1,4 +1,4 @@
-"""The augmentation ablation report (scripts/ablation_report.py) reads any store of sweeps, and
+"""The augmentation ablation report (experiments/ablation_report.py) reads any store of sweeps, and
 printing an earlier store leaves the README and the current summary alone."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from experiments import ablation_report
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import ablation_report  # noqa: E402  (a script, importable once scripts/ is on the path)
 
 EARLIER = ROOT / "results" / "ablation" / "avletters_validation_selection"
 

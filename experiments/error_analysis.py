@@ -5,8 +5,8 @@ The evidence table says how many errors each model makes; this says *where*: per
 and each fused model is right. It is the analysis behind "which stream does the fused model
 follow when one misleads on a new subject" in the README.
 
-    python scripts/error_analysis.py store CHECKPOINT RUN_DIR   # RUN_DIR/test_predictions.csv
-    python scripts/error_analysis.py report                      # results/runs -> README section
+    python -m experiments.error_analysis store CHECKPOINT RUN_DIR   # RUN_DIR/test_predictions.csv
+    python -m experiments.error_analysis report                      # results/runs -> README section
 
 ``scripts/run_evidence.sh`` stores the predictions of every run it keeps (weights are not kept, so
 they cannot be recomputed later).
@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from readme_section import README, replace_section
+
+from experiments.readme_section import README, replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "results" / "runs"
@@ -110,7 +111,7 @@ def report(runs: Path = RUNS, readme: Path = README) -> str:
         total = len(focus[(focus["subject"] == subject) & (focus["true"] == true)])
         lines.append(f"| {subject} | {true} | {predicted} ({n} of {total}) | " + " | ".join(cells) + " |")
     lines += ["", "Each model cell: right predictions of that subject's trials of the action, over its seeds "
-              "(`python scripts/error_analysis.py report`, from `results/runs/*/test_predictions.csv`)."]
+              "(`python -m experiments.error_analysis report`, from `results/runs/*/test_predictions.csv`)."]
     section = "\n".join(lines)
     replace_section("utd_errors", section, readme)
     return section

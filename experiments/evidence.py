@@ -5,7 +5,7 @@ Reads every ``results/runs/<run>/metrics.json`` (each copied from a checkpoint t
 accuracy (and macro-F1) over seeds as mean ± std, writes ``results/evidence.csv`` and replaces the
 section between the evidence markers in README.md. Nothing in the table is typed by hand.
 
-    python scripts/evidence.py
+    python -m experiments.evidence
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from readme_section import replace_section
+
+from experiments.readme_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "results" / "runs"

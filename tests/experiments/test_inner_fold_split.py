@@ -1,22 +1,20 @@
-"""The inner folds that design choices are made on (scripts/inner_fold.py): a UTD-MHAD fold holds
+"""The inner folds that design choices are made on (experiments/inner_fold.py): a UTD-MHAD fold holds
 out one training subject, an AVLetters fold one training repetition, and no fold ever reads the
 test split."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import inner_fold  # noqa: E402  (a script, importable once scripts/ is on the path)
+from experiments import inner_fold
+from precal.data.storage import load_dataset
 
-from precal.data.storage import load_dataset  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _subject_and_trial(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +105,7 @@ def test_persistent_confusions_count_over_fused_runs_only(tmp_path):
 
 
 def test_a_generated_section_is_replaced_in_place_and_a_duplicate_is_refused(tmp_path: Path):
-    from readme_section import replace_section
+    from experiments.readme_section import replace_section
 
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- t:begin -->\nold\n<!-- t:end -->\noutro\n")

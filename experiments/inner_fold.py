@@ -13,8 +13,8 @@ round from the test split. An inner fold holds out repetition 1 or 2: fit on the
 official train part, its official val part for model selection), score on the held-out
 repetition. Repetition 3 is never read.
 
-    python scripts/inner_fold.py split OUT_DIR [HELD_OUT [DATASET]]  # one fold's data set
-    python scripts/inner_fold.py report [DATASET]                     # stored runs -> README section
+    python -m experiments.inner_fold split OUT_DIR [HELD_OUT [DATASET]]  # one fold's data set
+    python -m experiments.inner_fold report [DATASET]                     # stored runs -> README section
 
 DATASET is utd_mhad (default) or avletters. ``scripts/inner_fold.sh`` trains the variants and stores
 their metrics in results/inner_fold/ (UTD-MHAD) or results/inner_fold_avletters/, one folder
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from readme_section import replace_section
+
+from experiments.readme_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "sample_data" / "utd_mhad"

@@ -1,17 +1,16 @@
-"""The UTD-MHAD error analysis (scripts/error_analysis.py): where the calibrated sequence model errs,
+"""The UTD-MHAD error analysis (experiments/error_analysis.py): where the calibrated sequence model errs,
 and how often every other model gets those samples right."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
+from experiments import error_analysis
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import error_analysis  # noqa: E402  (a script, importable once scripts/ is on the path)
 
 SAMPLES = [f"a{a}_s{s}_t{t}" for a in (1, 2) for s in (2, 4) for t in (1, 2)]
 TRUE = {sid: ("wave" if sid.startswith("a1_") else "clap") for sid in SAMPLES}
