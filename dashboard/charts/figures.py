@@ -355,16 +355,16 @@ def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
 
 
 def dynamics_figure(frame: pd.DataFrame, title: str, y_label: str, reference: Optional[float] = None) -> go.Figure:
-    """mean ± std per epoch; colour = modality, dash = model."""
+    """mean ± std per epoch; colour = modality, dash = the model's role."""
     mods = list(dict.fromkeys(frame["modality"]))
     colours = modality_colours(mods)
     dashes = {"calibrated": "solid", "uncalibrated": "dash"}
     data = []
-    for (model, m), g in frame.groupby(["model", "modality"], sort=False):
+    for (role, m), g in frame.groupby(["role", "modality"], sort=False):
         g = g.sort_values("epoch")
         std = g["std"].fillna(0.0)
         data.append(dict(type="scatter", x=list(g["epoch"]), y=list(g["mean"]), mode="lines+markers",
-                         name=f"{m} · {model}", line=dict(color=colours[m], dash=dashes.get(model, "solid")),
+                         name=f"{m} · {role}", line=dict(color=colours[m], dash=dashes.get(role, "solid")),
                          error_y=dict(type="data", array=list(std), visible=bool(std.any()), thickness=1)))
     return _fig(data, title, height=400, shapes=[_hline(reference, dash="dot")] if reference is not None else [],
                 xaxis=_axis("epoch", dtick=1 if frame["epoch"].nunique() <= 20 else None),

@@ -69,7 +69,7 @@ def probability_chart(panels: Sequence[Tuple[str, pd.DataFrame]], title: str, co
     values = []
     for name, frame in panels:
         order = {c: k for k, c in enumerate(dict.fromkeys(frame["class"]))}
-        values += [{"model": name, "class": _class_label(str(c), true_class), "rank": order[c],
+        values += [{"role": name, "class": _class_label(str(c), true_class), "rank": order[c],
                     "probability": float(p), colour_by: str(g), "label": f"{float(p):.3f}"}
                    for c, p, g in zip(frame["class"], frame["probability"], frame[colour_by])]
     encoding = {
@@ -86,7 +86,7 @@ def probability_chart(panels: Sequence[Tuple[str, pd.DataFrame]], title: str, co
     for name, _ in panels:
         x = {**encoding["x"], "axis": {"title": f"probability (0–1) · {name}", "values": [0, 0.2, 0.4, 0.6, 0.8, 1.0]}}
         panel_encoding = {**encoding, "x": x}
-        charts.append({"data": {"name": "probabilities"}, "transform": [{"filter": {"field": "model", "equal": name}}],
+        charts.append({"data": {"name": "probabilities"}, "transform": [{"filter": {"field": "role", "equal": name}}],
                        "width": 300, "height": {"step": 14},
                        "layer": [{"mark": {"type": "bar"}, "encoding": panel_encoding},
                                  {"mark": {"type": "text", "align": "left", "dx": 3, "fontSize": 10},
@@ -140,7 +140,7 @@ def change_chart(tables: Mapping[str, pd.DataFrame], title: str) -> Spec:
     because the lab redraws it on every change and a chart of unchanged specification only gets
     new data (``benchmarks/dashboard.py --breakdown`` measured the table element at ~50 ms per
     change). Values travel in the ``changes`` dataset; NaN (a modality a model lacks) stays blank."""
-    values = [{"model": str(model), "modality": str(m), "quantity": f"Δ {q}", "change": float(v),
+    values = [{"role": str(model), "modality": str(m), "quantity": f"Δ {q}", "change": float(v),
                "label": f"{float(v):+.3f}"}
               for model, table in tables.items() for m, row in table.iterrows() for q, v in row.items()
               if np.isfinite(v)]
@@ -154,7 +154,7 @@ def change_chart(tables: Mapping[str, pd.DataFrame], title: str) -> Spec:
             "y": {"field": "modality", "type": "nominal", "sort": modalities, "axis": {"title": None}},
         }
         charts.append({
-            "data": {"name": "changes"}, "transform": [{"filter": {"field": "model", "equal": str(model)}}],
+            "data": {"name": "changes"}, "transform": [{"filter": {"field": "role", "equal": str(model)}}],
             "width": {"step": 88}, "height": {"step": 30},
             "layer": [
                 {"mark": {"type": "rect", "stroke": "white"},
@@ -171,7 +171,7 @@ def change_chart(tables: Mapping[str, pd.DataFrame], title: str) -> Spec:
         })
     return top_level(title, {"hconcat": charts, "spacing": 30, "resolve": {"scale": {"color": "shared"}},
                              "datasets": {"changes": pa.Table.from_pylist(
-                                 values, schema=pa.schema([("model", pa.string()), ("modality", pa.string()),
+                                 values, schema=pa.schema([("role", pa.string()), ("modality", pa.string()),
                                                            ("quantity", pa.string()), ("change", pa.float64()),
                                                            ("label", pa.string())]))}})
 

@@ -27,8 +27,8 @@ with guard("training dynamics"):
             st.warning(f"{ckpt.name} has no history.json (or it is empty).")
             continue
         s, d = history_frames(ckpt.history)
-        scalars.append(s.assign(model=role))
-        dynamics.append(d.assign(model=role))
+        scalars.append(s.assign(role=role))
+        dynamics.append(d.assign(role=role))
     if not scalars:
         st.info("No training history to show.")
         st.stop()
@@ -38,22 +38,22 @@ with guard("training dynamics"):
     st.subheader("Loss and validation metrics")
     c1, c2 = st.columns(2)
     loss_cols = [c for c in ("train_loss", "val_loss") if c in s]
-    loss = s.melt(id_vars=["epoch", "model"], value_vars=loss_cols, var_name="split", value_name="loss")
+    loss = s.melt(id_vars=["epoch", "role"], value_vars=loss_cols, var_name="split", value_name="loss")
     loss["split"] = loss["split"].str.replace("_loss", "")
-    c1.plotly_chart(charts.curves_figure(loss, "epoch", "loss", "model", "split",
+    c1.plotly_chart(charts.curves_figure(loss, "epoch", "loss", "role", "split",
                                          "loss per epoch (solid: train, dashed: validation)", "epoch",
                                          "cross-entropy loss (nats)" if ctx.schema.task == "classification" else "loss"),
                     config=PLOTLY_CONFIG, key="tr_loss")
     metric_cols = [c for c in s.columns if c.startswith("val_") and c not in ("val_loss", "val_n")]
     metric_cols += [c for c in ("train_accuracy",) if c in s and s[c].notna().any()]
     if metric_cols:
-        met = s.melt(id_vars=["epoch", "model"], value_vars=metric_cols, var_name="metric", value_name="value")
-        c2.plotly_chart(charts.curves_figure(met, "epoch", "value", "model", "metric",
+        met = s.melt(id_vars=["epoch", "role"], value_vars=metric_cols, var_name="metric", value_name="value")
+        c2.plotly_chart(charts.curves_figure(met, "epoch", "value", "role", "metric",
                                              "metrics per epoch (line style = metric)", "epoch",
                                              "metric value (0–1)"), config=PLOTLY_CONFIG, key="tr_metrics")
     if "lr" in s:
         with st.expander("Learning rate"):
-            st.plotly_chart(charts.curves_figure(s, "epoch", "lr", "model", None, "learning rate per epoch",
+            st.plotly_chart(charts.curves_figure(s, "epoch", "lr", "role", None, "learning rate per epoch",
                                                  "epoch", "learning rate"), config=PLOTLY_CONFIG, key="tr_lr")
 
     st.subheader("Calibrator gates and cues per modality (mean ± std over validation samples)")

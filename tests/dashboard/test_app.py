@@ -82,9 +82,9 @@ def _delta(at: AppTest):
     """The calibrated model's part of the lab's 'change from the clean input' chart, as a
     modality x quantity table of numbers (the chart holds both models, one panel each)."""
     changes = _vega_charts(at)["change from the clean input, per model"][1]["changes"]
-    assert list(dict.fromkeys(changes["model"])) == [CALIBRATED, UNCALIBRATED]
+    assert list(dict.fromkeys(changes["role"])) == [CALIBRATED, UNCALIBRATED]
     assert (changes["label"] == changes["change"].map(lambda x: f"{x:+.3f}")).all()  # the written value
-    mine = changes[changes["model"] == CALIBRATED]
+    mine = changes[changes["role"] == CALIBRATED]
     return mine.pivot(index="modality", columns="quantity", values="change")
 
 

@@ -465,8 +465,8 @@ def _history() -> List[dict]:
 
 def _history_frames():
     parts = [history_frames(_history()) for _ in ROLES]
-    s = pd.concat([p[0].assign(model=role) for p, role in zip(parts, ROLES)], ignore_index=True)
-    d = pd.concat([p[1].assign(model=role) for p, role in zip(parts, ROLES)], ignore_index=True)
+    s = pd.concat([p[0].assign(role=role) for p, role in zip(parts, ROLES)], ignore_index=True)
+    d = pd.concat([p[1].assign(role=role) for p, role in zip(parts, ROLES)], ignore_index=True)
     return s, d
 
 
@@ -497,11 +497,11 @@ def case_dynamics_figure_grad() -> Case:
 
 def case_curves_figure_loss() -> Case:
     s, _ = _history_frames()
-    loss = s.melt(id_vars=["epoch", "model"], value_vars=["train_loss", "val_loss"], var_name="split",
+    loss = s.melt(id_vars=["epoch", "role"], value_vars=["train_loss", "val_loss"], var_name="split",
                   value_name="loss")
     loss["split"] = loss["split"].str.replace("_loss", "")
     title = "loss per epoch (solid: train, dashed: validation)"
-    fig = charts.curves_figure(loss, "epoch", "loss", "model", "split", title, "epoch", "cross-entropy loss (nats)")
+    fig = charts.curves_figure(loss, "epoch", "loss", "role", "split", title, "epoch", "cross-entropy loss (nats)")
 
     def check(f: go.Figure) -> None:
         assert len(f.data) == len(ROLES) * 2  # model x split
@@ -514,7 +514,7 @@ def case_curves_figure_loss() -> Case:
 def case_curves_figure_lr() -> Case:
     s, _ = _history_frames()
     title = "learning rate per epoch"
-    fig = charts.curves_figure(s, "epoch", "lr", "model", None, title, "epoch", "learning rate")
+    fig = charts.curves_figure(s, "epoch", "lr", "role", None, title, "epoch", "learning rate")
     return Case("curves_figure", fig, title, {"xaxis": "epoch", "yaxis": "learning rate"},
                 lambda f: _assert(_lengths(f) == [EPOCHS] * len(ROLES)))
 
