@@ -176,7 +176,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:
-    from precal.dashboard_launcher import launch
+    from precal.dashboard.launcher import launch
 
     launch(checkpoints=args.checkpoint or [], data=args.data, port=args.port, address=args.address,
            headless=args.headless)

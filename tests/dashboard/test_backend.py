@@ -447,6 +447,17 @@ def test_launcher_command_and_environment(tmp_path):
     assert ENV_DATA not in env
     with pytest.raises(ValueError, match="port"):
         dl.launch([], None, port=0, headless=True)
+    import precal
+
+    assert env["PYTHONPATH"].split(__import__("os").pathsep)[0] == str(Path(precal.__file__).resolve().parent.parent)
+
+
+def test_precal_dashboard_reaches_the_launcher(capsys):
+    """The command line finds the app's launcher (a bad port is refused there, in one line)."""
+    from precal.cli import main
+
+    assert main(["dashboard", "--port", "70000", "--headless"]) == 2
+    assert "--port must be between 1 and 65535" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------------
