@@ -53,7 +53,7 @@ from precal.evaluation import resolve_data_dir
 from precal.models.model import CALIBRATED, UNCALIBRATED
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # for the test fixtures (tests.dashboard.fixtures) when none is shipped
 
 TARGETS_MS = {"lab update p50": 50.0, "cached projection load": 100.0, "place new point": 300.0,
               "start to first page": 10_000.0, "browser round trip": 300.0,
