@@ -106,3 +106,12 @@ def test_the_layers_form_no_circle() -> None:
             visit(node, [])
     assert not any(b == "experiments" for _, b in arrows)
     assert not any(a not in ("app", "backend", "runtime") and b in ("app", "backend") for a, b in arrows)
+
+
+def test_the_app_backend_imports_no_streamlit() -> None:
+    """dashboard/backend/ computes everything the pages show and is unit-tested without a server."""
+    for path in sorted((ROOT / "dashboard" / "backend").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [n.name for n in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] == "streamlit" for n in names), f"{path.name} imports Streamlit"

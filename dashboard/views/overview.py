@@ -8,6 +8,7 @@ from precal.dashboard.backend.overview import (alpha_frame, live_metrics, metric
                                                parameter_table, training_summary)
 from precal.dashboard.charts import figures as charts, overview as overview_charts
 from precal.dashboard.ui.context import context, guard
+from precal.metrics import primary_metric
 from precal.models.model import CALIBRATED, UNCALIBRATED
 
 ctx = context()
@@ -56,7 +57,7 @@ with guard("metrics"):
     live = {role: live_metrics(p, schema) for role, p in preds.items()}
     table = metrics_table(ctx.views, live, ctx.split)
     mcols = st.columns(max(1, len(ctx.views)))
-    main = "accuracy" if schema.task == "classification" else "acc2_non0"
+    main = primary_metric(schema.task)
     base = live.get(UNCALIBRATED, {}).get(main)
     for col, v in zip(mcols, ctx.views):
         value = live[v.role].get(main)
