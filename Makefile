@@ -29,7 +29,7 @@ train-all: setup
 	PATH=$(BIN):$$PATH bash scripts/train_all.sh
 
 evidence: setup
-	PATH=$(BIN):$$PATH $(BIN)/python scripts/evidence.py
+	PATH=$(BIN):$$PATH $(BIN)/python -m experiments.evidence
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -8,7 +8,7 @@ Measured:
 
 1. lab update: corrupt one sample (a different corruption/severity each run, so nothing is cached)
    and run the calibrated and uncalibrated models on clean + corrupted with their full reports
-   (:func:`precal.dashboard_backend.lab_update`), p50/p90 over ``--runs`` runs. Target p50 <= 50 ms.
+   (:func:`precal.dashboard.backend.lab.lab_update`), p50/p90 over ``--runs`` runs. Target p50 <= 50 ms.
 2. cached projection load: the split's fused pre/post features, projection fitted once, then loaded
    from the on-disk cache with the in-memory LRU cleared (what a server restart pays), per method.
    Target <= 100 ms.
@@ -23,7 +23,7 @@ Measured:
    ``--breakdown`` attributes it: the lab with only its controls and prediction text, then with
    each chart or table alone.
 
-Torch runs single-threaded, as in the dashboard (see dashboard/dash_state.configure_torch).
+Torch runs single-threaded, as in the dashboard (see precal.dashboard.ui.background.configure_torch).
 On a shared machine, run it when the machine is otherwise idle: the numbers are latencies.
 """
 
@@ -42,10 +42,18 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from precal.dashboard.backend.data import split_batches
+from precal.dashboard.backend.embeddings import FUSED, pre_post_features, projection_key
+from precal.dashboard.backend.lab import LabSetting, lab_update
+from precal.dashboard.backend.pairs import ModelView, default_checkpoint_dirs, load_checkpoints, pair_checkpoints
+from precal.dashboard.backend.running import predict_view
+from precal.dashboard.settings import UMAP_WARM_UP_DELAY_S
+from precal.data.storage import load_dataset
+from precal.evaluation import resolve_data_dir
+from precal.models.model import CALIBRATED, UNCALIBRATED
 
-from precal import dashboard_backend as be  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for the test fixtures (tests.dashboard.fixtures) when none is shipped
 
 TARGETS_MS = {"lab update p50": 50.0, "cached projection load": 100.0, "place new point": 300.0,
               "start to first page": 10_000.0, "browser round trip": 300.0,
@@ -56,13 +64,13 @@ TARGETS_MS = {"lab update p50": 50.0, "cached projection load": 100.0, "place ne
 def pick_checkpoints(args) -> List[str]:
     if args.checkpoint:
         return list(args.checkpoint)
-    shipped = [str(p) for p in be.default_checkpoint_dirs()]
+    shipped = [str(p) for p in default_checkpoint_dirs()]
     if shipped:
-        ckpts, _ = be.load_checkpoints(shipped)
-        pairs = [p for p in be.pair_checkpoints(ckpts) if p.calibrated is not None and p.uncalibrated is not None]
+        ckpts, _ = load_checkpoints(shipped)
+        pairs = [p for p in pair_checkpoints(ckpts) if p.calibrated is not None and p.uncalibrated is not None]
         if pairs:
             return [str(pairs[0].calibrated.path), str(pairs[0].uncalibrated.path)]
-    from test_dashboard_backend import tiny_checkpoints
+    from tests.dashboard.fixtures import tiny_checkpoints
 
     print("no shipped checkpoint pair found: using the tiny test fixtures (numbers will be optimistic)")
     tiny = tiny_checkpoints()
@@ -75,14 +83,14 @@ def pct(values: List[float], q: float) -> float:
 
 def bench_backend(paths: List[str], data_arg: Optional[str], split: str, runs: int, methods: List[str]) -> Dict[str, float]:
     from precal.projection import cached_projection, clear_memory_cache
-    from precal.corruptions import corruptions_for
+    from precal.robustness.corruptions import corruptions_for
 
-    ckpts, problems = be.load_checkpoints(paths)
+    ckpts, problems = load_checkpoints(paths)
     for p in problems:
         print(f"  skipped {p.path}: {p.message}")
-    pair = be.pair_checkpoints(ckpts)[0]
-    data = be.load_data(be.find_data_dir(pair.primary, data_arg))
-    splits = be.split_batches(pair, data, split)
+    pair = pair_checkpoints(ckpts)[0]
+    data = load_dataset(resolve_data_dir(pair.primary, data_arg, search=[ROOT / "sample_data"]))
+    splits = split_batches(pair, data, split)
     views = pair.views()
     schema = pair.primary.schema
     print(f"pair {pair.label}; split {split} ({splits.size} samples); torch threads {torch.get_num_threads()}")
@@ -92,16 +100,16 @@ def bench_backend(paths: List[str], data_arg: Optional[str], split: str, runs: i
     options = [(m, c.name) for m in schema.modality_names for c in corruptions_for(schema.modality(m).kind)
                if c.name not in ("swap", "remove_absent")]
     rng = np.random.default_rng(0)
-    be.lab_update(views, splits, int(splits.indices[0]), {})  # first call pays one-time costs
+    lab_update(views, splits, int(splits.indices[0]), {})  # first call pays one-time costs
     times = []
     for k in range(runs):
         m, c = options[k % len(options)]
         index = int(splits.indices[rng.integers(splits.size)])
-        settings = {m: be.LabSetting(c, int(rng.integers(1, 6)))}
+        settings = {m: LabSetting(c, int(rng.integers(1, 6)))}
         if k % 5 == 4:
-            settings[schema.modality_names[-1]] = be.LabSetting(remove=True)
+            settings[schema.modality_names[-1]] = LabSetting(remove=True)
         t = time.perf_counter()
-        be.lab_update(views, splits, index, settings, seed=k)
+        lab_update(views, splits, index, settings, seed=k)
         times.append(1000 * (time.perf_counter() - t))
     results["lab update p50"] = pct(times, 50)
     print(f"lab update: p50 {pct(times, 50):.1f} ms, p90 {pct(times, 90):.1f} ms over {runs} runs")
@@ -110,24 +118,24 @@ def bench_backend(paths: List[str], data_arg: Optional[str], split: str, runs: i
     if pair.calibrated is not None:
         worker = None
         if "umap" in methods:  # as in the dashboard: UMAP is fitted in the projection worker process
-            from precal.projection import ProjectionWorker
+            from precal.dashboard.worker import ProjectionWorker
 
             worker = ProjectionWorker()
             t = time.perf_counter()
             worker.warm_up().join()
             print(f"UMAP warm-up (numba compile in the projection worker process, done in the background "
                   f"by the dashboard): {time.perf_counter() - t:.1f} s")
-        on = be.predict_view(views[0], splits.batch_for(pair.calibrated))
-        off = be.predict_view(be.ModelView(be.UNCALIBRATED, pair.calibrated, False, "off"),
+        on = predict_view(views[0], splits.batch_for(pair.calibrated))
+        off = predict_view(ModelView(UNCALIBRATED, pair.calibrated, False, "off"),
                               splits.batch_for(pair.calibrated))
-        pre, post = be.pre_post_features(be.FUSED, on, off)
+        pre, post = pre_post_features(FUSED, on, off)
         cache = Path(tempfile.mkdtemp(prefix="precal-bench-proj-"))
-        res = be.lab_update(views, splits, int(splits.indices[0]), {schema.modality_names[0]: be.LabSetting("gaussian_noise", 5)})
-        new_point = res.corrupted[be.CALIBRATED].fused[None, :]
+        res = lab_update(views, splits, int(splits.indices[0]), {schema.modality_names[0]: LabSetting("gaussian_noise", 5)})
+        new_point = res.corrupted[CALIBRATED].fused[None, :]
         loads, places = [], []
         try:
             for method in methods:
-                parts = be.projection_key(pair, split, be.FUSED)
+                parts = projection_key(pair, split, FUSED)
                 t = time.perf_counter()
                 fitter = worker.fit if method == "umap" and worker is not None else None
                 proj = cached_projection(cache, parts, pre, post, method, 0, fitter=fitter)
@@ -332,12 +340,12 @@ def bench_browser(paths: List[str], data_arg: Optional[str], clicks: int, warm_u
         print(f"browser round trip ({when}; lab control -> updated prediction + charts): median "
               f"{statistics.median(rounds):.0f} ms, min {min(rounds):.0f} ms, max {max(rounds):.0f} ms over {clicks}")
         if warm_up:  # again once the UMAP compile has started (it runs for a minute or more)
-            time.sleep(max(0.0, be.UMAP_WARM_UP_DELAY_S + 3.0 - (time.perf_counter() - t0 - first)))
+            time.sleep(max(0.0, UMAP_WARM_UP_DELAY_S + 3.0 - (time.perf_counter() - t0 - first)))
             rounds = lab_round_trips(driver, port, clicks)
             if not umap_compile_running():
                 print("  (the UMAP compile was no longer running at the end of these clicks)")
             results["browser round trip (during UMAP compile)"] = statistics.median(rounds)
-            print(f"browser round trip (during the UMAP compile, {be.UMAP_WARM_UP_DELAY_S + 3:.0f} s after the first page): "
+            print(f"browser round trip (during the UMAP compile, {UMAP_WARM_UP_DELAY_S + 3:.0f} s after the first page): "
                   f"median {statistics.median(rounds):.0f} ms, min {min(rounds):.0f} ms, max {max(rounds):.0f} ms "
                   f"over {clicks}")
     finally:

@@ -34,8 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from precal.projection import (cached_projection, clear_memory_cache, neighbourhood_scores,  # noqa: E402
-                               warm_up_umap)
+from precal.dashboard.worker import warm_up_umap
+from precal.projection import cached_projection, clear_memory_cache, neighbourhood_scores
 
 METHODS = ("pca", "tsne", "umap")
 CACHE_TARGET_S = 0.100

@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 
 from precal.checkpoint import load_checkpoint
-from precal.corruptions import apply_corruption, corruptions_for
 from precal.data.storage import load_dataset
 from precal.evaluation import dataset_for, resolve_data_dir
-from precal.robustness import encode_modality, encode_split, fuse_split, sweep_checkpoint
+from precal.robustness.corruptions import apply_corruption, corruptions_for
+from precal.robustness.engine import encode_modality, encode_split, fuse_split
+from precal.robustness.sweep import sweep_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,14 +1,14 @@
 """Streamlit's command line, plus a head start on the dashboard's heavy imports.
 
-``precal dashboard`` runs ``python dashboard/server.py run dashboard/app.py ...`` instead of
+``precal dashboard`` runs ``python server.py run app.py ...`` (both beside this file) instead of
 ``python -m streamlit run ...``. Streamlit only runs the app script when the first browser session
 connects, so the first page would pay for importing torch, plotly and precal (several seconds)
 after the server is already up. Here a background thread imports them while Streamlit's own server
 starts and the browser connects; the app's imports then find the modules loaded (Python's import
 lock makes a page that arrives early wait for the import in progress, never import twice).
 
-This file lives outside the ``precal`` package on purpose: importing anything from ``precal``
-imports torch on the main thread, which would delay the server instead of overlapping with it.
+This file imports nothing of ``precal`` at its top on purpose: that would import torch on the main
+thread, which would delay the server instead of overlapping with it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _preload() -> None:
         import torch  # noqa: F401
         import plotly.graph_objects  # noqa: F401
 
-        import precal.dashboard_backend  # noqa: F401
+        import precal.dashboard.backend.lab  # noqa: F401 (the heaviest page's backend and what it imports)
 
         # The modules just imported live as long as the server: moving their objects out of the
         # collector's generations keeps Python's automatic full collections short (they would

@@ -11,6 +11,10 @@ for torch's import (about two seconds here).
 
 from __future__ import annotations
 
+import sys
+from importlib.abc import MetaPathFinder
+from importlib.util import spec_from_file_location
+from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
@@ -24,3 +28,22 @@ def __getattr__(name: str) -> Any:
 
         return getattr(calibration, name)
     raise AttributeError(f"module 'precal' has no attribute {name!r}")
+
+
+class _CheckoutApp(MetaPathFinder):
+    """``precal.dashboard`` in a source checkout: the app's folder ``dashboard/`` stands beside
+    ``precal/`` (an installation puts it inside, as ``pyproject.toml`` maps it; so does an editable
+    one, through its own finder). Consulted only when nothing else finds the app."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "precal.dashboard":
+            return None
+        return spec_from_file_location(name, self.folder / "__init__.py", submodule_search_locations=[str(self.folder)])
+
+
+_app = Path(__file__).resolve().parent.parent / "dashboard"
+if not (Path(__file__).resolve().parent / "dashboard").is_dir() and (_app / "__init__.py").is_file():
+    sys.meta_path.append(_CheckoutApp(_app))

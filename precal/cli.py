@@ -10,12 +10,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, get_args, get_type_hints
 
 from precal import __version__
-
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError)
-"""What a bad path, file, argument or a full/read-only disk raises: one line, exit status 2."""
+from precal.errors import USER_ERRORS, error_line
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -25,23 +23,12 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def error_line(exc: BaseException) -> str:
-    """One readable line for a user error (KeyError's quotes dropped, an OSError's file named)."""
-    if isinstance(exc, KeyError) and exc.args:
-        text = str(exc.args[0])
-    elif isinstance(exc, OSError) and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def _key_value_ints(items: Sequence[str]) -> Dict[str, int]:
+def _key_value_ints(items: Sequence[str], option: str, example: str) -> Dict[str, int]:
     out: Dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name or not value.isdigit():
-            raise ValueError(f"--length expects NAME=STEPS with STEPS a whole number (e.g. depth=16), got {item!r}")
+            raise ValueError(f"{option} expects NAME=STEPS with STEPS a whole number (e.g. {example}), got {item!r}")
         out[name] = int(value)
     return out
 
@@ -96,33 +83,20 @@ def cmd_convert(args: argparse.Namespace) -> None:
             raise ValueError(f"{given[0]} applies only to 'precal convert synthetic'")
         if len(args.paths) != 2:
             raise ValueError(f"usage: precal convert {args.name} SRC OUT")
-        out = convert(args.name, Path(args.paths[0]), Path(args.paths[1]), overwrite=args.overwrite, option="OUT")
+        out = convert(args.name, Path(args.paths[0]), Path(args.paths[1]), overwrite=args.overwrite, option="OUT",
+                      trusted=args.trust_pickle)
     print(f"wrote {out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from precal.training import TrainConfig, train
+    from precal.training import train
+    from precal.training.config import TrainConfig, read_settings
 
-    cfg = TrainConfig(
-        data=args.data, backbone=args.backbone, calibration=args.calibration == "on", seed=args.seed,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        modalities=args.modalities or [], lengths=_key_value_ints(args.length or []),
-        centre=_key_values(args.centre or [], "--centre", "skeleton=hip_center"),
-        scale=_key_values(args.scale or [], "--scale", "skeleton=hip_center:shoulder_center"),
-        modality_dropout=args.modality_dropout, noise_augment=args.noise_augment, swap_augment=args.swap_augment,
-        recombine_augment=args.recombine_augment,
-        rotate_augment=_key_value_floats(args.rotate_augment or [], "--rotate-augment", "inertial=15"),
-        shear_augment=_key_value_floats(args.shear_augment or [], "--shear-augment", "skeleton=0.2"),
-        time_augment=args.time_augment, mixup=args.mixup, train_split=args.train_split, selection=args.selection,
-        val_split=None if args.val_split.lower() == "none" else args.val_split,
-        aux_weight=args.aux_weight, aux_loss=args.aux_loss, unimodal_loss=args.unimodal_loss,
-        average_epochs=args.average_epochs,
-        dim=args.dim, shared_dim=args.shared_dim, dropout=args.dropout, frame_encoder=args.frame_encoder,
-        point_encoder=args.point_encoder,
-        velocity=args.velocity or [], norms=_key_values(args.norms or [], "--norms", "inertial=0-2,3-5"),
-        cue_gradient=args.cue_gradient == "on", gate=args.gate, gate_loss=args.gate_loss,
-        evidence_margin=args.evidence_margin, threads=args.threads,
-    )
+    values = read_settings(args.config) if args.config else {}
+    values.update(train_settings(args))
+    if "data" not in values:
+        raise ValueError("--data is required (or a 'data' setting in --config)")
+    cfg = TrainConfig.from_mapping(values, source=args.config or "precal train")
     result = train(cfg, out=args.out, progress=not args.quiet, overwrite=args.overwrite)
     if result.checkpoint is not None:
         summary = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
@@ -132,6 +106,58 @@ def cmd_train(args: argparse.Namespace) -> None:
                                   if isinstance(v, float)}
         print(json.dumps(summary, indent=1))
         print(f"wrote {result.checkpoint}")
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`~precal.training.config.TrainConfig` that the command line
+    offers, typed, with choices and help (and the default) from the field. Options the user does not
+    give are left out of the namespace, so that a ``--config`` file's settings stand."""
+    from dataclasses import MISSING
+
+    from precal.training.config import TrainConfig, cli_fields, option_name
+
+    types = get_type_hints(TrainConfig)
+    for f in cli_fields():
+        meta = f.metadata
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else None)  # type: ignore[misc]
+        shown = {True: "on", False: "off"}.get(default, default) if isinstance(default, bool) else default
+        help_text = meta["help"].replace("%", "%%")
+        if shown is not None and meta["form"] in ("value", "switch"):
+            help_text = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
+        kw = dict(dest=f.name, help=help_text or None, default=argparse.SUPPRESS, metavar=meta["metavar"])
+        form = meta["form"]
+        if form == "switch":
+            kw.update(choices=("on", "off"), metavar=None)
+        elif form == "list":
+            kw.update(nargs="+")
+        elif form in ("repeat", "pairs"):
+            kw.update(action="append")
+        else:
+            kw.update(type={int: int, float: float}.get(types[f.name]), choices=meta["choices"])
+        parser.add_argument(option_name(f), **{k: v for k, v in kw.items() if v is not None or k == "default"})
+
+
+def train_settings(args: argparse.Namespace) -> Dict[str, object]:
+    """The TrainConfig fields given on the command line, converted to the fields' types."""
+    from precal.training.config import TrainConfig, cli_fields, option_name
+
+    types = get_type_hints(TrainConfig)
+    out: Dict[str, object] = {}
+    for f in cli_fields():
+        if not hasattr(args, f.name):
+            continue
+        value = getattr(args, f.name)
+        form, option = f.metadata["form"], option_name(f)
+        if form == "switch":
+            value = value == "on"
+        elif form == "pairs":
+            parse = {int: _key_value_ints, float: _key_value_floats}.get(get_args(types[f.name])[1], _key_values)
+            value = parse(value, option, f.metadata["example"])
+        elif f.name == "val_split" and isinstance(value, str) and value.lower() == "none":
+            value = None
+        out[f.name] = value
+    return out
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -144,13 +170,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
-    from precal.robustness import run_sweep_cli
+    from precal.robustness.sweep import run_sweep_cli
 
     run_sweep_cli(args)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:
-    from precal.dashboard_launcher import launch
+    from precal.dashboard.launcher import launch
 
     launch(checkpoints=args.checkpoint or [], data=args.data, port=args.port, address=args.address,
            headless=args.headless)
@@ -167,9 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="convert a raw data set into the precal data format, or generate the "
                                         "synthetic benchmark")
-    p.add_argument("name", help="utd-mhad, avletters or synthetic")
+    p.add_argument("name", help="utd-mhad, avletters, mmsa (CMU-MOSI/MOSEI feature pickles) or synthetic")
     p.add_argument("paths", nargs="+", metavar="SRC OUT",
-                   help="folder with the raw files and the output data folder (synthetic: OUT only)")
+                   help="the raw files (a folder; mmsa: the .pkl file) and the output data folder (synthetic: OUT only)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="mmsa: read SRC although it is a Python pickle, which can run code: only for a file you "
+                        "trust; it is read with an unpickler that admits numpy arrays only")
     p.add_argument("--kinds", help="synthetic: modality kinds, e.g. time_series,frame_sequence,vector or vector*6")
     p.add_argument("--samples", type=int, help="synthetic: number of samples (default 900)")
     p.add_argument("--classes", type=int, help="synthetic: number of classes (default 6)")
@@ -181,96 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("train", help="train a model and write a checkpoint folder")
-    p.add_argument("--data", required=True, help="data folder (precal format)")
-    p.add_argument("--backbone", choices=["sequence", "conv", "late", "score"], default="sequence")
-    p.add_argument("--calibration", choices=["on", "off"], default="on")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", metavar="FILE",
+                   help="a JSON or TOML file of training settings (the fields of precal.training.TrainConfig, "
+                        "e.g. experiments/recipes/utd_mhad.json); options given here override it")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out if it already holds a precal checkpoint (anything else is never replaced)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-2)
-    p.add_argument("--modalities", nargs="+", help="train on a subset (e.g. a unimodal model)")
-    p.add_argument("--centre", action="append", metavar="NAME=POINT",
-                   help="express a point-sequence modality relative to this point of its first step "
-                        "(e.g. skeleton=hip_center); removes where the subject stands")
-    p.add_argument("--scale", action="append", metavar="NAME=POINT:POINT",
-                   help="measure a point-sequence modality in units of the distance between two points of "
-                        "its first step (e.g. skeleton=hip_center:shoulder_center); removes body size")
-    p.add_argument("--length", action="append", metavar="NAME=STEPS",
-                   help="resample a modality to a fixed number of steps (repeatable)")
-    p.add_argument("--modality-dropout", type=float, default=0.0,
-                   help="per-sample probability of dropping one modality (same for calibrated and baseline)")
-    p.add_argument("--noise-augment", type=float, default=0.0,
-                   help="per-sample probability of adding noise to one modality")
-    p.add_argument("--swap-augment", type=float, default=0.2,
-                   help="per-sample probability of swapping one modality with a different-class sample: "
-                        "the conflicts the gates learn to damp (default 0.2; the baseline sees the same swaps)")
-    p.add_argument("--recombine-augment", type=float, default=0.0,
-                   help="per-sample probability of exchanging one modality with a same-class sample "
-                        "(new combinations of subjects' styles; same for calibrated and baseline)")
-    p.add_argument("--rotate-augment", action="append", metavar="NAME=DEGREES",
-                   help="rotate the 3-vectors of a modality's steps (IMU axes, skeleton joints) by a random "
-                        "rotation of up to DEGREES per sample, in raw units (repeatable)")
-    p.add_argument("--shear-augment", action="append", metavar="NAME=AMOUNT",
-                   help="shear the 3-vectors of a modality's steps by a random matrix with ones on the "
-                        "diagonal and off-diagonal entries up to AMOUNT per sample, after any rotation "
-                        "(repeatable; e.g. skeleton=0.2)")
-    p.add_argument("--time-augment", type=float, default=0.0,
-                   help="per-sample probability of cutting up to 20%% of the recording (start and end) and "
-                        "stretching the rest back, the same window for every modality")
-    p.add_argument("--mixup", type=float, default=0.0, metavar="W",
-                   help="blend every sample with another of the batch, partner weight drawn from [0, W] "
-                        "(W <= 0.5), the same for all its modalities; the loss mixes the labels alike")
-    p.add_argument("--train-split", default="train",
-                   help='split to train on; several joined by "+" (e.g. train+val, with --selection last)')
-    p.add_argument("--selection", choices=("best", "last"), default="best",
-                   help="keep the epoch with the best validation score, or the final epoch (a fixed budget)")
-    p.add_argument("--val-split", default="val", metavar="NAME",
-                   help="split that validates every epoch (default: val); 'none' with --selection last: no "
-                        "validation split")
-    p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the calibrator's prediction loss")
-    p.add_argument("--aux-loss", choices=("contrastive", "mse"), default="contrastive",
-                   help="objective of the calibrator's predictors (mse: regression, collapses the cues)")
-    p.add_argument("--unimodal-loss", type=float, default=0.0,
-                   help="weight of a per-encoder classification loss (side heads on each modality's summary; "
-                        "same for calibrated and baseline)")
-    p.add_argument("--average-epochs", type=int, default=0, metavar="N",
-                   help="also consider the average of the weights of the last N epochs (BatchNorm statistics "
-                        "recomputed); validation picks it or the best single epoch")
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--shared-dim", type=int, default=16)
-    p.add_argument("--dropout", type=float, default=0.1, help="dropout of encoders, fusion and head")
-    p.add_argument("--frame-encoder", choices=("motion", "frames", "frame-diffs"), default="motion",
-                   help="trunk for frame sequences: motion-energy images (default), per-frame CNN + temporal "
-                        "conv, or the same with each frame's difference from the previous as a second channel")
-    p.add_argument("--point-encoder", choices=("series", "joints"), default="series",
-                   help="trunk for point sequences (skeletons): all coordinates as one series (default), or a "
-                        "joint graph with shared per-joint embedding, bone-initialised adjacency and temporal conv")
-    p.add_argument("--velocity", action="append", metavar="NAME",
-                   help="the modality's encoder also sees each feature's change since the previous step "
-                        "(repeatable; e.g. skeleton)")
-    p.add_argument("--norms", action="append", metavar="NAME=RANGES",
-                   help="the modality's encoder also sees the physical length of column groups, inclusive "
-                        "ranges (repeatable; e.g. inertial=0-2,3-5 for |acc| and |gyro|)")
-    p.add_argument("--cue-gradient", choices=("on", "off"), default="on",
-                   help="off: the calibrator compares detached encoder summaries, so the cue objective "
-                        "does not shape the encoders")
-    p.add_argument("--gate", choices=("monotone", "free", "self"), default="monotone",
-                   help="monotone (default): gates from the comparison with the other modalities, more "
-                        "support never lowers and more conflict never raises them; free: the same cues "
-                        "through unconstrained weights; self: the control, gates from the modality's own "
-                        "summary only")
-    p.add_argument("--evidence-margin", type=float, default=0.0, metavar="SD",
-                   help="monotone gates: a cue within SD standard deviations of a typical training sample "
-                        "is no evidence (default 0)")
-    p.add_argument("--gate-loss", type=float, default=0.0,
-                   help="weight of a ranking loss that puts the gate of a swapped-in modality below the clean "
-                        "ones' (needs --swap-augment; 0: off)")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_train_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint and write metrics next to it")

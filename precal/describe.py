@@ -8,6 +8,7 @@ import numpy as np
 
 from precal.checkpoint import CONFIG_FILE, load_checkpoint
 from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
+from precal.training.config import WHEN_USED, summary_fields
 
 
 def describe_path(path: Path) -> str:
@@ -35,7 +36,7 @@ def describe_data(data: MultimodalData, path: Path) -> str:
     return "\n".join(lines)
 
 
-OPTIONAL_TRAINING_KEYS = ("scale", "velocity", "norms", "recombine_augment", "rotate_augment", "shear_augment", "time_augment", "mixup", "unimodal_loss", "average_epochs")
+OPTIONAL_TRAINING_KEYS = summary_fields(WHEN_USED)
 """Training options that are off by default: listed (by `precal info` and the dashboard) only when used."""
 
 

@@ -5,30 +5,81 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from precal.checkpoint import Checkpoint, CheckpointError, load_checkpoint, resolve_checkpoint_dir
 from precal.data.dataset import MultimodalDataset
-from precal.data.storage import MultimodalData, load_dataset
+from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
 from precal.gate_truth import truth_summary, truth_table
 from precal.inference import predict
+from precal.limits import read_json
 from precal.metrics import compute_metrics
 from precal.safe_write import UnsafeWriteError, write_file
 
 
-def resolve_data_dir(ckpt: Checkpoint, data_dir: Optional[str | Path] = None) -> Path:
-    """The data folder to use: the given one, else the one recorded at training time (relative to
-    the working directory, else to the project folder that holds ``checkpoints/``)."""
+def resolve_data_dir(ckpt: Checkpoint, data_dir: Optional[str | Path] = None, search: Sequence[str | Path] = (),
+                     trust_recorded: bool = True) -> Path:
+    """The data folder to use with a checkpoint.
+
+    ``data_dir`` may be a data set folder or a folder of data sets (``sample_data/``): then the one
+    whose schema name matches the checkpoint's (or whose folder name matches the recorded one) is
+    used. Without it: the folder recorded at training time (relative to the working directory, else
+    to the project folder that holds ``checkpoints/``), else a match in one of the ``search``
+    folders. ``trust_recorded=False`` (a checkpoint from a stranger, e.g. uploaded to the dashboard)
+    never looks at the recorded path itself: a stranger's file must not make the reader probe, or
+    reveal, arbitrary folders; only ``data_dir`` and ``search`` are searched. Raises
+    :class:`CheckpointError` with a readable message."""
     if data_dir is not None:
-        return Path(data_dir)
+        path = Path(data_dir)
+        if not path.is_dir():
+            raise CheckpointError(f"data folder {path} does not exist")
+        found = path if is_dataset_dir(path) else find_dataset(path, ckpt)
+        if found is None:
+            raise CheckpointError(f"{path} holds no data set named {ckpt.schema.name!r} "
+                                  f"(needed by checkpoint {ckpt.name})")
+        return found
+    searched = next((f for f in (find_dataset(Path(s), ckpt) for s in search) if f is not None), None)
+    if not trust_recorded:
+        if searched is None:
+            raise CheckpointError(f"no data set named {ckpt.schema.name!r} among the data it may be shown with; "
+                                  "a checkpoint from elsewhere is shown only with that data")
+        return searched
     recorded = ckpt.training.get("data")
     if not recorded or not isinstance(recorded, str):
-        raise CheckpointError(f"checkpoint {ckpt.name} records no data folder; pass --data")
-    candidates = [Path(recorded), ckpt.path.parent.parent / recorded]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    raise CheckpointError(f"data folder {recorded!r} recorded in {ckpt.name} was not found; pass --data")
+        problem = f"checkpoint {ckpt.name} records no data folder; pass --data"
+    else:
+        for c in (Path(recorded), ckpt.path.parent.parent / recorded):
+            if c.is_dir():
+                return c
+        problem = f"data folder {recorded!r} recorded in {ckpt.name} was not found; pass --data"
+    if searched is None:
+        where = "".join(f"; no data set named {ckpt.schema.name!r} in {s} either" for s in search)
+        raise CheckpointError(problem + where)
+    return searched
+
+
+def is_dataset_dir(path: Path) -> bool:
+    return (path / HEADER_FILE).is_file()
+
+
+def find_dataset(folder: Path, ckpt: Checkpoint) -> Optional[Path]:
+    """The data set in ``folder`` (a folder of data sets) whose schema name is the checkpoint's, else
+    the one whose folder name is the one recorded at training time; None if neither is there."""
+    if not folder.is_dir():
+        return None
+    recorded = Path(str(ckpt.training.get("data", ""))).name
+    subs = sorted(p for p in folder.iterdir() if p.is_dir() and is_dataset_dir(p))
+    for p in subs:
+        if _dataset_name(p) == ckpt.schema.name:
+            return p
+    return next((p for p in subs if recorded and p.name == recorded), None)
+
+
+def _dataset_name(path: Path) -> Optional[str]:
+    try:
+        return read_json(path / HEADER_FILE, "data set header").get("schema", {}).get("name")
+    except (ValueError, AttributeError):
+        return None
 
 
 def check_compatible(ckpt: Checkpoint, data: MultimodalData) -> None:

@@ -4,19 +4,23 @@ logs, robustness sweeps and the dashboard."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from precal.data.batch import Batch
-from precal.models.model import MultimodalModel
+from precal.models.model import ModelOutput, MultimodalModel
 
 
 @dataclass
 class Predictions:
-    """Stacked per-sample outputs of a model over a batch or split (numpy, detached)."""
+    """Stacked per-sample outputs of a model over a batch or split (numpy, detached).
+
+    The one container for per-sample outputs: evaluation, training logs, the robustness sweep and
+    the dashboard all stack forward passes through :meth:`stack`. ``pairwise`` and the per-channel
+    ``beta`` are kept only when asked for (``detail=True``: the dashboard's few samples)."""
 
     modalities: List[str]
     logits: np.ndarray  # (N, C)
@@ -32,6 +36,12 @@ class Predictions:
     fused: np.ndarray  # (N, F)
     summaries_before: Dict[str, np.ndarray]  # (N, D)
     summaries_after: Dict[str, np.ndarray]  # (N, D)
+    pairwise: Optional[np.ndarray] = None  # (N, M, M) pairwise support (detail only)
+    beta: Optional[Dict[str, np.ndarray]] = None  # (N, D_m) dimension gates (detail only)
+
+    ARRAYS: ClassVar[Tuple[str, ...]] = ("logits", "labels", "indices", "alpha", "support", "conflict", "beta_mean",
+                                         "beta_std", "present", "has_context", "fused")
+    """The (N, ...) array fields, in the order a file of predictions stores them."""
 
     @property
     def predicted(self) -> np.ndarray:
@@ -41,6 +51,36 @@ class Predictions:
         z = self.logits - self.logits.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
+
+    @classmethod
+    def stack(cls, outputs: Sequence[ModelOutput], labels: Optional[Tensor] = None,
+              indices: Optional[Tensor] = None, detail: bool = False) -> "Predictions":
+        """The outputs of consecutive forward passes (chunks of one batch) as one container."""
+        reports = [o.report for o in outputs]
+        names = list(reports[0].modalities)
+
+        def cat(parts: Sequence[Tensor]) -> np.ndarray:
+            return torch.cat([t.detach() for t in parts]).numpy()
+
+        def per_modality(get) -> np.ndarray:
+            return cat([torch.stack([get(r, n) for n in names], dim=1) for r in reports])
+
+        return cls(
+            modalities=names,
+            logits=cat([o.logits for o in outputs]),
+            labels=None if labels is None else labels.numpy(),
+            indices=None if indices is None else indices.numpy(),
+            alpha=cat([r.alpha for r in reports]), support=cat([r.support for r in reports]),
+            conflict=cat([r.conflict for r in reports]),
+            beta_mean=per_modality(lambda r, n: r.beta[n].mean(dim=1)),
+            beta_std=per_modality(lambda r, n: r.beta[n].std(dim=1, unbiased=False)),
+            present=cat([r.present for r in reports]), has_context=cat([r.has_context for r in reports]),
+            fused=cat([o.fused for o in outputs]),
+            summaries_before={n: cat([r.summaries_before[n] for r in reports]) for n in names},
+            summaries_after={n: cat([r.summaries_after[n] for r in reports]) for n in names},
+            pairwise=cat([r.pairwise_support for r in reports]) if detail else None,
+            beta={n: cat([r.beta[n] for r in reports]) for n in names} if detail else None,
+        )
 
 
 def batches(batch: Batch, batch_size: int):
@@ -54,43 +94,11 @@ def predict(model: MultimodalModel, batch: Batch, batch_size: int = 256) -> Pred
     """Run ``model`` (eval mode) over ``batch`` in chunks and stack outputs and cues."""
     was_training = model.training
     model.eval()
-    parts: Dict[str, List[Tensor]] = {k: [] for k in ("logits", "alpha", "support", "conflict", "bm", "bs",
-                                                      "present", "ctx", "fused")}
-    before: Dict[str, List[Tensor]] = {n: [] for n in model.modalities}
-    after: Dict[str, List[Tensor]] = {n: [] for n in model.modalities}
     try:
-        for chunk in batches(batch, batch_size):
-            out = model(chunk)
-            r = out.report
-            parts["logits"].append(out.logits)
-            parts["fused"].append(out.fused)
-            parts["alpha"].append(r.alpha)
-            parts["support"].append(r.support)
-            parts["conflict"].append(r.conflict)
-            parts["bm"].append(torch.stack([r.beta[n].mean(dim=1) for n in r.modalities], dim=1))
-            parts["bs"].append(torch.stack([r.beta[n].std(dim=1, unbiased=False) for n in r.modalities], dim=1))
-            parts["present"].append(r.present)
-            parts["ctx"].append(r.has_context)
-            for n in model.modalities:
-                before[n].append(r.summaries_before[n])
-                after[n].append(r.summaries_after[n])
+        outputs = [model(chunk) for chunk in batches(batch, batch_size)]
     finally:
         model.train(was_training)
-
-    def cat(key: str) -> np.ndarray:
-        return torch.cat(parts[key]).numpy()
-
-    return Predictions(
-        modalities=list(model.modalities),
-        logits=cat("logits"),
-        labels=None if batch.labels is None else batch.labels.numpy(),
-        indices=None if batch.indices is None else batch.indices.numpy(),
-        alpha=cat("alpha"), support=cat("support"), conflict=cat("conflict"),
-        beta_mean=cat("bm"), beta_std=cat("bs"), present=cat("present"), has_context=cat("ctx"),
-        fused=cat("fused"),
-        summaries_before={n: torch.cat(v).numpy() for n, v in before.items()},
-        summaries_after={n: torch.cat(v).numpy() for n, v in after.items()},
-    )
+    return Predictions.stack(outputs, batch.labels, batch.indices)
 
 
 def only_modality(batch: Batch, keep: str) -> Batch:

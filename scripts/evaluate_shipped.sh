@@ -10,6 +10,6 @@ for ck in $GLOB; do
   if [[ "$ck" == *_calon && -d "${ck%_calon}_caloff" ]]; then
     precal robustness "$ck" "${ck%_calon}_caloff" --baseline "${ck%_calon}_caloff" --out "$ck/robustness.csv" \
       --overwrite
-    rm -f "$ck/robustness.summary.csv"  # the dashboard and scripts/robustness_report.py summarise the table
+    rm -f "$ck/robustness.summary.csv"  # the dashboard and experiments/robustness_report.py summarise the table
   fi
 done

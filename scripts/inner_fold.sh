@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Inner folds (see scripts/inner_fold.py): design variants, several seeds, metrics kept in
+# Inner folds (see experiments/inner_fold.py): design variants, several seeds, metrics kept in
 # results/inner_fold/<variant>_held<S>_seed<N>/ (UTD-MHAD, held-out subject S) or
 # results/inner_fold_avletters/ (DATASET=avletters, held-out repetition S), then the README section.
 #   bash scripts/inner_fold.sh ["0 1"] [EXTRA PRECAL TRAIN ARGS...]
@@ -149,7 +149,7 @@ declare -A ARGS=(
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
-  python scripts/inner_fold.py split "$WORK/data$held" "$held" "$DATASET"
+  python -m experiments.inner_fold split "$WORK/data$held" "$held" "$DATASET"
   for seed in $SEEDS; do
     for name in ${VARIANTS:-"${!ARGS[@]}"}; do
       [[ -v "ARGS[$name]" ]] || { echo "unknown variant $name (known: ${!ARGS[*]})" >&2; exit 1; }
@@ -162,4 +162,4 @@ for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
     done
   done
 done
-python scripts/inner_fold.py report "$DATASET"
+python -m experiments.inner_fold report "$DATASET"

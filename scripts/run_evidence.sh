@@ -3,7 +3,7 @@
 # with the recipe of the shipped checkpoints (scripts/recipes.sh: same data, budget, augmentation).
 # Seed 0 of the multimodal models is the shipped checkpoints themselves. Each run's metrics.json,
 # config.json, history.json and test predictions are kept in results/runs/<run>/ (weights are not
-# kept), then scripts/evidence.py rebuilds the table in the README and scripts/error_analysis.py the
+# kept), then experiments/evidence.py rebuilds the table in the README and experiments/error_analysis.py the
 # UTD-MHAD error analysis.
 #   bash scripts/run_evidence.sh "0 1 2 3 4" [EXTRA PRECAL TRAIN ARGS...]    (the README's table: five seeds)
 # EXTRA goes to every run (e.g. "--threads 1" when two of these share the machine); DATASETS as in
@@ -16,7 +16,7 @@ WORK=${WORK:-$(mktemp -d)}
 keep() {  # keep_run SRC_DIR RUN_NAME: metrics, config, history and the test predictions
   mkdir -p "results/runs/$2"
   cp "$1"/{metrics.json,config.json,history.json} "results/runs/$2/"
-  python scripts/error_analysis.py store "$1" "results/runs/$2" >/dev/null
+  python -m experiments.error_analysis store "$1" "results/runs/$2" >/dev/null
 }
 for seed in $SEEDS; do
   if [ "$seed" = 0 ] && [ -d checkpoints/utd_mhad_sequence_calon ]; then
@@ -32,5 +32,5 @@ for seed in $SEEDS; do
   bash scripts/train_unimodal.sh "$seed" "$WORK/uni" "${EXTRA[@]}"
   for ck in "$WORK"/uni/uni_*_seed"$seed"; do keep "$ck" "$(basename "$ck")"; done
 done
-python scripts/evidence.py
-python scripts/error_analysis.py report
+python -m experiments.evidence
+python -m experiments.error_analysis report

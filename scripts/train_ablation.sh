@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Augmentation ablation: the shipped recipe *without* swap augmentation, calibrated and baseline,
 # for UTD-MHAD/sequence and AVLetters/conv and /sequence. Seed 0 is shipped in checkpoints/
-# (*_noswap_cal*), so the dashboard can show both recipes; scripts/ablation_report.py compares
+# (*_noswap_cal*), so the dashboard can show both recipes; experiments/ablation_report.py compares
 # them over seeds.
 #   bash scripts/train_ablation.sh [SEED] [OUT_DIR] [EXTRA PRECAL TRAIN ARGS...]
 # BACKBONES="sequence" restricts the backbones (a backbone a data set has no ablation for is skipped).

@@ -2,7 +2,7 @@
 # Input-representation ablation on UTD-MHAD: the shipped recipe with the earlier inputs (per-frame
 # depth trunk, skeletons in camera coordinates), every backbone x calibration and the unimodal
 # skeleton and depth models, at the 40-epoch budget. Metrics go to results/input_ablation/runs/;
-# scripts/evidence.py compares them with results/input_ablation/current/ (the current inputs, also 40
+# experiments/evidence.py compares them with results/input_ablation/current/ (the current inputs, also 40
 # epochs: the evidence runs from before UTD-MHAD's budget became 60 epochs).
 #   bash scripts/train_input_ablation.sh [SEED] [EXTRA PRECAL TRAIN ARGS...]
 set -euo pipefail

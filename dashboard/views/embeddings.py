@@ -3,12 +3,18 @@
 import numpy as np
 import streamlit as st
 
-import dash_charts as charts
-import dash_state as ds
-from precal import dashboard_backend as be
-from precal.corruptions import corruptions_for, get_corruption
+from precal.dashboard.backend.embeddings import (FUSED, corrupt_fraction, feature_spaces, neighbourhood_table,
+                                                 pre_post_features, projection_key)
+from precal.dashboard.backend.running import predict_view
+from precal.dashboard.charts import figures as charts
+from precal.dashboard.ui.background import start_warmups
+from precal.dashboard.ui.context import PAGES, context, guard
+from precal.dashboard.ui.loading import projection
+from precal.dashboard.ui.widgets import ZOOM_CONFIG
+from precal.models.model import CALIBRATED
+from precal.robustness.corruptions import corruptions_for, get_corruption
 
-ctx = ds.context()
+ctx = context()
 ctx.require_data()
 schema = ctx.schema
 st.title("Embeddings: before vs after calibration")
@@ -19,22 +25,22 @@ METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 
 @st.cache_data(show_spinner="Running the model over the corrupted split…", max_entries=16)
-def _corrupted_predictions(key: str, modality: str, corruption: str, severity: int, seed: int,
+def _corruptedpredictions(key: str, modality: str, corruption: str, severity: int, seed: int,
                            _views, _batch, _schema):
-    mixed, rows = be.corrupt_fraction(_batch, _schema, modality, corruption, severity, seed=seed)
-    return {v.calibration: be.predict_view(v, mixed) for v in _views}, rows
+    mixed, rows = corrupt_fraction(_batch, _schema, modality, corruption, severity, seed=seed)
+    return {v.calibration: predict_view(v, mixed) for v in _views}, rows
 
 
-cal_view = ctx.view(be.CALIBRATED)
+cal_view = ctx.view(CALIBRATED)
 pre_view = ctx.switched_off()
 if cal_view is None or pre_view is None:
     st.info("This pair has no calibrated checkpoint: before and after calibration are the same features.")
     st.stop()
 
-with ds.guard("embeddings"):
+with guard("embeddings"):
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-    space = c1.selectbox("Features", be.feature_spaces(schema.modality_names), key="emb_space",
-                         format_func=lambda s: s if s == be.FUSED else f"{s} summary (before/after its gates)")
+    space = c1.selectbox("Features", feature_spaces(schema.modality_names), key="emb_space",
+                         format_func=lambda s: s if s == FUSED else f"{s} summary (before/after its gates)")
     method = c2.radio("Method", list(METHODS), format_func=METHODS.get, horizontal=True, key="emb_method")
     colour_by = c3.selectbox("Colour by", ["class", "alpha", "correctness", "corruption"], key="emb_colour")
     arrows = c4.toggle("lines", value=True, key="emb_arrows", help="Join each sample's point before and after "
@@ -50,7 +56,7 @@ with ds.guard("embeddings"):
                                            key=f"emb_ccorr_{cm}"))
         sev = k3.select_slider("Severity", options=[1, 2, 3, 4, 5], value=3, key=f"emb_csev_{corr.name}",
                                format_func=lambda s, c=corr: c.level_label(s))
-        (preds_by_flag, rows_corrupted) = _corrupted_predictions(
+        (preds_by_flag, rows_corrupted) = _corruptedpredictions(
             f"{ctx.pair.cache_key}|{ctx.data_path}|{ctx.split}", cm, corr.name, int(sev), 0,
             [cal_view, pre_view], ctx.splits.batch_for(cal_view.checkpoint), schema)
         post_preds, pre_preds = preds_by_flag[True], preds_by_flag[False]
@@ -60,12 +66,12 @@ with ds.guard("embeddings"):
         post_preds, pre_preds = ctx.predictions(cal_view), ctx.predictions(pre_view)
         extra = {}
 
-    pre, post = be.pre_post_features(space, post_preds, pre_preds)
-    parts = be.projection_key(ctx.pair, ctx.split, space, extra)
-    warm = ds.start_warmups()
+    pre, post = pre_post_features(space, post_preds, pre_preds)
+    parts = projection_key(ctx.pair, ctx.split, space, extra)
+    warm = start_warmups()
     if method == "umap" and warm is not None and warm.is_alive():
         st.info("UMAP is still compiling in the background (once per server start); the first map may take longer.")
-    proj = ds.projection(repr(sorted(parts.items())), method, pre, post, parts)
+    proj = projection(repr(sorted(parts.items())), method, pre, post, parts)
 
     labels = post_preds.labels
     ids = np.asarray(ctx.sample_ids(), dtype=object)
@@ -91,7 +97,7 @@ with ds.guard("embeddings"):
              + (f" · {corruption_note}" if corruption_note else ""))
     fig = charts.embedding_figure(proj.pre_xy, proj.post_xy, colour, colour_label, ids, hover, title,
                                   METHODS[method], arrows=arrows, continuous=continuous)
-    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), config=ds.ZOOM_CONFIG, key="emb_chart")
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), config=ZOOM_CONFIG, key="emb_chart")
 
     if event is not None and event.selection and event.selection.get("points"):
         point = event.selection["points"][0]
@@ -100,10 +106,10 @@ with ds.guard("embeddings"):
             sid = sid[0]
         if sid is not None:
             st.session_state["sample_id"] = str(sid)
-            st.switch_page(ds.PAGES["explorer"])
+            st.switch_page(PAGES["explorer"])
 
     st.subheader("Neighbourhood quality in the full feature space")
-    scores = be.neighbourhood_table(pre, post, labels, k=10)
+    scores = neighbourhood_table(pre, post, labels, k=10)
     cols = st.columns(len(scores))
     names = {"knn_purity": "kNN purity (k = 10)", "silhouette": "silhouette"}
     for col, (_, r) in zip(cols, scores.iterrows()):

@@ -5,27 +5,30 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import dash_charts as charts
-import dash_state as ds
-from precal import dashboard_backend as be
+from precal.dashboard.backend.samples import sample_outputs, sample_table, suppressed_table
+from precal.dashboard.charts import figures as charts
+from precal.dashboard.ui.context import context, guard, select_sample
+from precal.dashboard.ui.plotly_inputs import render_modality
+from precal.dashboard.ui.widgets import PLOTLY_CONFIG, prediction_card, role_colour_map
+from precal.models.model import CALIBRATED, UNCALIBRATED
 
-ctx = ds.context()
+ctx = context()
 ctx.require_data()
 schema = ctx.schema
 data = ctx.data
 st.title("Sample explorer")
 
-with ds.guard("sample explorer"):
+with guard("sample explorer"):
     preds = {v.role: ctx.predictions(v) for v in ctx.views}
-    cal_preds = preds.get(be.CALIBRATED)
-    ref_preds = preds.get(be.UNCALIBRATED)
-    table = be.sample_table(data, ctx.splits, cal_preds if cal_preds is not None else ref_preds,
+    cal_preds = preds.get(CALIBRATED)
+    ref_preds = preds.get(UNCALIBRATED)
+    table = sample_table(data, ctx.splits, cal_preds if cal_preds is not None else ref_preds,
                             ref_preds if cal_preds is not None else None)
 
     modes = ["sample id", "class", "misclassified", "most suppressed modality"]
     mode = st.radio("Pick a sample by", modes, horizontal=True, key="ex_mode")
     if mode == "sample id":
-        ds.select_sample(ctx, "ex_id")
+        select_sample(ctx, "ex_id")
     elif mode == "class":
         names = list(dict.fromkeys(table["class"]))
         c1, c2 = st.columns(2)
@@ -55,7 +58,7 @@ with ds.guard("sample explorer"):
         if cal_preds is None:
             st.info("Needs a calibrated checkpoint (the uncalibrated model has no gates).")
         else:
-            sup = be.suppressed_table(data, ctx.splits, cal_preds, limit=50)
+            sup = suppressed_table(data, ctx.splits, cal_preds, limit=50)
             st.caption("The 50 (sample, modality) pairs with the smallest instance gate alpha. Select a row.")
             event = st.dataframe(sup, hide_index=True, width="stretch", height=220, on_select="rerun",
                                  selection_mode="single-row", key="ex_sup_table",
@@ -71,7 +74,7 @@ with ds.guard("sample explorer"):
     index = ctx.current_index()
     sid = str(data.sample_ids[index])
     true_name = data.label_name(index)
-    outs = be.sample_outputs(ctx.views, ctx.splits, index)
+    outs = sample_outputs(ctx.views, ctx.splits, index)
     st.subheader(f"Sample {sid} · true class: {true_name}")
 
     # ---- predictions side by side
@@ -79,14 +82,14 @@ with ds.guard("sample explorer"):
     for col, v in zip(cols, ctx.views):
         o = outs[v.role]
         with col:
-            ds.prediction_card(f"prediction · {v.label}", o.predicted_name, o.predicted_name == true_name,
+            prediction_card(f"prediction · {v.label}", o.predicted_name, o.predicted_name == true_name,
                                o.confidence)
     frames = []
     for v in ctx.views:
         frames.append(outs[v.role].top(5).assign(model=v.label))
     top = pd.concat(frames, ignore_index=True)
-    st.plotly_chart(charts.top_k_figure(top, "top-5 class probabilities", colours=ds.role_colour_map(ctx.views),
-                                        true_class=true_name), config=ds.PLOTLY_CONFIG, key="ex_top")
+    st.plotly_chart(charts.top_k_figure(top, "top-5 class probabilities", colours=role_colour_map(ctx.views),
+                                        true_class=true_name), config=PLOTLY_CONFIG, key="ex_top")
 
     # ---- inputs in native form
     st.subheader("Inputs")
@@ -94,27 +97,27 @@ with ds.guard("sample explorer"):
     for tab, m in zip(tabs, schema.modality_names):
         with tab:
             raw = data.sequence(m, index)
-            ds.render_modality(ctx, m, raw, len(raw), key="ex")
+            render_modality(ctx, m, raw, len(raw), key="ex")
 
     # ---- gates and cues
     st.subheader("Gates and cues")
     cue = pd.concat([outs[v.role].cue_frame().assign(model=v.label) for v in ctx.views], ignore_index=True)
-    colours = ds.role_colour_map(ctx.views)
+    colours = role_colour_map(ctx.views)
     c1, c2, c3 = st.columns(3)
     c1.plotly_chart(charts.gate_bars(cue, "alpha", "instance gate alpha", "alpha (× feature scale)",
-                                     colours=colours, reference=1.0, y_range=[0, 2.1]), config=ds.PLOTLY_CONFIG, key="ex_alpha")
+                                     colours=colours, reference=1.0, y_range=[0, 2.1]), config=PLOTLY_CONFIG, key="ex_alpha")
     c2.plotly_chart(charts.gate_bars(cue, "support", "support: cos(u, û)", "support (cosine, −1…1)",
-                                     colours=colours, y_range=[-1.1, 1.2]), config=ds.PLOTLY_CONFIG, key="ex_support")
+                                     colours=colours, y_range=[-1.1, 1.2]), config=PLOTLY_CONFIG, key="ex_support")
     c3.plotly_chart(charts.gate_bars(cue, "conflict", "conflict: ‖u − û‖² / d", "conflict (mean squared distance)",
-                                     colours=colours), config=ds.PLOTLY_CONFIG, key="ex_conflict")
-    cal = outs.get(be.CALIBRATED)
+                                     colours=colours), config=PLOTLY_CONFIG, key="ex_conflict")
+    cal = outs.get(CALIBRATED)
     if cal is not None:
         c1, c2 = st.columns([1, 2])
         c1.plotly_chart(charts.matrix_heatmap(cal.pairwise, cal.modalities, "pairwise support cos(u_m, u_k)",
-                                              "cosine", "modality k", "modality m"), config=ds.PLOTLY_CONFIG, key="ex_pairwise")
+                                              "cosine", "modality k", "modality m"), config=PLOTLY_CONFIG, key="ex_pairwise")
         mat, mods = cal.beta_matrix()
         c2.plotly_chart(charts.beta_heatmap(mat, mods, "dimension gate beta per channel (calibrated model)"),
-                        config=ds.PLOTLY_CONFIG, key="ex_beta")
+                        config=PLOTLY_CONFIG, key="ex_beta")
 
         # ---- why damped or amplified
         st.subheader("Why was this modality damped or amplified?")
@@ -135,7 +138,7 @@ with ds.guard("sample explorer"):
             c1, c2 = st.columns([3, 2])
             c1.plotly_chart(charts.waterfall_figure(wf, f"alpha logit of {m}: typical sample + evidence "
                                                         f"= {expl.logit:+.3f} → alpha = {expl.alpha:.3f}"),
-                            config=ds.PLOTLY_CONFIG, key="ex_waterfall")
+                            config=PLOTLY_CONFIG, key="ex_waterfall")
             names = list(expl.evidence) or [n for n, _ in expl.contributions]
             table = pd.DataFrame({"cue": [cue_phrase(k) for k in names],
                                   "value": [expl.cue_values.get(k, np.nan) for k in names],

@@ -10,13 +10,21 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import dash_charts as charts
-import dash_state as ds
-import lab_charts
-from precal import dashboard_backend as be
-from precal.corruptions import corruptions_for, get_corruption
+from precal.dashboard.backend.data import row_of
+from precal.dashboard.backend.embeddings import FUSED, pre_post_features, projection_key
+from precal.dashboard.backend.formatting import fmt_shape
+from precal.dashboard.backend.inputs import geometry_note, model_input, model_input_unit
+from precal.dashboard.backend.lab import LabSetting, lab_update
+from precal.dashboard.charts import figures as charts, lab as lab_charts
+from precal.dashboard.ui.background import pause_background_work
+from precal.dashboard.ui.context import context, guard, select_sample
+from precal.dashboard.ui.loading import projection
+from precal.dashboard.ui.vega_inputs import render_lab_input
+from precal.dashboard.ui.widgets import prediction_card
+from precal.models.model import CALIBRATED
+from precal.robustness.corruptions import corruptions_for, get_corruption
 
-ctx = ds.context()
+ctx = context()
 ctx.require_data()
 st.title("Corruption lab")
 st.caption("Corrupt, remove or swap modalities of one sample. Calibrated and uncalibrated models run on "
@@ -48,7 +56,7 @@ def _controls(schema) -> dict:
             options = ["none"] + [c.name for c in corruptions_for(spec.kind) if c.name not in EXCLUDED]
             name = st.selectbox(f"**{m}** corruption", options, key=f"lab_corr_{m}", on_change=_draw, args=(m,),
                                 format_func=lambda c: "none" if c == "none" else get_corruption(c).title,
-                                help=f"{m}: {spec.kind.replace('_', ' ')} {be.fmt_shape(spec.step_shape)}"
+                                help=f"{m}: {spec.kind.replace('_', ' ')} {fmt_shape(spec.step_shape)}"
                                      + (f", {spec.unit}" if spec.unit else ""))
             corr = None if name == "none" else get_corruption(name)
             if corr is not None:
@@ -62,7 +70,7 @@ def _controls(schema) -> dict:
                             on_change=_draw, args=(m,), label_visibility="collapsed",
                             help="Swap: replace this modality by the same modality of a random sample of a "
                                  "different class (drawn with the seed above).")
-            settings[m] = be.LabSetting(corr.name if corr is not None else None, int(sev), mode == "remove",
+            settings[m] = LabSetting(corr.name if corr is not None else None, int(sev), mode == "remove",
                                         mode == "swap")
     return settings
 
@@ -70,19 +78,19 @@ def _controls(schema) -> dict:
 @st.fragment
 def lab() -> None:
     started = time.perf_counter()
-    ds.pause_background_work()  # a fragment rerun does not pass through ds.context()
+    pause_background_work()  # a fragment rerun does not pass through context()
     schema = ctx.schema
     c1, c2 = st.columns([3, 1])
     with c1:
-        index = ds.select_sample(ctx, "lab")
+        index = select_sample(ctx, "lab")
     seed = c2.number_input("seed", min_value=0, max_value=10_000, value=0, step=1, key="lab_seed",
                            help="Seed of the random corruptions and of the swap donor.")
     true_name = ctx.data.label_name(index)
     settings = _controls(schema)
-    with ds.guard("corruption lab"):
+    with guard("corruption lab"):
         views = list(ctx.views)
         pre_view = ctx.switched_off()
-        result = be.lab_update(views, ctx.splits, index, settings, seed=int(seed),
+        result = lab_update(views, ctx.splits, index, settings, seed=int(seed),
                                extra_views=[pre_view] if pre_view is not None else [])
         notes = "; ".join(f"{n.modality}: {', '.join(n.steps)}"
                           + (f" (donor {ctx.data.sample_ids[n.donor_index]}, class "
@@ -99,7 +107,7 @@ def lab() -> None:
             clean, cor = result.clean[v.role], result.corrupted[v.role]
             changed = clean.predicted != cor.predicted
             with col:
-                ds.prediction_card("prediction on the corrupted input", cor.predicted_name,
+                prediction_card("prediction on the corrupted input", cor.predicted_name,
                                    cor.predicted_name == true_name, cor.confidence,
                                    f"changed (clean: {clean.predicted_name})" if changed else "same as on the clean input",
                                    heading=v.label)
@@ -117,9 +125,9 @@ def lab() -> None:
         # ---- gates and cues, with change from clean
         st.subheader("Gates and cues: clean vs corrupted (Δ = corrupted − clean)")
         delta = result.delta_frame()
-        delta = delta[delta["model"].isin([v.role for v in views])]
-        if result.corrupted.get(be.CALIBRATED) is not None and "cues" in SHOWN:
-            frame = delta[delta["model"] == be.CALIBRATED]
+        delta = delta[delta["role"].isin([v.role for v in views])]
+        if result.corrupted.get(CALIBRATED) is not None and "cues" in SHOWN:
+            frame = delta[delta["role"] == CALIBRATED]
             long = frame.melt(id_vars=["modality", "quantity"], value_vars=["clean", "corrupted"], var_name="input")
             st.vega_lite_chart(spec=lab_charts.cue_chart(long, "calibrated model: gates and cues, clean vs corrupted",
                                                          "input", charts.STATE_COLOURS), key="lab_cues")
@@ -137,15 +145,15 @@ def lab() -> None:
                              help="Follows the modality whose controls you changed last.")
             ckpt = views[0].checkpoint
             spec = schema.modality(drawn)
-            clean = be.model_input(ctx.splits.batch_for(ckpt), be.row_of(ctx.splits, index), spec, ckpt.preprocessor)
-            shown = be.model_input(result.corrupted_batches[str(ckpt.path)], 0, spec, ckpt.preprocessor)
+            clean = model_input(ctx.splits.batch_for(ckpt), row_of(ctx.splits, index), spec, ckpt.preprocessor)
+            shown = model_input(result.corrupted_batches[str(ckpt.path)], 0, spec, ckpt.preprocessor)
             st.caption(("Clean (grey or top row) and as the model sees it now"
                         + (": removed, nothing is drawn" if settings[drawn].remove else "")
                         + ", resampled to the model's input length, in physical units. "
-                        + be.geometry_note(schema, ckpt.preprocessor, drawn)
+                        + geometry_note(schema, ckpt.preprocessor, drawn)
                         + spec.description))
-            ds.render_lab_input(ctx, drawn, shown, clean, ctx.data.modalities[drawn].length(index), key="lab",
-                                unit=be.model_input_unit(schema, ckpt.preprocessor, drawn))
+            render_lab_input(ctx, drawn, shown, clean, ctx.data.modalities[drawn].length(index), key="lab",
+                                unit=model_input_unit(schema, ckpt.preprocessor, drawn))
 
         # ---- the sample moving in the projection
         st.subheader("Where the sample moves (fused representation)")
@@ -157,12 +165,12 @@ def lab() -> None:
             method = st.session_state.get("emb_method", "pca")
             method_name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get(method, method)
             pre_preds = ctx.predictions(pre_view)
-            post_preds = ctx.predictions(ctx.view(be.CALIBRATED))
-            pre, post = be.pre_post_features(be.FUSED, post_preds, pre_preds)
-            parts = be.projection_key(ctx.pair, ctx.split, be.FUSED)
-            proj = ds.projection(repr(sorted(parts.items())), method, pre, post, parts)
+            post_preds = ctx.predictions(ctx.view(CALIBRATED))
+            pre, post = pre_post_features(FUSED, post_preds, pre_preds)
+            parts = projection_key(ctx.pair, ctx.split, FUSED)
+            proj = projection(repr(sorted(parts.items())), method, pre, post, parts)
             moves = {}
-            for name, view in (("after calibration", ctx.view(be.CALIBRATED)), ("before calibration", pre_view)):
+            for name, view in (("after calibration", ctx.view(CALIBRATED)), ("before calibration", pre_view)):
                 clean_o, cor_o = result.by_view[view.key]
                 pts = proj.place(np.stack([clean_o.fused, cor_o.fused]))
                 moves[name] = (pts[0], pts[1])

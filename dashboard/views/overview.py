@@ -3,30 +3,33 @@
 import numpy as np
 import streamlit as st
 
-import dash_charts as charts
-import dash_state as ds
-import overview_charts
-from precal import dashboard_backend as be
+from precal.dashboard.backend.formatting import fmt_count, fmt_pct
+from precal.dashboard.backend.overview import (alpha_frame, live_metrics, metrics_table, modality_table,
+                                               parameter_table, training_summary)
+from precal.dashboard.charts import figures as charts, overview as overview_charts
+from precal.dashboard.ui.context import context, guard
+from precal.metrics import primary_metric
+from precal.models.model import CALIBRATED, UNCALIBRATED
 
-ctx = ds.context()
+ctx = context()
 pair = ctx.pair
 schema = ctx.schema
 st.title(f"Overview · {schema.name}")
 st.caption(schema.description or "")
 
 ckpt = pair.primary
-params, cal_pct = be.parameter_table(pair.calibrated or ckpt)
+params, cal_pct = parameter_table(pair.calibrated or ckpt)
 cols = st.columns(5)
 cols[0].metric("Data set", schema.name)
 cols[1].metric("Classes" if schema.task == "classification" else "Task",
                len(schema.class_names) if schema.task == "classification" else schema.task)
 cols[2].metric("Backbone", pair.backbone)
-cols[3].metric("Parameters", be.fmt_count(int(params["parameters"].sum())))
+cols[3].metric("Parameters", fmt_count(int(params["parameters"].sum())))
 cols[4].metric("Calibrator / backbone", f"{cal_pct:.1f}%",
                help="Calibrator parameters as a share of the rest of the model (encoders + fusion + head).")
 
 st.subheader("Modalities")
-mods = be.modality_table(ckpt)
+mods = modality_table(ckpt)
 st.dataframe(mods.drop(columns=["description"]), hide_index=True, width="stretch")
 with st.expander("What each modality is"):
     for _, r in mods.iterrows():
@@ -38,7 +41,7 @@ with left:
                  .rename(columns={"share": "share of model (%)"}), hide_index=True, width="stretch")
 with right:
     st.subheader("Training")
-    st.markdown("\n".join(f"- **{k}**: {v}" for k, v in be.training_summary(pair.calibrated or ckpt))
+    st.markdown("\n".join(f"- **{k}**: {v}" for k, v in training_summary(pair.calibrated or ckpt))
                 or "no training record")
 if schema.citation:
     with st.expander("Citation"):
@@ -46,39 +49,39 @@ if schema.citation:
 
 st.subheader("Clean metrics: calibrated vs uncalibrated")
 if ctx.data is None or ctx.splits is None:
-    st.dataframe(be.metrics_table(ctx.views, {}, "test"), hide_index=True, width="stretch")
+    st.dataframe(metrics_table(ctx.views, {}, "test"), hide_index=True, width="stretch")
     ctx.require_data()
 
-with ds.guard("metrics"):
+with guard("metrics"):
     preds = {v.role: ctx.predictions(v) for v in ctx.views}
-    live = {role: be.live_metrics(p, schema) for role, p in preds.items()}
-    table = be.metrics_table(ctx.views, live, ctx.split)
+    live = {role: live_metrics(p, schema) for role, p in preds.items()}
+    table = metrics_table(ctx.views, live, ctx.split)
     mcols = st.columns(max(1, len(ctx.views)))
-    main = "accuracy" if schema.task == "classification" else "acc2_non0"
-    base = live.get(be.UNCALIBRATED, {}).get(main)
+    main = primary_metric(schema.task)
+    base = live.get(UNCALIBRATED, {}).get(main)
     for col, v in zip(mcols, ctx.views):
         value = live[v.role].get(main)
         delta = None
-        if v.role == be.CALIBRATED and base is not None:
+        if v.role == CALIBRATED and base is not None:
             delta = f"{100 * (value - base):+.1f} pts vs uncalibrated"
-        col.metric(f"{main} · {v.label} · {ctx.split} (live)", ds.fmt_pct(value), delta)
+        col.metric(f"{main} · {v.label} · {ctx.split} (live)", fmt_pct(value), delta)
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(k, format="%.3f")
                                 for k in table.columns if k not in ("model", "source")})
 
-    cal = ctx.view(be.CALIBRATED)
+    cal = ctx.view(CALIBRATED)
     st.subheader("Instance gate alpha per modality")
     if cal is None:
         st.info("This pair has no calibrated checkpoint, so there are no gates to show.")
     else:
-        frame = be.alpha_frame(preds[be.CALIBRATED], schema.class_names)
+        frame = alpha_frame(preds[CALIBRATED], schema.class_names)
         frame = frame[frame["present"]]
         colours = charts.modality_colours(list(schema.modality_names))
         c1, c2 = st.columns([1, 2])
         with c1:
             st.vega_lite_chart(spec=overview_charts.alpha_violins(
                 frame, schema.modality_names, colours,
-                f"alpha per modality ({ctx.split}, {len(preds[be.CALIBRATED].alpha)} samples)"), key="ov_alpha")
+                f"alpha per modality ({ctx.split}, {len(preds[CALIBRATED].alpha)} samples)"), key="ov_alpha")
         with c2:
             summary = (frame.groupby("modality")["alpha"].describe()[["mean", "std", "min", "25%", "50%", "75%", "max"]]
                        .reindex([m for m in schema.modality_names if m in set(frame["modality"])]))
@@ -99,5 +102,5 @@ with ds.guard("metrics"):
                 cm = np.asarray(live[v.role]["confusion_matrix"])
                 st.vega_lite_chart(spec=overview_charts.confusion_chart(
                     cm, schema.class_names,
-                    f"confusion matrix · {v.label} · accuracy {ds.fmt_pct(live[v.role]['accuracy'])}"),
+                    f"confusion matrix · {v.label} · accuracy {fmt_pct(live[v.role]['accuracy'])}"),
                     key=f"ov_cm_{v.role}")

@@ -3,21 +3,26 @@
 import pandas as pd
 import streamlit as st
 
-import dash_charts as charts
-import dash_state as ds
-from precal import dashboard_backend as be
-from precal.corruptions import CORRUPTIONS, corruptions_for
+from precal.dashboard.backend.robustness import (SUMMARY_COLUMNS, corruption_titles, find_robustness_table,
+                                                 read_robustness_table, robustness_summary, robustness_sweep)
+from precal.dashboard.charts import figures as charts
+from precal.dashboard.ui.context import context, guard
+from precal.dashboard.ui.widgets import PLOTLY_CONFIG
+from precal.errors import USER_ERRORS, error_line
+from precal.models.model import CALIBRATED
+from precal.robustness.corruptions import CORRUPTIONS, corruptions_for
+from precal.robustness.table import corrupted_alpha
 
-ctx = ds.context()
+ctx = context()
 schema = ctx.schema
 st.title("Robustness to corruptions")
-TITLES = be.corruption_titles()
+TITLES = corruption_titles()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _sweep(weights: str, data_path: str, split: str, reference: str, modalities: tuple, corruptions: tuple,
            severities: tuple, max_samples: int, seed: int, _views, _splits, _schema, _progress) -> pd.DataFrame:
-    return be.robustness_sweep(_views, _splits, _schema, list(modalities), list(corruptions), severities,
+    return robustness_sweep(_views, _splits, _schema, list(modalities), list(corruptions), severities,
                                seed=seed, max_samples=max_samples or None, progress=_progress)
 
 
@@ -32,54 +37,55 @@ def show_summary(summary: pd.DataFrame, modality: str) -> None:
                "than its clean-accuracy difference explains). AUROC: how well the calibrated model's own "
                "signals (low support, high conflict, low alpha) flag the corrupted modality against clean "
                "samples; 0.5 = chance, 1 = perfect. A missing modality has no gate and no cues, hence no AUROC.")
-    st.dataframe(sub.rename(columns=be.SUMMARY_COLUMNS), hide_index=True, width="stretch",
+    st.dataframe(sub.rename(columns=SUMMARY_COLUMNS), hide_index=True, width="stretch",
                  column_config={label: st.column_config.NumberColumn(format="%.3f")
-                                for key, label in be.SUMMARY_COLUMNS.items() if key not in ("modality", "corruption")})
+                                for key, label in SUMMARY_COLUMNS.items() if key not in ("modality", "corruption")})
 
 
 def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) -> None:
     st.caption(source)
     metric = frame["metric"].iloc[0] if len(frame) else "accuracy"
-    metrics = sorted(frame["metric"].unique())
-    if len(metrics) > 1:
-        metric = st.selectbox("Metric", metrics, key="rob_metric")
-    frame = frame[frame["metric"] == metric]
+    scores = {metric: "value", **({"macro_f1": "macro_f1"} if frame.get("macro_f1", pd.Series(dtype=float)).notna().any()
+                                  and metric != "macro_f1" else {})}
+    if len(scores) > 1:
+        metric = st.selectbox("Metric", list(scores), key="rob_metric")
+    frame = frame.assign(score=frame[scores[metric]], alpha_mean=corrupted_alpha(frame))
     mods = [m for m in schema.modality_names if m in set(frame["modality"])] or sorted(frame["modality"].unique())
     tabs = st.tabs([f"corrupting {m}" for m in mods])
     for tab, m in zip(tabs, mods):
         with tab:
             sub = frame[frame["modality"] == m]
             unit = "(0–1)" if metric not in ("mae", "corr") else ""
-            st.plotly_chart(charts.robustness_figure(sub, "value", f"{metric} vs severity when {m} is corrupted",
+            st.plotly_chart(charts.robustness_figure(sub, "score", f"{metric} vs severity when {m} is corrupted",
                                                      f"{metric} {unit}".strip(), TITLES,
                                                      y_range=[0, 1.02] if unit else None),
-                            config=ds.PLOTLY_CONFIG, key=f"rob_metric_{m}")
-            cal = sub[(sub["model"] == be.CALIBRATED) & sub["alpha_mean"].notna()]
+                            config=PLOTLY_CONFIG, key=f"rob_metric_{m}")
+            cal = sub[(sub["role"] == CALIBRATED) & sub["alpha_mean"].notna()]
             if len(cal):
                 st.plotly_chart(charts.robustness_figure(cal, "alpha_mean",
                                                          f"mean alpha of {m} (calibrated model) vs severity",
                                                          f"mean alpha of {m} (1 = unchanged)", TITLES,
                                                          reference=1.0),
-                                config=ds.PLOTLY_CONFIG, key=f"rob_alpha_{m}")
+                                config=PLOTLY_CONFIG, key=f"rob_alpha_{m}")
                 if (cal["corruption"] == "remove_absent").any():
                     st.caption("Missing: a removed modality has no gate, so its alpha appears only at severity 0.")
             if summary is not None:
                 show_summary(summary, m)
     with st.expander("Table"):
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(frame.drop(columns=["score", "alpha_mean"]), hide_index=True, width="stretch")
 
 
-with ds.guard("robustness"):
-    stored = be.find_robustness_table(ctx.pair)
+with guard("robustness"):
+    stored = find_robustness_table(ctx.pair)
     stored_frame = None
     if stored is not None:
         try:
-            stored_frame = be.read_robustness_table(stored, ctx.pair)
-        except be.USER_ERRORS as exc:
-            st.warning(f"stored sweep {stored} could not be read ({be.error_message(exc)}); compute one below.")
+            stored_frame = read_robustness_table(stored, ctx.pair)
+        except USER_ERRORS as exc:
+            st.warning(f"stored sweep {stored} could not be read ({error_line(exc)}); compute one below.")
     if stored_frame is not None and len(stored_frame):
         show(stored_frame, f"Stored sweep: `{stored}` ({len(stored_frame)} rows).",
-             be.robustness_summary(stored, ctx.pair))
+             robustness_summary(stored_frame, ctx.pair))
     else:
         ctx.require_data()
         st.info("No stored sweep (robustness.csv) next to this checkpoint. Compute a small one here: every "

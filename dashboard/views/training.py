@@ -3,30 +3,32 @@
 import pandas as pd
 import streamlit as st
 
-import dash_charts as charts
-import dash_state as ds
-from precal import dashboard_backend as be
+from precal.dashboard.backend.overview import history_fit_note, history_frames
+from precal.dashboard.charts import figures as charts
+from precal.dashboard.ui.context import context, guard
+from precal.dashboard.ui.widgets import PLOTLY_CONFIG
+from precal.models.model import CALIBRATED, UNCALIBRATED
 
-ctx = ds.context()
+ctx = context()
 pair = ctx.pair
 st.title("Training dynamics")
 st.caption("From each checkpoint's history.json (one row per epoch, measured on the validation split). "
            "Solid lines: calibrated model; dashed: uncalibrated model.")
-fit_note = be.history_fit_note(pair.checkpoints)
+fit_note = history_fit_note(pair.checkpoints)
 if fit_note:
     st.info(fit_note)
 
-with ds.guard("training dynamics"):
+with guard("training dynamics"):
     scalars, dynamics = [], []
-    for role, ckpt in ((be.CALIBRATED, pair.calibrated), (be.UNCALIBRATED, pair.uncalibrated)):
+    for role, ckpt in ((CALIBRATED, pair.calibrated), (UNCALIBRATED, pair.uncalibrated)):
         if ckpt is None:
             continue
         if not ckpt.history:
             st.warning(f"{ckpt.name} has no history.json (or it is empty).")
             continue
-        s, d = be.history_frames(ckpt.history)
-        scalars.append(s.assign(model=role))
-        dynamics.append(d.assign(model=role))
+        s, d = history_frames(ckpt.history)
+        scalars.append(s.assign(role=role))
+        dynamics.append(d.assign(role=role))
     if not scalars:
         st.info("No training history to show.")
         st.stop()
@@ -36,23 +38,23 @@ with ds.guard("training dynamics"):
     st.subheader("Loss and validation metrics")
     c1, c2 = st.columns(2)
     loss_cols = [c for c in ("train_loss", "val_loss") if c in s]
-    loss = s.melt(id_vars=["epoch", "model"], value_vars=loss_cols, var_name="split", value_name="loss")
+    loss = s.melt(id_vars=["epoch", "role"], value_vars=loss_cols, var_name="split", value_name="loss")
     loss["split"] = loss["split"].str.replace("_loss", "")
-    c1.plotly_chart(charts.curves_figure(loss, "epoch", "loss", "model", "split",
+    c1.plotly_chart(charts.curves_figure(loss, "epoch", "loss", "role", "split",
                                          "loss per epoch (solid: train, dashed: validation)", "epoch",
                                          "cross-entropy loss (nats)" if ctx.schema.task == "classification" else "loss"),
-                    config=ds.PLOTLY_CONFIG, key="tr_loss")
+                    config=PLOTLY_CONFIG, key="tr_loss")
     metric_cols = [c for c in s.columns if c.startswith("val_") and c not in ("val_loss", "val_n")]
     metric_cols += [c for c in ("train_accuracy",) if c in s and s[c].notna().any()]
     if metric_cols:
-        met = s.melt(id_vars=["epoch", "model"], value_vars=metric_cols, var_name="metric", value_name="value")
-        c2.plotly_chart(charts.curves_figure(met, "epoch", "value", "model", "metric",
+        met = s.melt(id_vars=["epoch", "role"], value_vars=metric_cols, var_name="metric", value_name="value")
+        c2.plotly_chart(charts.curves_figure(met, "epoch", "value", "role", "metric",
                                              "metrics per epoch (line style = metric)", "epoch",
-                                             "metric value (0–1)"), config=ds.PLOTLY_CONFIG, key="tr_metrics")
+                                             "metric value (0–1)"), config=PLOTLY_CONFIG, key="tr_metrics")
     if "lr" in s:
         with st.expander("Learning rate"):
-            st.plotly_chart(charts.curves_figure(s, "epoch", "lr", "model", None, "learning rate per epoch",
-                                                 "epoch", "learning rate"), config=ds.PLOTLY_CONFIG, key="tr_lr")
+            st.plotly_chart(charts.curves_figure(s, "epoch", "lr", "role", None, "learning rate per epoch",
+                                                 "epoch", "learning rate"), config=PLOTLY_CONFIG, key="tr_lr")
 
     st.subheader("Calibrator gates and cues per modality (mean ± std over validation samples)")
     specs = [
@@ -65,7 +67,7 @@ with ds.guard("training dynamics"):
     for k, (q, title, label, ref) in enumerate(specs):
         sub = d[d["quantity"] == q]
         if len(sub):
-            cols[k % 2].plotly_chart(charts.dynamics_figure(sub, title, label, reference=ref), config=ds.PLOTLY_CONFIG, key=f"tr_{q}")
+            cols[k % 2].plotly_chart(charts.dynamics_figure(sub, title, label, reference=ref), config=PLOTLY_CONFIG, key=f"tr_{q}")
 
     st.caption("beta error bars: the spread of beta over channels within a sample (mean over samples).")
     st.subheader("Unimodal probes and encoder gradients")
@@ -77,10 +79,10 @@ with ds.guard("training dynamics"):
         name = probe["quantity"].iloc[0][len("probe_"):]
         c1.plotly_chart(charts.dynamics_figure(probe, f"unimodal probe {name} (one modality present)",
                                                f"validation {name} (0–1)"),
-                        config=ds.PLOTLY_CONFIG, key="tr_probe")
+                        config=PLOTLY_CONFIG, key="tr_probe")
     grad = d[d["quantity"] == "grad_norm"]
     if len(grad):
         c2.plotly_chart(charts.dynamics_figure(grad, "gradient norm per encoder (mean over steps)",
-                                               "‖∇ encoder parameters‖₂"), config=ds.PLOTLY_CONFIG, key="tr_grad")
+                                               "‖∇ encoder parameters‖₂"), config=PLOTLY_CONFIG, key="tr_grad")
     with st.expander("Per-epoch table"):
         st.dataframe(s, hide_index=True, width="stretch")

@@ -83,6 +83,33 @@ class Batch:
             pad[modality] = padding_mask
         return replace(self, inputs=inputs, present=pres, padding_mask=pad)
 
+    def stack(self, other: "Batch") -> "Batch":
+        """This batch's rows followed by ``other``'s (identical padded shapes, as produced by
+        fixed-length preprocessing): e.g. a clean and a corrupted sample in one forward pass."""
+        def cat(x: Dict[str, Tensor], y: Dict[str, Tensor]) -> Dict[str, Tensor]:
+            return {k: torch.cat([x[k], y[k]]) for k in x}
+
+        def joined(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
+            return None if a is None or b is None else torch.cat([a, b])
+
+        return Batch(cat(self.inputs, other.inputs), cat(self.padding_mask, other.padding_mask),
+                     cat(self._presences(), other._presences()), joined(self.labels, other.labels),
+                     joined(self.indices, other.indices))
+
+    def where(self, rows: Tensor, other: "Batch") -> "Batch":
+        """``other``'s rows where ``rows`` (B,) is True, this batch's elsewhere (same padded shapes);
+        labels and indices stay this batch's."""
+        def pick(a: Tensor, b: Tensor) -> Tensor:
+            return torch.where(rows.reshape(-1, *([1] * (a.dim() - 1))), b, a)
+
+        return Batch({k: pick(v, other.inputs[k]) for k, v in self.inputs.items()},
+                     {k: pick(v, other.padding_mask[k]) for k, v in self.padding_mask.items()},
+                     {k: pick(self.presence(k), other.presence(k)) for k in self.inputs},
+                     self.labels, self.indices)
+
+    def _presences(self) -> Dict[str, Tensor]:
+        return {m: self.presence(m) for m in self.inputs}
+
     def restrict(self, modalities: Iterable[str]) -> "Batch":
         """Only the given modalities (for unimodal models)."""
         keep = list(modalities)
@@ -92,17 +119,3 @@ class Batch:
             {m: v for m, v in self.present.items() if m in keep},
             self.labels, self.indices,
         )
-
-
-def concat_batches(batches: list[Batch]) -> Batch:
-    """Stack batches with identical padded shapes (as produced by fixed-length preprocessing)."""
-    first = batches[0]
-
-    def cat(key: str) -> Dict[str, Tensor]:
-        return {m: torch.cat([getattr(b, key)[m] for b in batches]) for m in getattr(first, key)}
-
-    return Batch(
-        cat("inputs"), cat("padding_mask"), cat("present"),
-        None if first.labels is None else torch.cat([b.labels for b in batches]),
-        None if first.indices is None else torch.cat([b.indices for b in batches]),
-    )

@@ -6,18 +6,24 @@ from pathlib import Path
 from typing import Callable, Dict
 
 from precal.data.avletters import convert_avletters
+from precal.data.mmsa import TRUST_FLAG, convert_mmsa
 from precal.data.utd_mhad import convert_utd_mhad
 from precal.safe_write import DATASET, write_folder_with
 
-Converter = Callable[[Path, Path], Path]
+Converter = Callable[..., Path]
 
 CONVERTERS: Dict[str, Converter] = {
     "utd-mhad": convert_utd_mhad,
     "avletters": convert_avletters,
+    "mmsa": convert_mmsa,
 }
+READS_PICKLES = {"mmsa"}
+"""Converters whose source is a Python pickle: they run only when the caller trusts the file
+(``trusted=True``, on the command line ``--trust-pickle``), and then unpickle numpy arrays only."""
 
 
-def convert(name: str, src: Path | str, out: Path | str, overwrite: bool = False, option: str = "") -> Path:
+def convert(name: str, src: Path | str, out: Path | str, overwrite: bool = False, option: str = "",
+            trusted: bool = False) -> Path:
     """Run the converter registered as ``name`` on ``src``, writing ``out``; returns ``out``.
 
     ``utd_mhad`` is accepted for ``utd-mhad`` (and case is ignored) because folder names use
@@ -29,5 +35,8 @@ def convert(name: str, src: Path | str, out: Path | str, overwrite: bool = False
     key = name.strip().lower().replace("_", "-")
     if key not in CONVERTERS:
         raise ValueError(f"unknown converter {name!r}; known converters: {', '.join(sorted(CONVERTERS))}")
-    return write_folder_with(Path(out), DATASET, lambda path: CONVERTERS[key](Path(src), path), overwrite,
+    if trusted and key not in READS_PICKLES:
+        raise ValueError(f"{TRUST_FLAG} applies only to a converter that reads pickles ({', '.join(sorted(READS_PICKLES))})")
+    options = {"trusted": trusted} if key in READS_PICKLES else {}
+    return write_folder_with(Path(out), DATASET, lambda path: CONVERTERS[key](Path(src), path, **options), overwrite,
                              inputs=[src], option=option)

@@ -112,11 +112,22 @@ class Preprocessor:
         if length and spec.kind != "vector":
             seq = resample_sequence(seq, length, spec.kind)
         if spec.name in self.mean:
-            shape = (1,) if spec.kind == "frame_sequence" else spec.step_shape
-            mean = self.mean[spec.name].reshape(shape)
-            std = self.std[spec.name].reshape(shape)
+            mean, std = self._statistics(spec)
             seq = (seq - mean) / std
         return seq.astype(np.float32, copy=False)
+
+    def denormalise(self, spec: ModalitySchema, x: np.ndarray) -> np.ndarray:
+        """Model input (normalised) back to physical units: ``x * std + mean`` (the inverse of the
+        normalisation in :meth:`apply`; centring and resampling are not undone)."""
+        if spec.name not in self.mean:
+            return x
+        mean, std = self._statistics(spec)
+        return x * std + mean
+
+    def _statistics(self, spec: ModalitySchema) -> Tuple[np.ndarray, np.ndarray]:
+        """Mean and std of one modality, shaped to broadcast over its steps."""
+        shape = (1,) if spec.kind == "frame_sequence" else spec.step_shape
+        return self.mean[spec.name].reshape(shape), self.std[spec.name].reshape(shape)
 
     def to_json(self) -> Dict[str, Any]:
         return {

@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from precal.data.schema import DatasetSchema, ModalitySchema
-from precal.data.storage import DataFormatError, MultimodalData, build_ragged, validate
+from precal.data.storage import DataFormatError, MultimodalData, build_ragged, save_dataset, validate
 
 SPLIT_KEYS: Tuple[Tuple[str, str], ...] = (("train", "train"), ("valid", "val"), ("test", "test"))
 """(key in the MMSA pickle, split name in precal)."""
@@ -425,3 +425,9 @@ def _assemble(schema: DatasetSchema, parts: Mapping[str, _Split]) -> MultimodalD
         splits[name] = np.arange(start, start + len(part), dtype=np.int64)
         start += len(part)
     return MultimodalData(schema, ids, labels, modalities, splits)
+
+
+def convert_mmsa(src: Path | str, out: Path | str, *, trusted: bool = False) -> Path:
+    """``precal convert mmsa SRC.pkl OUT --trust-pickle``: an MMSA feature pickle as a precal data set
+    in ``out``. Refused before the file is opened unless ``trusted`` (see :func:`load_mmsa_pickle`)."""
+    return save_dataset(load_mmsa_pickle(src, trusted=trusted), out, inputs=[src])

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from precal.limits import (MAX_CLASSES, MAX_MODALITIES, MAX_STEP_DIMS, MAX_STEP_VALUES, check_int, check_number,
                            check_object, check_str, check_str_list)
 
+
 MODALITY_KINDS = ("time_series", "frame_sequence", "vector", "token_sequence")
 """time_series: (T, F...) sensor or feature streams; frame_sequence: (T, H, W) image sequences;
 vector: one (F,) feature vector per sample; token_sequence: (T, F) pre-extracted token features
@@ -184,6 +185,24 @@ class DatasetSchema:
             if m.name == name:
                 return m
         raise KeyError(unknown_modality_message(name, self.modality_names))
+
+    def point_name(self, index: int) -> str:
+        """The name of point ``index`` of a point-sequence modality (``extra["joint_names"]``), or
+        ``"point <index>"`` when the data set names no such point."""
+        names = list(self.extra.get("joint_names", []))
+        return str(names[index]) if 0 <= index < len(names) else f"point {index}"
+
+    def feature_names(self, modality: str) -> List[str]:
+        """Names of the flattened features of one step of ``modality`` (chart columns): the data
+        set's ``extra["<modality>_columns"]``, HTK's MFCC names, else ``<modality>[i]``."""
+        spec = self.modality(modality)
+        cols = self.extra.get(f"{spec.name}_columns")
+        if isinstance(cols, (list, tuple)) and len(cols) == spec.num_features:
+            return [str(c) for c in cols]
+        if "MFCC_E_D" in spec.description and spec.num_features == 26:  # HTK: c1..c12, log energy, deltas
+            base = [f"c{i}" for i in range(1, 13)] + ["log E"]
+            return base + [f"Δ{b}" for b in base]
+        return [f"{spec.name}[{i}]" for i in range(spec.num_features)]
 
     def subset(self, names: Sequence[str]) -> "DatasetSchema":
         """The same data set restricted to some modalities (unimodal and ablation models)."""

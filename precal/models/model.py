@@ -15,17 +15,18 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from precal import limits
 from precal.calibration import CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator, masked_mean
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema, ModalitySchema, unknown_modality_message
 from precal.data.skeleton import skeleton_bones
-from precal import limits
 from precal.limits import (MAX_FUSION_LAYERS, MAX_MODALITIES, MAX_WIDTH, check_bool, check_int, check_number,
                            check_object, check_str, check_str_list)
 from precal.models.derived import DerivedInputs, WithDerivedInputs, check_derived, parse_column_groups
 from precal.models.encoders import FRAME_ENCODERS, POINT_ENCODERS, build_encoder
 from precal.models.fusion import (FUSION_LAYOUT, ClassificationHead, ConvFusion, LateFusion, ScoreFusion,
                                   TransformerFusion)
+
 
 BACKBONES = tuple(FUSION_LAYOUT)
 
@@ -38,6 +39,19 @@ GATES: Dict[str, Tuple[str, str]] = {
 comparison with the other modalities through sign-constrained weights (the default); free: the same
 comparison through unconstrained weights on raw cues (checkpoints written before the direction
 contract); self: the control, gates from the modality's own summary only."""
+
+
+CALIBRATED = "calibrated"
+UNCALIBRATED = "uncalibrated"
+ROLES = (CALIBRATED, UNCALIBRATED)
+"""The role of a model beside its counterpart, named by its calibrator switch (``calibration``): the
+word tables (a ``role`` column), the dashboard's columns and the checkpoint folders' ``_calon`` /
+``_caloff`` suffixes all stand for."""
+
+
+def role_name(calibration: bool) -> str:
+    """``calibrated`` for a model run with its calibrator on, ``uncalibrated`` with it off."""
+    return CALIBRATED if calibration else UNCALIBRATED
 
 
 @dataclass

@@ -1,0 +1,54 @@
+"""A split of the data as full batches, preprocessed as each checkpoint of a pair was trained.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Dict
+
+import numpy as np
+
+from precal.checkpoint import Checkpoint
+from precal.dashboard.backend.pairs import ModelPair
+from precal.data.batch import Batch
+from precal.data.storage import MultimodalData
+from precal.evaluation import dataset_for
+
+
+@dataclass
+class SplitBatches:
+    """One split preprocessed for each checkpoint of a pair (shared when preprocessing agrees)."""
+
+    split: str
+    indices: np.ndarray  # (N,) positions in the data set, row order of every batch
+    batches: Dict[str, Batch]  # checkpoint path -> full split batch
+
+    def batch_for(self, ckpt: Checkpoint) -> Batch:
+        return self.batches[str(ckpt.path)]
+
+    @property
+    def size(self) -> int:
+        return int(len(self.indices))
+
+
+def split_batches(pair: ModelPair, data: MultimodalData, split: str) -> SplitBatches:
+    """The split as full batches, preprocessed as each checkpoint's training data was."""
+    batches: Dict[str, Batch] = {}
+    by_config: Dict[str, Batch] = {}
+    for ckpt in pair.checkpoints:
+        key = json.dumps([ckpt.preprocessor.to_json(), list(ckpt.model.modalities)], sort_keys=True)
+        if key not in by_config:
+            by_config[key] = dataset_for(ckpt, data, split).full_batch()
+        batches[str(ckpt.path)] = by_config[key]
+    first = next(iter(batches.values()))
+    indices = first.indices.numpy() if first.indices is not None else np.asarray(data.split(split))
+    return SplitBatches(split, indices, batches)
+
+
+def row_of(splits: SplitBatches, index: int) -> int:
+    """Row of data-set position ``index`` in the split batches."""
+    hits = np.nonzero(splits.indices == index)[0]
+    if len(hits) == 0:
+        raise KeyError(f"sample {index} is not in split {splits.split!r}")
+    return int(hits[0])

@@ -1,0 +1,100 @@
+"""The robustness page: a stored ``precal robustness`` table of the pair, its summaries, and a sweep
+computed on demand by the same engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Dict, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from precal.dashboard.backend.data import SplitBatches
+from precal.dashboard.backend.pairs import ModelPair, ModelView
+from precal.dashboard.backend.running import model_lock
+from precal.data.schema import DatasetSchema
+from precal.robustness.corruptions import CORRUPTIONS
+from precal.robustness.engine import SweptModel, sweep, sweep_plan
+from precal.robustness.table import AUROC_COLUMNS, read_table, summarise
+
+ROBUSTNESS_FILES = ("robustness.csv", "robustness.parquet")
+
+
+def find_robustness_table(pair: ModelPair) -> Optional[Path]:
+    """A stored sweep table in a checkpoint folder of the pair (or the folder holding them)."""
+    for ckpt in pair.checkpoints:
+        for folder in (ckpt.path, ckpt.path.parent):
+            for name in ROBUSTNESS_FILES:
+                if (folder / name).is_file():
+                    return folder / name
+    return None
+
+
+def read_robustness_table(path: Path, pair: ModelPair) -> pd.DataFrame:
+    """The rows of a stored ``precal robustness`` table that belong to this pair's checkpoints."""
+    frame = read_table(path)
+    names = {c.name for c in pair.checkpoints}
+    return frame[frame["checkpoint"].astype(str).isin(names)].reset_index(drop=True)
+
+
+SUMMARY_COLUMNS = {
+    "modality": "corrupted modality", "corruption": "corruption",
+    "rr_calibrated": "RR calibrated", "rr_uncalibrated": "RR uncalibrated", "effective_robustness": "ER",
+    "auroc_support": "AUROC support", "auroc_conflict": "AUROC conflict", "auroc_alpha": "AUROC 1 − alpha",
+}
+"""Columns of :func:`robustness_summary` and the labels the dashboard shows for them."""
+
+
+def robustness_summary(frame: pd.DataFrame, pair: ModelPair) -> Optional[pd.DataFrame]:
+    """MultiBench summaries and conflict detection from a stored sweep of the pair
+    (:func:`read_robustness_table`).
+
+    One row per corrupted modality and corruption: relative robustness (area under the
+    accuracy-vs-severity curve) of both models, effective robustness of the calibrated model against
+    the uncalibrated one, and how well the calibrated model's own signals flag the corrupted
+    modality (AUROC of low support, of the conflict cue and of 1 − alpha; corrupted samples against
+    the clean split). None when the table holds no row of the calibrated checkpoint.
+    """
+    cal = pair.calibrated.name if pair.calibrated is not None else None
+    base = pair.uncalibrated.name if pair.uncalibrated is not None else None
+    if cal is None or not (frame["checkpoint"] == cal).any():
+        return None
+    has_base = base is not None and (frame["checkpoint"] == base).any()
+    summary = summarise(frame, baseline=base if has_base else None)
+    mine = summary[summary["checkpoint"] == cal].set_index(["modality", "corruption"])
+    out = pd.DataFrame({
+        "rr_calibrated": mine["relative_robustness"],
+        "rr_uncalibrated": (summary[summary["checkpoint"] == base].set_index(["modality", "corruption"])
+                            ["relative_robustness"] if has_base else np.nan),
+        "effective_robustness": mine["effective_robustness"] if has_base else np.nan,
+        **{c: mine[c] for c in AUROC_COLUMNS},
+    }).reset_index()
+    return out[list(SUMMARY_COLUMNS)]
+
+
+def robustness_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: DatasetSchema,
+                     modalities: Optional[Sequence[str]] = None, corruptions: Optional[Sequence[str]] = None,
+                     severities: Sequence[int] = (0, 1, 3, 5), seed: int = 0, max_samples: Optional[int] = None,
+                     progress: Optional[Callable[[float, str], None]] = None) -> pd.DataFrame:
+    """The sweep of :mod:`precal.robustness.engine` (the one ``precal robustness`` runs) over the
+    views, on the first ``max_samples`` samples of the split, in the table of
+    :mod:`precal.robustness.table`. ``progress`` gets the fraction done and a short description."""
+    plan = sweep_plan(schema, modalities, corruptions)
+    rows = slice(0, max_samples) if max_samples else slice(None)
+    batches = {str(v.checkpoint.path): splits.batch_for(v.checkpoint).select(rows) for v in views}
+    total = max(1, len(views) * len(plan) * len({int(s) for s in severities} - {0}))
+    done = 0
+
+    def tick(text: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(min(done / total, 1.0), text)
+
+    return sweep([SweptModel(v.checkpoint, v.calibration) for v in views], batches, plan, severities, seed,
+                 progress=tick, lock=model_lock)
+
+
+def corruption_titles() -> Dict[str, str]:
+    return {k: c.title for k, c in CORRUPTIONS.items()}

@@ -1,0 +1,237 @@
+"""The corruption lab's charts, as Vega-Lite specifications.
+
+The lab redraws its charts on every control change, and the browser's redraw is what a user
+waits for. Plotly rebuilds a figure's SVG on every update; Vega-Lite on a canvas updates the data
+of a chart that is already there. With the lab's charts in Plotly, the browser round trip was
+0.69-0.81 s on the 2-core reference machine; with them in Vega-Lite (and the other changes listed
+in the README) its medians are 0.18-0.25 s (``results/benchmarks/dashboard.txt``;
+``benchmarks/dashboard.py --breakdown`` attributes it part by part). The explorer, embeddings, robustness and training pages keep Plotly (``figures``).
+
+Each builder returns a complete specification whose data sit in named ``datasets``. These are
+Arrow tables, which Streamlit sends as they are, beside the specification; a DataFrame would first
+go through pandas' Arrow conversion, which starts a thread pool on every call. The specification
+proper depends only on the model pair, the split and the projection method, not on the lab's
+settings, and each chart is drawn on a canvas. ``tests/test_vega_charts.py`` validates every one
+against the Vega-Lite JSON schema that ships with Altair.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+Spec = Dict[str, Any]
+
+INPUT_STATES = ("clean", "corrupted")
+TRUE_MARK = "✓"
+"""Appended to the true class's label (and makes it bold)."""
+PROJECTION_COLOURS = {"after calibration": "#1f77b4", "before calibration": "#ff7f0e"}
+CUE_PANELS = (("alpha", "alpha (× features; 1 = unchanged)", (0.0, 2.15), 1.0),
+              ("support", "support (cosine, −1…1)", (-1.15, 1.25), None),
+              ("conflict", "conflict (mean sq. distance)", None, None))
+"""quantity, axis title with units, fixed axis range (None: from the data), reference line."""
+
+
+def colour_encoding(field: str, colours: Mapping[str, str], title: str, domain: Sequence[str]) -> Dict[str, Any]:
+    """A nominal colour channel with fixed colours per value (e.g. clean grey, corrupted red)."""
+    domain = list(domain)
+    return {"field": field, "type": "nominal", "title": title,
+            "scale": {"domain": domain, "range": [colours.get(d, "#2ca02c") for d in domain]},
+            "legend": {"orient": "top"}}
+
+
+def _states(frame: pd.DataFrame, column: str) -> List[str]:
+    present = list(dict.fromkeys(frame[column]))
+    return [s for s in INPUT_STATES if s in present] + [s for s in present if s not in INPUT_STATES]
+
+
+def top_level(title: str, body: Spec) -> Spec:
+    """A chart's title, fonts and renderer around its body (every Vega-Lite chart of the dashboard)."""
+    # Drawn on a canvas: Vega's SVG renderer rewrites thousands of DOM nodes per update.
+    return {"title": {"text": title, "anchor": "start", "fontSize": 15}, **body,
+            "config": {"axis": {"labelFontSize": 12, "titleFontSize": 12}, "legend": {"labelFontSize": 12}},
+            "usermeta": {"embedOptions": {"renderer": "canvas"}}}
+
+
+def probability_chart(panels: Sequence[Tuple[str, pd.DataFrame]], title: str, colour_by: str,
+                      colours: Mapping[str, str], true_class: Optional[str] = None) -> Spec:
+    """Top-k class probabilities, one horizontal bar panel per model, bars grouped by ``colour_by``.
+
+    ``panels``: (model name, frame with class, probability and ``colour_by``). Each panel keeps its
+    own class order (its model's top classes first); the true class is ticked and bold. The values
+    travel in the ``probabilities`` dataset, so the specification itself stays the same from one
+    lab change to the next (see the module docstring)."""
+    frames = [f for _, f in panels]
+    states = _states(pd.concat(frames) if frames else pd.DataFrame({colour_by: []}), colour_by)
+    values = []
+    for name, frame in panels:
+        order = {c: k for k, c in enumerate(dict.fromkeys(frame["class"]))}
+        values += [{"role": name, "class": _class_label(str(c), true_class), "rank": order[c],
+                    "probability": float(p), colour_by: str(g), "label": f"{float(p):.3f}"}
+                   for c, p, g in zip(frame["class"], frame["probability"], frame[colour_by])]
+    encoding = {
+        "y": {"field": "class", "type": "nominal", "sort": {"field": "rank", "op": "min"},
+              "axis": {"title": None, "labelLimit": 240,
+                       "labelFontWeight": {"condition": {"test": f"indexof(datum.value, '{TRUE_MARK}') >= 0",
+                                                         "value": "bold"}, "value": "normal"}}},
+        "yOffset": {"field": colour_by, "type": "nominal", "sort": states},
+        "x": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1.15]}},
+        "color": colour_encoding(colour_by, colours, colour_by, states),
+        "tooltip": [{"field": "class"}, {"field": colour_by}, {"field": "probability", "format": ".3f"}],
+    }
+    charts = []
+    for name, _ in panels:
+        x = {**encoding["x"], "axis": {"title": f"probability (0–1) · {name}", "values": [0, 0.2, 0.4, 0.6, 0.8, 1.0]}}
+        panel_encoding = {**encoding, "x": x}
+        charts.append({"data": {"name": "probabilities"}, "transform": [{"filter": {"field": "role", "equal": name}}],
+                       "width": 300, "height": {"step": 14},
+                       "layer": [{"mark": {"type": "bar"}, "encoding": panel_encoding},
+                                 {"mark": {"type": "text", "align": "left", "dx": 3, "fontSize": 10},
+                                  "encoding": {**panel_encoding, "text": {"field": "label"}, "color": {"value": "#333"}}}]})
+    return top_level(title, {"hconcat": charts, "spacing": 40, "datasets": {"probabilities": pa.Table.from_pylist(values)}})
+
+
+def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[str, str]) -> Spec:
+    """alpha, support and conflict per modality, one bar panel each, bars grouped by ``colour_by``.
+    ``frame``: modality, quantity, value and ``colour_by`` columns. alpha has a dashed line at 1
+    (unchanged features). The values travel in the ``cues`` dataset."""
+    states = _states(frame, colour_by)
+    modalities = [str(m) for m in dict.fromkeys(frame["modality"])]
+    values = [{"modality": str(m), "quantity": str(q), "value": float(v), colour_by: str(g), "label": f"{float(v):.2f}"}
+              for m, q, v, g in zip(frame["modality"], frame["quantity"], frame["value"], frame[colour_by])]
+    charts = []
+    for quantity, label, domain, reference in CUE_PANELS:
+        y: Dict[str, Any] = {"field": "value", "type": "quantitative", "axis": {"title": label}}
+        if domain is not None:
+            y["scale"] = {"domain": list(domain)}
+        encoding = {
+            "x": {"field": "modality", "type": "nominal", "sort": modalities,
+                  "axis": {"title": f"modality · {quantity}", "labelAngle": 0}},
+            "xOffset": {"field": colour_by, "type": "nominal", "sort": states},
+            "y": y,
+            "color": colour_encoding(colour_by, colours, colour_by, states),
+            "tooltip": [{"field": "modality"}, {"field": colour_by}, {"field": "value", "format": ".3f"}],
+        }
+        text = {**encoding, "text": {"field": "label"}, "color": {"value": "#333"}}
+        # Encodings live in the layers, not the panel: the reference line must not inherit x.
+        layers: List[Spec] = [
+            {"mark": {"type": "bar"}, "encoding": encoding},
+            {"mark": {"type": "text", "baseline": "bottom", "dy": -2, "fontSize": 10}, "encoding": text},
+        ]
+        if reference is not None:
+            layers.append({"data": {"values": [{"reference": reference}]},
+                           "mark": {"type": "rule", "strokeDash": [6, 4], "color": "black"},
+                           "encoding": {"y": {"field": "reference", "type": "quantitative"}}})
+        charts.append({"data": {"name": "cues"}, "transform": [{"filter": {"field": "quantity", "equal": quantity}}],
+                       "width": 230, "height": 260, "layer": layers})
+    return top_level(title, {"hconcat": charts, "spacing": 30, "datasets": {"cues": pa.Table.from_pylist(values)}})
+
+
+CHANGE_LIMIT = 1.0
+"""Colour range (±) of the change chart; larger changes are clamped (the text still says them)."""
+
+
+def change_chart(tables: Mapping[str, pd.DataFrame], title: str) -> Spec:
+    """Corrupted − clean per modality (rows) and quantity (columns), one panel per model: a table
+    drawn as coloured cells with their value written in. A chart rather than a table element,
+    because the lab redraws it on every change and a chart of unchanged specification only gets
+    new data (``benchmarks/dashboard.py --breakdown`` measured the table element at ~50 ms per
+    change). Values travel in the ``changes`` dataset; NaN (a modality a model lacks) stays blank."""
+    values = [{"role": str(model), "modality": str(m), "quantity": f"Δ {q}", "change": float(v),
+               "label": f"{float(v):+.3f}"}
+              for model, table in tables.items() for m, row in table.iterrows() for q, v in row.items()
+              if np.isfinite(v)]
+    quantities = [f"Δ {q}" for q in dict.fromkeys(q for t in tables.values() for q in t.columns)]
+    modalities = [str(m) for m in dict.fromkeys(m for t in tables.values() for m in t.index)]
+    charts = []
+    for model in tables:
+        encoding = {
+            "x": {"field": "quantity", "type": "nominal", "sort": quantities,
+                  "axis": {"title": str(model), "orient": "top", "labelAngle": 0}},
+            "y": {"field": "modality", "type": "nominal", "sort": modalities, "axis": {"title": None}},
+        }
+        charts.append({
+            "data": {"name": "changes"}, "transform": [{"filter": {"field": "role", "equal": str(model)}}],
+            "width": {"step": 88}, "height": {"step": 30},
+            "layer": [
+                {"mark": {"type": "rect", "stroke": "white"},
+                 "encoding": {**encoding, "color": {
+                     "field": "change", "type": "quantitative", "title": "corrupted − clean",
+                     "scale": {"scheme": "redblue", "domain": [-CHANGE_LIMIT, CHANGE_LIMIT], "clamp": True},
+                     "legend": {"orient": "right", "gradientLength": 90}},
+                     "tooltip": [{"field": "modality"}, {"field": "quantity"}, {"field": "change", "format": "+.4f"}]}},
+                {"mark": {"type": "text", "fontSize": 12},
+                 "encoding": {**encoding, "text": {"field": "label"}, "color": {  # readable on dark cells
+                     "condition": {"test": f"abs(datum.change) > {0.6 * CHANGE_LIMIT}", "value": "white"},
+                     "value": "black"}}},
+            ],
+        })
+    return top_level(title, {"hconcat": charts, "spacing": 30, "resolve": {"scale": {"color": "shared"}},
+                             "datasets": {"changes": pa.Table.from_pylist(
+                                 values, schema=pa.schema([("role", pa.string()), ("modality", pa.string()),
+                                                           ("quantity", pa.string()), ("change", pa.float64()),
+                                                           ("label", pa.string())]))}})
+
+
+def projection_chart(background: np.ndarray, moves: Mapping[str, Tuple[np.ndarray, np.ndarray]], title: str,
+                     method: str, bins: int = 24) -> Spec:
+    """The split (after calibration) as grey density and, per model, the sample's clean → corrupted
+    move (● clean, ✕ corrupted, a line between them). Vega bins the split in the browser. Data in
+    the ``split``, ``moves`` and ``markers`` datasets."""
+    xy = np.asarray(background, dtype=np.float64).reshape(-1, 2)
+    split = pa.table({"x": xy[:, 0], "y": xy[:, 1]})
+    points, segments = [], []
+    for name, (clean, cor) in moves.items():
+        points.append({"model": name, "input": "clean", "x": float(clean[0]), "y": float(clean[1])})
+        points.append({"model": name, "input": "corrupted", "x": float(cor[0]), "y": float(cor[1])})
+        segments.append({"model": name, "x": float(clean[0]), "y": float(clean[1]),
+                         "x2": float(cor[0]), "y2": float(cor[1])})
+    x_title, y_title = (f"{method} dimension {k} (arbitrary units)" for k in (1, 2))
+    models = list(moves)
+    model_colour = colour_encoding("model", PROJECTION_COLOURS, "sample", models)
+    density = {
+        "data": {"name": "split"},
+        "mark": {"type": "rect"},
+        "encoding": {
+            "x": {"field": "x", "bin": {"maxbins": bins}, "type": "quantitative", "title": x_title},
+            "y": {"field": "y", "bin": {"maxbins": bins}, "type": "quantitative", "title": y_title},
+            "color": {"aggregate": "count", "type": "quantitative", "title": "split samples per cell",
+                      "scale": {"scheme": "greys"}, "legend": {"orient": "right"}},
+            "tooltip": [{"aggregate": "count", "type": "quantitative", "title": "split samples here"}],
+        },
+    }
+    moves_layer = {
+        "data": {"name": "moves"},
+        "mark": {"type": "rule", "strokeWidth": 2.5},
+        "encoding": {"x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"},
+                     "x2": {"field": "x2"}, "y2": {"field": "y2"}, "color": model_colour},
+    }
+    markers = {
+        "data": {"name": "markers"},
+        "mark": {"type": "point", "filled": True, "size": 220, "stroke": "black", "strokeWidth": 1},
+        "encoding": {
+            "x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"},
+            "color": model_colour,
+            "shape": {"field": "input", "type": "nominal", "title": "input",
+                      "scale": {"domain": list(INPUT_STATES), "range": ["circle", "cross"]},
+                      "legend": {"orient": "top"}},
+            "tooltip": [{"field": "model", "title": "sample"}, {"field": "input"},
+                        {"field": "x", "format": ".2f"}, {"field": "y", "format": ".2f"}],
+        },
+    }
+    # The density's colour (a count) and the samples' colour (the model) are separate scales; the
+    # move lines and markers share theirs, so the model legend appears once.
+    return top_level(title, {"width": 620, "height": 420,
+                        "layer": [density, {"layer": [moves_layer, markers]}],
+                        "resolve": {"scale": {"color": "independent"}, "legend": {"color": "independent"}},
+                        "datasets": {"split": split, "moves": pa.Table.from_pylist(segments),
+                                     "markers": pa.Table.from_pylist(points)}})
+
+
+def _class_label(name: str, true_class: Optional[str]) -> str:
+    return f"{name} {TRUE_MARK}" if true_class is not None and name == true_class else name
+
+

@@ -1,0 +1,139 @@
+"""The overview's charts (the dashboard's first page), as Vega-Lite specifications.
+
+The first page decides the app's start time. Plotly's browser bundle is 4.7 MB of JavaScript,
+which the browser loads and compiles only after the page's data have arrived; Vega-Lite, which
+the corruption lab uses too, is a fraction of that. Start to the first complete page went from
+8.6-9.4 s to 6.2-7.2 s on the 2-core reference machine (``results/benchmarks/dashboard.txt``,
+together with the lab's move to Vega-Lite). The other pages keep Plotly.
+
+Builders follow :mod:`lab_charts`: data in named Arrow datasets, axes titled with units;
+``tests/test_vega_charts.py`` validates them against the Vega-Lite schema.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from precal.dashboard.charts.lab import Spec, colour_encoding, top_level
+
+ALPHA_TITLE = "alpha (× feature scale; 1 = unchanged)"
+
+
+def _modality_colour(modalities: Sequence[str], colours: Mapping[str, str]) -> dict:
+    return colour_encoding("modality", colours, "modality", modalities)
+
+
+def alpha_violins(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapping[str, str], title: str) -> Spec:
+    """Distribution of alpha per modality: a violin (kernel density, computed in the browser) per
+    modality with its median marked, and a dashed line at 1. ``frame`` has modality and alpha."""
+    shown = [m for m in modalities if (frame["modality"] == m).any()]
+    table = pa.table({"modality": frame["modality"].astype(str).tolist(),
+                      "alpha": frame["alpha"].to_numpy(dtype=np.float64)})
+    values = frame["alpha"].to_numpy(dtype=np.float64)
+    lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 2.0)
+    pad = max(0.05, 0.1 * (hi - lo))
+    violin = {
+        "transform": [{"density": "alpha", "groupby": ["modality"], "extent": [lo - pad, hi + pad],
+                       "as": ["alpha", "density"]}],
+        "mark": {"type": "area", "orient": "horizontal", "opacity": 0.8},
+        "encoding": {
+            "y": {"field": "alpha", "type": "quantitative", "title": ALPHA_TITLE, "scale": {"zero": False}},
+            "x": {"field": "density", "type": "quantitative", "stack": "center", "impute": None, "title": None,
+                  "axis": {"labels": False, "ticks": False, "grid": False}},
+            "color": {**_modality_colour(shown, colours), "legend": None},
+        },
+    }
+    median = {
+        "transform": [{"aggregate": [{"op": "median", "field": "alpha", "as": "median"}], "groupby": ["modality"]}],
+        "mark": {"type": "tick", "color": "black", "thickness": 2, "size": 40},
+        "encoding": {"y": {"field": "median", "type": "quantitative"},
+                     "tooltip": [{"field": "modality"}, {"field": "median", "format": ".3f", "title": "median alpha"}]},
+    }
+    reference = {"mark": {"type": "rule", "strokeDash": [6, 4], "color": "black"},
+                 "encoding": {"y": {"datum": 1.0}}}
+    return top_level(title, {
+        "data": {"name": "alpha"},
+        "facet": {"column": {"field": "modality", "type": "nominal", "sort": shown, "title": None,
+                             "header": {"labelFontSize": 13, "labelOrient": "bottom"}}},
+        "spec": {"width": max(50, 200 // max(1, len(shown))), "height": 320, "layer": [violin, median, reference]},
+        # each violin fills its own panel: a narrow distribution is not squeezed by a wide one
+        "resolve": {"scale": {"x": "independent"}},
+        "datasets": {"alpha": table},
+    })
+
+
+def alpha_by_class(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapping[str, str],
+                   class_order: Sequence[str], title: str) -> Spec:
+    """alpha per true class and modality: the interquartile range as a bar and the median as a
+    point (quartiles computed here, so the browser draws a few hundred marks, not every sample)."""
+    if frame.empty:
+        return top_level(title, {"data": {"values": []}, "mark": "point"})
+    stats = (frame.groupby(["class", "modality"], sort=False)["alpha"]
+             .quantile([0.25, 0.5, 0.75]).unstack().reset_index())
+    stats.columns = ["class", "modality", "q1", "median", "q3"]
+    shown = [m for m in modalities if (stats["modality"] == m).any()]
+    classes = [c for c in class_order if (stats["class"] == c).any()]
+    table = pa.table({"class": stats["class"].astype(str).tolist(), "modality": stats["modality"].astype(str).tolist(),
+                      "q1": stats["q1"].to_numpy(np.float64), "median": stats["median"].to_numpy(np.float64),
+                      "q3": stats["q3"].to_numpy(np.float64)})
+    x = {"field": "class", "type": "nominal", "sort": classes, "title": "true class",
+         "axis": {"labelAngle": -45, "labelLimit": 140, "labelOverlap": False}}
+    offset = {"field": "modality", "type": "nominal", "sort": shown}
+    colour = _modality_colour(shown, colours)
+    tooltip = [{"field": "class"}, {"field": "modality"}, {"field": "median", "format": ".3f"},
+               {"field": "q1", "format": ".3f", "title": "25 %"}, {"field": "q3", "format": ".3f", "title": "75 %"}]
+    return top_level(title, {
+        # Streamlit fits the chart into the page: the height includes the slanted class names
+        "data": {"name": "quartiles"}, "width": max(600, 34 * len(classes)), "height": 460,
+        "layer": [
+            {"mark": {"type": "bar", "width": {"band": 0.7}, "opacity": 0.55},
+             "encoding": {"x": x, "xOffset": offset,
+                          "y": {"field": "q1", "type": "quantitative", "title": ALPHA_TITLE, "scale": {"zero": False}},
+                          "y2": {"field": "q3"}, "color": colour, "tooltip": tooltip}},
+            {"mark": {"type": "point", "filled": True, "size": 30, "color": "black"},
+             "encoding": {"x": x, "xOffset": offset, "y": {"field": "median", "type": "quantitative"},
+                          "tooltip": tooltip}},
+            {"mark": {"type": "rule", "strokeDash": [6, 4], "color": "black"}, "encoding": {"y": {"datum": 1.0}}},
+        ],
+        "datasets": {"quartiles": table},
+    })
+
+
+def confusion_chart(cm: np.ndarray, names: Sequence[str], title: str) -> Spec:
+    """Confusion matrix: true class (rows) × predicted class (columns), colour and number = samples."""
+    cm = np.asarray(cm)
+    k = len(names)
+    true_idx, pred_idx = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    names = [str(n) for n in names]
+    table = pa.table({
+        "true": [names[i] for i in true_idx.reshape(-1)],
+        "predicted": [names[j] for j in pred_idx.reshape(-1)],
+        "samples": cm.reshape(-1).astype(np.int64),
+    })
+    peak = int(cm.max()) if cm.size else 1
+    axis = {"labelLimit": 150, "labelOverlap": False}
+    return top_level(title, {
+        "data": {"name": "confusion"}, "width": {"step": 20}, "height": {"step": 20},
+        "encoding": {
+            "x": {"field": "predicted", "type": "nominal", "sort": names, "title": "predicted class",
+                  "axis": {**axis, "labelAngle": -45}},
+            "y": {"field": "true", "type": "nominal", "sort": names, "title": "true class", "axis": axis},
+        },
+        "layer": [
+            {"mark": {"type": "rect"},
+             "encoding": {"color": {"field": "samples", "type": "quantitative", "title": "samples",
+                                    "scale": {"scheme": "blues", "domain": [0, max(peak, 1)]}},
+                          "tooltip": [{"field": "true", "title": "true"}, {"field": "predicted"},
+                                      {"field": "samples"}]}},
+            {"transform": [{"filter": "datum.samples > 0"}],
+             "mark": {"type": "text", "fontSize": 9},
+             "encoding": {"text": {"field": "samples", "type": "quantitative"},
+                          "color": {"condition": {"test": f"datum.samples > {peak / 2}", "value": "white"},
+                                    "value": "black"}}},
+        ],
+        "datasets": {"confusion": table},
+    })

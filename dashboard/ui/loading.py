@@ -1,0 +1,88 @@
+"""Cached loading, shared by every session of the server.
+
+- models (checkpoints) and data sets: ``st.cache_resource`` (one shared copy; keyed by path and the
+  checkpoint's weight fingerprint, so a re-trained checkpoint at the same path is reloaded);
+- predictions: ``st.cache_data`` keyed by weight fingerprints + data + split, over the disk cache of
+  :func:`precal.dashboard.backend.running.cached_predict`;
+- projections: ``st.cache_resource`` in memory over :func:`precal.projection.cached_projection` on
+  disk (so a restart does not refit t-SNE/UMAP).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import streamlit as st
+
+from precal.checkpoint import WEIGHTS_FILE, Checkpoint, file_sha256, load_checkpoint
+from precal.dashboard import settings, worker
+from precal.dashboard.backend import pairs
+from precal.dashboard.backend.data import SplitBatches, split_batches
+from precal.dashboard.backend.pairs import LoadProblem, ModelPair, ModelView
+from precal.dashboard.backend.running import cached_predict
+from precal.data.storage import MultimodalData, load_dataset
+from precal.inference import Predictions
+from precal.projection import cached_projection
+
+
+def _weights_key(path: str) -> str:
+    """Fingerprint of a checkpoint's weights (re-hashed only when the file changes)."""
+    folder = Path(path)
+    weights = folder / WEIGHTS_FILE if folder.is_dir() else folder
+    try:
+        st_ = weights.stat()
+    except OSError:
+        return "missing"
+    return _hash_file(str(weights), st_.st_mtime_ns, st_.st_size)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _hash_file(path: str, mtime_ns: int, size: int) -> str:  # noqa: ARG001 (cache key)
+    return file_sha256(Path(path))
+
+
+@st.cache_resource(show_spinner="Loading checkpoint…", max_entries=32)
+def _checkpoint(path: str, fingerprint: str) -> Checkpoint:  # noqa: ARG001 (cache key)
+    return load_checkpoint(path)
+
+
+def load_checkpoints(paths: Sequence[str]) -> Tuple[List[Checkpoint], List[LoadProblem]]:
+    """:func:`precal.dashboard.backend.pairs.load_checkpoints` through the shared cache."""
+    return pairs.load_checkpoints(paths, load=lambda path: _checkpoint(path, _weights_key(path)))
+
+
+@st.cache_resource(show_spinner="Loading data set…", max_entries=8)
+def load_data(path: str, mtime_ns: int) -> MultimodalData:  # noqa: ARG001 (cache key)
+    return load_dataset(path)
+
+
+def data_mtime(path: Path) -> int:
+    try:
+        return (path / "data.npz").stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_resource(show_spinner="Preparing the split…", max_entries=16)
+def cached_split_batches(pair_key: str, data_path: str, split: str, _pair: ModelPair,
+                         _data: MultimodalData) -> SplitBatches:
+    return split_batches(_pair, _data, split)
+
+
+@st.cache_data(show_spinner="Running the model over the split…", max_entries=64)
+def split_predictions(view_key: str, fingerprint: str, data_path: str, data_mtime: int, split: str,
+                      variant: str, _view: ModelView, _batch) -> Predictions:
+    parts = {"data": data_path, "data_mtime": data_mtime, "split": split, "variant": variant}
+    return cached_predict(_view, _batch, parts, settings.CACHE_DIR / "predictions")
+
+
+@st.cache_resource(show_spinner="Fitting the 2-D map of the split (cached afterwards)…", max_entries=16)
+def projection(key: str, method: str, _pre: np.ndarray, _post: np.ndarray, _parts: dict):
+    """The split's pre/post map, in memory and on disk (:func:`precal.projection.cached_projection`).
+
+    UMAP is fitted in the projection worker process: its first fit compiles numba kernels for about a
+    minute, holding the GIL of the process it runs in, which in the server would slow every page."""
+    return cached_projection(settings.CACHE_DIR / "projections", _parts, _pre, _post, method, 0,
+                             fitter=worker.shared_worker().fit if method == "umap" else None)

@@ -1,0 +1,544 @@
+"""The dashboard's backend (dashboard/backend/): loading pairs, sample views, the lab, the mini
+robustness sweep, embeddings inputs, training history and safe uploads, on the fixture checkpoints
+of :mod:`tests.dashboard.fixtures`."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from precal.checkpoint import CheckpointError, load_checkpoint
+from precal.dashboard.backend import uploads
+from precal.dashboard.backend.data import split_batches
+from precal.dashboard.backend.embeddings import (FUSED, arrow_segments, corrupt_fraction, neighbourhood_table,
+                                                 pre_post_features)
+from precal.dashboard.backend.inputs import frame_picks, input_view_kind, model_input, time_axis
+from precal.dashboard.backend.lab import LabSetting, lab_update
+from precal.dashboard.backend.overview import (TRAINING_KEYS, alpha_frame, history_fit_note, history_frames,
+                                               live_metrics, metrics_table, modality_table, parameter_table,
+                                               split_label, trained_splits, training_summary)
+from precal.dashboard.backend.pairs import REFERENCE_SWITCHED_OFF, ModelView, load_checkpoints, pair_checkpoints
+from precal.dashboard.backend.robustness import (SUMMARY_COLUMNS, read_robustness_table, robustness_summary,
+                                                 robustness_sweep)
+from precal.dashboard.backend.running import forward_views, predict_view
+from precal.dashboard.backend.samples import sample_outputs, sample_table, suppressed_table
+from precal.dashboard.backend.uploads import load_uploaded_checkpoint
+from precal.dashboard.launcher import APP_PATH
+from precal.dashboard.settings import ENV_CHECKPOINTS, ENV_DATA, DashboardArgs, parse_dashboard_args
+from precal.data.skeleton import skeleton_bones
+from precal.data.storage import load_dataset
+from precal.evaluation import resolve_data_dir
+from precal.models.model import CALIBRATED, UNCALIBRATED
+from tests.dashboard.fixtures import AV_SOURCE, LENGTHS, ROOT, tiny_checkpoints
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_checkpoints()
+
+
+@pytest.fixture(scope="module")
+def pair(tiny):
+    ckpts, problems = load_checkpoints([tiny["on"], tiny["off"]])
+    assert not problems
+    pairs = pair_checkpoints(ckpts)
+    assert len(pairs) == 1
+    return pairs[0]
+
+
+@pytest.fixture(scope="module")
+def data(tiny):
+    return load_dataset(tiny["data"])
+
+
+@pytest.fixture(scope="module")
+def splits(pair, data):
+    return split_batches(pair, data, "test")
+
+
+# --------------------------------------------------------------------------------------------------
+# Arguments, loading, pairing
+# --------------------------------------------------------------------------------------------------
+
+
+def test_args_from_argv_win_over_environment():
+    env = {ENV_CHECKPOINTS: "a:b".replace(":", __import__("os").pathsep), ENV_DATA: "d"}
+    assert parse_dashboard_args([], env) == DashboardArgs(("a", "b"), "d")
+    args = parse_dashboard_args(["--checkpoint", "x", "--checkpoint=y", "--data", "z"], env)
+    assert args == DashboardArgs(("x", "y"), "z")
+    with pytest.raises(ValueError):
+        parse_dashboard_args(["--checkpoint"], {})
+
+
+def test_pairs_group_calon_and_caloff(pair, tiny):
+    assert pair.key == "tiny_sequence"
+    assert pair.calibrated.path == tiny["on"] and pair.uncalibrated.path == tiny["off"]
+    assert pair.backbone == "sequence" and pair.dataset == "utd-mhad"
+    views = pair.views()
+    assert [v.role for v in views] == [CALIBRATED, UNCALIBRATED]
+    assert views[1].checkpoint is pair.uncalibrated
+    off = pair.views(REFERENCE_SWITCHED_OFF)
+    assert off[1].checkpoint is pair.calibrated and off[1].calibration is False
+
+
+def test_single_checkpoint_pairs_alone(tiny):
+    ckpts, _ = load_checkpoints([tiny["on"]])
+    (p,) = pair_checkpoints(ckpts)
+    assert p.uncalibrated is None
+    assert p.reference_options() == [REFERENCE_SWITCHED_OFF]
+    assert [v.calibration for v in p.views()] == [True, False]
+
+
+def test_bad_paths_become_problems_not_exceptions(tmp_path, tiny):
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    (bad / "model.safetensors").write_bytes(b"junk")
+    ckpts, problems = load_checkpoints([tiny["on"], tmp_path / "missing", bad])
+    assert len(ckpts) == 1
+    assert len(problems) == 2
+    assert "does not exist" in problems[0].message
+    assert "not valid JSON" in problems[1].message
+    assert all("\n" not in p.message for p in problems)
+
+
+def test_resolve_data_dir(pair, tiny, tmp_path):
+    assert resolve_data_dir(pair.primary) == tiny["data"]
+    assert resolve_data_dir(pair.primary, tiny["data"].parent) == tiny["data"]  # a folder of data sets
+    with pytest.raises(CheckpointError, match="does not exist"):
+        resolve_data_dir(pair.primary, tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="no data set named"):
+        resolve_data_dir(pair.primary, tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Samples
+# --------------------------------------------------------------------------------------------------
+
+
+def test_sample_outputs_match_batched_predictions(pair, splits):
+    views = pair.views()
+    index = int(splits.indices[2])
+    outs = sample_outputs(views, splits, index)
+    for v in views:
+        batched = predict_view(v, splits.batch_for(v.checkpoint))
+        o = outs[v.role]
+        np.testing.assert_allclose(o.logits, batched.logits[2], atol=1e-4)
+        np.testing.assert_allclose(o.alpha, batched.alpha[2], atol=1e-5)
+        assert abs(o.probabilities.sum() - 1) < 1e-6
+        top = o.top(5)
+        assert list(top.columns) == ["class", "probability", "rank"] and len(top) == 5
+        assert top["probability"].is_monotonic_decreasing
+    cal = outs[CALIBRATED]
+    assert not np.allclose(cal.alpha, 1.0)  # the fixture's gates are active
+    np.testing.assert_allclose(outs[UNCALIBRATED].alpha, 1.0)
+    mat, mods = cal.beta_matrix()
+    assert mat.shape == (3, 16) and mods == ["inertial", "skeleton", "depth"]
+    expl = cal.explain("depth")
+    assert expl.sentence and abs(expl.baseline + sum(v for _, v in expl.contributions) - expl.logit) < 1e-4
+
+
+def test_sample_and_suppressed_tables(pair, splits, data):
+    preds = predict_view(pair.views()[0], splits.batch_for(pair.calibrated))
+    table = sample_table(data, splits, preds)
+    assert len(table) == splits.size and {"sample id", "class", "correct (calibrated)"} <= set(table.columns)
+    sup = suppressed_table(data, splits, preds, limit=5)
+    assert len(sup) == 5 and sup["alpha"].is_monotonic_increasing
+    assert set(sup["sample id"]) <= set(table["sample id"])
+
+
+def test_native_inputs(pair, splits, data):
+    schema = pair.primary.schema
+    kinds = {m: input_view_kind(schema.modality(m), schema.extra) for m in schema.modality_names}
+    assert kinds == {"inertial": "imu", "skeleton": "skeleton", "depth": "frames"}
+    bones = skeleton_bones(schema.extra["joint_names"])
+    assert len(bones) == 19 and all(0 <= a < 20 and 0 <= b < 20 for a, b in bones)
+    # every joint is on some bone: the stick figure is connected
+    assert {j for bone in bones for j in bone} == set(range(20))
+    row = 0
+    batch = splits.batch_for(pair.calibrated)
+    spec = schema.modality("depth")
+    x = model_input(batch, row, spec, pair.calibrated.preprocessor)
+    assert x.shape == (LENGTHS["depth"], 30, 40)
+    raw = data.sequence("depth", int(splits.indices[row]))
+    # de-normalised model input is in millimetres like the raw frames (frames are picked, not blended)
+    assert abs(float(np.median(x)) - float(np.median(raw))) < 300
+    t, label = time_axis(4, spec, original_steps=len(raw))
+    assert label == "time (s)" and t[-1] == pytest.approx((len(raw) - 1) / 30.0)
+    assert list(frame_picks(40, 8)) == [0, 6, 11, 17, 22, 28, 33, 39]
+    assert schema.feature_names("inertial")[:2] == ["acc_x", "acc_y"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Corruption lab
+# --------------------------------------------------------------------------------------------------
+
+
+def test_lab_clean_settings_change_nothing(pair, splits):
+    index = int(splits.indices[0])
+    res = lab_update(pair.views(), splits, index, {m: LabSetting() for m in ("inertial", "skeleton", "depth")})
+    for role in (CALIBRATED, UNCALIBRATED):
+        np.testing.assert_allclose(res.clean[role].logits, res.corrupted[role].logits, atol=1e-5)
+    assert res.notes == []
+    assert (res.delta_frame()["change"].abs() < 1e-5).all()
+
+
+def test_lab_removal_changes_gates_and_logits(pair, splits):
+    index = int(splits.indices[1])
+    res = lab_update(pair.views(), splits, index, {"depth": LabSetting(remove=True)})
+    cal_clean, cal_cor = res.clean[CALIBRATED], res.corrupted[CALIBRATED]
+    d = cal_clean.modalities.index("depth")
+    assert cal_clean.present[d] and not cal_cor.present[d]
+    assert cal_cor.alpha[d] == pytest.approx(1.0)  # an absent modality passes through
+    others = [i for i in range(3) if i != d]
+    assert not np.allclose(cal_clean.alpha[others], cal_cor.alpha[others])  # peers lost a context member
+    for role in (CALIBRATED, UNCALIBRATED):
+        assert not np.allclose(res.clean[role].logits, res.corrupted[role].logits)
+    delta = res.delta_frame()
+    assert set(delta["role"]) == {CALIBRATED, UNCALIBRATED}
+    assert delta.loc[(delta["role"] == CALIBRATED) & (delta["quantity"] == "alpha"), "change"].abs().max() > 1e-3
+    # the lab's small table says the same as the long frame, modality by modality
+    table = res.change_table(CALIBRATED, ["depth", "inertial", "skeleton"])
+    assert list(table.index) == ["depth", "inertial", "skeleton"] and list(table.columns) == ["alpha", "support", "conflict"]
+    long = delta[delta["role"] == CALIBRATED].set_index(["modality", "quantity"])["change"]
+    for m in table.index:
+        for q in table.columns:
+            assert table.loc[m, q] == pytest.approx(long[(m, q)])
+
+
+def test_lab_corruption_matches_batched_sweep(pair, splits):
+    """One sample corrupted in the lab == the same sample inside a whole-split corruption."""
+    from precal.robustness.corruptions import apply_corruption
+
+    row = 2
+    index = int(splits.indices[row])
+    setting = {"inertial": LabSetting("gaussian_noise", 5)}
+    res = lab_update(pair.views()[:1], splits, index, setting, seed=3)
+    batch = splits.batch_for(pair.calibrated)
+    whole = apply_corruption(batch, "inertial", "time_series", "gaussian_noise", 5, 3).batch
+    lab_batch = res.corrupted_batches[str(pair.calibrated.path)]
+    torch.testing.assert_close(lab_batch.inputs["inertial"][0], whole.inputs["inertial"][row])
+    assert not torch.equal(lab_batch.inputs["inertial"][0], batch.inputs["inertial"][row])
+    preds = predict_view(pair.views()[0], whole)
+    np.testing.assert_allclose(res.corrupted[CALIBRATED].logits, preds.logits[row], atol=1e-4)
+
+
+def test_lab_swap_takes_a_different_class_donor(pair, splits, data):
+    index = int(splits.indices[0])
+    res = lab_update(pair.views(), splits, index, {"skeleton": LabSetting(swap=True)}, seed=0)
+    (note,) = res.notes
+    assert note.donor_index is not None and data.labels[note.donor_index] != data.labels[index]
+    assert not np.allclose(res.clean[CALIBRATED].support, res.corrupted[CALIBRATED].support)
+
+
+def test_lab_extra_views_keyed_by_view(pair, splits):
+    off = ModelView(UNCALIBRATED, pair.calibrated, False, "switched off")
+    index = int(splits.indices[0])
+    res = lab_update(pair.views(), splits, index, {"depth": LabSetting("blur", 4)}, extra_views=[off])
+    assert off.key in res.by_view and set(res.clean) == {CALIBRATED, UNCALIBRATED}
+    clean, cor = res.by_view[off.key]
+    np.testing.assert_allclose(clean.alpha, 1.0)
+
+
+def test_views_of_one_checkpoint_share_the_encoder_pass_without_changing_results(pair, splits):
+    """forward_views runs the encoders once for the calibrated view and the switched-off one; every
+    output must equal that view's own forward pass."""
+    on = ModelView(CALIBRATED, pair.calibrated, True, "on")
+    off = ModelView(UNCALIBRATED, pair.calibrated, False, "switched off")
+    batch = splits.batch_for(pair.calibrated).select([0, 1, 2])
+    shared = forward_views([on, off], batch)
+    model = pair.calibrated.model
+    was = model.training
+    model.eval()
+    try:
+        for view, (outputs, report) in zip((on, off), shared):
+            with torch.inference_mode(), model.calibration(view.calibration):
+                alone = model(batch)  # the model's own forward pass, calibrator switched as the view says
+            torch.testing.assert_close(torch.from_numpy(outputs.logits), alone.logits)
+            torch.testing.assert_close(torch.from_numpy(outputs.fused), alone.fused)
+            torch.testing.assert_close(report.alpha, alone.report.alpha)
+            torch.testing.assert_close(report.support, alone.report.support)
+    finally:
+        model.train(was)
+    assert not np.allclose(shared[0][0].logits, shared[1][0].logits)  # the switch does change the prediction
+    with pytest.raises(ValueError, match="one checkpoint"):
+        forward_views([on, ModelView(UNCALIBRATED, pair.uncalibrated, False, "other")], batch)
+
+
+# --------------------------------------------------------------------------------------------------
+# Overview, embeddings, robustness, history
+# --------------------------------------------------------------------------------------------------
+
+
+def test_overview_tables(pair, splits):
+    mods = modality_table(pair.primary)
+    assert list(mods["modality"]) == ["inertial", "skeleton", "depth"]
+    assert list(mods["rate"]) == ["50 Hz", "30 Hz", "30 Hz"]
+    params, pct = parameter_table(pair.calibrated)
+    assert 0 < pct < 100 and "calibrator" in set(params["part"])
+    views = pair.views()
+    live = {v.role: live_metrics(predict_view(v, splits.batch_for(v.checkpoint)), pair.primary.schema)
+            for v in views}
+    table = metrics_table(views, live, "test")
+    assert len(table) == 4 and set(table["source"]) == {"stored metrics.json (test)", "live (test)"}
+    preds = predict_view(views[0], splits.batch_for(pair.calibrated))
+    frame = alpha_frame(preds, pair.primary.schema.class_names)
+    assert len(frame) == 3 * splits.size and set(frame["modality"]) == {"inertial", "skeleton", "depth"}
+
+
+def test_training_summary_lists_the_recipe_and_the_weights_held(pair):
+    ckpt = pair.calibrated
+    rows = dict(training_summary(ckpt))
+    assert rows["epochs"] == str(ckpt.training["epochs"])
+    assert all(rows[k] == str(ckpt.training[k]) for k in TRAINING_KEYS if k in ckpt.training)
+    assert "scale" not in rows and "rotate_augment" not in rows and "average_epochs" not in rows  # off: not listed
+    assert rows["weights"] == f"selected epoch {ckpt.metrics['selected_epoch']}"
+    assert training_summary(ckpt)[-1][0] == "weights"
+    averaged = dataclasses.replace(
+        ckpt, training={**ckpt.training, "rotate_augment": {"inertial": 30.0}, "average_epochs": 20},
+        metrics={**ckpt.metrics, "weight_average": {"epochs": [41, 60], "selected": True}})
+    rows = dict(training_summary(averaged))
+    assert rows["rotate_augment"] == "{'inertial': 30.0}" and rows["average_epochs"] == "20"
+    assert rows["weights"].startswith("weights averaged over epochs 41-60")
+
+
+def test_embedding_inputs_and_scores(pair, splits):
+    views = pair.views(REFERENCE_SWITCHED_OFF)
+    on = predict_view(views[0], splits.batch_for(pair.calibrated))
+    off = predict_view(views[1], splits.batch_for(pair.calibrated))
+    pre, post = pre_post_features(FUSED, on, off)
+    assert pre.shape == post.shape and not np.allclose(pre, post)
+    pre_m, post_m = pre_post_features("depth", on, off)
+    assert pre_m.shape == (splits.size, 16)
+    with pytest.raises(KeyError):
+        pre_post_features("nope", on, off)
+    scores = neighbourhood_table(pre, post, on.labels, k=3)
+    assert list(scores["score"]) == ["knn_purity", "silhouette"]
+    xs, ys = arrow_segments(np.zeros((2, 2)), np.ones((2, 2)))
+    assert len(xs) == 6 and np.isnan(xs[2])
+
+
+def test_corrupt_fraction_marks_rows(pair, splits):
+    batch = splits.batch_for(pair.calibrated)
+    mixed, rows = corrupt_fraction(batch, pair.primary.schema, "inertial", "gaussian_noise", 5, seed=0, fraction=0.5)
+    assert rows.dtype == bool and 0 < rows.sum() < len(rows)
+    changed = ~torch.isclose(mixed.inputs["inertial"], batch.inputs["inertial"]).flatten(1).all(dim=1)
+    assert np.array_equal(changed.numpy(), rows)
+
+
+def test_sweep_matches_full_predictions(pair, splits):
+    """The encoder-reusing sweep gives the same score as corrupting and predicting from scratch."""
+    from precal.robustness.corruptions import apply_corruption
+    from precal.metrics import compute_metrics
+    from precal.robustness.table import corrupted_alpha
+
+    views = pair.views()
+    frame = robustness_sweep(views, splits, pair.primary.schema, modalities=["skeleton"],
+                                corruptions=["gaussian_noise"], severities=(4,), seed=2)
+    for v in views:
+        batch = splits.batch_for(v.checkpoint)
+        cor = apply_corruption(batch, "skeleton", "time_series", "gaussian_noise", 4, 2, pool=batch).batch
+        p = predict_view(v, cor)
+        acc = compute_metrics("classification", p.labels, p.logits, pair.primary.schema.class_names)["accuracy"]
+        got = frame[(frame["role"] == v.role)]
+        assert len(got) == 1 and got["value"].iloc[0] == pytest.approx(acc)
+        if v.calibration:
+            assert corrupted_alpha(got)[0] == pytest.approx(float(p.alpha[:, 1].mean()), abs=1e-5)
+
+
+def test_robustness_sweep_shape(pair, splits):
+    from precal.robustness.table import columns, corrupted_alpha
+
+    calls = []
+    frame = robustness_sweep(pair.views(), splits, pair.primary.schema, modalities=["inertial", "depth"],
+                                corruptions=["gaussian_noise", "remove_absent"], severities=(0, 1, 5),
+                                progress=lambda f, t: calls.append(f))
+    # 2 modalities x 2 corruptions x 3 severities x 2 models
+    assert len(frame) == 24 and list(frame.columns) == columns(pair.primary.schema.modality_names)
+    assert set(frame["role"]) == {CALIBRATED, UNCALIBRATED}
+    assert frame["value"].between(0, 1).all() and (frame["n"] == splits.size).all()
+    assert calls and calls[-1] == pytest.approx(1.0) and calls == sorted(calls)
+    frame = frame.assign(alpha_mean=corrupted_alpha(frame))
+    cal = frame[frame["role"] == CALIBRATED]
+    removed = (cal["corruption"] == "remove_absent") & (cal["severity"] > 0)
+    assert cal.loc[~removed, "alpha_mean"].notna().all()
+    assert cal.loc[removed, "alpha_mean"].isna().all()  # a missing modality has no gate to average
+    assert frame.loc[frame["role"] == UNCALIBRATED, "alpha_mean"].isna().all()
+    # severity 0 is the clean score for every corruption
+    clean = frame[frame["severity"] == 0].groupby("role")["value"].nunique()
+    assert (clean == 1).all()
+
+
+def test_stored_robustness_table_keeps_the_pairs_rows(pair, tmp_path):
+    """A table of ``precal robustness`` (here one written before the role column: the calibrator
+    switch as ``calibration``), shared by several checkpoints: the pair's rows, with their role."""
+    tidy = tmp_path / "tidy.csv"
+    tidy.write_text("checkpoint,dataset,calibration,modality,corruption,severity,metric,value,macro_f1,n,"
+                    "alpha_inertial,alpha_depth\n"
+                    f"{pair.calibrated.name},utd-mhad,True,depth,blur,0,accuracy,0.5,0.4,12,1.1,1.2\n"
+                    f"{pair.calibrated.name},utd-mhad,True,depth,blur,3,accuracy,0.3,0.2,12,1.1,0.7\n"
+                    f"{pair.uncalibrated.name},utd-mhad,False,depth,blur,3,accuracy,0.2,0.1,12,1.0,1.0\n"
+                    "someone_else_calon,avletters,True,lips,blur,3,accuracy,0.9,0.9,12,,\n")
+    frame = read_robustness_table(tidy, pair)
+    assert set(frame["checkpoint"]) == {pair.calibrated.name, pair.uncalibrated.name} and len(frame) == 3
+    assert list(frame["role"]) == [CALIBRATED, CALIBRATED, UNCALIBRATED]
+    from precal.robustness.table import corrupted_alpha
+
+    assert list(corrupted_alpha(frame)[:2]) == [1.2, 0.7] and np.isnan(corrupted_alpha(frame)[2])
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text("modality,corruption,severity,accuracy\ndepth,blur,1,0.5\n")
+    with pytest.raises(ValueError, match="not a table precal robustness wrote"):
+        read_robustness_table(foreign, pair)
+
+
+def test_robustness_summary_from_a_precal_table(pair, tmp_path):
+    on, off = pair.calibrated.name, pair.uncalibrated.name
+    path = tmp_path / "robustness.csv"
+    # calibrated keeps 0.8 -> 0.6, baseline 0.8 -> 0.4 over severities 0, 5; swap detection by support only
+    path.write_text("checkpoint,role,modality,corruption,severity,value,auroc_conflict,auroc_support,auroc_alpha\n"
+                    f"{on},calibrated,depth,swap,0,0.8,,,\n{on},calibrated,depth,swap,5,0.6,0.55,0.95,0.7\n"
+                    f"{off},uncalibrated,depth,swap,0,0.8,,,\n{off},uncalibrated,depth,swap,5,0.4,0.5,0.5,0.5\n"
+                    "someone_else_calon,calibrated,depth,swap,5,0.1,0.1,0.1,0.1\n")
+    summary = robustness_summary(read_robustness_table(path, pair), pair)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    row = summary.iloc[0]
+    assert (row["modality"], row["corruption"]) == ("depth", "swap") and len(summary) == 1
+    assert row["rr_calibrated"] > row["rr_uncalibrated"]  # the calibrated curve lies above
+    assert row["effective_robustness"] == pytest.approx(0.2)  # sum of (0.6 - 0.4) beyond the clean point
+    assert (row["auroc_support"], row["auroc_conflict"], row["auroc_alpha"]) == (0.95, 0.55, 0.7)
+    assert robustness_summary(read_robustness_table(path, pair).iloc[2:], pair) is None  # no calibrated rows
+
+
+def test_history_frames(pair):
+    scalars, dyn = history_frames(pair.calibrated.history)
+    assert list(scalars["epoch"]) == [1, 2, 3] and "val_accuracy" in scalars
+    assert {"alpha", "beta", "support", "conflict", "probe_accuracy", "grad_norm"} <= set(dyn["quantity"])
+    assert len(dyn[(dyn["quantity"] == "alpha") & (dyn["modality"] == "depth")]) == 3
+
+
+# --------------------------------------------------------------------------------------------------
+# Launcher
+# --------------------------------------------------------------------------------------------------
+
+
+def test_launcher_command_and_environment(tmp_path):
+    from precal.dashboard import launcher as dl
+
+    cmd = dl.build_command([str(tmp_path / "a")], str(tmp_path / "d"), 8765, "127.0.0.1")
+    assert Path(cmd[1]).name == "server.py" and Path(cmd[1]).is_file()
+    assert cmd[2] == "run" and Path(cmd[3]) == APP_PATH
+    assert APP_PATH.is_file()
+    for flag, value in (("--server.address", "127.0.0.1"), ("--server.port", "8765"), ("--server.headless", "true"),
+                        ("--browser.gatherUsageStats", "false"), ("--runner.postScriptGC", "false")):
+        assert cmd[cmd.index(flag) + 1] == value
+    tail = cmd[cmd.index("--") + 1:]
+    assert tail == ["--checkpoint", str((tmp_path / "a").resolve()), "--data", str((tmp_path / "d").resolve())]
+    assert parse_dashboard_args(tail, {}) == DashboardArgs((str((tmp_path / "a").resolve()),),
+                                                                 str((tmp_path / "d").resolve()))
+    env = dl.build_env(["x", "y"], None, base={ENV_DATA: "stale"})
+    assert env[ENV_CHECKPOINTS].split(__import__("os").pathsep) == [str(Path("x").resolve()), str(Path("y").resolve())]
+    assert ENV_DATA not in env
+    with pytest.raises(ValueError, match="port"):
+        dl.launch([], None, port=0, headless=True)
+    import precal
+
+    assert env["PYTHONPATH"].split(__import__("os").pathsep)[0] == str(Path(precal.__file__).resolve().parent.parent)
+
+
+def test_precal_dashboard_reaches_the_launcher(capsys):
+    """The command line finds the app's launcher (a bad port is refused there, in one line)."""
+    from precal.cli import main
+
+    assert main(["dashboard", "--port", "70000", "--headless"]) == 2
+    assert "--port must be between 1 and 65535" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# Uploads
+# --------------------------------------------------------------------------------------------------
+
+
+def _zip(entries) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, payload in entries:
+            zf.writestr(name, payload)
+    return buf.getvalue()
+
+
+def test_upload_roundtrip(tiny, tmp_path):
+    folder = tiny["on"]
+    payload = _zip([(f"mymodel/{p.name}", p.read_bytes()) for p in folder.iterdir()])
+    ckpt = load_uploaded_checkpoint(payload, tmp_path)
+    assert ckpt.path.name == "mymodel" and tmp_path.resolve() in ckpt.path.resolve().parents
+    assert ckpt.fingerprint == load_checkpoint(folder).fingerprint
+
+
+@pytest.mark.parametrize("entries, message", [
+    ([("../evil/config.json", "{}")], "unsafe path"),
+    ([("/abs/config.json", "{}")], "unsafe path"),
+    ([("a/model.safetensors", "x")], "no config.json"),
+])
+def test_upload_rejects_unsafe_archives(tmp_path, entries, message):
+    with pytest.raises(CheckpointError, match=message):
+        uploads.extract_checkpoint_zip(_zip(entries), tmp_path / "up")
+    assert not (tmp_path / "evil").exists() and not Path("/abs").exists()
+
+
+def test_upload_rejects_symlinks_size_and_garbage(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        info = zipfile.ZipInfo("ck/config.json")
+        info.external_attr = (0o120777 << 16)  # a symlink entry
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        uploads.extract_checkpoint_zip(buf.getvalue(), tmp_path)
+    with pytest.raises(CheckpointError, match="limit"):
+        uploads.extract_checkpoint_zip(b"x" * 100, tmp_path, max_bytes=10)
+    with pytest.raises(CheckpointError, match="not a zip"):
+        uploads.extract_checkpoint_zip(b"definitely not a zip", tmp_path)
+    bomb = _zip([("ck/config.json", "{}"), ("ck/big.bin", b"\0" * 200_000)])
+    with pytest.raises(CheckpointError, match="unpacks to more"):
+        uploads.extract_checkpoint_zip(bomb, tmp_path, max_uncompressed=100_000)
+
+
+def test_upload_of_a_bad_checkpoint_is_one_line(tmp_path):
+    payload = _zip([("ck/config.json", json.dumps({"format": "other"})), ("ck/model.safetensors", b"\0" * 16)])
+    with pytest.raises(CheckpointError) as err:
+        load_uploaded_checkpoint(payload, tmp_path)
+    assert "format" in str(err.value) and "\n" not in str(err.value)
+
+
+def _validation_held_out(ckpt):
+    """The checkpoint as a run that held its validation split out for selection (the shipped
+    models all train on train+val)."""
+    return dataclasses.replace(ckpt, training={**ckpt.training, "train_split": "train", "selection": "best"})
+
+
+def test_the_split_selector_warns_about_splits_the_models_trained_on():
+    shipped = [load_checkpoint(ROOT / "checkpoints" / n) for n in ("avletters_sequence_calon", "utd_mhad_sequence_calon")]
+    avletters = load_dataset(AV_SOURCE)
+    trained = trained_splits(shipped[:1])  # the shipped models fit on train+val
+    assert trained == {"train", "val"}
+    assert split_label(avletters, "val", trained) == f"val ({len(avletters.splits['val'])} samples, trained on)"
+    assert split_label(avletters, "test", trained) == f"test ({len(avletters.splits['test'])} samples)"
+    assert trained_splits(shipped[1:]) == {"train", "val"}
+    assert trained_splits([_validation_held_out(shipped[1])]) == {"train"}  # selects on val: not trained on
+
+
+def test_the_training_page_warns_when_its_validation_curves_are_training_data():
+    avl = [load_checkpoint(ROOT / "checkpoints" / n) for n in ("avletters_conv_calon", "avletters_conv_caloff")]
+    note = history_fit_note(avl)
+    assert note is not None and "avletters_conv_calon and avletters_conv_caloff" in note
+    assert "'val' split" in note and "fit, not generalisation" in note
+    utd = [_validation_held_out(load_checkpoint(ROOT / "checkpoints" / n))
+           for n in ("utd_mhad_conv_calon", "utd_mhad_conv_caloff")]
+    assert history_fit_note(utd) is None  # validation held out: its curves are generalisation
+    assert "avletters_conv_calon trained" in history_fit_note([avl[0], utd[1]])  # only the one that did

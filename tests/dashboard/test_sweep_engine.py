@@ -1,0 +1,53 @@
+"""One sweep engine: ``precal robustness`` and the dashboard's sweep run :mod:`precal.robustness.engine`
+and give the same table (one schema, a ``role`` column) for the same models.
+
+(The engine replaced two: the commit that introduced it showed, with this file, that its tables
+equal both old ones on these fixtures.)"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from precal.dashboard.backend.data import split_batches
+from precal.dashboard.backend.pairs import (REFERENCE_SWITCHED_OFF, REFERENCE_TRAINED, load_checkpoints,
+                                            pair_checkpoints)
+from precal.dashboard.backend.robustness import robustness_sweep
+from precal.data.storage import load_dataset
+from precal.models.model import CALIBRATED, UNCALIBRATED
+from precal.robustness.sweep import sweep_checkpoint
+from precal.robustness.table import columns
+from tests.dashboard.fixtures import tiny_checkpoints  # noqa: E402
+
+CORRUPTIONS = ["gaussian_noise", "remove_absent", "swap", "occlusion"]
+
+
+@pytest.fixture(scope="module")
+def pair():
+    tiny = tiny_checkpoints()
+    ckpts, problems = load_checkpoints([tiny["on"], tiny["off"]])
+    assert not problems
+    return pair_checkpoints(ckpts)[0], load_dataset(tiny["data"])
+
+
+def test_cli_and_dashboard_tables_are_equal(pair):
+    p, data = pair
+    splits = split_batches(p, data, "test")
+    dash = robustness_sweep(p.views(REFERENCE_TRAINED), splits, p.primary.schema, corruptions=CORRUPTIONS,
+                               severities=(0, 1, 3, 5), seed=0)
+    cli = pd.concat([sweep_checkpoint(c, data, "test", seed=0, severities=(1, 3, 5), corruptions=CORRUPTIONS)
+                     for c in (p.calibrated, p.uncalibrated)], ignore_index=True)
+    assert list(cli.columns) == list(dash.columns) == columns(p.primary.schema.modality_names)
+    assert list(cli["role"].unique()) == [CALIBRATED, UNCALIBRATED]
+    pd.testing.assert_frame_equal(cli, dash)
+
+
+def test_switched_off_calibrator_is_the_uncalibrated_role_of_the_same_checkpoint(pair):
+    p, data = pair
+    splits = split_batches(p, data, "test")
+    table = robustness_sweep(p.views(REFERENCE_SWITCHED_OFF), splits, p.primary.schema,
+                                modalities=["depth"], corruptions=["occlusion"], severities=(0, 5))
+    assert list(table["checkpoint"]) == [p.calibrated.name] * 4
+    assert list(table["role"]) == [CALIBRATED] * 2 + [UNCALIBRATED] * 2
+    off = table[table["role"] == UNCALIBRATED]
+    assert (off["alpha_depth"] == 1.0).all()  # gates fixed at 1: the same weights, no calibration
