@@ -44,6 +44,10 @@ declare -A ARGS=(
   [fused_on_diffs]="--calibration on --frame-encoder frame-diffs"
   [fused_off_trainval_noswap]="--calibration off --train-split train+val --selection last --swap-augment 0"
   [fused_on_trainval_noswap]="--calibration on --train-split train+val --selection last --swap-augment 0"
+  [fused_on_monotone]="--calibration on --gate monotone --train-split train+val --selection last"
+  [fused_on_monotone_cgoff]="--calibration on --gate monotone --cue-gradient off --train-split train+val --selection last"
+  [conv_on_monotone]="--backbone conv --calibration on --gate monotone --train-split train+val --selection last"
+  [conv_on_monotone_cgoff]="--backbone conv --calibration on --gate monotone --cue-gradient off --train-split train+val --selection last"
 )
 else
 OUT=results/inner_fold
@@ -146,6 +150,8 @@ declare -A ARGS=(
   [fused_on_monotone_margin1]="--calibration on --gate monotone --evidence-margin 1 --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone]="--backbone conv --calibration on --gate monotone --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone_margin1]="--backbone conv --calibration on --gate monotone --evidence-margin 1 --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [fused_on_monotone_cgoff]="--calibration on --gate monotone --cue-gradient off --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [conv_on_monotone_cgoff]="--backbone conv --calibration on --gate monotone --cue-gradient off --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
 )
 fi
 for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
