@@ -59,7 +59,8 @@ def alpha_violins(frame: pd.DataFrame, modalities: Sequence[str], colours: Mappi
         "data": {"name": "alpha"},
         "facet": {"column": {"field": "modality", "type": "nominal", "sort": shown, "title": None,
                              "header": {"labelFontSize": 13, "labelOrient": "bottom"}}},
-        "spec": {"width": max(50, 200 // max(1, len(shown))), "height": 320, "layer": [violin, median, reference]},
+        # about 560 px in all, whatever the number of modalities (six fit on the page)
+        "spec": {"width": max(60, min(160, 560 // max(1, len(shown)))), "height": 320, "layer": [violin, median, reference]},
         # each violin fills its own panel: a narrow distribution is not squeezed by a wide one
         "resolve": {"scale": {"x": "independent"}},
         "datasets": {"alpha": table},

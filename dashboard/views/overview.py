@@ -77,7 +77,8 @@ with guard("metrics"):
         frame = alpha_frame(preds[CALIBRATED], schema.class_names)
         frame = frame[frame["present"]]
         colours = charts.modality_colours(list(schema.modality_names))
-        c1, c2 = st.columns([1, 2])
+        # Up to three violins fit beside the statistics; more get the page's width.
+        c1, c2 = st.columns([1, 2]) if len(schema.modality_names) <= 3 else (st.container(), st.container())
         with c1:
             st.vega_lite_chart(spec=overview_charts.alpha_violins(
                 frame, schema.modality_names, colours,
