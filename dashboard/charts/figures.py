@@ -22,6 +22,9 @@ CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 no two of the first 27 closer than 45 in RGB): UTD-MHAD
 has 27 classes, and a palette that repeats or fades after 10-24 makes neighbouring classes alike."""
 FONT = dict(size=13)
+LOW_BLUE_HIGH_RED = [[0.0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1.0, "#b2182b"]]
+"""The diverging scale of feature heatmaps (MFCCs), spelt out: Vega's reversed "redblue" in the lab is
+the same map (low blue, high red), so explorer and lab read alike."""
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360, **kw) -> go.Figure:
@@ -178,7 +181,7 @@ def feature_heatmap(t: np.ndarray, values: np.ndarray, rows: Sequence[str], titl
     lim = lim or 1.0
 
     def trace(z: np.ndarray, axis: str, show: bool) -> dict:
-        return dict(type="heatmap", z=z.T, x=t[: len(z)], y=list(rows), colorscale="RdBu", reversescale=True,
+        return dict(type="heatmap", z=z.T, x=t[: len(z)], y=list(rows), colorscale=LOW_BLUE_HIGH_RED,
                     zmid=0.0, zmin=-lim, zmax=lim, showscale=show, yaxis=axis,
                     colorbar=dict(title=dict(text=colour_label), thickness=12),
                     hovertemplate=time_label + "=%{x:.2f}<br>%{y}<br>value=%{z:.2f}<extra></extra>")
@@ -266,7 +269,7 @@ def matrix_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str, colour
                    x_title: str, y_title: str, zrange: Tuple[float, float] = (-1.0, 1.0),
                    colourscale: str = "RdBu") -> go.Figure:
     trace = dict(type="heatmap", z=matrix, x=list(labels), y=list(labels), zmin=zrange[0], zmax=zrange[1],
-                 colorscale=colourscale, text=[[f"{v:.2f}" for v in row] for row in matrix], texttemplate="%{text}",
+                 colorscale=colourscale, text=[["—" if not np.isfinite(v) else f"{v:.2f}" for v in row] for row in matrix], texttemplate="%{text}",
                  colorbar=dict(title=dict(text=colour_label), thickness=12),
                  hovertemplate="m=%{y}, k=%{x}: %{z:.3f}<extra></extra>")
     return _fig([trace], title, height=380, xaxis=_axis(x_title), yaxis=_axis(y_title, autorange="reversed"))
@@ -381,6 +384,8 @@ def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
     for k, (name, _, ticks) in enumerate(shown):
         r, c = k // wrap + 1, k % wrap + 1
         sub = frame[frame["corruption"] == name].sort_values("severity")
+        if name in points_only:  # removed or not: severities 1-5 are one and the same input
+            sub = sub[sub["severity"] <= 1]
         for role, g in sub.groupby("role", sort=False):
             fig.add_trace(go.Scatter(
                 x=list(g["severity"]), y=list(g[y]), name=str(role), legendgroup=str(role),
@@ -395,12 +400,16 @@ def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
                          tickangle=-30, tickfont=dict(size=10), row=r, col=c)
         if c == 1:
             fig.update_yaxes(title_text=y_label, row=r, col=c)
-    if y_range is None and len(frame) and frame[y].notna().any():
-        lo, hi = float(frame[y].min()), float(frame[y].max())
-        pad = max(0.05 * (hi - lo), 0.01)
-        y_range = [lo - pad, hi + pad]
-    if y_range is not None:
-        fig.update_yaxes(range=list(y_range))
+        panel_range = y_range
+        values = sub[y].dropna()
+        if panel_range is None and len(values):  # each panel spans its own values
+            lo, hi = float(values.min()), float(values.max())
+            if reference is not None:
+                lo, hi = min(lo, reference), max(hi, reference)
+            pad = max(0.08 * (hi - lo), 0.01)
+            panel_range = [lo - pad, hi + pad]
+        if panel_range is not None:
+            fig.update_yaxes(range=list(panel_range), row=r, col=c)
     if reference is not None:
         for k in range(len(shown)):
             fig.add_hline(y=reference, line_dash="dot", line_color="black", row=k // wrap + 1, col=k % wrap + 1)

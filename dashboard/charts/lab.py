@@ -111,8 +111,10 @@ def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[
         y: Dict[str, Any] = {"field": "value", "type": "quantitative", "axis": {"title": label}}
         if domain is not None:
             y["scale"] = {"domain": list(domain)}
+        # every modality named, slanted when there are many (six fit under a 230 px panel)
         x = {"field": "modality", "type": "nominal", "sort": modalities,
-             "axis": {"title": f"modality · {quantity}", "labelAngle": 0}}
+             "axis": {"title": f"modality · {quantity}", "labelAngle": 0 if len(modalities) <= 3 else -40,
+                      "labelOverlap": False, "labelLimit": 120}}
         offset = {"field": colour_by, "type": "nominal", "sort": states}
         encoding = {
             "x": x, "xOffset": offset, "y": y,
@@ -152,11 +154,13 @@ DISTRUST, NEUTRAL, TRUST = "#e6550d", "#f7f7f7", "#3182bd"
 
 
 def change_chart(tables: Mapping[str, pd.DataFrame], title: str,
-                 notes: Optional[Mapping[str, pd.DataFrame]] = None) -> Spec:
+                 notes: Optional[Mapping[str, pd.DataFrame]] = None, muted: Sequence[str] = ()) -> Spec:
     """Corrupted − clean per modality (rows) and quantity (columns), one panel per model: a table
     drawn as coloured cells with their value written in. Orange cells moved towards distrust (lower
     alpha or support, higher conflict), blue ones towards trust. ``notes`` (same shape, per model):
-    words written instead of a number, on a grey cell ("n/a (absent)", "fixed at 1"). A chart rather
+    words written instead of a number, on a grey cell ("n/a (absent)", "fixed at 1"). Models in
+    ``muted`` (no calibrator in use: their cues move no gate) get their numbers on grey cells, so no
+    colour suggests that they matter. A chart rather
     than a table element, because the lab redraws it on every change and a chart of unchanged
     specification only gets new data (``benchmarks/dashboard.py --breakdown`` measured the table
     element at ~50 ms per change). Values travel in the ``changes`` dataset."""
@@ -171,7 +175,8 @@ def change_chart(tables: Mapping[str, pd.DataFrame], title: str,
                     note = "n/a"
                 change = float(v) if finite and not note else None
                 values.append({"role": str(model), "modality": str(m), "quantity": f"Δ {q}", "change": change,
-                               "trust": None if change is None else change * TRUST_SIGN.get(str(q), 1.0),
+                               "trust": None if change is None or model in muted
+                               else change * TRUST_SIGN.get(str(q), 1.0),
                                "label": note if note else f"{float(v):+.3f}"})
     quantities = [f"Δ {q}" for q in dict.fromkeys(q for t in tables.values() for q in t.columns)]
     modalities = [str(m) for m in dict.fromkeys(m for t in tables.values() for m in t.index)]
@@ -186,7 +191,7 @@ def change_chart(tables: Mapping[str, pd.DataFrame], title: str,
             "data": {"name": "changes"}, "transform": [{"filter": {"field": "role", "equal": str(model)}}],
             "width": {"step": 96}, "height": {"step": 30},
             "layer": [
-                {"transform": [{"filter": "datum.change != null"}],
+                {"transform": [{"filter": "datum.trust != null"}],
                  "mark": {"type": "rect", "stroke": "white"},
                  "encoding": {**encoding, "color": {
                      "field": "trust", "type": "quantitative",
@@ -196,11 +201,11 @@ def change_chart(tables: Mapping[str, pd.DataFrame], title: str,
                      "legend": {"orient": "right", "gradientLength": 90, "values": [-CHANGE_LIMIT, 0, CHANGE_LIMIT],
                                 "labelExpr": "datum.value < 0 ? 'distrust' : datum.value > 0 ? 'trust' : ''"}},
                      "tooltip": [{"field": "modality"}, {"field": "quantity"}, {"field": "change", "format": "+.4f"}]}},
-                {"transform": [{"filter": "datum.change == null"}],
+                {"transform": [{"filter": "datum.trust == null"}],
                  "mark": {"type": "rect", "stroke": "white", "color": "#e9e9e9"}, "encoding": encoding},
                 {"mark": {"type": "text", "fontSize": 12},
                  "encoding": {**encoding, "text": {"field": "label"}, "color": {  # readable on dark cells
-                     "condition": {"test": f"datum.change != null && abs(datum.change) > {0.6 * CHANGE_LIMIT}",
+                     "condition": {"test": f"datum.trust != null && abs(datum.trust) > {0.6 * CHANGE_LIMIT}",
                                    "value": "white"},
                      "value": "black"}}},
             ],

@@ -119,8 +119,9 @@ with guard("sample explorer"):
     cal = outs.get(CALIBRATED)
     if cal is not None:
         c1, c2 = st.columns([1, 2])
-        c1.plotly_chart(charts.matrix_heatmap(cal.pairwise, cal.modalities, "pairwise support cos(u_m, u_k)",
-                                              "cosine", "modality k", "modality m"), config=PLOTLY_CONFIG, key="ex_pairwise")
+        pairwise = np.where(np.eye(len(cal.modalities), dtype=bool), np.nan, cal.pairwise)  # no support from oneself
+        c1.plotly_chart(charts.matrix_heatmap(pairwise, cal.modalities, "support from each peer: cos(u_m, g_m(u_k))",
+                                              "cosine", "peer k", "modality m"), config=PLOTLY_CONFIG, key="ex_pairwise")
         mat, mods = cal.beta_matrix()
         c2.plotly_chart(charts.beta_heatmap(mat, mods, "dimension gate beta per channel (calibrated model)"),
                         config=PLOTLY_CONFIG, key="ex_beta")
@@ -143,7 +144,7 @@ with guard("sample explorer"):
             from precal.explain import cue_phrase, waterfall_frame
 
             wf = waterfall_frame(expl)
-            c1, c2 = st.columns([3, 2])
+            c1 = c2 = st.container()  # the table below the chart: its phrases need the page's width
             c1.plotly_chart(charts.waterfall_figure(wf, f"alpha logit of {m}: typical sample + evidence "
                                                         f"= {expl.logit:+.3f} → alpha = {expl.alpha:.3f}"),
                             config=PLOTLY_CONFIG, key="ex_waterfall")
@@ -155,7 +156,7 @@ with guard("sample explorer"):
                                   "→ logit": [dict(expl.contributions).get(k, 0.0) for k in names]})
             c2.markdown("**Each cue against a typical training sample, and what it did to the gate**")
             c2.dataframe(table, hide_index=True, width="stretch",
-                         column_config={"cue": st.column_config.TextColumn(width="medium"),
+                         column_config={"cue": st.column_config.TextColumn(width="large"),
                                         "value": st.column_config.NumberColumn(format="%.3f", width="small"),
                                         "sd from typical": st.column_config.NumberColumn(format="%+.1f", width="small"),
                                         "→ logit": st.column_config.NumberColumn(format="%+.3f", width="small")})

@@ -175,7 +175,8 @@ def lab() -> None:
             st.vega_lite_chart(spec=lab_charts.change_chart(
                 {v.role: result.change_table(v.role, schema.modality_names) for v in views},
                 "change from the clean input, per model",
-                {v.role: result.cell_notes(v.role, schema.modality_names) for v in views}), key="lab_changes")
+                {v.role: result.cell_notes(v.role, schema.modality_names) for v in views},
+                muted=[v.role for v in views if not v.calibration]), key="lab_changes")
             unc = ctx.view(UNCALIBRATED)
             if unc is not None:
                 st.caption(uncalibrated_cues_note(unc, ctx.pair))

@@ -85,9 +85,9 @@ with guard("robustness"):
         try:
             stored_frame = read_robustness_table(stored, ctx.pair)
         except USER_ERRORS as exc:
-            st.warning(f"stored sweep {stored} could not be read ({error_line(exc)}); compute one below.")
+            st.warning(f"stored sweep {stored.parent.name}/{stored.name} could not be read ({error_line(exc)}); compute one below.")
     if stored_frame is not None and len(stored_frame):
-        show(stored_frame, f"Stored sweep: `{stored}` ({len(stored_frame)} rows).",
+        show(stored_frame, f"Stored sweep: `{stored.parent.name}/{stored.name}` ({len(stored_frame)} rows).",
              robustness_summary(stored_frame, ctx.pair))
     else:
         ctx.require_data()
