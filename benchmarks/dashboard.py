@@ -46,6 +46,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's precal (not another installed one) and the test fixtures
+
 from precal.dashboard.backend.data import split_batches
 from precal.dashboard.backend.embeddings import FUSED, pre_post_features, projection_key
 from precal.dashboard.backend.lab import LabSetting, lab_update
@@ -56,8 +59,6 @@ from precal.data.storage import load_dataset
 from precal.evaluation import resolve_data_dir
 from precal.models.model import CALIBRATED, UNCALIBRATED
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for the test fixtures (tests.dashboard.fixtures) when none is shipped
 
 PAGE_NAMES = ("overview", "explorer", "lab", "embeddings", "robustness", "training")
 """Every page but the start page (which is the first complete page), in the navigation's order."""
