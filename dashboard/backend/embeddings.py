@@ -50,7 +50,7 @@ def corrupt_fraction(batch: Batch, schema: DatasetSchema, modality: str, corrupt
 
 def projection_key(pair: ModelPair, split: str, space: str, extra: Mapping[str, Any] | None = None) -> Dict[str, Any]:
     """Cache key parts for a projection: weights, split, feature space, corruption."""
-    return {"weights": pair.cache_key, "split": split, "space": space, **(extra or {})}
+    return {"weights": pair.weights_key, "split": split, "space": space, **(extra or {})}
 
 
 def neighbourhood_table(pre: np.ndarray, post: np.ndarray, labels: np.ndarray, k: int = 10) -> pd.DataFrame:
