@@ -26,7 +26,7 @@ CHROMIUM = os.environ.get("PRECAL_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PRECAL_CHROMEDRIVER", "/usr/bin/chromedriver")
 CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--window-size=1400,1000")
-PAGES = ["", "explorer", "lab", "embeddings", "robustness", "training"]
+PAGES = ["", "overview", "explorer", "lab", "embeddings", "robustness", "training"]
 START_TIMEOUT = 120.0
 PAGE_TIMEOUT = 180.0
 
@@ -177,7 +177,7 @@ def server() -> Iterator[int]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-        from tests.dashboard.fixtures import tiny_checkpoints
+    from tests.dashboard.fixtures import tiny_checkpoints
 
     tiny = tiny_checkpoints()
     port = free_port()
@@ -209,7 +209,7 @@ return [...document.querySelectorAll('[data-testid="stVegaLiteChart"] canvas')].
 """
 """How many Vega-Lite charts (drawn on canvases) show something darker than near-white."""
 
-VEGA_CHARTS = {"": 3, "lab": 5}
+VEGA_CHARTS = {"overview": 3, "lab": 5}
 """Pages drawn with Vega-Lite and how many of their charts are visible without a click: the
 overview (alpha violins, alpha per class, the first confusion matrix) and the lab (probabilities,
 gates and cues, their change, the drawn input, projection)."""
@@ -219,10 +219,10 @@ def test_every_page_renders_in_chromium(server, driver):
     for page in PAGES:
         driver.get(f"http://127.0.0.1:{server}/{page}")
         wait_page_done(driver)
-        assert not page_errors(driver), f"{page or 'overview'}: {page_errors(driver)}"
+        assert not page_errors(driver), f"{page or 'start'}: {page_errors(driver)}"
         if page in VEGA_CHARTS:
             wait_until(lambda: driver.execute_script(VEGA_DRAWN_JS) >= VEGA_CHARTS[page], timeout=30)
-        screenshot(driver, SHOTS / f"browser_{page or 'overview'}.png")
+        screenshot(driver, SHOTS / f"browser_{page or 'start'}.png")
 
 
 def test_lab_control_updates_the_prediction(server, driver):
