@@ -21,7 +21,8 @@ from precal.dashboard.ui.sidebar import build_context
 configure_torch()
 
 pages = [
-    st.Page(PAGES["overview"], title="Overview", icon=":material/dashboard:", default=True),
+    st.Page(PAGES["start"], title="Start: the demo", icon=":material/play_circle:", default=True),
+    st.Page(PAGES["overview"], title="Overview", icon=":material/dashboard:"),
     st.Page(PAGES["explorer"], title="Sample explorer", icon=":material/search:"),
     st.Page(PAGES["lab"], title="Corruption lab", icon=":material/science:"),
     st.Page(PAGES["embeddings"], title="Embeddings", icon=":material/scatter_plot:"),

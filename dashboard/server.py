@@ -21,9 +21,19 @@ import threading
 def _preload() -> None:
     try:
         import torch  # noqa: F401
+
+        torch.set_num_threads(int(__import__("os").environ.get("PRECAL_DASHBOARD_THREADS", "1") or 1) or
+                              torch.get_num_threads())
+        from precal.dashboard.backend.preload import start_preload
+
+        checkpoints = start_preload()  # the checkpoints the first page opens, meanwhile
         import plotly.graph_objects  # noqa: F401
 
+        import precal.dashboard.backend.demo  # noqa: F401 (the start page's backend)
         import precal.dashboard.backend.lab  # noqa: F401 (the heaviest page's backend and what it imports)
+
+        if checkpoints is not None:
+            checkpoints.join()
 
         # The modules just imported live as long as the server: moving their objects out of the
         # collector's generations keeps Python's automatic full collections short (they would

@@ -257,7 +257,14 @@ def _check_state(name: str, model: MultimodalModel, shapes: Dict[str, tuple]) ->
 
 
 def check_finite(name: str, state: Dict[str, torch.Tensor]) -> None:
-    """Refuse weights holding NaN or infinite values."""
+    """Refuse weights holding NaN or infinite values.
+
+    One pass over all floating-point weights first (hundreds of small tensors cost a call each:
+    about 80 ms per checkpoint, which the dashboard paid for every checkpoint it opened); only if
+    that finds a bad value are the tensors checked one by one, to name the culprit."""
+    floats = [v.reshape(-1).float() for v in state.values() if v.is_floating_point() and v.numel()]
+    if not floats or bool(torch.isfinite(torch.cat(floats)).all()):
+        return
     for k, v in state.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise CheckpointError(f"{name}: tensor {k!r} contains NaN or infinite values")

@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("dashboard", help="start the dashboard on localhost")
-    p.add_argument("--checkpoint", action="append", help="checkpoint folder (repeatable; default: shipped ones)")
+    p.add_argument("--checkpoint", action="append", help="checkpoint folder, or a folder of checkpoint folders (repeatable; default: shipped ones)")
     p.add_argument("--data", help="data folder (default: sample_data/)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="127.0.0.1", help="listen address (default: localhost only)")

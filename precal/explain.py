@@ -86,11 +86,15 @@ class AlphaExplanation:
 
 
 def explain_alpha(report: CalibrationReport, sample: int, modality: str,
-                  threshold: float = 0.05) -> AlphaExplanation:
+                  threshold: float = 0.05, merge_single_peer: bool = False) -> AlphaExplanation:
     """Explain the instance gate of ``modality`` for row ``sample`` of ``report``.
 
     ``threshold``: a gate within ``threshold`` of the typical one is reported as "typical" rather
     than damped/amplified, so the UI does not dramatise a 0.99 against a typical 1.00.
+    ``merge_single_peer``: when exactly one other modality is present, "support" and "support from
+    <peer>" measure the same thing (what that one peer implies); they are then given as one cue,
+    ``support`` with the two contributions summed, phrased "its agreement with what <peer>
+    predicts" (the dashboard does this; a reader would otherwise see one number twice).
     Raises KeyError (listing the known modalities) for an unknown modality and IndexError for a
     sample outside the batch.
     """
@@ -110,12 +114,33 @@ def explain_alpha(report: CalibrationReport, sample: int, modality: str,
         named = [(n, v, e) for n, v, e in zip(report.contribution_names[1:], row[1:], evidence_row) if n in cue_values]
         contributions = sorted(((n, v) for n, v, _ in named), key=lambda item: -abs(item[1]))
         evidence = {n: e for n, _, e in named}
+        if merge_single_peer:
+            contributions, evidence, cue_values = _merge_single_peer(contributions, evidence, cue_values)
     status = _status(report, s, i, alpha, logit, baseline, threshold)
     sentence, reasons = _sentence(status, modality, alpha, logit, baseline, contributions, evidence, cue_values,
                                   gate)
     return AlphaExplanation(modality=modality, alpha=alpha, logit=logit, baseline=baseline,
                             contributions=contributions, cue_values=cue_values, sentence=sentence,
                             status=status, reasons=reasons, evidence=evidence, gate=gate)
+
+
+def _merge_single_peer(contributions: List[Tuple[str, float]], evidence: Dict[str, float],
+                       cue_values: Dict[str, float]) -> Tuple[List[Tuple[str, float]], Dict[str, float], Dict[str, float]]:
+    """Fold the only "support from <peer>" column into "support" (see :func:`explain_alpha`)."""
+    peers = [n for n in cue_values if n.startswith(PEER_PREFIX)]
+    if len(peers) != 1 or SUPPORT not in cue_values:
+        return contributions, evidence, cue_values
+    peer = peers[0]
+    parts = dict(contributions)
+    merged = parts.pop(SUPPORT, 0.0) + parts.pop(peer, 0.0)
+    name = f"{SUPPORT} ({peer[len(PEER_PREFIX):]})"
+    out = sorted([*parts.items(), (name, merged)], key=lambda item: -abs(item[1]))
+    ev = {k: v for k, v in evidence.items() if k not in (SUPPORT, peer)}
+    if SUPPORT in evidence:
+        ev[name] = evidence[SUPPORT]
+    values = {k: v for k, v in cue_values.items() if k not in (SUPPORT, peer)}
+    values[name] = cue_values[SUPPORT]
+    return out, ev, values
 
 
 def waterfall_frame(expl: AlphaExplanation) -> pd.DataFrame:
@@ -160,6 +185,8 @@ def cue_phrase(name: str) -> str:
     """What a cue measures, in words (the dashboard's labels use the same phrases)."""
     if name == SUPPORT:
         return "its agreement with what the others predict"
+    if name.startswith(SUPPORT + " (") and name.endswith(")"):  # merged with the only peer's column
+        return f"its agreement with what {name[len(SUPPORT) + 2:-1]} predicts"
     if name == CONFLICT:
         return "its distance from what the others predict"
     if name.startswith(PEER_PREFIX):

@@ -50,7 +50,7 @@ def corrupt_fraction(batch: Batch, schema: DatasetSchema, modality: str, corrupt
 
 def projection_key(pair: ModelPair, split: str, space: str, extra: Mapping[str, Any] | None = None) -> Dict[str, Any]:
     """Cache key parts for a projection: weights, split, feature space, corruption."""
-    return {"weights": pair.cache_key, "split": split, "space": space, **(extra or {})}
+    return {"weights": pair.weights_key, "split": split, "space": space, **(extra or {})}
 
 
 def neighbourhood_table(pre: np.ndarray, post: np.ndarray, labels: np.ndarray, k: int = 10) -> pd.DataFrame:
@@ -70,3 +70,15 @@ def arrow_segments(start: np.ndarray, end: np.ndarray) -> Tuple[np.ndarray, np.n
     xs[0::3], xs[1::3] = start[:, 0], end[:, 0]
     ys[0::3], ys[1::3] = start[:, 1], end[:, 1]
     return xs, ys
+
+
+def placement_note(placement: str) -> str:
+    """How a new point (the lab's corrupted sample) is placed on this map, in words."""
+    if placement == "linear":
+        return ("Point placement for new points: linear. PCA is a linear map, so a new sample is placed exactly "
+                "where the map puts it.")
+    if placement == "knn":
+        return ("Point placement for new points: knn. t-SNE and a reloaded UMAP cannot map a new sample, so it is "
+                "placed at the inverse-distance-weighted mean position of its 5 nearest samples of the split (in the "
+                "high-dimensional features): near the samples it resembles, an approximation.")
+    return f"Point placement for new points: {placement}."

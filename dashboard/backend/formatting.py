@@ -25,3 +25,25 @@ def finite_or_none(x: float) -> Optional[float]:
 
 def fmt_pct(x: Optional[float]) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+
+
+def fmt_setting(value: object) -> str:
+    """A training setting's value as a reader says it, not as Python prints it: ``{}`` and ``[]``
+    are "none", a mapping is "skeleton: hip_center", booleans are on/off, floats drop trailing
+    zeros."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {fmt_setting(v)}" for k, v in value.items()) if value else "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt_setting(v) for v in value) if value else "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if value is None:
+        return "none"
+    return str(value)
+
+
+def setting_name(key: str) -> str:
+    """A setting's name in words (``swap_augment`` -> "swap augment")."""
+    return key.replace("_", " ")

@@ -83,25 +83,51 @@ class LabResult:
     by_view: Dict[str, Tuple[SampleOutputs, SampleOutputs]] = field(default_factory=dict)  # view.key -> (clean, corrupted)
 
     def delta_frame(self) -> pd.DataFrame:
-        """Per view and modality: alpha/support/conflict clean, corrupted and the change."""
+        """Per view and modality: alpha/support/conflict clean, corrupted and the change. A modality
+        absent from either input has no gate and no cues there: its numbers are NaN, never the
+        pass-through 1 and 0 the model carries internally (``absent`` says which)."""
         rows = []
         for role, cor in self.corrupted.items():
             cl = self.clean[role]
             for i, m in enumerate(cor.modalities):
+                here = (bool(cl.present[i]), bool(cor.present[i]))
                 for q in ("alpha", "support", "conflict"):
-                    a, b = float(getattr(cl, q)[i]), float(getattr(cor, q)[i])
+                    a = float(getattr(cl, q)[i]) if here[0] else float("nan")
+                    b = float(getattr(cor, q)[i]) if here[1] else float("nan")
                     rows.append({"role": role, "modality": m, "quantity": q, "clean": a, "corrupted": b,
-                                 "change": b - a})
-        return pd.DataFrame(rows, columns=["role", "modality", "quantity", "clean", "corrupted", "change"])
+                                 "change": b - a, "absent": not all(here)})
+        return pd.DataFrame(rows, columns=["role", "modality", "quantity", "clean", "corrupted", "change", "absent"])
 
     def change_table(self, role: str, modalities: Sequence[str],
                      quantities: Sequence[str] = ("alpha", "support", "conflict")) -> pd.DataFrame:
         """Corrupted minus clean per modality (rows) and quantity (columns) for one model: the lab's
-        small table, built directly (a pivot of :meth:`delta_frame` costs tens of ms per update)."""
+        small table, built directly (a pivot of :meth:`delta_frame` costs tens of ms per update).
+        NaN where the modality is absent from the clean or corrupted input (see :meth:`cell_notes`)."""
         cl, cor = self.clean[role], self.corrupted[role]
         index = {m: i for i, m in enumerate(cor.modalities)}
-        rows = [[float(getattr(cor, q)[index[m]] - getattr(cl, q)[index[m]]) if m in index else float("nan")
-                 for q in quantities] for m in modalities]
+
+        def value(m: str, q: str) -> float:
+            i = index.get(m)
+            if i is None or not (cl.present[i] and cor.present[i]):
+                return float("nan")
+            return float(getattr(cor, q)[i] - getattr(cl, q)[i])
+
+        rows = [[value(m, q) for q in quantities] for m in modalities]
+        return pd.DataFrame(rows, index=pd.Index(list(modalities), name="modality"), columns=list(quantities))
+
+    def cell_notes(self, role: str, modalities: Sequence[str],
+                   quantities: Sequence[str] = ("alpha", "support", "conflict")) -> pd.DataFrame:
+        """What to write instead of a number in :meth:`change_table`'s cells: "n/a (absent)" for a
+        modality removed (or missing in the data); for a model whose calibrator is off, its alpha is
+        "fixed at 1" and its cues are read but not used ("" where a number is shown)."""
+        cl, cor = self.clean[role], self.corrupted[role]
+        index = {m: i for i, m in enumerate(cor.modalities)}
+        rows = []
+        for m in modalities:
+            i = index.get(m)
+            absent = i is None or not (cl.present[i] and cor.present[i])
+            rows.append(["n/a (absent)" if absent else ("fixed at 1" if q == "alpha" and not cor.calibration else "")
+                         for q in quantities])
         return pd.DataFrame(rows, index=pd.Index(list(modalities), name="modality"), columns=list(quantities))
 
     def prediction_changed(self, role: str) -> bool:
@@ -133,3 +159,16 @@ def lab_update(views: Sequence[ModelView], splits: SplitBatches, index: int,
     for v in views:
         clean_out[v.role], cor_out[v.role] = by_view[v.key]
     return LabResult(index, clean_out, cor_out, batches, notes, time.perf_counter() - start, by_view)
+
+
+def uncalibrated_cues_note(view: ModelView, pair) -> str:
+    """What the uncalibrated column's "cues" are, said where they are shown: its gates are fixed at
+    1 whatever its cues, and the cues come from a calibrator that is switched off (same weights as
+    the calibrated model: real readings, not used) or was never trained (a trained baseline: its
+    calibrator is left at initialisation, so its support and conflict mean nothing)."""
+    if view.checkpoint.config.calibration:
+        return (f"Uncalibrated column ({view.label}): the calibrated model's own calibrator, switched off. Its alpha is "
+                "fixed at 1; its support and conflict are what that calibrator reads, but the model does not use them.")
+    return (f"Uncalibrated column ({view.label}): a model trained without a calibrator. Its alpha is fixed at 1; "
+            "the support and conflict shown for it come from an untrained calibrator left at initialisation and "
+            "mean nothing.")

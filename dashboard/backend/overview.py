@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from precal.checkpoint import Checkpoint
+from precal.dashboard.backend.formatting import fmt_setting, setting_name
 from precal.dashboard.backend.pairs import ModelView
 from precal.data.schema import DatasetSchema
 from precal.data.storage import MultimodalData
@@ -72,8 +73,8 @@ def training_summary(ckpt: Checkpoint) -> List[Tuple[str, str]]:
 
     Options that were off are left out, so the list shows the recipe rather than every flag."""
     tr = ckpt.training
-    rows = [(k, str(tr[k])) for k in TRAINING_KEYS if k in tr]
-    rows += [(k, str(v)) for k, v in used_options(tr)]
+    rows = [(setting_name(k), fmt_setting(tr[k])) for k in TRAINING_KEYS if k in tr]
+    rows += [(setting_name(k), fmt_setting(v)) for k, v in used_options(tr)]
     if ckpt.metrics.get("selected_epoch") is not None:
         rows.append(("weights", selected_weights(ckpt.metrics)))
     return rows

@@ -1,18 +1,27 @@
 """Checkpoints side by side: loading them, pairing calibrated with uncalibrated, and the views
 (a checkpoint with its calibrator on or off) that the pages show in columns.
+
+Pairing reads the checkpoints' configs, not their folder names: a calibrated and an uncalibrated
+checkpoint pair when they were trained on the same data set with the same recipe and seed, apart
+from the calibrator itself (:func:`recipe_of`). Folder names only break ties between identical
+candidates. Anything else stands alone (its uncalibrated column is then the calibrator switched
+off) or is paired by an explicit choice in the sidebar (:meth:`ModelPair.with_reference`). Every
+pair gets a label that tells it from every other (:func:`label_pairs`): its name, seed and the
+recipe settings in which it differs from the others of its data set and backbone.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from precal.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
 from precal.dashboard.settings import ROOT
 from precal.errors import USER_ERRORS, error_line
-from precal.models.model import CALIBRATED, UNCALIBRATED, role_name
+from precal.models.model import CALIBRATED, UNCALIBRATED, ModelConfig, role_name
 
 REFERENCE_TRAINED = "trained baseline"
 
@@ -28,27 +37,49 @@ class LoadProblem:
     message: str
 
 
+def _is_checkpoint_dir(p: Path) -> bool:
+    return p.is_dir() and (p / CONFIG_FILE).is_file() and not p.name.startswith(".")
+
+
 def default_checkpoint_dirs(root: Path = ROOT) -> List[Path]:
     """Every folder in ``<root>/checkpoints`` that looks like a checkpoint (has a config.json)."""
-    folder = root / "checkpoints"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()
-                  and not p.name.startswith("."))
+    return [Path(p) for p in expand_checkpoint_paths([root / "checkpoints"])] if (root / "checkpoints").is_dir() \
+        else []
+
+
+def expand_checkpoint_paths(paths: Iterable[str | Path]) -> List[str]:
+    """Each path as given, except a folder *of* checkpoints (no config.json of its own, but
+    sub-folders with one), which stands for those sub-folders, sorted: ``--checkpoint DIR`` accepts
+    such a folder as ``--data`` accepts a folder of data sets. A path that is neither is kept, so
+    that loading it reports why."""
+    out: List[str] = []
+    for p in paths:
+        path = Path(p).expanduser()
+        if path.is_dir() and not (path / CONFIG_FILE).is_file():
+            inner = sorted(q for q in path.iterdir() if _is_checkpoint_dir(q))
+            if inner:
+                out.extend(str(q) for q in inner)
+                continue
+        out.append(str(p))
+    return out
 
 
 def load_checkpoints(paths: Sequence[str | Path], load: Callable[[str], Checkpoint] = load_checkpoint
                      ) -> Tuple[List[Checkpoint], List[LoadProblem]]:
     """Load each folder (with ``load``: the app passes its cached loader); a failure becomes a
-    :class:`LoadProblem` instead of stopping the others. A folder named twice is loaded once."""
+    :class:`LoadProblem` instead of stopping the others. A folder named twice is loaded once; a
+    folder of checkpoints stands for the checkpoints in it (:func:`expand_checkpoint_paths`)."""
     loaded: List[Checkpoint] = []
     problems: List[LoadProblem] = []
     seen: set = set()
-    for p in paths:
+    for p in expand_checkpoint_paths(paths):
         try:
             ckpt = load(str(Path(p).expanduser().resolve()))
         except USER_ERRORS as exc:
             problems.append(LoadProblem(str(p), error_line(exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a checkpoint must never take the app down
+            problems.append(LoadProblem(str(p), f"could not be loaded ({type(exc).__name__}: {exc})"[:300]))
             continue
         key = ckpt.path.resolve()
         if key not in seen:
@@ -57,24 +88,83 @@ def load_checkpoints(paths: Sequence[str | Path], load: Callable[[str], Checkpoi
     return loaded, problems
 
 
-_SUFFIX = re.compile(r"^(?P<base>.+?)[_\-]cal(?P<flag>on|off)$")
+# ---- what a checkpoint is: its recipe ------------------------------------------------------------
+
+RUN_SETTINGS = frozenset({"data", "threads", "world_size", "eval_splits", "calibration"})
+"""Training settings that say where or how a run was executed, or which switch it had, not what was
+trained: left out when two runs are compared."""
+
+CALIBRATOR_SETTINGS = frozenset({"gate", "gate_loss", "evidence_margin", "aux_weight", "aux_loss", "cue_gradient",
+                                 "shared_dim", "instance_gate", "dimension_gate"})
+"""Settings of the calibrator alone: an uncalibrated run has none (older ones do not even record
+them), so they never keep a calibrated run from pairing with its baseline."""
+
+_NAME_SUFFIX = re.compile(r"^(?P<base>.+?)[_\-]cal(?P<flag>on|off)$")
 
 
-def _group_key(ckpt: Checkpoint) -> str:
-    m = _SUFFIX.match(ckpt.name)
-    if m:
-        return m.group("base")
-    return f"{ckpt.schema.name}_{ckpt.config.backbone}"
+def _training_defaults() -> Dict[str, Any]:
+    from precal.training.config import TrainConfig
+
+    out = {}
+    for f in fields(TrainConfig):
+        if f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not MISSING:  # type: ignore[misc]
+            out[f.name] = f.default_factory()  # type: ignore[misc]
+    return out
+
+
+def recipe_of(ckpt: Checkpoint) -> Dict[str, Any]:
+    """What was trained, as comparable settings: the data set, the architecture (model config) and
+    the training settings with their defaults filled in (a setting a run did not record had its
+    default), without :data:`RUN_SETTINGS` and :data:`CALIBRATOR_SETTINGS`. Includes the seed."""
+    recipe: Dict[str, Any] = {"data set": ckpt.schema.name}
+    model = {f.name: getattr(ckpt.config, f.name) for f in fields(ModelConfig)}
+    for k, v in model.items():
+        if k not in CALIBRATOR_SETTINGS and k != "calibration":
+            recipe[k] = v
+    training = ckpt.training if isinstance(ckpt.training, dict) else {}
+    if training:
+        filled = {**_training_defaults(), **training}
+        for k, v in filled.items():
+            if k not in RUN_SETTINGS and k not in CALIBRATOR_SETTINGS:
+                recipe.setdefault(k, v)
+    return recipe
+
+
+def _recipe_key(recipe: Dict[str, Any]) -> str:
+    return json.dumps(recipe, sort_keys=True, default=str)
+
+
+def seed_of(ckpt: Checkpoint) -> Optional[int]:
+    """The run's seed (its default, 0, when the run recorded its settings but not this one); None
+    when the checkpoint has no training record at all."""
+    training = ckpt.training if isinstance(ckpt.training, dict) else {}
+    if not training:
+        return None
+    seed = training.get("seed", _training_defaults().get("seed"))
+    return seed if isinstance(seed, int) else None
+
+
+def base_name(ckpt: Checkpoint) -> str:
+    """The folder name without a ``_calon`` / ``_caloff`` suffix (only for names and tie-breaks)."""
+    m = _NAME_SUFFIX.match(ckpt.name)
+    return m.group("base") if m else ckpt.name
+
+
+# ---- pairs ----------------------------------------------------------------------------------------
 
 
 @dataclass
 class ModelPair:
-    """The calibrated and uncalibrated checkpoint of one data set + backbone (either may be None)."""
+    """The calibrated and uncalibrated checkpoint of one recipe and seed (either may be None)."""
 
     key: str
     calibrated: Optional[Checkpoint] = None
     uncalibrated: Optional[Checkpoint] = None
     _fingerprints: Dict[str, str] = field(default_factory=dict, repr=False)
+    label: str = ""
+    explicit: bool = False  # paired by the user's choice, not by recipe
 
     @property
     def checkpoints(self) -> List[Checkpoint]:
@@ -94,13 +184,20 @@ class ModelPair:
         return self.primary.config.backbone
 
     @property
-    def label(self) -> str:
-        parts = []
-        if self.calibrated is not None:
-            parts.append("calibrated")
-        if self.uncalibrated is not None:
-            parts.append("uncalibrated")
-        return f"{self.dataset} · {self.backbone} backbone ({' + '.join(parts)})"
+    def name(self) -> str:
+        """The pair's name: the common folder name of its checkpoints without the role suffix."""
+        bases = list(dict.fromkeys(base_name(c) for c in self.checkpoints))
+        return " + ".join(bases)
+
+    @property
+    def seed(self) -> Optional[int]:
+        return seed_of(self.primary)
+
+    @property
+    def members(self) -> str:
+        """Which trained models the pair holds, in words."""
+        parts = [r for r, c in ((CALIBRATED, self.calibrated), (UNCALIBRATED, self.uncalibrated)) if c is not None]
+        return " + ".join(parts) + (" only" if len(parts) == 1 else "")
 
     def fingerprint(self, ckpt: Checkpoint) -> str:
         key = str(ckpt.path)
@@ -109,9 +206,17 @@ class ModelPair:
         return self._fingerprints[key]
 
     @property
-    def cache_key(self) -> str:
-        """Identifies the weights of every checkpoint in the pair (for caches)."""
+    def weights_key(self) -> str:
+        """The weights of every checkpoint in the pair, by content: for caches of numbers computed
+        from them (projections), which a copy of the weights at another path may share."""
         return "-".join(self.fingerprint(c) for c in self.checkpoints)
+
+    @property
+    def cache_key(self) -> str:
+        """The pair's checkpoints by path *and* weights: for in-memory caches of objects that hold
+        the checkpoints or are indexed by their paths (split batches, sweeps of its views). A copy
+        of the same weights at another path is another entry, so its pages find their own paths."""
+        return "-".join(f"{c.path}@{self.fingerprint(c)}" for c in self.checkpoints)
 
     def reference_options(self) -> List[str]:
         """How the uncalibrated column can be produced for this pair."""
@@ -121,6 +226,14 @@ class ModelPair:
         if self.calibrated is not None:
             options.append(REFERENCE_SWITCHED_OFF)
         return options
+
+    def with_reference(self, other: Checkpoint) -> "ModelPair":
+        """This pair's calibrated checkpoint beside another uncalibrated one, paired by the user's
+        explicit choice (e.g. a baseline trained with another seed or recipe)."""
+        pair = ModelPair(f"{self.key} vs {other.name}", self.calibrated, other, dict(self._fingerprints),
+                         explicit=True)
+        pair.label = f"{self.label} · compared with {other.name} (chosen)"
+        return pair
 
     def views(self, reference: Optional[str] = None) -> List["ModelView"]:
         """The models shown side by side: calibrated first, then the uncalibrated reference."""
@@ -151,21 +264,85 @@ class ModelView:
         return f"{self.checkpoint.path}|{'on' if self.calibration else 'off'}"
 
 
-def pair_checkpoints(ckpts: Sequence[Checkpoint]) -> List[ModelPair]:
-    """Group checkpoints into calibrated/uncalibrated pairs.
+def match_checkpoints(ckpts: Sequence[Checkpoint]) -> List[Tuple[Optional[Checkpoint], Optional[Checkpoint]]]:
+    """(calibrated, uncalibrated) matches by recipe and seed (:func:`recipe_of`), in the order given.
 
-    Folders named ``<name>_calon`` / ``<name>_caloff`` pair by ``<name>``; others by data set and
-    backbone. A second checkpoint of the same role starts a pair of its own (named after its folder).
-    """
-    pairs: Dict[str, ModelPair] = {}
+    Each uncalibrated checkpoint pairs with at most one calibrated one: among several with the same
+    recipe (copies), the one with the same folder name (without ``_calon``/``_caloff``) is taken
+    first. Unmatched checkpoints come back alone."""
+    keys = {id(c): _recipe_key(recipe_of(c)) for c in ckpts}
+    free_off = [c for c in ckpts if not c.config.calibration]
+    out: List[Tuple[Optional[Checkpoint], Optional[Checkpoint]]] = []
     for c in ckpts:
-        role = role_name(c.config.calibration)
-        key = _group_key(c)
-        pair = pairs.get(key)
-        if pair is not None and getattr(pair, role) is not None:
-            key = c.name
-            pair = pairs.get(key)
-        if pair is None:
-            pair = pairs[key] = ModelPair(key)
-        setattr(pair, role, c)
-    return sorted(pairs.values(), key=lambda p: p.key)
+        if not c.config.calibration:
+            continue
+        candidates = [u for u in free_off if keys[id(u)] == keys[id(c)]]
+        same_name = [u for u in candidates if base_name(u) == base_name(c)]
+        partner = (same_name or candidates or [None])[0]
+        if partner is not None:
+            free_off.remove(partner)
+        out.append((c, partner))
+    out += [(None, u) for u in free_off]
+    return out
+
+
+def _words(key: str, value: Any) -> str:
+    """A setting and its value as a reader says it ("swap augment 0", "heads 2")."""
+    from precal.dashboard.backend.formatting import fmt_setting, setting_name
+
+    return f"{setting_name(key)} {fmt_setting(value)}"
+
+
+def recipe_differences(pairs: Sequence[ModelPair]) -> Dict[str, List[str]]:
+    """Per pair key, the recipe settings (seed left out) in which the pair differs from other pairs
+    of the same data set and backbone, in words."""
+    recipes = {p.key: recipe_of(p.primary) for p in pairs}
+    out: Dict[str, List[str]] = {p.key: [] for p in pairs}
+    groups: Dict[Tuple[str, str], List[ModelPair]] = {}
+    for p in pairs:
+        groups.setdefault((p.dataset, p.backbone), []).append(p)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        names = sorted({k for p in group for k in recipes[p.key]} - {"seed", "data set", "backbone"})
+        varying = [k for k in names if len({json.dumps(recipes[p.key].get(k), sort_keys=True, default=str)
+                                            for p in group}) > 1]
+        for p in group:
+            out[p.key] = [_words(k, recipes[p.key].get(k)) for k in varying]
+    return out
+
+
+def label_pairs(pairs: Sequence[ModelPair]) -> None:
+    """Give every pair a label that says what it is and tells it from every other: name, data set,
+    backbone, seed, the recipe settings it differs in, and which trained models it holds. Labels
+    that would still be equal (copies of one checkpoint) get the copy's folder."""
+    diffs = recipe_differences(pairs)
+    for p in pairs:
+        seed = f"seed {p.seed}" if p.seed is not None else "seed not recorded"
+        what = ", ".join([p.dataset, f"{p.backbone} backbone", seed, *diffs[p.key]])
+        p.label = f"{p.name} ({what}) · {p.members}"
+    seen: Dict[str, int] = {}
+    for p in pairs:
+        seen[p.label] = seen.get(p.label, 0) + 1
+    counts: Dict[str, int] = {}
+    for p in pairs:
+        if seen[p.label] > 1:
+            counts[p.label] = counts.get(p.label, 0) + 1
+            p.label = f"{p.label} · copy {counts[p.label]} in {p.primary.path.parent.name}/"
+
+
+def pair_checkpoints(ckpts: Sequence[Checkpoint]) -> List[ModelPair]:
+    """Group checkpoints into calibrated/uncalibrated pairs by recipe and seed
+    (:func:`match_checkpoints`), each with a distinct key and label (:func:`label_pairs`), sorted by
+    name, then seed."""
+    pairs: List[ModelPair] = []
+    used: Dict[str, int] = {}
+    for cal, off in match_checkpoints(ckpts):
+        pair = ModelPair("", cal, off)
+        key = pair.name
+        used[key] = used.get(key, 0) + 1
+        pair.key = key if used[key] == 1 else f"{key}#{used[key]}"
+        pairs.append(pair)
+    pairs.sort(key=lambda p: (p.name, p.seed if p.seed is not None else -1, p.key))
+    label_pairs(pairs)
+    return pairs

@@ -5,7 +5,7 @@ computed on demand by the same engine.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -56,8 +56,12 @@ def robustness_summary(frame: pd.DataFrame, pair: ModelPair) -> Optional[pd.Data
     modality (AUROC of low support, of the conflict cue and of 1 − alpha; corrupted samples against
     the clean split). None when the table holds no row of the calibrated checkpoint.
     """
-    cal = pair.calibrated.name if pair.calibrated is not None else None
-    base = pair.uncalibrated.name if pair.uncalibrated is not None else None
+    return summary_by_names(frame, pair.calibrated.name if pair.calibrated is not None else None,
+                            pair.uncalibrated.name if pair.uncalibrated is not None else None)
+
+
+def summary_by_names(frame: pd.DataFrame, cal: Optional[str], base: Optional[str]) -> Optional[pd.DataFrame]:
+    """:func:`robustness_summary` for the rows whose ``checkpoint`` is ``cal`` (and ``base``)."""
     if cal is None or not (frame["checkpoint"] == cal).any():
         return None
     has_base = base is not None and (frame["checkpoint"] == base).any()
@@ -98,3 +102,51 @@ def robustness_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: D
 
 def corruption_titles() -> Dict[str, str]:
     return {k: c.title for k, c in CORRUPTIONS.items()}
+
+
+POINTS_ONLY = ("remove_absent", "remove_zero")
+"""Corruptions with no degrees: every severity from 1 up removes the modality. Drawn as points (a
+line between "present" and "removed" would suggest values in between)."""
+
+
+def severity_facets(corruptions: Sequence[str]) -> List[Tuple[str, str, List[str]]]:
+    """(corruption, panel title with its unit, tick label per severity 0-5) for the corruptions
+    given, in the catalogue's order (the same order on every grid of the page). Tick labels are the
+    corruption's own levels ("20" for 20 dB SNR; "removed" for a removal), 0 is "clean"."""
+    out = []
+    for name in CORRUPTIONS:
+        if name not in corruptions:
+            continue
+        c = CORRUPTIONS[name]
+        if name in POINTS_ONLY:
+            out.append((name, c.title, ["present"] + ["removed"] * 5))
+        elif c.unit == "on/off":
+            out.append((name, c.title, ["clean"] + ["on"] * 5))
+        else:
+            out.append((name, f"{c.title} ({c.unit})", ["clean"] + [f"{v:g}" for v in c.levels]))
+    extra = [n for n in dict.fromkeys(corruptions) if n not in CORRUPTIONS]
+    return out + [(n, n, ["0", "1", "2", "3", "4", "5"]) for n in extra]
+
+
+def summary_for_display(summary: pd.DataFrame, modality: str) -> pd.DataFrame:
+    """One modality's rows of :func:`robustness_summary` as the page shows them: titled corruptions,
+    the labels of :data:`SUMMARY_COLUMNS`, and text instead of empty cells (an AUROC of a removed
+    modality does not exist: it has no gate and no cues)."""
+    sub = summary[summary["modality"] == modality].drop(columns="modality")
+    titles = corruption_titles()
+    out = sub.assign(corruption=sub["corruption"].map(lambda c: titles.get(c, c))).rename(columns=SUMMARY_COLUMNS)
+    for col in out.columns:
+        if col == "corruption":
+            continue
+        out[col] = [("n/a" if not isinstance(v, (int, float)) or not np.isfinite(v) else f"{v:.3f}") for v in out[col]]
+    return out.reset_index(drop=True)
+
+
+def computed_summary(frame: pd.DataFrame, views: Sequence[ModelView]) -> Optional[pd.DataFrame]:
+    """:func:`robustness_summary` of a sweep computed in the page. Its rows are told apart by
+    checkpoint *and* role: with the calibrator switched off, both models are one checkpoint."""
+    if frame.empty or not (frame["role"] == "calibrated").any():
+        return None
+    frame = frame.assign(checkpoint=frame["checkpoint"].astype(str) + " · " + frame["role"].astype(str))
+    names = {r: n for n, r in zip(frame["checkpoint"], frame["role"])}
+    return summary_by_names(frame, names.get("calibrated"), names.get("uncalibrated"))

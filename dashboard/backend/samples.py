@@ -127,8 +127,9 @@ class SampleOutputs:
         return out, list(self.modalities)
 
     def explain(self, modality: str):
-        """:class:`precal.explain.AlphaExplanation` of this modality's gate."""
-        return explain_alpha(self.report, self.row, modality)
+        """:class:`precal.explain.AlphaExplanation` of this modality's gate; with one other modality
+        present, its "support" and "support from <peer>" are one cue (they are equal by construction)."""
+        return explain_alpha(self.report, self.row, modality, merge_single_peer=True)
 
 
 def _outputs(view: ModelView, outputs: Predictions, report: CalibrationReport, row: int) -> SampleOutputs:
@@ -173,3 +174,34 @@ def suppressed_table(data: MultimodalData, splits: SplitBatches, preds: Predicti
     return pd.DataFrame({"index": idx, "sample id": data.sample_ids[idx].astype(str),
                          "class": [data.label_name(int(i)) for i in idx],
                          "modality": frame["modality"].to_numpy(), "alpha": frame["alpha"].to_numpy()})
+
+
+ABSENT = "n/a (absent)"
+
+
+def absent_as_notes(cues: pd.DataFrame, columns: Sequence[str] = ("alpha", "support", "conflict", "beta mean",
+                                                                   "beta std")) -> pd.DataFrame:
+    """A :meth:`SampleOutputs.cue_frame` table with an absent modality's numbers replaced by NaN and
+    a ``note`` column saying "n/a (absent)": the model carries a pass-through alpha 1 and cues 0 for
+    it internally, which a chart would draw as real values."""
+    out = cues.copy()
+    absent = ~out["present"].astype(bool)
+    for c in columns:
+        if c in out:
+            out[c] = out[c].astype(float).where(~absent)
+    out["note"] = np.where(absent, ABSENT, "")
+    return out
+
+
+def explanation_heading(expl) -> str:
+    """The explanation's heading in the words of its finding, relative to the modality's typical
+    sample: "skeleton was damped: alpha 0.41, a typical sample gets 1.12"."""
+    m = expl.modality
+    if expl.status == "absent":
+        return f"{m} is absent for this sample: no gate ({ABSENT})"
+    if expl.status == "disabled":
+        return f"{m}: calibration is off for this model (gates fixed at 1)"
+    if expl.status == "no_context":
+        return f"{m} is the only present modality: passed through (alpha 1)"
+    word = {"damped": "was damped", "amplified": "was amplified"}.get(expl.status, "was about typical")
+    return f"{m} {word}: alpha {expl.alpha:.2f}, a typical sample gets {expl.typical_alpha:.2f}"

@@ -14,8 +14,17 @@ from plotly.colors import qualitative
 ROLE_COLOURS = {"calibrated": "#1f77b4", "uncalibrated": "#ff7f0e"}
 STATE_COLOURS = {"clean": "#7f7f7f", "corrupted": "#d62728"}
 MODALITY_COLOURS = qualitative.Set2
-CLASS_COLOURS = qualitative.Dark24 + qualitative.Light24
+CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                 "#bcbd22", "#17becf", "#f3c300", "#875692", "#a1caf1", "#be0032", "#c2b280", "#008856",
+                 "#ff00ff", "#003f5c", "#f99379", "#3d2b8f", "#66a61e", "#b3446c", "#00ffcc", "#882d17",
+                 "#8db600", "#4d3319", "#e25822", "#2b3d26", "#000000", "#5ef1f2")
+"""30 colours a reader can tell apart (Tableau 10, then Kelly's colours of maximum contrast and a few more;
+no two of the first 27 closer than 45 in RGB): UTD-MHAD
+has 27 classes, and a palette that repeats or fades after 10-24 makes neighbouring classes alike."""
 FONT = dict(size=13)
+LOW_BLUE_HIGH_RED = [[0.0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1.0, "#b2182b"]]
+"""The diverging scale of feature heatmaps (MFCCs), spelt out: Vega's reversed "redblue" in the lab is
+the same map (low blue, high red), so explorer and lab read alike."""
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360, **kw) -> go.Figure:
@@ -172,7 +181,7 @@ def feature_heatmap(t: np.ndarray, values: np.ndarray, rows: Sequence[str], titl
     lim = lim or 1.0
 
     def trace(z: np.ndarray, axis: str, show: bool) -> dict:
-        return dict(type="heatmap", z=z.T, x=t[: len(z)], y=list(rows), colorscale="RdBu", reversescale=True,
+        return dict(type="heatmap", z=z.T, x=t[: len(z)], y=list(rows), colorscale=LOW_BLUE_HIGH_RED,
                     zmid=0.0, zmin=-lim, zmax=lim, showscale=show, yaxis=axis,
                     colorbar=dict(title=dict(text=colour_label), thickness=12),
                     hovertemplate=time_label + "=%{x:.2f}<br>%{y}<br>value=%{z:.2f}<extra></extra>")
@@ -184,7 +193,18 @@ def feature_heatmap(t: np.ndarray, values: np.ndarray, rows: Sequence[str], titl
                 yaxis2=_axis(f"{y_label} · clean", domain=[0.53, 1.0]))
 
 
+LONG_VECTOR = 48
+"""From this many features on, a vector is a line over its feature index (see lab_inputs)."""
+
+
 def vector_figure(values: np.ndarray, names: Sequence[str], title: str, y_label: str) -> go.Figure:
+    """One value per feature: bars with the features' names, or for a long vector (a 1024-d
+    embedding) a line over the feature index, which stays readable at any length."""
+    if len(names) >= LONG_VECTOR:
+        return _fig([dict(type="scatter", mode="lines", x=np.arange(len(values)), y=values, name="value",
+                          line=dict(width=1, shape="hv"), text=list(names),
+                          hovertemplate="%{text} (index %{x}): %{y:.3f}<extra></extra>")], title,
+                    xaxis=_axis(f"feature index (0–{len(names) - 1})"), yaxis=_axis(y_label))
     return _fig([dict(type="bar", x=list(names), y=values, name="value")], title,
                 xaxis=_axis("feature"), yaxis=_axis(y_label))
 
@@ -204,8 +224,7 @@ def top_k_figure(frame: pd.DataFrame, title: str, colour_by: str = "model",
     classes = list(dict.fromkeys(frame["class"]))
     colours = dict(colours or {})
     data = [dict(type="bar", orientation="h", y=list(g["class"]), x=list(g["probability"]), name=name,
-                 marker=dict(color=colours.get(name)), text=[f"{v:.3f}" for v in g["probability"]],
-                 textposition="outside", cliponaxis=False, hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>")
+                 marker=dict(color=colours.get(name)), hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>")
             for name, g in _groups(frame, colour_by)]
     ticks = [f"<b>{c}</b> ✓" if c == true_class else c for c in classes]
     return _fig(data, title, height=140 + 34 * len(classes), barmode="group",
@@ -219,16 +238,28 @@ def top_k_figure(frame: pd.DataFrame, title: str, colour_by: str = "model",
 def gate_bars(frame: pd.DataFrame, value: str, title: str, y_label: str, colour_by: str = "model",
               colours: Optional[Mapping[str, str]] = None, reference: Optional[float] = None,
               pattern_by: Optional[str] = None, y_range: Optional[Sequence[float]] = None) -> go.Figure:
-    """Grouped bars per modality (alpha, support, conflict...) with an optional dashed reference line."""
+    """Grouped bars per modality (alpha, support, conflict...) with an optional dashed reference line.
+
+    A row whose value is NaN draws no bar; if the frame has a ``note`` column (e.g. "n/a (absent)"),
+    the note is written where its bar would be, so an absent modality never looks like a number.
+    Values are read on the axis and in the hover, not written on the bars."""
     colours = dict(colours or {})
+    groups = _groups(frame, colour_by)
     data = [dict(type="bar", x=list(g["modality"]), y=list(g[value]), name=name, marker=dict(color=colours.get(name)),
-                 text=[f"{v:.2f}" for v in g[value]], textposition="outside", cliponaxis=False,
-                 textfont=dict(size=11), hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>")
-            for name, g in _groups(frame, colour_by)]
+                 hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>", offsetgroup=name)
+            for name, g in groups]
+    notes = []
+    if "note" in frame:
+        for k, (name, g) in enumerate(groups):
+            for m, v, note in zip(g["modality"], g[value], g["note"]):
+                if note and not np.isfinite(v):
+                    notes.append(dict(x=m, y=0, xref="x", yref="y", text=str(note), showarrow=False, textangle=-90,
+                                      yanchor="bottom", xshift=(k - (len(groups) - 1) / 2) * 40,
+                                      font=dict(size=11, color="#555")))
     yaxis = _axis(y_label)
     if y_range is not None:
         yaxis["range"] = list(y_range)
-    return _fig(data, title, barmode="group", xaxis=_axis("modality"), yaxis=yaxis,
+    return _fig(data, title, barmode="group", xaxis=_axis("modality"), yaxis=yaxis, annotations=notes,
                 shapes=[_hline(reference)] if reference is not None else [],
                 legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, title=dict(text="")),
                 margin=dict(l=60, r=20, t=60, b=90))
@@ -238,7 +269,7 @@ def matrix_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str, colour
                    x_title: str, y_title: str, zrange: Tuple[float, float] = (-1.0, 1.0),
                    colourscale: str = "RdBu") -> go.Figure:
     trace = dict(type="heatmap", z=matrix, x=list(labels), y=list(labels), zmin=zrange[0], zmax=zrange[1],
-                 colorscale=colourscale, text=[[f"{v:.2f}" for v in row] for row in matrix], texttemplate="%{text}",
+                 colorscale=colourscale, text=[["—" if not np.isfinite(v) else f"{v:.2f}" for v in row] for row in matrix], texttemplate="%{text}",
                  colorbar=dict(title=dict(text=colour_label), thickness=12),
                  hovertemplate="m=%{y}, k=%{x}: %{z:.3f}<extra></extra>")
     return _fig([trace], title, height=380, xaxis=_axis(x_title), yaxis=_axis(y_title, autorange="reversed"))
@@ -258,10 +289,9 @@ def beta_heatmap(matrix: np.ndarray, modalities: Sequence[str], title: str) -> g
 def waterfall_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     """The alpha logit split into a typical sample's logit (the bias) + per-cue evidence (precal.explain)."""
     trace = dict(type="waterfall", x=list(frame["step"]), y=list(frame["value"]), measure=list(frame["measure"]),
-                 name="contribution", text=[f"{v:+.2f}" for v in frame["value"]], textposition="outside",
+                 name="contribution", hovertemplate="%{x}: %{y:+.3f}<extra></extra>",
                  increasing=dict(marker=dict(color="#2ca02c")), decreasing=dict(marker=dict(color="#d62728")),
-                 totals=dict(marker=dict(color="#1f77b4")), connector=dict(line=dict(color="#999", dash="dot")),
-                 cliponaxis=False)
+                 totals=dict(marker=dict(color="#1f77b4")), connector=dict(line=dict(color="#999", dash="dot")))
     return _fig([trace], title, height=420, showlegend=False, shapes=[_hline(0.0, dash="solid")],
                 xaxis=_axis("a typical sample's logit, then each cue's evidence, then this sample's logit"),
                 yaxis=_axis("alpha logit (0 = unchanged)"))
@@ -331,27 +361,63 @@ def embedding_figure(pre: np.ndarray, post: np.ndarray, colour: Sequence, colour
 
 
 def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
-                      titles: Mapping[str, str], y_range: Optional[Sequence[float]] = None,
-                      reference: Optional[float] = None) -> go.Figure:
-    """y vs severity, one panel per corruption, colour = the model's role."""
-    frame = frame.assign(corruption_title=frame["corruption"].map(lambda c: titles.get(c, c)))
-    n = frame["corruption_title"].nunique()
-    wrap = min(n, 3)
-    import plotly.express as px  # only the robustness and training pages need it (0.5 s to import)
+                      facets: Sequence[Tuple[str, str, Sequence[str]]], y_range: Optional[Sequence[float]] = None,
+                      reference: Optional[float] = None, points_only: Sequence[str] = ()) -> go.Figure:
+    """y vs severity, one panel per corruption, colour = the model's role (solid: calibrated,
+    dashed: uncalibrated).
 
-    fig = px.line(frame.sort_values("severity"), x="severity", y=y, color="role", markers=True,
-                  facet_col="corruption_title", facet_col_wrap=wrap, color_discrete_map=ROLE_COLOURS,
-                  labels={"severity": "severity (0 = clean)", y: y_label, "role": "model",
-                          "corruption_title": "corruption"}, range_y=y_range)
-    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
-    if reference is not None:
-        fig.add_hline(y=reference, line_dash="dash", line_color="black")
+    ``facets``: (corruption name, panel title, tick labels for severities 0-5) in the order to draw,
+    the same order on every grid of the page; each panel's x axis is labelled in its corruption's
+    own units. Corruptions in ``points_only`` (e.g. "missing": removed or not, no degrees in
+    between) are drawn as markers without a line. ``y_range``: None fits the data (with a margin),
+    so that differences between the models stay visible."""
+    from plotly.subplots import make_subplots  # only the robustness page needs it
+
+    shown = [f for f in facets if (frame["corruption"] == f[0]).any()]
+    n = max(1, len(shown))
+    wrap = min(n, 3)
     rows = -(-n // wrap)
-    fig.update_xaxes(dtick=1)
-    height = 200 + 230 * rows
+    fig = make_subplots(rows=rows, cols=wrap, subplot_titles=[t for _, t, _ in shown] or [""],
+                        horizontal_spacing=0.07, vertical_spacing=0.55 / max(rows, 1) if rows > 1 else 0.1)
+    dashes = {"calibrated": "solid", "uncalibrated": "dash"}
+    legend_done = set()
+    for k, (name, _, ticks) in enumerate(shown):
+        r, c = k // wrap + 1, k % wrap + 1
+        sub = frame[frame["corruption"] == name].sort_values("severity")
+        if name in points_only:  # removed or not: severities 1-5 are one and the same input
+            sub = sub[sub["severity"] <= 1]
+        for role, g in sub.groupby("role", sort=False):
+            fig.add_trace(go.Scatter(
+                x=list(g["severity"]), y=list(g[y]), name=str(role), legendgroup=str(role),
+                showlegend=role not in legend_done, mode="markers" if name in points_only else "lines+markers",
+                line=dict(color=ROLE_COLOURS.get(str(role)), dash=dashes.get(str(role), "solid")),
+                marker=dict(color=ROLE_COLOURS.get(str(role)), size=8 if name in points_only else 6),
+                hovertemplate="%{text}: %{y:.3f}<extra>" + str(role) + "</extra>",
+                text=[ticks[int(s)] if int(s) < len(ticks) else str(s) for s in g["severity"]]), row=r, col=c)
+            legend_done.add(role)
+        sevs = sorted(int(s) for s in sub["severity"].unique())
+        fig.update_xaxes(tickvals=sevs, ticktext=[ticks[s] if s < len(ticks) else str(s) for s in sevs],
+                         tickangle=-30, tickfont=dict(size=10), row=r, col=c)
+        if c == 1:
+            fig.update_yaxes(title_text=y_label, row=r, col=c)
+        panel_range = y_range
+        values = sub[y].dropna()
+        if panel_range is None and len(values):  # each panel spans its own values
+            lo, hi = float(values.min()), float(values.max())
+            if reference is not None:
+                lo, hi = min(lo, reference), max(hi, reference)
+            pad = max(0.08 * (hi - lo), 0.01)
+            panel_range = [lo - pad, hi + pad]
+        if panel_range is not None:
+            fig.update_yaxes(range=list(panel_range), row=r, col=c)
+    if reference is not None:
+        for k in range(len(shown)):
+            fig.add_hline(y=reference, line_dash="dot", line_color="black", row=k // wrap + 1, col=k % wrap + 1)
+    height = 170 + 270 * rows
     return _layout(fig, title, height=height,
-                   legend=dict(orientation="h", yanchor="top", y=-70 / (height - 190), x=0, title_text=""),
-                   margin=dict(l=60, r=20, t=70, b=120))
+                   legend=dict(orientation="h", yanchor="bottom", y=1.0 + 40 / height, x=1, xanchor="right",
+                               title_text="model (solid: calibrated, dashed: uncalibrated)"),
+                   margin=dict(l=60, r=20, t=110, b=70))
 
 
 def dynamics_figure(frame: pd.DataFrame, title: str, y_label: str, reference: Optional[float] = None) -> go.Figure:
@@ -373,12 +439,27 @@ def dynamics_figure(frame: pd.DataFrame, title: str, y_label: str, reference: Op
                 margin=dict(l=60, r=20, t=60, b=120))
 
 
-def curves_figure(frame: pd.DataFrame, x: str, y: str, colour: str, dash: Optional[str], title: str,
-                  x_label: str, y_label: str) -> go.Figure:
-    import plotly.express as px  # only the robustness and training pages need it (0.5 s to import)
-
-    fig = px.line(frame, x=x, y=y, color=colour, line_dash=dash, markers=True,
-                  color_discrete_map=ROLE_COLOURS, labels={x: x_label, y: y_label})
-    fig.update_xaxes(dtick=1 if frame[x].nunique() <= 20 else None)
-    return _layout(fig, title, height=400, legend=dict(title_text="", orientation="h", yanchor="top", y=-0.3, x=0),
-                   margin=dict(l=60, r=20, t=60, b=120))
+def curves_figure(frame: pd.DataFrame, x: str, y: str, colour: Optional[str], title: str,
+                  x_label: str, y_label: str, role: str = "role") -> go.Figure:
+    """Curves per epoch. One rule for the whole training page: line style is the model (solid:
+    calibrated, dashed: uncalibrated); colour is what is measured (``colour``: split, metric or
+    modality; the role's colour when there is only one quantity)."""
+    dashes = {"calibrated": "solid", "uncalibrated": "dash"}
+    things = list(dict.fromkeys(frame[colour])) if colour else []
+    palette = {t: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, t in enumerate(things)}
+    data = []
+    keys = [role] + ([colour] if colour else [])
+    for key, g in frame.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        r = str(key[0])
+        what = str(key[1]) if colour else ""
+        g = g.sort_values(x)
+        data.append(dict(type="scatter", x=list(g[x]), y=list(g[y]), mode="lines+markers",
+                         name=f"{what} · {r}" if what else r,
+                         line=dict(color=palette.get(key[1]) if colour else ROLE_COLOURS.get(r), dash=dashes.get(r, "solid")),
+                         marker=dict(size=5)))
+    return _fig(data, title, height=400, xaxis=_axis(x_label, dtick=1 if frame[x].nunique() <= 20 else None),
+                yaxis=_axis(y_label),
+                legend=dict(title=dict(text="solid: calibrated · dashed: uncalibrated"), orientation="h",
+                            yanchor="top", y=-0.3, x=0),
+                margin=dict(l=60, r=20, t=60, b=120))

@@ -28,7 +28,8 @@ Spec = Dict[str, Any]
 INPUT_STATES = ("clean", "corrupted")
 TRUE_MARK = "✓"
 """Appended to the true class's label (and makes it bold)."""
-PROJECTION_COLOURS = {"after calibration": "#1f77b4", "before calibration": "#ff7f0e"}
+PROJECTION_COLOURS = {"after calibration": "#111111", "before calibration": "#d62728"}
+"""The sample's own markers: black and red, apart from the class colours of the split under them."""
 CUE_PANELS = (("alpha", "alpha (× features; 1 = unchanged)", (0.0, 2.15), 1.0),
               ("support", "support (cosine, −1…1)", (-1.15, 1.25), None),
               ("conflict", "conflict (mean sq. distance)", None, None))
@@ -88,38 +89,46 @@ def probability_chart(panels: Sequence[Tuple[str, pd.DataFrame]], title: str, co
         panel_encoding = {**encoding, "x": x}
         charts.append({"data": {"name": "probabilities"}, "transform": [{"filter": {"field": "role", "equal": name}}],
                        "width": 300, "height": {"step": 14},
-                       "layer": [{"mark": {"type": "bar"}, "encoding": panel_encoding},
-                                 {"mark": {"type": "text", "align": "left", "dx": 3, "fontSize": 10},
-                                  "encoding": {**panel_encoding, "text": {"field": "label"}, "color": {"value": "#333"}}}]})
+                       "layer": [{"mark": {"type": "bar"}, "encoding": panel_encoding}]})
     return top_level(title, {"hconcat": charts, "spacing": 40, "datasets": {"probabilities": pa.Table.from_pylist(values)}})
 
 
 def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[str, str]) -> Spec:
     """alpha, support and conflict per modality, one bar panel each, bars grouped by ``colour_by``.
     ``frame``: modality, quantity, value and ``colour_by`` columns. alpha has a dashed line at 1
-    (unchanged features). The values travel in the ``cues`` dataset."""
+    (unchanged features). A NaN value (the modality is absent from that input: no gate, no cues)
+    draws no bar but the words "n/a (absent)" where the bar would be. Values are read on the axis
+    and in the tooltip, not written on the bars. The values travel in the ``cues`` dataset."""
     states = _states(frame, colour_by)
     modalities = [str(m) for m in dict.fromkeys(frame["modality"])]
-    values = [{"modality": str(m), "quantity": str(q), "value": float(v), colour_by: str(g), "label": f"{float(v):.2f}"}
-              for m, q, v, g in zip(frame["modality"], frame["quantity"], frame["value"], frame[colour_by])]
+    values = []
+    for m, q, v, g in zip(frame["modality"], frame["quantity"], frame["value"], frame[colour_by]):
+        finite = v is not None and np.isfinite(v)
+        values.append({"modality": str(m), "quantity": str(q), "value": float(v) if finite else None,
+                       colour_by: str(g), "note": "" if finite else "n/a (absent)"})
     charts = []
     for quantity, label, domain, reference in CUE_PANELS:
         y: Dict[str, Any] = {"field": "value", "type": "quantitative", "axis": {"title": label}}
         if domain is not None:
             y["scale"] = {"domain": list(domain)}
+        # every modality named, slanted when there are many (six fit under a 230 px panel)
+        x = {"field": "modality", "type": "nominal", "sort": modalities,
+             "axis": {"title": f"modality · {quantity}", "labelAngle": 0 if len(modalities) <= 3 else -40,
+                      "labelOverlap": False, "labelLimit": 120}}
+        offset = {"field": colour_by, "type": "nominal", "sort": states}
         encoding = {
-            "x": {"field": "modality", "type": "nominal", "sort": modalities,
-                  "axis": {"title": f"modality · {quantity}", "labelAngle": 0}},
-            "xOffset": {"field": colour_by, "type": "nominal", "sort": states},
-            "y": y,
+            "x": x, "xOffset": offset, "y": y,
             "color": colour_encoding(colour_by, colours, colour_by, states),
             "tooltip": [{"field": "modality"}, {"field": colour_by}, {"field": "value", "format": ".3f"}],
         }
-        text = {**encoding, "text": {"field": "label"}, "color": {"value": "#333"}}
         # Encodings live in the layers, not the panel: the reference line must not inherit x.
         layers: List[Spec] = [
-            {"mark": {"type": "bar"}, "encoding": encoding},
-            {"mark": {"type": "text", "baseline": "bottom", "dy": -2, "fontSize": 10}, "encoding": text},
+            {"transform": [{"filter": "datum.note == ''"}], "mark": {"type": "bar"}, "encoding": encoding},
+            {"transform": [{"filter": "datum.note != ''"}],
+             "mark": {"type": "text", "angle": 270, "align": "left", "dx": 4, "fontSize": 11, "color": "#555"},
+             "encoding": {"x": x, "xOffset": offset, "y": {"datum": 0 if quantity != "alpha" else 0.05,
+                                                           "type": "quantitative"},
+                          "text": {"field": "note"}}},
         ]
         if reference is not None:
             layers.append({"data": {"values": [{"reference": reference}]},
@@ -127,23 +136,48 @@ def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[
                            "encoding": {"y": {"field": "reference", "type": "quantitative"}}})
         charts.append({"data": {"name": "cues"}, "transform": [{"filter": {"field": "quantity", "equal": quantity}}],
                        "width": 230, "height": 260, "layer": layers})
-    return top_level(title, {"hconcat": charts, "spacing": 30, "datasets": {"cues": pa.Table.from_pylist(values)}})
+    schema = pa.schema([("modality", pa.string()), ("quantity", pa.string()), ("value", pa.float64()),
+                        (colour_by, pa.string()), ("note", pa.string())])
+    return top_level(title, {"hconcat": charts, "spacing": 30,
+                             "datasets": {"cues": pa.Table.from_pylist(values, schema=schema)}})
 
 
 CHANGE_LIMIT = 1.0
 """Colour range (±) of the change chart; larger changes are clamped (the text still says them)."""
 
 
-def change_chart(tables: Mapping[str, pd.DataFrame], title: str) -> Spec:
+TRUST_SIGN = {"alpha": 1.0, "support": 1.0, "conflict": -1.0}
+"""Which way each quantity moves when the calibrator trusts a modality *less*: alpha and support
+fall, conflict rises. The change chart colours by this, so a warning colour always means "less
+trusted", whatever the quantity."""
+DISTRUST, NEUTRAL, TRUST = "#e6550d", "#f7f7f7", "#3182bd"
+
+
+def change_chart(tables: Mapping[str, pd.DataFrame], title: str,
+                 notes: Optional[Mapping[str, pd.DataFrame]] = None, muted: Sequence[str] = ()) -> Spec:
     """Corrupted − clean per modality (rows) and quantity (columns), one panel per model: a table
-    drawn as coloured cells with their value written in. A chart rather than a table element,
-    because the lab redraws it on every change and a chart of unchanged specification only gets
-    new data (``benchmarks/dashboard.py --breakdown`` measured the table element at ~50 ms per
-    change). Values travel in the ``changes`` dataset; NaN (a modality a model lacks) stays blank."""
-    values = [{"role": str(model), "modality": str(m), "quantity": f"Δ {q}", "change": float(v),
-               "label": f"{float(v):+.3f}"}
-              for model, table in tables.items() for m, row in table.iterrows() for q, v in row.items()
-              if np.isfinite(v)]
+    drawn as coloured cells with their value written in. Orange cells moved towards distrust (lower
+    alpha or support, higher conflict), blue ones towards trust. ``notes`` (same shape, per model):
+    words written instead of a number, on a grey cell ("n/a (absent)", "fixed at 1"). Models in
+    ``muted`` (no calibrator in use: their cues move no gate) get their numbers on grey cells, so no
+    colour suggests that they matter. A chart rather
+    than a table element, because the lab redraws it on every change and a chart of unchanged
+    specification only gets new data (``benchmarks/dashboard.py --breakdown`` measured the table
+    element at ~50 ms per change). Values travel in the ``changes`` dataset."""
+    values = []
+    for model, table in tables.items():
+        note_table = notes.get(model) if notes is not None else None
+        for m, row in table.iterrows():
+            for q, v in row.items():
+                note = str(note_table.loc[m, q]) if note_table is not None else ""
+                finite = v is not None and np.isfinite(v)
+                if not note and not finite:
+                    note = "n/a"
+                change = float(v) if finite and not note else None
+                values.append({"role": str(model), "modality": str(m), "quantity": f"Δ {q}", "change": change,
+                               "trust": None if change is None or model in muted
+                               else change * TRUST_SIGN.get(str(q), 1.0),
+                               "label": note if note else f"{float(v):+.3f}"})
     quantities = [f"Δ {q}" for q in dict.fromkeys(q for t in tables.values() for q in t.columns)]
     modalities = [str(m) for m in dict.fromkeys(m for t in tables.values() for m in t.index)]
     charts = []
@@ -155,17 +189,24 @@ def change_chart(tables: Mapping[str, pd.DataFrame], title: str) -> Spec:
         }
         charts.append({
             "data": {"name": "changes"}, "transform": [{"filter": {"field": "role", "equal": str(model)}}],
-            "width": {"step": 88}, "height": {"step": 30},
+            "width": {"step": 96}, "height": {"step": 30},
             "layer": [
-                {"mark": {"type": "rect", "stroke": "white"},
+                {"transform": [{"filter": "datum.trust != null"}],
+                 "mark": {"type": "rect", "stroke": "white"},
                  "encoding": {**encoding, "color": {
-                     "field": "change", "type": "quantitative", "title": "corrupted − clean",
-                     "scale": {"scheme": "redblue", "domain": [-CHANGE_LIMIT, CHANGE_LIMIT], "clamp": True},
-                     "legend": {"orient": "right", "gradientLength": 90}},
+                     "field": "trust", "type": "quantitative",
+                     "title": "towards",
+                     "scale": {"domain": [-CHANGE_LIMIT, 0, CHANGE_LIMIT], "range": [DISTRUST, NEUTRAL, TRUST],
+                               "clamp": True},
+                     "legend": {"orient": "right", "gradientLength": 90, "values": [-CHANGE_LIMIT, 0, CHANGE_LIMIT],
+                                "labelExpr": "datum.value < 0 ? 'distrust' : datum.value > 0 ? 'trust' : ''"}},
                      "tooltip": [{"field": "modality"}, {"field": "quantity"}, {"field": "change", "format": "+.4f"}]}},
+                {"transform": [{"filter": "datum.trust == null"}],
+                 "mark": {"type": "rect", "stroke": "white", "color": "#e9e9e9"}, "encoding": encoding},
                 {"mark": {"type": "text", "fontSize": 12},
                  "encoding": {**encoding, "text": {"field": "label"}, "color": {  # readable on dark cells
-                     "condition": {"test": f"abs(datum.change) > {0.6 * CHANGE_LIMIT}", "value": "white"},
+                     "condition": {"test": f"datum.trust != null && abs(datum.trust) > {0.6 * CHANGE_LIMIT}",
+                                   "value": "white"},
                      "value": "black"}}},
             ],
         })
@@ -173,16 +214,22 @@ def change_chart(tables: Mapping[str, pd.DataFrame], title: str) -> Spec:
                              "datasets": {"changes": pa.Table.from_pylist(
                                  values, schema=pa.schema([("role", pa.string()), ("modality", pa.string()),
                                                            ("quantity", pa.string()), ("change", pa.float64()),
-                                                           ("label", pa.string())]))}})
+                                                           ("trust", pa.float64()), ("label", pa.string())]))}})
 
 
 def projection_chart(background: np.ndarray, moves: Mapping[str, Tuple[np.ndarray, np.ndarray]], title: str,
-                     method: str, bins: int = 24) -> Spec:
-    """The split (after calibration) as grey density and, per model, the sample's clean → corrupted
-    move (● clean, ✕ corrupted, a line between them). Vega bins the split in the browser. Data in
-    the ``split``, ``moves`` and ``markers`` datasets."""
+                     method: str, classes: Optional[Sequence[str]] = None,
+                     class_colours: Optional[Sequence[str]] = None, class_order: Optional[Sequence[str]] = None) -> Spec:
+    """The split (after calibration) as small points coloured by true class, and, per model, the
+    sample's clean → corrupted move (● clean, ✕ corrupted, a line between them), so a reader sees
+    which class's region the sample moved towards. Data in the ``split``, ``moves`` and ``markers``
+    datasets; the class colours are fixed by the split, so the specification does not change with
+    the lab's settings."""
     xy = np.asarray(background, dtype=np.float64).reshape(-1, 2)
-    split = pa.table({"x": xy[:, 0], "y": xy[:, 1]})
+    names = [str(c) for c in classes] if classes is not None else ["sample"] * len(xy)
+    order = [str(c) for c in (class_order or dict.fromkeys(names))]
+    palette = list(class_colours or ["#999999"])
+    split = pa.table({"x": xy[:, 0], "y": xy[:, 1], "class": names})
     points, segments = [], []
     for name, (clean, cor) in moves.items():
         points.append({"model": name, "input": "clean", "x": float(clean[0]), "y": float(clean[1])})
@@ -192,26 +239,28 @@ def projection_chart(background: np.ndarray, moves: Mapping[str, Tuple[np.ndarra
     x_title, y_title = (f"{method} dimension {k} (arbitrary units)" for k in (1, 2))
     models = list(moves)
     model_colour = colour_encoding("model", PROJECTION_COLOURS, "sample", models)
-    density = {
+    scatter = {
         "data": {"name": "split"},
-        "mark": {"type": "rect"},
+        "mark": {"type": "circle", "size": 22, "opacity": 0.55},
         "encoding": {
-            "x": {"field": "x", "bin": {"maxbins": bins}, "type": "quantitative", "title": x_title},
-            "y": {"field": "y", "bin": {"maxbins": bins}, "type": "quantitative", "title": y_title},
-            "color": {"aggregate": "count", "type": "quantitative", "title": "split samples per cell",
-                      "scale": {"scheme": "greys"}, "legend": {"orient": "right"}},
-            "tooltip": [{"aggregate": "count", "type": "quantitative", "title": "split samples here"}],
+            "x": {"field": "x", "type": "quantitative", "axis": {"title": x_title}, "scale": {"zero": False}},
+            "y": {"field": "y", "type": "quantitative", "axis": {"title": y_title}, "scale": {"zero": False}},
+            "color": {"field": "class", "type": "nominal", "title": "true class of split samples",
+                      "scale": {"domain": order, "range": [palette[k % len(palette)] for k in range(len(order))]},
+                      "legend": {"orient": "right", "columns": 1 if len(order) <= 14 else 2, "symbolSize": 60,
+                                 "labelLimit": 150}},
+            "tooltip": [{"field": "class", "title": "true class"}],
         },
     }
     moves_layer = {
         "data": {"name": "moves"},
-        "mark": {"type": "rule", "strokeWidth": 2.5},
+        "mark": {"type": "rule", "strokeWidth": 3},
         "encoding": {"x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"},
                      "x2": {"field": "x2"}, "y2": {"field": "y2"}, "color": model_colour},
     }
     markers = {
         "data": {"name": "markers"},
-        "mark": {"type": "point", "filled": True, "size": 220, "stroke": "black", "strokeWidth": 1},
+        "mark": {"type": "point", "filled": True, "size": 260, "stroke": "black", "strokeWidth": 1.5},
         "encoding": {
             "x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"},
             "color": model_colour,
@@ -222,10 +271,10 @@ def projection_chart(background: np.ndarray, moves: Mapping[str, Tuple[np.ndarra
                         {"field": "x", "format": ".2f"}, {"field": "y", "format": ".2f"}],
         },
     }
-    # The density's colour (a count) and the samples' colour (the model) are separate scales; the
+    # The split's colour (its class) and the sample's colour (the model) are separate scales; the
     # move lines and markers share theirs, so the model legend appears once.
     return top_level(title, {"width": 620, "height": 420,
-                        "layer": [density, {"layer": [moves_layer, markers]}],
+                        "layer": [scatter, {"layer": [moves_layer, markers]}],
                         "resolve": {"scale": {"color": "independent"}, "legend": {"color": "independent"}},
                         "datasets": {"split": split, "moves": pa.Table.from_pylist(segments),
                                      "markers": pa.Table.from_pylist(points)}})

@@ -152,7 +152,8 @@ def heatmap_chart(t: np.ndarray, values: np.ndarray, rows: Sequence[str], refere
             "row": {"field": "input", "type": "nominal", "sort": ["clean", "corrupted"], "title": None},
             "x": {"field": "time", "type": "quantitative", "title": time_title},
             "x2": {"field": "time_end"},
-            "y": {"field": "feature", "type": "ordinal", "sort": list(rows), "title": row_title,
+            # first coefficient at the bottom, as in the explorer's heatmap (and as MFCCs are drawn)
+            "y": {"field": "feature", "type": "ordinal", "sort": list(rows)[::-1], "title": row_title,
                   "axis": {"labelFontSize": 8}},
             "color": {"field": "value", "type": "quantitative", "title": colour_title,
                       "scale": {"scheme": "redblue", "reverse": True, "domain": [-limit, limit], "clamp": True}},
@@ -199,18 +200,34 @@ def skeleton_chart(joints: np.ndarray, times: Sequence[float], picks: Sequence[i
     })
 
 
+LONG_VECTOR = 48
+"""From this many features on, a vector is drawn as a line over its feature index: bars (and one
+tick label per feature) become an unreadable strip at hundreds of features."""
+
+
 def vector_chart(values: np.ndarray, names: Sequence[str], reference: Optional[np.ndarray], title: str,
                  unit: str) -> Spec:
-    """One value per feature, clean and corrupted side by side."""
-    rows = [{"feature": str(n), "input": name, "value": float(v)}
+    """One value per feature, clean and corrupted side by side (bars), or, for a long vector (e.g.
+    a 1024-d embedding), two lines over the feature index."""
+    long = len(names) >= LONG_VECTOR
+    rows = [{"feature": str(n), "index": k, "input": name, "value": float(v)}
             for name, arr in (("clean", reference), ("corrupted", values)) if arr is not None
-            for n, v in zip(names, np.asarray(arr).reshape(-1))]
-    return top_level(title, {
-        "data": {"name": "vector"}, "width": 620, "height": 200, "mark": {"type": "bar"},
-        "encoding": {"x": {"field": "feature", "type": "nominal", "sort": [str(n) for n in names], "title": "feature"},
-                     "xOffset": {"field": "input", "type": "nominal", "sort": ["clean", "corrupted"]},
-                     "y": {"field": "value", "type": "quantitative", "title": unit},
-                     "color": {"field": "input", "type": "nominal", "scale": {"domain": ["clean", "corrupted"],
-                                                                             "range": [CLEAN_GREY, "#d62728"]}}},
-        "datasets": {"vector": pa.Table.from_pylist(rows)},
-    })
+            for k, (n, v) in enumerate(zip(names, np.asarray(arr).reshape(-1)))]
+    colour = {"field": "input", "type": "nominal", "title": "input",
+              "scale": {"domain": ["clean", "corrupted"], "range": [CLEAN_GREY, "#d62728"]}}
+    y = {"field": "value", "type": "quantitative", "title": f"value ({unit})" if unit else "value"}
+    if long:
+        body = {"mark": {"type": "line", "strokeWidth": 1, "interpolate": "step-after"},
+                "encoding": {"x": {"field": "index", "type": "quantitative",
+                                   "title": f"feature index (0–{len(names) - 1})"},
+                             "y": y, "color": colour,
+                             "tooltip": [{"field": "feature"}, {"field": "input"},
+                                         {"field": "value", "format": ".3f"}]}}
+    else:
+        body = {"mark": {"type": "bar"},
+                "encoding": {"x": {"field": "feature", "type": "nominal", "sort": [str(n) for n in names],
+                                   "title": "feature"},
+                             "xOffset": {"field": "input", "type": "nominal", "sort": ["clean", "corrupted"]},
+                             "y": y, "color": colour}}
+    return top_level(title, {"data": {"name": "vector"}, "width": 620, "height": 200, **body,
+                             "datasets": {"vector": pa.Table.from_pylist(rows)}})

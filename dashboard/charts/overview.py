@@ -27,7 +27,8 @@ def _modality_colour(modalities: Sequence[str], colours: Mapping[str, str]) -> d
     return colour_encoding("modality", colours, "modality", modalities)
 
 
-def alpha_violins(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapping[str, str], title: str) -> Spec:
+def alpha_violins(frame: pd.DataFrame, modalities: Sequence[str], colours: Mapping[str, str], title: str,
+                  total_width: int = 560) -> Spec:
     """Distribution of alpha per modality: a violin (kernel density, computed in the browser) per
     modality with its median marked, and a dashed line at 1. ``frame`` has modality and alpha."""
     shown = [m for m in modalities if (frame["modality"] == m).any()]
@@ -59,7 +60,8 @@ def alpha_violins(frame: pd.DataFrame, modalities: Sequence[str], colours: Mappi
         "data": {"name": "alpha"},
         "facet": {"column": {"field": "modality", "type": "nominal", "sort": shown, "title": None,
                              "header": {"labelFontSize": 13, "labelOrient": "bottom"}}},
-        "spec": {"width": max(50, 200 // max(1, len(shown))), "height": 320, "layer": [violin, median, reference]},
+        # about ``total_width`` px of violins in all, whatever the number of modalities
+        "spec": {"width": max(40, min(160, total_width // max(1, len(shown)))), "height": 320, "layer": [violin, median, reference]},
         # each violin fills its own panel: a narrow distribution is not squeezed by a wide one
         "resolve": {"scale": {"x": "independent"}},
         "datasets": {"alpha": table},

@@ -23,6 +23,7 @@ from precal.inference import Predictions
 from precal.models.model import UNCALIBRATED
 
 PAGES = {
+    "start": "views/start.py",
     "overview": "views/overview.py",
     "explorer": "views/explorer.py",
     "lab": "views/lab.py",

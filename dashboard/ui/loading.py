@@ -20,6 +20,7 @@ from precal.checkpoint import WEIGHTS_FILE, Checkpoint, file_sha256, load_checkp
 from precal.dashboard import settings, worker
 from precal.dashboard.backend import pairs
 from precal.dashboard.backend.data import SplitBatches, split_batches
+from precal.dashboard.backend.preload import take_preloaded
 from precal.dashboard.backend.pairs import LoadProblem, ModelPair, ModelView
 from precal.dashboard.backend.running import cached_predict
 from precal.data.storage import MultimodalData, load_dataset
@@ -45,7 +46,7 @@ def _hash_file(path: str, mtime_ns: int, size: int) -> str:  # noqa: ARG001 (cac
 
 @st.cache_resource(show_spinner="Loading checkpoint…", max_entries=32)
 def _checkpoint(path: str, fingerprint: str) -> Checkpoint:  # noqa: ARG001 (cache key)
-    return load_checkpoint(path)
+    return take_preloaded(path) or load_checkpoint(path)
 
 
 def load_checkpoints(paths: Sequence[str]) -> Tuple[List[Checkpoint], List[LoadProblem]]:

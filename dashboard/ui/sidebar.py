@@ -1,22 +1,31 @@
 """The sidebar: which pair, which uncalibrated reference, which split, and a checkpoint upload; it
 builds the :class:`~precal.dashboard.ui.context.Context` every page reads.
+
+The choices are kept in plain session keys (``chosen_*``) besides their widgets' keys: Streamlit
+drops a widget's state when a run ends without drawing it (a page switched mid-run, e.g. by a click
+on the embeddings map), and the pair must survive that, or a sample id would be looked up in
+another data set.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import streamlit as st
 
+from precal.dashboard.backend.demo import demo_pair_key
 from precal.dashboard.backend.overview import split_label, trained_splits
-from precal.dashboard.backend.pairs import default_checkpoint_dirs, pair_checkpoints
+from precal.dashboard.backend.pairs import (REFERENCE_SWITCHED_OFF, REFERENCE_TRAINED, ModelPair,
+                                            default_checkpoint_dirs, pair_checkpoints)
 from precal.dashboard.backend.uploads import is_uploaded, load_uploaded_checkpoint
 from precal.dashboard.settings import MAX_UPLOAD_BYTES, ROOT, DashboardArgs, parse_dashboard_args
 from precal.dashboard.ui.context import Context
 from precal.dashboard.ui.loading import cached_split_batches, data_mtime, load_checkpoints, load_data
 from precal.errors import USER_ERRORS, error_line
 from precal.evaluation import resolve_data_dir
+
+OTHER_PREFIX = "another uncalibrated checkpoint: "
 
 
 def app_args() -> DashboardArgs:
@@ -57,6 +66,77 @@ def _upload_widget() -> Optional[str]:
     return new
 
 
+def _persistent_choice(widget_key: str, options: Sequence[str], default: str) -> None:
+    """Put the remembered choice (``chosen_<key>``) into the widget's state before it is drawn."""
+    chosen = st.session_state.get(f"chosen_{widget_key}")
+    value = chosen if chosen in options else default
+    if st.session_state.get(widget_key) != value:
+        st.session_state[widget_key] = value
+    st.session_state[f"chosen_{widget_key}"] = value
+
+
+def _remember(widget_key: str) -> None:
+    st.session_state[f"chosen_{widget_key}"] = st.session_state.get(widget_key)
+
+
+def choose_pair(pairs: List[ModelPair], uploaded: Optional[str], sb) -> ModelPair:
+    """The pair selector. Default: the pair whose stored results show the calibrator's effect
+    most clearly (:func:`precal.dashboard.backend.demo.demo_pair_key`); a fresh upload is shown."""
+    labels: Dict[str, str] = {p.key: p.label for p in pairs}
+    keys = [p.key for p in pairs]
+    if uploaded is not None:  # show what was just uploaded
+        hit = next((p.key for p in pairs if any(str(c.path) == uploaded for c in p.checkpoints)), None)
+        if hit is not None:
+            st.session_state["chosen_pair_key"] = hit
+    _persistent_choice("pair_key", keys, demo_pair_key(pairs) or keys[0])
+    key = sb.selectbox("Model pair", keys, format_func=lambda k: labels[k], key="pair_key",
+                       on_change=_remember, args=("pair_key",),
+                       help="A calibrated checkpoint and the uncalibrated one trained on the same data set with "
+                            "the same recipe and seed (read from their configs). Checkpoints without such a "
+                            "partner stand alone.")
+    pair = next(p for p in pairs if p.key == key)
+    sb.caption(pair.label)  # in full: the selector cuts long labels
+    return pair
+
+
+def choose_reference(ctx: Context, pairs: List[ModelPair], sb) -> ModelPair:
+    """What the uncalibrated column shows: the paired baseline, the calibrator switched off, or,
+    by explicit choice, another uncalibrated checkpoint of the same data set."""
+    pair = ctx.pair
+    options = pair.reference_options()
+    others = {}
+    if pair.calibrated is not None:
+        for p in pairs:
+            u = p.uncalibrated
+            if u is not None and u is not pair.uncalibrated and u.schema.name == pair.dataset:
+                others[OTHER_PREFIX + u.name] = u
+    options = options + list(others)
+    if len(options) > 1:
+        _persistent_choice("reference", options, options[0])
+        ctx.reference = sb.radio("Uncalibrated column shows", options, key="reference",
+                                 on_change=_remember, args=("reference",),
+                                 help=f"{REFERENCE_TRAINED}: the separately trained uncalibrated model of this "
+                                      f"pair. {REFERENCE_SWITCHED_OFF}: the calibrated model with its gates fixed "
+                                      "at 1 (same weights). Another uncalibrated checkpoint: pair them by choice.")
+    else:
+        ctx.reference = options[0] if options else None
+    if ctx.reference in others:
+        chosen = pair.with_reference(others[ctx.reference])
+        ctx.reference = REFERENCE_TRAINED
+        return chosen
+    return pair
+
+
+def _files_expander(ctx: Context, sb) -> None:
+    """Paths and weight hashes, out of the way (they matter when two runs look alike)."""
+    with sb.expander("Files"):
+        if ctx.data_path is not None:
+            st.caption(f"data: `{ctx.data_path}`")
+        for c in ctx.pair.checkpoints:
+            st.caption(f"{'calibrated' if c.config.calibration else 'uncalibrated'}: `{c.path}` "
+                       f"(weights sha256 {ctx.pair.fingerprint(c)[:12]}…)")
+
+
 def build_context() -> Optional[Context]:
     """Sidebar controls + loading; stores the context in the session for the pages."""
     args = app_args()
@@ -68,26 +148,8 @@ def build_context() -> Optional[Context]:
     st.session_state["_ctx"] = ctx
     if not pairs:
         return ctx
-    labels = {p.key: p.label for p in pairs}
-    keys = [p.key for p in pairs]
-    if uploaded is not None:  # show what was just uploaded
-        hit = next((p.key for p in pairs if any(str(c.path) == uploaded for c in p.checkpoints)), None)
-        if hit is not None:
-            st.session_state["pair_key"] = hit
-    if st.session_state.get("pair_key") not in keys:
-        st.session_state["pair_key"] = keys[0]
-    key = sb.selectbox("Data set · backbone", keys, format_func=lambda k: labels[k], key="pair_key",
-                       help="Pairs the calibrated (…_calon) and uncalibrated (…_caloff) checkpoints of one "
-                            "data set and backbone.")
-    pair = next(p for p in pairs if p.key == key)
-    ctx.pair = pair
-    options = pair.reference_options()
-    if len(options) > 1:
-        ctx.reference = sb.radio("Uncalibrated column shows", options, key="reference", horizontal=False,
-                                 help="trained baseline: the separately trained …_caloff model. calibrator "
-                                      "switched off: the calibrated model with its gates fixed at 1.")
-    else:
-        ctx.reference = options[0] if options else None
+    ctx.pair = choose_pair(pairs, uploaded, sb)
+    pair = ctx.pair = choose_reference(ctx, pairs, sb)
     ctx.views = pair.views(ctx.reference)
     try:
         ctx.data_path = resolve_data_dir(pair.primary, args.data, search=[ROOT / "sample_data"],
@@ -98,10 +160,9 @@ def build_context() -> Optional[Context]:
     if ctx.data is not None:
         splits = list(ctx.data.splits)
         default = "test" if "test" in splits else splits[0]
-        if st.session_state.get("split") not in splits:
-            st.session_state["split"] = default
+        _persistent_choice("split", splits, default)
         trained = trained_splits(pair.checkpoints)
-        ctx.split = sb.selectbox("Split", splits, key="split",
+        ctx.split = sb.selectbox("Split", splits, key="split", on_change=_remember, args=("split",),
                                  format_func=lambda s: split_label(ctx.data, s, trained))
         if ctx.split in trained:
             sb.caption("The loaded models trained on this split: its accuracy measures fit, not generalisation.")
@@ -110,8 +171,5 @@ def build_context() -> Optional[Context]:
         except USER_ERRORS as exc:
             ctx.data_error = f"data {ctx.data_path}: {error_line(exc)}"
             ctx.splits = None
-        sb.caption(f"data: `{ctx.data_path}`")
-    for c in pair.checkpoints:
-        sb.caption(f"{'calibrated' if c.config.calibration else 'uncalibrated'}: `{c.path}` "
-                   f"(weights {pair.fingerprint(c)})")
+    _files_expander(ctx, sb)
     return ctx

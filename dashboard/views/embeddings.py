@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from precal.dashboard.backend.embeddings import (FUSED, corrupt_fraction, feature_spaces, neighbourhood_table,
-                                                 pre_post_features, projection_key)
+                                                 placement_note, pre_post_features, projection_key)
 from precal.dashboard.backend.running import predict_view
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.background import start_warmups
@@ -122,4 +122,4 @@ with guard("embeddings"):
     st.caption("Scores use the true class labels on the standardised high-dimensional features, not the 2-D map. "
                "kNN purity: share of each point's 10 nearest neighbours with its class (1 = perfect). "
                "Silhouette: −1…1, higher = classes better separated.")
-    st.caption(f"Point placement for new points: {proj.placement}.")
+    st.caption(placement_note(proj.placement))

@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from precal.dashboard.backend.samples import sample_outputs, sample_table, suppressed_table
+from precal.dashboard.backend.lab import uncalibrated_cues_note
+from precal.dashboard.backend.samples import (absent_as_notes, explanation_heading, sample_outputs, sample_table,
+                                              suppressed_table)
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.context import context, guard, select_sample
 from precal.dashboard.ui.plotly_inputs import render_modality
@@ -102,6 +104,7 @@ with guard("sample explorer"):
     # ---- gates and cues
     st.subheader("Gates and cues")
     cue = pd.concat([outs[v.role].cue_frame().assign(model=v.label) for v in ctx.views], ignore_index=True)
+    cue = absent_as_notes(cue)
     colours = role_colour_map(ctx.views)
     c1, c2, c3 = st.columns(3)
     c1.plotly_chart(charts.gate_bars(cue, "alpha", "instance gate alpha", "alpha (× feature scale)",
@@ -110,17 +113,21 @@ with guard("sample explorer"):
                                      colours=colours, y_range=[-1.1, 1.2]), config=PLOTLY_CONFIG, key="ex_support")
     c3.plotly_chart(charts.gate_bars(cue, "conflict", "conflict: ‖u − û‖² / d", "conflict (mean squared distance)",
                                      colours=colours), config=PLOTLY_CONFIG, key="ex_conflict")
+    unc = ctx.view(UNCALIBRATED)
+    if unc is not None:
+        st.caption(uncalibrated_cues_note(unc, ctx.pair))
     cal = outs.get(CALIBRATED)
     if cal is not None:
         c1, c2 = st.columns([1, 2])
-        c1.plotly_chart(charts.matrix_heatmap(cal.pairwise, cal.modalities, "pairwise support cos(u_m, u_k)",
-                                              "cosine", "modality k", "modality m"), config=PLOTLY_CONFIG, key="ex_pairwise")
+        pairwise = np.where(np.eye(len(cal.modalities), dtype=bool), np.nan, cal.pairwise)  # no support from oneself
+        c1.plotly_chart(charts.matrix_heatmap(pairwise, cal.modalities, "support from each peer: cos(u_m, g_m(u_k))",
+                                              "cosine", "peer k", "modality m"), config=PLOTLY_CONFIG, key="ex_pairwise")
         mat, mods = cal.beta_matrix()
         c2.plotly_chart(charts.beta_heatmap(mat, mods, "dimension gate beta per channel (calibrated model)"),
                         config=PLOTLY_CONFIG, key="ex_beta")
 
         # ---- why damped or amplified
-        st.subheader("Why was this modality damped or amplified?")
+        st.subheader("Why its gate: damped or amplified relative to a typical sample")
         present = [m for m, p in zip(cal.modalities, cal.present) if p]
         default = st.session_state.get("ex_why")
         if default not in cal.modalities:
@@ -128,14 +135,16 @@ with guard("sample explorer"):
                 else cal.modalities[0]
             st.session_state["ex_why"] = default
         m = st.selectbox("Modality", cal.modalities, key="ex_why",
-                         format_func=lambda x: f"{x} (alpha = {cal.alpha[cal.modalities.index(x)]:.3f})")
+                         format_func=lambda x: f"{x} (alpha = {cal.alpha[cal.modalities.index(x)]:.3f})"
+                         if cal.present[cal.modalities.index(x)] else f"{x} (n/a: absent)")
         expl = cal.explain(m)
+        st.markdown(f"#### {explanation_heading(expl)}")
         st.info(expl.sentence)
         if expl.status not in ("absent", "disabled", "no_context"):
             from precal.explain import cue_phrase, waterfall_frame
 
             wf = waterfall_frame(expl)
-            c1, c2 = st.columns([3, 2])
+            c1 = c2 = st.container()  # the table below the chart: its phrases need the page's width
             c1.plotly_chart(charts.waterfall_figure(wf, f"alpha logit of {m}: typical sample + evidence "
                                                         f"= {expl.logit:+.3f} → alpha = {expl.alpha:.3f}"),
                             config=PLOTLY_CONFIG, key="ex_waterfall")
@@ -147,7 +156,7 @@ with guard("sample explorer"):
                                   "→ logit": [dict(expl.contributions).get(k, 0.0) for k in names]})
             c2.markdown("**Each cue against a typical training sample, and what it did to the gate**")
             c2.dataframe(table, hide_index=True, width="stretch",
-                         column_config={"cue": st.column_config.TextColumn(width="medium"),
+                         column_config={"cue": st.column_config.TextColumn(width="large"),
                                         "value": st.column_config.NumberColumn(format="%.3f", width="small"),
                                         "sd from typical": st.column_config.NumberColumn(format="%+.1f", width="small"),
                                         "→ logit": st.column_config.NumberColumn(format="%+.3f", width="small")})

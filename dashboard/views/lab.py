@@ -21,7 +21,9 @@ from precal.dashboard.ui.context import context, guard, select_sample
 from precal.dashboard.ui.loading import projection
 from precal.dashboard.ui.vega_inputs import render_lab_input
 from precal.dashboard.ui.widgets import prediction_card
-from precal.models.model import CALIBRATED
+from precal.dashboard.backend.lab import uncalibrated_cues_note
+from precal.dashboard.charts.figures import CLASS_COLOURS
+from precal.models.model import CALIBRATED, UNCALIBRATED
 from precal.robustness.corruptions import corruptions_for, get_corruption
 
 ctx = context()
@@ -38,6 +40,19 @@ SHOWN = set(os.environ.get("PRECAL_LAB_PARTS", ",".join(LAB_PARTS)).split(","))
 
 
 INPUT_MODES = {"keep": "as is", "remove": "remove (mark missing)", "swap": "swap with another sample"}
+
+
+def _apply_preset(schema) -> None:
+    """A prepared example from the start page: swap the named modality, keep the others as they are."""
+    preset = st.session_state.pop("lab_preset", None)
+    if not preset:
+        return
+    for m in schema.modality_names:
+        st.session_state[f"lab_input_{m}"] = "swap" if m == preset.get("swap") else "keep"
+        st.session_state[f"lab_corr_{m}"] = "none"
+    st.session_state["lab_seed"] = 0
+    if preset.get("swap") in schema.modality_names:
+        st.session_state["lab_draw"] = preset["swap"]
 
 
 def _draw(modality: str) -> None:
@@ -75,11 +90,36 @@ def _controls(schema) -> dict:
     return settings
 
 
+def _explanations(result, views, schema, settings) -> None:
+    """Why each gate of the calibrated model moved, in words (precal.explain), for the corrupted
+    input: the modalities whose controls are active first. Beside the change table, so every change
+    is read with its reason."""
+    cal = result.corrupted.get(CALIBRATED)
+    if cal is None:
+        return
+    clean = result.clean[CALIBRATED]
+    active = [m for m in schema.modality_names if settings[m].active]
+    order = active + [m for m in schema.modality_names if m not in active]
+    lines = []
+    for m in order:
+        if m not in cal.modalities:
+            continue
+        expl = cal.explain(m)
+        before = clean.explain(m)
+        mark = "**changed here** · " if m in active else ""
+        was = (f" (clean input: alpha {before.alpha:.2f})" if expl.status != "absent" and before.status != "absent"
+               else "")
+        lines.append(f"- {mark}{expl.sentence}{was}")
+    st.markdown("**Why the calibrated model's gates are where they are, relative to a typical sample "
+                "(corrupted input)**\n" + "\n".join(lines))
+
+
 @st.fragment
 def lab() -> None:
     started = time.perf_counter()
     pause_background_work()  # a fragment rerun does not pass through context()
     schema = ctx.schema
+    _apply_preset(schema)
     c1, c2 = st.columns([3, 1])
     with c1:
         index = select_sample(ctx, "lab")
@@ -134,7 +174,13 @@ def lab() -> None:
         if "tables" in SHOWN:
             st.vega_lite_chart(spec=lab_charts.change_chart(
                 {v.role: result.change_table(v.role, schema.modality_names) for v in views},
-                "change from the clean input, per model"), key="lab_changes")
+                "change from the clean input, per model",
+                {v.role: result.cell_notes(v.role, schema.modality_names) for v in views},
+                muted=[v.role for v in views if not v.calibration]), key="lab_changes")
+            unc = ctx.view(UNCALIBRATED)
+            if unc is not None:
+                st.caption(uncalibrated_cues_note(unc, ctx.pair))
+            _explanations(result, views, schema, settings)
 
         # ---- one modality's input, clean and as the model sees it now. Always one chart of the
         # same specification for a modality, whether or not it is corrupted: a change then only
@@ -174,9 +220,14 @@ def lab() -> None:
                 clean_o, cor_o = result.by_view[view.key]
                 pts = proj.place(np.stack([clean_o.fused, cor_o.fused]))
                 moves[name] = (pts[0], pts[1])
+            classes = [ctx.data.label_name(int(i)) for i in ctx.splits.indices]
             st.vega_lite_chart(spec=lab_charts.projection_chart(
-                proj.post_xy, moves, f"{method_name} of {ctx.split}: clean (●) → corrupted (✕)", method_name),
+                proj.post_xy, moves, f"{method_name} of {ctx.split}: clean (●) → corrupted (✕)", method_name,
+                classes, CLASS_COLOURS, list(schema.class_names) if schema.task == "classification" else None),
                 key="lab_proj")
+            st.caption("Small points: the split's samples after calibration, coloured by true class. The sample's "
+                       "clean (●) and corrupted (✕) fused representation, with the calibrator on (black) and off "
+                       "(red), placed on the same map: the region it moves into is the class it now resembles.")
         # The settings are repeated here so that this last element changes whenever the lab
         # does: the browser benchmark waits for it to know that every chart above has arrived.
         st.caption(f"lab drawn in {1000 * (time.perf_counter() - started):.0f} ms on the server "

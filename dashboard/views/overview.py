@@ -77,11 +77,14 @@ with guard("metrics"):
         frame = alpha_frame(preds[CALIBRATED], schema.class_names)
         frame = frame[frame["present"]]
         colours = charts.modality_colours(list(schema.modality_names))
-        c1, c2 = st.columns([1, 2])
+        # Up to three violins fit beside the statistics; more get the page's width.
+        narrow = len(schema.modality_names) <= 3
+        c1, c2 = st.columns([1, 2]) if narrow else (st.container(), st.container())
         with c1:
             st.vega_lite_chart(spec=overview_charts.alpha_violins(
                 frame, schema.modality_names, colours,
-                f"alpha per modality ({ctx.split}, {len(preds[CALIBRATED].alpha)} samples)"), key="ov_alpha")
+                f"alpha per modality ({ctx.split}, {len(preds[CALIBRATED].alpha)} samples)",
+                total_width=220 if narrow else 620), key="ov_alpha")
         with c2:
             summary = (frame.groupby("modality")["alpha"].describe()[["mean", "std", "min", "25%", "50%", "75%", "max"]]
                        .reindex([m for m in schema.modality_names if m in set(frame["modality"])]))

@@ -3,43 +3,42 @@
 import pandas as pd
 import streamlit as st
 
-from precal.dashboard.backend.robustness import (SUMMARY_COLUMNS, corruption_titles, find_robustness_table,
-                                                 read_robustness_table, robustness_summary, robustness_sweep)
+from precal.dashboard.backend.robustness import (POINTS_ONLY, computed_summary, find_robustness_table,
+                                                 read_robustness_table, robustness_summary, robustness_sweep,
+                                                 severity_facets, summary_for_display)
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.context import context, guard
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG
 from precal.errors import USER_ERRORS, error_line
 from precal.models.model import CALIBRATED
+from precal.dashboard.backend.robustness import corruption_titles
 from precal.robustness.corruptions import CORRUPTIONS, corruptions_for
 from precal.robustness.table import corrupted_alpha
 
 ctx = context()
 schema = ctx.schema
 st.title("Robustness to corruptions")
-TITLES = corruption_titles()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _sweep(weights: str, data_path: str, split: str, reference: str, modalities: tuple, corruptions: tuple,
-           severities: tuple, max_samples: int, seed: int, _views, _splits, _schema, _progress) -> pd.DataFrame:
+           severities: tuple, seed: int, _views, _splits, _schema, _progress) -> pd.DataFrame:
     return robustness_sweep(_views, _splits, _schema, list(modalities), list(corruptions), severities,
-                               seed=seed, max_samples=max_samples or None, progress=_progress)
+                            seed=seed, progress=_progress)
 
 
 def show_summary(summary: pd.DataFrame, modality: str) -> None:
-    sub = summary[summary["modality"] == modality].drop(columns="modality")
-    if sub.empty:
+    table = summary_for_display(summary, modality)
+    if table.empty:
         return
-    sub = sub.assign(corruption=sub["corruption"].map(lambda c: TITLES.get(c, c)))
-    st.markdown("**Summary**")
+    st.markdown(f"**Summary when {modality} is corrupted**")
     st.caption("RR: relative robustness, the area under the accuracy-vs-severity curve (MultiBench). ER: "
                "effective robustness of the calibrated model against the uncalibrated one (> 0: it keeps more "
-               "than its clean-accuracy difference explains). AUROC: how well the calibrated model's own "
-               "signals (low support, high conflict, low alpha) flag the corrupted modality against clean "
-               "samples; 0.5 = chance, 1 = perfect. A missing modality has no gate and no cues, hence no AUROC.")
-    st.dataframe(sub.rename(columns=SUMMARY_COLUMNS), hide_index=True, width="stretch",
-                 column_config={label: st.column_config.NumberColumn(format="%.3f")
-                                for key, label in SUMMARY_COLUMNS.items() if key not in ("modality", "corruption")})
+               f"than its clean-accuracy difference explains). AUROC: how well the calibrated model's own "
+               f"signals for {modality} (low support, high conflict, low alpha) flag that {modality} was corrupted, "
+               "against clean samples; 0.5 = chance, 1 = perfect. n/a: a missing modality has no gate and no cues, "
+               "hence no AUROC.")
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) -> None:
@@ -50,25 +49,29 @@ def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) 
     if len(scores) > 1:
         metric = st.selectbox("Metric", list(scores), key="rob_metric")
     frame = frame.assign(score=frame[scores[metric]], alpha_mean=corrupted_alpha(frame))
+    facets = severity_facets(list(frame["corruption"].unique()))
     mods = [m for m in schema.modality_names if m in set(frame["modality"])] or sorted(frame["modality"].unique())
+    st.caption("Each panel's axis is its corruption's own scale (severity 1–5 of the catalogue, in its unit); "
+               "\"Missing\" and \"Blanked\" remove the modality at every severity, so they are points, not lines. "
+               "The vertical axis spans the values shown, to make the difference between the models visible.")
     tabs = st.tabs([f"corrupting {m}" for m in mods])
     for tab, m in zip(tabs, mods):
         with tab:
             sub = frame[frame["modality"] == m]
             unit = "(0–1)" if metric not in ("mae", "corr") else ""
             st.plotly_chart(charts.robustness_figure(sub, "score", f"{metric} vs severity when {m} is corrupted",
-                                                     f"{metric} {unit}".strip(), TITLES,
-                                                     y_range=[0, 1.02] if unit else None),
+                                                     f"{metric} {unit}".strip(), facets, points_only=POINTS_ONLY),
                             config=PLOTLY_CONFIG, key=f"rob_metric_{m}")
             cal = sub[(sub["role"] == CALIBRATED) & sub["alpha_mean"].notna()]
+            cal = cal[~cal["corruption"].isin(POINTS_ONLY) | (cal["severity"] == 0)]
+            cal = cal[cal.groupby("corruption")["severity"].transform("size") > 1]
             if len(cal):
                 st.plotly_chart(charts.robustness_figure(cal, "alpha_mean",
                                                          f"mean alpha of {m} (calibrated model) vs severity",
-                                                         f"mean alpha of {m} (1 = unchanged)", TITLES,
+                                                         f"mean alpha of {m} (1 = unchanged)", facets,
                                                          reference=1.0),
                                 config=PLOTLY_CONFIG, key=f"rob_alpha_{m}")
-                if (cal["corruption"] == "remove_absent").any():
-                    st.caption("Missing: a removed modality has no gate, so its alpha appears only at severity 0.")
+                st.caption(f"A removed {m} has no gate, so removals are left out of this grid.")
             if summary is not None:
                 show_summary(summary, m)
     with st.expander("Table"):
@@ -82,29 +85,28 @@ with guard("robustness"):
         try:
             stored_frame = read_robustness_table(stored, ctx.pair)
         except USER_ERRORS as exc:
-            st.warning(f"stored sweep {stored} could not be read ({error_line(exc)}); compute one below.")
+            st.warning(f"stored sweep {stored.parent.name}/{stored.name} could not be read ({error_line(exc)}); compute one below.")
     if stored_frame is not None and len(stored_frame):
-        show(stored_frame, f"Stored sweep: `{stored}` ({len(stored_frame)} rows).",
+        show(stored_frame, f"Stored sweep: `{stored.parent.name}/{stored.name}` ({len(stored_frame)} rows).",
              robustness_summary(stored_frame, ctx.pair))
     else:
         ctx.require_data()
-        st.info("No stored sweep (robustness.csv) next to this checkpoint. Compute a small one here: every "
-                "setting corrupts the whole split at once (batched) with the same seeded corruptions as the lab.")
+        st.info("No stored sweep (robustness.csv) next to this checkpoint. Compute one here: every setting "
+                f"corrupts the whole {ctx.split} split ({ctx.splits.size} samples) at once, with the same seeded "
+                "corruptions as the lab.")
         with st.form("rob_form"):
             c1, c2 = st.columns(2)
-            c3, c4 = st.columns(2)
+            c3 = st.container()
             mods = c1.multiselect("Modalities", schema.modality_names, default=schema.modality_names, key="rob_mods")
             available = sorted({c.name for m in schema.modality_names for c in corruptions_for(schema.modality(m).kind)},
                                key=list(CORRUPTIONS).index)
             default = [c for c in ("gaussian_noise", "remove_absent") if c in available]
-            corrs = c2.multiselect("Corruptions", available, default=default, format_func=TITLES.get, key="rob_corrs")
-            sevs = c3.multiselect("Severities", [0, 1, 2, 3, 4, 5], default=[0, 1, 3, 5], key="rob_sevs")
-            n = ctx.splits.size
-            max_n = c4.number_input("Samples (0 = whole split)", min_value=0, max_value=n, value=min(n, 200),
-                                    step=10, key="rob_n")
+            corrs = c2.multiselect("Corruptions", available, default=default, format_func=corruption_titles().get, key="rob_corrs")
+            sevs = c3.multiselect("Severities", [0, 1, 2, 3, 4, 5], default=[0, 1, 3, 5], key="rob_sevs",
+                                  help="0 is the clean input (always included); 1-5 are each corruption's levels.")
             submitted = st.form_submit_button("Compute sweep", type="primary")
         key = (ctx.pair.cache_key, str(ctx.data_path), ctx.split, ctx.reference or "", tuple(mods), tuple(corrs),
-               tuple(sorted(sevs)), int(max_n), 0)
+               tuple(sorted(set(sevs) | {0})), 0)
         if submitted:
             st.session_state["rob_last"] = key
         if st.session_state.get("rob_last") == key and mods and corrs and sevs:
@@ -115,7 +117,8 @@ with guard("robustness"):
 
             frame = _sweep(*key, ctx.views, ctx.splits, schema, progress)
             bar.empty()
-            show(frame, f"Computed sweep on {ctx.split} ({int(frame['n'].max()) if len(frame) else 0} samples, seed 0), "
-                        "cached for these weights and settings.")
+            show(frame, f"Computed sweep on the whole {ctx.split} split ({int(frame['n'].max()) if len(frame) else 0} "
+                        "samples, seed 0), cached for these weights and settings.",
+                 computed_summary(frame, ctx.views))
         elif submitted:
             st.warning("Pick at least one modality, corruption and severity.")

@@ -13,7 +13,8 @@ ctx = context()
 pair = ctx.pair
 st.title("Training dynamics")
 st.caption("From each checkpoint's history.json (one row per epoch, measured on the validation split). "
-           "Solid lines: calibrated model; dashed: uncalibrated model.")
+           "On every chart of this page, line style is the model (solid: calibrated, dashed: uncalibrated) "
+           "and colour is what is measured (split, metric or modality).")
 fit_note = history_fit_note(pair.checkpoints)
 if fit_note:
     st.info(fit_note)
@@ -40,20 +41,20 @@ with guard("training dynamics"):
     loss_cols = [c for c in ("train_loss", "val_loss") if c in s]
     loss = s.melt(id_vars=["epoch", "role"], value_vars=loss_cols, var_name="split", value_name="loss")
     loss["split"] = loss["split"].str.replace("_loss", "")
-    c1.plotly_chart(charts.curves_figure(loss, "epoch", "loss", "role", "split",
-                                         "loss per epoch (solid: train, dashed: validation)", "epoch",
+    c1.plotly_chart(charts.curves_figure(loss, "epoch", "loss", "split",
+                                         "loss per epoch (colour: split)", "epoch",
                                          "cross-entropy loss (nats)" if ctx.schema.task == "classification" else "loss"),
                     config=PLOTLY_CONFIG, key="tr_loss")
     metric_cols = [c for c in s.columns if c.startswith("val_") and c not in ("val_loss", "val_n")]
     metric_cols += [c for c in ("train_accuracy",) if c in s and s[c].notna().any()]
     if metric_cols:
         met = s.melt(id_vars=["epoch", "role"], value_vars=metric_cols, var_name="metric", value_name="value")
-        c2.plotly_chart(charts.curves_figure(met, "epoch", "value", "role", "metric",
-                                             "metrics per epoch (line style = metric)", "epoch",
+        c2.plotly_chart(charts.curves_figure(met, "epoch", "value", "metric",
+                                             "metrics per epoch (colour: metric)", "epoch",
                                              "metric value (0–1)"), config=PLOTLY_CONFIG, key="tr_metrics")
     if "lr" in s:
         with st.expander("Learning rate"):
-            st.plotly_chart(charts.curves_figure(s, "epoch", "lr", "role", None, "learning rate per epoch",
+            st.plotly_chart(charts.curves_figure(s, "epoch", "lr", None, "learning rate per epoch",
                                                  "epoch", "learning rate"), config=PLOTLY_CONFIG, key="tr_lr")
 
     st.subheader("Calibrator gates and cues per modality (mean ± std over validation samples)")

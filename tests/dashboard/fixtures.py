@@ -104,3 +104,16 @@ def tiny_checkpoints() -> Dict[str, Path]:
         atexit.register(shutil.rmtree, tmp, True)
         _CACHE.update(build_tiny_checkpoints(tmp))
     return dict(_CACHE)
+
+
+def variant(source: Path, target: Path, training: Dict | None = None, model: Dict | None = None) -> Path:
+    """A copy of checkpoint folder ``source`` at ``target`` with some recorded settings changed
+    (e.g. another seed or an ablation's recipe): same weights, another identity for pairing."""
+    import json
+
+    shutil.copytree(source, target)
+    config = json.loads((target / "config.json").read_text())
+    config["training"] = {**config.get("training", {}), **(training or {})}
+    config["model"] = {**config["model"], **(model or {})}
+    (target / "config.json").write_text(json.dumps(config))
+    return target

@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import pandas as pd
 import pytest
 
 
@@ -27,7 +28,7 @@ from precal.models.model import CALIBRATED, UNCALIBRATED
 from tests.dashboard.fixtures import tiny_checkpoints  # noqa: E402
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-PAGES = ["views/overview.py", "views/explorer.py", "views/lab.py", "views/embeddings.py",
+PAGES = ["views/start.py", "views/overview.py", "views/explorer.py", "views/lab.py", "views/embeddings.py",
          "views/robustness.py", "views/training.py"]
 TIMEOUT = 120
 
@@ -83,14 +84,15 @@ def _delta(at: AppTest):
     modality x quantity table of numbers (the chart holds both models, one panel each)."""
     changes = _vega_charts(at)["change from the clean input, per model"][1]["changes"]
     assert list(dict.fromkeys(changes["role"])) == [CALIBRATED, UNCALIBRATED]
-    assert (changes["label"] == changes["change"].map(lambda x: f"{x:+.3f}")).all()  # the written value
+    numbers = changes["change"].notna()
+    assert (changes.loc[numbers, "label"] == changes.loc[numbers, "change"].map(lambda x: f"{x:+.3f}")).all()
     mine = changes[changes["role"] == CALIBRATED]
     return mine.pivot(index="modality", columns="quantity", values="change")
 
 
 def test_every_page_renders(app):
     _clean(app, "start")
-    assert any("Overview" in t.value for t in app.title)
+    assert any("Pre-fusion calibration in one minute" in t.value for t in app.title)
     for page in PAGES:
         app.switch_page(page).run()
         _clean(app, page)
@@ -106,8 +108,8 @@ def test_lab_removing_a_modality_changes_gates_and_prediction_view(app):
     app.radio(key="lab_input_depth").set_value("remove").run()
     _clean(app, "lab after removal")
     after = _delta(app)
-    assert after.loc["depth", "Δ alpha"] != 0.0
-    assert after.abs().max().max() > 1e-4
+    assert after.loc[["inertial", "skeleton"]].abs().max().max() > 1e-4  # the others' gates react
+    assert after.loc["depth"].isna().all()  # removed: no number, "n/a (absent)" instead
     assert "depth: removed" in _texts(app)
 
 
@@ -139,7 +141,7 @@ def test_lab_charts_update_their_data_not_their_specification(app):
     title = "calibrated model: gates and cues, clean vs corrupted"
     cues = after[title][1]["cues"].set_index(["modality", "quantity", "input"])["value"]
     clean = before[title][1]["cues"].set_index(["modality", "quantity", "input"])["value"]
-    assert cues[("depth", "alpha", "corrupted")] == pytest.approx(1.0)  # removed: gate fixed at 1
+    assert pd.isna(cues[("depth", "alpha", "corrupted")])  # removed: no gate, drawn as "n/a (absent)"
     assert cues[("depth", "alpha", "clean")] == pytest.approx(clean[("depth", "alpha", "clean")])
     assert cues[("depth", "alpha", "clean")] != pytest.approx(1.0)
     frames = next(data["frames"] for _, data in after.values() if "frames" in data)
@@ -214,6 +216,8 @@ def test_audio_and_lip_data_set(tiny):
         keys = at.selectbox(key="pair_key").options
         assert len(keys) == 2
         at.selectbox(key="pair_key").set_value("tinyav_sequence").run()
+        _clean(at, "avletters start")
+        at.switch_page("views/overview.py").run()
         _clean(at, "avletters overview")
         assert any("avletters" in t.value for t in at.title)
         for page in ("views/explorer.py", "views/lab.py"):
@@ -388,3 +392,156 @@ def test_upload_good_and_bad_checkpoint(app, tiny):
     assert any("loaded uploaded_calon" in s.value for s in app.success)
     labels = app.selectbox(key="pair_key").options
     assert len(labels) == 2  # the fixture pair + the uploaded checkpoint on its own
+
+
+# ---- issue 22: correct on every pair, honest on every page ------------------------------------------
+
+
+def _all_text(at: AppTest) -> str:
+    return "\n".join([str(m.value) for m in at.markdown] + [str(c.value) for c in at.caption]
+                     + [str(i.value) for i in at.info])
+
+
+def test_several_seeds_show_distinct_labels_and_a_folder_of_checkpoints_loads(tiny, tmp_path):
+    from tests.dashboard.fixtures import variant
+
+    for seed in (1, 2):
+        variant(tiny["on"], tmp_path / f"tiny_s{seed}_calon", {"seed": seed})
+        variant(tiny["off"], tmp_path / f"tiny_s{seed}_caloff", {"seed": seed})
+    variant(tiny["on"], tmp_path / "tiny_noswap_calon", {"swap_augment": 0.0})
+    variant(tiny["off"], tmp_path / "tiny_noswap_caloff", {"swap_augment": 0.0})
+    old = _env([tiny["on"], tiny["off"], tmp_path])  # the last one: a folder of checkpoints
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        _clean(at, "start")
+        labels = at.selectbox(key="pair_key").options
+        assert len(labels) == 4 and len(set(labels)) == 4, labels
+        assert any("seed 1" in label for label in labels) and any("seed 2" in label for label in labels)
+        for key in ("tiny_s2", "tiny_noswap"):  # each is reachable, and is what it says
+            at.selectbox(key="pair_key").set_value(key).run()
+            _clean(at, key)
+            assert any(str(c.value).startswith(key + " (") for c in at.sidebar.caption)  # its label, in full
+            at.switch_page("views/overview.py").run()
+            _clean(at, f"{key} overview")
+            assert any(key in str(t.label) for t in at.tabs)  # the confusion matrices name its checkpoints
+    finally:
+        _restore(old)
+
+
+def test_lab_absent_modality_shows_no_number_and_says_what_uncalibrated_cues_are(app):
+    app.switch_page("views/lab.py").run()
+    app.radio(key="lab_input_depth").set_value("remove").run()
+    _clean(app, "lab removed depth")
+    changes = _vega_charts(app)["change from the clean input, per model"][1]["changes"]
+    depth = changes[changes["modality"] == "depth"]
+    assert (depth["label"] == "n/a (absent)").all() and depth["change"].isna().all()
+    cues = _vega_charts(app)["calibrated model: gates and cues, clean vs corrupted"][1]["cues"]
+    gone = cues[(cues["modality"] == "depth") & (cues["input"] == "corrupted")]
+    assert gone["value"].isna().all() and (gone["note"] == "n/a (absent)").all()
+    unc = changes[(changes["role"] == UNCALIBRATED) & (changes["quantity"] == "Δ alpha") & (changes["modality"] != "depth")]
+    assert (unc["label"] == "fixed at 1").all()
+    assert any("Its alpha is fixed at 1" in c.value for c in app.caption)
+
+
+def test_lab_explains_every_change_relative_to_a_typical_sample(app):
+    app.switch_page("views/lab.py").run()
+    app.radio(key="lab_input_skeleton").set_value("swap").run()
+    _clean(app, "lab swap")
+    text = _texts(app)
+    assert "relative to a typical sample" in text
+    assert "**changed here** · skeleton" in text
+    assert "a typical sample gets" in text or "close to a typical sample" in text
+
+
+def test_explorer_heading_says_damped_or_amplified_and_two_modalities_share_one_support_cue(tiny):
+    old = _env([tiny["av_on"], tiny["av_off"]])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        at.switch_page("views/explorer.py").run()
+        _clean(at, "avletters explorer")
+        headings = [str(m.value) for m in at.markdown if str(m.value).startswith("#### ")]
+        assert headings and any(w in headings[0] for w in ("was damped", "was amplified", "was about typical"))
+        assert "a typical sample gets" in headings[0]
+        cue_tables = [d.value for d in at.dataframe if "cue" in d.value.columns]
+        assert cue_tables
+        cues = list(cue_tables[0]["cue"])
+        assert not any("what the others predict" in c and "agreement" in c for c in cues), cues
+        assert not any(c.startswith("its similarity to") for c in cues), cues
+        assert any(c.startswith("its agreement with what") and c.endswith("predicts") for c in cues), cues
+    finally:
+        _restore(old)
+
+
+def test_bad_checkpoint_in_a_folder_beside_good_ones_leaves_their_pages_working(tiny, tmp_path):
+    import shutil
+
+    from tests.dashboard.fixtures import variant
+
+    shutil.copytree(tiny["on"], tmp_path / "good_calon")
+    shutil.copytree(tiny["off"], tmp_path / "good_caloff")
+    variant(tiny["on"], tmp_path / "bad_calon", model={"heads": 3})
+    old = _env([tmp_path])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1 and "bad_calon" in errors[0] and "heads" in errors[0]
+        for page in PAGES:
+            at.switch_page(page).run()
+            assert not at.exception, page
+            assert [e.value for e in at.error] == errors, page  # only the bad checkpoint's line
+    finally:
+        _restore(old)
+
+
+def test_copies_of_one_checkpoint_both_work(tiny, tmp_path):
+    import shutil
+
+    copies = [tmp_path / f"upload{k}" / tiny["on"].name for k in (1, 2)]  # the same zip uploaded twice
+    for copy in copies:
+        shutil.copytree(tiny["on"], copy)
+    old = _env(copies)
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        keys = [k for k in at.selectbox(key="pair_key").options]
+        assert len(keys) == 2 and len(set(keys)) == 2
+        for k in range(2):
+            at.selectbox(key="pair_key").select_index(k).run()
+            for page in ("views/overview.py", "views/explorer.py", "views/lab.py"):
+                at.switch_page(page).run()
+                _clean(at, f"pair {k}: {page}")
+    finally:
+        _restore(old)
+
+
+def test_robustness_sweep_uses_the_whole_split_and_summarises(app):
+    app.switch_page("views/robustness.py").run()
+    app.multiselect(key="rob_mods").set_value(["depth"])
+    app.multiselect(key="rob_sevs").set_value([1, 5])
+    app.button[0].click().run()
+    _clean(app, "robustness computed")
+    n = app.session_state["_ctx"].splits.size
+    assert any(f"whole test split ({n} samples" in c.value for c in app.caption)
+    assert any("Summary when depth is corrupted" in m.value for m in app.markdown)
+    tables = [d.value for d in app.dataframe if "corruption" in d.value.columns and "ER" in d.value.columns]
+    assert tables and not tables[0].isna().any().any()
+    assert not (tables[0].astype(str) == "None").any().any()
+
+
+def test_sidebar_shows_no_paths_or_hashes_outside_its_files_expander(app):
+    files = next(e for e in app.sidebar.expander if e.label == "Files")
+    inside = {str(c.value) for c in files.caption}
+    assert any("sha256" in text for text in inside)
+    for text in {str(c.value) for c in app.sidebar.caption} - inside:
+        assert "/" not in text and "sha256" not in text, text
+
+
+def test_start_page_opens_the_lab_on_a_prepared_swap(app):
+    _clean(app, "start")
+    assert any("calibrator" in m.value and "support" in m.value for m in app.markdown)
+    app.button(key="start_lab").click().run()
+    _clean(app, "lab from the start page")
+    assert any("Corruption lab" in t.value for t in app.title)
+    assert "swapped (donor" in _texts(app)
+    swapped = [m for m in ("inertial", "skeleton", "depth") if app.radio(key=f"lab_input_{m}").value == "swap"]
+    assert len(swapped) == 1

@@ -24,6 +24,7 @@ from precal.dashboard.backend.lab import LabSetting, lab_update
 from precal.dashboard.backend.overview import (TRAINING_KEYS, alpha_frame, history_fit_note, history_frames,
                                                live_metrics, metrics_table, modality_table, parameter_table,
                                                split_label, trained_splits, training_summary)
+from precal.dashboard.backend.formatting import fmt_setting
 from precal.dashboard.backend.pairs import REFERENCE_SWITCHED_OFF, ModelView, load_checkpoints, pair_checkpoints
 from precal.dashboard.backend.robustness import (SUMMARY_COLUMNS, read_robustness_table, robustness_summary,
                                                  robustness_sweep)
@@ -210,7 +211,11 @@ def test_lab_removal_changes_gates_and_logits(pair, splits):
     long = delta[delta["role"] == CALIBRATED].set_index(["modality", "quantity"])["change"]
     for m in table.index:
         for q in table.columns:
-            assert table.loc[m, q] == pytest.approx(long[(m, q)])
+            assert table.loc[m, q] == pytest.approx(long[(m, q)], nan_ok=True)
+    assert table.loc["depth"].isna().all()  # removed: no number for it, the notes say why
+    notes = res.cell_notes(CALIBRATED, ["depth", "inertial", "skeleton"])
+    assert (notes.loc["depth"] == "n/a (absent)").all() and (notes.loc["inertial"] == "").all()
+    assert (res.cell_notes(UNCALIBRATED, ["inertial"]).loc["inertial", "alpha"]) == "fixed at 1"
 
 
 def test_lab_corruption_matches_batched_sweep(pair, splits):
@@ -297,15 +302,16 @@ def test_training_summary_lists_the_recipe_and_the_weights_held(pair):
     ckpt = pair.calibrated
     rows = dict(training_summary(ckpt))
     assert rows["epochs"] == str(ckpt.training["epochs"])
-    assert all(rows[k] == str(ckpt.training[k]) for k in TRAINING_KEYS if k in ckpt.training)
-    assert "scale" not in rows and "rotate_augment" not in rows and "average_epochs" not in rows  # off: not listed
+    assert all(rows[k.replace("_", " ")] == fmt_setting(ckpt.training[k]) for k in TRAINING_KEYS if k in ckpt.training)
+    assert "scale" not in rows and "rotate augment" not in rows and "average epochs" not in rows  # off: not listed
+    assert not any(v.startswith(("{", "[")) for v in rows.values())  # words, not Python reprs
     assert rows["weights"] == f"selected epoch {ckpt.metrics['selected_epoch']}"
     assert training_summary(ckpt)[-1][0] == "weights"
     averaged = dataclasses.replace(
         ckpt, training={**ckpt.training, "rotate_augment": {"inertial": 30.0}, "average_epochs": 20},
         metrics={**ckpt.metrics, "weight_average": {"epochs": [41, 60], "selected": True}})
     rows = dict(training_summary(averaged))
-    assert rows["rotate_augment"] == "{'inertial': 30.0}" and rows["average_epochs"] == "20"
+    assert rows["rotate augment"] == "inertial: 30" and rows["average epochs"] == "20"
     assert rows["weights"].startswith("weights averaged over epochs 41-60")
 
 

@@ -26,7 +26,7 @@ CHROMIUM = os.environ.get("PRECAL_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PRECAL_CHROMEDRIVER", "/usr/bin/chromedriver")
 CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--window-size=1400,1000")
-PAGES = ["", "explorer", "lab", "embeddings", "robustness", "training"]
+PAGES = ["", "overview", "explorer", "lab", "embeddings", "robustness", "training"]
 START_TIMEOUT = 120.0
 PAGE_TIMEOUT = 180.0
 
@@ -177,7 +177,7 @@ def server() -> Iterator[int]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-        from tests.dashboard.fixtures import tiny_checkpoints
+    from tests.dashboard.fixtures import tiny_checkpoints
 
     tiny = tiny_checkpoints()
     port = free_port()
@@ -209,7 +209,7 @@ return [...document.querySelectorAll('[data-testid="stVegaLiteChart"] canvas')].
 """
 """How many Vega-Lite charts (drawn on canvases) show something darker than near-white."""
 
-VEGA_CHARTS = {"": 3, "lab": 5}
+VEGA_CHARTS = {"overview": 3, "lab": 5}
 """Pages drawn with Vega-Lite and how many of their charts are visible without a click: the
 overview (alpha violins, alpha per class, the first confusion matrix) and the lab (probabilities,
 gates and cues, their change, the drawn input, projection)."""
@@ -219,10 +219,10 @@ def test_every_page_renders_in_chromium(server, driver):
     for page in PAGES:
         driver.get(f"http://127.0.0.1:{server}/{page}")
         wait_page_done(driver)
-        assert not page_errors(driver), f"{page or 'overview'}: {page_errors(driver)}"
+        assert not page_errors(driver), f"{page or 'start'}: {page_errors(driver)}"
         if page in VEGA_CHARTS:
             wait_until(lambda: driver.execute_script(VEGA_DRAWN_JS) >= VEGA_CHARTS[page], timeout=30)
-        screenshot(driver, SHOTS / f"browser_{page or 'overview'}.png")
+        screenshot(driver, SHOTS / f"browser_{page or 'start'}.png")
 
 
 def test_lab_control_updates_the_prediction(server, driver):
@@ -278,3 +278,72 @@ def test_server_is_local_only(server):
     with socket.socket() as s:
         s.settimeout(2)
         assert s.connect_ex((own, server)) != 0
+
+
+def choose_in_selectbox(driver, label: str, option_text: str) -> None:
+    """Open the selectbox labelled ``label`` and click the first option whose text contains ``option_text``."""
+    from selenium.webdriver.common.by import By
+
+    box = next(b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]') if label in b.text or "Data set" in b.text)
+    opener = box.find_elements(By.CSS_SELECTOR, 'button[aria-haspopup="listbox"], [data-baseweb="select"]')
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", opener[0])
+    opener[0].click()
+    wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, '[role="option"]'), timeout=10)
+    option = next(o for o in driver.find_elements(By.CSS_SELECTOR, '[role="option"]')
+                  if option_text in o.text)
+    option.click()
+
+
+def selected_pair(driver) -> str:
+    return driver.execute_script(
+        "const b = [...document.querySelectorAll('[data-testid=\"stSelectbox\"]')]"
+        ".find(b => b.innerText.includes('Model pair') || b.innerText.includes('Data set'));"
+        "if (!b) return ''; const i = b.querySelector('input'); return i ? i.value : b.innerText;")
+
+
+@pytest.fixture(scope="module")
+def two_pair_server() -> Iterator[int]:
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from tests.dashboard.fixtures import tiny_checkpoints
+
+    tiny = tiny_checkpoints()
+    port = free_port()
+    SHOTS.mkdir(exist_ok=True)
+    proc = start_server([tiny["on"], tiny["off"], tiny["av_on"], tiny["av_off"]], port,
+                        SHOTS / "browser_two_pairs.log")
+    try:
+        wait_healthy(port, proc)
+        yield port
+    finally:
+        stop_server(proc)
+
+
+def test_a_point_click_opens_the_sample_in_the_same_pair(two_pair_server):
+    """Clicking a point of the Embeddings page opens that sample in the explorer of the pair that
+    drew it, not of the default pair (whose data set would not even hold the sample)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    drv = make_driver()
+    try:
+        drv.get(f"http://127.0.0.1:{two_pair_server}/embeddings")
+        wait_page_done(drv)
+        other = "utd-mhad" if "avletters" in selected_pair(drv) else "avletters"
+        choose_in_selectbox(drv, "Model pair", other)
+        wait_until(lambda: other in selected_pair(drv), timeout=60)
+        wait_page_done(drv)
+        chart = drv.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
+        drv.execute_script("arguments[0].scrollIntoView({block: 'center'});", chart)
+        time.sleep(0.5)
+        points = chart.find_elements(By.CSS_SELECTOR, ".scatterlayer .trace:last-child .points path")
+        assert points, "no points drawn"
+        ActionChains(drv).move_to_element(points[0]).click().perform()
+        wait_until(lambda: "/explorer" in drv.current_url, timeout=60, poll=0.1)
+        wait_page_done(drv)
+        assert not page_errors(drv)
+        assert other in selected_pair(drv), selected_pair(drv)
+        screenshot(drv, SHOTS / "browser_point_click_keeps_pair.png")
+    finally:
+        drv.quit()

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import pytest
 
 from precal.dashboard.backend.overview import history_frames
-from precal.dashboard.backend.robustness import corruption_titles
+from precal.dashboard.backend.robustness import POINTS_ONLY, corruption_titles, severity_facets
 from precal.dashboard.charts import figures as charts
 from precal.data.skeleton import KINECT_V1_BONES, skeleton_bones
 from precal.explain import BASELINE, AlphaExplanation, waterfall_frame
@@ -416,18 +416,28 @@ def case_robustness_figure() -> Case:
     corruptions = ["gaussian_noise", "occlusion", "blur", "remove_absent"]
     frame = _robustness_frame(corruptions)
     title = "accuracy vs severity when depth is corrupted"
-    fig = charts.robustness_figure(frame, "value", title, "accuracy (0–1)", TITLES, y_range=[0, 1.02])
+    facets = severity_facets(corruptions)
+    fig = charts.robustness_figure(frame, "value", title, "accuracy (0–1)", facets, points_only=POINTS_ONLY)
 
     def check(f: go.Figure) -> None:
         assert len(f.data) == len(corruptions) * len(ROLES)
-        assert _lengths(f) == [len(SEVERITIES)] * len(f.data)
+        assert _lengths(f) == [len(SEVERITIES)] * (len(f.data) - 2) + [2, 2]  # "missing": present, removed
         assert {t.name for t in f.data} == set(ROLES)
-        facet_titles = {a.text for a in f.layout.annotations}
-        assert facet_titles == {TITLES[c] for c in corruptions}
-        x_titles = [f.layout[k].title.text for k in f.layout if k.startswith("xaxis") and f.layout[k].title.text]
+        facet_titles = [a.text for a in f.layout.annotations]
+        # the catalogue's order, each with its unit
+        assert facet_titles == ["Gaussian noise (dB SNR)", "Occlusion (% of frame side)", "Blur (px blur sigma)",
+                                "Missing"]
+        ticks = [list(f.layout[k].ticktext) for k in sorted(f.layout)
+                 if k.startswith("xaxis") and f.layout[k].ticktext is not None]
+        assert ticks[0] == ["clean", "20", "10", "5", "0", "-5"][: len(ticks[0])] and ticks[3] == ["present", "removed"]
+        missing = [t for t in f.data if t.xaxis == "x4"]
+        assert all(t.mode == "markers" for t in missing)  # removed or not: no line over severities
+        assert all(t.mode == "lines+markers" for t in f.data if t.xaxis != "x4")
         y_titles = [f.layout[k].title.text for k in f.layout if k.startswith("yaxis") and f.layout[k].title.text]
-        assert x_titles and set(x_titles) == {"severity (0 = clean)"}
         assert y_titles and set(y_titles) == {"accuracy (0–1)"}
+        lo, hi = f.layout.yaxis.range
+        assert lo > 0.0 and hi < 1.0  # fitted to the values, not 0-1
+        assert {t.line.dash for t in f.data if t.name == CALIBRATED} == {"solid"}
 
     return Case("robustness_figure", fig, title, {}, check)  # facet axes: checked in `check`
 
@@ -436,15 +446,15 @@ def case_robustness_figure_alpha() -> Case:
     frame = _robustness_frame(["gaussian_noise"])
     cal = frame[(frame["role"] == CALIBRATED) & frame["alpha_mean"].notna()]
     title = "mean alpha of depth (calibrated model) vs severity"
-    fig = charts.robustness_figure(cal, "alpha_mean", title, "mean alpha of depth (1 = unchanged)", TITLES,
-                                   reference=1.0)
+    fig = charts.robustness_figure(cal, "alpha_mean", title, "mean alpha of depth (1 = unchanged)",
+                                   severity_facets(["gaussian_noise"]), reference=1.0)
 
     def check(f: go.Figure) -> None:
         assert len(f.data) == 1 and len(f.data[0].x) == len(SEVERITIES)
         assert len(f.layout.shapes) == 1 and f.layout.shapes[0].y0 == 1.0
+        assert f.layout.annotations[0].text == "Gaussian noise (dB SNR)"
 
-    return Case("robustness_figure", fig, title, {"xaxis": "severity (0 = clean)",
-                                                  "yaxis": "mean alpha of depth (1 = unchanged)"}, check)
+    return Case("robustness_figure", fig, title, {"yaxis": "mean alpha of depth (1 = unchanged)"}, check)
 
 
 EPOCHS = 6
@@ -481,6 +491,8 @@ def case_dynamics_figure() -> Case:
         assert _lengths(f) == [EPOCHS] * len(f.data) and _lengths(f, "y") == [EPOCHS] * len(f.data)
         assert all(len(t.error_y.array) == EPOCHS and t.error_y.visible for t in f.data)
         assert len(f.layout.shapes) == 1
+        assert {t.line.dash for t in f.data if t.name.endswith(f"· {CALIBRATED}")} == {"solid"}  # the model
+        assert {t.line.dash for t in f.data if t.name.endswith(f"· {UNCALIBRATED}")} == {"dash"}
 
     return Case("dynamics_figure", fig, title, {"xaxis": "epoch", "yaxis": "alpha (× feature scale)"}, check)
 
@@ -500,13 +512,16 @@ def case_curves_figure_loss() -> Case:
     loss = s.melt(id_vars=["epoch", "role"], value_vars=["train_loss", "val_loss"], var_name="split",
                   value_name="loss")
     loss["split"] = loss["split"].str.replace("_loss", "")
-    title = "loss per epoch (solid: train, dashed: validation)"
-    fig = charts.curves_figure(loss, "epoch", "loss", "role", "split", title, "epoch", "cross-entropy loss (nats)")
+    title = "loss per epoch (colour: split)"
+    fig = charts.curves_figure(loss, "epoch", "loss", "split", title, "epoch", "cross-entropy loss (nats)")
 
     def check(f: go.Figure) -> None:
         assert len(f.data) == len(ROLES) * 2  # model x split
         assert _lengths(f) == [EPOCHS] * 4
-        assert len({t.line.dash for t in f.data}) == 2  # one dash style per split
+        # line style means one thing on the training page: the model
+        assert {t.line.dash for t in f.data if t.name.endswith(CALIBRATED) and "uncal" not in t.name} == {"solid"}
+        assert {t.line.dash for t in f.data if t.name.endswith(UNCALIBRATED)} == {"dash"}
+        assert len({t.line.color for t in f.data}) == 2  # colour: the split
 
     return Case("curves_figure", fig, title, {"xaxis": "epoch", "yaxis": "cross-entropy loss (nats)"}, check)
 
@@ -514,7 +529,7 @@ def case_curves_figure_loss() -> Case:
 def case_curves_figure_lr() -> Case:
     s, _ = _history_frames()
     title = "learning rate per epoch"
-    fig = charts.curves_figure(s, "epoch", "lr", "role", None, title, "epoch", "learning rate")
+    fig = charts.curves_figure(s, "epoch", "lr", None, title, "epoch", "learning rate")
     return Case("curves_figure", fig, title, {"xaxis": "epoch", "yaxis": "learning rate"},
                 lambda f: _assert(_lengths(f) == [EPOCHS] * len(ROLES)))
 
@@ -584,3 +599,43 @@ def test_chart_is_valid_plotly(name: str) -> None:
 
     assert len(fig.data) > 0
     case.check(fig)
+
+
+# ---- readability rules (issue 22) -------------------------------------------------------------------
+
+
+def test_bars_carry_no_value_labels() -> None:
+    frame = pd.DataFrame({"modality": ["a", "b"] * 2, "alpha": [0.8, 1.2, 1.0, 1.0],
+                          "model": ["calibrated"] * 2 + ["uncalibrated"] * 2})
+    for fig in (charts.gate_bars(frame, "alpha", "t", "alpha", reference=1.0),
+                charts.top_k_figure(pd.DataFrame({"class": ["x", "y"], "probability": [0.7, 0.3],
+                                                  "model": ["m", "m"]}), "t")):
+        assert all(getattr(t, "text", None) is None for t in fig.data)
+        assert not fig.layout.annotations
+
+
+def test_gate_bars_write_absent_instead_of_a_number() -> None:
+    frame = pd.DataFrame({"modality": ["a", "b"], "alpha": [0.8, np.nan], "note": ["", "n/a (absent)"],
+                          "model": ["calibrated"] * 2})
+    fig = charts.gate_bars(frame, "alpha", "t", "alpha")
+    assert [a.text for a in fig.layout.annotations] == ["n/a (absent)"]
+
+
+def test_class_palette_separates_27_classes() -> None:
+    colours = [c.lower() for c in charts.CLASS_COLOURS[:27]]
+    assert len(set(colours)) == 27
+
+    def rgb(h):
+        return np.array([int(h[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+    pts = np.stack([rgb(c) for c in colours])
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=2) + np.eye(27) * 1e9
+    assert d.min() > 40  # no two classes nearly the same colour
+
+
+def test_long_vectors_are_drawn_over_a_feature_index() -> None:
+    values = np.sin(np.arange(1024) / 20.0)
+    fig = charts.vector_figure(values, [f"f{k}" for k in range(1024)], "embedding", "a.u.")
+    assert fig.data[0].type == "scatter" and fig.layout.xaxis.title.text.startswith("feature index")
+    short = charts.vector_figure(values[:6], [f"f{k}" for k in range(6)], "short", "a.u.")
+    assert short.data[0].type == "bar"

@@ -262,14 +262,17 @@ def test_change_chart_writes_every_finite_change_in_its_models_panel() -> None:
     assert [p["layer"][0]["encoding"]["x"]["axis"]["title"] for p in spec["hconcat"]] == list(tables)
     for panel, (role, table) in zip(spec["hconcat"], tables.items()):
         rows = _panel_rows(spec, "changes", panel)
-        finite = table.stack().dropna()  # NaN is left out: a blank cell, not a "+nan" label
-        assert len(rows) == len(finite)
+        finite = table.stack().dropna()
+        assert rows["change"].notna().sum() == len(finite)
+        assert (rows.loc[rows["change"].isna(), "label"] == "n/a").all()  # NaN: words, never "+nan"
         for (m, q), v in finite.items():
             (row,) = rows[(rows["modality"] == m) & (rows["quantity"] == f"Δ {q}")].itertuples()
             assert row.change == pytest.approx(v) and row.label == f"{v:+.3f}"
+            assert row.trust == pytest.approx(-v if q == "conflict" else v)  # more conflict: towards distrust
     colour = spec["hconcat"][0]["layer"][0]["encoding"]["color"]
-    assert colour["scale"]["domain"] == [-lab_charts.CHANGE_LIMIT, lab_charts.CHANGE_LIMIT]  # symmetric about 0
-    assert colour["scale"]["clamp"] and colour["title"] == "corrupted − clean"
+    assert colour["scale"]["domain"] == [-lab_charts.CHANGE_LIMIT, 0, lab_charts.CHANGE_LIMIT]  # symmetric about 0
+    assert colour["scale"]["range"][0] == lab_charts.DISTRUST  # the warning colour: less trusted
+    assert colour["scale"]["clamp"] and colour["field"] == "trust"
 
 
 def test_projection_chart_keeps_every_split_point_and_each_move() -> None:

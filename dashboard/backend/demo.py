@@ -1,0 +1,165 @@
+"""The landing page's demo: which pair shows the calibrator's effect most clearly, its headline
+figures from stored results, and a prepared example for the lab (a test sample with one modality
+swapped in from another sample, where the gate drops).
+
+Everything here reads files written by training and ``precal robustness`` (``metrics.json``,
+``robustness.csv``) or runs one batched pass: the landing page must be complete in a few seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from precal.dashboard.backend.data import SplitBatches
+from precal.dashboard.backend.pairs import ModelPair, ModelView
+from precal.dashboard.backend.robustness import find_robustness_table
+from precal.dashboard.backend.running import predict_view
+from precal.errors import USER_ERRORS
+from precal.models.model import CALIBRATED, UNCALIBRATED
+from precal.robustness.corruptions import apply_corruption
+from precal.robustness.table import read_table
+
+SWAP = "swap"
+
+
+@dataclass(frozen=True)
+class StoredEffect:
+    """Headline figures of a pair from its stored sweep (test split unless the sweep says otherwise).
+
+    ``kept_*``: accuracy under corruption as a share of clean accuracy, averaged over every
+    corruption but the swap, every corrupted modality and severities 1-5. ``swap_auroc``: how well
+    1 − alpha of a modality flags that it was swapped in from another sample (0.5 = chance), mean
+    over severities, for the modality where it is highest (``swap_modality``), and the mean over
+    modalities (``swap_auroc_mean``)."""
+
+    table: str
+    clean_calibrated: float
+    clean_uncalibrated: float
+    kept_calibrated: float
+    kept_uncalibrated: float
+    swap_auroc: float
+    swap_auroc_mean: float
+    swap_modality: str
+    n: int
+
+    @property
+    def score(self) -> float:
+        """How clearly the calibrator shows its effect: swap detection by the gates, plus the extra
+        accuracy it keeps under corruption, minus any clean accuracy it loses. A pair where
+        calibration is worse than its baseline is never the demo's first choice."""
+        return (self.swap_auroc_mean + (self.kept_calibrated - self.kept_uncalibrated)
+                + min(0.0, self.clean_calibrated - self.clean_uncalibrated))
+
+
+@functools.lru_cache(maxsize=64)
+def _effect_from(path: str, mtime_ns: int, calibrated: str, uncalibrated: str) -> Optional[StoredEffect]:  # noqa: ARG001
+    frame = read_table(Path(path))
+    cal = frame[frame["checkpoint"].astype(str) == calibrated]
+    unc = frame[frame["checkpoint"].astype(str) == uncalibrated]
+    if cal.empty or unc.empty:
+        return None
+
+    def clean(g: pd.DataFrame) -> float:
+        return float(g.loc[g["severity"] == 0, "value"].mean())
+
+    def kept(g: pd.DataFrame) -> float:
+        c = clean(g)
+        rows = g[(g["severity"] > 0) & (g["corruption"] != SWAP)]
+        return float(rows["value"].mean() / c) if c > 0 and len(rows) else math.nan
+
+    swaps = cal[(cal["corruption"] == SWAP) & (cal["severity"] > 0)]
+    if swaps.empty or "auroc_alpha" not in swaps:
+        return None
+    per_mod = swaps.groupby("modality", sort=False)["auroc_alpha"].mean()
+    best = str(per_mod.idxmax())
+    return StoredEffect(path, clean(cal), clean(unc), kept(cal), kept(unc), float(per_mod.max()),
+                        float(per_mod.mean()), best, int(cal["n"].max()))
+
+
+def stored_effect(pair: ModelPair) -> Optional[StoredEffect]:
+    """The pair's headline figures from its stored sweep, or None (no sweep, no baseline rows, or
+    an unreadable table)."""
+    if pair.calibrated is None or pair.uncalibrated is None:
+        return None
+    path = find_robustness_table(pair)
+    if path is None:
+        return None
+    try:
+        return _effect_from(str(path), path.stat().st_mtime_ns, pair.calibrated.name, pair.uncalibrated.name)
+    except USER_ERRORS:
+        return None
+
+
+def demo_pair_key(pairs: Sequence[ModelPair]) -> Optional[str]:
+    """The pair the app opens on: the highest :attr:`StoredEffect.score`; without stored results,
+    the first pair with both a calibrated and an uncalibrated model; else the first pair."""
+    scored = [(e.score, p.key) for p in pairs if (e := stored_effect(p)) is not None]
+    if scored:
+        return max(scored)[1]
+    full = [p.key for p in pairs if p.calibrated is not None and p.uncalibrated is not None]
+    return full[0] if full else (pairs[0].key if pairs else None)
+
+
+@dataclass(frozen=True)
+class PreparedExample:
+    """A sample to open the lab on: swapping ``modality`` in from another sample drops its gate."""
+
+    index: int  # data-set position
+    modality: str
+    alpha_clean: float
+    alpha_swapped: float
+    calibrated_correct: bool
+    uncalibrated_correct: Optional[bool]
+
+
+def prepared_example(views: Sequence[ModelView], splits: SplitBatches, modality: str,
+                     seed: int = 0) -> Optional[PreparedExample]:
+    """The split's sample whose ``modality``, swapped in from a sample of another class (the lab's
+    swap, same seed, so the lab shows exactly this), lowers the calibrated gate the most while the
+    calibrated model stays right, preferring samples where the uncalibrated model then goes wrong.
+    One batched pass per model over the split; None only if no sample can be swapped."""
+    cal = next((v for v in views if v.role == CALIBRATED), None)
+    if cal is None:
+        return None
+    unc = next((v for v in views if v.role == UNCALIBRATED), None)
+    batch = splits.batch_for(cal.checkpoint)
+    spec = cal.checkpoint.schema.modality(modality)
+    swapped = apply_corruption(batch, modality, spec.kind, SWAP, 5, seed, pool=batch)
+    clean_p = predict_view(cal, batch)
+    swap_p = predict_view(cal, swapped.batch)
+    m = list(clean_p.modalities).index(modality)
+    drop = clean_p.alpha[:, m] - swap_p.alpha[:, m]
+    labels = clean_p.labels
+    affected = swapped.affected.numpy() & clean_p.present[:, m]
+    ok = (swap_p.predicted == labels) & (clean_p.predicted == labels)
+    # Rank: the calibrated model right before and after the swap first, then a baseline the swap
+    # makes wrong, then the gate's drop. A weak model still gets the sample where its gate drops most.
+    score = np.where(affected, drop + 10.0 * ok, -np.inf)
+    unc_ok: Optional[np.ndarray] = None
+    if unc is not None:
+        ub = splits.batch_for(unc.checkpoint)
+        uswapped = apply_corruption(ub, modality, spec.kind, SWAP, 5, seed, pool=ub)
+        unc_ok = predict_view(unc, uswapped.batch).predicted == labels
+        score = score + 5.0 * (ok & ~unc_ok)
+    if not np.isfinite(score).any():
+        return None
+    row = int(np.argmax(score))
+    return PreparedExample(int(splits.indices[row]), modality, float(clean_p.alpha[row, m]),
+                           float(swap_p.alpha[row, m]), bool(ok[row]),
+                           None if unc_ok is None else bool(unc_ok[row]))
+
+
+def headline_rows(effect: StoredEffect) -> List[Tuple[str, str, str]]:
+    """(figure, calibrated, uncalibrated) rows for the landing page, in words and percent."""
+    pct = lambda x: "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"  # noqa: E731
+    return [("clean accuracy (test)", pct(effect.clean_calibrated), pct(effect.clean_uncalibrated)),
+            ("accuracy kept under corruption", pct(effect.kept_calibrated), pct(effect.kept_uncalibrated)),
+            (f"swap of {effect.swap_modality} detected by its gate (AUROC)", f"{effect.swap_auroc:.2f}",
+             "0.50 (no gates)")]

@@ -1,0 +1,104 @@
+"""Pairing checkpoints by what they are (their configs), not by their folder names; every pair
+reachable under a label of its own; a folder of checkpoints; the demo's choice of pair."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from precal.dashboard.backend.demo import demo_pair_key, stored_effect
+from precal.dashboard.backend.pairs import (default_checkpoint_dirs, expand_checkpoint_paths, load_checkpoints,
+                                            pair_checkpoints)
+from precal.dashboard.settings import ROOT
+from tests.dashboard.fixtures import tiny_checkpoints, variant
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory):
+    """The tiny pair, two more seeds of it, an ablation of its recipe (no swap augmentation), and
+    two runs whose folder names would pair them although their seeds differ."""
+    tiny = tiny_checkpoints()
+    root = tmp_path_factory.mktemp("family")
+    for seed in (1, 2):
+        variant(tiny["on"], root / f"tiny_sequence_s{seed}_calon", {"seed": seed})
+        variant(tiny["off"], root / f"tiny_sequence_s{seed}_caloff", {"seed": seed})
+    variant(tiny["on"], root / "tiny_sequence_noswap_calon", {"swap_augment": 0.0})
+    variant(tiny["off"], root / "tiny_sequence_noswap_caloff", {"swap_augment": 0.0})
+    variant(tiny["on"], root / "mixed_calon", {"seed": 7})
+    variant(tiny["off"], root / "mixed_caloff", {"seed": 8})
+    shutil.copytree(tiny["on"], root / "tiny_sequence_calon")
+    shutil.copytree(tiny["off"], root / "tiny_sequence_caloff")
+    return root
+
+
+def test_pairs_follow_configs_and_every_label_is_distinct(family):
+    ckpts, problems = load_checkpoints([family])  # a folder of checkpoints
+    assert not problems and len(ckpts) == 10
+    pairs = pair_checkpoints(ckpts)
+    labels = [p.label for p in pairs]
+    assert len(set(labels)) == len(labels), labels
+    full = {p.key: p for p in pairs if p.calibrated is not None and p.uncalibrated is not None}
+    for p in full.values():  # a pair is one recipe and one seed
+        assert json.dumps(p.calibrated.training.get("seed")) == json.dumps(p.uncalibrated.training.get("seed"))
+        assert p.calibrated.training.get("swap_augment") == p.uncalibrated.training.get("swap_augment")
+    assert len(full) == 4  # seeds 0, 1, 2 and the ablation
+    # mixed_calon / mixed_caloff: seeds 7 and 8 differ, so their names do not make them a pair
+    mixed = [p for p in pairs if "mixed" in p.name]
+    assert len(mixed) == 2 and all(len(p.checkpoints) == 1 for p in mixed)
+    # the labels say what differs: seed and recipe
+    assert sum("seed 1" in label for label in labels) == 1 and sum("seed 2" in label for label in labels) == 1
+    assert sum(bool(re.search(r"swap augment 0(?![.\d])", label)) for label in labels) == 1
+    # every checkpoint is reachable
+    assert {str(c.path) for p in pairs for c in p.checkpoints} == {str(c.path) for c in ckpts}
+
+
+def test_copies_of_one_checkpoint_get_labels_of_their_own(tmp_path):
+    tiny = tiny_checkpoints()
+    for k in (1, 2):
+        shutil.copytree(tiny["on"], tmp_path / f"copy{k}" / "tiny_sequence_calon")
+    ckpts, _ = load_checkpoints([tiny["on"], tiny["off"], tmp_path / "copy1" / "tiny_sequence_calon",
+                                 tmp_path / "copy2" / "tiny_sequence_calon"])
+    pairs = pair_checkpoints(ckpts)
+    assert len(pairs) == 3
+    assert len({p.label for p in pairs}) == 3 and len({p.key for p in pairs}) == 3
+    assert len({p.cache_key for p in pairs}) == 3  # in-memory caches keep the copies apart
+
+
+def test_shipped_checkpoints_pair_by_recipe():
+    dirs = default_checkpoint_dirs(ROOT)
+    if not dirs:
+        pytest.skip("no shipped checkpoints")
+    ckpts, problems = load_checkpoints(dirs)
+    assert not problems
+    pairs = pair_checkpoints(ckpts)
+    assert all(p.calibrated is not None and p.uncalibrated is not None for p in pairs)
+    assert len({p.label for p in pairs}) == len(pairs)
+    for p in pairs:  # calibrated and uncalibrated of one recipe, whatever their folders are called
+        assert p.calibrated.name.replace("_calon", "") == p.uncalibrated.name.replace("_caloff", "")
+
+
+def test_demo_pair_is_chosen_by_stored_results():
+    dirs = default_checkpoint_dirs(ROOT)
+    ckpts, _ = load_checkpoints(dirs)
+    pairs = pair_checkpoints(ckpts)
+    effects = {p.key: stored_effect(p) for p in pairs}
+    if not all(effects.values()):
+        pytest.skip("the shipped checkpoints have no stored sweeps")
+    best = demo_pair_key(pairs)
+    assert best == max(effects, key=lambda k: effects[k].score)
+    e = effects[best]
+    assert e.clean_calibrated >= e.clean_uncalibrated - 1e-9  # never a pair where calibration is worse
+    assert e.kept_calibrated > e.kept_uncalibrated and e.swap_auroc > 0.9
+
+
+def test_a_folder_of_checkpoints_stands_for_its_checkpoints(tmp_path):
+    tiny = tiny_checkpoints()
+    shutil.copytree(tiny["on"], tmp_path / "a_calon")
+    (tmp_path / "notes").mkdir()
+    assert expand_checkpoint_paths([tmp_path]) == [str(tmp_path / "a_calon")]
+    assert expand_checkpoint_paths([tiny["on"]]) == [str(tiny["on"])]
+    assert expand_checkpoint_paths([tmp_path / "nowhere"]) == [str(tmp_path / "nowhere")]
