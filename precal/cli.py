@@ -207,8 +207,17 @@ def cmd_robustness(args: argparse.Namespace) -> None:
 def cmd_dashboard(args: argparse.Namespace) -> None:
     from precal.dashboard.launcher import launch
 
+    if args.model:
+        check_model_options(args, args.checkpoint or [])
+        if not args.checkpoint and not args.data:
+            raise ValueError("--model without --checkpoint needs --data DIR (a data set folder)")
+        module = args.model.rpartition(":")[0]
+        if module.endswith(".py") and not Path(module).expanduser().is_file():
+            raise ValueError(f"--model: no such file {module}")
+    elif args.weights:
+        raise ValueError("--weights needs --model FACTORY (the weights of your own model)")
     launch(checkpoints=args.checkpoint or [], data=args.data, port=args.port, address=args.address,
-           headless=args.headless)
+           headless=args.headless, model=args.model, weights=args.weights)
 
 
 def add_model_options(parser: argparse.ArgumentParser, weights: bool = True) -> None:
@@ -287,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dashboard", help="start the dashboard on localhost")
     p.add_argument("--checkpoint", action="append", help="checkpoint folder (repeatable; default: shipped ones)")
+    add_model_options(p)
     p.add_argument("--data", help="data folder (default: sample_data/)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="127.0.0.1", help="listen address (default: localhost only)")

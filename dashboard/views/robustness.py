@@ -7,6 +7,7 @@ from precal.dashboard.backend.robustness import (SUMMARY_COLUMNS, corruption_tit
                                                  read_robustness_table, robustness_summary, robustness_sweep)
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.context import context, guard
+from precal.dashboard.ui.model_notes import show_page_notes
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG
 from precal.errors import USER_ERRORS, error_line
 from precal.models.model import CALIBRATED
@@ -16,6 +17,7 @@ from precal.robustness.table import corrupted_alpha
 ctx = context()
 schema = ctx.schema
 st.title("Robustness to corruptions")
+show_page_notes(ctx, "robustness")
 TITLES = corruption_titles()
 
 
