@@ -27,8 +27,10 @@ def describe_data(data: MultimodalData, path: Path) -> str:
     s = data.schema
     lines = [f"data set {s.name!r} at {path}", f"  task: {s.task}" +
              (f", {len(s.class_names)} classes" if s.task == "classification" else ""),
-             f"  samples: {len(data)}; splits: " + ", ".join(f"{k}={len(v)}" for k, v in data.splits.items()),
-             "  modalities:"]
+             f"  samples: {len(data)}; splits: " + ", ".join(f"{k}={len(v)}" for k, v in data.splits.items())]
+    if data.groups:
+        lines.append("  groups: " + ", ".join(f"{k} ({len(set(v.tolist()))} values)" for k, v in data.groups.items()))
+    lines.append("  modalities:")
     for m in s.modalities:
         lengths = np.diff(data.modalities[m.name].offsets)
         present = lengths > 0
