@@ -169,6 +169,8 @@ def test_evaluate_without_checkpoint_writes_nothing_unless_asked(trained, capsys
      "--backbone does not apply to --model"),
     (["train", "--model", FACTORY, "--data", "{data}", "--out", "{root}/x", "--unimodal-loss", "0.5"],
      "--unimodal-loss does not apply to --model"),
+    (["train", "--config", str(EXAMPLE.parents[2] / "experiments" / "recipes" / "utd_mhad.json"), "--model", FACTORY,
+      "--data", "{data}", "--out", "{root}/x"], "--velocity does not apply to --model"),
     (["dashboard", "--weights", "w.safetensors"], "--weights needs --model"),
     (["dashboard", "--model", FACTORY], "needs --data"),
 ])
