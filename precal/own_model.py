@@ -94,6 +94,14 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _importable(folder: Path) -> None:
+    """Let the user's code import what lies beside it, as ``python my_model.py`` would (its folder;
+    for a module name, the working directory, as ``python -m`` would)."""
+    where = str(folder.resolve())
+    if where not in sys.path:
+        sys.path.insert(0, where)
+
+
 def load_factory(spec: FactorySpec) -> Tuple[Callable[[DatasetSchema], nn.Module], Optional[str]]:
     """Import the factory and return it with the SHA-256 of the file it came from (None when the
     module has no file); every failure is one readable line."""
@@ -101,6 +109,7 @@ def load_factory(spec: FactorySpec) -> Tuple[Callable[[DatasetSchema], nn.Module
         path = Path(spec.module).expanduser()
         if not path.is_file():
             raise OwnModelError(f"--model: no such file {path}")
+        _importable(path.parent)
         digest = file_digest(path)
         # One module per file *content*: a file edited while the process runs is imported afresh.
         module_name = f"precal_own_model_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]}_{digest[:10]}"
@@ -117,6 +126,7 @@ def load_factory(spec: FactorySpec) -> Tuple[Callable[[DatasetSchema], nn.Module
                 del sys.modules[module_name]
                 raise OwnModelError(f"--model: importing {path} failed: {type(exc).__name__}: {exc}") from exc
     else:
+        _importable(Path.cwd())
         try:
             module = importlib.import_module(spec.module)
         except Exception as exc:

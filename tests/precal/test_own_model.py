@@ -22,7 +22,7 @@ from precal.own_checkpoint import load_own_checkpoint, own_model_without_checkpo
 from precal.own_model import FactorySpec, OwnModelError, build_own_model, file_digest
 from precal.robustness.corruptions import corruptions_for
 from tests.corpus import SCHEMA, assert_unchanged, cli_error, snapshot, tiny_dataset
-from tests.own_models import EXAMPLE, FACTORY, write_factory
+from tests.own_models import EXAMPLE, FACTORY, LOGITS_ONLY, write_factory
 
 LENGTHS = ["--length", "acc=8", "--length", "cam=3"]
 TRAIN = ["--epochs", "2", "--batch-size", "4", "--quiet", "--threads", "1", *LENGTHS]
@@ -275,3 +275,22 @@ def test_batch_contract_of_the_forward(tmp_path) -> None:
     assert seen["inputs"]["meta"].shape == (4, 2)
     assert set(seen["padding"]) == {"acc", "cam"} and set(seen["present"]) == {"acc", "cam", "meta"}
     assert not bool(seen["present"]["cam"][2]) and float(seen["inputs"]["cam"][2].abs().sum()) == 0.0
+
+
+def test_a_factory_imports_what_lies_beside_it_and_modules_load_by_name(tmp_path, monkeypatch) -> None:
+    """A researcher's model file imports its own helpers; a package module is named with dots."""
+    import sys
+
+    folder = tmp_path / "research"
+    write_factory(folder, "layers_of_mine.py", "from torch import nn\nWIDTH = 8\n")
+    source = LOGITS_ONLY.replace("import torch\n", "import torch\nfrom layers_of_mine import WIDTH\n", 1)
+    spec = write_factory(folder, "uses_sibling.py", source)
+    assert build_own_model(spec, SCHEMA).modalities == ["acc", "cam", "meta"]
+    package = tmp_path / "work" / "labmodels"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "fusion.py").write_text(LOGITS_ONLY)
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    model = build_own_model("labmodels.fusion:build", SCHEMA)
+    assert model.config.backbone == "labmodels.fusion:build" and model.source_sha256 == file_digest(package / "fusion.py")
