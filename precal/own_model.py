@@ -120,11 +120,15 @@ def load_factory(spec: FactorySpec) -> Tuple[Callable[[DatasetSchema], nn.Module
                 raise OwnModelError(f"--model: cannot import {path}")
             module = importlib.util.module_from_spec(loader_spec)
             sys.modules[module_name] = module
+            writes = sys.dont_write_bytecode
+            sys.dont_write_bytecode = True  # no __pycache__ in the user's folder: nothing written unasked
             try:
                 loader_spec.loader.exec_module(module)
             except Exception as exc:  # the user's file: report its error in one line
                 del sys.modules[module_name]
                 raise OwnModelError(f"--model: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+            finally:
+                sys.dont_write_bytecode = writes
     else:
         _importable(Path.cwd())
         try:

@@ -294,3 +294,13 @@ def test_a_factory_imports_what_lies_beside_it_and_modules_load_by_name(tmp_path
     monkeypatch.setattr(sys, "path", list(sys.path))
     model = build_own_model("labmodels.fusion:build", SCHEMA)
     assert model.config.backbone == "labmodels.fusion:build" and model.source_sha256 == file_digest(package / "fusion.py")
+
+
+def test_importing_a_model_file_writes_nothing_beside_it(tmp_path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # Python would write __pycache__ here
+    spec = write_factory(tmp_path / "mine")
+    build_own_model(spec, SCHEMA)
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["logits_only.py"]
+    assert sys.dont_write_bytecode is False  # the caller's setting is back
