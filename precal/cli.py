@@ -93,6 +93,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from precal.training.config import TrainConfig, read_settings
 
     values = read_settings(args.config) if args.config else {}
+    if "model" in values:  # a settings file may come from anyone: it never names code to run
+        raise ValueError(f"--config {args.config}: the setting 'model' is refused in a settings file; precal imports "
+                         "a model's code only when you name it on the command line (--model)")
     values.update(train_settings(args))
     if "data" not in values:
         raise ValueError("--data is required (or a 'data' setting in --config)")

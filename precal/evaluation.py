@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from precal.checkpoint import Checkpoint, CheckpointError, load_checkpoint, resolve_checkpoint_dir
+from precal.checkpoint import Checkpoint, CheckpointError, resolve_checkpoint_dir
 from precal.data.dataset import MultimodalDataset
 from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
 from precal.gate_truth import truth_summary, truth_table

@@ -6,7 +6,6 @@ is one line with exit status 2 and writes nothing."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -171,12 +170,15 @@ def test_evaluate_without_checkpoint_writes_nothing_unless_asked(trained, capsys
      "--unimodal-loss does not apply to --model"),
     (["train", "--config", str(EXAMPLE.parents[2] / "experiments" / "recipes" / "utd_mhad.json"), "--model", FACTORY,
       "--data", "{data}", "--out", "{root}/x"], "--velocity does not apply to --model"),
+    (["train", "--config", "{root}/own_recipe.json", "--data", "{data}", "--out", "{root}/x"],
+     "the setting 'model' is refused in a settings file"),
     (["dashboard", "--weights", "w.safetensors"], "--weights needs --model"),
     (["dashboard", "--model", FACTORY], "needs --data"),
 ])
 def test_bad_model_options_are_one_line(trained, capsys, args, expected) -> None:
     root = trained["root"]
     (root / "w.pt").write_bytes(b"\x80\x04junk")
+    (root / "own_recipe.json").write_text(json.dumps({"model": FACTORY, "epochs": 1}))
     before = snapshot(root)
     args = [a.format(root=root, data=trained["data"]) for a in args]
     assert main(args) == 2
