@@ -16,6 +16,7 @@ st.set_page_config(page_title="precal dashboard", page_icon=":material/tune:", l
 
 from precal.dashboard.ui.background import configure_torch, schedule_warmups
 from precal.dashboard.ui.context import PAGES, show_problems
+from precal.dashboard.ui.model_notes import show_load_notes
 from precal.dashboard.ui.sidebar import build_context
 
 configure_torch()
@@ -33,6 +34,7 @@ page = st.navigation(pages)
 st.sidebar.title("precal")
 ctx = build_context()
 show_problems(ctx)
+show_load_notes(ctx)
 try:
     page.run()
 finally:

@@ -23,13 +23,22 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import precal
-from precal.dashboard.settings import ENV_CHECKPOINTS, ENV_DATA, MAX_UPLOAD_BYTES
+from precal.dashboard.settings import ENV_CHECKPOINTS, ENV_DATA, ENV_MODEL, ENV_WEIGHTS, MAX_UPLOAD_BYTES
 
 APP_PATH = Path(__file__).resolve().parent / "app.py"
 
 
+def absolute_factory(model: str) -> str:
+    """``FILE.py:NAME`` with the file's absolute path (the server may run elsewhere); a module name
+    stays as it is."""
+    module, sep, name = model.rpartition(":")
+    if sep and module.endswith(".py"):
+        return f"{Path(module).expanduser().resolve()}:{name}"
+    return model
+
+
 def build_command(checkpoints: Sequence[str], data: Optional[str], port: int, address: str,
-                  app: Path = APP_PATH) -> List[str]:
+                  app: Path = APP_PATH, model: Optional[str] = None, weights: Optional[str] = None) -> List[str]:
     """The ``streamlit run`` command line, through ``server.py`` beside the app (Streamlit's own CLI
     plus a background import of torch and precal while the server starts)."""
     cmd = [sys.executable, str(app.parent / "server.py"), "run", str(app),
@@ -52,10 +61,15 @@ def build_command(checkpoints: Sequence[str], data: Optional[str], port: int, ad
         cmd += ["--checkpoint", str(Path(c).expanduser().resolve())]
     if data:
         cmd += ["--data", str(Path(data).expanduser().resolve())]
+    if model:
+        cmd += ["--model", absolute_factory(model)]
+    if weights:
+        cmd += ["--weights", str(Path(weights).expanduser().resolve())]
     return cmd
 
 
-def build_env(checkpoints: Sequence[str], data: Optional[str], base: Optional[dict] = None) -> dict:
+def build_env(checkpoints: Sequence[str], data: Optional[str], base: Optional[dict] = None,
+              model: Optional[str] = None, weights: Optional[str] = None) -> dict:
     """The server's environment: the arguments (see the module's docstring), and the folder holding
     this ``precal`` first on ``PYTHONPATH``, so that the server runs the same ``precal`` as its
     caller (not another one installed, nor a working directory's own)."""
@@ -67,6 +81,12 @@ def build_env(checkpoints: Sequence[str], data: Optional[str], base: Optional[di
         env[ENV_DATA] = str(Path(data).expanduser().resolve())
     else:
         env.pop(ENV_DATA, None)
+    for key, value in ((ENV_MODEL, model and absolute_factory(model)),
+                       (ENV_WEIGHTS, weights and str(Path(weights).expanduser().resolve()))):
+        if value:
+            env[key] = value
+        else:
+            env.pop(key, None)
     return env
 
 
@@ -82,7 +102,7 @@ def _open_when_ready(url: str, timeout: float = 30.0) -> None:
 
 
 def launch(checkpoints: Sequence[str], data: Optional[str], port: int = 8501, address: str = "127.0.0.1",
-           headless: bool = False) -> int:
+           headless: bool = False, model: Optional[str] = None, weights: Optional[str] = None) -> int:
     """Run the dashboard until interrupted; returns Streamlit's exit status.
 
     Raises ValueError (printed as one line by the CLI) for an invalid port or a missing app file.
@@ -93,8 +113,8 @@ def launch(checkpoints: Sequence[str], data: Optional[str], port: int = 8501, ad
         raise ValueError(f"--port must be between 1 and 65535, got {port}")
     if not APP_PATH.is_file():
         raise FileNotFoundError(f"dashboard app not found at {APP_PATH} (a broken installation: reinstall precal)")
-    cmd = build_command(checkpoints, data, port, address)
-    env = build_env(checkpoints, data)
+    cmd = build_command(checkpoints, data, port, address, model=model, weights=weights)
+    env = build_env(checkpoints, data, model=model, weights=weights)
     host = "localhost" if address in ("127.0.0.1", "0.0.0.0", "::1", "::") else address
     url = f"http://{host}:{port}/"
     print(f"precal dashboard: serving on {url} (Ctrl+C to stop)", flush=True)

@@ -23,6 +23,10 @@ CACHE_DIR = (ROOT / ".cache" / "precal" if IN_CHECKOUT
 """On-disk caches (projections, predictions): gitignored in a checkout, the user's cache folder otherwise."""
 ENV_CHECKPOINTS = "PRECAL_CHECKPOINTS"
 ENV_DATA = "PRECAL_DATA"
+ENV_MODEL = "PRECAL_MODEL"
+"""Your own model's factory (``FILE.py:NAME``), what ``precal dashboard --model`` names."""
+ENV_WEIGHTS = "PRECAL_WEIGHTS"
+"""Its weights (a safetensors file) when it is opened without a checkpoint (``--weights``)."""
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 """The largest checkpoint archive the app accepts (Streamlit's upload limit is set from it)."""
 UMAP_WARM_UP_DELAY_S = 15.0
@@ -32,33 +36,39 @@ UMAP_WARM_UP_DELAY_S = 15.0
 @dataclass(frozen=True)
 class DashboardArgs:
     """What to open: explicit checkpoint folders (empty: every loadable folder in ``checkpoints/``)
-    and an optional data folder (a data set, or a folder of data sets such as ``sample_data/``)."""
+    and an optional data folder (a data set, or a folder of data sets such as ``sample_data/``).
+
+    ``model`` is the factory of your own model (``--model``): the named checkpoints of an own
+    model load with it, and without checkpoints the model itself is opened on ``data`` (with
+    ``weights``, else as the factory builds it) instead of the shipped checkpoints."""
 
     checkpoints: Tuple[str, ...] = ()
     data: Optional[str] = None
+    model: Optional[str] = None
+    weights: Optional[str] = None
 
 
 def parse_dashboard_args(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> DashboardArgs:
     """Arguments after ``--`` on the ``streamlit run`` line win; else ``PRECAL_CHECKPOINTS``
     (``os.pathsep``-separated) and ``PRECAL_DATA`` (what the launcher also sets, and what tests use)."""
     checkpoints: List[str] = []
-    data: Optional[str] = None
+    single: dict = {}
     it = iter(argv)
     for arg in it:
-        if arg in ("--checkpoint", "--data"):
+        option, sep, value = arg.partition("=")
+        if option not in ("--checkpoint", "--data", "--model", "--weights"):
+            continue
+        if not sep:
             value = next(it, None)
             if value is None:
                 raise ValueError(f"{arg} needs a value")
-            if arg == "--checkpoint":
-                checkpoints.append(value)
-            else:
-                data = value
-        elif arg.startswith("--checkpoint="):
-            checkpoints.append(arg.split("=", 1)[1])
-        elif arg.startswith("--data="):
-            data = arg.split("=", 1)[1]
+        if option == "--checkpoint":
+            checkpoints.append(value)
+        else:
+            single[option[2:]] = value
     if not checkpoints:
         checkpoints = [p for p in environ.get(ENV_CHECKPOINTS, "").split(os.pathsep) if p.strip()]
-    if data is None:
-        data = environ.get(ENV_DATA) or None
-    return DashboardArgs(tuple(checkpoints), data)
+    if not any(k in single for k in ("model", "weights")):  # the command line names the model, or the environment
+        single.update(model=environ.get(ENV_MODEL) or None, weights=environ.get(ENV_WEIGHTS) or None)
+    data = single.get("data") or environ.get(ENV_DATA) or None
+    return DashboardArgs(tuple(checkpoints), data, single.get("model"), single.get("weights"))

@@ -18,7 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -38,10 +38,23 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
+OWN_MODEL_SECTION = "own_model"
+"""config.json's section of a checkpoint of a user's own model (instead of ``model``): the factory
+that builds it, the SHA-256 of its file and its calibrator switch (:mod:`precal.own_checkpoint`)."""
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded safely; the message names the problem in one line."""
+
+
+class OwnModelRequired(CheckpointError):
+    """A checkpoint of a user's own model, opened without naming its factory: precal runs a model's
+    code only when the user names it (``--model``), never because a file says so."""
+
+    def __init__(self, name: str, factory: str) -> None:
+        self.factory = factory
+        super().__init__(f"checkpoint {name} holds an own model built by {factory}; precal runs a model's code "
+                         f"only when you name it: pass --model {factory}")
 
 
 @dataclass
@@ -170,12 +183,9 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     cannot ask for gigabytes), the model's size (counted without allocating it), the weights'
     names and shapes (read from the safetensors header before any tensor is loaded)."""
     directory = resolve_checkpoint_dir(path)
-    config = _read_json(directory / CONFIG_FILE, "config")
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: 'format' must be {FORMAT_NAME!r}")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{directory.name}: checkpoint format_version {config.get('format_version')!r} "
-                              f"is not supported (expected {FORMAT_VERSION})")
+    config = read_config(directory)
+    if OWN_MODEL_SECTION in config:
+        raise OwnModelRequired(directory.name, recorded_factory(config, directory))
     for key in ("model", "schema", "preprocessing"):
         if key not in config:
             raise CheckpointError(f"{directory / CONFIG_FILE} is missing the section {key!r}")
@@ -193,16 +203,43 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         raise
     except (SchemaError, ValueError, TypeError, KeyError, IndexError) as exc:
         raise CheckpointError(f"{directory.name}: invalid config: {exc}") from exc
-    state = _load_weights(directory / WEIGHTS_FILE, directory.name, model)
+    state = load_weights(directory / WEIGHTS_FILE, directory.name, model)
     check_finite(directory.name, state)
     model.load_state_dict(state, strict=True)
     model.eval()
+    metrics, history = read_records(directory)
+    return Checkpoint(directory, model, schema.subset(model.modalities), preprocessor, training, metrics, history)
+
+
+def read_records(directory: Path) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """metrics.json and history.json of a checkpoint folder (empty when absent), checked."""
     metrics = _read_json(directory / METRICS_FILE, "metrics") if (directory / METRICS_FILE).is_file() else {}
     if not isinstance(metrics, dict):
         raise CheckpointError(f"{directory / METRICS_FILE} must hold a JSON object, got {type(metrics).__name__}")
     history = _read_json(directory / HISTORY_FILE, "history") if (directory / HISTORY_FILE).is_file() else []
     _check_history(directory / HISTORY_FILE, history)
-    return Checkpoint(directory, model, schema.subset(model.modalities), preprocessor, training, metrics, history)
+    return metrics, history
+
+
+def read_config(directory: Path) -> Dict[str, Any]:
+    """config.json of a checkpoint folder, with its format checked (nothing else is read)."""
+    config = _read_json(directory / CONFIG_FILE, "config")
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: 'format' must be {FORMAT_NAME!r}")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{directory.name}: checkpoint format_version {config.get('format_version')!r} "
+                              f"is not supported (expected {FORMAT_VERSION})")
+    return config
+
+
+def recorded_factory(config: Dict[str, Any], directory: Path) -> str:
+    """The factory an own-model checkpoint records (a string, checked: it is shown to the user)."""
+    section = config.get(OWN_MODEL_SECTION)
+    factory = section.get("factory") if isinstance(section, dict) else None
+    if not isinstance(factory, str) or not factory or len(factory) > 1000 or not factory.isprintable():
+        raise CheckpointError(f"{directory / CONFIG_FILE}: {OWN_MODEL_SECTION}.factory must be a string "
+                              "FILE.py:NAME or package.module:NAME")
+    return factory
 
 
 def _training_section(training: Any) -> Dict[str, Any]:
@@ -226,7 +263,7 @@ def _check_history(path: Path, history: Any) -> None:
             raise CheckpointError(f"{path}: entry {i}: 'modalities' must map modality names to objects")
 
 
-def _load_weights(path: Path, name: str, model: MultimodalModel) -> Dict[str, torch.Tensor]:
+def load_weights(path: Path, name: str, model: torch.nn.Module) -> Dict[str, torch.Tensor]:
     """Compare the header's tensor names and shapes with the model's, then load the tensors (a
     hostile header cannot make precal allocate more than the model it already accepted)."""
     try:
@@ -241,7 +278,7 @@ def _load_weights(path: Path, name: str, model: MultimodalModel) -> Dict[str, to
                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
 
-def _check_state(name: str, model: MultimodalModel, shapes: Dict[str, tuple]) -> None:
+def _check_state(name: str, model: torch.nn.Module, shapes: Dict[str, tuple]) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in shapes]
     unexpected = [k for k in shapes if k not in expected]

@@ -93,6 +93,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from precal.training.config import TrainConfig, read_settings
 
     values = read_settings(args.config) if args.config else {}
+    if "model" in values:  # a settings file may come from anyone: it never names code to run
+        raise ValueError(f"--config {args.config}: the setting 'model' is refused in a settings file; precal imports "
+                         "a model's code only when you name it on the command line (--model)")
     values.update(train_settings(args))
     if "data" not in values:
         raise ValueError("--data is required (or a 'data' setting in --config)")
@@ -160,26 +163,75 @@ def train_settings(args: argparse.Namespace) -> Dict[str, object]:
     return out
 
 
-def cmd_evaluate(args: argparse.Namespace) -> None:
-    from precal.evaluation import evaluate_checkpoint
+def check_model_options(args: argparse.Namespace, checkpoints: Sequence[str]) -> None:
+    """``--model`` and ``--weights`` against the checkpoints given: a model needs a checkpoint or
+    data, weights belong to a model without a checkpoint (a checkpoint holds its own)."""
+    if args.weights and not args.model:
+        raise ValueError("--weights needs --model FACTORY (the weights of your own model)")
+    if args.weights and checkpoints:
+        raise ValueError("--weights applies to --model without a checkpoint; a checkpoint holds its own weights")
+    if not checkpoints and not args.model:
+        raise ValueError("name a CHECKPOINT, or your own model with --model FILE.py:NAME --data DIR")
+    if args.model:
+        from precal.own_model import FactorySpec
 
-    result, path = evaluate_checkpoint(Path(args.checkpoint), data_dir=args.data, split=args.split)
+        FactorySpec.parse(args.model)
+
+
+def print_notes(command: str, notes: Sequence[str]) -> None:
+    for note in notes:
+        print(f"precal {command}: warning: {note}", file=sys.stderr)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from precal.evaluation import evaluate_checkpoint, evaluate_own_model
+
+    check_model_options(args, [args.checkpoint] if args.checkpoint else [])
+    out = Path(args.out) if args.out else None
+    if args.checkpoint:
+        result, path = evaluate_checkpoint(Path(args.checkpoint), data_dir=args.data, split=args.split,
+                                           model=args.model, out=out, overwrite=args.overwrite,
+                                           note=lambda text: print_notes("evaluate", [text]))
+    else:
+        result, path = evaluate_own_model(args.model, args.data, args.split, args.weights, out, args.overwrite)
     shown = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
     print(json.dumps(shown, indent=1))
-    print(f"wrote {path}")
+    if path is not None:
+        print(f"wrote {path}")
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
     from precal.robustness.sweep import run_sweep_cli
 
-    run_sweep_cli(args)
+    check_model_options(args, args.checkpoints)
+    run_sweep_cli(args, note=lambda text: print_notes("robustness", [text]))
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:
     from precal.dashboard.launcher import launch
 
+    if args.model:
+        check_model_options(args, args.checkpoint or [])
+        if not args.checkpoint and not args.data:
+            raise ValueError("--model without --checkpoint needs --data DIR (a data set folder)")
+        module = args.model.rpartition(":")[0]
+        if module.endswith(".py") and not Path(module).expanduser().is_file():
+            raise ValueError(f"--model: no such file {module}")
+    elif args.weights:
+        raise ValueError("--weights needs --model FACTORY (the weights of your own model)")
     launch(checkpoints=args.checkpoint or [], data=args.data, port=args.port, address=args.address,
-           headless=args.headless)
+           headless=args.headless, model=args.model, weights=args.weights)
+
+
+def add_model_options(parser: argparse.ArgumentParser, weights: bool = True) -> None:
+    """``--model`` (your own model's factory) and ``--weights`` (its state dict)."""
+    parser.add_argument("--model", metavar="FACTORY",
+                        help="your own model: FILE.py:NAME or package.module:NAME, called with the data set's schema; "
+                             "precal imports this code because you name it here (see examples/own_model)")
+    if weights:
+        parser.add_argument("--weights", metavar="FILE.safetensors",
+                            help="--model without a checkpoint: its weights, a safetensors state dict (never a pickle); "
+                                 "default: as the factory builds it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,14 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_options(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint and write metrics next to it")
-    p.add_argument("checkpoint")
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint (and write metrics next to it), or your own model")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint folder (optional with --model)")
+    add_model_options(p)
     p.add_argument("--data", help="data folder (default: the one recorded in the checkpoint)")
     p.add_argument("--split", default="test")
+    p.add_argument("--out", metavar="FILE", help="write the metrics to this JSON file (default: eval_<split>.json in "
+                                                 "the checkpoint; without a checkpoint: nothing is written)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it is a metrics file precal wrote")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("robustness", help="corruption sweep over every modality x corruption x severity")
-    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT", help="checkpoint folders (optional with --model)")
+    add_model_options(p)
     p.add_argument("--data", help="data folder (default: the one recorded in the checkpoint)")
     p.add_argument("--split", default="test")
     p.add_argument("--baseline", help="checkpoint to measure effective robustness against")
@@ -242,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dashboard", help="start the dashboard on localhost")
     p.add_argument("--checkpoint", action="append", help="checkpoint folder, or a folder of checkpoint folders (repeatable; default: shipped ones)")
+    add_model_options(p)
     p.add_argument("--data", help="data folder (default: sample_data/)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="127.0.0.1", help="listen address (default: localhost only)")

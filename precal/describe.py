@@ -6,7 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from precal.checkpoint import CONFIG_FILE, load_checkpoint
+from precal.checkpoint import (CONFIG_FILE, OWN_MODEL_SECTION, load_checkpoint, read_config, read_records,
+                               recorded_factory, resolve_checkpoint_dir)
+from precal.data.schema import DatasetSchema
+from precal.own_checkpoint import is_own_checkpoint
 from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
 from precal.training.config import WHEN_USED, summary_fields
 
@@ -24,8 +27,10 @@ def describe_data(data: MultimodalData, path: Path) -> str:
     s = data.schema
     lines = [f"data set {s.name!r} at {path}", f"  task: {s.task}" +
              (f", {len(s.class_names)} classes" if s.task == "classification" else ""),
-             f"  samples: {len(data)}; splits: " + ", ".join(f"{k}={len(v)}" for k, v in data.splits.items()),
-             "  modalities:"]
+             f"  samples: {len(data)}; splits: " + ", ".join(f"{k}={len(v)}" for k, v in data.splits.items())]
+    if data.groups:
+        lines.append("  groups: " + ", ".join(f"{k} ({len(set(v.tolist()))} values)" for k, v in data.groups.items()))
+    lines.append("  modalities:")
     for m in s.modalities:
         lengths = np.diff(data.modalities[m.name].offsets)
         present = lengths > 0
@@ -58,7 +63,46 @@ def selected_weights(metrics: dict) -> str:
     return f"selected epoch {metrics.get('selected_epoch')}"
 
 
+def describe_own_checkpoint(path: Path) -> str:
+    """An own model's checkpoint, from its JSON files alone: describing it never runs its code."""
+    directory = resolve_checkpoint_dir(path)
+    config = read_config(directory)
+    section = config.get(OWN_MODEL_SECTION) if isinstance(config.get(OWN_MODEL_SECTION), dict) else {}
+    factory = recorded_factory(config, directory)
+    schema = DatasetSchema.from_json(config.get("schema"))
+    metrics, history = read_records(directory)
+    sha = section.get("sha256")
+    lines = [f"checkpoint {directory.name} ({directory})",
+             f"  own model: built by {factory}" + (f" (file SHA-256 {str(sha)[:16]}…)" if isinstance(sha, str) else ""),
+             f"  calibration: {'on' if section.get('calibration', True) is True else 'off'}; "
+             f"data set: {schema.name} ({schema.task}); modalities: {', '.join(schema.modality_names)}",
+             f"  load it with --model {factory} (precal evaluate, robustness, dashboard)"]
+    lines += _records(config.get("training") if isinstance(config.get("training"), dict) else {}, metrics, history)
+    return "\n".join(lines)
+
+
+def _records(tr: dict, metrics: dict, history: list) -> list:
+    """The lines on training, metrics and history every checkpoint description ends with."""
+    lines = []
+    if tr:
+        lines.append(f"  trained: seed {tr.get('seed')}, {tr.get('epochs')} epochs, data {tr.get('data')}, "
+                     f"modality dropout {tr.get('modality_dropout')}, noise {tr.get('noise_augment')}")
+        options = used_options(tr)
+        if options:
+            lines.append("  options: " + ", ".join(f"{k} {v}" for k, v in options))
+    for split in ("val", "test"):
+        m = metrics.get(split)
+        if isinstance(m, dict):
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
+            lines.append(f"  {split}: {shown}")
+    if history:
+        lines.append(f"  history: {len(history)} epochs ({selected_weights(metrics)})")
+    return lines
+
+
 def describe_checkpoint(path: Path) -> str:
+    if is_own_checkpoint(path):
+        return describe_own_checkpoint(path)
     ckpt = load_checkpoint(path)
     cfg = ckpt.config
     counts = ckpt.model.parameter_counts()
@@ -69,18 +113,5 @@ def describe_checkpoint(path: Path) -> str:
              f"shared dim {cfg.shared_dim}; trunks: frames {cfg.frame_encoder}, points {cfg.point_encoder}",
              f"  parameters: backbone {backbone:,}, calibrator {counts['calibrator']:,} "
              f"({100 * counts['calibrator'] / backbone:.1f}% of backbone)"]
-    tr = ckpt.training
-    if tr:
-        lines.append(f"  trained: seed {tr.get('seed')}, {tr.get('epochs')} epochs, data {tr.get('data')}, "
-                     f"modality dropout {tr.get('modality_dropout')}, noise {tr.get('noise_augment')}")
-        options = used_options(tr)
-        if options:
-            lines.append("  options: " + ", ".join(f"{k} {v}" for k, v in options))
-    for split in ("val", "test"):
-        m = ckpt.metrics.get(split)
-        if isinstance(m, dict):
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
-            lines.append(f"  {split}: {shown}")
-    if ckpt.history:
-        lines.append(f"  history: {len(ckpt.history)} epochs ({selected_weights(ckpt.metrics)})")
+    lines += _records(ckpt.training, ckpt.metrics, ckpt.history)
     return "\n".join(lines)

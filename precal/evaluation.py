@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from precal.checkpoint import Checkpoint, CheckpointError, load_checkpoint, resolve_checkpoint_dir
+from precal.checkpoint import Checkpoint, CheckpointError, resolve_checkpoint_dir
 from precal.data.dataset import MultimodalDataset
 from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
 from precal.gate_truth import truth_summary, truth_table
 from precal.inference import predict
 from precal.limits import read_json
 from precal.metrics import compute_metrics
-from precal.safe_write import UnsafeWriteError, write_file
+from precal.safe_write import UnsafeWriteError, check_output_file, write_file
 
 
 def resolve_data_dir(ckpt: Checkpoint, data_dir: Optional[str | Path] = None, search: Sequence[str | Path] = (),
@@ -116,19 +116,66 @@ def evaluate(ckpt: Checkpoint, data: MultimodalData, split: str = "test") -> Dic
     return metrics
 
 
-def evaluate_checkpoint(path: Path, data_dir: Optional[str | Path] = None,
-                        split: str = "test") -> Tuple[Dict[str, Any], Path]:
-    """Evaluate and write ``eval_<split>.json`` in the checkpoint folder.
+def evaluate_checkpoint(path: Path, data_dir: Optional[str | Path] = None, split: str = "test",
+                        model: Optional[str] = None, out: Optional[Path] = None, overwrite: bool = False,
+                        note: Callable[[str], None] = lambda _text: None) -> Tuple[Dict[str, Any], Path]:
+    """Evaluate and write ``eval_<split>.json`` in the checkpoint folder (or ``out``, a file).
 
     The folder must be a real folder, not a symbolic link: the result is written only where the
     user pointed, never into the folder a link leads to (a link to someone else's checkpoint would
-    otherwise gain a file there). Checked before anything is computed."""
-    out = eval_path(resolve_checkpoint_dir(path), split)
-    ckpt = load_checkpoint(path)
+    otherwise gain a file there). Checked before anything is computed. ``model`` is the factory of
+    an own model's checkpoint (:mod:`precal.own_checkpoint`); ``note`` receives its one-line remarks
+    (a factory file that changed since training)."""
+    from precal.own_checkpoint import open_checkpoint
+
+    target = (check_metrics_file(out, overwrite) if out is not None
+              else eval_path(resolve_checkpoint_dir(path), split))
+    ckpt = open_checkpoint(path, model)
+    for text in getattr(ckpt, "notes", []):
+        note(text)
     data = load_dataset(resolve_data_dir(ckpt, data_dir))
     metrics = evaluate(ckpt, data, split)
-    write_file(out, lambda tmp: tmp.write_text(json.dumps(metrics, indent=1) + "\n"))
-    return metrics, out
+    write_metrics_file(target, metrics)
+    return metrics, target
+
+
+def evaluate_own_model(model: str, data_dir: Optional[str | Path], split: str = "test",
+                       weights: Optional[str | Path] = None, out: Optional[Path] = None,
+                       overwrite: bool = False) -> Tuple[Dict[str, Any], Optional[Path]]:
+    """Evaluate a user's model without a checkpoint (``precal evaluate --model F [--weights W] --data
+    DIR``): preprocessing fitted on the data's training split; nothing is written unless ``out``
+    names a file."""
+    from precal.own_checkpoint import own_model_without_checkpoint, single_dataset_dir
+
+    target = check_metrics_file(out, overwrite) if out is not None else None
+    path = single_dataset_dir(data_dir)
+    data = load_dataset(path)
+    ckpt = own_model_without_checkpoint(model, data, path, weights)
+    metrics = evaluate(ckpt, data, split)
+    metrics["model"] = str(model)
+    if weights is not None:
+        metrics["weights"] = str(weights)
+    if target is not None:
+        write_metrics_file(target, metrics)
+    return metrics, target
+
+
+def is_metrics_file(path: Path) -> bool:
+    """A file ``precal evaluate`` wrote: a JSON object naming the split it measured."""
+    try:
+        value = read_json(path, "metrics file")
+    except ValueError:
+        return False
+    return isinstance(value, dict) and isinstance(value.get("split"), str)
+
+
+def check_metrics_file(out: Path | str, overwrite: bool) -> Path:
+    """``--out`` of ``precal evaluate``: a new file, or one it wrote (with ``--overwrite``)."""
+    return check_output_file(Path(out), overwrite, recognise=is_metrics_file, what="metrics file")
+
+
+def write_metrics_file(target: Path, metrics: Dict[str, Any]) -> None:
+    write_file(target, lambda tmp: tmp.write_text(json.dumps(metrics, indent=1) + "\n"))
 
 
 def eval_path(folder: Path, split: str) -> Path:

@@ -6,7 +6,7 @@ from the library this builds on (:mod:`precal.inference`, :mod:`precal.explain`,
 produces the calibration report the pages draw (no second code path for the UI). One module per
 concern: ``pairs`` (checkpoints side by side), ``data`` (a split as batches), ``running`` (forward
 passes and their disk cache), ``samples``, ``inputs``, ``lab``, ``overview``, ``embeddings``,
-``robustness``, ``uploads`` and ``formatting``.
+``robustness``, ``uploads``, ``own_models`` (your own model: ``--model``) and ``formatting``.
 
 Vocabulary used throughout:
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from precal.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
 from precal.dashboard.settings import ROOT
 from precal.errors import USER_ERRORS, error_line
-from precal.models.model import CALIBRATED, UNCALIBRATED, ModelConfig, role_name
+from precal.models.model import CALIBRATED, UNCALIBRATED, role_name
 
 REFERENCE_TRAINED = "trained baseline"
 
@@ -119,7 +119,7 @@ def recipe_of(ckpt: Checkpoint) -> Dict[str, Any]:
     the training settings with their defaults filled in (a setting a run did not record had its
     default), without :data:`RUN_SETTINGS` and :data:`CALIBRATOR_SETTINGS`. Includes the seed."""
     recipe: Dict[str, Any] = {"data set": ckpt.schema.name}
-    model = {f.name: getattr(ckpt.config, f.name) for f in fields(ModelConfig)}
+    model = ckpt.config.to_json()  # precal's architecture, or an own model's few recorded facts
     for k, v in model.items():
         if k not in CALIBRATOR_SETTINGS and k != "calibration":
             recipe[k] = v

@@ -78,7 +78,7 @@ _CODE_KEY: Optional[str] = None
 
 
 _CODE_FILES = ("calibration.py", "inference.py", "models/model.py", "models/encoders.py", "models/fusion.py",
-               "data/dataset.py", "data/batch.py")
+               "data/dataset.py", "data/batch.py", "own_model.py")
 
 
 def code_key() -> str:

@@ -153,10 +153,13 @@ def sample_outputs(views: Sequence[ModelView], splits: SplitBatches, index: int)
 
 def sample_table(data: MultimodalData, splits: SplitBatches, preds: Optional[Predictions] = None,
                  reference: Optional[Predictions] = None) -> pd.DataFrame:
-    """One row per sample of the split: index, id, class, predicted (calibrated / reference), correct."""
+    """One row per sample of the split: index, id, class, the data set's groups (subject, speaker…),
+    predicted (calibrated / reference), correct."""
     idx = splits.indices
     frame = pd.DataFrame({"index": idx, "sample id": data.sample_ids[idx].astype(str),
-                          "class": [data.label_name(int(i)) for i in idx]})
+                          "class": [data.label_name(int(i)) for i in idx],
+                          **{name: labels[idx].astype(str) for name, labels in data.groups.items()
+                             if name not in ("index", "sample id", "class")}})
     names = list(data.schema.class_names)
     for tag, p in (("calibrated", preds), ("uncalibrated", reference)):
         if p is None or data.schema.task != "classification":

@@ -11,20 +11,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import streamlit as st
 
 from precal.checkpoint import WEIGHTS_FILE, Checkpoint, file_sha256, load_checkpoint
 from precal.dashboard import settings, worker
-from precal.dashboard.backend import pairs
+from precal.dashboard.backend import own_models, pairs
 from precal.dashboard.backend.data import SplitBatches, split_batches
 from precal.dashboard.backend.preload import take_preloaded
 from precal.dashboard.backend.pairs import LoadProblem, ModelPair, ModelView
 from precal.dashboard.backend.running import cached_predict
 from precal.data.storage import MultimodalData, load_dataset
 from precal.inference import Predictions
+from precal.own_checkpoint import open_own_model
 from precal.projection import cached_projection
 
 
@@ -45,13 +46,48 @@ def _hash_file(path: str, mtime_ns: int, size: int) -> str:  # noqa: ARG001 (cac
 
 
 @st.cache_resource(show_spinner="Loading checkpoint…", max_entries=32)
-def _checkpoint(path: str, fingerprint: str) -> Checkpoint:  # noqa: ARG001 (cache key)
+def _checkpoint(path: str, fingerprint: str, model: Optional[str] = None,  # noqa: ARG001 (cache key)
+                model_key: str = "") -> Checkpoint:
+    if model:
+        return own_models.load_named_checkpoint(path, model)
     return take_preloaded(path) or load_checkpoint(path)
 
 
-def load_checkpoints(paths: Sequence[str]) -> Tuple[List[Checkpoint], List[LoadProblem]]:
-    """:func:`precal.dashboard.backend.pairs.load_checkpoints` through the shared cache."""
-    return pairs.load_checkpoints(paths, load=lambda path: _checkpoint(path, _weights_key(path)))
+def _factory_key(model: Optional[str]) -> str:
+    """When your own model's file changes, what it built is loaded again (its size and time)."""
+    module = (model or "").rpartition(":")[0]
+    try:
+        st_ = Path(module).stat() if module.endswith(".py") else None
+    except OSError:
+        return "missing"
+    return f"{st_.st_mtime_ns}:{st_.st_size}" if st_ else ""
+
+
+def load_checkpoints(paths: Sequence[str], args: Optional[settings.DashboardArgs] = None
+                     ) -> Tuple[List[Checkpoint], List[LoadProblem]]:
+    """:func:`precal.dashboard.backend.pairs.load_checkpoints` through the shared cache. The
+    checkpoints ``args`` names load with its ``--model`` (your own model's factory); any other
+    path (an upload) never does. With ``--model`` and no checkpoint, the model itself is opened."""
+    model = args.model if args is not None else None
+    named = {str(Path(p).expanduser().resolve()) for p in (args.checkpoints if args is not None else ())}
+    loaded, problems = pairs.load_checkpoints(
+        paths, load=lambda path: _checkpoint(path, _weights_key(path), model if path in named else None,
+                                             _factory_key(model) if path in named else ""))
+    if model and not (args.checkpoints if args is not None else ()):
+        own, own_problems = own_models.load_model_without_checkpoint(model, args.data, args.weights, load=_own_model)
+        loaded, problems = loaded + own, problems + own_problems
+    return loaded, problems
+
+
+def _own_model(model: str, data: Optional[str], weights: Optional[str]) -> Checkpoint:
+    """Your model without a checkpoint, shared; rebuilt when its file or its weights change."""
+    return _own_model_keyed(model, data, weights, _factory_key(model), _weights_key(weights) if weights else "")
+
+
+@st.cache_resource(show_spinner="Building your model…", max_entries=8)
+def _own_model_keyed(model: str, data: Optional[str], weights: Optional[str], model_key: str,  # noqa: ARG001
+                     weights_key: str) -> Checkpoint:  # noqa: ARG001 (cache keys)
+    return open_own_model(model, data, weights)
 
 
 @st.cache_resource(show_spinner="Loading data set…", max_entries=8)

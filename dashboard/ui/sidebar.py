@@ -37,7 +37,9 @@ def app_args() -> DashboardArgs:
 
 
 def _checkpoint_paths(args: DashboardArgs) -> List[str]:
-    paths = list(args.checkpoints) or [str(p) for p in default_checkpoint_dirs()]
+    """The checkpoints named, else (unless your own model is opened without one) the shipped ones,
+    and the uploads of this session."""
+    paths = list(args.checkpoints) or ([] if args.model else [str(p) for p in default_checkpoint_dirs()])
     return paths + list(st.session_state.get("uploaded_checkpoints", []))
 
 
@@ -142,7 +144,7 @@ def build_context() -> Optional[Context]:
     args = app_args()
     sb = st.sidebar.container()  # filled below; the upload box is drawn after it
     uploaded = _upload_widget()
-    loaded, problems = load_checkpoints(_checkpoint_paths(args))
+    loaded, problems = load_checkpoints(_checkpoint_paths(args), args)
     pairs = pair_checkpoints(loaded)
     ctx = Context(args, pairs, problems)
     st.session_state["_ctx"] = ctx

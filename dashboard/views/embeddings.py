@@ -9,6 +9,7 @@ from precal.dashboard.backend.running import predict_view
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.background import start_warmups
 from precal.dashboard.ui.context import PAGES, context, guard
+from precal.dashboard.ui.model_notes import show_page_notes
 from precal.dashboard.ui.loading import projection
 from precal.dashboard.ui.widgets import ZOOM_CONFIG
 from precal.models.model import CALIBRATED
@@ -18,6 +19,7 @@ ctx = context()
 ctx.require_data()
 schema = ctx.schema
 st.title("Embeddings: before vs after calibration")
+show_page_notes(ctx, "embeddings")
 st.caption("Each sample appears twice in one aligned 2-D map: hollow = before calibration, filled = after; "
            "grey lines join the two. Select a point (click, or box/lasso) to open that sample in the explorer.")
 

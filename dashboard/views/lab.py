@@ -18,6 +18,7 @@ from precal.dashboard.backend.lab import LabSetting, lab_update
 from precal.dashboard.charts import figures as charts, lab as lab_charts
 from precal.dashboard.ui.background import pause_background_work
 from precal.dashboard.ui.context import context, guard, select_sample
+from precal.dashboard.ui.model_notes import show_page_notes
 from precal.dashboard.ui.loading import projection
 from precal.dashboard.ui.vega_inputs import render_lab_input
 from precal.dashboard.ui.widgets import prediction_card
@@ -29,6 +30,7 @@ from precal.robustness.corruptions import corruptions_for, get_corruption
 ctx = context()
 ctx.require_data()
 st.title("Corruption lab")
+show_page_notes(ctx, "lab")
 st.caption("Corrupt, remove or swap modalities of one sample. Calibrated and uncalibrated models run on "
            "the same corrupted input; corruptions are seeded and identical to the robustness sweep's.")
 

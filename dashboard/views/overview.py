@@ -8,6 +8,7 @@ from precal.dashboard.backend.overview import (alpha_frame, live_metrics, metric
                                                parameter_table, training_summary)
 from precal.dashboard.charts import figures as charts, overview as overview_charts
 from precal.dashboard.ui.context import context, guard
+from precal.dashboard.ui.model_notes import show_page_notes
 from precal.metrics import primary_metric
 from precal.models.model import CALIBRATED, UNCALIBRATED
 
@@ -15,6 +16,7 @@ ctx = context()
 pair = ctx.pair
 schema = ctx.schema
 st.title(f"Overview · {schema.name}")
+show_page_notes(ctx, "overview")
 st.caption(schema.description or "")
 
 ckpt = pair.primary

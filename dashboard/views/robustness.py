@@ -8,6 +8,7 @@ from precal.dashboard.backend.robustness import (POINTS_ONLY, computed_summary, 
                                                  severity_facets, summary_for_display)
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.context import context, guard
+from precal.dashboard.ui.model_notes import show_page_notes
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG
 from precal.errors import USER_ERRORS, error_line
 from precal.models.model import CALIBRATED
@@ -18,6 +19,7 @@ from precal.robustness.table import corrupted_alpha
 ctx = context()
 schema = ctx.schema
 st.title("Robustness to corruptions")
+show_page_notes(ctx, "robustness")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

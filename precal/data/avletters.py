@@ -208,4 +208,6 @@ def _assemble(utterances: Sequence[Utterance], audio: Sequence[np.ndarray],
             "lips": build_ragged(frames, LIPS_STEP, np.uint8),
         },
         splits=split_indices(utterances),
+        groups={"speaker": np.array([u.speaker for u in utterances]),
+                "repetition": np.array([f"r{u.repetition}" for u in utterances])},
     )

@@ -23,13 +23,18 @@ integer storage with a declared scale keeps real data sets small enough to ship 
 - optionally, for a modality ``m``, ``truth.m``: (N,) int8, what is known to have been done to that
   modality of each sample, as an index into :data:`TRUTH_CODES` (0 clean, 1 noise, 2 swap, 3 absent).
   Generated benchmarks carry it (:mod:`precal.data.synthetic`), so that a gate can be scored
-  against the truth instead of against a corruption applied afterwards.
+  against the truth instead of against a corruption applied afterwards;
+- optionally ``group.<name>``: (N,) unicode strings, a label per sample of a grouping the data set
+  knows (``group.subject``, ``group.speaker``, ``group.session``): who or when, not what. Splits
+  that keep a group apart (cross-subject), and results sliced by group, need it; the converters of
+  UTD-MHAD (subject, trial) and AVLetters (speaker, repetition) fill it from the raw file names.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -43,6 +48,8 @@ from precal import limits
 from precal.limits import read_json
 from precal.safe_write import DATASET, write_folder
 
+_GROUP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,99}$")
+
 FORMAT_NAME = "precal-dataset"
 FORMAT_VERSION = 1
 HEADER_FILE = "dataset.json"
@@ -51,6 +58,9 @@ ARRAYS_FILE = "data.npz"
 
 TRUTH_CODES = ("clean", "noise", "swap", "absent")
 """Per-sample, per-modality ground truth of a generated data set (the ``truth.<modality>`` arrays)."""
+GROUP_PREFIX = "group."
+MAX_GROUPS = 16
+"""At most this many groupings per data set (``group.<name>`` arrays)."""
 
 
 class DataFormatError(SchemaError):
@@ -81,6 +91,7 @@ class MultimodalData:
     modalities: Dict[str, RaggedModality]
     splits: Dict[str, np.ndarray]
     truth: Dict[str, np.ndarray] = field(default_factory=dict)  # modality -> (N,) codes of TRUTH_CODES
+    groups: Dict[str, np.ndarray] = field(default_factory=dict)  # grouping -> (N,) str, e.g. "subject" -> "s3"
 
     def __len__(self) -> int:
         return int(len(self.sample_ids))
@@ -116,6 +127,10 @@ class MultimodalData:
         if len(hits) == 0:
             raise KeyError(f"no sample with id {sample_id!r}")
         return int(hits[0])
+
+    def group_of(self, i: int) -> Dict[str, str]:
+        """Sample ``i``'s label in every grouping (``{"subject": "s3", "trial": "t1"}``)."""
+        return {name: str(labels[i]) for name, labels in self.groups.items()}
 
     def label_name(self, i: int) -> str:
         if self.schema.task == "classification":
@@ -174,6 +189,8 @@ def save_dataset(data: MultimodalData, directory: Path | str, overwrite: bool = 
             arrays[f"{name}.offsets"] = rag.offsets
         for name, codes in data.truth.items():
             arrays[f"truth.{name}"] = np.asarray(codes, dtype=np.int8)
+        for name, labels in data.groups.items():
+            arrays[f"{GROUP_PREFIX}{name}"] = np.asarray(labels).astype(str)
         _write_npz_deterministic(tmp / ARRAYS_FILE, arrays)
 
     return write_folder(directory, DATASET, write, overwrite, inputs)
@@ -229,12 +246,13 @@ def load_dataset(directory: Path | str) -> MultimodalData:
             modalities = {m: RaggedModality(npz[f"{m}.values"], npz[f"{m}.offsets"])
                           for m in schema.modality_names}
             truth = {m: npz[f"truth.{m}"] for m in schema.modality_names if f"truth.{m}" in files}
+            groups = {k[len(GROUP_PREFIX):]: npz[k] for k in sorted(files) if k.startswith(GROUP_PREFIX)}
     except DataFormatError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as exc:
         raise DataFormatError(f"{arrays_path} cannot be read (truncated or not an npz?): {exc}") from exc
     splits = _read_splits(header_path, header.get("splits", {}), len(sample_ids))
-    data = MultimodalData(schema, sample_ids, labels, modalities, splits, truth)
+    data = MultimodalData(schema, sample_ids, labels, modalities, splits, truth, groups)
     validate(data)
     if header.get("num_samples") not in (None, len(data)):
         raise DataFormatError(f"{header_path}: num_samples={header['num_samples']} but arrays hold {len(data)}")
@@ -302,6 +320,10 @@ def _check_dtypes(path: Path, declared: Mapping[str, Tuple[Tuple[int, ...], np.d
             raise DataFormatError(f"{path}: {m}.values must hold real numbers, got {declared[f'{m}.values'][1]}")
         if kind(f"{m}.offsets") not in "iu":
             raise DataFormatError(f"{path}: {m}.offsets must be integers, got {declared[f'{m}.offsets'][1]}")
+    for name in declared:
+        if name.startswith(GROUP_PREFIX) and kind(name) not in "US":
+            raise DataFormatError(f"{path}: {name[:80]} must hold strings (a group label per sample), "
+                                  f"got {declared[name][1]}")
 
 
 def _read_splits(header_path: Path, splits_json: Any, n: int) -> Dict[str, np.ndarray]:
@@ -375,6 +397,7 @@ def validate(data: MultimodalData) -> None:
         absent = np.diff(data.modalities[name].offsets) == 0
         if np.any((codes == TRUTH_CODES.index("absent")) != absent):
             raise DataFormatError(f"truth.{name} must mark exactly the samples where {name} is absent as 'absent'")
+    _validate_groups(data)
     seen: Dict[int, str] = {}
     for split, idx in data.splits.items():
         if idx.ndim != 1 or (len(idx) and (idx.min() < 0 or idx.max() >= n)):
@@ -384,3 +407,22 @@ def validate(data: MultimodalData) -> None:
                 raise DataFormatError(f"sample {str(data.sample_ids[i])!r} is in both split {seen[i]!r} and {split!r}")
             seen[i] = split
 
+
+
+def _validate_groups(data: MultimodalData) -> None:
+    """Groupings: at most :data:`MAX_GROUPS`, named like modalities, one non-empty string per sample."""
+    n = len(data.sample_ids)
+    if len(data.groups) > MAX_GROUPS:
+        raise DataFormatError(f"the data set has {len(data.groups)} groupings; at most {MAX_GROUPS} are allowed")
+    for name, labels in data.groups.items():
+        if not isinstance(name, str) or not _GROUP_NAME.match(name):
+            raise DataFormatError(f"group name {str(name)[:60]!r} must start with a letter and hold only letters, "
+                                  "digits, '_' or '-'")
+        labels = np.asarray(labels)
+        if labels.shape != (n,) or labels.dtype.kind not in "US":
+            raise DataFormatError(f"group.{name} must be ({n},) strings, one label per sample, got "
+                                  f"{labels.shape} {labels.dtype}")
+        empty = np.char.str_len(labels.astype(str)) == 0
+        if empty.any():
+            raise DataFormatError(f"group.{name} is empty for sample {str(data.sample_ids[int(np.argmax(empty))])!r}; "
+                                  "give every sample a label")

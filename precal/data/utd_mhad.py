@@ -336,4 +336,5 @@ def _assemble(keys: Sequence[SampleKey], inertial: Sequence[np.ndarray], skeleto
             "depth": build_ragged(frames, DEPTH_STEP, np.uint8),
         },
         splits=splits,
+        groups={"subject": np.array([f"s{k.subject}" for k in keys]), "trial": np.array([f"t{k.trial}" for k in keys])},
     )

@@ -8,6 +8,10 @@ between samples (no encoder pass at all); and each level runs as a few large bat
 corruption itself is vectorised), never a Python loop over samples. Models of one checkpoint share
 its encoder passes: only calibrator, fusion and head run per model.
 
+A user's own model (:mod:`precal.own_model`) goes through the same code with the identity as its
+"encoder" (precal cannot split it at its calibrator from outside): its features are its inputs, so
+a swap still moves rows and every other level runs the whole model.
+
 The table has one row per (model, corrupted modality, corruption, severity); its columns are
 :data:`precal.robustness.table.COLUMNS` (see there).
 """

@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from precal.models.model import role_name
-from precal.robustness.corruptions import MAX_SEVERITY
 from precal.safe_write import write_file
 
 HEAD_COLUMNS = ("checkpoint", "role", "dataset", "backbone", "modality", "corruption", "severity", "level",
@@ -113,8 +112,10 @@ def summarise(table: pd.DataFrame, baseline: Optional[str] = None) -> pd.DataFra
 
 
 def removal_drops(table: pd.DataFrame) -> pd.DataFrame:
-    """Drop of the metric when each modality is removed (absent), per checkpoint."""
+    """Drop of the metric when each modality is removed (absent), per model (checkpoint and role):
+    clean minus removed at the highest severity swept (removal is on at every severity >= 1)."""
     g = table[table["corruption"] == "remove_absent"]
-    clean = g[g["severity"] == 0].groupby(["checkpoint", "modality"])["value"].first()
-    removed = g[g["severity"] == MAX_SEVERITY].groupby(["checkpoint", "modality"])["value"].first()
-    return (clean - removed).rename("drop").reset_index()
+    keys = ["checkpoint", "role", "modality"]
+    clean = g[g["severity"] == 0].groupby(keys, sort=False)["value"].first()
+    worst = g[g["severity"] > 0].sort_values("severity").groupby(keys, sort=False)["value"].last()
+    return (clean - worst).rename("drop").reset_index()

@@ -61,6 +61,15 @@ def check_train_config(cfg: TrainConfig) -> None:
     if cfg.val_split is not None:
         check_str(cfg.val_split, "--val-split", 1000)
     cfg.model_config()  # the remaining architecture fields (backbone, encoders, gate) check themselves
+    if cfg.model is not None:
+        from precal.own_model import FactorySpec
+
+        check_str(cfg.model, "--model", 1000)
+        FactorySpec.parse(cfg.model)
+        conflicts = cfg.own_model_conflicts()
+        if conflicts:
+            raise ValueError(f"{conflicts[0]} does not apply to --model: your factory builds the architecture "
+                             "(precal's own backbone, encoders and calibrator settings are not used)")
 
 
 def check_names(cfg: TrainConfig, schema: DatasetSchema) -> None:

@@ -52,6 +52,11 @@ class TrainConfig:
     """Everything that defines a training run (stored in the checkpoint)."""
 
     data: str = setting("data folder (precal format)")
+    model: Optional[str] = setting(
+        "your own model instead of precal's: a factory FILE.py:NAME or package.module:NAME, called with the data "
+        "set's schema, that returns a torch.nn.Module holding a PreFusionCalibrator (see examples/own_model); the "
+        "checkpoint records it and loads again only with the same --model", None, metavar="FACTORY",
+        summary=WHEN_USED)
     backbone: str = model_setting("backbone", "fusion backbone", choices=BACKBONES)
     calibration: bool = model_setting("calibration", "the pre-fusion calibrator (off: the uncalibrated baseline)",
                                       form="switch")
@@ -146,6 +151,15 @@ class TrainConfig:
     eval_splits: List[str] = setting("", factory=lambda: ["val", "test"], cli=False)
     threads: int = setting("torch threads (0: torch's default)", 0)
 
+    def own_model_conflicts(self) -> List[str]:
+        """The options of precal's own architecture that this config sets although it trains an own
+        model (``model``), whose architecture is the user's code: each would be ignored without a word."""
+        if not self.model:
+            return []
+        default = TrainConfig(data=self.data)
+        return [option_name(f) for f in fields(self) if f.name in OWN_MODEL_IGNORES
+                and getattr(self, f.name) != getattr(default, f.name)]
+
     def model_config(self) -> ModelConfig:
         # Derived inputs of modalities this model does not use (a unimodal run of a shared recipe) do not apply.
         used = (lambda n: n in self.modalities) if self.modalities else (lambda n: True)
@@ -173,6 +187,11 @@ class TrainConfig:
         if "data" not in values:
             raise ValueError(f"{source}: no data folder (set 'data', or pass --data)")
         return cls(**values)
+
+
+OWN_MODEL_IGNORES = ("backbone", "dim", "shared_dim", "dropout", "frame_encoder", "point_encoder", "cue_gradient",
+                     "gate", "evidence_margin", "velocity", "norms", "unimodal_loss")
+"""Settings of precal's own architecture (and its side heads), which an own model does not have."""
 
 
 def read_settings(path: Path | str) -> Dict[str, Any]:

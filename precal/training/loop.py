@@ -33,6 +33,8 @@ from precal.data.storage import MultimodalData, load_dataset
 from precal.inference import Predictions, predict, unimodal_probe_logits
 from precal.metrics import compute_metrics, higher_is_better, primary_metric
 from precal.models.model import ModelOutput, MultimodalModel
+from precal.own_checkpoint import save_own_checkpoint
+from precal.own_model import OwnModel, build_own_model
 from precal.safe_write import CHECKPOINT, check_output_folder
 from precal.training.augment import (GeometryAugment, mixup, modality_dropout, noise_augment, recombine_augment,
                                      swap_augment, time_augment)
@@ -205,7 +207,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     kinds = {m.name: m.kind for m in data.schema.modalities}
     train_batch = sets[cfg.train_split].full_batch()
     val_batch = sets[cfg.val_split].full_batch() if cfg.val_split else None
-    model = MultimodalModel(data.schema, cfg.model_config())
+    model = build_model(cfg, data.schema)
     model.fit_derived_inputs(train_batch, pre.mean, pre.std)
     net: nn.Module = model
     if world > 1:
@@ -223,7 +225,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     best_epoch = 0
     history: List[Dict[str, Any]] = []
     average = WeightAverage() if cfg.average_epochs > 0 else None
-    bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.backbone} cal={'on' if cfg.calibration else 'off'}",
+    bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {model.config.backbone} cal={'on' if cfg.calibration else 'off'}",
                disable=not progress or rank != 0, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
@@ -260,11 +262,21 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     path = None
     if out is not None and rank == 0:
         training = {**cfg.to_json(), "world_size": world}
-        path = save_checkpoint(out, model, pre, training=training, metrics=metrics, history=history,
-                               overwrite=overwrite, inputs=[cfg.data])
+        save = save_own_checkpoint if isinstance(model, OwnModel) else save_checkpoint
+        path = save(out, model, pre, training=training, metrics=metrics, history=history, overwrite=overwrite,
+                    inputs=[cfg.data])
     if world > 1:
         dist.barrier()
     return TrainResult(model, pre, history, metrics, seconds, path)
+
+
+def build_model(cfg: TrainConfig, schema: DatasetSchema) -> MultimodalModel | OwnModel:
+    """precal's model of the config's architecture, or the user's own (``cfg.model``, a factory
+    called with the schema of the modalities trained on; its initial weights follow ``cfg.seed``)."""
+    if not cfg.model:
+        return MultimodalModel(schema, cfg.model_config())
+    names = list(cfg.modalities) or schema.modality_names
+    return build_own_model(cfg.model, schema.subset(names), seed=cfg.seed, calibration=cfg.calibration)
 
 
 def _averaged_candidate(model: MultimodalModel, average: WeightAverage, train_batch: Batch, val_batch: Batch,
@@ -289,7 +301,8 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
     model.train()
     perm = torch.randperm(batch.size, generator=gen)
     totals = {"loss": 0.0, "correct": 0.0, "n": 0}
-    grad_norms = {n: 0.0 for n in model.modalities}
+    encoders = model.encoders  # an own model may not say which parameters encode which modality
+    grad_norms = {n: 0.0 for n in model.modalities if n in encoders}
     for step in range(steps):
         rows = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
         sub = batch.select(rows)
@@ -319,8 +332,8 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
                                                             cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for n in model.modalities:
-            grads = [p.grad.norm() ** 2 for p in model.encoders[n].parameters() if p.grad is not None]
+        for n in grad_norms:
+            grads = [p.grad.norm() ** 2 for p in encoders[n].parameters() if p.grad is not None]
             grad_norms[n] += float(torch.stack(grads).sum().sqrt()) if grads else 0.0
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
@@ -378,6 +391,7 @@ def modality_dynamics(model: MultimodalModel, batch: Batch, preds: Predictions, 
             "support_mean": float(preds.support[:, i].mean()), "support_std": float(preds.support[:, i].std()),
             "conflict_mean": float(preds.conflict[:, i].mean()), "conflict_std": float(preds.conflict[:, i].std()),
             f"probe_{metric}": float(probe_metrics[metric]),
-            "grad_norm": float(grad_norm.get(n, 0.0)),
         }
+        if n in grad_norm:
+            out[n]["grad_norm"] = float(grad_norm[n])
     return out

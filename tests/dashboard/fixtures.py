@@ -39,7 +39,8 @@ def _subset(data: MultimodalData, per_class: Dict[str, int], classes=(0, 1, 2, 3
     mods = {m: build_ragged([data.modalities[m].raw(i) for i in order], data.schema.modality(m).step_shape,
                             data.modalities[m].values.dtype) for m in data.schema.modality_names}
     return MultimodalData(data.schema, data.sample_ids[order], data.labels[order], mods,
-                          {s: np.array([pos[i] for i in v], dtype=np.int64) for s, v in keep.items()})
+                          {s: np.array([pos[i] for i in v], dtype=np.int64) for s, v in keep.items()},
+                          groups={k: v[order] for k, v in data.groups.items()})
 
 
 def _history(epochs: int, modalities, calibrated: bool, seed: int):

@@ -150,6 +150,8 @@ def test_sample_and_suppressed_tables(pair, splits, data):
     preds = predict_view(pair.views()[0], splits.batch_for(pair.calibrated))
     table = sample_table(data, splits, preds)
     assert len(table) == splits.size and {"sample id", "class", "correct (calibrated)"} <= set(table.columns)
+    ids = table["sample id"].tolist()  # UTD-MHAD's groups come with every sample: a<action>_s<subject>_t<trial>
+    assert table["subject"].tolist() == [i.split("_")[1] for i in ids] and set(data.groups) <= set(table.columns)
     sup = suppressed_table(data, splits, preds, limit=5)
     assert len(sup) == 5 and sup["alpha"].is_monotonic_increasing
     assert set(sup["sample id"]) <= set(table["sample id"])

@@ -157,6 +157,8 @@ def test_utd_structure_labels_and_splits(utd_converted: Path) -> None:
         assert data.schema.modality(name).step_shape == step
         assert data.modalities[name].values.dtype == dtype
     assert data.schema.modality("depth").scale == 16.0
+    subjects = [k.split("_")[1] for k in UTD_ORDER]
+    assert data.groups["subject"].tolist() == subjects and data.groups["trial"].tolist() == [k.split("_")[2] for k in UTD_ORDER]
 
 
 @needs_raw
@@ -274,6 +276,8 @@ def test_avl_structure_labels_and_splits(avl_converted: Path) -> None:
     assert data.modalities["audio"].values.dtype == np.float16
     assert data.modalities["lips"].values.dtype == np.uint8
     assert data.schema.modality("audio").rate_hz == 50.0 and data.schema.modality("lips").rate_hz == 25.0
+    assert data.groups["speaker"].tolist() == [s.split("_")[1] for s in sorted(AVL_STEMS)]
+    assert data.groups["repetition"].tolist() == [f"r{s[1]}" for s in sorted(AVL_STEMS)]
 
 
 @needs_raw
@@ -405,6 +409,8 @@ def test_shipped_utd_mhad(shipped_utd) -> None:
     assert collections.Counter(data.labels.tolist()) == {**{c: 32 for c in range(27)}, 7: 31, 22: 31, 26: 31}
     for sid in ("a8_s1_t4", "a23_s6_t4", "a27_s8_t4"):
         assert sid not in set(data.sample_ids.tolist())
+    assert sorted(set(data.groups["subject"].tolist())) == [f"s{i}" for i in range(1, 9)]
+    assert set(data.groups["subject"][data.splits["test"]].tolist()) == {"s2", "s4", "s6", "s8"}  # cross-subject
 
 
 def test_shipped_avletters(shipped_avl) -> None:
@@ -416,6 +422,8 @@ def test_shipped_avletters(shipped_avl) -> None:
     assert set(reps[data.splits["test"]].tolist()) == {3}
     assert collections.Counter(data.labels[data.splits["val"]].tolist()) == {c: 4 for c in range(26)}
     assert len(data.schema.extra["speakers"]) == 10
+    assert sorted(set(data.groups["speaker"].tolist())) == data.schema.extra["speakers"]
+    assert set(data.groups["repetition"][data.splits["test"]].tolist()) == {"r3"}
 
 
 def test_shipped_headers_match_current_converters() -> None:
