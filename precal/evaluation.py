@@ -13,7 +13,7 @@ from precal.data.storage import HEADER_FILE, MultimodalData, load_dataset
 from precal.gate_truth import truth_summary, truth_table
 from precal.inference import predict
 from precal.limits import read_json
-from precal.metrics import compute_metrics
+from precal.metrics import compute_metrics, expected_calibration_error
 from precal.safe_write import UnsafeWriteError, check_output_file, write_file
 
 
@@ -104,11 +104,14 @@ def dataset_for(ckpt: Checkpoint, data: MultimodalData, split: str) -> Multimoda
 
 
 def evaluate(ckpt: Checkpoint, data: MultimodalData, split: str = "test") -> Dict[str, Any]:
-    """The task metrics on ``split``; on data that records which modalities were corrupted (the
+    """The task metrics on ``split`` (classification: also the expected calibration error of the
+    predicted probabilities, ``ece``); on data that records which modalities were corrupted (the
     synthetic benchmark), also how well the gates and cues find them (``gate_truth``)."""
     preds = predict(ckpt.model, dataset_for(ckpt, data, split).full_batch())
     metrics = compute_metrics(data.schema.task, preds.labels, preds.logits, data.schema.class_names)
     metrics["split"] = split
+    if data.schema.task == "classification":  # how well the predicted probabilities match accuracy
+        metrics["ece"] = expected_calibration_error(preds.labels, preds.logits)
     if data.truth:
         table = truth_table(preds, data)
         metrics.update(truth_summary(table))

@@ -290,3 +290,49 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     n_pos, n_neg = len(positive), len(negative)
     u = ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
+
+
+# --------------------------------------------------------------------------------------------
+# probability calibration (how well the predicted probabilities match the observed accuracy; not to
+# be confused with the pre-fusion calibrator)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def reliability_bins(labels: np.ndarray, logits: np.ndarray, bins: int = 15) -> List[Dict[str, float]]:
+    """Confidence (the top class's probability) against accuracy in ``bins`` equal-width bins.
+
+    ``logits`` are (N, K) unnormalised log-probabilities (a softmax gives the probabilities; a model's
+    logits and log-probabilities both qualify). Empty bins are left out. Each bin: its range, the
+    mean confidence, the accuracy and the number of samples: what a reliability diagram draws."""
+    if not 1 <= bins <= 1000:
+        raise ValueError(f"bins must be between 1 and 1000, got {bins}")
+    truth = _as_label_vector(labels, "labels")
+    probs = softmax(logits)
+    _check_same_length(truth, probs)
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == truth
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        rows = which == b
+        if rows.any():
+            out.append({"low": float(edges[b]), "high": float(edges[b + 1]), "confidence": float(confidence[rows].mean()),
+                        "accuracy": float(correct[rows].mean()), "count": int(rows.sum())})
+    return out
+
+
+def expected_calibration_error(labels: np.ndarray, logits: np.ndarray, bins: int = 15) -> float:
+    """ECE (Guo et al., 2017): the count-weighted mean gap between confidence and accuracy over the
+    reliability bins; 0 for perfectly calibrated probabilities."""
+    table = reliability_bins(labels, logits, bins)
+    n = sum(b["count"] for b in table)
+    if n == 0:
+        return float("nan")
+    return float(sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in table) / n)

@@ -66,6 +66,9 @@ MAX_SEVERITY = 5
 FEATURE_STREAMS: Tuple[str, ...] = ("time_series", "token_sequence")
 FRAMES: Tuple[str, ...] = ("frame_sequence",)
 SEQUENCE_KINDS: Tuple[str, ...] = FEATURE_STREAMS + FRAMES
+VECTORS: Tuple[str, ...] = ("vector",)
+"""Pre-extracted feature vectors (the most common own data): noise, feature dropout and gain errors
+apply to them as to a stream's values; time-based corruptions do not."""
 
 # --------------------------------------------------------------------------------------------------
 # Public types
@@ -145,11 +148,17 @@ CORRUPTIONS: Dict[str, Corruption] = {
             "gaussian_noise", "Gaussian noise",
             "Random noise is added to every value until the signal is only so many decibels louder "
             "than the noise (0 dB: as loud as the signal).",
-            SEQUENCE_KINDS, (20.0, 10.0, 5.0, 0.0, -5.0), "dB SNR", damage.gaussian_noise),
+            SEQUENCE_KINDS + VECTORS, (20.0, 10.0, 5.0, 0.0, -5.0), "dB SNR", damage.gaussian_noise),
         Corruption(
             "element_dropout", "Value dropout",
-            "Individual values are randomly replaced by the average, like a flaky sensor channel.",
-            FEATURE_STREAMS, _FRACTION_LEVELS, "% of values", damage.element_dropout),
+            "Individual values are randomly replaced by the average, like a flaky sensor channel or a "
+            "feature the extractor failed on.",
+            FEATURE_STREAMS + VECTORS, _FRACTION_LEVELS, "% of values", damage.element_dropout),
+        Corruption(
+            "feature_scaling", "Gain errors",
+            "Every feature is multiplied by its own random factor within plus or minus so many percent of "
+            "1, like a miscalibrated sensor or a feature extractor run with other settings.",
+            VECTORS, (10.0, 25.0, 50.0, 75.0, 100.0), "% gain error", damage.feature_scaling),
         Corruption(
             "temporal_mask", "Gap in time",
             "One continuous stretch of the recording is replaced by the average, like a dropout of the "

@@ -187,6 +187,16 @@ def element_dropout(inp: CorruptionInput, percent: float) -> CorruptionOutput:
     return CorruptionOutput(x.masked_fill(u < percent / 100.0, 0.0))
 
 
+def feature_scaling(inp: CorruptionInput, percent: float) -> CorruptionOutput:
+    """Each value multiplied by its own factor drawn uniformly from 1 ± ``percent``%.
+
+    The same uniform draws serve every severity, so a higher severity scales the same features
+    further in the same direction."""
+    x = inp.values
+    u = inp.rng.uniform("gain", tuple(x.shape[1:])).to(x.dtype)
+    return CorruptionOutput(x * (1.0 + (2.0 * u - 1.0) * (percent / 100.0)))
+
+
 def temporal_mask(inp: CorruptionInput, percent: float) -> CorruptionOutput:
     """One contiguous block of real steps (``percent``% of them, at least one) set to 0.
 

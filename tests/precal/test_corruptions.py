@@ -144,7 +144,7 @@ def test_registry_matches_the_documented_suite() -> None:
     assert names["token_sequence"] == streams
     assert names["frame_sequence"] == {"gaussian_noise", "occlusion", "blur", "frame_drop",
                                        "dead_pixels"} | removal
-    assert names["vector"] == removal
+    assert names["vector"] == {"gaussian_noise", "element_dropout", "feature_scaling"} | removal
     for name, c in CORRUPTIONS.items():
         assert c.name == name and get_corruption(name) is c
         assert len(c.levels) == MAX_SEVERITY
@@ -319,7 +319,7 @@ def test_noise_reaches_the_target_snr_per_sample(case: Tuple[str, str, str]) -> 
     previous = None
     for severity in range(1, MAX_SEVERITY + 1):
         out = corrupt(batch, case, severity).batch
-        snr = measured_snr_db(batch.inputs[m], out.inputs[m], batch.padding_mask[m])[rows]
+        snr = measured_snr_db(batch.inputs[m], out.inputs[m], batch.padding_mask.get(m))[rows]
         target = get_corruption("gaussian_noise").level(severity)
         assert torch.allclose(snr, torch.full_like(snr, target), atol=1e-3)
         if previous is not None:
@@ -539,8 +539,8 @@ def test_unknown_names_list_the_valid_options() -> None:
     with pytest.raises(ValueError, match="does not apply to time_series") as err:
         apply_corruption(batch, "imu", "time_series", "blur", 1, 0)
     assert "temporal_shuffle" in str(err.value) and "occlusion" not in str(err.value)
-    with pytest.raises(ValueError, match="remove_zero, remove_absent, swap"):
-        apply_corruption(batch, "meta", "vector", "gaussian_noise", 1, 0)
+    with pytest.raises(ValueError, match="feature_scaling, remove_zero, remove_absent, swap"):
+        apply_corruption(batch, "meta", "vector", "temporal_mask", 1, 0)
     with pytest.raises(KeyError, match="imu.*skeleton.*depth"):
         apply_corruption(batch, "audio", "time_series", "gaussian_noise", 1, 0)
     with pytest.raises(ValueError, match="frame_sequence"):
@@ -649,3 +649,45 @@ def test_higher_severity_damages_a_superset() -> None:
         dropped = (out.inputs["text"] == 0) & (x != 0)
         assert bool((dropped | ~previous).all())
         previous = dropped
+
+
+# --------------------------------------------------------------------------------------------------
+# Vector modalities (pre-extracted features)
+# --------------------------------------------------------------------------------------------------
+
+
+def _vector_batch(b: int = 8, f: int = 64) -> Batch:
+    g = torch.Generator().manual_seed(5)
+    present = torch.ones(b, dtype=torch.bool)
+    present[3] = False
+    values = torch.randn(b, f, generator=g) * torch.linspace(0.5, 2.0, b)[:, None]
+    values[3] = 0.0
+    return Batch({"v": values}, present={"v": present}, labels=torch.arange(b) % 4, indices=torch.arange(b))
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "element_dropout", "feature_scaling"])
+def test_vector_corruptions_change_present_vectors_more_with_severity(name: str) -> None:
+    batch = _vector_batch()
+    x = batch.inputs["v"]
+    damage = []
+    for severity in range(MAX_SEVERITY + 1):
+        out = apply_corruption(batch, "v", "vector", name, severity, seed=1).batch.inputs["v"]
+        assert out.shape == x.shape
+        assert torch.equal(out[3], x[3])  # the absent sample is untouched
+        damage.append(float((out - x).pow(2).mean()))
+    assert damage[0] == 0.0
+    assert all(a < b for a, b in zip(damage, damage[1:])), damage
+
+
+def test_vector_noise_meets_its_snr_label_and_gain_errors_stay_within_their_bound() -> None:
+    batch = _vector_batch(f=256)
+    x = batch.inputs["v"]
+    noisy = apply_corruption(batch, "v", "vector", "gaussian_noise", 3, seed=2).batch.inputs["v"]
+    for row in (0, 5):  # exact per-sample scaling: the label (5 dB) is the realised SNR
+        snr = 10 * torch.log10(x[row].pow(2).mean() / (noisy[row] - x[row]).pow(2).mean())
+        assert float(snr) == pytest.approx(5.0, abs=1e-3)
+    scaled = apply_corruption(batch, "v", "vector", "feature_scaling", 2, seed=2).batch.inputs["v"]
+    ratio = (scaled[0] / x[0]).abs()
+    assert float(ratio.min()) >= 0.75 - 1e-6 and float(ratio.max()) <= 1.25 + 1e-6  # 25% gain error
+    assert float(ratio.max()) > 1.2 and float(ratio.min()) < 0.8  # and it uses the range
+    assert get_corruption("feature_scaling").level_label(2) == "severity 2: 25% gain error"
