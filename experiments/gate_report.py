@@ -37,7 +37,12 @@ VARIANTS = {"calon": "calibrator", "calself": "self-gate"}
 
 
 def _swap_rows(table: pd.DataFrame, dataset: str, backbone: str, variant: str, seed: int) -> List[Dict]:
+    """The swap rows at severity 1 of the calibrated model (a stored sweep may hold its baseline too)."""
     t = table[(table["corruption"] == "swap") & (table["severity"] == 1)]
+    if "role" in t:
+        t = t[t["role"] == "calibrated"]
+    elif "calibration" in t:
+        t = t[t["calibration"].astype(str).str.lower() == "true"]
     return [{"dataset": dataset, "backbone": backbone, "variant": variant, "seed": seed, "modality": r.modality,
              "auroc_alpha": r.auroc_alpha, "auroc_support": r.auroc_support} for r in t.itertuples()]
 

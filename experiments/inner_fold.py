@@ -125,6 +125,10 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep60_derived_trainval": "fused calibrated, 60 epochs, derived inputs, trained on train+val, final epoch kept",
     "conv_off_ep60_derived_trainval": "conv baseline, 60 epochs, derived inputs, trained on train+val, final epoch kept",
     "conv_on_ep60_derived_trainval": "conv calibrated, 60 epochs, derived inputs, trained on train+val, final epoch kept",
+    "fused_on_monotone": "fused calibrated with monotone gates (the shipped calibrator; the rows above have free gates), "
+                         "60 epochs, derived inputs, train+val, final epoch",
+    "fused_on_monotone_margin1": "fused calibrated, monotone gates with an evidence margin of 1 sd (--evidence-margin 1)",
+    "fused_on_monotone_cgoff": "fused calibrated, monotone gates with the cue gradient off (--cue-gradient off)",
 }
 
 
@@ -247,6 +251,9 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "fused_on_ep60_derived_trainval": "fused_on_ep60_derived",
     "conv_off_ep60_derived_trainval": "conv_off_ep60_derived",
     "conv_on_ep60_derived_trainval": "conv_on_ep60_derived",
+    "fused_on_monotone": "fused_on_ep60_derived_trainval",  # free gates -> monotone gates
+    "fused_on_monotone_margin1": "fused_on_monotone",
+    "fused_on_monotone_cgoff": "fused_on_monotone",
 }
 
 
