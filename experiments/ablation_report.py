@@ -2,9 +2,10 @@
 
 Sweeps every given checkpoint (the shipped recipe and the "no swap augmentation" recipe of
 ``scripts/train_ablation.sh``, calibrated and baseline, several seeds) with the robustness sweep,
-stores one table per checkpoint in ``results/ablation/<run>.csv`` (a stored table is reused), and
-writes the README section ``ablation`` from every stored table: per data set, backbone, recipe and
-calibration, mean ± std over seeds of
+folds each table into the store ``results/ablation`` as the run ``<run>`` (``sweeps.csv``, see
+``experiments/results_store.py``; a stored sweep is reused), and writes the README section
+``ablation`` from every stored sweep: per data set, backbone, recipe and calibration, mean ± std
+over seeds of
 
 - clean test accuracy and the fraction of it kept under single-modality corruption at severity >= 3
   (Gaussian noise, occlusion or temporal masking, and swaps; severities 1, 3, 5);
@@ -18,11 +19,15 @@ calibration, mean ± std over seeds of
 from __future__ import annotations
 
 import argparse
+import tempfile
+from fnmatch import fnmatch
 from pathlib import Path
+from typing import Dict
 
 import numpy as np
 import pandas as pd
 
+from experiments import results_store
 from experiments.readme_section import replace_section
 from experiments.robustness_report import kept_fraction
 from precal.checkpoint import load_checkpoint
@@ -30,7 +35,12 @@ from precal.robustness.sweep import run_sweep
 from precal.robustness.table import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
-STORE = ROOT / "results" / "ablation"
+RESULTS = ROOT / "results"
+ABLATION = "ablation"
+"""The store of the sweeps, under a results folder (this one, or a test's)."""
+STORE = RESULTS / ABLATION
+RUN_NAMES = "*_seed*"
+"""<dataset>_<backbone>_cal<on|off>_<recipe>_seed<N>: what a swept checkpoint is called."""
 CORRUPTIONS = ("gaussian_noise", "occlusion", "temporal_mask", "swap")
 """A cheaper sweep than the full one (many checkpoints): noise for every modality, one structural
 corruption per kind (occlusion for frames, temporal masking for series) and the known conflict."""
@@ -47,15 +57,19 @@ def run_name(path: Path) -> str:
 
 
 def sweep(paths: list[Path]) -> None:
-    STORE.mkdir(parents=True, exist_ok=True)
+    """Sweep the checkpoints whose run the store has no sweep of, folding each sweep in as it ends."""
+    stored = {run.name for run in results_store.load(STORE) if run.sweep is not None}
     for path in paths:
-        out = STORE / f"{run_name(path)}.csv"
-        if out.exists():
+        name = run_name(path)
+        if name in stored:
             continue
         table = run_sweep([path], None, "test", seed=0, corruptions=CORRUPTIONS, severities=SEVERITIES)
-        table["checkpoint"] = out.stem
-        write_table(table, out)
-        print(f"swept {path} -> {out}")
+        table["checkpoint"] = name
+        with tempfile.TemporaryDirectory() as tmp:
+            write_table(table, Path(tmp) / name / "sweep.csv")
+            results_store.compact(STORE, add=[Path(tmp) / name])
+        stored.add(name)
+        print(f"swept {path} -> {STORE} ({name})")
 
 
 def alpha_shift(table: pd.DataFrame) -> float:
@@ -69,17 +83,20 @@ def alpha_shift(table: pd.DataFrame) -> float:
 
 
 def per_run(store: Path = STORE) -> pd.DataFrame:
+    """One row per swept run of a store: clean accuracy, kept fraction, swap detection, alpha shift."""
     rows = []
-    for path in sorted(store.glob("*_seed*.csv")):
-        table = pd.read_csv(path)
-        dataset, backbone, cal, recipe, seed = path.stem.rsplit("_", 4)
+    for run in results_store.load(store):
+        if run.sweep is None or not fnmatch(run.name, RUN_NAMES):
+            continue
+        table = run.sweep
+        dataset, backbone, cal, recipe, seed = run.name.rsplit("_", 4)
         swap = table[(table["corruption"] == "swap") & (table["severity"] > 0)]
         rows.append({
             "dataset": dataset, "backbone": backbone, "calibration": cal.removeprefix("cal"),
             "recipe": "with swap augmentation" if recipe == "swap" else "without swap augmentation",
             "seed": int(seed.removeprefix("seed")),
             "clean": float(table[table["severity"] == 0]["value"].iloc[0]),
-            "kept": kept_fraction(table, path.stem),
+            "kept": kept_fraction(table, run.name),
             "auroc_support": float(swap["auroc_support"].mean()),
             "auroc_alpha": float(swap["auroc_alpha"].mean()),
             "alpha_shift": alpha_shift(table),
@@ -111,6 +128,11 @@ def section(runs: pd.DataFrame) -> str:
                      + (f"{fmt(g['auroc_support'])} | {fmt(g['auroc_alpha'])} | {fmt(g['alpha_shift'])} |"
                         if calibrated else "– | – | – |"))
     return "\n".join(lines)
+
+
+def sections(results: Path = RESULTS) -> Dict[str, str]:
+    """Every section this generator writes, by name, from the store under ``results``."""
+    return {"ablation": section(per_run(results / ABLATION))}
 
 
 def main() -> None:
