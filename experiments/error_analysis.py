@@ -118,7 +118,7 @@ def section(runs: Path) -> str:
         total = len(focus[(focus["subject"] == subject) & (focus["true"] == true)])
         lines.append(f"| {subject} | {true} | {predicted} ({n} of {total}) | " + " | ".join(cells) + " |")
     lines += ["", "Each model cell: right predictions of that subject's trials of the action, over its seeds "
-              "(`python -m experiments.error_analysis report`, from `results/runs/*/test_predictions.csv`)."]
+              "(`python -m experiments.error_analysis report`, from `results/runs/predictions.csv`)."]
     return "\n".join(lines)
 
 
