@@ -61,9 +61,15 @@ def store(checkpoint: Path, run_dir: Path) -> Path:
 
 
 def model_of(config: dict) -> tuple:
-    """(modalities, backbone, calibration) of a run; "–" for a single modality (no calibrator peer)."""
+    """(modalities, backbone, calibration) of a run; "–" for a single modality (no calibrator peer),
+    "self" for the self-gate control (a calibrator too, but not the one the errors are ranked for)."""
     model = config["model"]
-    cal = "–" if len(model["modalities"]) == 1 else ("on" if model["calibration"] else "off")
+    if len(model["modalities"]) == 1:
+        cal = "–"
+    elif not model["calibration"]:
+        cal = "off"
+    else:
+        cal = "self" if model.get("gate") == "self" else "on"
     return "+".join(model["modalities"]), model["backbone"], cal
 
 
@@ -89,7 +95,7 @@ def label(model: tuple) -> str:
     modalities, backbone, cal = model
     if cal == "–":
         return f"{modalities} alone"
-    return f"{backbone} {'calibrated' if cal == 'on' else 'baseline'}"
+    return f"{backbone} {({'on': 'calibrated', 'self': 'self-gated'}).get(cal, 'baseline')}"
 
 
 def section(runs: Path) -> str:
