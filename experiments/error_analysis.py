@@ -6,24 +6,29 @@ and each fused model is right. It is the analysis behind "which stream does the 
 follow when one misleads on a new subject" in the README.
 
     python -m experiments.error_analysis store CHECKPOINT RUN_DIR   # RUN_DIR/test_predictions.csv
-    python -m experiments.error_analysis report                      # results/runs -> README section
+    python -m experiments.error_analysis report                      # results/runs -> its page's section
 
 ``scripts/run_evidence.sh`` stores the predictions of every run it keeps (weights are not kept, so
-they cannot be recomputed later).
+they cannot be recomputed later) in the run's folder, which it folds into the store ``results/runs``
+(``predictions.csv``, see ``experiments/results_store.py``).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+from typing import Dict, Optional
 
 import pandas as pd
 
-from experiments.readme_section import README, replace_section
+from experiments import results_store
+from experiments.readme_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ROOT / "results" / "runs"
+RESULTS = ROOT / "results"
+RUNS = "runs"
+"""The store of the evidence runs, under a results folder (this one, or a test's)."""
+SECTION = "utd_errors"
 PREDICTIONS = "test_predictions.csv"
 DATASET = "utd-mhad"
 RECURRING = 4
@@ -56,21 +61,27 @@ def store(checkpoint: Path, run_dir: Path) -> Path:
 
 
 def model_of(config: dict) -> tuple:
-    """(modalities, backbone, calibration) of a run; "–" for a single modality (no calibrator peer)."""
+    """(modalities, backbone, calibration) of a run; "–" for a single modality (no calibrator peer),
+    "self" for the self-gate control (a calibrator too, but not the one the errors are ranked for)."""
     model = config["model"]
-    cal = "–" if len(model["modalities"]) == 1 else ("on" if model["calibration"] else "off")
+    if len(model["modalities"]) == 1:
+        cal = "–"
+    elif not model["calibration"]:
+        cal = "off"
+    else:
+        cal = "self" if model.get("gate") == "self" else "on"
     return "+".join(model["modalities"]), model["backbone"], cal
 
 
-def load_predictions(runs: Path = RUNS) -> pd.DataFrame:
+def load_predictions(runs: Path) -> pd.DataFrame:
+    """Every test prediction of the UTD-MHAD runs of the store ``runs``, with the run's model and seed."""
     frames = []
-    for path in sorted(runs.glob(f"*/{PREDICTIONS}")):
-        config = json.loads((path.parent / "config.json").read_text())
-        if config["schema"]["name"] != DATASET:
+    for run in results_store.load(runs):
+        if run.predictions is None or run.config["schema"]["name"] != DATASET:
             continue
-        table = pd.read_csv(path)
-        table["model"] = [model_of(config)] * len(table)
-        table["seed"] = config["training"]["seed"]
+        table = run.predictions
+        table["model"] = [model_of(run.config)] * len(table)
+        table["seed"] = run.config["training"]["seed"]
         frames.append(table)
     if not frames:
         return pd.DataFrame()
@@ -84,13 +95,15 @@ def label(model: tuple) -> str:
     modalities, backbone, cal = model
     if cal == "–":
         return f"{modalities} alone"
-    return f"{backbone} {'calibrated' if cal == 'on' else 'baseline'}"
+    return f"{backbone} {({'on': 'calibrated', 'self': 'self-gated'}).get(cal, 'baseline')}"
 
 
-def report(runs: Path = RUNS, readme: Path = README) -> str:
+def section(runs: Path) -> str:
+    """The section, from the store ``runs``: the focus model's recurring errors and how every model
+    does on them."""
     preds = load_predictions(runs)
     if preds.empty:
-        raise SystemExit(f"no {PREDICTIONS} of {DATASET} runs in {runs}; run scripts/run_evidence.sh")
+        raise SystemExit(f"no test predictions of {DATASET} runs in {runs}; run scripts/run_evidence.sh")
     focus = preds[preds["model"] == FOCUS]
     wrong = focus[~focus["right"]]
     seeds = focus["seed"].nunique()
@@ -111,10 +124,21 @@ def report(runs: Path = RUNS, readme: Path = README) -> str:
         total = len(focus[(focus["subject"] == subject) & (focus["true"] == true)])
         lines.append(f"| {subject} | {true} | {predicted} ({n} of {total}) | " + " | ".join(cells) + " |")
     lines += ["", "Each model cell: right predictions of that subject's trials of the action, over its seeds "
-              "(`python -m experiments.error_analysis report`, from `results/runs/*/test_predictions.csv`)."]
-    section = "\n".join(lines)
-    replace_section("utd_errors", section, readme)
-    return section
+              "(`python -m experiments.error_analysis report`, from `results/runs/predictions.csv`)."]
+    return "\n".join(lines)
+
+
+def sections(results: Path = RESULTS) -> Dict[str, str]:
+    """Every section this generator writes, by name, from the stores under ``results``."""
+    return {SECTION: section(results / RUNS)}
+
+
+def report(runs: Optional[Path] = None, page: Optional[Path] = None) -> str:
+    """Write the section from the store ``runs`` (default: the evidence runs) into ``page`` (default:
+    the page that holds it) and return it."""
+    text = section(runs if runs is not None else RESULTS / RUNS)
+    replace_section(SECTION, text, page)
+    return text
 
 
 if __name__ == "__main__":

@@ -1,40 +1,43 @@
 """Build the evidence table from stored run results and write it into the README.
 
-Reads every ``results/runs/<run>/metrics.json`` (each copied from a checkpoint trained by
-``scripts/run_evidence.sh``; ``config.json`` beside it says what was trained), aggregates test
-accuracy (and macro-F1) over seeds as mean ± std, writes ``results/evidence.csv`` and replaces the
-section between the evidence markers in README.md. Nothing in the table is typed by hand.
+Reads every run of the store ``results/runs`` (metrics and config of each checkpoint trained by
+``scripts/run_evidence.sh``, see ``experiments/results_store.py``), aggregates test accuracy (and
+macro-F1) over seeds as mean ± std, writes ``results/evidence.csv`` and replaces the section between
+the evidence markers in README.md. Nothing in the table is typed by hand.
 
     python -m experiments.evidence
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Dict
 
 import pandas as pd
 
+from experiments import results_store
 from experiments.readme_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ROOT / "results" / "runs"
-PREVIOUS_INPUTS = ROOT / "results" / "input_ablation" / "runs"
+RESULTS = ROOT / "results"
+"""The stores below are folders under a results folder (this one, or a test's)."""
+RUNS = "runs"
+PREVIOUS_INPUTS = "input_ablation/runs"
 """UTD-MHAD runs with the earlier input representation (per-frame depth trunk, skeletons in camera
 coordinates), same recipe otherwise, 40 epochs: ``scripts/train_input_ablation.sh``."""
-CURRENT_INPUTS_40 = ROOT / "results" / "input_ablation" / "current"
+CURRENT_INPUTS_40 = "input_ablation/current"
 """UTD-MHAD runs with the current input representation at the same 40-epoch budget (the evidence
 runs before UTD-MHAD's budget became 60 epochs), so that the comparison changes only the inputs."""
-AVL_VALIDATION_SELECTION = ROOT / "results" / "avletters_validation_selection" / "runs"
+AVL_VALIDATION_SELECTION = "avletters_validation_selection/runs"
 """The AVLetters evidence runs of the recipe before train+val: trained on the train split, the best
 validation epoch kept (``scripts/run_evidence.sh`` at the time), same seeds and budget."""
-
-
-UTD_WITHOUT_DERIVED = ROOT / "results" / "utd_mhad_without_derived_inputs" / "runs"
+UTD_WITHOUT_DERIVED = "utd_mhad_without_derived_inputs/runs"
 """The UTD-MHAD evidence runs from before the encoders saw derived inputs (joint velocities, the
 IMU's |acc| and |gyro|): the same recipe, seeds and budget otherwise (validation selection)."""
-UTD_VALIDATION_SELECTION = ROOT / "results" / "utd_mhad_validation_selection" / "runs"
-FREE_GATES = ROOT / "results" / "free_gates" / "runs"
+UTD_VALIDATION_SELECTION = "utd_mhad_validation_selection/runs"
+"""The UTD-MHAD evidence runs with derived inputs from before train+val: trained on the train split,
+the best validation epoch kept, same seeds, inputs and budget."""
+FREE_GATES = "free_gates/runs"
 """The calibrated evidence runs from before the direction contract (free gates on raw cues), same
 recipe, seeds and budget: the "before" of the gate change. The earlier before/after tables (inputs,
 train+val) compare these, as their own earlier runs had free gates too."""
@@ -42,8 +45,6 @@ train+val) compare these, as their own earlier runs had free gates too."""
 GATE_LABELS = {"monotone": "on", "self": "self-gate", "free": "on, free gates"}
 """The calibration column: the calibrator (monotone gates), the self-gate control, and the earlier
 free gates (configs written before the field existed have free gates)."""
-"""The UTD-MHAD evidence runs with derived inputs from before train+val: trained on the train split,
-the best validation epoch kept, same seeds, inputs and budget."""
 
 
 def fit_description(training: dict) -> str:
@@ -52,29 +53,37 @@ def fit_description(training: dict) -> str:
     return f"{training.get('train_split', 'train')}, {epoch}"
 
 
-def load_runs(runs_dir: Path = RUNS) -> pd.DataFrame:
-    rows = []
-    for metrics_path in sorted(runs_dir.glob("*/metrics.json")):
-        run = json.loads(metrics_path.read_text())
-        cfg = json.loads((metrics_path.parent / "config.json").read_text())
-        training, model = cfg["training"], cfg["model"]
-        rows.append({
-            "dataset": cfg["schema"]["name"],
-            "modalities": "+".join(model["modalities"]),
-            "backbone": model["backbone"],
-            # With one modality the calibrator has no peer and is the identity: the flag means nothing.
-            "calibration": "–" if len(model["modalities"]) == 1 else (
-                GATE_LABELS[model.get("gate", "free")] if model["calibration"] else "off"),
-            "seed": training["seed"],
-            "test_accuracy": run["test"]["accuracy"],
-            "test_macro_f1": run["test"]["macro_f1"],
-            "val_accuracy": run["val"]["accuracy"],
-            "train_seconds": run.get("train_seconds"),
-            "threads": training.get("threads", 0),
-            "epochs": training["epochs"],
-            "fit": fit_description(training),
-        })
-    return pd.DataFrame(rows)
+def calibration_label(model: dict) -> str:
+    """The calibration column of a run's model config; "–" with one modality (the calibrator has no
+    peer and is the identity: the flag means nothing)."""
+    if len(model["modalities"]) == 1:
+        return "–"
+    return GATE_LABELS[model.get("gate", "free")] if model["calibration"] else "off"
+
+
+def describe(run: results_store.Run) -> dict:
+    """One run as a row of the evidence table: what was trained, and how well it did."""
+    cfg, metrics = run.config, run.metrics
+    training, model = cfg["training"], cfg["model"]
+    return {
+        "dataset": cfg["schema"]["name"],
+        "modalities": "+".join(model["modalities"]),
+        "backbone": model["backbone"],
+        "calibration": calibration_label(model),
+        "seed": training["seed"],
+        "test_accuracy": metrics["test"]["accuracy"],
+        "test_macro_f1": metrics["test"]["macro_f1"],
+        "val_accuracy": metrics["val"]["accuracy"],
+        "train_seconds": metrics.get("train_seconds"),
+        "threads": training.get("threads", 0),
+        "epochs": training["epochs"],
+        "fit": fit_description(training),
+    }
+
+
+def load_runs(store: Path) -> pd.DataFrame:
+    """Every run of a store with metrics, one row each (:func:`describe`)."""
+    return pd.DataFrame([describe(run) for run in results_store.load(store) if run.metrics is not None])
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -117,24 +126,26 @@ def paired_differences(runs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def load_dynamics(runs_dir: Path = RUNS) -> pd.DataFrame:
+def load_dynamics(store: Path) -> pd.DataFrame:
     """Per multimodal run and modality: the gate (mean alpha) and the unimodal probe's validation
-    accuracy at the selected epoch, i.e. of the weights the run kept (``history.json``)."""
+    accuracy at the selected epoch, i.e. of the weights the run kept (its history)."""
     rows = []
-    for metrics_path in sorted(runs_dir.glob("*/metrics.json")):
-        cfg = json.loads((metrics_path.parent / "config.json").read_text())
+    for run in results_store.load(store):
+        if run.metrics is None:
+            continue
+        cfg = run.config
         model = cfg["model"]
         if len(model["modalities"]) < 2:
             continue
-        epoch = json.loads(metrics_path.read_text())["selected_epoch"]
+        epoch = run.metrics["selected_epoch"]
         training = cfg["training"]
         probe_on_training_data = training.get("val_split", "val") in training.get("train_split", "train").split("+")
-        record = next(r for r in json.loads((metrics_path.parent / "history.json").read_text())
-                      if r["epoch"] == epoch)
+        if run.history is None:
+            raise SystemExit(f"run {run.name} in {store} has no history: the probes need it")
+        record = next(r for r in run.history if r["epoch"] == epoch)
         for name, stats in record["modalities"].items():
             rows.append({"dataset": cfg["schema"]["name"], "backbone": model["backbone"],
-                         "calibration": GATE_LABELS[model.get("gate", "free")] if model["calibration"] else "off",
-                         "seed": cfg["training"]["seed"],
+                         "calibration": calibration_label(model), "seed": training["seed"],
                          "modality": name, "alpha": stats["alpha_mean"], "probe": stats["probe_accuracy"],
                          "probe_on_training_data": probe_on_training_data})
     return pd.DataFrame(rows)
@@ -205,53 +216,55 @@ def derived_inputs(current: pd.DataFrame, previous: pd.DataFrame) -> str:
                       "`results/utd_mhad_without_derived_inputs/runs/` and `results/utd_mhad_validation_selection/runs/`.")
 
 
-def main() -> None:
-    runs = load_runs()
-    if runs.empty:
-        raise SystemExit(f"no results in {RUNS}; run scripts/run_evidence.sh first")
-    table = aggregate(runs)
-    (ROOT / "results").mkdir(exist_ok=True)
-    table.to_csv(ROOT / "results" / "evidence.csv", index=False, float_format="%.4f")
+def train_time_note(runs: pd.DataFrame) -> str:
     seconds = runs["train_seconds"].dropna()
     threads = runs["threads"].value_counts()
     spread = runs.groupby(["dataset", "modalities", "backbone", "calibration"])["train_seconds"].agg(
         lambda t: t.max() / t.min()).max()
-    note = (f"Train time: mean wall-clock seconds per run on the 2-core machine, which the runs shared "
+    return (f"Train time: mean wall-clock seconds per run on the 2-core machine, which the runs shared "
             f"({threads.get(1, 0)} runs used one thread with another run beside them, {threads.get(2, 0)} used "
             f"two threads; other work ran on the machine at times), so one configuration's times vary by up "
             f"to {spread:.0f}× between seeds. The longest single run took {seconds.max():.0f} s.")
-    replace_section("evidence", "\n\n".join([markdown(table), paired_differences(runs), note]))
-    print(markdown(table))
-    print(paired_differences(runs))
-    dynamics = dynamics_table(load_dynamics())
-    replace_section("dynamics", dynamics)
-    print(dynamics)
-    free = load_runs(FREE_GATES)
+
+
+def sections(results: Path = RESULTS) -> Dict[str, str]:
+    """Every section this generator writes, by name, from the stores under ``results``."""
+    def load(store: str) -> pd.DataFrame:
+        return load_runs(results / store)
+
+    runs = load(RUNS)
+    if runs.empty:
+        raise SystemExit(f"no results in {results / RUNS}; run scripts/run_evidence.sh first")
+    out = {"evidence": "\n\n".join([markdown(aggregate(runs)), paired_differences(runs), train_time_note(runs)]),
+           "dynamics": dynamics_table(load_dynamics(results / RUNS))}
+    free = load(FREE_GATES)
     if not free.empty:
-        section = gate_change(runs, free)
-        replace_section("gate_accuracy", section)
-        print(section)
+        out["gate_accuracy"] = gate_change(runs, free)
     # The earlier before/after tables compare runs that all had free gates.
     with_free = pd.concat([runs, free], ignore_index=True) if not free.empty else runs
     for marker, dataset, kept, test, budget in (
             ("avl_fit", "avletters", AVL_VALIDATION_SELECTION, "repetition 3", 40),
             ("utd_fit", "utd-mhad", UTD_VALIDATION_SELECTION, "the cross-subject split", 60)):
-        held_back = load_runs(kept)
+        held_back = load(kept)
         if not held_back.empty:
-            section = validation_fit(with_free[with_free["dataset"] == dataset], held_back, test, budget, kept)
-            replace_section(marker, section)
-            print(section)
-    without, with_derived = load_runs(UTD_WITHOUT_DERIVED), load_runs(UTD_VALIDATION_SELECTION)
+            out[marker] = validation_fit(with_free[with_free["dataset"] == dataset], held_back, test, budget,
+                                         RESULTS / kept)
+    without, with_derived = load(UTD_WITHOUT_DERIVED), load(UTD_VALIDATION_SELECTION)
     # (both sets of runs had free gates)
     if not without.empty and not with_derived.empty:  # both with validation selection: one change
-        section = derived_inputs(with_derived, without)
-        replace_section("utd_derived", section)
-        print(section)
-    previous, current_40 = load_runs(PREVIOUS_INPUTS), load_runs(CURRENT_INPUTS_40)
+        out["utd_derived"] = derived_inputs(with_derived, without)
+    previous, current_40 = load(PREVIOUS_INPUTS), load(CURRENT_INPUTS_40)
     if not previous.empty and not current_40.empty:
-        section = input_representation(current_40, previous)
-        replace_section("inputs", section)
-        print(section)
+        out["inputs"] = input_representation(current_40, previous)
+    return out
+
+
+def main() -> None:
+    written = sections()  # all computed before anything is written
+    aggregate(load_runs(RESULTS / RUNS)).to_csv(RESULTS / "evidence.csv", index=False, float_format="%.4f")
+    for name, body in written.items():
+        replace_section(name, body)
+        print(body)
 
 
 if __name__ == "__main__":

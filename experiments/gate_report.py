@@ -2,11 +2,13 @@
 
 Reads only stored results:
 
-- ``results/runs/<run>/swap.csv``: each evidence run's swap sweep (``precal robustness CK
-  --corruptions swap --severities 1``), for the calibrator (``*_calon_*``) and the self-gate control
-  (``*_calself_*``), and ``metrics.json`` / ``config.json`` for test accuracy;
+- the store ``results/runs`` (``experiments/results_store.py``): each evidence run's swap sweep
+  (``precal robustness CK --corruptions swap --severities 1``, ``swaps.csv``), for the calibrator
+  (``*_calon_*``) and the self-gate control (``*_calself_*``), and its config and metrics for test
+  accuracy;
 - the free gates before the direction contract: ``results/gates/free_shipped/*.csv`` (seed 0, the
-  checkpoints shipped at commit 3a8e687) and ``results/ablation/*_calon_swap_seed{1,2}.csv``;
+  checkpoints shipped at commit 3a8e687) and the sweeps ``*_calon_swap_seed{1,2}`` of the store
+  ``results/ablation``;
 - ``checkpoints/*_calon/robustness.csv``: the shipped pairs' full sweeps;
 - ``results/gates/benchmark.csv`` and ``.detail.csv``: ``python benchmarks/gates.py``.
 
@@ -15,25 +17,36 @@ Reads only stored results:
 
 from __future__ import annotations
 
-import json
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
 import pandas as pd
+
+from experiments import results_store
+from experiments.evidence import describe, load_runs
 from experiments.readme_section import replace_section
 from experiments.robustness_report import kept_fraction, pairs
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ROOT / "results" / "runs"
-FREE_SHIPPED = ROOT / "results" / "gates" / "free_shipped"
-ABLATION = ROOT / "results" / "ablation"
-BENCHMARK = ROOT / "results" / "gates" / "benchmark.csv"
+RESULTS = ROOT / "results"
+"""The stores and tables below are under a results folder (this one, or a test's)."""
+RUNS = "runs"
+FREE_SHIPPED = "gates/free_shipped"
+ABLATION = "ablation"
+FREE_ABLATION_SWEEPS = "*_calon_swap_seed*"
+"""The ablation's calibrated runs with the shipped recipe: free gates, seeds beside the shipped one."""
+BENCHMARK = "gates/benchmark.csv"
 TARGET = 0.9
 INFORMATION_REMOVING = ("gaussian_noise", "element_dropout", "temporal_mask", "occlusion", "frame_drop",
                         "dead_pixels", "blur", "remove_zero")
 """Corruptions after which the modality carries less of the sample: its gate should fall with severity."""
-VARIANTS = {"calon": "calibrator", "calself": "self-gate"}
+
+
+def variant(calibration: str) -> str:
+    """The evidence table's calibration label -> the variant these tables compare."""
+    return {"off": "baseline", "self-gate": "self-gate"}.get(calibration, "calibrator")
 
 
 def _swap_rows(table: pd.DataFrame, dataset: str, backbone: str, variant: str, seed: int) -> List[Dict]:
@@ -47,24 +60,25 @@ def _swap_rows(table: pd.DataFrame, dataset: str, backbone: str, variant: str, s
              "auroc_alpha": r.auroc_alpha, "auroc_support": r.auroc_support} for r in t.itertuples()]
 
 
-def load_swaps() -> pd.DataFrame:
+def load_swaps(results: Path = RESULTS) -> pd.DataFrame:
     """Swap-detection AUROC per run and modality: free gates, the calibrator and the self-gate."""
     rows: List[Dict] = []
-    for path in sorted(FREE_SHIPPED.glob("*_calon.csv")):
+    for path in sorted((results / FREE_SHIPPED).glob("*_calon.csv")):
         t = pd.read_csv(path)
         rows += _swap_rows(t, t["dataset"].iloc[0], t["backbone"].iloc[0], "free gates", 0)
-    for path in sorted(ABLATION.glob("*_calon_swap_seed*.csv")):
-        seed = int(path.stem.rsplit("seed", 1)[1])
+    for run in results_store.load(results / ABLATION):
+        if run.sweep is None or not fnmatch(run.name, FREE_ABLATION_SWEEPS):
+            continue
+        seed = int(run.name.rsplit("seed", 1)[1])
         if seed == 0:  # the shipped checkpoint, already above
             continue
-        t = pd.read_csv(path)
+        t = run.sweep
         rows += _swap_rows(t, t["dataset"].iloc[0], t["backbone"].iloc[0], "free gates", seed)
-    for path in sorted(RUNS.glob("*/swap.csv")):
-        config = json.loads((path.parent / "config.json").read_text())
-        model = config["model"]
-        variant = "self-gate" if model.get("gate") == "self" else "calibrator"
-        rows += _swap_rows(pd.read_csv(path), config["schema"]["name"], model["backbone"], variant,
-                           config["training"]["seed"])
+    for run in results_store.load(results / RUNS):
+        if run.swap is None:
+            continue
+        row = describe(run)
+        rows += _swap_rows(run.swap, row["dataset"], row["backbone"], variant(row["calibration"]), row["seed"])
     return pd.DataFrame(rows)
 
 
@@ -120,9 +134,9 @@ def monotone_table() -> str:
     return head + "\n\n" + "\n".join(lines)
 
 
-def synthetic_table() -> str:
-    runs = pd.read_csv(BENCHMARK)
-    detail = pd.read_csv(BENCHMARK.with_suffix(".detail.csv"))
+def synthetic_table(benchmark: Path) -> str:
+    runs = pd.read_csv(benchmark)
+    detail = pd.read_csv(benchmark.with_suffix(".detail.csv"))
     per = detail[detail["corruption"].isin(["noise", "swap"])].groupby(
         ["set", "backbone", "variant", "seed", "corruption"])["auroc_alpha"].min().unstack("corruption")
     runs = runs.merge(per.reset_index(), on=["set", "backbone", "variant", "seed"], how="left")
@@ -136,21 +150,13 @@ def synthetic_table() -> str:
     return "\n".join(lines)
 
 
-def headline(swaps: pd.DataFrame) -> str:
+def headline(swaps: pd.DataFrame, runs: pd.DataFrame) -> str:
     """The README's table: accuracy of the three variants, swap detection by the gate, and accuracy kept
-    under corruption."""
-    evidence = []
-    for path in sorted(RUNS.glob("*/metrics.json")):
-        config = json.loads((path.parent / "config.json").read_text())
-        model = config["model"]
-        if len(model["modalities"]) < 2:
-            continue
-        variant = "baseline" if not model["calibration"] else (
-            "self-gate" if model.get("gate") == "self" else "calibrator")
-        evidence.append({"dataset": config["schema"]["name"], "backbone": model["backbone"], "variant": variant,
-                         "seed": config["training"]["seed"],
-                         "accuracy": json.loads(path.read_text())["test"]["accuracy"]})
-    acc = pd.DataFrame(evidence)
+    under corruption. ``runs``: the evidence runs (:func:`experiments.evidence.load_runs`)."""
+    multimodal = runs[runs["calibration"] != "–"]
+    acc = pd.DataFrame({"dataset": multimodal["dataset"], "backbone": multimodal["backbone"],
+                        "variant": multimodal["calibration"].map(variant), "seed": multimodal["seed"],
+                        "accuracy": multimodal["test_accuracy"]})
     kept = {}
     for name, on, off in pairs():
         table = pd.read_csv(on / "robustness.csv")
@@ -177,12 +183,19 @@ def headline(swaps: pd.DataFrame) -> str:
         "shipped checkpoints (seed 0). Generated by `python -m experiments.gate_report`.")
 
 
+def sections(results: Path = RESULTS) -> Dict[str, str]:
+    """Every section this generator writes, by name, from the stores under ``results`` (and the
+    shipped checkpoints' sweeps)."""
+    swaps = load_swaps(results)
+    out = {"gates_real": real_table(swaps), "gates_monotone": monotone_table(),
+           "headline": headline(swaps, load_runs(results / RUNS))}
+    if (results / BENCHMARK).exists():
+        out["gates_synthetic"] = synthetic_table(results / BENCHMARK)
+    return out
+
+
 def main() -> None:
-    swaps = load_swaps()
-    sections = {"gates_real": real_table(swaps), "gates_monotone": monotone_table(), "headline": headline(swaps)}
-    if BENCHMARK.exists():
-        sections["gates_synthetic"] = synthetic_table()
-    for name, body in sections.items():
+    for name, body in sections().items():
         page = replace_section(name, body)
         print(f"--- {name} -> {page.relative_to(ROOT)}\n{body}\n")
 

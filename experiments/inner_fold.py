@@ -16,28 +16,35 @@ repetition. Repetition 3 is never read.
     python -m experiments.inner_fold split OUT_DIR [HELD_OUT [DATASET]]  # one fold's data set
     python -m experiments.inner_fold report [DATASET]                     # stored runs -> README section
 
-DATASET is utd_mhad (default) or avletters. ``scripts/inner_fold.sh`` trains the variants and stores
-their metrics in results/inner_fold/ (UTD-MHAD) or results/inner_fold_avletters/, one folder
-<variant>_held<S>_seed<N> per run.
+DATASET is utd_mhad (default) or avletters. ``scripts/inner_fold.sh`` trains the variants and folds
+their metrics into the store results/inner_fold/ (UTD-MHAD) or results/inner_fold_avletters/ (see
+``experiments/results_store.py``), one run <variant>_held<S>_seed<N> each.
 """
 from __future__ import annotations
 
 import json
 import shutil
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
+from typing import Dict, List, Sequence
 
 import numpy as np
 import pandas as pd
 
+from experiments import results_store
 from experiments.readme_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+"""The stores below are folders under a results folder (this one, or a test's)."""
 SOURCE = ROOT / "sample_data" / "utd_mhad"
-STORE = ROOT / "results" / "inner_fold"
+STORE = "inner_fold"
 TRAINING_SUBJECTS, FIRST_HELD_OUT, SELECTION_TRIAL = (1, 3, 5, 7), 7, 4
 AVL_SOURCE = ROOT / "sample_data" / "avletters"
-AVL_STORE = ROOT / "results" / "inner_fold_avletters"
+AVL_STORE = "inner_fold_avletters"
+RUN_NAMES = "*_held*_seed*"
+"""<variant>_held<S>_seed<N>: what a fold's run is called."""
 AVL_TRAINING_REPETITIONS = (1, 2)
 
 VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
@@ -206,13 +213,23 @@ def _write_fold(out: Path, source: Path, header: dict) -> None:
     print(f"wrote {out}: " + ", ".join(f"{k}={len(v)}" for k, v in header["splits"].items()))
 
 
-def load_results(store: Path = STORE) -> pd.DataFrame:
+def fold_runs(store: Path) -> List[results_store.Run]:
+    """The store's fold runs (named <variant>_held<S>_seed<N>) that have metrics."""
+    return [run for run in results_store.load(store) if fnmatch(run.name, RUN_NAMES) and run.metrics is not None]
+
+
+def held_out_of(run: results_store.Run) -> int:
+    return int(run.name.rsplit("_held", 1)[1].split("_seed")[0])
+
+
+def load_results(runs: Sequence[results_store.Run]) -> pd.DataFrame:
+    """Variant, held-out unit, seed and test accuracy of every fold run."""
     rows = []
-    for path in sorted(store.glob("*_held*_seed*/metrics.json")):
-        name, rest = path.parent.name.rsplit("_held", 1)
+    for run in runs:
+        name, rest = run.name.rsplit("_held", 1)
         held, seed = rest.split("_seed")
         rows.append({"variant": name, "held_out": int(held), "seed": int(seed),
-                     "accuracy": json.loads(path.read_text())["test"]["accuracy"]})
+                     "accuracy": run.metrics["test"]["accuracy"]})
     return pd.DataFrame(rows)
 
 
@@ -282,14 +299,16 @@ def paired_difference(runs: pd.DataFrame, variant: str, reference: str) -> str:
     return f"{diff.mean():+.1f}{spread} ({len(diff)})"
 
 
-def persistent_confusions(store: Path, class_names: list, top: int = 3) -> list:
+def persistent_confusions(runs: Sequence[results_store.Run], class_names: list, top: int = 3) -> list:
     """The (held-out unit, true class, predicted class, count, out of) confusions that recur most
-    over all fused runs of a store: the errors no variant removes."""
+    over all fused fold runs: the errors no variant removes."""
     counts: dict = {}
     totals: dict = {}
-    for path in sorted(store.glob("fused_*_held*_seed*/metrics.json")):
-        held = int(path.parent.name.rsplit("_held", 1)[1].split("_seed")[0])
-        matrix = np.asarray(json.loads(path.read_text())["test"]["confusion_matrix"])
+    for run in runs:
+        if not fnmatch(run.name, "fused_" + RUN_NAMES):
+            continue
+        held = held_out_of(run)
+        matrix = np.asarray(run.metrics["test"]["confusion_matrix"])
         for true in range(len(matrix)):
             totals[(held, true)] = totals.get((held, true), 0) + int(matrix[true].sum())
             for pred in np.flatnonzero(matrix[true]):
@@ -304,14 +323,16 @@ RECURRING_SHOWN = ("fused_off_ep60_rerun", "fused_on_ep60_rerun", "fused_off_ep6
 """Variants for which the report says how often they get the recurring confusions right."""
 
 
-def recurring_right(store: Path, variant: str, confusions: list, class_names: list) -> str:
+def recurring_right(runs: Sequence[results_store.Run], variant: str, confusions: list, class_names: list) -> str:
     """How often a variant predicts the true class of each recurring confusion, over its runs."""
     parts = []
     for held, true, _, _, _ in confusions:
         t = class_names.index(true)
         right = total = 0
-        for path in sorted(store.glob(f"{variant}_held{held}_seed*/metrics.json")):
-            matrix = np.asarray(json.loads(path.read_text())["test"]["confusion_matrix"])
+        for run in runs:
+            if not fnmatch(run.name, f"{variant}_held{held}_seed*"):
+                continue
+            matrix = np.asarray(run.metrics["test"]["confusion_matrix"])
             right, total = right + int(matrix[t, t]), total + int(matrix[t].sum())
         parts.append(f"subject {held}'s {true} {right} of {total}")
     return "; ".join(parts)
@@ -323,13 +344,15 @@ REPORTS = {  # data set -> (store, variants, README section, what a fold holds o
 }
 
 
-def report(dataset: str = "utd_mhad") -> None:
+def section(dataset: str = "utd_mhad", results: Path = RESULTS) -> str:
+    """The inner-fold section of a data set, from its store under ``results``."""
     if dataset not in REPORTS:
         raise SystemExit(f"unknown data set {dataset!r} (utd_mhad or avletters)")
-    store, variants, section_name, unit, reference_name = REPORTS[dataset]
-    runs = load_results(store)
+    store, variants, _, unit, reference_name = REPORTS[dataset]
+    fold = fold_runs(results / store)
+    runs = load_results(fold)
     if runs.empty:
-        raise SystemExit(f"no results in {store}; run scripts/inner_fold.sh first")
+        raise SystemExit(f"no results in {results / store}; run scripts/inner_fold.sh first")
     folds = sorted(runs["held_out"].unique())
     per_fold = runs.groupby(["variant", "held_out"])["accuracy"].agg(["mean", "std", "size"])
     others = "the other three" if dataset == "utd_mhad" else "the other one"
@@ -357,17 +380,26 @@ def report(dataset: str = "utd_mhad") -> None:
         lines.append(f"| {what} | " + " | ".join(cells) + f" | {100 * np.mean(means):.1f} ({len(means)}) | {change} |")
     if dataset == "utd_mhad":
         names = json.loads((SOURCE / "dataset.json").read_text())["schema"]["class_names"]
-        confusions = persistent_confusions(store, names)
+        confusions = persistent_confusions(fold, names)
         recurring = "; ".join(f"subject {h}'s {t} read as {p} in {n} of {total} predictions"
                               for h, t, p, n, total in confusions)
         lines += ["", f"The confusions that recur most over all fused runs above: {recurring}."]
         shown = [v for v in RECURRING_SHOWN if v in per_fold.index.get_level_values(0)]
         if shown:
             lines += ["", "Right predictions of these samples:"]
-            lines += [f"- {variants[v]}: {recurring_right(store, v, confusions, names)}" for v in shown]
-    section = "\n".join(lines)
-    replace_section(section_name, section)
-    print(section)
+            lines += [f"- {variants[v]}: {recurring_right(fold, v, confusions, names)}" for v in shown]
+    return "\n".join(lines)
+
+
+def sections(results: Path = RESULTS) -> Dict[str, str]:
+    """Every section this generator writes (both data sets), by name, from the stores under ``results``."""
+    return {REPORTS[dataset][2]: section(dataset, results) for dataset in REPORTS}
+
+
+def report(dataset: str = "utd_mhad") -> None:
+    text = section(dataset)
+    replace_section(REPORTS[dataset][2], text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Inner folds (see experiments/inner_fold.py): design variants, several seeds, metrics kept in
-# results/inner_fold/<variant>_held<S>_seed<N>/ (UTD-MHAD, held-out subject S) or
-# results/inner_fold_avletters/ (DATASET=avletters, held-out repetition S), then the README section.
+# Inner folds (see experiments/inner_fold.py): design variants, several seeds, metrics and config of
+# each run <variant>_held<S>_seed<N> folded into the store results/inner_fold (UTD-MHAD, held-out
+# subject S) or results/inner_fold_avletters (DATASET=avletters, held-out repetition S; see
+# experiments/results_store.py), then the README section.
 #   bash scripts/inner_fold.sh ["0 1"] [EXTRA PRECAL TRAIN ARGS...]
 # HELD_OUT="7 1 3 5" picks the held-out training subjects (default 7; AVLetters: "1 2", the
 # default), VARIANTS="fused_on fused_off" the variants (default all).
@@ -163,8 +164,10 @@ for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
       variant=(${ARGS[$name]})
       precal train "${DATA_ARGS[@]}" --data "$WORK/data$held" "${COMMON[@]}" "${BUDGET[@]}" --backbone sequence \
         --seed "$seed" "${variant[@]}" --out "$WORK/$name" "${EXTRA[@]}"
-      mkdir -p "$OUT/${name}_held${held}_seed$seed"
-      cp "$WORK/$name"/{metrics.json,config.json} "$OUT/${name}_held${held}_seed$seed/"
+      run="$WORK/kept/${name}_held${held}_seed$seed"
+      mkdir -p "$run"
+      cp "$WORK/$name"/{metrics.json,config.json} "$run/"
+      python -m experiments.results_store compact "$OUT" --add "$run" >/dev/null
     done
   done
 done

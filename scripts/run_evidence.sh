@@ -3,9 +3,10 @@
 # models, for several seeds, with the recipe of the shipped checkpoints (scripts/recipes.sh: same
 # data, budget, augmentation). Seed 0 of the calibrated and baseline models is the shipped
 # checkpoints themselves. Each run's metrics.json, config.json, history.json, test predictions and,
-# for gated models, its swap sweep (swap.csv) are kept in results/runs/<run>/ (weights are not kept);
-# then experiments/evidence.py, experiments/gate_report.py and experiments/error_analysis.py rebuild
-# the tables of the README and docs/results/.
+# for gated models, its swap sweep (swap.csv) are gathered in a folder named after the run and folded
+# into the store results/runs (experiments/results_store.py; weights are not kept); then
+# experiments/evidence.py, experiments/gate_report.py and experiments/error_analysis.py rebuild the
+# tables of the README and docs/results/.
 #   bash scripts/run_evidence.sh "0 1 2 3 4" [EXTRA PRECAL TRAIN ARGS...]    (the README's table: five seeds)
 # EXTRA goes to every run (e.g. "--threads 1" when two of these share the machine); DATASETS as in
 # scripts/recipes.sh.
@@ -14,13 +15,16 @@ cd "$(dirname "$0")/.."
 SEEDS=${1:-"0 1 2 3 4"}
 EXTRA=("${@:2}")
 WORK=${WORK:-$(mktemp -d)}
-keep() {  # keep_run SRC_DIR RUN_NAME: metrics, config, history, test predictions, swap sweep
-  mkdir -p "results/runs/$2"
-  cp "$1"/{metrics.json,config.json,history.json} "results/runs/$2/"
-  python -m experiments.error_analysis store "$1" "results/runs/$2" >/dev/null
+keep() {  # keep SRC_DIR RUN_NAME: metrics, config, history, test predictions, swap sweep -> results/runs
+  local run="$WORK/kept/$2"  # written outside results/, so a half-written run is never in the store
+  rm -rf "$run"
+  mkdir -p "$run"
+  cp "$1"/{metrics.json,config.json,history.json} "$run/"
+  python -m experiments.error_analysis store "$1" "$run" >/dev/null
   if [[ "$1" != *_caloff ]]; then
-    precal robustness "$1" --corruptions swap --severities 1 --out "results/runs/$2/swap.csv" --overwrite >/dev/null
+    precal robustness "$1" --corruptions swap --severities 1 --out "$run/swap.csv" --overwrite >/dev/null
   fi
+  python -m experiments.results_store compact results/runs --add "$run" >/dev/null
 }
 for seed in $SEEDS; do
   if [ "$seed" = 0 ] && [ -d checkpoints/utd_mhad_sequence_calon ]; then

@@ -100,7 +100,7 @@ def test_persistent_confusions_count_over_fused_runs_only(tmp_path):
     run("fused_on_ep60_held3_seed1", [[2, 1], [1, 2]])
     run("fused_on_held5_seed0", [[3, 0], [2, 1]])
     run("skeleton_hip_held3_seed0", [[0, 3], [0, 3]])  # unimodal: not counted
-    top = inner_fold.persistent_confusions(tmp_path, ["a", "b"], top=2)
+    top = inner_fold.persistent_confusions(inner_fold.fold_runs(tmp_path), ["a", "b"], top=2)
     assert top == [(3, "a", "b", 3, 6), (5, "b", "a", 2, 3)]
 
 
