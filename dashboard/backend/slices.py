@@ -42,7 +42,7 @@ def slice_table(data: MultimodalData, splits: SplitBatches, grouping: str,
                 models: Sequence[Tuple[str, Predictions]], gated: Optional[Tuple[str, Predictions]] = None
                 ) -> pd.DataFrame:
     """One row per slice: its name, sample count, each model's accuracy (or mean absolute error for
-    a regression), B − A when there are two models, and the gated model's mean alpha, support and
+    a regression), the first model's minus the second's when there are two, and the gated model's mean alpha, support and
     conflict per modality (over the samples where the modality is present). Sorted by the slice
     name; the page lets the reader sort by any column."""
     labels = slice_labels(data, splits, grouping)
@@ -61,7 +61,7 @@ def slice_table(data: MultimodalData, splits: SplitBatches, grouping: str,
                 row[f"MAE · {name}"] = score
             scores.append(score)
         if len(scores) == 2:
-            row["difference (2nd − 1st)"] = scores[1] - scores[0]
+            row[f"Δ ({models[0][0]} − {models[1][0]})"] = scores[0] - scores[1]
         if gated is not None:
             _, g = gated
             for i, m in enumerate(g.modalities):

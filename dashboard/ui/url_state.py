@@ -18,6 +18,8 @@ from precal.dashboard.backend.url_state import PAGE_PARAMS, SIDEBAR_PARAMS, deco
 
 PENDING = "_url_pending"
 BOOL_PARAMS = frozenset({"lines"})
+INT_PARAMS = frozenset({"cs"})
+"""Parameters of widgets whose values are booleans or integers (the rest are strings)."""
 
 
 def read_link_once() -> None:
@@ -47,7 +49,7 @@ def restore_page(page: str) -> None:
         raw = take(name)
         if raw is None:
             continue
-        like = True if name in BOOL_PARAMS else st.session_state.get(key, raw)
+        like = True if name in BOOL_PARAMS else 0 if name in INT_PARAMS else st.session_state.get(key, raw)
         st.session_state[key] = decode_value(raw, like)
 
 

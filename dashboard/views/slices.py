@@ -28,14 +28,15 @@ with guard("slices"):
         st.session_state["sl_group"] = options[0]
     grouping = st.radio("Slice by", options, key="sl_group", horizontal=True,
                         format_func=lambda g: "class (true label)" if g == BY_CLASS else g)
-    preds = [(v.label, ctx.predictions(v)) for v in ctx.views]
+    preds = [(v.role, ctx.predictions(v)) for v in ctx.views]  # short column names: the full labels below
     gated = ctx.gated()
     table = slice_table(data, ctx.splits, grouping, preds,
-                        (gated.label, ctx.predictions(gated)) if gated is not None else None)
+                        (gated.role, ctx.predictions(gated)) if gated is not None else None)
     number = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if c not in (grouping, "samples")}
     event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                          key=f"sl_table_{grouping}", column_config=number)
     st.caption(f"{len(table)} {grouping} slices of {ctx.split} ({ctx.splits.size} samples). "
+               + " ".join(f"{v.role}: {v.label}." for v in ctx.views) + " "
                + ("alpha, support and conflict: of " + gated.label + ", mean over the slice's samples where the "
                   "modality is present." if gated is not None else "No model with gates: accuracy only."))
     score_cols = [c for c in table.columns if c.startswith(("accuracy · ", "MAE · "))]

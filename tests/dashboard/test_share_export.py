@@ -220,7 +220,7 @@ def test_slice_table_per_subject_opens_its_samples(app):
     table = next(d.value for d in app.dataframe if "subject" in d.value.columns)
     ctx = app.session_state["_ctx"]
     assert table["samples"].sum() == ctx.splits.size
-    assert {"accuracy · " + v.label for v in ctx.views} <= set(table.columns)
+    assert {"accuracy · " + v.role for v in ctx.views} <= set(table.columns)
     assert any(c.startswith("alpha ") for c in table.columns)
     subject = str(table["subject"].iloc[0])
     app.session_state["sl_value"] = subject
