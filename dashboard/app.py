@@ -18,6 +18,7 @@ from precal.dashboard.ui.background import configure_torch, schedule_warmups
 from precal.dashboard.ui.context import PAGES, show_problems
 from precal.dashboard.ui.model_notes import show_load_notes
 from precal.dashboard.ui.sidebar import build_context
+from precal.dashboard.ui.url_state import write as write_url
 
 configure_torch()
 
@@ -27,6 +28,8 @@ pages = [
     st.Page(PAGES["explorer"], title="Sample explorer", icon=":material/search:"),
     st.Page(PAGES["lab"], title="Corruption lab", icon=":material/science:"),
     st.Page(PAGES["embeddings"], title="Embeddings", icon=":material/scatter_plot:"),
+    st.Page(PAGES["slices"], title="Slices: per group", icon=":material/table_rows:"),
+    st.Page(PAGES["calibration"], title="Probability calibration", icon=":material/straighten:"),
     st.Page(PAGES["robustness"], title="Robustness", icon=":material/trending_down:"),
     st.Page(PAGES["training"], title="Training dynamics", icon=":material/show_chart:"),
 ]
@@ -38,6 +41,7 @@ show_load_notes(ctx)
 try:
     page.run()
 finally:
+    write_url(page.url_path or "start")  # the address bar shows this view: a link to share
     # UMAP's numba compile (a minute or more of CPU) starts some seconds after a page has been served,
     # so it never delays the first page; by the time someone opens the embeddings page it is usually
     # done (that page starts it at once otherwise).

@@ -125,10 +125,10 @@ def prepared_example(views: Sequence[ModelView], splits: SplitBatches, modality:
     swap, same seed, so the lab shows exactly this), lowers the calibrated gate the most while the
     calibrated model stays right, preferring samples where the uncalibrated model then goes wrong.
     One batched pass per model over the split; None only if no sample can be swapped."""
-    cal = next((v for v in views if v.role == CALIBRATED), None)
+    cal = next((v for v in views if v.role == CALIBRATED), None) or next((v for v in views if v.calibration), None)
     if cal is None:
         return None
-    unc = next((v for v in views if v.role == UNCALIBRATED), None)
+    unc = next((v for v in views if v is not cal), None)
     batch = splits.batch_for(cal.checkpoint)
     spec = cal.checkpoint.schema.modality(modality)
     swapped = apply_corruption(batch, modality, spec.kind, SWAP, 5, seed, pool=batch)

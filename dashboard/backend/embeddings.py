@@ -4,7 +4,7 @@ them by, and neighbourhood scores.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -82,3 +82,68 @@ def placement_note(placement: str) -> str:
                 "placed at the inverse-distance-weighted mean position of its 5 nearest samples of the split (in the "
                 "high-dimensional features): near the samples it resembles, an approximation.")
     return f"Point placement for new points: {placement}."
+
+
+# ---- working with the map: selections, neighbours, search, displacement ----------------------------
+
+
+def displacement(pre_xy: np.ndarray, post_xy: np.ndarray) -> np.ndarray:
+    """How far each sample moved on the map from before to after calibration (map units): what to
+    colour by when the two points nearly coincide and the lines between them cannot be seen."""
+    return np.linalg.norm(np.asarray(post_xy) - np.asarray(pre_xy), axis=1)
+
+
+def find_rows(sample_ids: Sequence[str], query: str, limit: int = 20) -> np.ndarray:
+    """Rows whose sample id matches ``query``: the exact id first, then ids containing it
+    (case-insensitive), at most ``limit``."""
+    q = str(query).strip().lower()
+    if not q:
+        return np.zeros(0, dtype=int)
+    ids = [str(s).lower() for s in sample_ids]
+    exact = [i for i, s in enumerate(ids) if s == q]
+    partial = [i for i, s in enumerate(ids) if q in s and s != q]
+    return np.asarray((exact + partial)[:limit], dtype=int)
+
+
+def nearest_neighbours(features: np.ndarray, row: int, k: int = 10) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other samples of sample ``row`` in the standardised high-dimensional
+    features (not the 2-D map, which distorts distances): their rows and distances."""
+    x = np.asarray(features, dtype=np.float64)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    z = (x - mean) / np.where(std > 1e-12, std, 1.0)
+    d = np.linalg.norm(z - z[row], axis=1)
+    d[row] = np.inf
+    k = max(0, min(k, len(x) - 1))
+    order = np.argsort(d, kind="stable")[:k]
+    return order, d[order]
+
+
+def selection_summary(rows: np.ndarray, classes: Sequence[str], models: Sequence[Tuple[str, Predictions]],
+                      gated: Optional[Predictions] = None) -> Dict[str, pd.DataFrame]:
+    """What a box or lasso selection holds: its class mix (count and share), each model's accuracy
+    on it (and on the whole split, to compare), and the gated model's mean alpha, support and
+    conflict per modality (over the selected samples where the modality is present)."""
+    rows = np.asarray(rows, dtype=int)
+    names = np.asarray(list(classes), dtype=object)[rows]
+    mix = pd.Series(names).value_counts()
+    out = {"classes": pd.DataFrame({"class": mix.index.astype(str), "samples": mix.to_numpy(),
+                                    "share": mix.to_numpy() / max(len(rows), 1)})}
+    acc = []
+    for name, p in models:
+        if p.labels is None or p.logits.shape[1] < 2:
+            continue
+        right = p.predicted == p.labels
+        acc.append({"model": name, "accuracy (selection)": float(right[rows].mean()) if len(rows) else np.nan,
+                    "accuracy (whole split)": float(right.mean())})
+    out["accuracy"] = pd.DataFrame(acc)
+    if gated is not None:
+        cues = []
+        for i, m in enumerate(gated.modalities):
+            present = gated.present[rows, i]
+            row: Dict[str, Any] = {"modality": m}
+            for q in ("alpha", "support", "conflict"):
+                values = getattr(gated, q)[rows, i][present]
+                row[q] = float(values.mean()) if len(values) else np.nan
+            cues.append(row)
+        out["cues"] = pd.DataFrame(cues)
+    return out

@@ -8,7 +8,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import pandas as pd
+import torch
 
 from precal.dashboard.backend.data import SplitBatches, row_of
 from precal.dashboard.backend.pairs import ModelView
@@ -27,6 +29,7 @@ class LabSetting:
     severity: int = 0
     remove: bool = False  # mark the modality absent (missing)
     swap: bool = False  # replace it by the same modality of a different-class sample
+    donor: Optional[int] = None  # data-set position of the swap donor; None: drawn with the seed
 
     @property
     def active(self) -> bool:
@@ -53,7 +56,11 @@ def corrupt_rows(batch: Batch, schema: DatasetSchema, settings: Mapping[str, Lab
             continue
         kind = schema.modality(m).kind
         note = CorruptionNote(m, [])
-        if s.swap:
+        if s.swap and s.donor is not None and pool is not None:
+            batch = swap_in(batch, m, pool, s.donor)
+            note.donor_index = int(s.donor)
+            note.steps.append("swapped")
+        elif s.swap:
             res = apply_corruption(batch, m, kind, "swap", 5, seed, pool=pool)
             batch = res.batch
             if res.donor_rows is not None and pool is not None and pool.indices is not None:
@@ -68,6 +75,58 @@ def corrupt_rows(batch: Batch, schema: DatasetSchema, settings: Mapping[str, Lab
             note.steps.append("removed")
         notes.append(note)
     return batch, notes
+
+
+def swap_in(batch: Batch, modality: str, pool: Batch, donor: int) -> Batch:
+    """Every row of ``batch`` with ``modality`` replaced by that of the pool's sample at data-set
+    position ``donor`` (values, padding and presence: exactly the donor's data), the swap the lab
+    makes when the user names the donor."""
+    hits = torch.nonzero(pool.indices == int(donor)).flatten() if pool.indices is not None else torch.empty(0)
+    if len(hits) == 0:
+        raise KeyError(f"donor sample {donor} is not in this split")
+    row = int(hits[0])
+    n = batch.size
+    values = pool.inputs[modality][row:row + 1].expand(n, *pool.inputs[modality].shape[1:]).clone()
+    mask = pool.padding_mask.get(modality)
+    return batch.with_modality(modality, values=values.to(batch.inputs[modality].dtype),
+                               present=pool.presence(modality)[row:row + 1].expand(n).clone(),
+                               padding_mask=None if mask is None else mask[row:row + 1].expand(n, -1).clone())
+
+
+def donor_candidates(pool: Batch, index: int, modality: str) -> np.ndarray:
+    """Data-set positions of the samples that can give ``modality`` to sample ``index``: present,
+    of another class (the swap the sweep makes: a conflict that looks like valid data)."""
+    labels = pool.labels.cpu().numpy()
+    indices = pool.indices.cpu().numpy()
+    me = labels[indices == index]
+    ok = pool.presence(modality).cpu().numpy() & (indices != index)
+    if len(me) and pool.labels is not None and not pool.labels.is_floating_point():
+        ok &= labels != me[0]
+    return indices[ok]
+
+
+def most_conflicting_donor(view: ModelView, splits: SplitBatches, index: int, modality: str,
+                           limit: int = 256) -> Optional[int]:
+    """The donor (data-set position) whose ``modality``, swapped into sample ``index``, gets the
+    lowest support from the other modalities of the gated model ``view``: the most conflicting
+    swap, found with one batched forward pass over at most ``limit`` candidates (evenly spaced
+    through the split, so the choice does not depend on the split's order). None without a
+    candidate."""
+    pool = splits.batch_for(view.checkpoint)
+    candidates = donor_candidates(pool, index, modality)
+    if len(candidates) == 0:
+        return None
+    if len(candidates) > limit:
+        candidates = candidates[np.linspace(0, len(candidates) - 1, limit).astype(int)]
+    rows = [row_of(splits, int(d)) for d in candidates]
+    donors = pool.select(rows)
+    base = pool.select([row_of(splits, index)] * len(rows))
+    mask = donors.padding_mask.get(modality)
+    swapped = base.with_modality(modality, values=donors.inputs[modality], present=donors.presence(modality),
+                                 padding_mask=mask)
+    outputs, _ = forward_views([view], swapped)[0]
+    m = list(outputs.modalities).index(modality)
+    return int(candidates[int(np.argmin(outputs.support[:, m]))])
 
 
 @dataclass

@@ -140,3 +140,34 @@ def history_frames(history: Sequence[Mapping[str, Any]]) -> Tuple[pd.DataFrame, 
                     rows.append({"epoch": h.get("epoch"), "modality": m, "quantity": k, "mean": v, "std": 0.0})
     dyn = pd.DataFrame(rows, columns=["epoch", "modality", "quantity", "mean", "std"])
     return scalars, dyn
+
+
+def seed_groups(ckpts: Sequence[Checkpoint]) -> List[List[Checkpoint]]:
+    """Checkpoints that are one configuration trained with several seeds: the same recipe
+    (:func:`precal.dashboard.backend.pairs.recipe_of`) apart from the seed, and the same calibrator
+    switch. Only groups of two or more, each sorted by seed."""
+    from precal.dashboard.backend.pairs import recipe_of, seed_of
+
+    groups: Dict[str, List[Checkpoint]] = {}
+    for c in ckpts:
+        recipe = {k: v for k, v in recipe_of(c).items() if k != "seed"}
+        key = repr((sorted((k, repr(v)) for k, v in recipe.items()), bool(c.config.calibration)))
+        if all(c is not other for other in groups.get(key, [])):
+            groups.setdefault(key, []).append(c)
+    out = [sorted(g, key=lambda c: (seed_of(c) if seed_of(c) is not None else -1, c.name))
+           for g in groups.values() if len({seed_of(c) for c in g}) > 1]
+    return out
+
+
+def seed_summary(name: str, metrics: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> Dict[str, Any]:
+    """Mean ± standard deviation (over seeds, ddof 1) of each metric in ``keys``: one row of the
+    overview's table of configurations trained with several seeds."""
+    row: Dict[str, Any] = {"configuration": name, "seeds": len(metrics)}
+    for k in keys:
+        values = np.array([float(m[k]) for m in metrics if m.get(k) is not None], dtype=float)
+        if len(values):
+            std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            row[k] = f"{values.mean():.3f} ± {std:.3f}"
+            row[f"{k} (mean)"] = float(values.mean())
+            row[f"{k} (std)"] = std
+    return row

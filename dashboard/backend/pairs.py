@@ -346,3 +346,101 @@ def pair_checkpoints(ckpts: Sequence[Checkpoint]) -> List[ModelPair]:
     pairs.sort(key=lambda p: (p.name, p.seed if p.seed is not None else -1, p.key))
     label_pairs(pairs)
     return pairs
+
+
+# ---- any two checkpoints: model A against model B ------------------------------------------------
+
+MODEL_A = "model A"
+
+
+MODEL_B = "model B"
+"""The column keys (``ModelView.role``) of a free comparison. A pair's columns are ``calibrated`` and
+``uncalibrated``; two arbitrary checkpoints may both be calibrated (two seeds), so their columns are
+named by position instead."""
+
+SWITCHED_OFF_SUFFIX = "@off"
+"""Appended to a checkpoint's id: the calibrated checkpoint run with its calibrator switched off."""
+
+
+def checkpoint_ids(ckpts: Sequence[Checkpoint]) -> Dict[str, Checkpoint]:
+    """A short id per checkpoint that survives a restart and another browser (it goes into shared
+    URLs): the folder name, or ``parent/name`` when two loaded folders share a name (copies)."""
+    counts: Dict[str, int] = {}
+    for c in ckpts:
+        counts[c.name] = counts.get(c.name, 0) + 1
+    out: Dict[str, Checkpoint] = {}
+    for c in ckpts:
+        cid = c.name if counts[c.name] == 1 else f"{c.path.parent.name}/{c.name}"
+        k, base = 2, cid
+        while cid in out:  # the same parent and name twice: only by a symlinked path
+            cid, k = f"{base}#{k}", k + 1
+        out[cid] = c
+    return out
+
+
+def model_options(ckpts: Sequence[Checkpoint]) -> Dict[str, Tuple[Checkpoint, bool]]:
+    """Every model a comparison can show: each checkpoint as trained, and each calibrated one with
+    its calibrator switched off (same weights). Keyed by a URL-safe id (:func:`checkpoint_ids`)."""
+    out: Dict[str, Tuple[Checkpoint, bool]] = {}
+    for cid, c in checkpoint_ids(ckpts).items():
+        out[cid] = (c, bool(c.config.calibration))
+        if c.config.calibration:
+            out[cid + SWITCHED_OFF_SUFFIX] = (c, False)
+    return out
+
+
+def option_label(option: str, ckpt: Checkpoint, calibration: bool) -> str:
+    """A model option in words: its id, data set, backbone, seed and whether its gates act."""
+    seed = seed_of(ckpt)
+    what = ("calibrator switched off" if ckpt.config.calibration and not calibration
+            else ("calibrated" if calibration else "uncalibrated"))
+    return (f"{option.removesuffix(SWITCHED_OFF_SUFFIX)} ({ckpt.schema.name}, {ckpt.config.backbone}, "
+            f"{'seed ' + str(seed) if seed is not None else 'seed not recorded'}, {what})")
+
+
+@dataclass
+class Comparison(ModelPair):
+    """Two arbitrary models side by side: model A and model B, each a checkpoint with its calibrator
+    on or off (a seed against another, a recipe against its ablation, your model against precal's).
+    Both must read the same data set, so that a split and a sample mean the same thing for both.
+
+    ``calibrated`` is the first of the two whose gates act (the gate panels and the before/after
+    projection read it), ``uncalibrated`` the other checkpoint, if any."""
+
+    a: Optional[ModelView] = None
+    b: Optional[ModelView] = None
+
+    @property
+    def checkpoints(self) -> List[Checkpoint]:
+        out: List[Checkpoint] = []
+        for v in (self.a, self.b):
+            if v is not None and all(v.checkpoint is not c for c in out):
+                out.append(v.checkpoint)
+        return out
+
+    @property
+    def members(self) -> str:
+        return "A vs B"
+
+    def reference_options(self) -> List[str]:
+        return []
+
+    def views(self, reference: Optional[str] = None) -> List[ModelView]:  # noqa: ARG002 (the pair's signature)
+        return [v for v in (self.a, self.b) if v is not None]
+
+
+def compare(a: Tuple[Checkpoint, bool], b: Tuple[Checkpoint, bool], a_id: str = "", b_id: str = "") -> Comparison:
+    """The :class:`Comparison` of model A and model B (each ``(checkpoint, calibration)``).
+    Refuses two models of different data sets (a ``ValueError`` with a readable message)."""
+    (ca, fa), (cb, fb) = a, b
+    if ca.schema.name != cb.schema.name:
+        raise ValueError(f"model A reads {ca.schema.name!r} and model B {cb.schema.name!r}: a comparison needs "
+                         "two models of one data set")
+    va = ModelView(MODEL_A, ca, fa, f"A: {option_label(a_id or ca.name, ca, fa)}")
+    vb = ModelView(MODEL_B, cb, fb, f"B: {option_label(b_id or cb.name, cb, fb)}")
+    gated = next((v for v in (va, vb) if v.calibration), None)
+    other = next((v.checkpoint for v in (va, vb) if v.checkpoint is not (gated.checkpoint if gated else None)), None)
+    comp = Comparison(f"{a_id or ca.name} vs {b_id or cb.name}", gated.checkpoint if gated else None, other,
+                      explicit=True, a=va, b=vb)
+    comp.label = f"A: {a_id or ca.name} vs B: {b_id or cb.name}"
+    return comp

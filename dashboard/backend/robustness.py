@@ -4,6 +4,11 @@ computed on demand by the same engine.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
+import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -12,7 +17,8 @@ import pandas as pd
 
 from precal.dashboard.backend.data import SplitBatches
 from precal.dashboard.backend.pairs import ModelPair, ModelView
-from precal.dashboard.backend.running import model_lock
+from precal import disk_cache
+from precal.dashboard.backend.running import code_key, model_lock
 from precal.data.schema import DatasetSchema
 from precal.robustness.corruptions import CORRUPTIONS
 from precal.robustness.engine import SweptModel, sweep, sweep_plan
@@ -150,3 +156,69 @@ def computed_summary(frame: pd.DataFrame, views: Sequence[ModelView]) -> Optiona
     frame = frame.assign(checkpoint=frame["checkpoint"].astype(str) + " · " + frame["role"].astype(str))
     names = {r: n for n, r in zip(frame["checkpoint"], frame["role"])}
     return summary_by_names(frame, names.get("calibrated"), names.get("uncalibrated"))
+
+
+def by_column(frame: pd.DataFrame, views: Sequence[ModelView]) -> pd.DataFrame:
+    """The rows of a sweep table that belong to the shown models, with ``role`` renamed to each
+    model's column (``model A``, ``model B``): two calibrated seeds are both ``calibrated`` in the
+    table, and would otherwise be drawn as one line."""
+    keys = {(v.checkpoint.name, "calibrated" if v.calibration else "uncalibrated"): v.role for v in views}
+    pairs = list(zip(frame["checkpoint"].astype(str), frame["role"].astype(str)))
+    keep = [k in keys for k in pairs]
+    out = frame[keep].copy()
+    out["role"] = [keys[k] for k, ok in zip(pairs, keep) if ok]
+    return out.reset_index(drop=True)
+
+
+def comparison_summary(frame: pd.DataFrame, views: Sequence[ModelView]) -> Optional[pd.DataFrame]:
+    """:func:`robustness_summary` for model A against model B (a table from :func:`by_column`): A
+    stands in the calibrated column, B in the baseline's; the AUROCs are A's own signals."""
+    if frame.empty or len(views) < 2:
+        return None
+    tagged = frame.assign(checkpoint=frame["role"].astype(str))
+    return summary_by_names(tagged, views[0].role, views[1].role)
+
+
+SWEEPS = re.compile(r"^sweep-[0-9a-f]{32}\.csv$")
+"""Names of the computed sweeps on disk (a cap like the other caches: :mod:`precal.disk_cache`)."""
+
+
+def sweep_key(views: Sequence[ModelView], data: str, data_mtime: int, split: str, modalities: Sequence[str],
+              corruptions: Sequence[str], severities: Sequence[int], seed: int) -> str:
+    """What identifies a computed sweep: the models by weights and calibrator switch, the data folder
+    and its modification time, the split, the plan, the seed and the code that runs the models."""
+    payload = {"views": [[v.checkpoint.fingerprint, bool(v.calibration)] for v in views], "data": str(data),
+               "mtime": int(data_mtime), "split": split, "modalities": list(modalities),
+               "corruptions": list(corruptions), "severities": sorted({int(s) for s in severities} | {0}),
+               "seed": int(seed), "code": code_key()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def cached_sweep(cache_dir: Optional[Path], key: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """A computed sweep from the disk cache (``cache_dir/sweep-<key>.csv``), else ``compute()``d and
+    stored there: the dashboard's robustness page and ``precal precompute`` share it, so a sweep
+    computed ahead of a demo is found by the page. An unreadable file is computed again."""
+    path = Path(cache_dir) / f"sweep-{key}.csv" if cache_dir is not None else None
+    if path is not None and path.is_file():
+        try:
+            frame = read_table(path)
+            disk_cache.mark_used(path)
+            return frame
+        except (OSError, ValueError, KeyError):
+            pass
+    frame = compute()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                frame.to_csv(fh, index=False)
+            os.replace(tmp, path)
+            disk_cache.evict(path.parent, SWEEPS)
+        except OSError:
+            pass  # a read-only checkout still works, without the disk cache
+    return frame
+
+
+def has_cached_sweep(cache_dir: Path, key: str) -> bool:
+    return (Path(cache_dir) / f"sweep-{key}.csv").is_file()

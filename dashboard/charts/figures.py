@@ -11,7 +11,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-ROLE_COLOURS = {"calibrated": "#1f77b4", "uncalibrated": "#ff7f0e"}
+DASHES = {"calibrated": "solid", "uncalibrated": "dash", "model A": "solid", "model B": "dash"}
+"""Line style per column: solid for the calibrated model (or model A), dashed for the other."""
+ROLE_COLOURS = {"calibrated": "#1f77b4", "uncalibrated": "#ff7f0e", "model A": "#1f77b4", "model B": "#ff7f0e"}
 STATE_COLOURS = {"clean": "#7f7f7f", "corrupted": "#d62728"}
 MODALITY_COLOURS = qualitative.Set2
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -305,10 +307,14 @@ def waterfall_figure(frame: pd.DataFrame, title: str) -> go.Figure:
 def embedding_figure(pre: np.ndarray, post: np.ndarray, colour: Sequence, colour_label: str,
                      sample_ids: Sequence[str], hover: Sequence[str], title: str, method: str,
                      arrows: bool = True, continuous: bool = False, show_pre: bool = True,
-                     height: int = 620) -> go.Figure:
+                     height: int = 620, colorscale: str = "RdBu", cmid: Optional[float] = 1.0,
+                     highlight: Sequence[int] = (), webgl: bool = False) -> go.Figure:
     """Pre (hollow) and post (filled) calibration points in one aligned 2-D space, lines pre -> post.
-    ``customdata`` of every point is its sample id (what a selection returns)."""
+    ``customdata`` of every point is its sample id (what a selection returns). ``highlight``: rows
+    drawn as large black-ringed stars with their id (a search, a point's neighbours). ``webgl``:
+    markers drawn with WebGL (``scattergl``), which stays interactive with 100k points."""
     data: List[dict] = []
+    scatter = "scattergl" if webgl else "scatter"
     colour = np.asarray(colour)
     hover = np.asarray(list(hover), dtype=object)
     custom = np.asarray(list(sample_ids), dtype=object)
@@ -324,11 +330,13 @@ def embedding_figure(pre: np.ndarray, post: np.ndarray, colour: Sequence, colour
                                                   (post, "circle", "after calibration"))):
             if k == 0 and not show_pre:
                 continue
-            marker = dict(symbol=symbol, size=8, color=colour.astype(float), colorscale="RdBu", cmid=1.0,
-                          showscale=k == 1, line=dict(width=1))
+            marker = dict(symbol=symbol, size=8 if not webgl else 5, color=colour.astype(float),
+                          colorscale=colorscale, showscale=k == 1, line=dict(width=1 if not webgl else 0))
+            if cmid is not None:
+                marker["cmid"] = cmid
             if k == 1:
                 marker["colorbar"] = dict(title=dict(text=colour_label), thickness=12)
-            data.append(dict(type="scatter", x=pts[:, 0], y=pts[:, 1], mode="markers", name=label, customdata=custom,
+            data.append(dict(type=scatter, x=pts[:, 0], y=pts[:, 1], mode="markers", name=label, customdata=custom,
                              text=hover, marker=marker, hovertemplate="%{text}<extra>" + label + "</extra>"))
     else:
         cats = list(dict.fromkeys(colour.tolist()))
@@ -340,14 +348,22 @@ def embedding_figure(pre: np.ndarray, post: np.ndarray, colour: Sequence, colour
         for c in cats:
             sel = colour == c
             if show_pre:
-                data.append(dict(type="scatter", x=pre[sel, 0], y=pre[sel, 1], mode="markers", name=f"{c} (before)",
+                data.append(dict(type=scatter, x=pre[sel, 0], y=pre[sel, 1], mode="markers", name=f"{c} (before)",
                                  legendgroup=str(c), showlegend=False, customdata=custom[sel], text=hover[sel],
                                  marker=dict(symbol="circle-open", size=7, color=palette[c]),
                                  hovertemplate="%{text}<extra>before calibration</extra>"))
-            data.append(dict(type="scatter", x=post[sel, 0], y=post[sel, 1], mode="markers", name=str(c),
+            data.append(dict(type=scatter, x=post[sel, 0], y=post[sel, 1], mode="markers", name=str(c),
                              legendgroup=str(c), customdata=custom[sel], text=hover[sel],
-                             marker=dict(symbol="circle", size=8, color=palette[c], line=dict(width=0.5, color="white")),
+                             marker=dict(symbol="circle", size=8 if not webgl else 5, color=palette[c],
+                                         line=dict(width=0.5 if not webgl else 0, color="white")),
                              hovertemplate="%{text}<extra>after calibration</extra>"))
+    rows = np.asarray(list(highlight), dtype=int)
+    if len(rows):
+        data.append(dict(type="scatter", x=post[rows, 0], y=post[rows, 1], mode="markers+text", name="found",
+                         customdata=custom[rows], text=[str(c) for c in custom[rows]], textposition="top center",
+                         marker=dict(symbol="star", size=16, color="rgba(255,215,0,0.9)",
+                                     line=dict(width=1.5, color="black")),
+                         hovertemplate="%{text}<extra>highlighted</extra>"))
     return _fig(data, title, height=height,
                 xaxis=_axis(f"{method} dimension 1 (arbitrary units)"),
                 yaxis=_axis(f"{method} dimension 2 (arbitrary units)"),
@@ -379,7 +395,7 @@ def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
     rows = -(-n // wrap)
     fig = make_subplots(rows=rows, cols=wrap, subplot_titles=[t for _, t, _ in shown] or [""],
                         horizontal_spacing=0.07, vertical_spacing=0.55 / max(rows, 1) if rows > 1 else 0.1)
-    dashes = {"calibrated": "solid", "uncalibrated": "dash"}
+    dashes = DASHES
     legend_done = set()
     for k, (name, _, ticks) in enumerate(shown):
         r, c = k // wrap + 1, k % wrap + 1
@@ -416,7 +432,7 @@ def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
     height = 170 + 270 * rows
     return _layout(fig, title, height=height,
                    legend=dict(orientation="h", yanchor="bottom", y=1.0 + 40 / height, x=1, xanchor="right",
-                               title_text="model (solid: calibrated, dashed: uncalibrated)"),
+                               title_text="model (solid: calibrated or A, dashed: uncalibrated or B)"),
                    margin=dict(l=60, r=20, t=110, b=70))
 
 
@@ -424,7 +440,7 @@ def dynamics_figure(frame: pd.DataFrame, title: str, y_label: str, reference: Op
     """mean ± std per epoch; colour = modality, dash = the model's role."""
     mods = list(dict.fromkeys(frame["modality"]))
     colours = modality_colours(mods)
-    dashes = {"calibrated": "solid", "uncalibrated": "dash"}
+    dashes = DASHES
     data = []
     for (role, m), g in frame.groupby(["role", "modality"], sort=False):
         g = g.sort_values("epoch")
@@ -444,7 +460,7 @@ def curves_figure(frame: pd.DataFrame, x: str, y: str, colour: Optional[str], ti
     """Curves per epoch. One rule for the whole training page: line style is the model (solid:
     calibrated, dashed: uncalibrated); colour is what is measured (``colour``: split, metric or
     modality; the role's colour when there is only one quantity)."""
-    dashes = {"calibrated": "solid", "uncalibrated": "dash"}
+    dashes = DASHES
     things = list(dict.fromkeys(frame[colour])) if colour else []
     palette = {t: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, t in enumerate(things)}
     data = []
@@ -460,6 +476,6 @@ def curves_figure(frame: pd.DataFrame, x: str, y: str, colour: Optional[str], ti
                          marker=dict(size=5)))
     return _fig(data, title, height=400, xaxis=_axis(x_label, dtick=1 if frame[x].nunique() <= 20 else None),
                 yaxis=_axis(y_label),
-                legend=dict(title=dict(text="solid: calibrated · dashed: uncalibrated"), orientation="h",
+                legend=dict(title=dict(text="solid: calibrated or A · dashed: uncalibrated or B"), orientation="h",
                             yanchor="top", y=-0.3, x=0),
                 margin=dict(l=60, r=20, t=60, b=120))

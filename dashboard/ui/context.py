@@ -13,10 +13,10 @@ import numpy as np
 import streamlit as st
 
 from precal.dashboard.backend.data import SplitBatches
-from precal.dashboard.backend.pairs import LoadProblem, ModelPair, ModelView
+from precal.dashboard.backend.pairs import Comparison, LoadProblem, ModelPair, ModelView
 from precal.dashboard.settings import DashboardArgs
 from precal.dashboard.ui.background import pause_background_work
-from precal.dashboard.ui.loading import data_mtime, split_predictions
+from precal.dashboard.ui.loading import cached_split_batches, data_mtime, split_predictions
 from precal.data.storage import MultimodalData
 from precal.errors import USER_ERRORS, error_line
 from precal.inference import Predictions
@@ -28,6 +28,8 @@ PAGES = {
     "explorer": "views/explorer.py",
     "lab": "views/lab.py",
     "embeddings": "views/embeddings.py",
+    "slices": "views/slices.py",
+    "calibration": "views/calibration.py",
     "robustness": "views/robustness.py",
     "training": "views/training.py",
 }
@@ -73,12 +75,37 @@ class Context:
         return split_predictions(view.key, fp, str(self.data_path), data_mtime(self.data_path), self.split, "clean",
                             view, self.splits.batch_for(view.checkpoint))
 
+    def predictions_elsewhere(self, view: ModelView) -> Predictions:
+        """Cached predictions over the split of a model outside the shown pair (another seed of a
+        configuration), with the split preprocessed as that model was trained."""
+        alone = ModelPair(f"alone:{view.checkpoint.path}", view.checkpoint if view.checkpoint.config.calibration
+                          else None, None if view.checkpoint.config.calibration else view.checkpoint)
+        batches = cached_split_batches(alone.cache_key, str(self.data_path), self.split, alone, self.data)
+        fp = alone.fingerprint(view.checkpoint)
+        return split_predictions(view.key, fp, str(self.data_path), data_mtime(self.data_path), self.split, "clean",
+                                 view, batches.batch_for(view.checkpoint))
+
+    def gated(self) -> Optional[ModelView]:
+        """The first shown model whose gates act (the calibrated one of a pair, or model A or B of a
+        comparison): the gate panels, explanations and the before/after projection read it."""
+        return next((v for v in self.views if v.calibration), None)
+
+    def ungated(self) -> List[ModelView]:
+        """The shown models whose gates are fixed at 1."""
+        return [v for v in self.views if not v.calibration]
+
+    @property
+    def comparing(self) -> bool:
+        """Model A against model B (any two checkpoints) rather than a calibrated pair."""
+        return isinstance(self.pair, Comparison)
+
     def switched_off(self) -> Optional[ModelView]:
-        """The calibrated checkpoint with its calibrator switched off (the 'pre' features)."""
-        if self.pair.calibrated is None:
+        """The gated model's checkpoint with its calibrator switched off (the 'pre' features)."""
+        gated = self.gated()
+        if gated is None:
             return None
-        return ModelView(UNCALIBRATED, self.pair.calibrated, False,
-                            f"calibrator off (same weights as {self.pair.calibrated.name})")
+        return ModelView(UNCALIBRATED, gated.checkpoint, False,
+                         f"calibrator off (same weights as {gated.checkpoint.name})")
 
     def require_data(self) -> None:
         """Stop the page with the data error (already readable) if the data did not load."""

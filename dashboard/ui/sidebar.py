@@ -16,16 +16,20 @@ import streamlit as st
 
 from precal.dashboard.backend.demo import demo_pair_key
 from precal.dashboard.backend.overview import split_label, trained_splits
-from precal.dashboard.backend.pairs import (REFERENCE_SWITCHED_OFF, REFERENCE_TRAINED, ModelPair,
-                                            default_checkpoint_dirs, pair_checkpoints)
+from precal.dashboard.backend.pairs import (REFERENCE_SWITCHED_OFF, REFERENCE_TRAINED, ModelPair, compare,
+                                            default_checkpoint_dirs, model_options, option_label, pair_checkpoints,
+                                            seed_of, recipe_of)
 from precal.dashboard.backend.uploads import is_uploaded, load_uploaded_checkpoint
 from precal.dashboard.settings import MAX_UPLOAD_BYTES, ROOT, DashboardArgs, parse_dashboard_args
 from precal.dashboard.ui.context import Context
+from precal.dashboard.ui import url_state
 from precal.dashboard.ui.loading import cached_split_batches, data_mtime, load_checkpoints, load_data
 from precal.errors import USER_ERRORS, error_line
 from precal.evaluation import resolve_data_dir
 
 OTHER_PREFIX = "another uncalibrated checkpoint: "
+
+COMPARE_MODES = {"pair": "a calibrated model and its baseline", "compare": "any two checkpoints (A vs B)"}
 
 
 def app_args() -> DashboardArgs:
@@ -139,8 +143,62 @@ def _files_expander(ctx: Context, sb) -> None:
                        f"(weights sha256 {ctx.pair.fingerprint(c)[:12]}…)")
 
 
+def _restore_link() -> None:
+    """A shared link's models, split and sample become the remembered choices (``chosen_*``) before
+    the sidebar's widgets are drawn; a value that no longer fits falls back to the default there."""
+    for name, key in (("pair", "chosen_pair_key"), ("ref", "chosen_reference"), ("a", "chosen_cmp_a"),
+                      ("b", "chosen_cmp_b"), ("split", "chosen_split"), ("sample", "sample_id")):
+        value = url_state.take(name)
+        if value is not None:
+            st.session_state[key] = value
+    if url_state.take("cmp") == "1":
+        st.session_state["chosen_compare_mode"] = "compare"
+
+
+def _default_b(options: Dict, a: str) -> str:
+    """Model B by default: another seed of A's recipe, else another model of its data set (the
+    calibrator switched off last: that is what a pair already shows)."""
+    ca, _ = options[a]
+    same_data = [k for k, (c, _) in options.items() if k != a and c.schema.name == ca.schema.name]
+    recipe = {k: v for k, v in recipe_of(ca).items() if k != "seed"}
+    seeds = [k for k in same_data if options[k][0] is not ca and options[k][1] == options[a][1]
+             and {x: y for x, y in recipe_of(options[k][0]).items() if x != "seed"} == recipe
+             and seed_of(options[k][0]) != seed_of(ca)]
+    others = [k for k in same_data if options[k][0] is not ca]
+    return (seeds or others or same_data or [a])[0]
+
+
+def choose_comparison(ctx: Context, loaded, sb) -> Optional[ModelPair]:
+    """Model A and model B: any two loaded models of one data set, each as trained or (a calibrated
+    one) with its calibrator switched off."""
+    options = model_options(loaded)
+    if len(options) < 2:
+        sb.caption("Load a second checkpoint to compare two models.")
+        return None
+    keys = list(options)
+    labels = {k: option_label(k, *options[k]) for k in keys}
+    first = next((k for k in keys if options[k][1]), keys[0])
+    _persistent_choice("cmp_a", keys, first)
+    a = sb.selectbox("Model A", keys, key="cmp_a", format_func=labels.get, on_change=_remember, args=("cmp_a",))
+    same = [k for k in keys if options[k][0].schema.name == options[a][0].schema.name and k != a]
+    if not same:
+        sb.caption(f"No other model of {options[a][0].schema.name} is loaded.")
+        return None
+    _persistent_choice("cmp_b", same, _default_b(options, a))
+    b = sb.selectbox("Model B", same, key="cmp_b", format_func=labels.get, on_change=_remember, args=("cmp_b",),
+                     help="Another model of the same data set: another seed, another recipe, your own model, or "
+                          "a calibrated model with its calibrator switched off.")
+    try:
+        return compare(options[a], options[b], a, b)
+    except ValueError as exc:
+        sb.error(str(exc))
+        return None
+
+
 def build_context() -> Optional[Context]:
     """Sidebar controls + loading; stores the context in the session for the pages."""
+    url_state.read_link_once()
+    _restore_link()
     args = app_args()
     sb = st.sidebar.container()  # filled below; the upload box is drawn after it
     uploaded = _upload_widget()
@@ -150,8 +208,19 @@ def build_context() -> Optional[Context]:
     st.session_state["_ctx"] = ctx
     if not pairs:
         return ctx
-    ctx.pair = choose_pair(pairs, uploaded, sb)
-    pair = ctx.pair = choose_reference(ctx, pairs, sb)
+    _persistent_choice("compare_mode", list(COMPARE_MODES), "pair")
+    mode = sb.radio("Compare", list(COMPARE_MODES), key="compare_mode", format_func=COMPARE_MODES.get,
+                    on_change=_remember, args=("compare_mode",), horizontal=False,
+                    help="A pair: a calibrated checkpoint beside its uncalibrated twin. Any two: model A and "
+                         "model B chosen freely (another seed, another recipe, your own model).")
+    comparison = choose_comparison(ctx, loaded, sb) if mode == "compare" else None
+    if comparison is not None:
+        pair = ctx.pair = comparison
+        ctx.reference = None
+        sb.caption(pair.label)
+    else:
+        ctx.pair = choose_pair(pairs, uploaded, sb)
+        pair = ctx.pair = choose_reference(ctx, pairs, sb)
     ctx.views = pair.views(ctx.reference)
     try:
         ctx.data_path = resolve_data_dir(pair.primary, args.data, search=[ROOT / "sample_data"],

@@ -3,8 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from precal.dashboard.backend.embeddings import (FUSED, corrupt_fraction, feature_spaces, neighbourhood_table,
-                                                 placement_note, pre_post_features, projection_key)
+from precal.dashboard.backend.embeddings import (FUSED, corrupt_fraction, displacement, feature_spaces, find_rows,
+                                                 nearest_neighbours, neighbourhood_table, placement_note,
+                                                 pre_post_features, projection_key, selection_summary)
+from precal.dashboard.ui import url_state
+from precal.dashboard.ui.exports import download_csv, safe_name
 from precal.dashboard.backend.running import predict_view
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.background import start_warmups
@@ -12,16 +15,23 @@ from precal.dashboard.ui.context import PAGES, context, guard
 from precal.dashboard.ui.model_notes import show_page_notes
 from precal.dashboard.ui.loading import projection
 from precal.dashboard.ui.widgets import ZOOM_CONFIG
-from precal.models.model import CALIBRATED
 from precal.robustness.corruptions import corruptions_for, get_corruption
 
 ctx = context()
 ctx.require_data()
+url_state.restore_page("embeddings")
 schema = ctx.schema
 st.title("Embeddings: before vs after calibration")
 show_page_notes(ctx, "embeddings")
 st.caption("Each sample appears twice in one aligned 2-D map: hollow = before calibration, filled = after; "
-           "grey lines join the two. Select a point (click, or box/lasso) to open that sample in the explorer.")
+           "grey lines join the two. Click a point to open that sample in the explorer; draw a box or a lasso "
+           "(toolbar, top right) to summarise the samples inside it.")
+
+WEBGL_FROM = 3000
+"""From this many points the map is drawn with WebGL (``scattergl``): SVG markers stop being
+interactive at some ten thousand points."""
+LINES_UP_TO = 20_000
+"""Lines before → after are drawn up to this many samples (beyond, they are a grey blanket)."""
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
@@ -33,10 +43,51 @@ def _corruptedpredictions(key: str, modality: str, corruption: str, severity: in
     return {v.calibration: predict_view(v, mixed) for v in _views}, rows
 
 
-cal_view = ctx.view(CALIBRATED)
+def _summary(rows: np.ndarray, classes, post_preds, pre_preds) -> None:
+    """What a box or lasso selection holds: class mix, both models' accuracy, mean gates and cues."""
+    models = [(v.label, ctx.predictions(v)) for v in ctx.views]
+    summary = selection_summary(rows, classes, models, post_preds)
+    st.subheader(f"Selection: {len(rows)} samples")
+    c1, c2, c3 = st.columns([2, 3, 3])
+    c1.markdown("**Class mix**")
+    c1.dataframe(summary["classes"], hide_index=True, width="stretch",
+                 column_config={"share": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1)})
+    c2.markdown("**Accuracy of both models**")
+    c2.dataframe(summary["accuracy"], hide_index=True, width="stretch",
+                 column_config={k: st.column_config.NumberColumn(format="%.3f") for k in summary["accuracy"].columns
+                                if k != "model"})
+    c3.markdown(f"**Mean gates and cues** ({cal_view.label})")
+    c3.dataframe(summary["cues"], hide_index=True, width="stretch",
+                 column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("alpha", "support",
+                                                                                          "conflict")})
+    chosen = ctx.splits.indices[rows]
+    members = ctx.data.sample_ids[chosen].astype(str)
+    download_csv(summary["cues"].assign(samples=len(rows)), f"precal-selection-{safe_name(ctx.split)}.csv",
+                 "emb_sel_csv", "Selection summary (CSV)")
+    st.caption("Samples: " + ", ".join(members[:40]) + (" …" if len(members) > 40 else ""))
+
+
+def _neighbours(found: np.ndarray, rows: np.ndarray, dist: np.ndarray, ids, classes) -> None:
+    """The first match's nearest neighbours in the high-dimensional features after calibration."""
+    me = int(found[0])
+    st.markdown(f"**{ids[me]}** ({classes[me]}) and its 10 nearest neighbours in the features after calibration "
+                "(standardised, full dimension; starred on the map)"
+                + (f" · {len(found) - 1} more ids match" if len(found) > 1 else ""))
+    import pandas as pd
+
+    table = pd.DataFrame({"sample id": ids[rows], "class": np.asarray(classes, dtype=object)[rows],
+                          "same class": np.asarray(classes, dtype=object)[rows] == classes[me], "distance": dist})
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"distance": st.column_config.NumberColumn(format="%.2f")})
+    if st.button(f"Open {ids[me]} in the explorer", key="emb_open_found"):
+        st.session_state["sample_id"] = str(ids[me])
+        st.switch_page(PAGES["explorer"])
+
+
+cal_view = ctx.gated()
 pre_view = ctx.switched_off()
 if cal_view is None or pre_view is None:
-    st.info("This pair has no calibrated checkpoint: before and after calibration are the same features.")
+    st.info("No model shown has gates that act: before and after calibration are the same features.")
     st.stop()
 
 with guard("embeddings"):
@@ -44,7 +95,13 @@ with guard("embeddings"):
     space = c1.selectbox("Features", feature_spaces(schema.modality_names), key="emb_space",
                          format_func=lambda s: s if s == FUSED else f"{s} summary (before/after its gates)")
     method = c2.radio("Method", list(METHODS), format_func=METHODS.get, horizontal=True, key="emb_method")
-    colour_by = c3.selectbox("Colour by", ["class", "alpha", "correctness", "corruption"], key="emb_colour")
+    colourings = ["class", "alpha", "support", "conflict", "displacement", "correctness", "corruption"] \
+        + [f"group: {g}" for g in ctx.data.groups]
+    if st.session_state.get("emb_colour") not in colourings:
+        st.session_state["emb_colour"] = "class"
+    colour_by = c3.selectbox("Colour by", colourings, key="emb_colour",
+                             help="displacement: how far each sample moves from before to after calibration "
+                                  "(readable when the two points nearly coincide); group: the data's groups.")
     arrows = c4.toggle("lines", value=True, key="emb_arrows", help="Join each sample's point before and after "
                                                                          "calibration with a line.")
 
@@ -80,14 +137,27 @@ with guard("embeddings"):
     class_names = [ctx.data.label_name(int(i)) for i in ctx.splits.indices]
     hover = [f"{s} · {c}" for s, c in zip(ids, class_names)]
     continuous = False
+    scale = ("RdBu", 1.0)
     if colour_by == "class":
         colour, colour_label = np.asarray(class_names, dtype=object), "true class"
-    elif colour_by == "alpha":
-        am = st.selectbox("alpha of modality", schema.modality_names, key="emb_alpha_mod",
-                          index=schema.modality_names.index(space) if space in schema.modality_names else 0)
-        colour = post_preds.alpha[:, post_preds.modalities.index(am)]
-        colour_label, continuous = f"alpha of {am}", True
-        hover = [f"{h} · alpha({am}) = {a:.3f}" for h, a in zip(hover, colour)]
+    elif colour_by in ("alpha", "support", "conflict"):
+        if st.session_state.get("emb_alpha_mod") not in schema.modality_names:
+            st.session_state["emb_alpha_mod"] = space if space in schema.modality_names else schema.modality_names[0]
+        am = st.selectbox(f"{colour_by} of modality", schema.modality_names, key="emb_alpha_mod")
+        i = post_preds.modalities.index(am)
+        colour = np.where(post_preds.present[:, i], getattr(post_preds, colour_by)[:, i], np.nan)
+        colour_label, continuous = f"{colour_by} of {am}", True
+        scale = ("RdBu", 1.0) if colour_by == "alpha" else ("Viridis", None)
+        hover = [f"{h} · {colour_by}({am}) = {a:.3f}" for h, a in zip(hover, colour)]
+    elif colour_by == "displacement":
+        colour = displacement(proj.pre_xy, proj.post_xy)
+        colour_label, continuous, scale = "displacement before → after (map units)", True, ("Viridis", None)
+        hover = [f"{h} · moved {d:.3f}" for h, d in zip(hover, colour)]
+    elif colour_by.startswith("group: "):
+        name = colour_by.split(": ", 1)[1]
+        colour = np.asarray(ctx.data.groups[name][ctx.splits.indices]).astype(str).astype(object)
+        colour_label = name
+        hover = [f"{h} · {name} {g}" for h, g in zip(hover, colour)]
     elif colour_by == "correctness":
         ok = post_preds.predicted == labels
         colour, colour_label = np.where(ok, "correct", "wrong").astype(object), "calibrated prediction"
@@ -95,20 +165,38 @@ with guard("embeddings"):
         colour = np.where(rows_corrupted, "corrupted", "clean").astype(object)
         colour_label = "input"
 
+    query = st.text_input("Find a sample by id", key="emb_find", placeholder="e.g. a11_s8_t3",
+                          help="Marks the matching samples on the map and lists the nearest neighbours of the first.")
+    found = find_rows(ids, query) if query else np.zeros(0, dtype=int)
+    neighbours = np.zeros(0, dtype=int)
+    if query and not len(found):
+        st.caption(f"No sample id of {ctx.split} contains {query!r}.")
+    elif len(found):
+        neighbours, dist = nearest_neighbours(post, int(found[0]), k=10)
+
     title = (f"{METHODS[method]} of {space} · {ctx.split} ({len(pre)} samples)"
              + (f" · {corruption_note}" if corruption_note else ""))
+    big = len(pre) >= WEBGL_FROM
     fig = charts.embedding_figure(proj.pre_xy, proj.post_xy, colour, colour_label, ids, hover, title,
-                                  METHODS[method], arrows=arrows, continuous=continuous)
+                                  METHODS[method], arrows=arrows and len(pre) <= LINES_UP_TO, continuous=continuous,
+                                  colorscale=scale[0], cmid=scale[1],
+                                  highlight=np.concatenate([found[:1], neighbours]) if len(found) else found,
+                                  webgl=big)
+    if arrows and len(pre) > LINES_UP_TO:
+        st.caption(f"Lines are not drawn above {LINES_UP_TO:,} samples; colour by displacement instead.")
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), config=ZOOM_CONFIG, key="emb_chart")
 
-    if event is not None and event.selection and event.selection.get("points"):
-        point = event.selection["points"][0]
-        sid = point.get("customdata")
-        if isinstance(sid, (list, tuple)):
-            sid = sid[0]
-        if sid is not None:
-            st.session_state["sample_id"] = str(sid)
-            st.switch_page(PAGES["explorer"])
+    selection = event.selection if event is not None and event.selection else {}
+    chosen_ids = [p.get("customdata") for p in selection.get("points", [])]
+    chosen_ids = [c[0] if isinstance(c, (list, tuple)) else c for c in chosen_ids if c is not None]
+    if chosen_ids and not (selection.get("box") or selection.get("lasso")):
+        st.session_state["sample_id"] = str(chosen_ids[0])
+        st.switch_page(PAGES["explorer"])
+    if chosen_ids:
+        rows = np.unique(np.nonzero(np.isin(ids, np.asarray(chosen_ids, dtype=object)))[0])
+        _summary(rows, class_names, post_preds, pre_preds)
+    if len(found):
+        _neighbours(found, neighbours, dist, ids, class_names)
 
     st.subheader("Neighbourhood quality in the full feature space")
     scores = neighbourhood_table(pre, post, labels, k=10)

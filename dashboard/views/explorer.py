@@ -8,24 +8,34 @@ import streamlit as st
 from precal.dashboard.backend.lab import uncalibrated_cues_note
 from precal.dashboard.backend.samples import (absent_as_notes, explanation_heading, sample_outputs, sample_table,
                                               suppressed_table)
+from precal.dashboard.backend.report import input_svg, sample_report
 from precal.dashboard.charts import figures as charts
+from precal.dashboard.ui import url_state
 from precal.dashboard.ui.context import context, guard, select_sample
+from precal.dashboard.ui.exports import download, safe_name
 from precal.dashboard.ui.plotly_inputs import render_modality
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG, prediction_card, role_colour_map
-from precal.models.model import CALIBRATED, UNCALIBRATED
 
 ctx = context()
 ctx.require_data()
+url_state.restore_page("explorer")
 schema = ctx.schema
 data = ctx.data
 st.title("Sample explorer")
 
 with guard("sample explorer"):
     preds = {v.role: ctx.predictions(v) for v in ctx.views}
-    cal_preds = preds.get(CALIBRATED)
-    ref_preds = preds.get(UNCALIBRATED)
+    gated = ctx.gated()
+    cal_preds = preds.get(gated.role) if gated is not None else None
+    others = [preds[v.role] for v in ctx.views if gated is None or v.role != gated.role]
+    ref_preds = others[0] if others else None
     table = sample_table(data, ctx.splits, cal_preds if cal_preds is not None else ref_preds,
                             ref_preds if cal_preds is not None else None)
+    if ctx.comparing:
+        names = {"calibrated": "A" if ctx.views[0] is gated or gated is None else "B",
+                 "uncalibrated": "B" if ctx.views[0] is gated or gated is None else "A"}
+        table = table.rename(columns=lambda c: c.replace("(calibrated)", f"({names['calibrated']})")
+                             .replace("(uncalibrated)", f"({names['uncalibrated']})"))
 
     modes = ["sample id", "class", "misclassified", "most suppressed modality"]
     mode = st.radio("Pick a sample by", modes, horizontal=True, key="ex_mode")
@@ -58,7 +68,7 @@ with guard("sample explorer"):
                     st.session_state["sample_id"] = str(wrong.iloc[0]["sample id"])
     else:
         if cal_preds is None:
-            st.info("Needs a calibrated checkpoint (the uncalibrated model has no gates).")
+            st.info("Needs a model whose gates act (an uncalibrated model has none).")
         else:
             sup = suppressed_table(data, ctx.splits, cal_preds, limit=50)
             st.caption("The 50 (sample, modality) pairs with the smallest instance gate alpha. Select a row.")
@@ -113,17 +123,35 @@ with guard("sample explorer"):
                                      colours=colours, y_range=[-1.1, 1.2]), config=PLOTLY_CONFIG, key="ex_support")
     c3.plotly_chart(charts.gate_bars(cue, "conflict", "conflict: ‖u − û‖² / d", "conflict (mean squared distance)",
                                      colours=colours), config=PLOTLY_CONFIG, key="ex_conflict")
-    unc = ctx.view(UNCALIBRATED)
-    if unc is not None:
+    for unc in ctx.ungated():
         st.caption(uncalibrated_cues_note(unc, ctx.pair))
-    cal = outs.get(CALIBRATED)
+
+    def report() -> str:
+        inputs = []
+        for m in schema.modality_names:
+            raw = data.sequence(m, index)
+            if len(raw):
+                inputs.append(input_svg(schema, m, raw, None, len(raw), f"{m} (as recorded)", schema.modality(m).unit))
+        facts = [("data set", schema.name), ("split", str(ctx.split)), ("sample", sid), ("true class", true_name),
+                 *[(f"model {k + 1}", v.label) for k, v in enumerate(ctx.views)]]
+        query = "&".join(f"{k}={v}" for k, v in st.query_params.to_dict().items())
+        return sample_report(f"Sample explorer · {schema.name} · sample {sid}", facts, true_name,
+                             [(v.label, outs[v.role], None) for v in ctx.views], inputs,
+                             outs.get(gated.role) if gated is not None else None,
+                             [st.session_state.get("ex_why")] if st.session_state.get("ex_why") else [],
+                             link=f"/explorer?{query}" if query else "")
+
+    download("Report of this sample (HTML)", report, f"precal-sample-{safe_name(sid)}.html", "text/html",
+             "ex_report", help="Inputs, both models' predictions, gates, cues and the explanation, in one file "
+                               "that opens without a network.")
+    cal = outs.get(gated.role) if gated is not None else None
     if cal is not None:
         c1, c2 = st.columns([1, 2])
         pairwise = np.where(np.eye(len(cal.modalities), dtype=bool), np.nan, cal.pairwise)  # no support from oneself
         c1.plotly_chart(charts.matrix_heatmap(pairwise, cal.modalities, "support from each peer: cos(u_m, g_m(u_k))",
                                               "cosine", "peer k", "modality m"), config=PLOTLY_CONFIG, key="ex_pairwise")
         mat, mods = cal.beta_matrix()
-        c2.plotly_chart(charts.beta_heatmap(mat, mods, "dimension gate beta per channel (calibrated model)"),
+        c2.plotly_chart(charts.beta_heatmap(mat, mods, f"dimension gate beta per channel ({gated.label})"),
                         config=PLOTLY_CONFIG, key="ex_beta")
 
         # ---- why damped or amplified
@@ -168,4 +196,4 @@ with guard("sample explorer"):
             c2.caption("alpha = 2·sigmoid(logit): 1 leaves the modality's features unchanged, below 1 damps "
                        "them, above 1 amplifies them.")
     else:
-        st.info("This pair has no calibrated checkpoint: no gates to explain.")
+        st.info("Neither model has gates that act: nothing to explain.")

@@ -5,6 +5,7 @@ Everything below the title runs in an ``st.fragment``: moving a control reruns o
 
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,14 @@ from precal.dashboard.backend.data import row_of
 from precal.dashboard.backend.embeddings import FUSED, pre_post_features, projection_key
 from precal.dashboard.backend.formatting import fmt_shape
 from precal.dashboard.backend.inputs import geometry_note, model_input, model_input_unit
-from precal.dashboard.backend.lab import LabSetting, lab_update
+from precal.dashboard.backend.lab import LabSetting, donor_candidates, lab_update, most_conflicting_donor
+from precal.dashboard.backend.lab_batch import run_changes, run_on_rows, run_table
+from precal.dashboard.backend.report import input_svg, sample_report
+from precal.dashboard.backend.slices import groupings, slice_labels, slice_members
+from precal.dashboard.backend.url_state import (DONOR_CONFLICT, DONOR_RANDOM, LabState, ModalityControls,
+                                                lab_params, parse_lab_params)
+from precal.dashboard.ui import url_state
+from precal.dashboard.ui.exports import download, download_csv, safe_name
 from precal.dashboard.charts import figures as charts, lab as lab_charts
 from precal.dashboard.ui.background import pause_background_work
 from precal.dashboard.ui.context import context, guard, select_sample
@@ -24,15 +32,17 @@ from precal.dashboard.ui.vega_inputs import render_lab_input
 from precal.dashboard.ui.widgets import prediction_card
 from precal.dashboard.backend.lab import uncalibrated_cues_note
 from precal.dashboard.charts.figures import CLASS_COLOURS
-from precal.models.model import CALIBRATED, UNCALIBRATED
+from precal.models.model import CALIBRATED
 from precal.robustness.corruptions import corruptions_for, get_corruption
 
 ctx = context()
 ctx.require_data()
 st.title("Corruption lab")
 show_page_notes(ctx, "lab")
-st.caption("Corrupt, remove or swap modalities of one sample. Calibrated and uncalibrated models run on "
-           "the same corrupted input; corruptions are seeded and identical to the robustness sweep's.")
+st.caption("Corrupt, remove or swap modalities of one sample. "
+           + ("Model A and model B" if ctx.comparing else "Calibrated and uncalibrated models")
+           + " run on the same corrupted input; corruptions are seeded and identical to the robustness sweep's. "
+             "The address bar holds every control: copy it to share this view.")
 
 EXCLUDED = {"remove_absent", "swap"}  # these have their own controls
 LAB_PARTS = ("probabilities", "cues", "tables", "inputs", "projection")
@@ -44,6 +54,56 @@ SHOWN = set(os.environ.get("PRECAL_LAB_PARTS", ",".join(LAB_PARTS)).split(","))
 INPUT_MODES = {"keep": "as is", "remove": "remove (mark missing)", "swap": "swap with another sample"}
 
 
+HISTORY = "lab_history"
+HISTORY_LENGTH = 12
+
+
+def _options(schema, m: str) -> list:
+    return ["none"] + [c.name for c in corruptions_for(schema.modality(m).kind) if c.name not in EXCLUDED]
+
+
+def _write_state(schema, state: LabState) -> None:
+    """Put a lab state into the widgets' session keys (before they are drawn, or from a callback):
+    how a shared link, the start page's example and a step back in the history reach the controls."""
+    for m in schema.modality_names:
+        c = state.control(m)
+        corr = c.corruption if c.corruption in _options(schema, m) else "none"
+        st.session_state[f"lab_corr_{m}"] = corr
+        if corr != "none":
+            st.session_state[f"lab_sev_{m}_{corr}"] = int(c.severity)
+        st.session_state[f"lab_input_{m}"] = c.mode
+        st.session_state[f"lab_donor_{m}"] = c.donor
+    st.session_state["lab_seed"] = int(state.seed)
+    if state.sample:
+        st.session_state["sample_id"] = state.sample
+    if state.draw in schema.modality_names:
+        st.session_state["lab_draw"] = state.draw
+
+
+def _read_state(schema) -> LabState:
+    """The lab state the widgets hold now."""
+    controls = []
+    for m in schema.modality_names:
+        corr = st.session_state.get(f"lab_corr_{m}", "none")
+        corr = None if corr in (None, "none") else corr
+        sev = int(st.session_state.get(f"lab_sev_{m}_{corr}", 3)) if corr else 3
+        controls.append((m, ModalityControls(corr, sev, st.session_state.get(f"lab_input_{m}", "keep"),
+                                             str(st.session_state.get(f"lab_donor_{m}", DONOR_RANDOM)))))
+    return LabState(st.session_state.get("sample_id"), int(st.session_state.get("lab_seed", 0)), tuple(controls),
+                    st.session_state.get("lab_draw"))
+
+
+def _apply_link(schema) -> None:
+    """A shared link's lab controls (pending since the session opened it) become the lab's state."""
+    names = [n for n in url_state.pending() if n in ("seed", "draw") or n.split(".", 1)[0] in ("c", "in", "d")]
+    if not names:
+        return
+    params = {n: url_state.take(n) for n in names}
+    state = parse_lab_params(params, schema.modality_names, lambda m: _options(schema, m),
+                             sample=st.session_state.get("sample_id"))
+    _write_state(schema, state)
+
+
 def _apply_preset(schema) -> None:
     """A prepared example from the start page: swap the named modality, keep the others as they are."""
     preset = st.session_state.pop("lab_preset", None)
@@ -52,9 +112,26 @@ def _apply_preset(schema) -> None:
     for m in schema.modality_names:
         st.session_state[f"lab_input_{m}"] = "swap" if m == preset.get("swap") else "keep"
         st.session_state[f"lab_corr_{m}"] = "none"
+        st.session_state[f"lab_donor_{m}"] = DONOR_RANDOM
     st.session_state["lab_seed"] = 0
     if preset.get("swap") in schema.modality_names:
         st.session_state["lab_draw"] = preset["swap"]
+
+
+def _remember(state: LabState) -> None:
+    """Push the state onto the short history (a state equal to the last one is not repeated)."""
+    history = st.session_state.setdefault(HISTORY, [])
+    if not history or history[-1] != state:
+        history.append(state)
+        del history[:-HISTORY_LENGTH]
+
+
+def _step_back(schema, to: int) -> None:
+    """Return to history entry ``to`` (a button's callback: it runs before the widgets are drawn)."""
+    history = st.session_state.get(HISTORY, [])
+    if 0 <= to < len(history):
+        _write_state(schema, history[to])
+        del history[to + 1:]
 
 
 def _draw(modality: str) -> None:
@@ -62,44 +139,92 @@ def _draw(modality: str) -> None:
     st.session_state["lab_draw"] = modality
 
 
-def _controls(schema) -> dict:
-    """One column of controls per modality: corruption, severity (with its own units) and what
-    happens to the input. Few widgets on purpose: every element is redrawn on every lab change."""
+@st.cache_data(show_spinner="Finding the most conflicting donor…", max_entries=64)
+def _conflicting_donor(key: str, split: str, index: int, modality: str, _view, _splits):  # noqa: ARG001 (cache key)
+    return most_conflicting_donor(_view, _splits, index, modality)
+
+
+def _donor_control(m: str, index: int) -> str:
+    """Who gives the swapped modality: a random sample of another class (seeded), the most
+    conflicting one (lowest support from the other modalities of the gated model), or a named one."""
+    pool = ctx.splits.batch_for(ctx.views[0].checkpoint)
+    ids = [str(ctx.data.sample_ids[i]) for i in donor_candidates(pool, index, m)]
+    options = [DONOR_RANDOM, DONOR_CONFLICT] + ids
+    key = f"lab_donor_{m}"
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = DONOR_RANDOM
+    names = {DONOR_RANDOM: "random donor of another class (seed)", DONOR_CONFLICT: "most conflicting donor"}
+    index_of = {sid: i for sid, i in zip(ctx.data.sample_ids.astype(str), range(len(ctx.data.sample_ids)))}
+    return st.selectbox("donor", options, key=key, on_change=_draw, args=(m,),
+                        format_func=lambda d: names.get(d) or f"{d} · {ctx.data.label_name(index_of[d])}",
+                        help="The sample whose modality replaces this one. Most conflicting: the candidate whose "
+                             "modality the other modalities support least (the gated model's support).")
+
+
+def _controls(schema, index: int) -> dict:
+    """One column of controls per modality: corruption, severity (with its own units), what
+    happens to the input, and the donor of a swap. Few widgets on purpose: every element is redrawn
+    on every lab change."""
     settings = {}
     cols = st.columns(len(schema.modality_names))
     for col, m in zip(cols, schema.modality_names):
         spec = schema.modality(m)
         with col:
-            options = ["none"] + [c.name for c in corruptions_for(spec.kind) if c.name not in EXCLUDED]
-            name = st.selectbox(f"**{m}** corruption", options, key=f"lab_corr_{m}", on_change=_draw, args=(m,),
-                                format_func=lambda c: "none" if c == "none" else get_corruption(c).title,
+            name = st.selectbox(f"**{m}** corruption", _options(schema, m), key=f"lab_corr_{m}", on_change=_draw,
+                                args=(m,), format_func=lambda c: "none" if c == "none" else get_corruption(c).title,
                                 help=f"{m}: {spec.kind.replace('_', ' ')} {fmt_shape(spec.step_shape)}"
                                      + (f", {spec.unit}" if spec.unit else ""))
             corr = None if name == "none" else get_corruption(name)
             if corr is not None:
-                sev = st.select_slider("severity", options=list(range(6)), value=3, key=f"lab_sev_{m}_{corr.name}",
+                st.session_state.setdefault(f"lab_sev_{m}_{corr.name}", 3)
+                sev = st.select_slider("severity", options=list(range(6)), key=f"lab_sev_{m}_{corr.name}",
                                        on_change=_draw, args=(m,), help=corr.description,
                                        format_func=lambda s, c=corr: "0 · clean" if s == 0 else
                                        f"{s} · {c.level_label(s).split(': ', 1)[-1]}")
             else:
                 sev = 0
+            st.session_state.setdefault(f"lab_input_{m}", "keep")
             mode = st.radio("input", list(INPUT_MODES), key=f"lab_input_{m}", format_func=INPUT_MODES.get,
                             on_change=_draw, args=(m,), label_visibility="collapsed",
-                            help="Swap: replace this modality by the same modality of a random sample of a "
-                                 "different class (drawn with the seed above).")
+                            help="Swap: replace this modality by the same modality of another sample of a "
+                                 "different class (choose the donor below).")
+            donor = None
+            if mode == "swap":
+                choice = _donor_control(m, index)
+                if choice == DONOR_CONFLICT:
+                    view = ctx.gated() or ctx.views[0]
+                    donor = _conflicting_donor(ctx.pair.cache_key, ctx.split, index, m, view, ctx.splits)
+                elif choice != DONOR_RANDOM:
+                    hits = np.nonzero(ctx.data.sample_ids.astype(str) == choice)[0]
+                    donor = int(hits[0]) if len(hits) else None
             settings[m] = LabSetting(corr.name if corr is not None else None, int(sev), mode == "remove",
-                                        mode == "swap")
+                                     mode == "swap", donor)
     return settings
+
+
+def _history(schema) -> None:
+    """The last lab states, newest last, each a button that returns to it."""
+    history = st.session_state.get(HISTORY, [])
+    with st.expander(f"History: the last {len(history)} lab states (step back)", expanded=False):
+        if len(history) > 1:
+            st.button("Step back", key="lab_back", on_click=_step_back, args=(schema, len(history) - 2),
+                      icon=":material/undo:")
+        for k, state in reversed(list(enumerate(history[:-1]))):
+            st.button(state.words(), key=f"lab_hist_{k}", on_click=_step_back, args=(schema, k),
+                      type="tertiary")
+        if len(history) <= 1:
+            st.caption("Each change of a control is kept here; step back to any of them.")
 
 
 def _explanations(result, views, schema, settings) -> None:
     """Why each gate of the calibrated model moved, in words (precal.explain), for the corrupted
     input: the modalities whose controls are active first. Beside the change table, so every change
     is read with its reason."""
-    cal = result.corrupted.get(CALIBRATED)
+    gated = ctx.gated()
+    cal = result.corrupted.get(gated.role) if gated is not None else None
     if cal is None:
         return
-    clean = result.clean[CALIBRATED]
+    clean = result.clean[gated.role]
     active = [m for m in schema.modality_names if settings[m].active]
     order = active + [m for m in schema.modality_names if m not in active]
     lines = []
@@ -112,7 +237,8 @@ def _explanations(result, views, schema, settings) -> None:
         was = (f" (clean input: alpha {before.alpha:.2f})" if expl.status != "absent" and before.status != "absent"
                else "")
         lines.append(f"- {mark}{expl.sentence}{was}")
-    st.markdown("**Why the calibrated model's gates are where they are, relative to a typical sample "
+    who = "the calibrated model's" if gated.role == CALIBRATED else f"{gated.label}:"
+    st.markdown(f"**Why {who} gates are where they are, relative to a typical sample "
                 "(corrupted input)**\n" + "\n".join(lines))
 
 
@@ -121,14 +247,18 @@ def lab() -> None:
     started = time.perf_counter()
     pause_background_work()  # a fragment rerun does not pass through context()
     schema = ctx.schema
+    _apply_link(schema)
     _apply_preset(schema)
     c1, c2 = st.columns([3, 1])
     with c1:
         index = select_sample(ctx, "lab")
-    seed = c2.number_input("seed", min_value=0, max_value=10_000, value=0, step=1, key="lab_seed",
+    st.session_state.setdefault("lab_seed", 0)
+    seed = c2.number_input("seed", min_value=0, max_value=10_000, step=1, key="lab_seed",
                            help="Seed of the random corruptions and of the swap donor.")
     true_name = ctx.data.label_name(index)
-    settings = _controls(schema)
+    settings = _controls(schema, index)
+    state = _read_state(schema)
+    _remember(state)  # before the history is drawn, so that its buttons count this state
     with guard("corruption lab"):
         views = list(ctx.views)
         pre_view = ctx.switched_off()
@@ -168,10 +298,12 @@ def lab() -> None:
         st.subheader("Gates and cues: clean vs corrupted (Δ = corrupted − clean)")
         delta = result.delta_frame()
         delta = delta[delta["role"].isin([v.role for v in views])]
-        if result.corrupted.get(CALIBRATED) is not None and "cues" in SHOWN:
-            frame = delta[delta["role"] == CALIBRATED]
+        gated = ctx.gated()
+        if gated is not None and result.corrupted.get(gated.role) is not None and "cues" in SHOWN:
+            frame = delta[delta["role"] == gated.role]
             long = frame.melt(id_vars=["modality", "quantity"], value_vars=["clean", "corrupted"], var_name="input")
-            st.vega_lite_chart(spec=lab_charts.cue_chart(long, "calibrated model: gates and cues, clean vs corrupted",
+            who = "calibrated model" if gated.role == CALIBRATED else gated.label
+            st.vega_lite_chart(spec=lab_charts.cue_chart(long, f"{who}: gates and cues, clean vs corrupted",
                                                          "input", charts.STATE_COLOURS), key="lab_cues")
         if "tables" in SHOWN:
             st.vega_lite_chart(spec=lab_charts.change_chart(
@@ -179,8 +311,7 @@ def lab() -> None:
                 "change from the clean input, per model",
                 {v.role: result.cell_notes(v.role, schema.modality_names) for v in views},
                 muted=[v.role for v in views if not v.calibration]), key="lab_changes")
-            unc = ctx.view(UNCALIBRATED)
-            if unc is not None:
+            for unc in ctx.ungated():
                 st.caption(uncalibrated_cues_note(unc, ctx.pair))
             _explanations(result, views, schema, settings)
 
@@ -208,17 +339,17 @@ def lab() -> None:
         if "projection" not in SHOWN:
             st.caption("Projection not drawn (PRECAL_LAB_PARTS).")
         elif pre_view is None:
-            st.info("Needs a calibrated checkpoint (pre/post calibration features).")
+            st.info("Needs a model whose gates act (pre/post calibration features).")
         else:
             method = st.session_state.get("emb_method", "pca")
             method_name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get(method, method)
             pre_preds = ctx.predictions(pre_view)
-            post_preds = ctx.predictions(ctx.view(CALIBRATED))
+            post_preds = ctx.predictions(gated)
             pre, post = pre_post_features(FUSED, post_preds, pre_preds)
             parts = projection_key(ctx.pair, ctx.split, FUSED)
             proj = projection(repr(sorted(parts.items())), method, pre, post, parts)
             moves = {}
-            for name, view in (("after calibration", ctx.view(CALIBRATED)), ("before calibration", pre_view)):
+            for name, view in (("after calibration", gated), ("before calibration", pre_view)):
                 clean_o, cor_o = result.by_view[view.key]
                 pts = proj.place(np.stack([clean_o.fused, cor_o.fused]))
                 moves[name] = (pts[0], pts[1])
@@ -230,10 +361,98 @@ def lab() -> None:
             st.caption("Small points: the split's samples after calibration, coloured by true class. The sample's "
                        "clean (●) and corrupted (✕) fused representation, with the calibrator on (black) and off "
                        "(red), placed on the same map: the region it moves into is the class it now resembles.")
+        _many(settings, int(seed))
+        _exports(result, index, true_name, settings)
+        _history(schema)
         # The settings are repeated here so that this last element changes whenever the lab
         # does: the browser benchmark waits for it to know that every chart above has arrived.
         st.caption(f"lab drawn in {1000 * (time.perf_counter() - started):.0f} ms on the server "
                    f"(model update {1000 * result.seconds:.0f} ms) for: {notes or 'the clean input'}.")
+
+    url_state.write("lab", lab_params(state))
+
+
+@st.cache_data(show_spinner="Running both models on the chosen samples…", max_entries=16)
+def _run_many(key: str, split: str, settings_key: str, seed: int, rows: tuple, _views, _splits, _settings, _clean):  # noqa: ARG001
+    run = run_on_rows(_views, _splits, _settings, seed, None if not rows else list(rows), _clean)
+    return run_table(run, _views)
+
+
+def _many(settings: dict, seed: int) -> None:
+    """The current corruption on a whole split or a slice of it: accuracy and gates, clean and
+    corrupted, for both models. Computed on request (a split is hundreds of forward passes)."""
+    active = {m: s for m, s in settings.items() if s.active}
+    with st.expander("Apply this corruption to the whole split or a slice", expanded=False):
+        if not active:
+            st.caption("Set a corruption, a removal or a swap above first.")
+            return
+        c1, c2, c3 = st.columns([2, 2, 1])
+        options = ["the whole split"] + groupings(ctx.data)
+        scope = c1.selectbox("samples", options, key="lab_many_scope",
+                             format_func=lambda o: o if o == "the whole split" else f"one {o}")
+        rows: tuple = ()
+        if scope != "the whole split":
+            labels = slice_labels(ctx.data, ctx.splits, scope)
+            value = c2.selectbox(scope, sorted(set(labels)), key=f"lab_many_value_{scope}")
+            rows = tuple(int(i) for i in slice_members(ctx.data, ctx.splits, scope, value))
+        n = len(rows) or ctx.splits.size
+        go = c3.button(f"Run on {n} samples", key="lab_many_go", type="primary")
+        key = repr((sorted((m, vars(s)) for m, s in active.items()), seed, rows))
+        if go:
+            st.session_state["lab_many_last"] = key
+        if st.session_state.get("lab_many_last") != key:
+            st.caption("A swap draws a donor per sample with the seed (a named donor is for one sample).")
+            return
+        clean = {v.role: ctx.predictions(v) for v in ctx.views}
+        table = _run_many(ctx.pair.cache_key, ctx.split, key, seed, rows, list(ctx.views), ctx.splits, active, clean)
+        what = "; ".join(f"{m}: {_read_state(ctx.schema).control(m).words()}" for m in active)
+        st.markdown(f"**{what}** on {n} samples of {ctx.split}"
+                    + (f" ({scope} {value})" if scope != "the whole split" else ""))
+        changes = run_changes(table)
+        st.dataframe(changes, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%+.3f") for c in changes.columns
+                                    if c != "model"})
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
+                                    if c not in ("model", "input", "samples")})
+        download_csv(table, f"lab-many-{safe_name(ctx.split)}.csv", "lab_many_csv", "Table as CSV")
+
+
+def _exports(result, index: int, true_name: str, settings: dict) -> None:
+    """The lab's state as a self-contained HTML report, and its change table as CSV."""
+    schema = ctx.schema
+    views = list(ctx.views)
+    sid = str(ctx.data.sample_ids[index])
+    gated = ctx.gated()
+    changed = [m for m in schema.modality_names if settings[m].active]
+    state = _read_state(schema)
+    query = "&".join(f"{k}={v}" for k, v in st.query_params.to_dict().items())
+
+    def report() -> str:
+        inputs = []
+        for m in schema.modality_names:
+            ckpt = views[0].checkpoint
+            spec = schema.modality(m)
+            clean = model_input(ctx.splits.batch_for(ckpt), row_of(ctx.splits, index), spec, ckpt.preprocessor)
+            shown = model_input(result.corrupted_batches[str(ckpt.path)], 0, spec, ckpt.preprocessor)
+            if len(clean):
+                inputs.append(input_svg(schema, m, shown, clean, ctx.data.modalities[m].length(index),
+                                        f"{m} (model input)", model_input_unit(schema, ckpt.preprocessor, m)))
+        facts = [("data set", schema.name), ("split", str(ctx.split)), ("sample", sid), ("true class", true_name),
+                 *[(f"model {k + 1}", v.label) for k, v in enumerate(views)],
+                 ("controls", state.words()), ("seed", str(state.seed))]
+        return sample_report(f"Corruption lab · {schema.name} · sample {sid}", facts, true_name,
+                             [(v.label, result.corrupted[v.role], result.clean[v.role]) for v in views], inputs,
+                             result.corrupted.get(gated.role) if gated is not None else None, changed,
+                             link=f"/lab?{query}" if query else "")
+
+    changes = result.delta_frame()
+    c1, c2, _ = st.columns([1, 1, 3])
+    download("Report (HTML)", report, f"precal-lab-{safe_name(sid)}.html", "text/html", "lab_report", where=c1,
+             help="Inputs, both models' predictions, gates, cues and the explanation, in one file that opens "
+                  "without a network.")
+    download_csv(changes, f"precal-lab-{safe_name(sid)}-gates.csv", "lab_changes_csv", "Gates and cues (CSV)",
+                 where=c2)
 
 
 lab()

@@ -5,12 +5,14 @@ import streamlit as st
 
 from precal.dashboard.backend.formatting import fmt_count, fmt_pct
 from precal.dashboard.backend.overview import (alpha_frame, live_metrics, metrics_table, modality_table,
-                                               parameter_table, training_summary)
+                                               parameter_table, seed_groups, seed_summary, training_summary)
+from precal.dashboard.backend.pairs import ModelView
+from precal.dashboard.ui.exports import download_csv, safe_name
 from precal.dashboard.charts import figures as charts, overview as overview_charts
 from precal.dashboard.ui.context import context, guard
 from precal.dashboard.ui.model_notes import show_page_notes
 from precal.metrics import primary_metric
-from precal.models.model import CALIBRATED, UNCALIBRATED
+from precal.models.model import CALIBRATED, role_name
 
 ctx = context()
 pair = ctx.pair
@@ -49,7 +51,8 @@ if schema.citation:
     with st.expander("Citation"):
         st.write(schema.citation)
 
-st.subheader("Clean metrics: calibrated vs uncalibrated")
+st.subheader("Clean metrics: " + (" vs ".join(v.label.split(":")[0] for v in ctx.views) if ctx.comparing
+                                  else "calibrated vs uncalibrated"))
 if ctx.data is None or ctx.splits is None:
     st.dataframe(metrics_table(ctx.views, {}, "test"), hide_index=True, width="stretch")
     ctx.require_data()
@@ -60,23 +63,51 @@ with guard("metrics"):
     table = metrics_table(ctx.views, live, ctx.split)
     mcols = st.columns(max(1, len(ctx.views)))
     main = primary_metric(schema.task)
-    base = live.get(UNCALIBRATED, {}).get(main)
+    first = ctx.views[0]
+    base = live.get(ctx.views[1].role, {}).get(main) if len(ctx.views) > 1 else None
     for col, v in zip(mcols, ctx.views):
         value = live[v.role].get(main)
         delta = None
-        if v.role == CALIBRATED and base is not None:
-            delta = f"{100 * (value - base):+.1f} pts vs uncalibrated"
+        if v is first and base is not None:
+            other = "uncalibrated" if v.role == CALIBRATED else "model B"
+            delta = f"{100 * (value - base):+.1f} pts vs {other}"
         col.metric(f"{main} · {v.label} · {ctx.split} (live)", fmt_pct(value), delta)
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(k, format="%.3f")
                                 for k in table.columns if k not in ("model", "source")})
 
-    cal = ctx.view(CALIBRATED)
-    st.subheader("Instance gate alpha per modality")
+    download_csv(table, f"precal-metrics-{safe_name(ctx.split)}.csv", "ov_metrics_csv", "Metrics as CSV")
+
+    # ---- several seeds of one configuration: mean ± std
+    everything = [c for p in ctx.pairs for c in p.checkpoints] + list(pair.checkpoints)
+    shown = {id(v.checkpoint) for v in ctx.views}
+    groups = [g for g in seed_groups(everything) if any(id(c) in shown for c in g)]
+    if groups:
+        st.subheader("Over seeds: mean ± std of each configuration shown")
+        keys = ["accuracy", "macro_f1"] if schema.task == "classification" else ["acc2_non0", "mae", "corr"]
+        rows = []
+        for g in groups:
+            metrics = [live_metrics(ctx.predictions_elsewhere(ModelView(role_name(c.config.calibration), c,
+                                                                        bool(c.config.calibration), c.name)), schema)
+                       for c in g]
+            name = f"{g[0].name.split('_s')[0]} · {role_name(g[0].config.calibration)} · seeds " + \
+                   ", ".join(str(c.training.get("seed", 0)) for c in g)
+            rows.append(seed_summary(name, metrics, keys))
+        import pandas as pd
+
+        seeds = pd.DataFrame(rows)
+        st.dataframe(seeds[[c for c in seeds.columns if not c.endswith(("(mean)", "(std)"))]], hide_index=True,
+                     width="stretch")
+        st.caption(f"Live on {ctx.split}, one number per seed; ± is the standard deviation over seeds (ddof 1). "
+                   "A configuration: the same recipe apart from the seed (read from the configs).")
+        download_csv(seeds, f"precal-seeds-{safe_name(ctx.split)}.csv", "ov_seeds_csv", "Seeds as CSV")
+
+    cal = ctx.gated()
+    st.subheader("Instance gate alpha per modality" + (f" · {cal.label}" if ctx.comparing and cal else ""))
     if cal is None:
-        st.info("This pair has no calibrated checkpoint, so there are no gates to show.")
+        st.info("No model shown has gates that act, so there are no gates to show.")
     else:
-        frame = alpha_frame(preds[CALIBRATED], schema.class_names)
+        frame = alpha_frame(preds[cal.role], schema.class_names)
         frame = frame[frame["present"]]
         colours = charts.modality_colours(list(schema.modality_names))
         # Up to three violins fit beside the statistics; more get the page's width.
@@ -85,7 +116,7 @@ with guard("metrics"):
         with c1:
             st.vega_lite_chart(spec=overview_charts.alpha_violins(
                 frame, schema.modality_names, colours,
-                f"alpha per modality ({ctx.split}, {len(preds[CALIBRATED].alpha)} samples)",
+                f"alpha per modality ({ctx.split}, {len(preds[cal.role].alpha)} samples)",
                 total_width=220 if narrow else 620), key="ov_alpha")
         with c2:
             summary = (frame.groupby("modality")["alpha"].describe()[["mean", "std", "min", "25%", "50%", "75%", "max"]]
@@ -108,4 +139,4 @@ with guard("metrics"):
                 st.vega_lite_chart(spec=overview_charts.confusion_chart(
                     cm, schema.class_names,
                     f"confusion matrix · {v.label} · accuracy {fmt_pct(live[v.role]['accuracy'])}"),
-                    key=f"ov_cm_{v.role}")
+                    key=f"ov_cm_{v.role.replace(' ', '_')}")

@@ -1,14 +1,21 @@
 """Robustness: metric and mean alpha of the corrupted modality vs severity, calibrated vs uncalibrated."""
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
-from precal.dashboard.backend.robustness import (POINTS_ONLY, computed_summary, find_robustness_table,
+from precal.dashboard import settings
+
+from precal.dashboard.backend.robustness import (POINTS_ONLY, by_column, cached_sweep, comparison_summary,
+                                                 computed_summary, find_robustness_table, sweep_key,
                                                  read_robustness_table, robustness_summary, robustness_sweep,
                                                  severity_facets, summary_for_display)
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.context import context, guard
 from precal.dashboard.ui.model_notes import show_page_notes
+from precal.dashboard.ui.exports import download_csv, safe_name
+from precal.dashboard.ui.loading import data_mtime
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG
 from precal.errors import USER_ERRORS, error_line
 from precal.models.model import CALIBRATED
@@ -22,11 +29,15 @@ st.title("Robustness to corruptions")
 show_page_notes(ctx, "robustness")
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _sweep(weights: str, data_path: str, split: str, reference: str, modalities: tuple, corruptions: tuple,
+def _sweep(weights: str, data_path: str, split: str, reference: str, modalities: tuple, corruptions: tuple,  # noqa: ARG001
            severities: tuple, seed: int, _views, _splits, _schema, _progress) -> pd.DataFrame:
-    return robustness_sweep(_views, _splits, _schema, list(modalities), list(corruptions), severities,
-                            seed=seed, progress=_progress)
+    """The sweep from the disk cache (filled by an earlier run or ``precal precompute``), else computed
+    with the progress bar. Not an ``st.cache_data``: a cached call that drew a progress bar cannot be
+    replayed in another session."""
+    key = sweep_key(_views, data_path, data_mtime(Path(data_path)), split, modalities, corruptions, severities, seed)
+    return cached_sweep(settings.CACHE_DIR / "sweeps", key,
+                        lambda: robustness_sweep(_views, _splits, _schema, list(modalities), list(corruptions),
+                                                 severities, seed=seed, progress=_progress))
 
 
 def show_summary(summary: pd.DataFrame, modality: str) -> None:
@@ -64,12 +75,13 @@ def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) 
             st.plotly_chart(charts.robustness_figure(sub, "score", f"{metric} vs severity when {m} is corrupted",
                                                      f"{metric} {unit}".strip(), facets, points_only=POINTS_ONLY),
                             config=PLOTLY_CONFIG, key=f"rob_metric_{m}")
-            cal = sub[(sub["role"] == CALIBRATED) & sub["alpha_mean"].notna()]
+            gated = ctx.gated()
+            cal = sub[(sub["role"] == (gated.role if gated is not None else CALIBRATED)) & sub["alpha_mean"].notna()]
             cal = cal[~cal["corruption"].isin(POINTS_ONLY) | (cal["severity"] == 0)]
             cal = cal[cal.groupby("corruption")["severity"].transform("size") > 1]
             if len(cal):
                 st.plotly_chart(charts.robustness_figure(cal, "alpha_mean",
-                                                         f"mean alpha of {m} (calibrated model) vs severity",
+                                                         f"mean alpha of {m} ({gated.label if gated else 'calibrated model'}) vs severity",
                                                          f"mean alpha of {m} (1 = unchanged)", facets,
                                                          reference=1.0),
                                 config=PLOTLY_CONFIG, key=f"rob_alpha_{m}")
@@ -78,6 +90,8 @@ def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) 
                 show_summary(summary, m)
     with st.expander("Table"):
         st.dataframe(frame.drop(columns=["score", "alpha_mean"]), hide_index=True, width="stretch")
+    download_csv(frame.drop(columns=["score", "alpha_mean"]), f"precal-sweep-{safe_name(ctx.pair.name)}.csv",
+                 "rob_csv", "Sweep as CSV")
 
 
 with guard("robustness"):
@@ -88,9 +102,14 @@ with guard("robustness"):
             stored_frame = read_robustness_table(stored, ctx.pair)
         except USER_ERRORS as exc:
             st.warning(f"stored sweep {stored.parent.name}/{stored.name} could not be read ({error_line(exc)}); compute one below.")
+    if stored_frame is not None and ctx.comparing:
+        stored_frame = by_column(stored_frame, ctx.views)
+        if stored_frame["role"].nunique() < len(ctx.views):
+            stored_frame = None  # the stored sweep does not hold both models: compute one below
     if stored_frame is not None and len(stored_frame):
         show(stored_frame, f"Stored sweep: `{stored.parent.name}/{stored.name}` ({len(stored_frame)} rows).",
-             robustness_summary(stored_frame, ctx.pair))
+             comparison_summary(stored_frame, ctx.views) if ctx.comparing
+             else robustness_summary(stored_frame, ctx.pair))
     else:
         ctx.require_data()
         st.info("No stored sweep (robustness.csv) next to this checkpoint. Compute one here: every setting "
@@ -119,8 +138,10 @@ with guard("robustness"):
 
             frame = _sweep(*key, ctx.views, ctx.splits, schema, progress)
             bar.empty()
+            if ctx.comparing:
+                frame = by_column(frame, ctx.views)
             show(frame, f"Computed sweep on the whole {ctx.split} split ({int(frame['n'].max()) if len(frame) else 0} "
                         "samples, seed 0), cached for these weights and settings.",
-                 computed_summary(frame, ctx.views))
+                 comparison_summary(frame, ctx.views) if ctx.comparing else computed_summary(frame, ctx.views))
         elif submitted:
             st.warning("Pick at least one modality, corruption and severity.")

@@ -6,7 +6,6 @@ import streamlit as st
 from precal.dashboard.backend.demo import demo_pair_key, headline_rows, prepared_example, stored_effect
 from precal.dashboard.backend.formatting import fmt_pct
 from precal.dashboard.ui.context import PAGES, context, guard
-from precal.models.model import CALIBRATED
 
 ctx = context()
 pair = ctx.pair
@@ -63,7 +62,7 @@ with guard("start"):
                 "another class: watch its gate drop and the calibrated prediction hold.")
     if ctx.data is None or ctx.splits is None:
         st.error(ctx.data_error or "no data loaded for this model", icon=":material/error:")
-    elif ctx.view(CALIBRATED) is None:
+    elif ctx.gated() is None:
         st.caption("Needs a calibrated checkpoint.")
     elif st.button(f"Open the lab: {modality} swapped", type="primary", key="start_lab"):
         ex = _example(ctx.pair.cache_key, ctx.split, modality, ctx.views, ctx.splits)

@@ -13,7 +13,8 @@ ctx = context()
 pair = ctx.pair
 st.title("Training dynamics")
 st.caption("From each checkpoint's history.json (one row per epoch, measured on the validation split). "
-           "On every chart of this page, line style is the model (solid: calibrated, dashed: uncalibrated) "
+           "On every chart of this page, line style is the model (solid: "
+           + ("model A, dashed: model B" if ctx.comparing else "calibrated, dashed: uncalibrated") + ") "
            "and colour is what is measured (split, metric or modality).")
 fit_note = history_fit_note(pair.checkpoints)
 if fit_note:
@@ -21,7 +22,10 @@ if fit_note:
 
 with guard("training dynamics"):
     scalars, dynamics = [], []
-    for role, ckpt in ((CALIBRATED, pair.calibrated), (UNCALIBRATED, pair.uncalibrated)):
+    shown = ([(v.role, v.checkpoint) for k, v in enumerate(ctx.views)
+              if all(v.checkpoint is not w.checkpoint for w in ctx.views[:k])] if ctx.comparing
+             else [(CALIBRATED, pair.calibrated), (UNCALIBRATED, pair.uncalibrated)])
+    for role, ckpt in shown:
         if ckpt is None:
             continue
         if not ckpt.history:

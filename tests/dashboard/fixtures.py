@@ -100,7 +100,7 @@ def build_tiny_checkpoints(out: Path) -> Dict[str, Path]:
 
 def tiny_checkpoints() -> Dict[str, Path]:
     """Built once per process (shared by the backend, app and browser tests)."""
-    if not _CACHE:
+    if "on" not in _CACHE:
         tmp = Path(tempfile.mkdtemp(prefix="precal-dash-test-"))
         atexit.register(shutil.rmtree, tmp, True)
         _CACHE.update(build_tiny_checkpoints(tmp))
@@ -118,3 +118,37 @@ def variant(source: Path, target: Path, training: Dict | None = None, model: Dic
     config["model"] = {**config["model"], **(model or {})}
     (target / "config.json").write_text(json.dumps(config))
     return target
+
+
+def build_vector_checkpoint(out: Path) -> Dict[str, Path]:
+    """A small synthetic data set of two vector modalities (pre-extracted features, the usual own
+    data) with a ``session`` group, and a calibrated checkpoint of a late-fusion model on it:
+    keys ``vec_data`` and ``vec_on``."""
+    from precal.data.synthetic import SyntheticSpec, generate
+
+    data = generate(SyntheticSpec(kinds=("vector", "vector"), samples=48, classes=3, corrupt_fraction=0.0, seed=3,
+                                  name="tinyvec"))
+    data = MultimodalData(data.schema, data.sample_ids, data.labels, data.modalities, data.splits,
+                          groups={"session": np.array([f"day{i % 3}" for i in range(len(data.labels))])})
+    data_dir = save_dataset(data, out / "data" / "tinyvec")
+    pre = Preprocessor().fit(data, data.split("train"))
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="late", calibration=True, dim=16, shared_dim=8, fusion_layers=1, heads=2,
+                      head_hidden=16, dropout=0.0)
+    model = MultimodalModel(data.schema, cfg)
+    model.train()
+    model(MultimodalDataset(data, data.split("train"), pre, model.modalities).full_batch())
+    model.eval()
+    training = {"data": str(data_dir), "backbone": "late", "calibration": True, "epochs": 1}
+    path = save_checkpoint(out / "checkpoints" / "tinyvec_late_calon", model, pre, training=training,
+                           metrics={"test": {"accuracy": 0.3}}, history=_history(2, model.modalities, True, 0))
+    return {"vec_data": data_dir, "vec_on": path}
+
+
+def vector_checkpoint() -> Dict[str, Path]:
+    """Built once per process, like :func:`tiny_checkpoints`."""
+    if "vec_on" not in _CACHE:
+        tmp = Path(tempfile.mkdtemp(prefix="precal-dash-vec-"))
+        atexit.register(shutil.rmtree, tmp, True)
+        _CACHE.update(build_vector_checkpoint(tmp))
+    return {k: _CACHE[k] for k in ("vec_data", "vec_on")}

@@ -7,12 +7,14 @@ always terminated (its whole process group). Marked ``browser``: run with ``pyte
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -25,7 +27,7 @@ SHOTS = ROOT / "screenshots"
 CHROMIUM = os.environ.get("PRECAL_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PRECAL_CHROMEDRIVER", "/usr/bin/chromedriver")
 CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--window-size=1400,1000")
+               "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000")
 PAGES = ["", "overview", "explorer", "lab", "embeddings", "robustness", "training"]
 START_TIMEOUT = 120.0
 PAGE_TIMEOUT = 180.0
@@ -104,6 +106,10 @@ def make_driver():
     opts.binary_location = CHROMIUM
     for a in CHROME_ARGS:
         opts.add_argument(a)
+    # A profile of its own: every driver is a fresh browser (no cookies, storage or session of another).
+    profile = tempfile.mkdtemp(prefix="precal-chromium-")
+    atexit.register(shutil.rmtree, profile, True)
+    opts.add_argument(f"--user-data-dir={profile}")
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
 
 
@@ -347,3 +353,44 @@ def test_a_point_click_opens_the_sample_in_the_same_pair(two_pair_server):
         screenshot(drv, SHOTS / "browser_point_click_keeps_pair.png")
     finally:
         drv.quit()
+
+
+def predictions_shown(driver) -> List[str]:
+    """The lab's prediction cards as read on screen (model, predicted class, probability)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('[data-testid=\"stMarkdownContainer\"]'))"
+        ".map(e => e.innerText).filter(t => t.includes('prediction on the corrupted input'))"
+        ".map(t => t.replace(/\\s+/g, ' ').trim());")
+
+
+def test_a_shared_lab_url_opens_the_same_view_in_a_fresh_browser(server, driver):
+    """Change the lab, copy the address bar, open it in another browser (own profile, own session):
+    the same sample, controls and predictions."""
+    from urllib.parse import parse_qs, urlparse
+
+    driver.get(f"http://127.0.0.1:{server}/lab")
+    wait_page_done(driver)
+    click_radio_option(driver, "remove (mark missing)", 2)  # depth removed
+    wait_until(lambda: "depth: removed" in lab_status(driver), timeout=60)
+    click_radio_option(driver, "swap with another sample", 1)  # skeleton swapped
+    wait_until(lambda: "skeleton: swapped" in lab_status(driver), timeout=60)
+    wait_page_done(driver)
+    wait_until(lambda: "in.skeleton=swap" in driver.current_url, timeout=30)
+    url = driver.current_url
+    query = parse_qs(urlparse(url).query)
+    assert urlparse(url).path == "/lab" and query["in.depth"] == ["remove"] and "sample" in query
+    shown = predictions_shown(driver)
+    status = lab_status(driver).split(" · update took")[0]
+    assert len(shown) == 2
+
+    other = make_driver()
+    try:
+        other.get(url)
+        wait_page_done(other)
+        wait_until(lambda: len(predictions_shown(other)) == 2, timeout=60)
+        assert not page_errors(other)
+        assert predictions_shown(other) == shown
+        assert lab_status(other).split(" · update took")[0] == status
+        screenshot(other, SHOTS / "browser_shared_lab_url.png")
+    finally:
+        other.quit()
