@@ -19,7 +19,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -40,6 +39,7 @@ from precal.training.augment import (GeometryAugment, mixup, modality_dropout, n
                                      swap_augment, time_augment)
 from precal.training.checks import check_names, check_train_config
 from precal.training.config import TrainConfig
+from precal.training.distributed import average_gradients, barrier, broadcast_state, process_group
 from precal.training.weight_average import WeightAverage, recompute_batch_norm
 
 
@@ -57,16 +57,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); initialises the gloo process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
-    if world > 1:
-        return dist.get_rank(), world
-    return 0, 1
 
 
 def task_loss(logits: Tensor, labels: Tensor, task: str, label_smoothing: float,
@@ -192,7 +182,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
                          f"got {cfg.mixup}")
     check_selection(cfg)
     start = time.perf_counter()
-    rank, world = _distributed()
+    rank, world = process_group()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -209,9 +199,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
     val_batch = sets[cfg.val_split].full_batch() if cfg.val_split else None
     model = build_model(cfg, data.schema)
     model.fit_derived_inputs(train_batch, pre.mean, pre.std)
-    net: nn.Module = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    broadcast_state(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_rank = max(1, cfg.batch_size // world)
     steps_per_epoch = max(1, train_batch.size // cfg.batch_size)
@@ -229,7 +217,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
                disable=not progress or rank != 0, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
-        stats = _train_epoch(net, model, optimizer, scheduler, train_batch, cfg, gen, task, rank, world,
+        stats = _train_epoch(model, optimizer, scheduler, train_batch, cfg, gen, task, rank, world,
                              per_rank, steps_per_epoch, geometry, kinds)
         record = _epoch_record(model, val_batch, data, task, cfg, stats, epoch, optimizer)
         record["time_s"] = round(time.perf_counter() - t0, 3)
@@ -265,8 +253,7 @@ def train(cfg: TrainConfig, out: Optional[Path | str] = None, progress: bool = T
         save = save_own_checkpoint if isinstance(model, OwnModel) else save_checkpoint
         path = save(out, model, pre, training=training, metrics=metrics, history=history, overwrite=overwrite,
                     inputs=[cfg.data])
-    if world > 1:
-        dist.barrier()
+    barrier(world)
     return TrainResult(model, pre, history, metrics, seconds, path)
 
 
@@ -293,7 +280,7 @@ def _averaged_candidate(model: MultimodalModel, average: WeightAverage, train_ba
             "summary": summary}
 
 
-def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.Optimizer,
+def _train_epoch(model: MultimodalModel, optimizer: torch.optim.Optimizer,
                  scheduler: Any, batch: Batch, cfg: TrainConfig, gen: torch.Generator, task: str,
                  rank: int, world: int, per_rank: int, steps: int,
                  geometry: Optional[GeometryAugment] = None,
@@ -319,7 +306,7 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
             mine = slice(rank * per_rank, (rank + 1) * per_rank)
             sub, swapped = sub.select(mine), swapped[mine]
             mix_labels, mix_weight = (None if mix_labels is None else mix_labels[mine]), mix_weight[mine]
-        out = net(sub)
+        out = model(sub)
         mixed = (mix_labels, mix_weight) if cfg.mixup > 0 and mix_labels is not None else None
         loss = task_loss(out.logits, sub.labels, task, cfg.label_smoothing, mixed)
         if cfg.calibration and cfg.aux_weight > 0:
@@ -332,6 +319,7 @@ def _train_epoch(net: nn.Module, model: MultimodalModel, optimizer: torch.optim.
                                                             cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(model, world)
         for n in grad_norms:
             grads = [p.grad.norm() ** 2 for p in encoders[n].parameters() if p.grad is not None]
             grad_norms[n] += float(torch.stack(grads).sum().sqrt()) if grads else 0.0
