@@ -173,6 +173,16 @@ def signed_softplus(raw: Tensor, sign: Tensor) -> Tensor:
     return sign * F.softplus(raw)
 
 
+def off_diagonal(n: int) -> Tensor:
+    """Boolean (n, n) mask, True off the diagonal. Not ``~torch.eye``: on the meta device (where
+    :func:`precal.models.model.check_model_size` builds a model to count its parameters) ``eye``
+    runs a reference implementation whose first call imports sympy, about 1.5 s of every checkpoint
+    load and dashboard start."""
+    mask = torch.ones(n, n, dtype=torch.bool)
+    mask.diagonal().fill_(False)
+    return mask
+
+
 def _softplus_inverse(y: float) -> float:
     return math.log(math.expm1(y))
 
@@ -269,7 +279,7 @@ class PreFusionCalibrator(nn.Module):
             self.beta_reference = EvidenceReference((m_count, 2 * d))
         # Sign of each alpha weight: support +, conflict -, pairwise support with each peer +.
         self.register_buffer("_alpha_sign", torch.tensor([1.0, -1.0] + [1.0] * m_count), persistent=False)
-        self.register_buffer("_not_self", ~torch.eye(m_count, dtype=torch.bool), persistent=False)
+        self.register_buffer("_not_self", off_diagonal(m_count), persistent=False)
 
     @property
     def contribution_names(self) -> List[str]:

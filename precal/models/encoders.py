@@ -87,7 +87,8 @@ class JointGraphEncoder(nn.Module):
     def __init__(self, joints: int, coords: int, dim: int, dropout: float = 0.1,
                  bones: Sequence[Tuple[int, int]] = (), width: int = 24) -> None:
         super().__init__()
-        adjacency = torch.eye(joints)
+        adjacency = torch.zeros(joints, joints)
+        adjacency.diagonal().fill_(1.0)  # not torch.eye: see precal.calibration.off_diagonal
         for a, b in bones:
             if max(a, b) < joints:  # names of another modality's points are not this one's
                 adjacency[a, b] = adjacency[b, a] = 1.0

@@ -35,6 +35,15 @@ def sinusoidal_positions(length: int, dim: int, device: torch.device) -> Tensor:
     return pe
 
 
+def small_normal(*shape: int) -> Tensor:
+    """``torch.randn(*shape) * 0.02`` (draw for draw). On the meta device, where
+    :func:`precal.models.model.check_model_size` builds a model only to count its parameters, the
+    draw is skipped: randn and normal_ run reference implementations there whose first call imports
+    sympy, about 1.5 s of every checkpoint load and dashboard start."""
+    values = torch.empty(*shape)
+    return values if values.is_meta else values.normal_() * 0.02
+
+
 class TransformerFusion(nn.Module):
     """Sequence-based fusion over the concatenated tokens of all modalities.
 
@@ -46,8 +55,8 @@ class TransformerFusion(nn.Module):
                  dropout: float = 0.1) -> None:
         super().__init__()
         self.modalities = list(modalities)
-        self.type_embedding = nn.Parameter(torch.randn(len(modalities), dim) * 0.02)
-        self.summary_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.type_embedding = nn.Parameter(small_normal(len(modalities), dim))
+        self.summary_token = nn.Parameter(small_normal(1, 1, dim))
         layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=dropout,
                                            batch_first=True, norm_first=True, activation="gelu")
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)

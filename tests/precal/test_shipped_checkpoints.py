@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,15 @@ def test_shipped_models_follow_their_recipes_within_five_minutes() -> None:
             derived = (["skeleton"], {"inertial": "0-2,3-5"}) if data == "utd_mhad" else ([], {})
             assert (model.get("velocity", []), model.get("norms", {})) == derived, folder.name
             assert metrics["train_seconds"] <= 300, folder.name
+
+
+@pytest.mark.parametrize("name", ["utd_mhad_sequence_calon", "avletters_sequence_caloff"])
+def test_loading_a_checkpoint_does_not_import_sympy(name: str) -> None:
+    """The size check builds the model on the meta device; some factories there run torch's Python
+    reference code, whose first call imports sympy (about 1.5 s on every dashboard start and CLI
+    call). A fresh interpreter loads a shipped checkpoint without it."""
+    folder = str(ROOT / "checkpoints" / name)
+    code = ("import sys; from precal.checkpoint import load_checkpoint; "
+            f"load_checkpoint({folder!r}); print('sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "False"
