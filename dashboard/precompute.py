@@ -86,15 +86,16 @@ class PairWork:
     def gated(self) -> Optional[ModelView]:
         return next((v for v in self.views if v.calibration), None)
 
-    def predicted_views(self) -> List[ModelView]:
-        """The views whose predictions a page reads: the pair's columns, and the gated checkpoint
-        with its calibrator switched off (the embeddings' "before")."""
-        out = {v.key: v for v in self.views}
-        gated = self.gated
-        if gated is not None:
-            off = ModelView(UNCALIBRATED, gated.checkpoint, False, "calibrator off")
-            out.setdefault(off.key, off)
-        return list(out.values())
+
+def predicted_views(views: Sequence[ModelView]) -> List[ModelView]:
+    """The views whose predictions the pages read: the pair's columns, and the gated checkpoint with
+    its calibrator switched off (the embeddings' "before", also the lab's map)."""
+    out = {v.key: v for v in views}
+    gated = next((v for v in views if v.calibration), None)
+    if gated is not None:
+        off = ModelView(UNCALIBRATED, gated.checkpoint, False, "calibrator off")
+        out.setdefault(off.key, off)
+    return list(out.values())
 
 
 def open_models(paths: Sequence[str], data: Optional[str], model: Optional[str],
@@ -104,6 +105,8 @@ def open_models(paths: Sequence[str], data: Optional[str], model: Optional[str],
     if not paths:
         if not model:
             raise ValueError("name a CHECKPOINT, or your own model with --model FILE.py:NAME --data DIR")
+        if not data:
+            raise ValueError("--model without a CHECKPOINT needs --data DIR (a data set folder)")
         return [open_own_model(model, data, weights)]
     loaded, problems = load_checkpoints(paths, load=lambda p: own_models.load_named_checkpoint(p, model))
     if problems:
@@ -172,7 +175,7 @@ def run(paths: Sequence[str], data: Optional[str] = None, split: Optional[str] =
     def steps(w: PairWork) -> int:
         maps = len(w.spaces) * len(methods) if w.gated is not None else 0
         swept = sweep_levels(w, severities) if sweep and w.stored_sweep is None and w.corruptions else 0
-        return len(w.predicted_views()) + maps + swept
+        return len(predicted_views(w.views)) + maps + swept
 
     bar = tqdm(total=sum(steps(w) for w in works), desc="precompute", unit="step", disable=not progress)
     lines = []
@@ -194,7 +197,7 @@ def _fill(w: PairWork, methods: Sequence[str], severities: Sequence[int], sweep:
     splits: SplitBatches = split_batches(w.pair, w.data, w.split)
     parts = prediction_parts(w.data_path, data_mtime(w.data_path), w.split)
     preds: Dict[str, Predictions] = {}
-    for view in w.predicted_views():
+    for view in predicted_views(w.views):
         bar.set_description(f"{label}: predictions {view.checkpoint.name} cal={'on' if view.calibration else 'off'}")
         preds[view.key] = cached_predict(view, splits.batch_for(view.checkpoint), parts, folders["predictions"])
         bar.update(1)
@@ -202,7 +205,7 @@ def _fill(w: PairWork, methods: Sequence[str], severities: Sequence[int], sweep:
     gated = w.gated
     if gated is not None:
         post = preds[gated.key]
-        pre_preds = next(preds[v.key] for v in w.predicted_views()
+        pre_preds = next(preds[v.key] for v in predicted_views(w.views)
                          if v.checkpoint is gated.checkpoint and not v.calibration)
         for space in w.spaces:
             pre, post_x = pre_post_features(space, post, pre_preds)

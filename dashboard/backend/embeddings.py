@@ -129,6 +129,15 @@ def displacement(pre_xy: np.ndarray, post_xy: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(post_xy) - np.asarray(pre_xy), axis=1)
 
 
+def selected_rows(sample_ids: Sequence[str], chosen: Sequence[Any]) -> np.ndarray:
+    """Sorted rows of the samples a selection returned (their ids, from the points' customdata).
+
+    A lookup table, not ``np.isin``: on object arrays that compares every selected id with every
+    sample (6 s for 5,000 of 100,000), and a box selection returns thousands."""
+    position = {str(s): i for i, s in enumerate(sample_ids)}
+    return np.unique(np.asarray([position[str(c)] for c in chosen if str(c) in position], dtype=int))
+
+
 def find_rows(sample_ids: Sequence[str], query: str, limit: int = 20) -> np.ndarray:
     """Rows whose sample id matches ``query``: the exact id first, then ids containing it
     (case-insensitive), at most ``limit``."""

@@ -6,7 +6,7 @@ import streamlit as st
 from precal.dashboard.backend.embeddings import (FUSED, LINES_UP_TO, METHOD_TITLES, WEBGL_FROM, corrupt_fraction,
                                                  displacement, feature_spaces, find_rows, fit_note,
                                                  nearest_neighbours, placement_note, pre_post_features,
-                                                 projection_key, selection_summary)
+                                                 projection_key, selected_rows, selection_summary)
 from precal.dashboard.ui import url_state
 from precal.dashboard.ui.exports import download_csv, safe_name
 from precal.dashboard.backend.running import predict_view
@@ -191,7 +191,7 @@ with guard("embeddings"):
         st.session_state["sample_id"] = str(chosen_ids[0])
         st.switch_page(PAGES["explorer"])
     if chosen_ids:
-        rows = np.unique(np.nonzero(np.isin(ids, np.asarray(chosen_ids, dtype=object)))[0])
+        rows = selected_rows(ids, chosen_ids)
         _summary(rows, class_names, post_preds, pre_preds)
     if len(found):
         _neighbours(found, neighbours, dist, ids, class_names)

@@ -355,6 +355,14 @@ def test_maps_above_the_cap_are_fitted_on_a_subsample_and_say_so(pair, splits, t
     assert len(list(tmp_path.glob("projection-tsne-*.npz"))) == 2  # the capped map is a cache entry of its own
 
 
+def test_selected_rows_are_the_ids_rows_sorted_and_unique():
+    from precal.dashboard.backend.embeddings import selected_rows
+
+    ids = np.asarray(["a", "b", "c", "d"], dtype=object)
+    assert selected_rows(ids, ["d", "b", "d", "zz"]).tolist() == [1, 3]
+    assert selected_rows(ids, []).tolist() == []
+
+
 def test_corrupt_fraction_marks_rows(pair, splits):
     batch = splits.batch_for(pair.calibrated)
     mixed, rows = corrupt_fraction(batch, pair.primary.schema, "inertial", "gaussian_noise", 5, seed=0, fraction=0.5)

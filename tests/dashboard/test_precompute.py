@@ -77,7 +77,8 @@ def test_the_backend_calls_of_the_pages_are_cache_hits(filled, tiny, monkeypatch
     views = pair.views()
     gated = views[0]
     post = running.cached_predict(gated, splits.batch_for(gated.checkpoint), parts, cache / "predictions")
-    off = precompute.PairWork(pair, data_path, None, "test", [], [], None, views).predicted_views()[-1]
+    off = precompute.predicted_views(views)[-1]
+    assert off.checkpoint is gated.checkpoint and not off.calibration
     pre = running.cached_predict(off, splits.batch_for(off.checkpoint), parts, cache / "predictions")
     running.cached_predict(views[1], splits.batch_for(views[1].checkpoint), parts, cache / "predictions")
     for method in ("pca", "tsne"):
@@ -144,3 +145,15 @@ def test_precompute_errors_are_one_line(tiny, tmp_path, capsys):
 def test_options_take_commas_and_spaces():
     assert precompute.names(["pca,tsne", "umap", "pca"]) == ["pca", "tsne", "umap"]
     assert precompute.names(None) is None
+
+
+def test_own_model_without_a_checkpoint(tiny, tmp_path):
+    """``--model F --data DIR`` as in ``precal dashboard``: the model itself, its caches filled."""
+    from tests.own_models import FACTORY
+
+    lines = precompute.run([], data=str(tiny["data"]), model=FACTORY, cache_dir=tmp_path,
+                           **{**FAST, "methods": ["pca"]})
+    assert len(lines) == 1 and "4 maps (pca)" in lines[0]
+    assert list((tmp_path / "projections").glob("projection-pca-*.npz"))
+    with pytest.raises(ValueError, match="--model without a CHECKPOINT needs --data"):
+        precompute.run([], model=FACTORY, cache_dir=tmp_path, **FAST)
