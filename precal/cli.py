@@ -233,6 +233,9 @@ def cmd_precompute(args: argparse.Namespace) -> None:
         raise ValueError(f"--threads must be at least 0, got {args.threads}")
     methods = precompute.check_methods(precompute.names(args.methods) or [])
     corruptions = precompute.check_corruptions(precompute.names(args.corruptions))
+    bad = [s for s in args.severities if not 0 <= s <= 5]
+    if bad:
+        raise ValueError(f"--severities must be between 0 and 5, got {bad[0]}")
     if args.threads:
         import torch
 
