@@ -21,6 +21,18 @@ the checkout, else the working directory."""
 CACHE_DIR = (ROOT / ".cache" / "precal" if IN_CHECKOUT
              else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "precal")
 """On-disk caches (projections, predictions): gitignored in a checkout, the user's cache folder otherwise."""
+CACHE_KINDS = ("predictions", "projections", "sweeps")
+"""The folders of :data:`CACHE_DIR`: a split's predictions, its 2-D maps, computed robustness sweeps."""
+
+
+def cache_folder(kind: str) -> Path:
+    """``CACHE_DIR/kind``, read when called (tests point ``CACHE_DIR`` elsewhere): the pages and
+    ``precal precompute`` name the same folders through this."""
+    if kind not in CACHE_KINDS:
+        raise ValueError(f"unknown cache {kind!r}; one of {', '.join(CACHE_KINDS)}")
+    return CACHE_DIR / kind
+
+
 ENV_CHECKPOINTS = "PRECAL_CHECKPOINTS"
 ENV_DATA = "PRECAL_DATA"
 ENV_MODEL = "PRECAL_MODEL"

@@ -328,7 +328,8 @@ def _portable_error(err: Exception) -> Exception:
 def _fit_arrays(pre: np.ndarray, post: np.ndarray, method: str, seed: int, params: Dict[str, Any]) -> Dict[str, Any]:
     proj = fit_projection(pre, post, method, seed, **params)
     return {"params": proj.params, "pre_xy": np.array(proj.pre_xy), "post_xy": np.array(proj.post_xy),
-            "mean": proj.mean, "scale": proj.scale, "pca_mean": proj.pca_mean, "components": proj.components}
+            "mean": proj.mean, "scale": proj.scale, "pca_mean": proj.pca_mean, "components": proj.components,
+            "fit_samples": proj.fit_samples}
 
 
 _shared_worker: Optional[ProjectionWorker] = None

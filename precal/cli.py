@@ -1,4 +1,4 @@
-"""The ``precal`` command line: info, convert, train, evaluate, robustness, dashboard.
+"""The ``precal`` command line: info, convert, train, evaluate, robustness, dashboard, precompute.
 
 Errors a user can cause (a wrong path, a malformed file, an unknown modality) are printed as one
 readable line and exit with status 2; tracebacks are for bugs.
@@ -223,6 +223,28 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
            headless=args.headless, model=args.model, weights=args.weights)
 
 
+def cmd_precompute(args: argparse.Namespace) -> None:
+    """The dashboard's caches, filled by the app's own code (``precal.dashboard.precompute``): like
+    ``precal dashboard``, this command only calls into the app."""
+    from precal.dashboard import precompute
+
+    check_model_options(args, args.checkpoints)
+    if args.threads < 0:
+        raise ValueError(f"--threads must be at least 0, got {args.threads}")
+    methods = precompute.check_methods(precompute.names(args.methods) or [])
+    corruptions = precompute.check_corruptions(precompute.names(args.corruptions))
+    bad = [s for s in args.severities if not 0 <= s <= 5]
+    if bad:
+        raise ValueError(f"--severities must be between 0 and 5, got {bad[0]}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    precompute.run(args.checkpoints, data=args.data, split=args.split, methods=methods,
+                   features=precompute.names(args.features), corruptions=corruptions, severities=args.severities,
+                   sweep=not args.no_sweep, model=args.model, weights=args.weights, progress=not args.quiet)
+
+
 def add_model_options(parser: argparse.ArgumentParser, weights: bool = True) -> None:
     """``--model`` (your own model's factory) and ``--weights`` (its state dict)."""
     parser.add_argument("--model", metavar="FACTORY",
@@ -305,6 +327,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default="127.0.0.1", help="listen address (default: localhost only)")
     p.add_argument("--headless", action="store_true", help="do not open a browser")
     p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("precompute", help="fill the dashboard's caches (predictions, 2-D maps, robustness sweeps) "
+                                          "ahead of a demo or for a large data set")
+    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
+                   help="checkpoint folders or folders of them, as given to precal dashboard --checkpoint "
+                        "(optional with --model)")
+    add_model_options(p)
+    p.add_argument("--data", help="data folder, or a folder of data sets (default: as the dashboard: the one "
+                                  "recorded in the checkpoint, else sample_data/)")
+    p.add_argument("--split", help="the split to fill (default: test, as the dashboard opens)")
+    p.add_argument("--methods", nargs="+", default=["pca,tsne,umap"], metavar="M",
+                   help="2-D maps to fit: pca, tsne, umap (comma- or space-separated; default: all three)")
+    p.add_argument("--features", nargs="+", metavar="NAME",
+                   help="feature spaces to map: fused and/or modality names (default: all, as the page offers)")
+    p.add_argument("--corruptions", nargs="+", metavar="NAME",
+                   help="corruptions of the robustness page's sweep (default: the page's, gaussian_noise and "
+                        "remove_absent)")
+    p.add_argument("--severities", nargs="+", type=int, default=[1, 3, 5], metavar="S",
+                   help="severities of that sweep (default: 1 3 5, the page's; 0, the clean input, is always in)")
+    p.add_argument("--no-sweep", action="store_true", help="no robustness sweep")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_precompute)
     return parser
 
 

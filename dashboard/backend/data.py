@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict
 
 import numpy as np
@@ -30,6 +31,15 @@ class SplitBatches:
     @property
     def size(self) -> int:
         return int(len(self.indices))
+
+
+def data_mtime(path: Path) -> int:
+    """When a data folder's arrays last changed: part of every cache key of numbers computed from
+    it (0 when unreadable, which no real folder has)."""
+    try:
+        return (Path(path) / "data.npz").stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def split_batches(pair: ModelPair, data: MultimodalData, split: str) -> SplitBatches:

@@ -4,7 +4,8 @@ them by, and neighbourhood scores.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -14,10 +15,20 @@ from precal.dashboard.backend.pairs import ModelPair
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema
 from precal.inference import Predictions
-from precal.projection import neighbourhood_scores
+from precal.projection import Projection, cached_projection, neighbourhood_scores
+from precal.projection.method import KNN_PLACEMENT_K, MAX_FIT_SAMPLES
 from precal.robustness.corruptions import apply_corruption
 
 FUSED = "fused representation"
+PROJECTION_SEED = 0
+"""Every map of the split is fitted with this seed: the page, the lab and ``precal precompute``
+must ask the disk cache for the same key."""
+METHOD_TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+WEBGL_FROM = 3000
+"""From this many samples the map is drawn with WebGL (``scattergl``): SVG markers stop being
+interactive at some ten thousand points (``benchmarks/embeddings.py`` times the figure at 100k)."""
+LINES_UP_TO = 20_000
+"""Lines before → after are drawn up to this many samples (beyond, they are a grey blanket)."""
 
 
 def feature_spaces(modalities: Sequence[str]) -> List[str]:
@@ -48,9 +59,34 @@ def corrupt_fraction(batch: Batch, schema: DatasetSchema, modality: str, corrupt
     return batch.where(rows, res.batch), rows.numpy()
 
 
-def projection_key(pair: ModelPair, split: str, space: str, extra: Mapping[str, Any] | None = None) -> Dict[str, Any]:
-    """Cache key parts for a projection: weights, split, feature space, corruption."""
-    return {"weights": pair.weights_key, "split": split, "space": space, **(extra or {})}
+def projection_key(weights: str, split: str, space: str, extra: Mapping[str, Any] | None = None) -> Dict[str, Any]:
+    """Cache key parts for a projection: the weights of the gated checkpoint (its features with the
+    calibrator off and on are the map's two halves, so the other model of a pair plays no part: the
+    map is found whichever checkpoint it is shown beside), split, feature space, corruption."""
+    return {"weights": weights, "split": split, "space": space, **(extra or {})}
+
+
+def split_projection(cache_dir: Optional[Path], parts: Mapping[str, Any], pre: np.ndarray, post: np.ndarray,
+                     method: str, fitter: Optional[Callable[..., Projection]] = None) -> Projection:
+    """The map the embeddings page and the lab draw: :func:`precal.projection.cached_projection`
+    with the page's seed and its cap on fitted samples (t-SNE/UMAP above
+    :data:`~precal.projection.method.MAX_FIT_SAMPLES` samples are fitted on a subsample and place
+    the rest). ``precal precompute`` calls this too, so what it stores is what the page finds."""
+    return cached_projection(cache_dir, parts, pre, post, method, PROJECTION_SEED, fitter=fitter,
+                             max_fit_samples=MAX_FIT_SAMPLES)
+
+
+def fit_note(proj: Projection) -> Optional[str]:
+    """What the page says under a map fitted on a subsample (None when every sample was fitted)."""
+    if not proj.subsampled:
+        return None
+    title = METHOD_TITLES.get(proj.method, proj.method)
+    rest = proj.n - int(proj.fit_samples or 0)
+    return (f"{title} was fitted on a seeded subsample of {proj.fit_samples:,} of the {proj.n:,} samples (their "
+            f"points before and after calibration); the other {rest:,} are placed on that map out of sample "
+            + ("(UMAP's transform)" if proj.method == "umap" else
+               f"(at the weighted mean position of their {KNN_PLACEMENT_K} nearest fitted points)")
+            + f". Above {MAX_FIT_SAMPLES:,} samples a full fit would take many minutes.")
 
 
 def neighbourhood_table(pre: np.ndarray, post: np.ndarray, labels: np.ndarray, k: int = 10) -> pd.DataFrame:
@@ -91,6 +127,15 @@ def displacement(pre_xy: np.ndarray, post_xy: np.ndarray) -> np.ndarray:
     """How far each sample moved on the map from before to after calibration (map units): what to
     colour by when the two points nearly coincide and the lines between them cannot be seen."""
     return np.linalg.norm(np.asarray(post_xy) - np.asarray(pre_xy), axis=1)
+
+
+def selected_rows(sample_ids: Sequence[str], chosen: Sequence[Any]) -> np.ndarray:
+    """Sorted rows of the samples a selection returned (their ids, from the points' customdata).
+
+    A lookup table, not ``np.isin``: on object arrays that compares every selected id with every
+    sample (6 s for 5,000 of 100,000), and a box selection returns thousands."""
+    position = {str(s): i for i, s in enumerate(sample_ids)}
+    return np.unique(np.asarray([position[str(c)] for c in chosen if str(c) in position], dtype=int))
 
 
 def find_rows(sample_ids: Sequence[str], query: str, limit: int = 20) -> np.ndarray:

@@ -15,12 +15,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from precal.dashboard.backend.data import SplitBatches
+from precal.dashboard.backend.data import SplitBatches, data_mtime
 from precal.dashboard.backend.pairs import ModelPair, ModelView
 from precal import disk_cache
 from precal.dashboard.backend.running import code_key, model_lock
 from precal.data.schema import DatasetSchema
-from precal.robustness.corruptions import CORRUPTIONS
+from precal.robustness.corruptions import CORRUPTIONS, corruptions_for
 from precal.robustness.engine import SweptModel, sweep, sweep_plan
 from precal.robustness.table import AUROC_COLUMNS, read_table, summarise
 
@@ -222,3 +222,39 @@ def cached_sweep(cache_dir: Optional[Path], key: str, compute: Callable[[], pd.D
 
 def has_cached_sweep(cache_dir: Path, key: str) -> bool:
     return (Path(cache_dir) / f"sweep-{key}.csv").is_file()
+
+
+DEFAULT_CORRUPTIONS = ("gaussian_noise", "remove_absent")
+"""What the page's sweep form starts with (those the data's modalities have) and what ``precal
+precompute`` computes unless told otherwise."""
+DEFAULT_SEVERITIES = (0, 1, 3, 5)
+SWEEP_SEED = 0
+
+
+def available_corruptions(schema: DatasetSchema) -> List[str]:
+    """Every corruption some modality of the data has, in the catalogue's order."""
+    return sorted({c.name for m in schema.modality_names for c in corruptions_for(schema.modality(m).kind)},
+                  key=list(CORRUPTIONS).index)
+
+
+def default_corruptions(schema: DatasetSchema) -> List[str]:
+    available = available_corruptions(schema)
+    return [c for c in DEFAULT_CORRUPTIONS if c in available]
+
+
+def page_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: DatasetSchema, data_path: Path | str,
+               modalities: Sequence[str], corruptions: Sequence[str], severities: Sequence[int],
+               cache_dir: Optional[Path], seed: int = SWEEP_SEED,
+               progress: Optional[Callable[[float, str], None]] = None) -> pd.DataFrame:
+    """The robustness page's computed sweep of the views over the whole split: from the disk cache
+    (:func:`cached_sweep`) if the same sweep was computed before, by the page or by ``precal
+    precompute``, else computed (:func:`robustness_sweep`) and stored. Modalities and corruptions
+    are put in the data's and the catalogue's order first, so the order they were picked in does
+    not make another key; the data folder is keyed resolved, as the predictions are."""
+    modalities = [m for m in schema.modality_names if m in set(modalities)]
+    corruptions = sorted(set(corruptions), key=lambda c: list(CORRUPTIONS).index(c) if c in CORRUPTIONS else 1e9)
+    severities = tuple(sorted({int(s) for s in severities} | {0}))
+    data = Path(data_path).expanduser().resolve()
+    key = sweep_key(views, str(data), data_mtime(data), splits.split, modalities, corruptions, severities, seed)
+    return cached_sweep(cache_dir, key, lambda: robustness_sweep(views, splits, schema, modalities, corruptions,
+                                                                 severities, seed=seed, progress=progress))

@@ -12,7 +12,7 @@ import threading
 import weakref
 import zipfile
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -95,6 +95,14 @@ def code_key() -> str:
                 h.update(name.encode())
         _CODE_KEY = h.hexdigest()[:16]
     return _CODE_KEY
+
+
+def prediction_parts(data_path: Path | str, data_mtime: int, split: str, variant: str = "clean") -> Dict[str, Any]:
+    """The key parts :func:`cached_predict` gets for a split's predictions: the data folder (resolved:
+    the dashboard given ``sample_data/`` and ``precal precompute`` given ``sample_data/utd_mhad``
+    from another folder mean the same files), its modification time, the split and the variant."""
+    return {"data": str(Path(data_path).expanduser().resolve()), "data_mtime": int(data_mtime), "split": split,
+            "variant": variant}
 
 
 def cached_predict(view: ModelView, batch: Batch, key_parts: Mapping[str, Any],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import streamlit as st
@@ -61,6 +61,9 @@ class Context:
     data_error: Optional[str] = None
     split: Optional[str] = None
     splits: Optional[SplitBatches] = None
+    _predictions: Dict[str, Predictions] = field(default_factory=dict, repr=False)
+    """This run's predictions by view: ``st.cache_data`` hands out a fresh copy on every call (at
+    100k samples, 0.6 s of unpickling each), and a page asks for the same view several times."""
 
     @property
     def schema(self):
@@ -70,10 +73,13 @@ class Context:
         return next((v for v in self.views if v.role == role), None)
 
     def predictions(self, view: ModelView) -> Predictions:
-        """Cached predictions of a view over the split."""
-        fp = self.pair.fingerprint(view.checkpoint)
-        return split_predictions(view.key, fp, str(self.data_path), data_mtime(self.data_path), self.split, "clean",
-                            view, self.splits.batch_for(view.checkpoint))
+        """Cached predictions of a view over the split (one copy per run of the page)."""
+        if view.key not in self._predictions:
+            fp = self.pair.fingerprint(view.checkpoint)
+            self._predictions[view.key] = split_predictions(view.key, fp, str(self.data_path),
+                                                            data_mtime(self.data_path), self.split, "clean", view,
+                                                            self.splits.batch_for(view.checkpoint))
+        return self._predictions[view.key]
 
     def predictions_elsewhere(self, view: ModelView) -> Predictions:
         """Cached predictions over the split of a model outside the shown pair (another seed of a

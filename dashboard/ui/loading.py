@@ -19,14 +19,17 @@ import streamlit as st
 from precal.checkpoint import WEIGHTS_FILE, Checkpoint, file_sha256, load_checkpoint
 from precal.dashboard import settings, worker
 from precal.dashboard.backend import own_models, pairs
-from precal.dashboard.backend.data import SplitBatches, split_batches
+from precal.dashboard.backend.data import SplitBatches, data_mtime, split_batches
+from precal.dashboard.backend.embeddings import neighbourhood_table, split_projection
 from precal.dashboard.backend.preload import take_preloaded
 from precal.dashboard.backend.pairs import LoadProblem, ModelPair, ModelView
-from precal.dashboard.backend.running import cached_predict
+from precal.dashboard.backend.running import cached_predict, prediction_parts
 from precal.data.storage import MultimodalData, load_dataset
 from precal.inference import Predictions
 from precal.own_checkpoint import open_own_model
-from precal.projection import cached_projection
+
+__all__ = ["cached_split_batches", "data_mtime", "load_checkpoints", "load_data", "neighbourhoods", "projection",
+           "split_predictions"]
 
 
 def _weights_key(path: str) -> str:
@@ -95,13 +98,6 @@ def load_data(path: str, mtime_ns: int) -> MultimodalData:  # noqa: ARG001 (cach
     return load_dataset(path)
 
 
-def data_mtime(path: Path) -> int:
-    try:
-        return (path / "data.npz").stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
 @st.cache_resource(show_spinner="Preparing the split…", max_entries=16)
 def cached_split_batches(pair_key: str, data_path: str, split: str, _pair: ModelPair,
                          _data: MultimodalData) -> SplitBatches:
@@ -111,15 +107,24 @@ def cached_split_batches(pair_key: str, data_path: str, split: str, _pair: Model
 @st.cache_data(show_spinner="Running the model over the split…", max_entries=64)
 def split_predictions(view_key: str, fingerprint: str, data_path: str, data_mtime: int, split: str,
                       variant: str, _view: ModelView, _batch) -> Predictions:
-    parts = {"data": data_path, "data_mtime": data_mtime, "split": split, "variant": variant}
-    return cached_predict(_view, _batch, parts, settings.CACHE_DIR / "predictions")
+    return cached_predict(_view, _batch, prediction_parts(data_path, data_mtime, split, variant),
+                          settings.cache_folder("predictions"))
 
 
 @st.cache_resource(show_spinner="Fitting the 2-D map of the split (cached afterwards)…", max_entries=16)
 def projection(key: str, method: str, _pre: np.ndarray, _post: np.ndarray, _parts: dict):
-    """The split's pre/post map, in memory and on disk (:func:`precal.projection.cached_projection`).
+    """The split's pre/post map, in memory and on disk
+    (:func:`precal.dashboard.backend.embeddings.split_projection`, which ``precal precompute`` fills).
 
     UMAP is fitted in the projection worker process: its first fit compiles numba kernels for about a
     minute, holding the GIL of the process it runs in, which in the server would slow every page."""
-    return cached_projection(settings.CACHE_DIR / "projections", _parts, _pre, _post, method, 0,
-                             fitter=worker.shared_worker().fit if method == "umap" else None)
+    return split_projection(settings.cache_folder("projections"), _parts, _pre, _post, method,
+                            fitter=worker.shared_worker().fit if method == "umap" else None)
+
+
+@st.cache_data(show_spinner="Scoring neighbourhoods…", max_entries=32)
+def neighbourhoods(key: str, _pre: np.ndarray, _post: np.ndarray, _labels: np.ndarray):
+    """kNN purity and silhouette before and after calibration
+    (:func:`precal.dashboard.backend.embeddings.neighbourhood_table`), once per map's key: at 100k
+    samples they cost seconds, which every rerun of the page (a selection, a colour) would repeat."""
+    return neighbourhood_table(_pre, _post, _labels, k=10)

@@ -3,9 +3,10 @@
 import numpy as np
 import streamlit as st
 
-from precal.dashboard.backend.embeddings import (FUSED, corrupt_fraction, displacement, feature_spaces, find_rows,
-                                                 nearest_neighbours, neighbourhood_table, placement_note,
-                                                 pre_post_features, projection_key, selection_summary)
+from precal.dashboard.backend.embeddings import (FUSED, LINES_UP_TO, METHOD_TITLES, WEBGL_FROM, corrupt_fraction,
+                                                 displacement, feature_spaces, find_rows, fit_note,
+                                                 nearest_neighbours, placement_note, pre_post_features,
+                                                 projection_key, selected_rows, selection_summary)
 from precal.dashboard.ui import url_state
 from precal.dashboard.ui.exports import download_csv, safe_name
 from precal.dashboard.backend.running import predict_view
@@ -13,7 +14,7 @@ from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.background import start_warmups
 from precal.dashboard.ui.context import PAGES, context, guard
 from precal.dashboard.ui.model_notes import show_page_notes
-from precal.dashboard.ui.loading import projection
+from precal.dashboard.ui.loading import data_mtime, neighbourhoods, projection
 from precal.dashboard.ui.widgets import ZOOM_CONFIG
 from precal.robustness.corruptions import corruptions_for, get_corruption
 
@@ -27,13 +28,7 @@ st.caption("Each sample appears twice in one aligned 2-D map: hollow = before ca
            "grey lines join the two. Click a point to open that sample in the explorer; draw a box or a lasso "
            "(toolbar, top right) to summarise the samples inside it.")
 
-WEBGL_FROM = 3000
-"""From this many points the map is drawn with WebGL (``scattergl``): SVG markers stop being
-interactive at some ten thousand points."""
-LINES_UP_TO = 20_000
-"""Lines before → after are drawn up to this many samples (beyond, they are a grey blanket)."""
-
-METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+METHODS = METHOD_TITLES
 
 
 @st.cache_data(show_spinner="Running the model over the corrupted split…", max_entries=16)
@@ -126,11 +121,12 @@ with guard("embeddings"):
         extra = {}
 
     pre, post = pre_post_features(space, post_preds, pre_preds)
-    parts = projection_key(ctx.pair, ctx.split, space, extra)
+    parts = projection_key(ctx.pair.fingerprint(cal_view.checkpoint), ctx.split, space, extra)
     warm = start_warmups()
     if method == "umap" and warm is not None and warm.is_alive():
         st.info("UMAP is still compiling in the background (once per server start); the first map may take longer.")
     proj = projection(repr(sorted(parts.items())), method, pre, post, parts)
+    subsampled = fit_note(proj)
 
     labels = post_preds.labels
     ids = np.asarray(ctx.sample_ids(), dtype=object)
@@ -184,6 +180,8 @@ with guard("embeddings"):
                                   webgl=big)
     if arrows and len(pre) > LINES_UP_TO:
         st.caption(f"Lines are not drawn above {LINES_UP_TO:,} samples; colour by displacement instead.")
+    if subsampled:
+        st.caption(subsampled)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), config=ZOOM_CONFIG, key="emb_chart")
 
     selection = event.selection if event is not None and event.selection else {}
@@ -193,13 +191,13 @@ with guard("embeddings"):
         st.session_state["sample_id"] = str(chosen_ids[0])
         st.switch_page(PAGES["explorer"])
     if chosen_ids:
-        rows = np.unique(np.nonzero(np.isin(ids, np.asarray(chosen_ids, dtype=object)))[0])
+        rows = selected_rows(ids, chosen_ids)
         _summary(rows, class_names, post_preds, pre_preds)
     if len(found):
         _neighbours(found, neighbours, dist, ids, class_names)
 
     st.subheader("Neighbourhood quality in the full feature space")
-    scores = neighbourhood_table(pre, post, labels, k=10)
+    scores = neighbourhoods(f"{sorted(parts.items())!r}|{ctx.data_path}|{data_mtime(ctx.data_path)}", pre, post, labels)
     cols = st.columns(len(scores))
     names = {"knn_purity": "kNN purity (k = 10)", "silhouette": "silhouette"}
     for col, (_, r) in zip(cols, scores.iterrows()):

@@ -346,7 +346,7 @@ def lab() -> None:
             pre_preds = ctx.predictions(pre_view)
             post_preds = ctx.predictions(gated)
             pre, post = pre_post_features(FUSED, post_preds, pre_preds)
-            parts = projection_key(ctx.pair, ctx.split, FUSED)
+            parts = projection_key(ctx.pair.fingerprint(gated.checkpoint), ctx.split, FUSED)
             proj = projection(repr(sorted(parts.items())), method, pre, post, parts)
             moves = {}
             for name, view in (("after calibration", gated), ("before calibration", pre_view)):

@@ -1,26 +1,23 @@
 """Robustness: metric and mean alpha of the corrupted modality vs severity, calibrated vs uncalibrated."""
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from precal.dashboard import settings
 
-from precal.dashboard.backend.robustness import (POINTS_ONLY, by_column, cached_sweep, comparison_summary,
-                                                 computed_summary, find_robustness_table, sweep_key,
-                                                 read_robustness_table, robustness_summary, robustness_sweep,
+from precal.dashboard.backend.robustness import (DEFAULT_SEVERITIES, POINTS_ONLY, SWEEP_SEED,
+                                                 available_corruptions, by_column, comparison_summary,
+                                                 computed_summary, default_corruptions, find_robustness_table,
+                                                 page_sweep, read_robustness_table, robustness_summary,
                                                  severity_facets, summary_for_display)
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.context import context, guard
 from precal.dashboard.ui.model_notes import show_page_notes
 from precal.dashboard.ui.exports import download_csv, safe_name
-from precal.dashboard.ui.loading import data_mtime
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG
 from precal.errors import USER_ERRORS, error_line
 from precal.models.model import CALIBRATED
 from precal.dashboard.backend.robustness import corruption_titles
-from precal.robustness.corruptions import CORRUPTIONS, corruptions_for
 from precal.robustness.table import corrupted_alpha
 
 ctx = context()
@@ -34,10 +31,8 @@ def _sweep(weights: str, data_path: str, split: str, reference: str, modalities:
     """The sweep from the disk cache (filled by an earlier run or ``precal precompute``), else computed
     with the progress bar. Not an ``st.cache_data``: a cached call that drew a progress bar cannot be
     replayed in another session."""
-    key = sweep_key(_views, data_path, data_mtime(Path(data_path)), split, modalities, corruptions, severities, seed)
-    return cached_sweep(settings.CACHE_DIR / "sweeps", key,
-                        lambda: robustness_sweep(_views, _splits, _schema, list(modalities), list(corruptions),
-                                                 severities, seed=seed, progress=_progress))
+    return page_sweep(_views, _splits, _schema, data_path, modalities, corruptions, severities,
+                      settings.cache_folder("sweeps"), seed=seed, progress=_progress)
 
 
 def show_summary(summary: pd.DataFrame, modality: str) -> None:
@@ -119,15 +114,13 @@ with guard("robustness"):
             c1, c2 = st.columns(2)
             c3 = st.container()
             mods = c1.multiselect("Modalities", schema.modality_names, default=schema.modality_names, key="rob_mods")
-            available = sorted({c.name for m in schema.modality_names for c in corruptions_for(schema.modality(m).kind)},
-                               key=list(CORRUPTIONS).index)
-            default = [c for c in ("gaussian_noise", "remove_absent") if c in available]
-            corrs = c2.multiselect("Corruptions", available, default=default, format_func=corruption_titles().get, key="rob_corrs")
-            sevs = c3.multiselect("Severities", [0, 1, 2, 3, 4, 5], default=[0, 1, 3, 5], key="rob_sevs",
+            corrs = c2.multiselect("Corruptions", available_corruptions(schema), default=default_corruptions(schema),
+                                   format_func=corruption_titles().get, key="rob_corrs")
+            sevs = c3.multiselect("Severities", [0, 1, 2, 3, 4, 5], default=list(DEFAULT_SEVERITIES), key="rob_sevs",
                                   help="0 is the clean input (always included); 1-5 are each corruption's levels.")
             submitted = st.form_submit_button("Compute sweep", type="primary")
         key = (ctx.pair.cache_key, str(ctx.data_path), ctx.split, ctx.reference or "", tuple(mods), tuple(corrs),
-               tuple(sorted(set(sevs) | {0})), 0)
+               tuple(sorted(set(sevs) | {0})), SWEEP_SEED)
         if submitted:
             st.session_state["rob_last"] = key
         if st.session_state.get("rob_last") == key and mods and corrs and sevs:

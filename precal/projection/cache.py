@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 import numpy as np
 
 from precal import disk_cache
-from precal.projection.method import Projection, check_method, fit_projection
+from precal.projection.method import Projection, check_method, fit_projection, subsample_rows
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def cache_key(key_parts: Mapping[str, Any], pre: np.ndarray, post: np.ndarray, m
 
 def cached_projection(cache_dir: Path | str, key_parts: Mapping[str, Any], pre: np.ndarray, post: np.ndarray,
                       method: str, seed: int = 0, fitter: Optional[Callable[..., Projection]] = None,
-                      **params: Any) -> Projection:
+                      max_fit_samples: Optional[int] = None, **params: Any) -> Projection:
     """:func:`fit_projection`, memoised in memory (LRU, keeps fitted UMAP models) and on disk (.npz).
 
     ``key_parts`` names what the arrays are (e.g. checkpoint fingerprint, split, feature kind) so the
@@ -76,16 +76,20 @@ def cached_projection(cache_dir: Path | str, key_parts: Mapping[str, Any], pre: 
     returned projection places new points with PCA's linear map, or with kNN for t-SNE/UMAP.
     A corrupt cache file is ignored and rewritten. ``fitter`` replaces :func:`fit_projection` (same
     signature), e.g. the dashboard's worker process (``precal.dashboard.worker.ProjectionWorker.fit``).
+    ``max_fit_samples`` caps the samples t-SNE/UMAP are fitted on (:func:`fit_projection`); it enters
+    the key only where it changes the map, so a small split keeps the key it had without a cap.
     """
     check_method(method)
-    key = cache_key(key_parts, pre, post, method, seed, params)
+    capped = subsample_rows(int(np.shape(pre)[0]), method, max_fit_samples, seed) is not None
+    cap = {"max_fit_samples": int(max_fit_samples)} if capped else {}
+    key = cache_key(key_parts, pre, post, method, seed, {**params, **cap})
     hit = _memory_get(key)
     if hit is not None:
         return hit
     path = Path(cache_dir) / f"projection-{method}-{key[:40]}.npz"
     proj = _load(path, (np.asarray(pre), np.asarray(post))) if path.exists() else None
     if proj is None:
-        proj = (fitter or fit_projection)(pre, post, method, seed, **params)
+        proj = (fitter or fit_projection)(pre, post, method, seed, **cap, **params)
         _save(path, proj, key_parts)
         disk_cache.evict(path.parent, disk_cache.PROJECTIONS)
     else:
@@ -113,7 +117,7 @@ def _memory_put(key: str, proj: Projection) -> None:
 def _save(path: Path, proj: Projection, key_parts: Mapping[str, Any]) -> None:
     """Write arrays + JSON metadata atomically (temp file + rename): a reader never sees half a file."""
     meta = {"format": CACHE_FORMAT, "method": proj.method, "seed": proj.seed, "params": proj.params,
-            "key_parts": dict(key_parts)}
+            "key_parts": dict(key_parts), "fit_samples": proj.fit_samples}
     arrays = {"pre_xy": proj.pre_xy, "post_xy": proj.post_xy, "mean": proj.mean, "scale": proj.scale,
               "meta": np.frombuffer(json.dumps(meta, sort_keys=True, default=_json_default).encode(), dtype=np.uint8)}
     if proj.components is not None:
@@ -129,6 +133,11 @@ def _save(path: Path, proj: Projection, key_parts: Mapping[str, Any]) -> None:
         raise
 
 
+def _optional_int(value: Any) -> Optional[int]:
+    """``fit_samples`` from a cache file's metadata (absent in files written before it existed)."""
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def _load(path: Path, source: Tuple[np.ndarray, np.ndarray]) -> Optional[Projection]:
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -139,7 +148,7 @@ def _load(path: Path, source: Tuple[np.ndarray, np.ndarray]) -> Optional[Project
             return Projection(method=meta["method"], seed=int(meta["seed"]), params=meta["params"],
                               pre_xy=f["pre_xy"], post_xy=f["post_xy"], mean=f["mean"], scale=f["scale"],
                               pca_mean=f["pca_mean"] if pca else None, components=f["components"] if pca else None,
-                              source=source)
+                              fit_samples=_optional_int(meta.get("fit_samples")), source=source)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
         log.warning("ignoring unreadable projection cache file %s (%s); refitting", path, err)
         return None

@@ -333,6 +333,36 @@ def test_embedding_inputs_and_scores(pair, splits):
     assert len(xs) == 6 and np.isnan(xs[2])
 
 
+def test_maps_above_the_cap_are_fitted_on_a_subsample_and_say_so(pair, splits, tmp_path, monkeypatch):
+    """The page's map (split_projection) fits t-SNE on a subsample above the cap and places every
+    other sample; fit_note is the sentence the page shows then (none below the cap)."""
+    from precal.dashboard.backend import embeddings
+    from precal.projection import clear_memory_cache
+
+    views = pair.views(REFERENCE_SWITCHED_OFF)
+    on = predict_view(views[0], splits.batch_for(pair.calibrated))
+    off = predict_view(views[1], splits.batch_for(pair.calibrated))
+    pre, post = pre_post_features(FUSED, on, off)
+    key = embeddings.projection_key(pair.fingerprint(pair.calibrated), "test", FUSED)
+    whole = embeddings.split_projection(tmp_path, key, pre, post, "tsne")
+    assert not whole.subsampled and embeddings.fit_note(whole) is None
+    monkeypatch.setattr(embeddings, "MAX_FIT_SAMPLES", 6)
+    clear_memory_cache()
+    capped = embeddings.split_projection(tmp_path, key, pre, post, "tsne")
+    assert capped.fit_samples == 6 and capped.pre_xy.shape == (splits.size, 2) and np.isfinite(capped.xy).all()
+    note = embeddings.fit_note(capped)
+    assert note.startswith(f"t-SNE was fitted on a seeded subsample of 6 of the {splits.size} samples")
+    assert len(list(tmp_path.glob("projection-tsne-*.npz"))) == 2  # the capped map is a cache entry of its own
+
+
+def test_selected_rows_are_the_ids_rows_sorted_and_unique():
+    from precal.dashboard.backend.embeddings import selected_rows
+
+    ids = np.asarray(["a", "b", "c", "d"], dtype=object)
+    assert selected_rows(ids, ["d", "b", "d", "zz"]).tolist() == [1, 3]
+    assert selected_rows(ids, []).tolist() == []
+
+
 def test_corrupt_fraction_marks_rows(pair, splits):
     batch = splits.batch_for(pair.calibrated)
     mixed, rows = corrupt_fraction(batch, pair.primary.schema, "inertial", "gaussian_noise", 5, seed=0, fraction=0.5)

@@ -394,6 +394,21 @@ def case_embedding_state() -> Case:
                 lambda f: _assert(_post_points(f) == N_POINTS and len(f.data) == 1 + 2 * 2))
 
 
+def case_embedding_webgl() -> Case:
+    """A large map is drawn with WebGL, lines included; selection still returns sample ids."""
+    colour = np.asarray(np.resize(CLASSES[:3], N_POINTS), dtype=object)
+    title = "UMAP of fused · test (100,000 samples)"
+    fig = _embedding(colour, "true class", title=title, webgl=True, highlight=[0, 1])
+
+    def check(f: go.Figure) -> None:
+        assert all(t.type == "scattergl" for t in f.data if t.name != "found")
+        assert f.data[0].name == "pre → post" and f.data[0].mode == "lines"
+        assert _post_points(f) == N_POINTS + 2  # the highlighted stars carry their ids too
+        assert all(len(t.customdata) == len(t.x) for t in f.data[1:])
+
+    return Case("embedding_figure", fig, title, {"xaxis": None, "yaxis": None}, check)
+
+
 # ---- curves (plotly express)
 
 

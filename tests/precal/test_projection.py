@@ -359,3 +359,66 @@ def test_tsne_on_more_points_keeps_clusters_and_aligns_pairs() -> None:
     typical = np.median(np.linalg.norm(proj.pre_xy[:, None] - proj.pre_xy[None], axis=2))
     assert np.median(np.linalg.norm(proj.post_xy - proj.pre_xy, axis=1)) < 0.1 * typical
     assert neighbourhood_scores(proj.pre_xy, labels, k=10)["knn_purity"] > 0.95
+
+
+# --- large maps: a capped fit places the rest out of sample ---------------------------------------
+
+
+def test_capped_tsne_fit_places_every_sample() -> None:
+    """Above the cap t-SNE sees a subsample; every sample still gets a finite position, the fitted
+    ones where t-SNE put them and each other one exactly where a new point would be placed."""
+    from precal.projection.method import subsample_rows
+
+    pre, post = pre_post(60)
+    proj = fit_projection(pre, post, "tsne", seed=2, max_fit_samples=20, **TSNE_FAST)
+    assert proj.pre_xy.shape == (60, 2) and proj.post_xy.shape == (60, 2) and np.isfinite(proj.xy).all()
+    assert proj.fit_samples == 20 and proj.subsampled
+    rows = subsample_rows(60, "tsne", 20, seed=2)
+    assert rows is not None and len(rows) == 20 and len(set(rows.tolist())) == 20
+    rest = np.setdiff1d(np.arange(60), rows)
+    z = proj.standardise(np.concatenate([pre, post]))
+    fitted = np.concatenate([rows, 60 + rows])
+    np.testing.assert_allclose(proj.xy[np.concatenate([rest, 60 + rest])],
+                               knn_place(z[np.concatenate([rest, 60 + rest])], z[fitted], proj.xy[fitted]))
+    # the standardisation is the whole data's, not the subsample's
+    np.testing.assert_allclose(proj.mean, np.concatenate([pre, post]).mean(axis=0))
+
+
+def test_cap_applies_above_it_only_and_never_to_pca() -> None:
+    pre, post = pre_post(30)
+    assert fit_projection(pre, post, "tsne", max_fit_samples=30, **TSNE_FAST).fit_samples is None
+    assert fit_projection(pre, post, "pca", max_fit_samples=10).fit_samples is None
+    with pytest.raises(ValueError, match="max_fit_samples"):
+        fit_projection(pre, post, "tsne", max_fit_samples=2)
+
+
+def test_capped_fit_survives_the_disk_cache_and_keys_only_where_it_matters(tmp_path: Path) -> None:
+    pre, post = pre_post(40)
+    fits = []
+
+    def fitter(*args, **kwargs):
+        fits.append(kwargs.get("max_fit_samples"))
+        return fit_projection(*args, **kwargs)
+
+    proj = cached_projection(tmp_path, {"k": 1}, pre, post, "tsne", 0, fitter=fitter, max_fit_samples=15,
+                             **TSNE_FAST)
+    clear_memory_cache()
+    again = cached_projection(tmp_path, {"k": 1}, pre, post, "tsne", 0, fitter=fitter, max_fit_samples=15,
+                              **TSNE_FAST)
+    assert fits == [15] and again.fit_samples == 15 and again.subsampled
+    np.testing.assert_array_equal(again.xy, proj.xy)
+    # a cap the data stays within changes nothing, and finds the map fitted without one
+    cached_projection(tmp_path, {"k": 2}, pre, post, "tsne", 0, fitter=fitter, **TSNE_FAST)
+    clear_memory_cache()
+    cached_projection(tmp_path, {"k": 2}, pre, post, "tsne", 0, fitter=fitter, max_fit_samples=1000, **TSNE_FAST)
+    assert fits == [15, None]
+
+
+def test_purity_on_a_subsample_of_queries_estimates_the_whole(monkeypatch) -> None:
+    import precal.projection.method as method
+
+    X, labels = clustered(400, 6, classes=5, spread=1.0, seed=4)
+    whole = neighbourhood_scores(X, labels, k=5)["knn_purity"]
+    monkeypatch.setattr(method, "PURITY_MAX_QUERIES", 200)
+    part = neighbourhood_scores(X, labels, k=5)["knn_purity"]
+    assert part != whole and abs(part - whole) < 0.08
