@@ -116,7 +116,7 @@ with guard("metrics"):
         with c1:
             st.vega_lite_chart(spec=overview_charts.alpha_violins(
                 frame, schema.modality_names, colours,
-                f"alpha per modality ({ctx.split}, {len(preds[cal.role].alpha)} samples)",
+                f"alpha per modality ({ctx.split}, {len(preds[cal.role].alpha)} samples; black line: median)",
                 total_width=220 if narrow else 620), key="ov_alpha")
         with c2:
             summary = (frame.groupby("modality")["alpha"].describe()[["mean", "std", "min", "25%", "50%", "75%", "max"]]
@@ -124,11 +124,14 @@ with guard("metrics"):
             st.markdown("**alpha statistics per modality** (1 = unchanged, < 1 damped, > 1 amplified)")
             st.dataframe(summary.round(4), width="stretch")
             st.caption("alpha = 2·sigmoid(logit) multiplies all of a modality's features for one sample; "
-                       "values below 1 mean the calibrator trusted that modality less for that sample.")
+                       "values below 1 mean the calibrator trusted that modality less for that sample. "
+                       "Violins: density of alpha over the samples, from the smallest to the largest gate; "
+                       "black line: median; dashed line: alpha = 1. A modality whose gates are all equal is "
+                       "a single coloured line at that value.")
         if schema.task == "classification":  # per true class: needs classes
             st.vega_lite_chart(spec=overview_charts.alpha_by_class(
                 frame, schema.modality_names, colours, schema.class_names,
-                "alpha per true class and modality (bar: 25–75 %, dot: median)"), key="ov_alpha_class")
+                "alpha per true class and modality (bar: 25–75 %, black line: median)"), key="ov_alpha_class")
 
     if schema.task == "classification":
         st.subheader(f"Confusion matrices ({ctx.split})")
