@@ -654,3 +654,19 @@ def test_choose_example_prefers_a_clear_lead_to_a_bigger_gate_drop():
     # no clear lead anywhere: right at all, then the drop
     assert choose_example(affected, drop, ok, np.full(4, 0.01), None) == 0
     assert choose_example(np.zeros(4, bool), drop, ok, margin, None) is None
+
+
+def test_varying_groups_leave_out_a_group_with_one_value_on_the_split():
+    from precal.dashboard.backend.embeddings import varying_groups
+
+    groups = {"speaker": np.array(["a", "b", "a", "c"]), "repetition": np.array(["1", "1", "1", "2"])}
+    assert varying_groups(groups, np.array([0, 1, 2, 3])) == ["speaker", "repetition"]
+    assert varying_groups(groups, np.array([0, 1, 2])) == ["speaker"]
+
+
+def test_selection_accuracy_headers_are_short(pair, splits):
+    from precal.dashboard.backend.embeddings import selection_summary
+
+    p = predict_view(ModelView(CALIBRATED, pair.calibrated, True, "on"), splits.batch_for(pair.calibrated))
+    summary = selection_summary(np.arange(3), ["c"] * len(p.labels), [("calibrated (a long model name)", p)], p)
+    assert list(summary["accuracy"].columns) == ["model", "selection", "whole split"]
