@@ -3,6 +3,7 @@
 import numpy as np
 import streamlit as st
 
+from precal.dashboard.backend.demo import delta_style, points_text
 from precal.dashboard.backend.formatting import fmt_count, fmt_pct
 from precal.dashboard.backend.overview import (alpha_frame, live_metrics, metrics_table, modality_table,
                                                parameter_table, seed_groups, seed_summary, training_summary)
@@ -67,11 +68,13 @@ with guard("metrics"):
     base = live.get(ctx.views[1].role, {}).get(main) if len(ctx.views) > 1 else None
     for col, v in zip(mcols, ctx.views):
         value = live[v.role].get(main)
-        delta = None
+        delta, colour, arrow = None, "normal", "auto"
         if v is first and base is not None:
             other = "uncalibrated" if v.role == CALIBRATED else "model B"
-            delta = f"{100 * (value - base):+.1f} pts vs {other}"
-        col.metric(f"{main} · {v.label} · {ctx.split} (live)", fmt_pct(value), delta)
+            delta = f"{points_text(value - base)} vs {other}"
+            colour, arrow = delta_style(value - base)
+        col.metric(f"{main} · {v.label} · {ctx.split} (live)", fmt_pct(value), delta, delta_color=colour,
+                   delta_arrow=arrow)
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(k, format="%.3f")
                                 for k in table.columns if k not in ("model", "source")})
@@ -116,7 +119,7 @@ with guard("metrics"):
         with c1:
             st.vega_lite_chart(spec=overview_charts.alpha_violins(
                 frame, schema.modality_names, colours,
-                f"alpha per modality ({ctx.split}, {len(preds[cal.role].alpha)} samples; black line: median)",
+                f"alpha per modality ({ctx.split}, {len(preds[cal.role].alpha)} samples)",
                 total_width=220 if narrow else 620), key="ov_alpha")
         with c2:
             summary = (frame.groupby("modality")["alpha"].describe()[["mean", "std", "min", "25%", "50%", "75%", "max"]]

@@ -51,7 +51,7 @@ with guard("start"):
                        "corruption (noise, masking, dropped frames, removal, …), every modality and severities "
                        "1–5.")
         c3.metric(f"swap of {effect.swap_modality} detected by its gate", f"AUROC {effect.swap_auroc:.2f}",
-                  f"mean over modalities {effect.swap_auroc_mean:.2f}; 0.50 = chance", delta_color="off",
+                  f"mean over modalities {effect.swap_auroc_mean:.2f}; 0.50 = chance", delta_color="off", delta_arrow="off",
                   help="When a modality is replaced by the same modality of a sample of another class, how well "
                        "its gate (1 − alpha) tells swapped from clean samples. The uncalibrated model has no "
                        "gates: chance.")
