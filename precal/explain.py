@@ -17,9 +17,10 @@ typical. The wording follows from that:
   below 1 that did not happen;
 * the reasons are the (at most two) cues that pushed in that direction, largest first, each with its
   evidence in standard deviations from typical ("its agreement with what the others predict was low
-  (-2.1 sd)"): with sign-constrained weights, a cue that lowered the gate *was* low (support) or high
-  (conflict), so the reading is always true. The bias is the same for every sample and is never a
-  reason.
+  (-2.1 sd)"): with sign-constrained weights, a cue that lowered the gate *was* below (support) or
+  above (conflict) typical, so the reading is always true; "low" and "high" are said from
+  ``LEVEL_SD`` standard deviations on, nearer it is "about typical". The bias is the same for
+  every sample and is never a reason.
 
 For checkpoints with unconstrained weights on raw cues (``gate == "free"``) a contribution's sign says
 nothing about the cue's level, so the sentence only says what each cue did ("pushed it down"); for
@@ -47,6 +48,9 @@ OWN = "own summary"
 MAX_REASONS = 2
 MIN_REASON = 0.005
 """A contribution smaller than this (it prints as 0.00 on the logit) is never named as a reason."""
+LEVEL_SD = 1.0
+"""A cue is called "low" or "high" only this many standard deviations or more from typical; nearer,
+it is "about typical" (−0.2 sd is what most training samples show, not a low agreement)."""
 
 
 @dataclass
@@ -261,12 +265,19 @@ def _plain(v: float) -> str:
     return f"{v:.2f}".replace("-", "\u2212")
 
 
+def cue_level(z: float, threshold: float = LEVEL_SD) -> str:
+    """The word for a cue ``z`` standard deviations from typical: "high"/"low" beyond ``threshold``."""
+    if abs(z) < threshold:
+        return "about typical"
+    return "high" if z > 0 else "low"
+
+
 def _reason_phrase(name: str, value: float, evidence: Dict[str, float], cue_values: Dict[str, float],
                    gate: str, first: bool) -> str:
     suffix = " on the logit" if first else ""
     if gate == "monotone" and name in evidence:
         z = evidence[name]
-        level = "high" if z > 0 else "low"
+        level = cue_level(z)
         sd = f"{z:+.1f}".replace("-", "\u2212")
         return f"{cue_phrase(name)} was {level} ({sd} sd from typical, {_signed(value)}{suffix})"
     push = "pushed it down" if value < 0 else "pushed it up"

@@ -107,9 +107,20 @@ def demo_pair_key(pairs: Sequence[ModelPair]) -> Optional[str]:
     return full[0] if full else (pairs[0].key if pairs else None)
 
 
+CLEAR_MARGIN = 0.1
+"""A prediction "holds" only when it is right with its probability at least this far above the
+runner-up's: a right class at 0.054 over 26 near-uniform ones is a guess, not a held prediction."""
+GATE_DROP = 0.05
+"""A gate that falls by less than this under the swap is not said to drop (all gates of an
+untrained calibrator stay at 1)."""
+
+
 @dataclass(frozen=True)
 class PreparedExample:
-    """A sample to open the lab on: swapping ``modality`` in from another sample drops its gate."""
+    """A sample to open the lab on: swapping ``modality`` in from another sample drops its gate.
+
+    ``probability`` and ``margin``: the calibrated model's top class probability after the swap
+    and how far it lies above the runner-up; ``held``: that top class is right by a clear margin."""
 
     index: int  # data-set position
     modality: str
@@ -117,14 +128,53 @@ class PreparedExample:
     alpha_swapped: float
     calibrated_correct: bool
     uncalibrated_correct: Optional[bool]
+    probability: float = math.nan
+    margin: float = math.nan
+
+    @property
+    def gate_dropped(self) -> bool:
+        return self.alpha_clean - self.alpha_swapped >= GATE_DROP
+
+    @property
+    def held(self) -> bool:
+        return self.calibrated_correct and self.margin >= CLEAR_MARGIN
+
+
+def top_margin(logits: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(top class probability, its lead over the runner-up) per row of class logits; a single
+    output (regression) has no classes to lead: probability 1, margin 1."""
+    if logits.shape[1] < 2:
+        ones = np.ones(len(logits))
+        return ones, ones
+    z = logits - logits.max(axis=1, keepdims=True)
+    prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    two = np.sort(prob, axis=1)[:, -2:]
+    return two[:, 1], two[:, 1] - two[:, 0]
+
+
+def choose_example(affected: np.ndarray, drop: np.ndarray, ok: np.ndarray, margin: np.ndarray,
+                   baseline_ok: Optional[np.ndarray]) -> Optional[int]:
+    """The row to show among ``affected`` ones: the calibrated model right before and after the
+    swap by a clear margin (``margin``: its lead over the runner-up after the swap) first, then
+    right at all, then a baseline the swap makes wrong, then the gate's ``drop`` plus the lead
+    (together at most 3, below every preference before). A weak model still gets the sample where
+    its gate drops most. None when no row is affected."""
+    held = ok & (margin >= CLEAR_MARGIN)
+    score = np.where(affected, drop + margin + 20.0 * held + 10.0 * ok, -np.inf)
+    if baseline_ok is not None:
+        score = score + 5.0 * (held & ~baseline_ok)
+    if not np.isfinite(score).any():
+        return None
+    return int(np.argmax(score))
 
 
 def prepared_example(views: Sequence[ModelView], splits: SplitBatches, modality: str,
                      seed: int = 0) -> Optional[PreparedExample]:
     """The split's sample whose ``modality``, swapped in from a sample of another class (the lab's
     swap, same seed, so the lab shows exactly this), lowers the calibrated gate the most while the
-    calibrated model stays right, preferring samples where the uncalibrated model then goes wrong.
-    One batched pass per model over the split; None only if no sample can be swapped."""
+    calibrated model stays right by a clear margin (:data:`CLEAR_MARGIN`), preferring samples where
+    the uncalibrated model then goes wrong. Without such a sample: right at all, then the largest
+    lead. One batched pass per model over the split; None only if no sample can be swapped."""
     cal = next((v for v in views if v.role == CALIBRATED), None) or next((v for v in views if v.calibration), None)
     if cal is None:
         return None
@@ -139,21 +189,50 @@ def prepared_example(views: Sequence[ModelView], splits: SplitBatches, modality:
     labels = clean_p.labels
     affected = swapped.affected.numpy() & clean_p.present[:, m]
     ok = (swap_p.predicted == labels) & (clean_p.predicted == labels)
-    # Rank: the calibrated model right before and after the swap first, then a baseline the swap
-    # makes wrong, then the gate's drop. A weak model still gets the sample where its gate drops most.
-    score = np.where(affected, drop + 10.0 * ok, -np.inf)
+    probability, margin = top_margin(swap_p.logits)
     unc_ok: Optional[np.ndarray] = None
     if unc is not None:
         ub = splits.batch_for(unc.checkpoint)
         uswapped = apply_corruption(ub, modality, spec.kind, SWAP, 5, seed, pool=ub)
         unc_ok = predict_view(unc, uswapped.batch).predicted == labels
-        score = score + 5.0 * (ok & ~unc_ok)
-    if not np.isfinite(score).any():
+    row = choose_example(affected, drop, ok, margin, unc_ok)
+    if row is None:
         return None
-    row = int(np.argmax(score))
     return PreparedExample(int(splits.indices[row]), modality, float(clean_p.alpha[row, m]),
                            float(swap_p.alpha[row, m]), bool(ok[row]),
-                           None if unc_ok is None else bool(unc_ok[row]))
+                           None if unc_ok is None else bool(unc_ok[row]), float(probability[row]),
+                           float(margin[row]))
+
+
+def example_sentence(ex: Optional[PreparedExample], modality: str, split: str) -> str:
+    """What the start page promises about the prepared example: only what it shows. A gate that
+    does not move is not said to drop, and a right guess near chance is not a held prediction."""
+    lead = f"The lab opens on a {split} sample whose **{modality}** is swapped in from a sample of another class"
+    if ex is None:
+        return lead + "."
+    gate = f"alpha {ex.alpha_clean:.2f} → {ex.alpha_swapped:.2f}"
+    if not ex.gate_dropped:
+        return (f"{lead}. This model's {modality} gate does not react to the swap ({gate}): no calibrator "
+                "effect to watch on this model.")
+    if ex.held:
+        return (f"{lead}: watch its gate drop ({gate}) and the calibrated prediction hold "
+                f"(right, probability {ex.probability:.2f}).")
+    outcome = ("still right, but only just (probability {:.2f}, {:.2f} above the runner-up)".format(ex.probability, ex.margin)
+               if ex.calibrated_correct else "wrong all the same")
+    return f"{lead}: watch its gate drop ({gate}); the calibrated prediction is {outcome}."
+
+
+def points_text(delta: float) -> str:
+    """A difference of rates in percentage points, "±0.0 pts" when it rounds to zero (never "-0.0")."""
+    return "±0.0 pts" if round(100 * delta, 1) == 0 else f"{100 * delta:+.1f} pts"
+
+
+def delta_style(delta: float) -> Tuple[str, str]:
+    """``st.metric``'s delta_color and delta_arrow for a difference of rates: a difference that
+    rounds to zero at one decimal in percentage points is neither a gain nor a loss."""
+    if round(100 * delta, 1) == 0:
+        return "off", "off"
+    return "normal", "auto"
 
 
 def headline_rows(effect: StoredEffect) -> List[Tuple[str, str, str]]:

@@ -163,10 +163,16 @@ def nearest_neighbours(features: np.ndarray, row: int, k: int = 10) -> Tuple[np.
     return order, d[order]
 
 
+def varying_groups(groups: Mapping[str, np.ndarray], rows: np.ndarray) -> List[str]:
+    """The data's groups that take more than one value on these rows: a colouring or a slice by a
+    group with a single value on the split shows nothing."""
+    return [name for name, values in groups.items() if len(np.unique(np.asarray(values)[rows].astype(str))) > 1]
+
+
 def selection_summary(rows: np.ndarray, classes: Sequence[str], models: Sequence[Tuple[str, Predictions]],
                       gated: Optional[Predictions] = None) -> Dict[str, pd.DataFrame]:
     """What a box or lasso selection holds: its class mix (count and share), each model's accuracy
-    on it (and on the whole split, to compare), and the gated model's mean alpha, support and
+    on it ("selection") and on the whole split ("whole split"), and the gated model's mean alpha, support and
     conflict per modality (over the selected samples where the modality is present)."""
     rows = np.asarray(rows, dtype=int)
     names = np.asarray(list(classes), dtype=object)[rows]
@@ -178,8 +184,9 @@ def selection_summary(rows: np.ndarray, classes: Sequence[str], models: Sequence
         if p.labels is None or p.logits.shape[1] < 2:
             continue
         right = p.predicted == p.labels
-        acc.append({"model": name, "accuracy (selection)": float(right[rows].mean()) if len(rows) else np.nan,
-                    "accuracy (whole split)": float(right.mean())})
+        # short headers: the table sits in a third of the page under "Accuracy of both models"
+        acc.append({"model": name, "selection": float(right[rows].mean()) if len(rows) else np.nan,
+                    "whole split": float(right.mean())})
     out["accuracy"] = pd.DataFrame(acc)
     if gated is not None:
         cues = []

@@ -308,10 +308,12 @@ def embedding_figure(pre: np.ndarray, post: np.ndarray, colour: Sequence, colour
                      sample_ids: Sequence[str], hover: Sequence[str], title: str, method: str,
                      arrows: bool = True, continuous: bool = False, show_pre: bool = True,
                      height: int = 620, colorscale: str = "RdBu", cmid: Optional[float] = 1.0,
-                     highlight: Sequence[int] = (), webgl: bool = False) -> go.Figure:
+                     highlight: Sequence[int] = (), webgl: bool = False,
+                     neighbours: Sequence[int] = ()) -> go.Figure:
     """Pre (hollow) and post (filled) calibration points in one aligned 2-D space, lines pre -> post.
-    ``customdata`` of every point is its sample id (what a selection returns). ``highlight``: rows
-    drawn as large black-ringed stars with their id (a search, a point's neighbours). ``webgl``:
+    ``customdata`` of every point is its sample id (what a selection returns). ``highlight``: the
+    searched rows, large red stars labelled with their id; ``neighbours``: smaller black rings with
+    their id on hover only (ten labels side by side run into one blob). ``webgl``:
     markers and lines drawn with WebGL (``scattergl``), which stays interactive with 100k points;
     the points before calibration then hover with their id and colour only (no second copy of every
     hover text in what the browser is sent)."""
@@ -363,18 +365,41 @@ def embedding_figure(pre: np.ndarray, post: np.ndarray, colour: Sequence, colour
                              marker=dict(symbol="circle", size=8 if not webgl else 5, color=palette[c],
                                          line=dict(width=0.5 if not webgl else 0, color="white")),
                              hovertemplate="%{text}<extra>after calibration</extra>"))
-    rows = np.asarray(list(highlight), dtype=int)
-    if len(rows):
-        data.append(dict(type="scatter", x=post[rows, 0], y=post[rows, 1], mode="markers+text", name="found",
-                         customdata=custom[rows], text=[str(c) for c in custom[rows]], textposition="top center",
-                         marker=dict(symbol="star", size=16, color="rgba(255,215,0,0.9)",
-                                     line=dict(width=1.5, color="black")),
-                         hovertemplate="%{text}<extra>highlighted</extra>"))
+    data += _found_traces(post, custom, highlight, neighbours)
     return _fig(data, title, height=height,
                 xaxis=_axis(f"{method} dimension 1 (arbitrary units)"),
                 yaxis=_axis(f"{method} dimension 2 (arbitrary units)"),
-                legend=dict(title=dict(text=f"{colour_label}<br><sup>filled: after · hollow: before</sup>"),
-                            itemsizing="constant"))
+                legend=_embedding_legend(colour_label, continuous),
+                margin=dict(l=60, r=20, t=110 if continuous else 60, b=50))
+
+
+def _found_traces(post: np.ndarray, custom: np.ndarray, found: Sequence[int], neighbours: Sequence[int]) -> List[dict]:
+    """The searched samples (red stars with their id) and their neighbours (rings, id on hover),
+    neighbours first so the searched sample is drawn on top of them."""
+    out: List[dict] = []
+    near = np.asarray(list(neighbours), dtype=int)
+    if len(near):
+        out.append(dict(type="scatter", x=post[near, 0], y=post[near, 1], mode="markers", name="nearest neighbours",
+                        customdata=custom[near], text=[str(c) for c in custom[near]],
+                        marker=dict(symbol="circle-open", size=12, color="black", line=dict(width=2)),
+                        hovertemplate="%{text}<extra>nearest neighbour</extra>"))
+    rows = np.asarray(list(found), dtype=int)
+    if len(rows):
+        out.append(dict(type="scatter", x=post[rows, 0], y=post[rows, 1], mode="markers+text", name="found",
+                        customdata=custom[rows], text=[str(c) for c in custom[rows]], textposition="top center",
+                        textfont=dict(size=13, color="#b00020"),
+                        marker=dict(symbol="star", size=22, color="#e4002b", line=dict(width=1.5, color="black")),
+                        hovertemplate="%{text}<extra>searched</extra>"))
+    return out
+
+
+def _embedding_legend(colour_label: str, continuous: bool) -> dict:
+    """Categories: a legend titled with what the colour means. Continuous colours: the colour bar
+    carries that title, and the legend (marker kinds only) goes above the plot, clear of the bar."""
+    if continuous:
+        return dict(title=dict(text="filled: after · hollow: before"), orientation="h", x=0, xanchor="left",
+                    y=1.02, yanchor="bottom", itemsizing="constant")
+    return dict(title=dict(text=f"{colour_label}<br><sup>filled: after · hollow: before</sup>"), itemsizing="constant")
 
 
 # --------------------------------------------------------------------------------------------------

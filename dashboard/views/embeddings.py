@@ -6,7 +6,8 @@ import streamlit as st
 from precal.dashboard.backend.embeddings import (FUSED, LINES_UP_TO, METHOD_TITLES, WEBGL_FROM, corrupt_fraction,
                                                  displacement, feature_spaces, find_rows, fit_note,
                                                  nearest_neighbours, placement_note, pre_post_features,
-                                                 projection_key, selected_rows, selection_summary)
+                                                 projection_key, selected_rows, selection_summary,
+                                                 varying_groups)
 from precal.dashboard.ui import url_state
 from precal.dashboard.ui.exports import download_csv, safe_name
 from precal.dashboard.backend.running import predict_view
@@ -49,8 +50,9 @@ def _summary(rows: np.ndarray, classes, post_preds, pre_preds) -> None:
                  column_config={"share": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1)})
     c2.markdown("**Accuracy of both models**")
     c2.dataframe(summary["accuracy"], hide_index=True, width="stretch",
-                 column_config={k: st.column_config.NumberColumn(format="%.3f") for k in summary["accuracy"].columns
-                                if k != "model"})
+                 column_config={"model": st.column_config.TextColumn(width="medium"),
+                                **{k: st.column_config.NumberColumn(format="%.3f", width="small")
+                                   for k in summary["accuracy"].columns if k != "model"}})
     c3.markdown(f"**Mean gates and cues** ({cal_view.label})")
     c3.dataframe(summary["cues"], hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("alpha", "support",
@@ -65,8 +67,8 @@ def _summary(rows: np.ndarray, classes, post_preds, pre_preds) -> None:
 def _neighbours(found: np.ndarray, rows: np.ndarray, dist: np.ndarray, ids, classes) -> None:
     """The first match's nearest neighbours in the high-dimensional features after calibration."""
     me = int(found[0])
-    st.markdown(f"**{ids[me]}** ({classes[me]}) and its 10 nearest neighbours in the features after calibration "
-                "(standardised, full dimension; starred on the map)"
+    st.markdown(f"**{ids[me]}** ({classes[me]}, the red star) and its 10 nearest neighbours in the features after "
+                "calibration (standardised, full dimension; black rings on the map)"
                 + (f" · {len(found) - 1} more ids match" if len(found) > 1 else ""))
     import pandas as pd
 
@@ -91,7 +93,7 @@ with guard("embeddings"):
                          format_func=lambda s: s if s == FUSED else f"{s} summary (before/after its gates)")
     method = c2.radio("Method", list(METHODS), format_func=METHODS.get, horizontal=True, key="emb_method")
     colourings = ["class", "alpha", "support", "conflict", "displacement", "correctness", "corruption"] \
-        + [f"group: {g}" for g in ctx.data.groups]
+        + [f"group: {g}" for g in varying_groups(ctx.data.groups, ctx.splits.indices)]
     if st.session_state.get("emb_colour") not in colourings:
         st.session_state["emb_colour"] = "class"
     colour_by = c3.selectbox("Colour by", colourings, key="emb_colour",
@@ -161,7 +163,7 @@ with guard("embeddings"):
         colour = np.where(rows_corrupted, "corrupted", "clean").astype(object)
         colour_label = "input"
 
-    query = st.text_input("Find a sample by id", key="emb_find", placeholder="e.g. a11_s8_t3",
+    query = st.text_input("Find a sample by id", key="emb_find", placeholder=f"e.g. {ids[0]}" if len(ids) else "",
                           help="Marks the matching samples on the map and lists the nearest neighbours of the first.")
     found = find_rows(ids, query) if query else np.zeros(0, dtype=int)
     neighbours = np.zeros(0, dtype=int)
@@ -176,8 +178,7 @@ with guard("embeddings"):
     fig = charts.embedding_figure(proj.pre_xy, proj.post_xy, colour, colour_label, ids, hover, title,
                                   METHODS[method], arrows=arrows and len(pre) <= LINES_UP_TO, continuous=continuous,
                                   colorscale=scale[0], cmid=scale[1],
-                                  highlight=np.concatenate([found[:1], neighbours]) if len(found) else found,
-                                  webgl=big)
+                                  highlight=found[:1], neighbours=neighbours, webgl=big)
     if arrows and len(pre) > LINES_UP_TO:
         st.caption(f"Lines are not drawn above {LINES_UP_TO:,} samples; colour by displacement instead.")
     if subsampled:

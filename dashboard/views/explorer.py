@@ -148,8 +148,9 @@ with guard("sample explorer"):
     if cal is not None:
         c1, c2 = st.columns([1, 2])
         pairwise = np.where(np.eye(len(cal.modalities), dtype=bool), np.nan, cal.pairwise)  # no support from oneself
-        c1.plotly_chart(charts.matrix_heatmap(pairwise, cal.modalities, "support from each peer: cos(u_m, g_m(u_k))",
+        c1.plotly_chart(charts.matrix_heatmap(pairwise, cal.modalities, "support from each peer",
                                               "cosine", "peer k", "modality m"), config=PLOTLY_CONFIG, key="ex_pairwise")
+        c1.caption("Row m, column k: cos(u_m, g_m(u_k)), modality m's summary against what peer k predicts for it.")
         mat, mods = cal.beta_matrix()
         c2.plotly_chart(charts.beta_heatmap(mat, mods, f"dimension gate beta per channel ({gated.label})"),
                         config=PLOTLY_CONFIG, key="ex_beta")

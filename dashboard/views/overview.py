@@ -3,6 +3,7 @@
 import numpy as np
 import streamlit as st
 
+from precal.dashboard.backend.demo import delta_style, points_text
 from precal.dashboard.backend.formatting import fmt_count, fmt_pct
 from precal.dashboard.backend.overview import (alpha_frame, live_metrics, metrics_table, modality_table,
                                                parameter_table, seed_groups, seed_summary, training_summary)
@@ -67,11 +68,13 @@ with guard("metrics"):
     base = live.get(ctx.views[1].role, {}).get(main) if len(ctx.views) > 1 else None
     for col, v in zip(mcols, ctx.views):
         value = live[v.role].get(main)
-        delta = None
+        delta, colour, arrow = None, "normal", "auto"
         if v is first and base is not None:
             other = "uncalibrated" if v.role == CALIBRATED else "model B"
-            delta = f"{100 * (value - base):+.1f} pts vs {other}"
-        col.metric(f"{main} · {v.label} · {ctx.split} (live)", fmt_pct(value), delta)
+            delta = f"{points_text(value - base)} vs {other}"
+            colour, arrow = delta_style(value - base)
+        col.metric(f"{main} · {v.label} · {ctx.split} (live)", fmt_pct(value), delta, delta_color=colour,
+                   delta_arrow=arrow)
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(k, format="%.3f")
                                 for k in table.columns if k not in ("model", "source")})
@@ -124,11 +127,14 @@ with guard("metrics"):
             st.markdown("**alpha statistics per modality** (1 = unchanged, < 1 damped, > 1 amplified)")
             st.dataframe(summary.round(4), width="stretch")
             st.caption("alpha = 2·sigmoid(logit) multiplies all of a modality's features for one sample; "
-                       "values below 1 mean the calibrator trusted that modality less for that sample.")
+                       "values below 1 mean the calibrator trusted that modality less for that sample. "
+                       "Violins: density of alpha over the samples, from the smallest to the largest gate; "
+                       "black line: median; dashed line: alpha = 1. A modality whose gates are all equal is "
+                       "a single coloured line at that value.")
         if schema.task == "classification":  # per true class: needs classes
             st.vega_lite_chart(spec=overview_charts.alpha_by_class(
                 frame, schema.modality_names, colours, schema.class_names,
-                "alpha per true class and modality (bar: 25–75 %, dot: median)"), key="ov_alpha_class")
+                "alpha per true class and modality (bar: 25–75 %, black line: median)"), key="ov_alpha_class")
 
     if schema.task == "classification":
         st.subheader(f"Confusion matrices ({ctx.split})")

@@ -3,7 +3,8 @@ its headline figures from stored results, and a button into the lab on a prepare
 
 import streamlit as st
 
-from precal.dashboard.backend.demo import demo_pair_key, headline_rows, prepared_example, stored_effect
+from precal.dashboard.backend.demo import (delta_style, demo_pair_key, example_sentence, headline_rows, points_text,
+                                           prepared_example, stored_effect)
 from precal.dashboard.backend.formatting import fmt_pct
 from precal.dashboard.ui.context import PAGES, context, guard
 
@@ -36,17 +37,21 @@ with guard("start"):
     if effect is not None:
         rows = headline_rows(effect)
         c1, c2, c3 = st.columns(3)
+        clean_delta = effect.clean_calibrated - effect.clean_uncalibrated
+        kept_delta = effect.kept_calibrated - effect.kept_uncalibrated
+        colour, arrow = delta_style(clean_delta)
         c1.metric("clean test accuracy · calibrated", fmt_pct(effect.clean_calibrated),
-                  f"{100 * (effect.clean_calibrated - effect.clean_uncalibrated):+.1f} pts vs uncalibrated "
-                  f"({fmt_pct(effect.clean_uncalibrated)})")
+                  f"{points_text(clean_delta)} vs uncalibrated ({fmt_pct(effect.clean_uncalibrated)})",
+                  delta_color=colour, delta_arrow=arrow)
+        colour, arrow = delta_style(kept_delta)
         c2.metric("accuracy kept under corruption · calibrated", fmt_pct(effect.kept_calibrated),
-                  f"{100 * (effect.kept_calibrated - effect.kept_uncalibrated):+.1f} pts vs uncalibrated "
-                  f"({fmt_pct(effect.kept_uncalibrated)})",
+                  f"{points_text(kept_delta)} vs uncalibrated ({fmt_pct(effect.kept_uncalibrated)})",
+                  delta_color=colour, delta_arrow=arrow,
                   help="Accuracy on corrupted inputs as a share of clean accuracy, averaged over every stored "
                        "corruption (noise, masking, dropped frames, removal, …), every modality and severities "
                        "1–5.")
         c3.metric(f"swap of {effect.swap_modality} detected by its gate", f"AUROC {effect.swap_auroc:.2f}",
-                  f"mean over modalities {effect.swap_auroc_mean:.2f}; 0.50 = chance", delta_color="off",
+                  f"mean over modalities {effect.swap_auroc_mean:.2f}; 0.50 = chance", delta_color="off", delta_arrow="off",
                   help="When a modality is replaced by the same modality of a sample of another class, how well "
                        "its gate (1 − alpha) tells swapped from clean samples. The uncalibrated model has no "
                        "gates: chance.")
@@ -58,14 +63,15 @@ with guard("start"):
 
     st.subheader("See it on one sample")
     modality = effect.swap_modality if effect is not None else ctx.schema.modality_names[0]
-    st.markdown(f"The lab opens on a {ctx.split} sample whose **{modality}** is swapped in from a sample of "
-                "another class: watch its gate drop and the calibrated prediction hold.")
+    ready = ctx.data is not None and ctx.splits is not None and ctx.gated() is not None
+    # the sentence says what this very example shows, so the example is found first
+    ex = _example(ctx.pair.cache_key, ctx.split, modality, ctx.views, ctx.splits) if ready else None
+    st.markdown(example_sentence(ex, modality, ctx.split))
     if ctx.data is None or ctx.splits is None:
         st.error(ctx.data_error or "no data loaded for this model", icon=":material/error:")
     elif ctx.gated() is None:
         st.caption("Needs a calibrated checkpoint.")
     elif st.button(f"Open the lab: {modality} swapped", type="primary", key="start_lab"):
-        ex = _example(ctx.pair.cache_key, ctx.split, modality, ctx.views, ctx.splits)
         if ex is None:
             st.warning(f"No sample of this split has a {modality} that can be swapped.")
         else:

@@ -264,6 +264,25 @@ def test_embeddings_methods_and_colours(app):
     _clean(app, "skeleton space")
 
 
+def test_embeddings_search_hint_and_groups_follow_the_split(app, tiny):
+    """The search's example id is one of the loaded split (it finds a sample), and a group with a
+    single value on the split is not offered as a colouring."""
+    from precal.dashboard.backend.embeddings import varying_groups
+    from precal.data.storage import load_dataset
+
+    app.switch_page("views/embeddings.py").run()
+    _clean(app, "embeddings")
+    data = load_dataset(tiny["data"])
+    rows = data.split("test")
+    options = app.selectbox(key="emb_colour").options
+    assert [o.split(": ", 1)[1] for o in options if o.startswith("group: ")] == varying_groups(data.groups, rows)
+    hint = app.text_input(key="emb_find").placeholder
+    assert hint.startswith("e.g. ") and hint[len("e.g. "):] in set(data.sample_ids[rows].astype(str))
+    app.text_input(key="emb_find").set_value(hint[len("e.g. "):]).run()
+    _clean(app, "search by the hinted id")
+    assert not any("No sample id" in str(c.value) for c in app.caption)
+
+
 def test_umap_maps_are_fitted_by_the_projection_worker(app, tmp_path, monkeypatch):
     """The dashboard sends UMAP fits (and only those) to the worker process: here a stand-in that
     records its calls, so the test does not pay for UMAP's compile (the slow test below does)."""

@@ -580,3 +580,93 @@ def test_the_training_page_warns_when_its_validation_curves_are_training_data():
            for n in ("utd_mhad_conv_calon", "utd_mhad_conv_caloff")]
     assert history_fit_note(utd) is None  # validation held out: its curves are generalisation
     assert "avletters_conv_calon trained" in history_fit_note([avl[0], utd[1]])  # only the one that did
+
+
+# --------------------------------------------------------------------------------------------------
+# The start page's demo: the prepared example and what is said about it
+# --------------------------------------------------------------------------------------------------
+
+
+def test_top_margin_is_the_lead_of_the_top_class():
+    from precal.dashboard.backend.demo import top_margin
+
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.34, 0.33, 0.33]]))
+    prob, margin = top_margin(logits)
+    np.testing.assert_allclose(prob, [0.7, 0.34])
+    np.testing.assert_allclose(margin, [0.5, 0.01])
+
+
+def test_prepared_example_is_right_by_a_clear_margin_when_one_exists(pair, splits):
+    """A right class at 0.054 over 26 is a guess: the example is chosen among samples whose
+    calibrated prediction after the swap leads the runner-up by CLEAR_MARGIN, when there are any."""
+    from precal.dashboard.backend.demo import CLEAR_MARGIN, prepared_example, top_margin
+    from precal.robustness.corruptions import apply_corruption
+
+    views = [ModelView(CALIBRATED, pair.calibrated, True, "on"), ModelView(UNCALIBRATED, pair.uncalibrated, False, "off")]
+    ex = prepared_example(views, splits, "skeleton")
+    assert ex is not None
+    batch = splits.batch_for(pair.calibrated)
+    swapped = apply_corruption(batch, "skeleton", pair.calibrated.schema.modality("skeleton").kind, "swap", 5, 0,
+                               pool=batch)
+    p = predict_view(views[0], swapped.batch)
+    clean = predict_view(views[0], batch)
+    _, margin = top_margin(p.logits)
+    ok = (p.predicted == p.labels) & (clean.predicted == p.labels)
+    row = int(np.flatnonzero(splits.indices == ex.index)[0])
+    assert ex.margin == pytest.approx(float(margin[row]))
+    if (ok & (margin >= CLEAR_MARGIN) & swapped.affected.numpy()).any():
+        assert ex.held and ex.margin >= CLEAR_MARGIN
+
+
+def test_example_sentence_says_only_what_the_example_shows():
+    from precal.dashboard.backend.demo import PreparedExample, example_sentence
+
+    held = PreparedExample(0, "audio", 1.37, 0.12, True, False, probability=0.81, margin=0.7)
+    guess = dataclasses.replace(held, probability=0.054, margin=0.004)
+    flat = dataclasses.replace(held, alpha_clean=1.0, alpha_swapped=1.0)
+    assert "watch its gate drop (alpha 1.37 → 0.12) and the calibrated prediction hold" in example_sentence(held, "audio", "test")
+    text = example_sentence(guess, "audio", "test")
+    assert "hold" not in text and "only just (probability 0.05" in text
+    text = example_sentence(flat, "audio", "test")
+    assert "drop" not in text and "does not react" in text
+    wrong = dataclasses.replace(held, calibrated_correct=False)
+    assert "wrong all the same" in example_sentence(wrong, "audio", "test")
+
+
+def test_a_zero_or_negative_difference_is_not_shown_as_a_gain():
+    from precal.dashboard.backend.demo import delta_style, points_text
+
+    assert points_text(0.0) == points_text(-0.0001) == "±0.0 pts"
+    assert delta_style(0.0) == delta_style(0.0004) == ("off", "off")
+    assert points_text(0.012) == "+1.2 pts" and delta_style(0.012) == ("normal", "auto")
+    assert points_text(-0.05) == "-5.0 pts" and delta_style(-0.05) == ("normal", "auto")  # red, arrow down
+
+
+def test_choose_example_prefers_a_clear_lead_to_a_bigger_gate_drop():
+    from precal.dashboard.backend.demo import choose_example
+
+    affected = np.array([True, True, True, False])
+    drop = np.array([1.2, 0.3, 1.5, 1.9])
+    ok = np.array([True, True, False, True])
+    margin = np.array([0.004, 0.5, 0.9, 0.9])  # row 0: right at chance level over many classes
+    assert choose_example(affected, drop, ok, margin, None) == 1
+    assert choose_example(affected, drop, ok, margin, np.array([True, True, False, False])) == 1
+    # no clear lead anywhere: right at all, then the drop
+    assert choose_example(affected, drop, ok, np.full(4, 0.01), None) == 0
+    assert choose_example(np.zeros(4, bool), drop, ok, margin, None) is None
+
+
+def test_varying_groups_leave_out_a_group_with_one_value_on_the_split():
+    from precal.dashboard.backend.embeddings import varying_groups
+
+    groups = {"speaker": np.array(["a", "b", "a", "c"]), "repetition": np.array(["1", "1", "1", "2"])}
+    assert varying_groups(groups, np.array([0, 1, 2, 3])) == ["speaker", "repetition"]
+    assert varying_groups(groups, np.array([0, 1, 2])) == ["speaker"]
+
+
+def test_selection_accuracy_headers_are_short(pair, splits):
+    from precal.dashboard.backend.embeddings import selection_summary
+
+    p = predict_view(ModelView(CALIBRATED, pair.calibrated, True, "on"), splits.batch_for(pair.calibrated))
+    summary = selection_summary(np.arange(3), ["c"] * len(p.labels), [("calibrated (a long model name)", p)], p)
+    assert list(summary["accuracy"].columns) == ["model", "selection", "whole split"]

@@ -654,3 +654,27 @@ def test_long_vectors_are_drawn_over_a_feature_index() -> None:
     assert fig.data[0].type == "scatter" and fig.layout.xaxis.title.text.startswith("feature index")
     short = charts.vector_figure(values[:6], [f"f{k}" for k in range(6)], "short", "a.u.")
     assert short.data[0].type == "bar"
+
+
+def test_embedding_search_marks_the_sample_apart_from_its_neighbours() -> None:
+    """Only the searched sample carries a label; its neighbours are smaller rings with hover ids."""
+    colour = np.asarray(np.resize(CLASSES[:3], N_POINTS), dtype=object)
+    fig = _embedding(colour, "true class", title="t", highlight=[0], neighbours=[1, 2, 3])
+    found = next(t for t in fig.data if t.name == "found")
+    near = next(t for t in fig.data if t.name == "nearest neighbours")
+    assert list(found.customdata) == ["s000"] and found.mode == "markers+text" and list(found.text) == ["s000"]
+    assert near.mode == "markers" and list(near.customdata) == ["s001", "s002", "s003"]
+    assert found.marker.symbol != near.marker.symbol and found.marker.size > near.marker.size
+    assert found.marker.color != near.marker.color
+    assert [t.name for t in fig.data][-1] == "found"  # drawn on top of its neighbours
+
+
+def test_embedding_colour_bar_and_legend_do_not_share_a_place() -> None:
+    """A continuous colouring: the colour bar holds the title, the legend sits above the plot."""
+    values = np.linspace(0.0, 1.0, N_POINTS)
+    fig = _embedding(values, "support of audio", title="t", continuous=True, cmid=None)
+    bars = [t.marker.colorbar for t in fig.data if t.marker is not None and t.marker.showscale]
+    assert len(bars) == 1 and bars[0].title.text == "support of audio"
+    legend = fig.layout.legend
+    assert legend.orientation == "h" and legend.y >= 1.0 and "support of audio" not in legend.title.text
+    assert fig.layout.margin.t >= 100

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from precal.calibration import CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator
-from precal.explain import STATUSES, AlphaExplanation, explain_alpha, most_suppressed, waterfall_frame
+from precal.explain import (LEVEL_SD, STATUSES, AlphaExplanation, _sentence, cue_level, explain_alpha, most_suppressed,
+                            waterfall_frame)
 
 NAMES = ["inertial", "skeleton", "depth"]
 DIMS = {"inertial": 6, "skeleton": 5, "depth": 7}
@@ -142,7 +143,9 @@ def test_levels_read_from_the_evidence_are_true(report: CalibrationReport) -> No
             for name in e.reasons:
                 col = 0 if name == "support" else 1 if name == "conflict" else 2 + NAMES.index(name.split()[-1])
                 above = e.cue_values[name] > float(cal.alpha_reference.mean[i, col])
-                assert f"{cue_phrase(name)} was {'high' if above else 'low'}" in e.sentence
+                z = e.evidence[name]
+                word = "about typical" if abs(z) < LEVEL_SD else "high" if above else "low"
+                assert f"{cue_phrase(name)} was {word}" in e.sentence
                 pushed_down = dict(e.contributions)[name] < 0
                 assert pushed_down == (above if name == "conflict" else not above)
                 checked += 1
@@ -173,7 +176,7 @@ def hand_set(conflict_raw: float, support_raw: float = -30.0, bias: float = 0.0,
 
 def test_high_conflict_is_called_high_and_damps() -> None:
     report = hand_set(conflict_raw=3.0)
-    above = report.evidence[:, NAMES.index("depth"), 1] > 0.5
+    above = report.evidence[:, NAMES.index("depth"), 1] > LEVEL_SD
     s = int(torch.nonzero(above)[0])
     e = explain_alpha(report, s, "depth")
     assert e.status == "damped"
@@ -289,3 +292,17 @@ def test_most_suppressed_on_report(report: CalibrationReport) -> None:
     first = frame.iloc[0]
     assert first["alpha"] == pytest.approx(float(report.alpha.min()))
     assert explain_alpha(report, int(first["index"]), first["modality"]).alpha == pytest.approx(first["alpha"])
+
+
+def test_low_and_high_only_beyond_the_level_threshold() -> None:
+    """−0.2 sd is what most training samples show: "about typical", not "low"."""
+    assert cue_level(-0.2) == cue_level(0.2) == cue_level(-0.99) == "about typical"
+    assert cue_level(-LEVEL_SD) == "low" and cue_level(2.5) == "high"
+    # the explorer's case: lips damped 0.91 -> 0.84 by a support 0.2 sd below typical
+    sentence, names = _sentence("damped", "lips", 0.835, -0.333, -0.18, [("support", -0.12), ("conflict", -0.03)],
+                                {"support": -0.2, "conflict": 0.1}, {}, "monotone")
+    assert names == ["support", "conflict"]
+    assert "was about typical (\u22120.2 sd from typical" in sentence
+    assert " was low" not in sentence and " was high" not in sentence
+    sentence, _ = _sentence("damped", "lips", 0.3, -2.5, -0.18, [("support", -2.3)], {"support": -2.1}, {}, "monotone")
+    assert "was low (\u22122.1 sd from typical" in sentence
