@@ -36,7 +36,7 @@ def _corrupted(key: str, split: str, modality: str, corruption: str, severity: i
 with guard("probability calibration"):
     if schema.task != "classification":
         st.info("Probability calibration needs class probabilities: this data set is a regression.")
-        st.stop()
+        url_state.stop("calibration")
     clean = {v.role: ctx.predictions(v) for v in ctx.views}
     c1, c2, c3 = st.columns(3)
     mods = list(schema.modality_names)

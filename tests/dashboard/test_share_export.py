@@ -213,21 +213,23 @@ def test_a_model_against_its_own_calibrator_switched_off(app):
 # ---- 5. slices ----------------------------------------------------------------------------------------
 
 
-def test_slice_table_per_subject_opens_its_samples(app):
+def test_slice_table_per_group_opens_its_samples(app):
     app.switch_page("views/slices.py").run()
     _clean(app, "slices")
-    assert app.radio(key="sl_group").options[:2] == ["subject", "trial"]
-    table = next(d.value for d in app.dataframe if "subject" in d.value.columns)
+    assert app.radio(key="sl_group").value == "trial"  # the test split holds one subject: not offered
+    assert "Not offered: subject" in "\n".join(str(c.value) for c in app.caption)
+    table = next(d.value for d in app.dataframe if "trial" in d.value.columns)
     ctx = app.session_state["_ctx"]
     assert table["samples"].sum() == ctx.splits.size
     assert {"accuracy · " + v.role for v in ctx.views} <= set(table.columns)
     assert any(c.startswith("alpha ") for c in table.columns)
-    subject = str(table["subject"].iloc[0])
-    app.session_state["sl_value"] = subject
+    trial = str(table["trial"].iloc[0])
+    app.session_state["sl_value"] = trial
     app.run()
     _clean(app, "slice opened")
+    assert dict(app.query_params)["slice"] == trial
     members = next(d.value for d in app.dataframe if "sample id" in d.value.columns)
-    assert len(members) == int(table["samples"].iloc[0]) and (members["subject"] == subject).all()
+    assert len(members) == int(table["samples"].iloc[0])
     csv = pd.read_csv(io.StringIO(_export(app, "sl_csv")))
     assert list(csv["samples"]) == list(table["samples"])
     assert _export(app, "sl_svg").startswith("<svg")
@@ -273,8 +275,16 @@ def test_lab_corruption_on_the_whole_split_and_on_a_slice(app):
     n = app.session_state["_ctx"].splits.size
     assert set(table["samples"]) == {n} and set(table["input"]) == {"clean", "corrupted"}
     cal = table[table["model"].str.startswith("calibrated")].set_index("input")
-    assert pd.isna(cal.loc["corrupted", "alpha depth"]) and not pd.isna(cal.loc["clean", "alpha depth"])
-    assert cal.loc["clean", "alpha inertial"] != pytest.approx(cal.loc["corrupted", "alpha inertial"])
+    assert cal.loc["corrupted", "alpha depth"] == "n/a (absent)" and cal.loc["clean", "alpha depth"][0].isdigit()
+    assert cal.loc["clean", "alpha inertial"] != cal.loc["corrupted", "alpha inertial"]
+    uncal = table[table["model"].str.startswith("uncalibrated")]
+    alphas = [c for c in table.columns if c.startswith("alpha ")]
+    assert (uncal[alphas] == "n/a (no gates)").all().all()  # never "None" for a model without gates
+    for frame in [d.value for d in app.dataframe if "model" in d.value.columns]:
+        assert not frame.isna().any().any()
+    csv = pd.read_csv(io.StringIO(_export(app, "lab_many_csv")))
+    assert not csv.isna().any().any() and set(csv.loc[csv["model"].str.startswith("uncalibrated"), alphas].stack()) \
+        == {"n/a (no gates)"}
     app.selectbox(key="lab_many_scope").set_value("class").run()
     app.button(key="lab_many_go").click().run()
     _clean(app, "one class")
@@ -331,3 +341,99 @@ def test_probability_calibration_clean_and_corrupted(app):
     assert "reliability diagram · test" in _vega_charts(app)
     assert "<svg" in _export(app, "pc_svg") and "ECE" in _export(app, "pc_csv")
     assert any("not to be confused with the pre-fusion calibrator" in c.value.lower() for c in app.caption)
+
+
+def test_slices_writes_its_url_when_no_row_is_selected(app):
+    """Opened from the sidebar, the page stops early (no row selected); the address must still
+    carry the models, the split and the grouping."""
+    app.switch_page("views/slices.py").run()
+    _clean(app, "slices")
+    params = dict(app.query_params)
+    assert params.get("by") == app.radio(key="sl_group").value
+    assert {"pair", "split"} <= set(params)
+
+
+def test_slices_offers_no_grouping_with_a_single_value_on_the_split(app):
+    from precal.dashboard.backend.slices import BY_CLASS, grouping_choices, slice_labels
+
+    app.switch_page("views/slices.py").run()
+    ctx = app.session_state["_ctx"]
+    offered, single = grouping_choices(ctx.data, ctx.splits)
+    assert offered[-1] == BY_CLASS
+    for g in offered[:-1]:
+        assert len(set(slice_labels(ctx.data, ctx.splits, g))) > 1
+    assert app.radio(key="sl_group").options == [("class (true label)" if g == BY_CLASS else g) for g in offered]
+    assert app.radio(key="sl_group").value == offered[0]
+
+
+def test_grouping_choices_leave_out_a_group_with_one_value():
+    """AVLetters' test split is all repetition r3: the default grouping is the next group."""
+    import numpy as np
+
+    from precal.dashboard.backend.slices import BY_CLASS, grouping_choices
+
+    class Schema:
+        task = "classification"
+
+    class Data:
+        schema = Schema()
+        groups = {"repetition": np.array(["r1", "r3", "r3", "r3"]), "speaker": np.array(["a", "b", "a", "b"])}
+
+    class Splits:
+        indices = np.array([1, 2, 3])
+
+    assert grouping_choices(Data(), Splits()) == (["speaker", BY_CLASS], ["repetition"])
+
+
+def _stored_sweep(folder: Path, name: str) -> None:
+    """A small ``robustness.csv`` of one calibrated checkpoint next to its weights."""
+    rows = ["checkpoint,role,modality,corruption,severity,metric,value,n,alpha_depth,alpha_inertial,alpha_skeleton,"
+            "auroc_conflict,auroc_support,auroc_alpha"]
+    for sev, acc, alpha in ((0, 0.8, 1.2), (3, 0.6, 0.7), (5, 0.4, 0.3)):
+        aurocs = ",," if sev == 0 else "0.6,0.7,0.8"
+        rows.append(f"{name},calibrated,depth,gaussian_noise,{sev},accuracy,{acc},12,{alpha},1.0,1.0,{aurocs}")
+    (folder / "robustness.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_a_vs_b_robustness_reads_both_stored_sweeps_and_names_the_models(tiny, tmp_path):
+    for name, seed in (("tiny_s1_calon", 1), ("tiny_s2_calon", 2)):
+        _stored_sweep(variant(tiny["on"], tmp_path / name, {"seed": seed}), name)
+    old = _env([tiny["on"], tiny["off"], tmp_path])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        at.radio(key="compare_mode").set_value("compare").run()
+        at.selectbox(key="cmp_a").set_value("tiny_s1_calon").run()
+        at.selectbox(key="cmp_b").set_value("tiny_s2_calon").run()
+        at.switch_page("views/robustness.py").run()
+        _clean(at, "A vs B robustness")
+        assert not any("No stored sweep" in str(i.value) for i in at.info)
+        summary = next(d.value for d in at.dataframe if any(str(c).startswith("RR ") for c in d.value.columns))
+        assert {"RR model A", "RR model B", "ER of model A against model B"} <= set(summary.columns)
+        assert not any("calibrated" in str(c) for c in summary.columns)
+        alpha_charts = [c for c in at.get("plotly_chart") if "mean alpha of depth" in c.proto.spec]
+        assert len(alpha_charts) == 2  # one per gated model
+        assert any("A: tiny_s1_calon" in c.proto.spec for c in alpha_charts)
+        assert any("B: tiny_s2_calon" in c.proto.spec for c in alpha_charts)
+    finally:
+        _restore(old)
+
+
+def test_a_vs_b_lab_shows_the_gates_of_both_gated_models(tiny, tmp_path):
+    for name, seed in (("tiny_s1_calon", 1), ("tiny_s2_calon", 2)):
+        variant(tiny["on"], tmp_path / name, {"seed": seed})
+    old = _env([tiny["on"], tiny["off"], tmp_path])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        at.radio(key="compare_mode").set_value("compare").run()
+        at.selectbox(key="cmp_a").set_value("tiny_s1_calon").run()
+        at.selectbox(key="cmp_b").set_value("tiny_s2_calon").run()
+        at.switch_page("views/lab.py").run()
+        _clean(at, "A vs B lab")
+        titles = list(_vega_charts(at))
+        cues = [t for t in titles if t.endswith("gates and cues, clean vs corrupted")]
+        assert len(cues) == 2 and cues[0].startswith("A: tiny_s1_calon") and cues[1].startswith("B: tiny_s2_calon")
+        assert len([t for t in titles if "clean (●) → corrupted (✕)" in t]) == 2  # a map per gated model
+        why = [str(m.value) for m in at.markdown if str(m.value).startswith("**Why ")]
+        assert len(why) == 2 and "A: tiny_s1_calon" in why[0] and "B: tiny_s2_calon" in why[1]
+    finally:
+        _restore(old)
