@@ -15,6 +15,7 @@ import torch
 from precal.dashboard.backend.data import SplitBatches, row_of
 from precal.dashboard.backend.pairs import ModelView
 from precal.dashboard.backend.running import forward_views
+from precal.dashboard.backend.url_state import corruption_words
 from precal.dashboard.backend.samples import SampleOutputs, _outputs
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema
@@ -70,7 +71,7 @@ def corrupt_rows(batch: Batch, schema: DatasetSchema, settings: Mapping[str, Lab
             note.steps.append("swapped")
         if s.corruption and s.corruption != "swap" and s.severity > 0:
             batch = apply_corruption(batch, m, kind, s.corruption, int(s.severity), seed, pool=pool).batch
-            note.steps.append(f"{s.corruption} s{s.severity}")
+            note.steps.append(corruption_words(s.corruption, s.severity))
         if s.remove:
             batch = apply_corruption(batch, m, kind, "remove_absent", 1, seed, pool=pool).batch
             note.steps.append("removed")

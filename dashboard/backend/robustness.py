@@ -140,6 +140,10 @@ POINTS_ONLY = ("remove_absent", "remove_zero")
 line between "present" and "removed" would suggest values in between)."""
 
 
+FACET_TITLE_CHARS = 28
+"""Longest panel title (corruption title and unit) kept on one line."""
+
+
 def severity_facets(corruptions: Sequence[str]) -> List[Tuple[str, str, List[str]]]:
     """(corruption, panel title with its unit, tick label per severity 0-5) for the corruptions
     given, in the catalogue's order (the same order on every grid of the page). Tick labels are the
@@ -154,7 +158,9 @@ def severity_facets(corruptions: Sequence[str]) -> List[Tuple[str, str, List[str
         elif c.unit == "on/off":
             out.append((name, c.title, ["clean"] + ["on"] * 5))
         else:
-            out.append((name, f"{c.title} ({c.unit})", ["clean"] + [f"{v:g}" for v in c.levels]))
+            # a long title breaks before its unit: in the third of three panels it ran off the figure
+            sep = "<br>" if len(c.title) + len(c.unit) > FACET_TITLE_CHARS else " "
+            out.append((name, f"{c.title}{sep}({c.unit})", ["clean"] + [f"{v:g}" for v in c.levels]))
     extra = [n for n in dict.fromkeys(corruptions) if n not in CORRUPTIONS]
     return out + [(n, n, ["0", "1", "2", "3", "4", "5"]) for n in extra]
 

@@ -14,7 +14,7 @@ import streamlit as st
 from precal.dashboard.backend.data import row_of
 from precal.dashboard.backend.embeddings import FUSED, pre_post_features, projection_key
 from precal.dashboard.backend.formatting import fmt_shape
-from precal.dashboard.backend.inputs import geometry_note, model_input, model_input_unit
+from precal.dashboard.backend.inputs import geometry_note, input_view_kind, model_input, model_input_unit
 from precal.dashboard.backend.lab import (LabSetting, donor_candidates, lab_update, most_conflicting_donor,
                                           switched_off)
 from precal.dashboard.backend.lab_batch import readable, run_changes, run_on_rows, run_table
@@ -23,7 +23,7 @@ from precal.dashboard.backend.slices import groupings, slice_labels, slice_membe
 from precal.dashboard.backend.url_state import (DONOR_CONFLICT, DONOR_RANDOM, LabState, ModalityControls,
                                                 lab_params, parse_lab_params)
 from precal.dashboard.ui import url_state
-from precal.dashboard.ui.exports import download, download_csv, safe_name
+from precal.dashboard.ui.exports import download, download_csv, safe_name, view_link
 from precal.dashboard.charts import figures as charts, lab as lab_charts
 from precal.dashboard.ui.background import pause_background_work
 from precal.dashboard.ui.context import context, guard, select_sample
@@ -120,7 +120,10 @@ def _apply_preset(schema) -> None:
 
 
 def _remember(state: LabState) -> None:
-    """Push the state onto the short history (a state equal to the last one is not repeated)."""
+    """Push the state onto the short history (a state equal to the last one is not repeated). Only
+    what changes the model's input makes a state: which input is drawn is left out, or a step back
+    would first undo a mere change of view and the list would show the current state again."""
+    state = replace(state, draw=None)
     history = st.session_state.setdefault(HISTORY, [])
     if not history or history[-1] != state:
         history.append(state)
@@ -154,12 +157,14 @@ def _donor_control(m: str, index: int) -> str:
     key = f"lab_donor_{m}"
     if st.session_state.get(key) not in options:
         st.session_state[key] = DONOR_RANDOM
-    names = {DONOR_RANDOM: "random donor of another class (seed)", DONOR_CONFLICT: "most conflicting donor"}
+    # short: with six modalities a control column is ~110 px wide; the help says what each means
+    names = {DONOR_RANDOM: "random (seed)", DONOR_CONFLICT: "most conflicting"}
     index_of = {sid: i for sid, i in zip(ctx.data.sample_ids.astype(str), range(len(ctx.data.sample_ids)))}
     return st.selectbox("donor", options, key=key, on_change=_draw, args=(m,),
                         format_func=lambda d: names.get(d) or f"{d} · {ctx.data.label_name(index_of[d])}",
-                        help="The sample whose modality replaces this one. Most conflicting: the candidate whose "
-                             "modality the other modalities support least (the gated model's support).")
+                        help="The sample whose modality replaces this one. Random (seed): a sample of another class "
+                             "drawn with the seed. Most conflicting: the candidate whose modality the other "
+                             "modalities support least (the gated model's support). Else a named sample · its class.")
 
 
 def _controls(schema, index: int) -> dict:
@@ -237,7 +242,7 @@ def _explanations(result, gated, schema, settings) -> None:
         was = (f" (clean input: alpha {before.alpha:.2f})" if expl.status != "absent" and before.status != "absent"
                else "")
         lines.append(f"- {mark}{expl.sentence}{was}")
-    who = "the calibrated model's" if gated.role == CALIBRATED else f"{gated.label}:"
+    who = "the calibrated model's" if gated.role == CALIBRATED else f"{gated.label.split(' (')[0]}:"
     st.markdown(f"**Why {who} gates are where they are, relative to a typical sample "
                 "(corrupted input)**\n" + "\n".join(lines))
 
@@ -329,17 +334,17 @@ def lab() -> None:
         delta = result.delta_frame()
         delta = delta[delta["role"].isin([v.role for v in views])]
         if "cues" in SHOWN:
-            for k, (col, gated) in enumerate(zip(_side_by_side(gated_views), gated_views)):
+            # one under the other: each chart's panels (alpha, support, conflict) need the full width
+            for k, gated in enumerate(gated_views):
                 if result.corrupted.get(gated.role) is None:
                     continue
                 frame = delta[delta["role"] == gated.role]
                 long = frame.melt(id_vars=["modality", "quantity"], value_vars=["clean", "corrupted"],
                                   var_name="input")
-                who = "calibrated model" if gated.role == CALIBRATED else gated.label
-                with col:
-                    st.vega_lite_chart(spec=lab_charts.cue_chart(long, f"{who}: gates and cues, clean vs corrupted",
-                                                                 "input", charts.STATE_COLOURS),
-                                       key="lab_cues" if k == 0 else f"lab_cues_{k}")
+                who = "calibrated model" if gated.role == CALIBRATED else gated.label.split(" (")[0]
+                st.vega_lite_chart(spec=lab_charts.cue_chart(long, f"{who}: gates and cues, clean vs corrupted",
+                                                             "input", charts.STATE_COLOURS),
+                                   key="lab_cues" if k == 0 else f"lab_cues_{k}")
         if "tables" in SHOWN:
             st.vega_lite_chart(spec=lab_charts.change_chart(
                 {v.role: result.change_table(v.role, schema.modality_names) for v in views},
@@ -363,9 +368,11 @@ def lab() -> None:
             spec = schema.modality(drawn)
             clean = model_input(ctx.splits.batch_for(ckpt), row_of(ctx.splits, index), spec, ckpt.preprocessor)
             shown = model_input(result.corrupted_batches[str(ckpt.path)], 0, spec, ckpt.preprocessor)
+            resampled = input_view_kind(spec, schema.extra) != "vector"  # a vector has no length to resample
             st.caption(("Clean (grey or top row) and as the model sees it now"
                         + (": removed, nothing is drawn" if settings[drawn].remove else "")
-                        + ", resampled to the model's input length, in physical units. "
+                        + (", resampled to the model's input length" if resampled else "")
+                        + ", in physical units. "
                         + geometry_note(schema, ckpt.preprocessor, drawn)
                         + spec.description))
             render_lab_input(ctx, drawn, shown, clean, ctx.data.modalities[drawn].length(index), key="lab",
@@ -451,7 +458,7 @@ def _exports(result, index: int, true_name: str, settings: dict) -> None:
     gated = ctx.gated()
     changed = [m for m in schema.modality_names if settings[m].active]
     state = _read_state(schema)
-    query = "&".join(f"{k}={v}" for k, v in st.query_params.to_dict().items())
+    link = view_link("lab", {**url_state.sidebar_values(), **lab_params(state)})  # now: the maker runs later
 
     def report() -> str:
         inputs = []
@@ -469,7 +476,7 @@ def _exports(result, index: int, true_name: str, settings: dict) -> None:
         return sample_report(f"Corruption lab · {schema.name} · sample {sid}", facts, true_name,
                              [(v.label, result.corrupted[v.role], result.clean[v.role]) for v in views], inputs,
                              result.corrupted.get(gated.role) if gated is not None else None, changed,
-                             link=f"/lab?{query}" if query else "")
+                             link=link)
 
     changes = result.delta_frame()
     c1, c2, _ = st.columns([1, 1, 3])

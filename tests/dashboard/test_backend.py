@@ -580,3 +580,20 @@ def test_the_training_page_warns_when_its_validation_curves_are_training_data():
            for n in ("utd_mhad_conv_calon", "utd_mhad_conv_caloff")]
     assert history_fit_note(utd) is None  # validation held out: its curves are generalisation
     assert "avletters_conv_calon trained" in history_fit_note([avl[0], utd[1]])  # only the one that did
+
+
+def test_corruption_words_use_the_catalogue_titles_and_units():
+    from precal.dashboard.backend.url_state import ModalityControls, corruption_words
+
+    assert corruption_words("gaussian_noise", 5) == "Gaussian noise, −5 dB SNR"
+    assert corruption_words("temporal_mask", 4) == "Gap in time, 60% of steps"
+    assert corruption_words("no_such", 2) == "no_such s2"
+    assert ModalityControls("gaussian_noise", 5).words() == "Gaussian noise, −5 dB SNR"
+
+
+def test_long_robustness_panel_titles_break_before_their_unit():
+    from precal.dashboard.backend.robustness import severity_facets
+
+    titles = dict((n, t) for n, t, _ in severity_facets(["gaussian_noise", "swap"]))
+    assert titles["gaussian_noise"] == "Gaussian noise (dB SNR)"
+    assert titles["swap"] == "Swapped with another sample<br>(% of samples)"
