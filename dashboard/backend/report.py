@@ -145,7 +145,8 @@ def _heatmap_svg(schema: DatasetSchema, modality: str, flat: np.ndarray, ref: Op
     span = (t[-1] - t[0]) if len(t) > 1 else 0.0
     x_ticks = [(f, f"{t[0] + f * span:.2f}" if span else f"{round(f * max(len(t) - 1, 0))}") for f in (0, 0.25, 0.5, 0.75, 1)]
     label = "MFCC / energy coefficient" if "MFCC" in spec.description else "feature"
-    colour = unit or spec.unit or ("coefficient value" if "MFCC" in spec.description else "value")
+    named = unit if unit and unit != "value" else spec.unit
+    colour = named or ("coefficient value" if "MFCC" in spec.description else "value")
     bar = frame_png(np.linspace(hi, lo, 64)[:, None].repeat(4, axis=1), lo, hi)
     return svg.heatmap(rows, f"{title}: features over time (first coefficient at the bottom)", row_ticks, x_ticks,
                        t_label, label, (bar, lo, hi, colour))

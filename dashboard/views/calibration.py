@@ -74,7 +74,8 @@ with guard("probability calibration"):
     table = calibration_table(models)
     st.subheader(f"ECE per model · {ctx.split} ({ctx.splits.size} samples)")
     st.dataframe(_model_and_input(table), hide_index=True, width="stretch",
-                 column_config={"model": st.column_config.TextColumn(width="large"),
+                 column_config={"model": st.column_config.TextColumn(width=270),
+                                "input": st.column_config.TextColumn(width=190),
                                 **{k: st.column_config.NumberColumn(format="%.3f")
                                    for k in ("accuracy", "mean confidence", "ECE")}})
     frame = reliability_frame(models)

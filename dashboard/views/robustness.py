@@ -57,7 +57,8 @@ def _alpha_panel(sub: pd.DataFrame, m: str, gated, facets) -> None:
     cal = cal[cal.groupby("corruption")["severity"].transform("size") > 1]
     if not len(cal):
         return
-    st.plotly_chart(charts.robustness_figure(cal, "alpha_mean", f"mean alpha of {m} ({gated.label.split(' (')[0]}) vs severity",
+    who = gated.label.split(" (")[0] if ctx.comparing else gated.label  # A vs B: the full label ran into the legend
+    st.plotly_chart(charts.robustness_figure(cal, "alpha_mean", f"mean alpha of {m} ({who}) vs severity",
                                              f"mean alpha of {m} (1 = unchanged)", facets, reference=1.0),
                     config=PLOTLY_CONFIG, key=f"rob_alpha_{m}_{gated.role}")
     st.caption(f"A removed {m} has no gate, so removals are left out of this grid.")
