@@ -15,9 +15,11 @@ import torch
 from precal.dashboard.backend.data import SplitBatches, row_of
 from precal.dashboard.backend.pairs import ModelView
 from precal.dashboard.backend.running import forward_views
+from precal.dashboard.backend.url_state import corruption_words
 from precal.dashboard.backend.samples import SampleOutputs, _outputs
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema
+from precal.models.model import UNCALIBRATED
 from precal.robustness.corruptions import apply_corruption
 
 
@@ -69,7 +71,7 @@ def corrupt_rows(batch: Batch, schema: DatasetSchema, settings: Mapping[str, Lab
             note.steps.append("swapped")
         if s.corruption and s.corruption != "swap" and s.severity > 0:
             batch = apply_corruption(batch, m, kind, s.corruption, int(s.severity), seed, pool=pool).batch
-            note.steps.append(f"{s.corruption} s{s.severity}")
+            note.steps.append(corruption_words(s.corruption, s.severity))
         if s.remove:
             batch = apply_corruption(batch, m, kind, "remove_absent", 1, seed, pool=pool).batch
             note.steps.append("removed")
@@ -218,6 +220,12 @@ def lab_update(views: Sequence[ModelView], splits: SplitBatches, index: int,
     for v in views:
         clean_out[v.role], cor_out[v.role] = by_view[v.key]
     return LabResult(index, clean_out, cor_out, batches, notes, time.perf_counter() - start, by_view)
+
+
+def switched_off(view: ModelView) -> ModelView:
+    """A gated model's checkpoint with its calibrator switched off: the 'before calibration' point
+    of the lab's projection. One per gated model shown (A and B may both have gates)."""
+    return ModelView(UNCALIBRATED, view.checkpoint, False, f"calibrator off (same weights as {view.checkpoint.name})")
 
 
 def uncalibrated_cues_note(view: ModelView, pair) -> str:

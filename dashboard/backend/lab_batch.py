@@ -10,7 +10,7 @@ that donor, not the swap.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Collection, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -92,3 +92,23 @@ def run_changes(table: pd.DataFrame) -> pd.DataFrame:
         cor = g[g["input"] == "corrupted"][numbers].iloc[0]
         out.append({"model": model, **{f"Δ {c}": cor[c] - clean[c] for c in numbers}})
     return pd.DataFrame(out)
+
+
+NO_GATES = "n/a (no gates)"
+ABSENT = "n/a (absent)"
+
+
+def readable(table: pd.DataFrame, ungated: Collection[str], signed: bool = False) -> pd.DataFrame:
+    """:func:`run_table` or :func:`run_changes` as text for the page and its CSV: every number to
+    three decimals (``signed``: with its sign), and no empty cell. A model without gates (its label
+    in ``ungated``) has no alpha to report: its alpha cells read ``n/a (no gates)``; any other
+    missing number is a modality absent from every sample of the slice: ``n/a (absent)``. A grid
+    that showed "None" or an empty CSV cell would leave the reader guessing which."""
+    out = table.copy()
+    numbers = [c for c in table.columns if c not in ("model", "input", "samples")]
+    form = "{:+.3f}" if signed else "{:.3f}"
+    for c in numbers:
+        gate = c.startswith(("alpha ", "Δ alpha "))
+        out[c] = [NO_GATES if gate and model in ungated else ABSENT if pd.isna(x) else form.format(float(x))
+                  for model, x in zip(table["model"], table[c])]
+    return out

@@ -84,6 +84,9 @@ def input_svg(schema: DatasetSchema, modality: str, values: np.ndarray, referenc
     spec = schema.modality(modality)
     kind = input_view_kind(spec, schema.extra)
     removed = len(values) == 0
+    # beside a clean reference (the lab) the drawn input is what the model sees; alone (the
+    # explorer) it is the recording itself
+    seen = "model sees" if reference is not None else "as recorded"
     shown = reference if removed and reference is not None else values
     if kind == "frames":
         strip = frame_strip(spec, shown, reference, title)
@@ -94,24 +97,18 @@ def input_svg(schema: DatasetSchema, modality: str, values: np.ndarray, referenc
             rows.append(("clean", [(f"t={t[k]:.2f}s", frame_png(f, lo, hi, strip.colours))
                                    for k, f in zip(strip.picks, strip.reference)]))
         if not removed:
-            rows.append(("model sees", [(f"t={t[k]:.2f}s", frame_png(f, lo, hi, strip.colours))
-                                        for k, f in zip(strip.picks, strip.frames)]))
+            rows.append((seen, [(f"t={t[k]:.2f}s", frame_png(f, lo, hi, strip.colours))
+                                for k, f in zip(strip.picks, strip.frames)]))
         return svg.image_strip(rows, strip.title + (" (removed: clean only)" if removed else ""))
     flat = shown.reshape(len(shown), -1).astype(float)
     ref = reference.reshape(len(reference), -1).astype(float) if reference is not None else None
     if kind == "heatmap":
-        lo, hi = float(np.nanmin(ref if ref is not None else flat)), float(np.nanmax(ref if ref is not None else flat))
-        rows = []
-        if ref is not None:
-            rows.append(("clean", [("time →", frame_png(ref.T[::-1], lo, hi))]))
-        if not removed:
-            rows.append(("model sees", [("time →", frame_png(flat.T[::-1], lo, hi))]))
-        return svg.image_strip(rows, f"{title}: features over time (first coefficient at the bottom)", cell=(96, 360))
+        return _heatmap_svg(schema, modality, flat, ref, removed, seen, original_steps, title, unit)
     if kind == "vector" or flat.shape[0] == 1:
         x = np.arange(flat.shape[1])
         series = {"clean": ref[0] if ref is not None else np.full(len(x), np.nan)}
         if not removed:
-            series["model sees"] = flat[0]
+            series[seen] = flat[0]
         return svg.line_chart(x, series, title, "feature index", unit or "value")
     t, t_label = time_axis(len(flat), spec, original_steps)
     names = schema.feature_names(modality)
@@ -122,9 +119,37 @@ def input_svg(schema: DatasetSchema, modality: str, values: np.ndarray, referenc
             series[f"clean · {name}"] = np.interp(t, np.linspace(t[0], t[-1], len(ref)) if len(ref) > 1 else t, ref[:, j]) \
                 if len(ref) != len(t) else ref[:, j]
         if not removed:
-            series[f"model sees · {name}"] = flat[:, j]
+            series[f"{seen} · {name}"] = flat[:, j]
     return svg.line_chart(t, series, f"{title} (first {min(3, flat.shape[1])} of {flat.shape[1]} channels)",
                           t_label, unit or "value")
+
+
+def _heatmap_svg(schema: DatasetSchema, modality: str, flat: np.ndarray, ref: Optional[np.ndarray], removed: bool,
+                 seen: str, original_steps: Optional[int], title: str, unit: str) -> str:
+    """A feature stream (MFCC) as feature × time heatmaps, first coefficient at the bottom as in the
+    lab, with coefficient names on the vertical axis, time in seconds and a colour bar in the
+    values' unit: without them the picture says nothing about what changed by how much."""
+    spec = schema.modality(modality)
+    base = ref if ref is not None else flat
+    lo, hi = float(np.nanmin(base)), float(np.nanmax(base))
+    rows = []
+    if ref is not None:
+        rows.append(("clean", frame_png(ref.T[::-1], lo, hi)))
+    if not removed:
+        rows.append((seen, frame_png(flat.T[::-1], lo, hi)))
+    names = list(schema.feature_names(modality)) or [str(k) for k in range(flat.shape[1])]
+    count = len(names)
+    picks = sorted({int(round(k)) for k in np.linspace(0, count - 1, min(count, 7))})
+    row_ticks = [((k + 0.5) / count, names[k]) for k in picks]
+    t, t_label = time_axis(len(flat), spec, original_steps)
+    span = (t[-1] - t[0]) if len(t) > 1 else 0.0
+    x_ticks = [(f, f"{t[0] + f * span:.2f}" if span else f"{round(f * max(len(t) - 1, 0))}") for f in (0, 0.25, 0.5, 0.75, 1)]
+    label = "MFCC / energy coefficient" if "MFCC" in spec.description else "feature"
+    named = unit if unit and unit != "value" else spec.unit
+    colour = named or ("coefficient value" if "MFCC" in spec.description else "value")
+    bar = frame_png(np.linspace(hi, lo, 64)[:, None].repeat(4, axis=1), lo, hi)
+    return svg.heatmap(rows, f"{title}: features over time (first coefficient at the bottom)", row_ticks, x_ticks,
+                       t_label, label, (bar, lo, hi, colour))
 
 
 def prediction_cards(outputs: Sequence[Tuple[str, SampleOutputs, Optional[SampleOutputs]]], true_class: str) -> str:
@@ -143,7 +168,8 @@ def prediction_cards(outputs: Sequence[Tuple[str, SampleOutputs, Optional[Sample
     return "".join(cards)
 
 
-def probability_svg(outputs: Sequence[Tuple[str, SampleOutputs]], true_class: str, k: int = 5) -> str:
+def probability_svg(outputs: Sequence[Tuple[str, SampleOutputs]], true_class: str, k: int = 5,
+                    title: str = "class probabilities (✓ = true class)") -> str:
     """Top-k class probabilities of every model (the union of their top classes), as bars."""
     classes: List[str] = []
     for _, o in outputs:
@@ -153,7 +179,12 @@ def probability_svg(outputs: Sequence[Tuple[str, SampleOutputs]], true_class: st
         names = o.class_names
         series[label] = [float(o.probabilities[names.index(c)]) if c in names else None for c in classes]
     cats = [f"{c} ✓" if c == true_class else c for c in classes]
-    return svg.bar_chart(cats, series, "class probabilities (✓ = true class)", "probability (0–1)", domain=(0.0, 1.0))
+    return svg.bar_chart(cats, series, title, "probability (0–1)", domain=(0.0, 1.0))
+
+
+NO_GATES_NOTE = "no gates: alpha fixed at 1, cues unused"
+"""Said beside a model without a calibrator (or with it switched off): its alpha is 1 whatever its
+cues, and a trained baseline's cues come from a calibrator left at initialisation."""
 
 
 def cue_table(rows: Sequence[Tuple[str, SampleOutputs, Optional[SampleOutputs]]]) -> pd.DataFrame:
@@ -172,7 +203,8 @@ def cue_table(rows: Sequence[Tuple[str, SampleOutputs, Optional[SampleOutputs]]]
                     row[f"Δ {q}"] = now - before
                 else:
                     row[q] = now
-            row["note"] = "" if shown.present[i] and (clean is None or clean.present[i]) else ABSENT
+            row["note"] = ABSENT if not (shown.present[i] and (clean is None or clean.present[i])) else \
+                "" if shown.calibration else NO_GATES_NOTE
             out.append(row)
     return pd.DataFrame(out)
 
@@ -181,6 +213,19 @@ def explanation_lines(outputs: SampleOutputs, first: Sequence[str] = ()) -> List
     """:mod:`precal.explain`'s sentence for every modality's gate, the ``first`` ones first."""
     order = list(first) + [m for m in outputs.modalities if m not in first]
     return [outputs.explain(m).sentence for m in order if m in outputs.modalities]
+
+
+def link_facts(link: str) -> List[Tuple[str, str]]:
+    """The report's way back to the view. A report is opened from a file, where a relative
+    ``/lab?…`` leads nowhere: an absolute address (the page knew the server's) is given as is;
+    otherwise only the view's parameters, to append to the dashboard's address."""
+    if not link:
+        return []
+    if link.startswith(("http://", "https://")):
+        return [("link to this view", link)]
+    path, _, query = link.partition("?")
+    return [("view parameters", query or path),
+            ("to reopen", f"append to the dashboard's address: …{path}?{query}" if query else path)]
 
 
 def sample_report(title: str, facts: Sequence[Tuple[str, str]], true_class: str,
@@ -192,13 +237,16 @@ def sample_report(title: str, facts: Sequence[Tuple[str, str]], true_class: str,
     (label, outputs shown, clean outputs or None); ``inputs``: SVG figures; ``gated``: the outputs
     whose gates are explained."""
     rep = Report(title)
-    rep.facts(list(facts) + ([("link to this view", link)] if link else []))
+    rep.facts(list(facts) + link_facts(link))
     rep.heading("Predictions")
     rep.raw(prediction_cards(models, true_class))
-    rep.figure(probability_svg([(label, shown) for label, shown, _ in models], true_class))
-    if any(clean is not None for _, _, clean in models):
-        rep.figure(probability_svg([(f"{label} · clean", clean) for label, _, clean in models if clean is not None],
-                                   true_class))
+    compared = any(clean is not None for _, _, clean in models)
+    rep.figure(probability_svg([(label, shown) for label, shown, _ in models], true_class,
+                               title="class probabilities on the corrupted input (✓ = true class)" if compared
+                               else "class probabilities (✓ = true class)"))
+    if compared:
+        rep.figure(probability_svg([(label, clean) for label, _, clean in models if clean is not None], true_class,
+                                   title="class probabilities on the clean input (✓ = true class)"))
     rep.heading("Inputs")
     for figure in inputs:
         rep.figure(figure)
@@ -207,6 +255,11 @@ def sample_report(title: str, facts: Sequence[Tuple[str, str]], true_class: str,
     rep.text("alpha scales a modality's features before fusion (1 = unchanged); support: agreement with what the "
              "other modalities predict about it (cosine); conflict: distance from it. A model without a calibrator "
              "(or with it switched off) has alpha fixed at 1.", muted=True)
+    if any(not shown.calibration for _, shown, _ in models):
+        rep.text("Rows marked \"" + NO_GATES_NOTE + "\": that model fuses its inputs as they are. Its support and "
+                 "conflict are what a calibrator would read, not what the model uses: with the calibrator switched "
+                 "off they are the calibrated model's readings, ignored; for a model trained without one they come "
+                 "from a calibrator left at initialisation and mean nothing.", muted=True)
     if gated is not None:
         rep.heading("Why each gate is where it is (relative to a typical sample)")
         rep.raw("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in explanation_lines(gated, changed)) + "</ul>")

@@ -22,7 +22,7 @@ from precal.dashboard.backend.running import code_key, model_lock
 from precal.data.schema import DatasetSchema
 from precal.robustness.corruptions import CORRUPTIONS, corruptions_for
 from precal.robustness.engine import SweptModel, sweep, sweep_plan
-from precal.robustness.table import AUROC_COLUMNS, read_table, summarise
+from precal.robustness.table import AUROC_COLUMNS, corrupted_alpha, read_table, summarise
 
 ROBUSTNESS_FILES = ("robustness.csv", "robustness.parquet")
 
@@ -35,6 +35,31 @@ def find_robustness_table(pair: ModelPair) -> Optional[Path]:
                 if (folder / name).is_file():
                     return folder / name
     return None
+
+
+def find_robustness_tables(pair: ModelPair) -> List[Path]:
+    """Every stored sweep table of the pair's checkpoints, one per folder. Two checkpoints compared
+    (A vs B) each keep their own ``robustness.csv``: the first alone holds only A's rows."""
+    out: List[Path] = []
+    for ckpt in pair.checkpoints:
+        for folder in (ckpt.path, ckpt.path.parent):
+            found = next((folder / n for n in ROBUSTNESS_FILES if (folder / n).is_file()), None)
+            if found is not None and found not in out:
+                out.append(found)
+                break
+    return out
+
+
+def read_robustness_tables(paths: Sequence[Path], pair: ModelPair) -> pd.DataFrame:
+    """The pair's rows of several stored tables, together; a checkpoint found in more than one keeps
+    the rows of the first table that holds it (the same sweep is not counted twice)."""
+    frames, seen = [], set()
+    for path in paths:
+        frame = read_robustness_table(path, pair)
+        frame = frame[~frame["checkpoint"].astype(str).isin(seen)]
+        seen |= set(frame["checkpoint"].astype(str))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def read_robustness_table(path: Path, pair: ModelPair) -> pd.DataFrame:
@@ -115,6 +140,10 @@ POINTS_ONLY = ("remove_absent", "remove_zero")
 line between "present" and "removed" would suggest values in between)."""
 
 
+FACET_TITLE_CHARS = 28
+"""Longest panel title (corruption title and unit) kept on one line."""
+
+
 def severity_facets(corruptions: Sequence[str]) -> List[Tuple[str, str, List[str]]]:
     """(corruption, panel title with its unit, tick label per severity 0-5) for the corruptions
     given, in the catalogue's order (the same order on every grid of the page). Tick labels are the
@@ -129,18 +158,33 @@ def severity_facets(corruptions: Sequence[str]) -> List[Tuple[str, str, List[str
         elif c.unit == "on/off":
             out.append((name, c.title, ["clean"] + ["on"] * 5))
         else:
-            out.append((name, f"{c.title} ({c.unit})", ["clean"] + [f"{v:g}" for v in c.levels]))
+            # a long title breaks before its unit: in the third of three panels it ran off the figure
+            sep = "<br>" if len(c.title) + len(c.unit) > FACET_TITLE_CHARS else " "
+            out.append((name, f"{c.title}{sep}({c.unit})", ["clean"] + [f"{v:g}" for v in c.levels]))
     extra = [n for n in dict.fromkeys(corruptions) if n not in CORRUPTIONS]
     return out + [(n, n, ["0", "1", "2", "3", "4", "5"]) for n in extra]
 
 
-def summary_for_display(summary: pd.DataFrame, modality: str) -> pd.DataFrame:
+def summary_labels(names: Optional[Tuple[str, str]] = None) -> Dict[str, str]:
+    """The summary's column labels. ``names``: the two models' labels when they are not a calibrated
+    model and its baseline (A vs B: both may be calibrated), so RR and ER say whose they are."""
+    if names is None:
+        return SUMMARY_COLUMNS
+    a, b = names
+    return {**SUMMARY_COLUMNS, "rr_calibrated": f"RR {a}", "rr_uncalibrated": f"RR {b}",
+            "effective_robustness": f"ER of {a} against {b}",
+            "auroc_support": f"AUROC support ({a})", "auroc_conflict": f"AUROC conflict ({a})",
+            "auroc_alpha": f"AUROC 1 − alpha ({a})"}
+
+
+def summary_for_display(summary: pd.DataFrame, modality: str,
+                        names: Optional[Tuple[str, str]] = None) -> pd.DataFrame:
     """One modality's rows of :func:`robustness_summary` as the page shows them: titled corruptions,
-    the labels of :data:`SUMMARY_COLUMNS`, and text instead of empty cells (an AUROC of a removed
+    the labels of :func:`summary_labels`, and text instead of empty cells (an AUROC of a removed
     modality does not exist: it has no gate and no cues)."""
     sub = summary[summary["modality"] == modality].drop(columns="modality")
     titles = corruption_titles()
-    out = sub.assign(corruption=sub["corruption"].map(lambda c: titles.get(c, c))).rename(columns=SUMMARY_COLUMNS)
+    out = sub.assign(corruption=sub["corruption"].map(lambda c: titles.get(c, c))).rename(columns=summary_labels(names))
     for col in out.columns:
         if col == "corruption":
             continue
@@ -168,6 +212,15 @@ def by_column(frame: pd.DataFrame, views: Sequence[ModelView]) -> pd.DataFrame:
     out = frame[keep].copy()
     out["role"] = [keys[k] for k, ok in zip(pairs, keep) if ok]
     return out.reset_index(drop=True)
+
+
+def gated_alpha(frame: pd.DataFrame, views: Sequence[ModelView]) -> np.ndarray:
+    """Per row, the mean alpha of the corrupted modality for the rows of a gated model (NaN for the
+    others). The table's own rule reads the role ``calibrated``; after :func:`by_column` the roles
+    are the views' (``model A``), so whether a row has gates is asked of its view."""
+    gated = {v.role for v in views if v.calibration}
+    roles = ["calibrated" if r in gated or r == "calibrated" else "uncalibrated" for r in frame["role"].astype(str)]
+    return corrupted_alpha(frame.assign(role=roles))
 
 
 def comparison_summary(frame: pd.DataFrame, views: Sequence[ModelView]) -> Optional[pd.DataFrame]:

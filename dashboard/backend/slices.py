@@ -28,6 +28,20 @@ def groupings(data: MultimodalData) -> List[str]:
     return out
 
 
+def grouping_choices(data: MultimodalData, splits: SplitBatches) -> Tuple[List[str], List[str]]:
+    """The groupings worth offering on this split, and those left out. A group with a single value
+    on the split (AVLetters' test split is all repetition ``r3``) is one row that repeats the split's
+    totals, so it is left out and named instead; the class is always offered. The first offered is
+    the default: a real group before the class."""
+    offered: List[str] = []
+    single: List[str] = []
+    for g in data.groups:
+        (offered if len(set(slice_labels(data, splits, g))) > 1 else single).append(g)
+    if data.schema.task == "classification":
+        offered.append(BY_CLASS)
+    return offered, single
+
+
 def slice_labels(data: MultimodalData, splits: SplitBatches, grouping: str) -> np.ndarray:
     """Each sample's slice (a string) in the split's row order."""
     idx = splits.indices

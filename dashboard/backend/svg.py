@@ -52,7 +52,7 @@ def bar_chart(categories: Sequence[str], series: Mapping[str, Sequence[Optional[
     names = list(series)
     bar_h, gap = 12, 8
     row_h = bar_h * len(names) + gap
-    left, top = 150, 44
+    left, top = 150, 36 + _legend_height(len(names))
     plot_w = width - left - 70
     height = top + row_h * len(categories) + 46
     values = [float(v) for s in series.values() for v in s if _finite(v)]
@@ -90,18 +90,28 @@ def bar_chart(categories: Sequence[str], series: Mapping[str, Sequence[Optional[
         body.append(f"<line x1='{x(reference):.1f}' x2='{x(reference):.1f}' y1='{top - 4}' y2='{height - 40}' "
                     "stroke='black' stroke-dasharray='4 3'/>")
     body.append(f"<text x='{left + plot_w / 2:.1f}' y='{height - 12}' text-anchor='middle'>{_esc(x_label)}</text>")
-    body += _legend(names, width - 10, 30)
+    body += _legend(names, 8, 32)
     return _svg(width, height, body, title)
 
 
-def _legend(names: Sequence[str], right: float, y: float, dashes: Optional[Mapping[str, str]] = None) -> List[str]:
+LEGEND_ROW = 14
+"""Height of one legend entry. Entries stand one under the other below the title, each with its
+full name: model labels ("calibrated (avletters_conv_calon)") are long, and side by side at a
+fixed spacing they were cut mid-word."""
+
+
+def _legend(names: Sequence[str], x: float, y: float, dashes: Optional[Mapping[str, str]] = None) -> List[str]:
     out = []
-    for k, name in enumerate(reversed(list(names))):
-        colour = PALETTE[(len(names) - 1 - k) % len(PALETTE)]
-        xx = right - 150 * (k + 1)
-        out.append(f"<rect x='{xx}' y='{y - 8}' width='10' height='10' fill='{colour}'/>"
-                   f"<text x='{xx + 14}' y='{y + 1}' font-size='10'>{_esc(str(name)[:26])}</text>")
+    for k, name in enumerate(names):
+        colour = PALETTE[k % len(PALETTE)]
+        yy = y + LEGEND_ROW * k
+        out.append(f"<rect x='{x}' y='{yy - 8}' width='10' height='10' fill='{colour}'/>"
+                   f"<text x='{x + 14}' y='{yy + 1}' font-size='10'>{_esc(str(name)[:90])}</text>")
     return out
+
+
+def _legend_height(count: int) -> int:
+    return LEGEND_ROW * count + 6
 
 
 def line_chart(x: Sequence[float], series: Mapping[str, Sequence[float]], title: str, x_label: str, y_label: str,
@@ -109,6 +119,10 @@ def line_chart(x: Sequence[float], series: Mapping[str, Sequence[float]], title:
                legend: bool = True) -> str:
     """Lines over a shared x axis (NaN breaks a line), with axes, ticks and a legend."""
     left, right, top, bottom = 60, 20, 40, 44
+    shows_legend = legend and len(series) <= 8
+    if shows_legend:  # the plot keeps its height; the legend adds to the figure's
+        top += _legend_height(len(series))
+        height += _legend_height(len(series))
     pw, ph = width - left - right, height - top - bottom
     xs = [float(v) for v in x]
     ys = [float(v) for s in series.values() for v in s if _finite(v)]
@@ -151,8 +165,8 @@ def line_chart(x: Sequence[float], series: Mapping[str, Sequence[float]], title:
     body.append(f"<text x='{left + pw / 2:.1f}' y='{height - 8}' text-anchor='middle'>{_esc(x_label)}</text>")
     body.append(f"<text transform='translate(14,{top + ph / 2:.1f}) rotate(-90)' text-anchor='middle'>"
                 f"{_esc(y_label)}</text>")
-    if legend and len(series) <= 8:
-        body += _legend(list(series), width - 10, 30)
+    if shows_legend:
+        body += _legend(list(series), 8, 34)
     return _svg(width, height, body, title)
 
 
@@ -215,4 +229,45 @@ def image_strip(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], title: st
             body.append(f"<image x='{xx}' y='{y}' width='{w}' height='{h}' href='{url}' "
                         f"preserveAspectRatio='none'/>"
                         f"<text x='{xx + w / 2}' y='{y + h + 12}' text-anchor='middle' font-size='9'>{_esc(caption)}</text>")
+    return _svg(width, height, body, title)
+
+
+def heatmap(rows: Sequence[Tuple[str, str]], title: str, row_ticks: Sequence[Tuple[float, str]],
+            x_ticks: Sequence[Tuple[float, str]], x_label: str, y_label: str,
+            colour_bar: Tuple[str, float, float, str], cell: Tuple[int, int] = (110, 420)) -> str:
+    """Feature-by-time images (PNG data URLs), one per named row (clean, corrupted), with what a
+    reader needs to read them: labelled feature ticks (``row_ticks``: fraction from the bottom,
+    label), time ticks (fraction from the left), axis titles, and a colour bar (``colour_bar``: a
+    vertical PNG from high to low, its low and high values and its title, e.g. the unit)."""
+    h, w = cell
+    left, top, gap = 150, 36, 34
+    bar_x = left + w + 24
+    width = bar_x + 120
+    height = top + len(rows) * (h + gap) + 20
+    body = []
+    for r, (name, url) in enumerate(rows):
+        y = top + r * (h + gap)
+        body.append(f"<text x='12' y='{y + h / 2:.1f}' font-weight='bold'>{_esc(name)}</text>"
+                    f"<image x='{left}' y='{y}' width='{w}' height='{h}' href='{url}' preserveAspectRatio='none'/>"
+                    f"<rect x='{left}' y='{y}' width='{w}' height='{h}' fill='none' stroke='#999'/>")
+        for frac, label in row_ticks:
+            yy = y + h * (1 - frac)
+            body.append(f"<line x1='{left - 3}' x2='{left}' y1='{yy:.1f}' y2='{yy:.1f}' stroke='#555'/>"
+                        f"<text x='{left - 5}' y='{yy:.1f}' text-anchor='end' dominant-baseline='middle' "
+                        f"font-size='10' fill='#333'>{_esc(label)}</text>")
+        for frac, label in x_ticks:
+            xx = left + w * frac
+            body.append(f"<line x1='{xx:.1f}' x2='{xx:.1f}' y1='{y + h}' y2='{y + h + 3}' stroke='#555'/>"
+                        f"<text x='{xx:.1f}' y='{y + h + 14}' text-anchor='middle' font-size='10' "
+                        f"fill='#333'>{_esc(label)}</text>")
+        body.append(f"<text transform='translate({left - 44},{y + h / 2:.1f}) rotate(-90)' text-anchor='middle' "
+                    f"font-size='10' fill='#555'>{_esc(y_label)}</text>")
+    body.append(f"<text x='{left + w / 2:.1f}' y='{height - 6}' text-anchor='middle'>{_esc(x_label)}</text>")
+    url, lo, hi, bar_title = colour_bar
+    bar_h = min(160, len(rows) * (h + gap) - gap)
+    body.append(f"<text x='{bar_x}' y='{top - 6}' font-size='10'>{_esc(bar_title)}</text>"
+                f"<image x='{bar_x}' y='{top}' width='14' height='{bar_h}' href='{url}' preserveAspectRatio='none'/>"
+                f"<rect x='{bar_x}' y='{top}' width='14' height='{bar_h}' fill='none' stroke='#999'/>"
+                f"<text x='{bar_x + 18}' y='{top + 8}' font-size='10'>{hi:.3g}</text>"
+                f"<text x='{bar_x + 18}' y='{top + bar_h}' font-size='10'>{lo:.3g}</text>")
     return _svg(width, height, body, title)

@@ -14,12 +14,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from precal.robustness.corruptions import CORRUPTIONS
+
 SIDEBAR_PARAMS = ("cmp", "pair", "ref", "a", "b", "split", "sample")
 """Parameters every page carries: which models, which split, which sample."""
 
 INPUT_MODES = ("keep", "remove", "swap")
 DONOR_RANDOM = "random"
 DONOR_CONFLICT = "conflict"
+
+
+def corruption_words(name: str, severity: int) -> str:
+    """A corruption at a severity as the reader knows it: the catalogue's title and the level in its
+    unit ("Gaussian noise, −5 dB SNR"), not the internal id ("gaussian_noise s5"). A name outside the
+    catalogue (a link from another version) keeps its id."""
+    c = CORRUPTIONS.get(name)
+    if c is None:
+        return f"{name} s{severity}"
+    if c.unit == "on/off":
+        return c.title
+    level = c.level_label(int(severity)).split(": ", 1)[-1]
+    return f"{c.title}, {level.replace('-', '−')}"
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,7 @@ class ModalityControls:
                                       " (most conflicting donor)" if self.donor == DONOR_CONFLICT
                                       else f" with {self.donor}"))
         if self.corruption and self.severity > 0:
-            parts.append(f"{self.corruption} s{self.severity}")
+            parts.append(corruption_words(self.corruption, self.severity))
         if self.mode == "remove":
             parts.append("removed")
         return ", ".join(parts) or "as is"

@@ -118,8 +118,9 @@ def heatmap_chart(t: np.ndarray, values: np.ndarray, rows: Sequence[str], refere
         "value": np.concatenate([p[3] for p in parts]) if parts else np.zeros(0),
     })
     step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    height, labelled = _feature_rows(rows)
     return top_level(title, {
-        "data": {"name": "features"}, "width": 620, "height": 150,
+        "data": {"name": "features"}, "width": 620, "height": height,
         "transform": [{"calculate": f"datum.time + {step}", "as": "time_end"}],
         "mark": {"type": "rect"},
         "encoding": {
@@ -128,7 +129,7 @@ def heatmap_chart(t: np.ndarray, values: np.ndarray, rows: Sequence[str], refere
             "x2": {"field": "time_end"},
             # first coefficient at the bottom, as in the explorer's heatmap (and as MFCCs are drawn)
             "y": {"field": "feature", "type": "ordinal", "sort": list(rows)[::-1], "title": row_title,
-                  "axis": {"labelFontSize": 8}},
+                  "axis": {"labelFontSize": 11, "values": labelled}},
             "color": {"field": "value", "type": "quantitative", "title": colour_title,
                       "scale": {"scheme": "redblue", "reverse": True, "domain": [-limit, limit], "clamp": True}},
             "tooltip": [{"field": "feature"}, {"field": "time", "format": ".2f"},
@@ -136,6 +137,21 @@ def heatmap_chart(t: np.ndarray, values: np.ndarray, rows: Sequence[str], refere
         },
         "datasets": {"features": table},
     })
+
+
+ROW_PIXELS = 10
+"""Height of one feature row of a heatmap (within 150-300 px for the whole panel)."""
+LABEL_PIXELS = 14
+"""Least vertical room per tick label: an 11 px label every row of 26 was squeezed to 6 px."""
+
+
+def _feature_rows(rows: Sequence[str]) -> Tuple[int, List[str]]:
+    """A heatmap panel's height and the feature names labelled on its axis: every row while they
+    fit at a readable size, else every k-th, the first coefficient always among them."""
+    n = max(1, len(rows))
+    height = int(min(300, max(150, ROW_PIXELS * n)))
+    every = max(1, int(np.ceil(LABEL_PIXELS / (height / n))))
+    return height, [str(r) for r in list(rows)[::every]]
 
 
 def skeleton_chart(joints: np.ndarray, times: Sequence[float], picks: Sequence[int], bones: Sequence[Tuple[int, int]],
@@ -182,26 +198,35 @@ tick label per feature) become an unreadable strip at hundreds of features."""
 def vector_chart(values: np.ndarray, names: Sequence[str], reference: Optional[np.ndarray], title: str,
                  unit: str) -> Spec:
     """One value per feature, clean and corrupted side by side (bars), or, for a long vector (e.g.
-    a 1024-d embedding), two lines over the feature index."""
+    a 1024-d embedding), two lines over the feature index.
+
+    The feature axis is labelled by index, level (names such as ``vector_1[15]`` stand upright and
+    eat the drawing's height; the hover gives the name), the value axis spans the values with a
+    few ticks, and the chart's height is set for the whole drawing (Streamlit fits the spec's
+    height around axes and title, so the plot itself must be given room)."""
     long = len(names) >= LONG_VECTOR
     rows = [{"feature": str(n), "index": k, "input": name, "value": float(v)}
             for name, arr in (("clean", reference), ("corrupted", values)) if arr is not None
             for k, (n, v) in enumerate(zip(names, np.asarray(arr).reshape(-1)))]
     colour = {"field": "input", "type": "nominal", "title": "input",
               "scale": {"domain": ["clean", "corrupted"], "range": [CLEAN_GREY, "#d62728"]}}
-    y = {"field": "value", "type": "quantitative", "title": f"value ({unit})" if unit else "value"}
+    y = {"field": "value", "type": "quantitative", "title": f"value ({unit})" if unit else "value",
+         "axis": {"tickCount": 6, "grid": True}}
+    tooltip = [{"field": "feature"}, {"field": "input"}, {"field": "value", "format": ".3f"}]
     if long:
         body = {"mark": {"type": "line", "strokeWidth": 1, "interpolate": "step-after"},
                 "encoding": {"x": {"field": "index", "type": "quantitative",
                                    "title": f"feature index (0–{len(names) - 1})"},
-                             "y": y, "color": colour,
-                             "tooltip": [{"field": "feature"}, {"field": "input"},
-                                         {"field": "value", "format": ".3f"}]}}
+                             "y": y, "color": colour, "tooltip": tooltip}}
     else:
         body = {"mark": {"type": "bar"},
-                "encoding": {"x": {"field": "feature", "type": "nominal", "sort": [str(n) for n in names],
-                                   "title": "feature"},
+                "encoding": {"x": {"field": "index", "type": "ordinal", "title": "feature (index; hover for its name)",
+                                   "axis": {"labelAngle": 0}},
                              "xOffset": {"field": "input", "type": "nominal", "sort": ["clean", "corrupted"]},
-                             "y": y, "color": colour}}
-    return top_level(title, {"data": {"name": "vector"}, "width": 620, "height": 200, **body,
+                             "y": y, "color": colour, "tooltip": tooltip}}
+    return top_level(title, {"data": {"name": "vector"}, "width": 620, "height": VECTOR_HEIGHT, **body,
                              "datasets": {"vector": pa.Table.from_pylist(rows)}})
+
+
+VECTOR_HEIGHT = 300
+"""Height of the vector drawing, title and axes included (see :func:`vector_chart`)."""

@@ -8,7 +8,8 @@ read exactly the file a click would give.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from typing import Callable, Mapping, Union
+from urllib.parse import urlencode, urlsplit
 
 import pandas as pd
 import streamlit as st
@@ -39,3 +40,29 @@ def download_svg(make: Callable[[], str], file_name: str, key: str, label: str =
 def safe_name(text: str) -> str:
     """A file name part from ids and labels (letters, digits, dot, dash, underscore)."""
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in str(text))[:80]
+
+
+def view_link(page: str, params: Mapping[str, str]) -> str:
+    """The address of a view for a report, absolute when the server's address is known: a report is
+    opened from a file, where ``/lab?…`` leads nowhere. The address is the one this page was served
+    from (``st.context.url``, any path prefix kept); without it the link stays relative and the
+    report prints its parameters instead (:func:`precal.dashboard.backend.report.link_facts`)."""
+    query = urlencode({k: str(v) for k, v in params.items()})
+    base = _served_from()
+    path = f"{base}/{page}" if base else f"/{page}"
+    return f"{path}?{query}" if query else path
+
+
+def _served_from() -> str:
+    """``scheme://host:port[/prefix]`` of the page being served, or "" if Streamlit does not say."""
+    try:
+        url = st.context.url
+    except Exception:  # noqa: BLE001 (no browser context: tests, bare mode)
+        return ""
+    if not url:
+        return ""
+    parts = urlsplit(str(url))
+    if not parts.scheme or not parts.netloc:
+        return ""
+    prefix = parts.path.rstrip("/").rsplit("/", 1)[0]
+    return f"{parts.scheme}://{parts.netloc}{prefix}"

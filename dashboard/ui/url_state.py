@@ -10,7 +10,7 @@ parameters and values lives in :mod:`precal.dashboard.backend.url_state`.
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, NoReturn, Optional
 
 import streamlit as st
 
@@ -51,6 +51,15 @@ def restore_page(page: str) -> None:
             continue
         like = True if name in BOOL_PARAMS else 0 if name in INT_PARAMS else st.session_state.get(key, raw)
         st.session_state[key] = decode_value(raw, like)
+    write(page)  # the sidebar's state at once: the address is right even if the page stops early
+
+
+def stop(page: str) -> NoReturn:
+    """``st.stop()`` after writing this page's state to the address bar. After ``st.stop()`` nothing
+    more reaches the browser (app.py's final write included), so a page that stops early (no row
+    selected, nothing to show) must write its URL first or a copied link loses the view."""
+    write(page)
+    st.stop()
 
 
 def page_values(page: str) -> Dict[str, str]:

@@ -1,11 +1,13 @@
 """Probability calibration (not the pre-fusion calibrator): do the models' predicted probabilities
 match how often they are right? Reliability diagram and ECE, clean and under a corruption."""
 
+import pandas as pd
 import streamlit as st
 
 from precal.dashboard.backend import svg
 from precal.dashboard.backend.lab import LabSetting
 from precal.dashboard.backend.lab_batch import run_on_rows
+from precal.dashboard.backend.url_state import corruption_words
 from precal.dashboard.backend.probability import bins_by_model, calibration_table, labelled, reliability_frame
 from precal.dashboard.charts.calibration import reliability_chart
 from precal.dashboard.ui import url_state
@@ -33,10 +35,19 @@ def _corrupted(key: str, split: str, modality: str, corruption: str, severity: i
     return run_on_rows(_views, _splits, settings, 0, None, _clean).corrupted
 
 
+def _model_and_input(table: pd.DataFrame) -> pd.DataFrame:
+    """The model and its input in two columns: "calibrated (avletters_conv_calon) · audio: Gaussian
+    noise, 5 dB SNR" in one cell was cut off mid-name in the table."""
+    model, _, what = table["model"].astype(str).str.partition(" · ").T.values
+    out = table.assign(model=model)
+    out.insert(1, "input", what)
+    return out
+
+
 with guard("probability calibration"):
     if schema.task != "classification":
         st.info("Probability calibration needs class probabilities: this data set is a regression.")
-        st.stop()
+        url_state.stop("calibration")
     clean = {v.role: ctx.predictions(v) for v in ctx.views}
     c1, c2, c3 = st.columns(3)
     mods = list(schema.modality_names)
@@ -58,13 +69,15 @@ with guard("probability calibration"):
     what = "clean"
     if corr != NONE:
         cor = _corrupted(ctx.pair.cache_key, ctx.split, m, corr, int(sev), list(ctx.views), ctx.splits, clean)
-        what = f"{m}: {get_corruption(corr).title}, {get_corruption(corr).level_label(int(sev))}"
+        what = f"{m}: {corruption_words(corr, int(sev))}"
         models.update(labelled([(v.label, cor[v.role]) for v in ctx.views], what))
     table = calibration_table(models)
     st.subheader(f"ECE per model · {ctx.split} ({ctx.splits.size} samples)")
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={k: st.column_config.NumberColumn(format="%.3f")
-                                for k in ("accuracy", "mean confidence", "ECE")})
+    st.dataframe(_model_and_input(table), hide_index=True, width="stretch",
+                 column_config={"model": st.column_config.TextColumn(width=270),
+                                "input": st.column_config.TextColumn(width=190),
+                                **{k: st.column_config.NumberColumn(format="%.3f")
+                                   for k in ("accuracy", "mean confidence", "ECE")}})
     frame = reliability_frame(models)
     left, right = st.columns([3, 2])
     with left:
@@ -76,7 +89,7 @@ with guard("probability calibration"):
         if corr != NONE:
             st.markdown(f"Corrupted: **{what}**, the whole split, seed 0 (the sweep's corruption).")
     c1, c2, c3, _ = st.columns([1, 1, 1, 2])
-    download_csv(table, f"precal-ece-{safe_name(ctx.split)}.csv", "pc_csv", "ECE table (CSV)", where=c1)
+    download_csv(_model_and_input(table), f"precal-ece-{safe_name(ctx.split)}.csv", "pc_csv", "ECE table (CSV)", where=c1)
     download_csv(frame, f"precal-reliability-{safe_name(ctx.split)}.csv", "pc_bins_csv", "Bins (CSV)", where=c2)
     download_svg(lambda: svg.reliability_diagram(bins_by_model(models), f"reliability diagram · {ctx.split}"),
                  f"precal-reliability-{safe_name(ctx.split)}.svg", "pc_svg", "Diagram (SVG)", where=c3)

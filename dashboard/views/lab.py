@@ -14,15 +14,16 @@ import streamlit as st
 from precal.dashboard.backend.data import row_of
 from precal.dashboard.backend.embeddings import FUSED, pre_post_features, projection_key
 from precal.dashboard.backend.formatting import fmt_shape
-from precal.dashboard.backend.inputs import geometry_note, model_input, model_input_unit
-from precal.dashboard.backend.lab import LabSetting, donor_candidates, lab_update, most_conflicting_donor
-from precal.dashboard.backend.lab_batch import run_changes, run_on_rows, run_table
+from precal.dashboard.backend.inputs import geometry_note, input_view_kind, model_input, model_input_unit
+from precal.dashboard.backend.lab import (LabSetting, donor_candidates, lab_update, most_conflicting_donor,
+                                          switched_off)
+from precal.dashboard.backend.lab_batch import readable, run_changes, run_on_rows, run_table
 from precal.dashboard.backend.report import input_svg, sample_report
 from precal.dashboard.backend.slices import groupings, slice_labels, slice_members
 from precal.dashboard.backend.url_state import (DONOR_CONFLICT, DONOR_RANDOM, LabState, ModalityControls,
                                                 lab_params, parse_lab_params)
 from precal.dashboard.ui import url_state
-from precal.dashboard.ui.exports import download, download_csv, safe_name
+from precal.dashboard.ui.exports import download, download_csv, safe_name, view_link
 from precal.dashboard.charts import figures as charts, lab as lab_charts
 from precal.dashboard.ui.background import pause_background_work
 from precal.dashboard.ui.context import context, guard, select_sample
@@ -119,7 +120,10 @@ def _apply_preset(schema) -> None:
 
 
 def _remember(state: LabState) -> None:
-    """Push the state onto the short history (a state equal to the last one is not repeated)."""
+    """Push the state onto the short history (a state equal to the last one is not repeated). Only
+    what changes the model's input makes a state: which input is drawn is left out, or a step back
+    would first undo a mere change of view and the list would show the current state again."""
+    state = replace(state, draw=None)
     history = st.session_state.setdefault(HISTORY, [])
     if not history or history[-1] != state:
         history.append(state)
@@ -153,12 +157,14 @@ def _donor_control(m: str, index: int) -> str:
     key = f"lab_donor_{m}"
     if st.session_state.get(key) not in options:
         st.session_state[key] = DONOR_RANDOM
-    names = {DONOR_RANDOM: "random donor of another class (seed)", DONOR_CONFLICT: "most conflicting donor"}
+    # short: with six modalities a control column is ~110 px wide; the help says what each means
+    names = {DONOR_RANDOM: "random (seed)", DONOR_CONFLICT: "most conflicting"}
     index_of = {sid: i for sid, i in zip(ctx.data.sample_ids.astype(str), range(len(ctx.data.sample_ids)))}
     return st.selectbox("donor", options, key=key, on_change=_draw, args=(m,),
                         format_func=lambda d: names.get(d) or f"{d} · {ctx.data.label_name(index_of[d])}",
-                        help="The sample whose modality replaces this one. Most conflicting: the candidate whose "
-                             "modality the other modalities support least (the gated model's support).")
+                        help="The sample whose modality replaces this one. Random (seed): a sample of another class "
+                             "drawn with the seed. Most conflicting: the candidate whose modality the other "
+                             "modalities support least (the gated model's support). Else a named sample · its class.")
 
 
 def _controls(schema, index: int) -> dict:
@@ -216,12 +222,11 @@ def _history(schema) -> None:
             st.caption("Each change of a control is kept here; step back to any of them.")
 
 
-def _explanations(result, views, schema, settings) -> None:
-    """Why each gate of the calibrated model moved, in words (precal.explain), for the corrupted
-    input: the modalities whose controls are active first. Beside the change table, so every change
-    is read with its reason."""
-    gated = ctx.gated()
-    cal = result.corrupted.get(gated.role) if gated is not None else None
+def _explanations(result, gated, schema, settings) -> None:
+    """Why each gate of one gated model moved, in words (precal.explain), for the corrupted input:
+    the modalities whose controls are active first. Beside the change table, so every change is
+    read with its reason."""
+    cal = result.corrupted.get(gated.role)
     if cal is None:
         return
     clean = result.clean[gated.role]
@@ -237,9 +242,39 @@ def _explanations(result, views, schema, settings) -> None:
         was = (f" (clean input: alpha {before.alpha:.2f})" if expl.status != "absent" and before.status != "absent"
                else "")
         lines.append(f"- {mark}{expl.sentence}{was}")
-    who = "the calibrated model's" if gated.role == CALIBRATED else f"{gated.label}:"
+    who = "the calibrated model's" if gated.role == CALIBRATED else f"{gated.label.split(' (')[0]}:"
     st.markdown(f"**Why {who} gates are where they are, relative to a typical sample "
                 "(corrupted input)**\n" + "\n".join(lines))
+
+
+def _side_by_side(views: list) -> list:
+    """One column per gated model when there are several (A and B both calibrated), as the
+    predictions are; the page's full width for one."""
+    return list(st.columns(len(views))) if len(views) > 1 else [st.container()]
+
+
+def _projection(result, gated, pre_view) -> None:
+    """One gated model's map of the split, with the sample's clean and corrupted fused
+    representation placed on it, calibrator on and off."""
+    method = st.session_state.get("emb_method", "pca")
+    method_name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get(method, method)
+    pre, post = pre_post_features(FUSED, ctx.predictions(gated), ctx.predictions(pre_view))
+    parts = projection_key(ctx.pair.fingerprint(gated.checkpoint), ctx.split, FUSED)
+    proj = projection(repr(sorted(parts.items())), method, pre, post, parts)
+    moves = {}
+    for name, view in (("after calibration", gated), ("before calibration", pre_view)):
+        clean_o, cor_o = result.by_view[view.key]
+        pts = proj.place(np.stack([clean_o.fused, cor_o.fused]))
+        moves[name] = (pts[0], pts[1])
+    classes = [ctx.data.label_name(int(i)) for i in ctx.splits.indices]
+    schema = ctx.schema
+    title = f"{method_name} of {ctx.split}: clean (●) → corrupted (✕)"
+    if gated.role != CALIBRATED:
+        title = f"{gated.role}: {title}"
+    st.vega_lite_chart(spec=lab_charts.projection_chart(
+        proj.post_xy, moves, title, method_name, classes, CLASS_COLOURS,
+        list(schema.class_names) if schema.task == "classification" else None),
+        key="lab_proj" if gated.role in (CALIBRATED, ctx.views[0].role) else f"lab_proj_{gated.role}")
 
 
 @st.fragment
@@ -261,9 +296,9 @@ def lab() -> None:
     _remember(state)  # before the history is drawn, so that its buttons count this state
     with guard("corruption lab"):
         views = list(ctx.views)
-        pre_view = ctx.switched_off()
-        result = lab_update(views, ctx.splits, index, settings, seed=int(seed),
-                               extra_views=[pre_view] if pre_view is not None else [])
+        gated_views = [v for v in views if v.calibration]
+        pre_views = {g.role: switched_off(g) for g in gated_views}
+        result = lab_update(views, ctx.splits, index, settings, seed=int(seed), extra_views=list(pre_views.values()))
         notes = "; ".join(f"{n.modality}: {', '.join(n.steps)}"
                           + (f" (donor {ctx.data.sample_ids[n.donor_index]}, class "
                              f"{ctx.data.label_name(n.donor_index)})" if n.donor_index is not None else "")
@@ -298,13 +333,18 @@ def lab() -> None:
         st.subheader("Gates and cues: clean vs corrupted (Δ = corrupted − clean)")
         delta = result.delta_frame()
         delta = delta[delta["role"].isin([v.role for v in views])]
-        gated = ctx.gated()
-        if gated is not None and result.corrupted.get(gated.role) is not None and "cues" in SHOWN:
-            frame = delta[delta["role"] == gated.role]
-            long = frame.melt(id_vars=["modality", "quantity"], value_vars=["clean", "corrupted"], var_name="input")
-            who = "calibrated model" if gated.role == CALIBRATED else gated.label
-            st.vega_lite_chart(spec=lab_charts.cue_chart(long, f"{who}: gates and cues, clean vs corrupted",
-                                                         "input", charts.STATE_COLOURS), key="lab_cues")
+        if "cues" in SHOWN:
+            # one under the other: each chart's panels (alpha, support, conflict) need the full width
+            for k, gated in enumerate(gated_views):
+                if result.corrupted.get(gated.role) is None:
+                    continue
+                frame = delta[delta["role"] == gated.role]
+                long = frame.melt(id_vars=["modality", "quantity"], value_vars=["clean", "corrupted"],
+                                  var_name="input")
+                who = "calibrated model" if gated.role == CALIBRATED else gated.label.split(" (")[0]
+                st.vega_lite_chart(spec=lab_charts.cue_chart(long, f"{who}: gates and cues, clean vs corrupted",
+                                                             "input", charts.STATE_COLOURS),
+                                   key="lab_cues" if k == 0 else f"lab_cues_{k}")
         if "tables" in SHOWN:
             st.vega_lite_chart(spec=lab_charts.change_chart(
                 {v.role: result.change_table(v.role, schema.modality_names) for v in views},
@@ -313,7 +353,9 @@ def lab() -> None:
                 muted=[v.role for v in views if not v.calibration]), key="lab_changes")
             for unc in ctx.ungated():
                 st.caption(uncalibrated_cues_note(unc, ctx.pair))
-            _explanations(result, views, schema, settings)
+            for col, gated in zip(_side_by_side(gated_views), gated_views):
+                with col:
+                    _explanations(result, gated, schema, settings)
 
         # ---- one modality's input, clean and as the model sees it now. Always one chart of the
         # same specification for a modality, whether or not it is corrupted: a change then only
@@ -326,9 +368,11 @@ def lab() -> None:
             spec = schema.modality(drawn)
             clean = model_input(ctx.splits.batch_for(ckpt), row_of(ctx.splits, index), spec, ckpt.preprocessor)
             shown = model_input(result.corrupted_batches[str(ckpt.path)], 0, spec, ckpt.preprocessor)
+            resampled = input_view_kind(spec, schema.extra) != "vector"  # a vector has no length to resample
             st.caption(("Clean (grey or top row) and as the model sees it now"
                         + (": removed, nothing is drawn" if settings[drawn].remove else "")
-                        + ", resampled to the model's input length, in physical units. "
+                        + (", resampled to the model's input length" if resampled else "")
+                        + ", in physical units. "
                         + geometry_note(schema, ckpt.preprocessor, drawn)
                         + spec.description))
             render_lab_input(ctx, drawn, shown, clean, ctx.data.modalities[drawn].length(index), key="lab",
@@ -338,29 +382,17 @@ def lab() -> None:
         st.subheader("Where the sample moves (fused representation)")
         if "projection" not in SHOWN:
             st.caption("Projection not drawn (PRECAL_LAB_PARTS).")
-        elif pre_view is None:
+        elif not gated_views:
             st.info("Needs a model whose gates act (pre/post calibration features).")
         else:
-            method = st.session_state.get("emb_method", "pca")
-            method_name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get(method, method)
-            pre_preds = ctx.predictions(pre_view)
-            post_preds = ctx.predictions(gated)
-            pre, post = pre_post_features(FUSED, post_preds, pre_preds)
-            parts = projection_key(ctx.pair.fingerprint(gated.checkpoint), ctx.split, FUSED)
-            proj = projection(repr(sorted(parts.items())), method, pre, post, parts)
-            moves = {}
-            for name, view in (("after calibration", gated), ("before calibration", pre_view)):
-                clean_o, cor_o = result.by_view[view.key]
-                pts = proj.place(np.stack([clean_o.fused, cor_o.fused]))
-                moves[name] = (pts[0], pts[1])
-            classes = [ctx.data.label_name(int(i)) for i in ctx.splits.indices]
-            st.vega_lite_chart(spec=lab_charts.projection_chart(
-                proj.post_xy, moves, f"{method_name} of {ctx.split}: clean (●) → corrupted (✕)", method_name,
-                classes, CLASS_COLOURS, list(schema.class_names) if schema.task == "classification" else None),
-                key="lab_proj")
+            for col, gated in zip(_side_by_side(gated_views), gated_views):
+                with col:
+                    _projection(result, gated, pre_views[gated.role])
             st.caption("Small points: the split's samples after calibration, coloured by true class. The sample's "
                        "clean (●) and corrupted (✕) fused representation, with the calibrator on (black) and off "
-                       "(red), placed on the same map: the region it moves into is the class it now resembles.")
+                       "(red), placed on the same map: the region it moves into is the class it now resembles."
+                       + (" One map per gated model: each has its own representation." if len(gated_views) > 1
+                          else ""))
         _many(settings, int(seed))
         _exports(result, index, true_name, settings)
         _history(schema)
@@ -408,14 +440,14 @@ def _many(settings: dict, seed: int) -> None:
         what = "; ".join(f"{m}: {_read_state(ctx.schema).control(m).words()}" for m in active)
         st.markdown(f"**{what}** on {n} samples of {ctx.split}"
                     + (f" ({scope} {value})" if scope != "the whole split" else ""))
-        changes = run_changes(table)
-        st.dataframe(changes, hide_index=True, width="stretch",
-                     column_config={c: st.column_config.NumberColumn(format="%+.3f") for c in changes.columns
-                                    if c != "model"})
-        st.dataframe(table, hide_index=True, width="stretch",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
-                                    if c not in ("model", "input", "samples")})
-        download_csv(table, f"lab-many-{safe_name(ctx.split)}.csv", "lab_many_csv", "Table as CSV")
+        ungated = {v.label for v in ctx.views if not v.calibration}
+        st.dataframe(readable(run_changes(table), ungated, signed=True), hide_index=True, width="stretch")
+        shown = readable(table, ungated)
+        st.dataframe(shown, hide_index=True, width="stretch")
+        st.caption("n/a (no gates): a model without a calibrator has no alpha (its inputs are fused as they are). "
+                   "n/a (absent): the modality is missing from every sample here, so it has no gate or cues. "
+                   "The CSV holds the same words in those cells.")
+        download_csv(shown, f"lab-many-{safe_name(ctx.split)}.csv", "lab_many_csv", "Table as CSV")
 
 
 def _exports(result, index: int, true_name: str, settings: dict) -> None:
@@ -426,7 +458,7 @@ def _exports(result, index: int, true_name: str, settings: dict) -> None:
     gated = ctx.gated()
     changed = [m for m in schema.modality_names if settings[m].active]
     state = _read_state(schema)
-    query = "&".join(f"{k}={v}" for k, v in st.query_params.to_dict().items())
+    link = view_link("lab", {**url_state.sidebar_values(), **lab_params(state)})  # now: the maker runs later
 
     def report() -> str:
         inputs = []
@@ -444,7 +476,7 @@ def _exports(result, index: int, true_name: str, settings: dict) -> None:
         return sample_report(f"Corruption lab · {schema.name} · sample {sid}", facts, true_name,
                              [(v.label, result.corrupted[v.role], result.clean[v.role]) for v in views], inputs,
                              result.corrupted.get(gated.role) if gated is not None else None, changed,
-                             link=f"/lab?{query}" if query else "")
+                             link=link)
 
     changes = result.delta_frame()
     c1, c2, _ = st.columns([1, 1, 3])

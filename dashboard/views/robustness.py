@@ -7,18 +7,16 @@ from precal.dashboard import settings
 
 from precal.dashboard.backend.robustness import (DEFAULT_SEVERITIES, POINTS_ONLY, SWEEP_SEED,
                                                  available_corruptions, by_column, comparison_summary,
-                                                 computed_summary, default_corruptions, find_robustness_table,
-                                                 page_sweep, read_robustness_table, robustness_summary,
-                                                 severity_facets, summary_for_display)
+                                                 computed_summary, default_corruptions, find_robustness_tables,
+                                                 gated_alpha, page_sweep, read_robustness_tables,
+                                                 robustness_summary, severity_facets, summary_for_display)
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.context import context, guard
 from precal.dashboard.ui.model_notes import show_page_notes
 from precal.dashboard.ui.exports import download_csv, safe_name
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG
 from precal.errors import USER_ERRORS, error_line
-from precal.models.model import CALIBRATED
 from precal.dashboard.backend.robustness import corruption_titles
-from precal.robustness.table import corrupted_alpha
 
 ctx = context()
 schema = ctx.schema
@@ -36,17 +34,34 @@ def _sweep(weights: str, data_path: str, split: str, reference: str, modalities:
 
 
 def show_summary(summary: pd.DataFrame, modality: str) -> None:
-    table = summary_for_display(summary, modality)
+    names = tuple(v.role for v in ctx.views[:2]) if ctx.comparing and len(ctx.views) > 1 else None
+    table = summary_for_display(summary, modality, names)
     if table.empty:
         return
+    first, second = names or ("the calibrated model", "the uncalibrated one")
     st.markdown(f"**Summary when {modality} is corrupted**")
     st.caption("RR: relative robustness, the area under the accuracy-vs-severity curve (MultiBench). ER: "
-               "effective robustness of the calibrated model against the uncalibrated one (> 0: it keeps more "
-               f"than its clean-accuracy difference explains). AUROC: how well the calibrated model's own "
+               f"effective robustness of {first} against {second} (> 0: it keeps more "
+               f"than its clean-accuracy difference explains). AUROC: how well {first}'s own "
                f"signals for {modality} (low support, high conflict, low alpha) flag that {modality} was corrupted, "
                "against clean samples; 0.5 = chance, 1 = perfect. n/a: a missing modality has no gate and no cues, "
                "hence no AUROC.")
     st.dataframe(table, hide_index=True, width="stretch")
+
+
+def _alpha_panel(sub: pd.DataFrame, m: str, gated, facets) -> None:
+    """Mean alpha of ``m`` against severity for one gated model. Every gated model gets its own
+    panel: with two calibrated checkpoints (A vs B) the second's gates are as much the point."""
+    cal = sub[(sub["role"] == gated.role) & sub["alpha_mean"].notna()]
+    cal = cal[~cal["corruption"].isin(POINTS_ONLY) | (cal["severity"] == 0)]
+    cal = cal[cal.groupby("corruption")["severity"].transform("size") > 1]
+    if not len(cal):
+        return
+    who = gated.label.split(" (")[0] if ctx.comparing else gated.label  # A vs B: the full label ran into the legend
+    st.plotly_chart(charts.robustness_figure(cal, "alpha_mean", f"mean alpha of {m} ({who}) vs severity",
+                                             f"mean alpha of {m} (1 = unchanged)", facets, reference=1.0),
+                    config=PLOTLY_CONFIG, key=f"rob_alpha_{m}_{gated.role}")
+    st.caption(f"A removed {m} has no gate, so removals are left out of this grid.")
 
 
 def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) -> None:
@@ -56,7 +71,7 @@ def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) 
                                   and metric != "macro_f1" else {})}
     if len(scores) > 1:
         metric = st.selectbox("Metric", list(scores), key="rob_metric")
-    frame = frame.assign(score=frame[scores[metric]], alpha_mean=corrupted_alpha(frame))
+    frame = frame.assign(score=frame[scores[metric]], alpha_mean=gated_alpha(frame, ctx.views))
     facets = severity_facets(list(frame["corruption"].unique()))
     mods = [m for m in schema.modality_names if m in set(frame["modality"])] or sorted(frame["modality"].unique())
     st.caption("Each panel's axis is its corruption's own scale (severity 1–5 of the catalogue, in its unit); "
@@ -70,17 +85,8 @@ def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) 
             st.plotly_chart(charts.robustness_figure(sub, "score", f"{metric} vs severity when {m} is corrupted",
                                                      f"{metric} {unit}".strip(), facets, points_only=POINTS_ONLY),
                             config=PLOTLY_CONFIG, key=f"rob_metric_{m}")
-            gated = ctx.gated()
-            cal = sub[(sub["role"] == (gated.role if gated is not None else CALIBRATED)) & sub["alpha_mean"].notna()]
-            cal = cal[~cal["corruption"].isin(POINTS_ONLY) | (cal["severity"] == 0)]
-            cal = cal[cal.groupby("corruption")["severity"].transform("size") > 1]
-            if len(cal):
-                st.plotly_chart(charts.robustness_figure(cal, "alpha_mean",
-                                                         f"mean alpha of {m} ({gated.label if gated else 'calibrated model'}) vs severity",
-                                                         f"mean alpha of {m} (1 = unchanged)", facets,
-                                                         reference=1.0),
-                                config=PLOTLY_CONFIG, key=f"rob_alpha_{m}")
-                st.caption(f"A removed {m} has no gate, so removals are left out of this grid.")
+            for gated in [v for v in ctx.views if v.calibration]:
+                _alpha_panel(sub, m, gated, facets)
             if summary is not None:
                 show_summary(summary, m)
     with st.expander("Table"):
@@ -90,24 +96,27 @@ def show(frame: pd.DataFrame, source: str, summary: pd.DataFrame | None = None) 
 
 
 with guard("robustness"):
-    stored = find_robustness_table(ctx.pair)
+    stored = find_robustness_tables(ctx.pair)
     stored_frame = None
-    if stored is not None:
+    if stored:
         try:
-            stored_frame = read_robustness_table(stored, ctx.pair)
+            stored_frame = read_robustness_tables(stored, ctx.pair)
         except USER_ERRORS as exc:
-            st.warning(f"stored sweep {stored.parent.name}/{stored.name} could not be read ({error_line(exc)}); compute one below.")
+            st.warning(f"stored sweep {', '.join(f'{p.parent.name}/{p.name}' for p in stored)} could not be read "
+                       f"({error_line(exc)}); compute one below.")
     if stored_frame is not None and ctx.comparing:
         stored_frame = by_column(stored_frame, ctx.views)
         if stored_frame["role"].nunique() < len(ctx.views):
             stored_frame = None  # the stored sweep does not hold both models: compute one below
     if stored_frame is not None and len(stored_frame):
-        show(stored_frame, f"Stored sweep: `{stored.parent.name}/{stored.name}` ({len(stored_frame)} rows).",
+        show(stored_frame, f"Stored sweep: {', '.join(f'`{p.parent.name}/{p.name}`' for p in stored)} "
+                           f"({len(stored_frame)} rows).",
              comparison_summary(stored_frame, ctx.views) if ctx.comparing
              else robustness_summary(stored_frame, ctx.pair))
     else:
         ctx.require_data()
-        st.info("No stored sweep (robustness.csv) next to this checkpoint. Compute one here: every setting "
+        st.info(("No stored sweep (robustness.csv) holding both models." if ctx.comparing and stored else
+                 "No stored sweep (robustness.csv) next to this checkpoint.") + " Compute one here: every setting "
                 f"corrupts the whole {ctx.split} split ({ctx.splits.size} samples) at once, with the same seeded "
                 "corruptions as the lab.")
         with st.form("rob_form"):

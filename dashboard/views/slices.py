@@ -5,7 +5,7 @@ import streamlit as st
 
 from precal.dashboard.backend import svg
 from precal.dashboard.backend.samples import sample_table
-from precal.dashboard.backend.slices import BY_CLASS, groupings, slice_members, slice_table
+from precal.dashboard.backend.slices import BY_CLASS, grouping_choices, slice_members, slice_table
 from precal.dashboard.ui import url_state
 from precal.dashboard.ui.context import PAGES, context, guard
 from precal.dashboard.ui.exports import download_csv, download_svg, safe_name
@@ -19,15 +19,19 @@ st.caption("One row per group of the split: each model's accuracy, their differe
            "gates and cues per modality. Click a column header to sort; select a row to list its samples.")
 
 with guard("slices"):
-    options = groupings(data)
+    options, single = grouping_choices(data, ctx.splits)
     if not options:
-        st.info("This data set records no groups (subject, speaker…) and is not a classification: nothing to "
-                "slice by. Groups are `group.<name>` arrays of the data format (docs/data-format.md).")
-        st.stop()
+        st.info("This data set records no groups (subject, speaker…) with more than one value on this split and "
+                "is not a classification: nothing to slice by. Groups are `group.<name>` arrays of the data "
+                "format (docs/data-format.md).")
+        url_state.stop("slices")
     if st.session_state.get("sl_group") not in options:
         st.session_state["sl_group"] = options[0]
     grouping = st.radio("Slice by", options, key="sl_group", horizontal=True,
                         format_func=lambda g: "class (true label)" if g == BY_CLASS else g)
+    if single:
+        st.caption(f"Not offered: {', '.join(single)} (one value on {ctx.split}: a single row repeating the "
+                   "split's totals).")
     preds = [(v.role, ctx.predictions(v)) for v in ctx.views]  # short column names: the full labels below
     gated = ctx.gated()
     table = slice_table(data, ctx.splits, grouping, preds,
@@ -58,7 +62,7 @@ with guard("slices"):
     chosen = st.session_state.get("sl_value")
     if chosen not in values:
         st.caption("Select a row to see its samples.")
-        st.stop()
+        url_state.stop("slices")
     members = slice_members(data, ctx.splits, grouping, chosen)
     by_role = {v.role: p for v, (_, p) in zip(ctx.views, preds)}
     samples = sample_table(data, ctx.splits, *[by_role[v.role] for v in ctx.views][:2])

@@ -191,12 +191,12 @@ def test_lab_corruption_and_severity_update(app):
     app.selectbox(key="lab_corr_inertial").select_index(1).run()  # first corruption for a time series
     _clean(app, "lab corruption")
     text = _texts(app)
-    assert "inertial: gaussian_noise s3" in text
+    assert "inertial: Gaussian noise, 5 dB SNR" in text
     slider = next(s for s in app.select_slider if s.key.startswith("lab_sev_inertial"))
     first = _delta(app)
     slider.set_value(5).run()
     _clean(app, "lab severity")
-    assert "gaussian_noise s5" in _texts(app)
+    assert "Gaussian noise, −5 dB SNR" in _texts(app)
     assert not first.equals(_delta(app))
 
 
@@ -204,7 +204,7 @@ def test_lab_frames_corruption(app):
     app.switch_page("views/lab.py").run()
     app.selectbox(key="lab_corr_depth").set_value("dead_pixels").run()
     _clean(app, "lab dead pixels")
-    assert "depth: dead_pixels s3" in _texts(app)
+    assert "depth: Dead pixels, 10% of pixels" in _texts(app)
     assert _delta(app).abs().max().max() > 0
 
 
@@ -226,7 +226,7 @@ def test_audio_and_lip_data_set(tiny):
         at.selectbox(key="lab_corr_audio").set_value("temporal_mask").run()
         at.selectbox(key="lab_corr_lips").set_value("blur").run()
         _clean(at, "avletters lab")
-        assert "audio: temporal_mask s3" in _texts(at) and "lips: blur s3" in _texts(at)
+        assert "audio: Gap in time, 40% of steps" in _texts(at) and "lips: Blur, 1.5 px blur sigma" in _texts(at)
     finally:
         _restore(old)
 

@@ -670,3 +670,20 @@ def test_selection_accuracy_headers_are_short(pair, splits):
     p = predict_view(ModelView(CALIBRATED, pair.calibrated, True, "on"), splits.batch_for(pair.calibrated))
     summary = selection_summary(np.arange(3), ["c"] * len(p.labels), [("calibrated (a long model name)", p)], p)
     assert list(summary["accuracy"].columns) == ["model", "selection", "whole split"]
+
+
+def test_corruption_words_use_the_catalogue_titles_and_units():
+    from precal.dashboard.backend.url_state import ModalityControls, corruption_words
+
+    assert corruption_words("gaussian_noise", 5) == "Gaussian noise, −5 dB SNR"
+    assert corruption_words("temporal_mask", 4) == "Gap in time, 60% of steps"
+    assert corruption_words("no_such", 2) == "no_such s2"
+    assert ModalityControls("gaussian_noise", 5).words() == "Gaussian noise, −5 dB SNR"
+
+
+def test_long_robustness_panel_titles_break_before_their_unit():
+    from precal.dashboard.backend.robustness import severity_facets
+
+    titles = dict((n, t) for n, t, _ in severity_facets(["gaussian_noise", "swap"]))
+    assert titles["gaussian_noise"] == "Gaussian noise (dB SNR)"
+    assert titles["swap"] == "Swapped with another sample<br>(% of samples)"

@@ -134,7 +134,8 @@ def test_lab_report_and_csv_contain_what_the_lab_shows(app):
                  for line in t.splitlines()[1:]]
     assert sentences and all(s.split(" (clean input:")[0].replace("**changed here** · ", "") in report
                              for s in sentences)
-    assert "<script" not in report and "http://" not in report.split("link to this view")[0]
+    assert "<script" not in report
+    assert "http://" not in report.replace("http://www.w3.org/2000/svg", "").split("link to this view")[0]
     assert "<svg" in report and "data:image/png;base64," in report  # inline figures, no files beside it
     table = pd.read_csv(io.StringIO(_export(app, "lab_changes_csv")))
     changes = _vega_charts(app)["change from the clean input, per model"][1]["changes"]
@@ -152,6 +153,48 @@ def test_explorer_report_names_the_sample_models_and_explanation(app):
     assert sid in report
     assert all(v.label in report for v in app.session_state["_ctx"].views)
     assert any(i.value in report for i in app.info)  # the explanation sentence shown on the page
+    assert "model sees" not in report  # the explorer draws the recording itself
+    assert "no gates: alpha fixed at 1, cues unused" in report  # the uncalibrated model's cues, with the caveat
+    assert "link to this view" not in report or "http" in report.split("link to this view")[1][:40]
+
+
+def test_lab_report_names_its_charts_and_keeps_legends_whole(app):
+    app.switch_page("views/lab.py").run()
+    app.selectbox(key="lab_corr_inertial").set_value("gaussian_noise").run()
+    report = _export(app, "lab_report")
+    assert "class probabilities on the corrupted input" in report and "class probabilities on the clean input" in report
+    for v in app.session_state["_ctx"].views:  # whole model labels in the legends
+        assert report.count(f">{v.label}</text>") >= 2
+    assert "inertial: Gaussian noise, 5 dB SNR" in report
+    assert "href='/lab" not in report and ">/lab?" not in report  # no relative link: useless from a file
+    assert "view parameters" in report or "link to this view" in report
+
+
+def test_report_heatmap_has_coefficient_labels_time_and_colour_scale():
+    import numpy as np
+
+    from precal.dashboard.backend import svg
+
+    bar = "data:image/png;base64,AAAA"
+    out = svg.heatmap([("clean", bar), ("model sees", bar)], "audio", [(0.05, "c1"), (0.95, "ΔlogE")],
+                      [(0.0, "0.00"), (1.0, "1.30")], "time (s)", "MFCC / energy coefficient",
+                      (bar, -2.0, 3.0, "coefficient value"))
+    for text in (">c1<", ">ΔlogE<", ">1.30<", ">time (s)<", ">coefficient value<", ">3<", ">-2<"):
+        assert text in out
+    assert np.isfinite(len(out))
+
+
+def test_view_link_is_absolute_when_the_server_address_is_known(monkeypatch):
+    from precal.dashboard.backend.report import link_facts
+    from precal.dashboard.ui import exports
+
+    monkeypatch.setattr(exports, "_served_from", lambda: "http://127.0.0.1:8622")
+    link = exports.view_link("lab", {"pair": "a b", "c.depth": "blur:3"})
+    assert link == "http://127.0.0.1:8622/lab?pair=a+b&c.depth=blur%3A3"
+    assert link_facts(link) == [("link to this view", link)]
+    monkeypatch.setattr(exports, "_served_from", lambda: "")
+    facts = dict(link_facts(exports.view_link("lab", {"pair": "x"})))
+    assert facts["view parameters"] == "pair=x" and "link to this view" not in facts
 
 
 def test_computed_sweep_downloads_as_csv(app):
@@ -213,21 +256,23 @@ def test_a_model_against_its_own_calibrator_switched_off(app):
 # ---- 5. slices ----------------------------------------------------------------------------------------
 
 
-def test_slice_table_per_subject_opens_its_samples(app):
+def test_slice_table_per_group_opens_its_samples(app):
     app.switch_page("views/slices.py").run()
     _clean(app, "slices")
-    assert app.radio(key="sl_group").options[:2] == ["subject", "trial"]
-    table = next(d.value for d in app.dataframe if "subject" in d.value.columns)
+    assert app.radio(key="sl_group").value == "trial"  # the test split holds one subject: not offered
+    assert "Not offered: subject" in "\n".join(str(c.value) for c in app.caption)
+    table = next(d.value for d in app.dataframe if "trial" in d.value.columns)
     ctx = app.session_state["_ctx"]
     assert table["samples"].sum() == ctx.splits.size
     assert {"accuracy · " + v.role for v in ctx.views} <= set(table.columns)
     assert any(c.startswith("alpha ") for c in table.columns)
-    subject = str(table["subject"].iloc[0])
-    app.session_state["sl_value"] = subject
+    trial = str(table["trial"].iloc[0])
+    app.session_state["sl_value"] = trial
     app.run()
     _clean(app, "slice opened")
+    assert dict(app.query_params)["slice"] == trial
     members = next(d.value for d in app.dataframe if "sample id" in d.value.columns)
-    assert len(members) == int(table["samples"].iloc[0]) and (members["subject"] == subject).all()
+    assert len(members) == int(table["samples"].iloc[0])
     csv = pd.read_csv(io.StringIO(_export(app, "sl_csv")))
     assert list(csv["samples"]) == list(table["samples"])
     assert _export(app, "sl_svg").startswith("<svg")
@@ -256,12 +301,28 @@ def test_lab_history_steps_back(app):
     app.switch_page("views/lab.py").run()
     app.radio(key="lab_input_depth").set_value("remove").run()
     app.selectbox(key="lab_corr_inertial").set_value("gaussian_noise").run()
-    assert "inertial: gaussian_noise s3" in _texts(app)
+    assert "inertial: Gaussian noise, 5 dB SNR" in _texts(app)
     app.button(key="lab_back").click().run()
     _clean(app, "stepped back")
     assert app.selectbox(key="lab_corr_inertial").value == "none"
     assert app.radio(key="lab_input_depth").value == "remove"
-    assert "depth: removed" in _texts(app) and "gaussian_noise" not in _texts(app)
+    assert "depth: removed" in _texts(app) and "Gaussian noise" not in _texts(app)
+
+
+def test_lab_history_holds_only_states_that_change_the_input(app):
+    """Drawing another input is a change of view, not of the model's input: no history entry, so
+    the first step back undoes the last real change."""
+    app.switch_page("views/lab.py").run()
+    app.selectbox(key="lab_corr_inertial").set_value("gaussian_noise").run()
+    drawn = app.radio(key="lab_draw")
+    drawn.set_value(next(o for o in drawn.options if o != drawn.value)).run()
+    history = app.session_state["lab_history"]
+    assert len(history) == 2 and len({h for h in history}) == 2
+    labels = [str(b.label) for b in app.button if str(b.key or "").startswith("lab_hist_")]
+    assert labels and all("gaussian_noise" not in t for t in labels)
+    app.button(key="lab_back").click().run()
+    _clean(app, "stepped back")
+    assert app.selectbox(key="lab_corr_inertial").value == "none"
 
 
 def test_lab_corruption_on_the_whole_split_and_on_a_slice(app):
@@ -273,8 +334,16 @@ def test_lab_corruption_on_the_whole_split_and_on_a_slice(app):
     n = app.session_state["_ctx"].splits.size
     assert set(table["samples"]) == {n} and set(table["input"]) == {"clean", "corrupted"}
     cal = table[table["model"].str.startswith("calibrated")].set_index("input")
-    assert pd.isna(cal.loc["corrupted", "alpha depth"]) and not pd.isna(cal.loc["clean", "alpha depth"])
-    assert cal.loc["clean", "alpha inertial"] != pytest.approx(cal.loc["corrupted", "alpha inertial"])
+    assert cal.loc["corrupted", "alpha depth"] == "n/a (absent)" and cal.loc["clean", "alpha depth"][0].isdigit()
+    assert cal.loc["clean", "alpha inertial"] != cal.loc["corrupted", "alpha inertial"]
+    uncal = table[table["model"].str.startswith("uncalibrated")]
+    alphas = [c for c in table.columns if c.startswith("alpha ")]
+    assert (uncal[alphas] == "n/a (no gates)").all().all()  # never "None" for a model without gates
+    for frame in [d.value for d in app.dataframe if "model" in d.value.columns]:
+        assert not frame.isna().any().any()
+    csv = pd.read_csv(io.StringIO(_export(app, "lab_many_csv")))
+    assert not csv.isna().any().any() and set(csv.loc[csv["model"].str.startswith("uncalibrated"), alphas].stack()) \
+        == {"n/a (no gates)"}
     app.selectbox(key="lab_many_scope").set_value("class").run()
     app.button(key="lab_many_go").click().run()
     _clean(app, "one class")
@@ -292,6 +361,8 @@ def test_vector_corruptions_change_a_vector_modality_in_the_lab():
         at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
         at.switch_page("views/lab.py").run()
         _clean(at, "vector lab")
+        captions = "\n".join(str(c.value) for c in at.caption)
+        assert "as the model sees it now" in captions and "resampled" not in captions  # a vector has no length
         options = at.selectbox(key="lab_corr_vector_1").options
         assert len(options) >= 4  # none + noise, dropout, gain errors (+ blanking)
         for corruption, unit in (("gaussian_noise", "dB"), ("element_dropout", "%"), ("feature_scaling", "%")):
@@ -300,7 +371,9 @@ def test_vector_corruptions_change_a_vector_modality_in_the_lab():
             slider = next(s for s in at.select_slider if s.key.startswith(f"lab_sev_vector_1_{corruption}"))
             assert unit in slider.format_func(3)  # labelled in the corruption's unit
             slider.set_value(5).run()
-            assert f"vector_1: {corruption} s5" in _texts(at)
+            from precal.dashboard.backend.url_state import corruption_words
+
+            assert f"vector_1: {corruption_words(corruption, 5)}" in _texts(at)
             assert at.radio(key="lab_draw").value == "vector_1"
             frame = next(d["vector"] for _, d in _vega_charts(at).values() if "vector" in d)
             clean = frame[frame["input"] == "clean"]["value"].to_numpy()
@@ -327,7 +400,107 @@ def test_probability_calibration_clean_and_corrupted(app):
     app.selectbox(key="pc_corr").set_value("gaussian_noise").run()
     _clean(app, "calibration under noise")
     table = next(d.value for d in app.dataframe if "ECE" in d.value.columns)
-    assert len(table) == 4 and table["model"].str.contains("Gaussian noise").sum() == 2
+    assert len(table) == 4 and table["input"].str.contains("Gaussian noise").sum() == 2
+    # the model's name stands alone in its column (one cell with both was cut off mid-name)
+    views = app.session_state["_ctx"].views
+    assert set(table["model"]) == {v.label for v in views}
+    assert "clean" in set(table["input"]) and table["input"].str.contains(" dB SNR").sum() == 2
     assert "reliability diagram · test" in _vega_charts(app)
     assert "<svg" in _export(app, "pc_svg") and "ECE" in _export(app, "pc_csv")
     assert any("not to be confused with the pre-fusion calibrator" in c.value.lower() for c in app.caption)
+
+
+def test_slices_writes_its_url_when_no_row_is_selected(app):
+    """Opened from the sidebar, the page stops early (no row selected); the address must still
+    carry the models, the split and the grouping."""
+    app.switch_page("views/slices.py").run()
+    _clean(app, "slices")
+    params = dict(app.query_params)
+    assert params.get("by") == app.radio(key="sl_group").value
+    assert {"pair", "split"} <= set(params)
+
+
+def test_slices_offers_no_grouping_with_a_single_value_on_the_split(app):
+    from precal.dashboard.backend.slices import BY_CLASS, grouping_choices, slice_labels
+
+    app.switch_page("views/slices.py").run()
+    ctx = app.session_state["_ctx"]
+    offered, single = grouping_choices(ctx.data, ctx.splits)
+    assert offered[-1] == BY_CLASS
+    for g in offered[:-1]:
+        assert len(set(slice_labels(ctx.data, ctx.splits, g))) > 1
+    assert app.radio(key="sl_group").options == [("class (true label)" if g == BY_CLASS else g) for g in offered]
+    assert app.radio(key="sl_group").value == offered[0]
+
+
+def test_grouping_choices_leave_out_a_group_with_one_value():
+    """AVLetters' test split is all repetition r3: the default grouping is the next group."""
+    import numpy as np
+
+    from precal.dashboard.backend.slices import BY_CLASS, grouping_choices
+
+    class Schema:
+        task = "classification"
+
+    class Data:
+        schema = Schema()
+        groups = {"repetition": np.array(["r1", "r3", "r3", "r3"]), "speaker": np.array(["a", "b", "a", "b"])}
+
+    class Splits:
+        indices = np.array([1, 2, 3])
+
+    assert grouping_choices(Data(), Splits()) == (["speaker", BY_CLASS], ["repetition"])
+
+
+def _stored_sweep(folder: Path, name: str) -> None:
+    """A small ``robustness.csv`` of one calibrated checkpoint next to its weights."""
+    rows = ["checkpoint,role,modality,corruption,severity,metric,value,n,alpha_depth,alpha_inertial,alpha_skeleton,"
+            "auroc_conflict,auroc_support,auroc_alpha"]
+    for sev, acc, alpha in ((0, 0.8, 1.2), (3, 0.6, 0.7), (5, 0.4, 0.3)):
+        aurocs = ",," if sev == 0 else "0.6,0.7,0.8"
+        rows.append(f"{name},calibrated,depth,gaussian_noise,{sev},accuracy,{acc},12,{alpha},1.0,1.0,{aurocs}")
+    (folder / "robustness.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_a_vs_b_robustness_reads_both_stored_sweeps_and_names_the_models(tiny, tmp_path):
+    for name, seed in (("tiny_s1_calon", 1), ("tiny_s2_calon", 2)):
+        _stored_sweep(variant(tiny["on"], tmp_path / name, {"seed": seed}), name)
+    old = _env([tiny["on"], tiny["off"], tmp_path])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        at.radio(key="compare_mode").set_value("compare").run()
+        at.selectbox(key="cmp_a").set_value("tiny_s1_calon").run()
+        at.selectbox(key="cmp_b").set_value("tiny_s2_calon").run()
+        at.switch_page("views/robustness.py").run()
+        _clean(at, "A vs B robustness")
+        assert not any("No stored sweep" in str(i.value) for i in at.info)
+        summary = next(d.value for d in at.dataframe if any(str(c).startswith("RR ") for c in d.value.columns))
+        assert {"RR model A", "RR model B", "ER of model A against model B"} <= set(summary.columns)
+        assert not any("calibrated" in str(c) for c in summary.columns)
+        alpha_charts = [c for c in at.get("plotly_chart") if "mean alpha of depth" in c.proto.spec]
+        assert len(alpha_charts) == 2  # one per gated model
+        assert any("A: tiny_s1_calon" in c.proto.spec for c in alpha_charts)
+        assert any("B: tiny_s2_calon" in c.proto.spec for c in alpha_charts)
+    finally:
+        _restore(old)
+
+
+def test_a_vs_b_lab_shows_the_gates_of_both_gated_models(tiny, tmp_path):
+    for name, seed in (("tiny_s1_calon", 1), ("tiny_s2_calon", 2)):
+        variant(tiny["on"], tmp_path / name, {"seed": seed})
+    old = _env([tiny["on"], tiny["off"], tmp_path])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        at.radio(key="compare_mode").set_value("compare").run()
+        at.selectbox(key="cmp_a").set_value("tiny_s1_calon").run()
+        at.selectbox(key="cmp_b").set_value("tiny_s2_calon").run()
+        at.switch_page("views/lab.py").run()
+        _clean(at, "A vs B lab")
+        titles = list(_vega_charts(at))
+        cues = [t for t in titles if t.endswith("gates and cues, clean vs corrupted")]
+        assert len(cues) == 2 and cues[0].startswith("A: tiny_s1_calon") and cues[1].startswith("B: tiny_s2_calon")
+        assert len([t for t in titles if "clean (●) → corrupted (✕)" in t]) == 2  # a map per gated model
+        why = [str(m.value) for m in at.markdown if str(m.value).startswith("**Why ")]
+        assert len(why) == 2 and "A: tiny_s1_calon" in why[0] and "B: tiny_s2_calon" in why[1]
+    finally:
+        _restore(old)

@@ -393,3 +393,33 @@ def test_confusion_chart_has_every_cell_in_class_order() -> None:
     assert cell["samples"].item() == cm[2, 4]
     assert spec["encoding"]["x"]["title"] == "predicted class" and spec["encoding"]["y"]["title"] == "true class"
     assert spec["encoding"]["y"]["sort"] == CLASSES
+
+
+def test_vector_drawing_is_readable_at_a_glance():
+    """Six-modality vector data: short upright feature labels (index; the name is in the hover), a
+    value axis with several ticks and room for the bars (Streamlit fits the height around axes)."""
+    import numpy as np
+
+    from precal.dashboard.charts import lab_inputs
+
+    names = [f"vector_1[{k}]" for k in range(16)]
+    spec = lab_inputs.vector_chart(np.linspace(-3, 3, 16), names, np.zeros(16), "vector_1 (model input)", "a.u.")
+    x = spec["encoding"]["x"]
+    assert x["field"] == "index" and x["axis"]["labelAngle"] == 0
+    assert spec["encoding"]["y"]["axis"]["tickCount"] >= 5
+    assert spec["height"] >= 280
+    assert {"field": "feature"} in spec["encoding"]["tooltip"]
+
+
+def test_heatmap_labels_are_readable():
+    """26 MFCC rows: labels at 11 px with room for each (every other one), the first always."""
+    import numpy as np
+
+    from precal.dashboard.charts import lab_inputs
+
+    rows = [f"c{k}" for k in range(1, 13)] + ["logE"] + [f"Δc{k}" for k in range(1, 13)] + ["ΔlogE"]
+    spec = lab_inputs.heatmap_chart(np.linspace(0, 1.3, 40), np.zeros((40, 26)), rows, np.zeros((40, 26)),
+                                    "audio", "value", "time (s)", "MFCC")
+    axis = spec["encoding"]["y"]["axis"]
+    assert axis["labelFontSize"] >= 11 and axis["values"][0] == "c1"
+    assert spec["height"] / len(rows) * (len(rows) / len(axis["values"])) >= 14
