@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Mapping
 
 import numpy as np
 
@@ -62,3 +62,9 @@ def row_of(splits: SplitBatches, index: int) -> int:
     if len(hits) == 0:
         raise KeyError(f"sample {index} is not in split {splits.split!r}")
     return int(hits[0])
+
+
+def varying_groups(groups: Mapping[str, np.ndarray], rows: np.ndarray) -> List[str]:
+    """The data's groups that take more than one value on these rows: a colouring or a slice by a
+    group with a single value on the split shows nothing."""
+    return [name for name, values in groups.items() if len(np.unique(np.asarray(values)[rows].astype(str))) > 1]

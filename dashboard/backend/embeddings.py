@@ -163,12 +163,6 @@ def nearest_neighbours(features: np.ndarray, row: int, k: int = 10) -> Tuple[np.
     return order, d[order]
 
 
-def varying_groups(groups: Mapping[str, np.ndarray], rows: np.ndarray) -> List[str]:
-    """The data's groups that take more than one value on these rows: a colouring or a slice by a
-    group with a single value on the split shows nothing."""
-    return [name for name, values in groups.items() if len(np.unique(np.asarray(values)[rows].astype(str))) > 1]
-
-
 def selection_summary(rows: np.ndarray, classes: Sequence[str], models: Sequence[Tuple[str, Predictions]],
                       gated: Optional[Predictions] = None) -> Dict[str, pd.DataFrame]:
     """What a box or lasso selection holds: its class mix (count and share), each model's accuracy

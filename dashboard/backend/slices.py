@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from precal.dashboard.backend.data import SplitBatches
+from precal.dashboard.backend.data import SplitBatches, varying_groups
 from precal.data.storage import MultimodalData
 from precal.inference import Predictions
 
@@ -33,10 +33,8 @@ def grouping_choices(data: MultimodalData, splits: SplitBatches) -> Tuple[List[s
     on the split (AVLetters' test split is all repetition ``r3``) is one row that repeats the split's
     totals, so it is left out and named instead; the class is always offered. The first offered is
     the default: a real group before the class."""
-    offered: List[str] = []
-    single: List[str] = []
-    for g in data.groups:
-        (offered if len(set(slice_labels(data, splits, g))) > 1 else single).append(g)
+    offered = varying_groups(data.groups, splits.indices)
+    single = [g for g in data.groups if g not in offered]
     if data.schema.task == "classification":
         offered.append(BY_CLASS)
     return offered, single

@@ -6,8 +6,8 @@ import streamlit as st
 from precal.dashboard.backend.embeddings import (FUSED, LINES_UP_TO, METHOD_TITLES, WEBGL_FROM, corrupt_fraction,
                                                  displacement, feature_spaces, find_rows, fit_note,
                                                  nearest_neighbours, placement_note, pre_post_features,
-                                                 projection_key, selected_rows, selection_summary,
-                                                 varying_groups)
+                                                 projection_key, selected_rows, selection_summary)
+from precal.dashboard.backend.data import varying_groups
 from precal.dashboard.ui import url_state
 from precal.dashboard.ui.exports import download_csv, safe_name
 from precal.dashboard.backend.running import predict_view
@@ -85,7 +85,7 @@ cal_view = ctx.gated()
 pre_view = ctx.switched_off()
 if cal_view is None or pre_view is None:
     st.info("No model shown has gates that act: before and after calibration are the same features.")
-    st.stop()
+    url_state.stop("embeddings")
 
 with guard("embeddings"):
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])

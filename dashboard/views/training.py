@@ -5,6 +5,7 @@ import streamlit as st
 
 from precal.dashboard.backend.overview import history_fit_note, history_frames
 from precal.dashboard.charts import figures as charts
+from precal.dashboard.ui import url_state
 from precal.dashboard.ui.context import context, guard
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG
 from precal.models.model import CALIBRATED, UNCALIBRATED
@@ -36,7 +37,7 @@ with guard("training dynamics"):
         dynamics.append(d.assign(role=role))
     if not scalars:
         st.info("No training history to show.")
-        st.stop()
+        url_state.stop("training")
     s = pd.concat(scalars, ignore_index=True)
     d = pd.concat(dynamics, ignore_index=True)
 

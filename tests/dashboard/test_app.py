@@ -267,7 +267,7 @@ def test_embeddings_methods_and_colours(app):
 def test_embeddings_search_hint_and_groups_follow_the_split(app, tiny):
     """The search's example id is one of the loaded split (it finds a sample), and a group with a
     single value on the split is not offered as a colouring."""
-    from precal.dashboard.backend.embeddings import varying_groups
+    from precal.dashboard.backend.data import varying_groups
     from precal.data.storage import load_dataset
 
     app.switch_page("views/embeddings.py").run()

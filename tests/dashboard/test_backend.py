@@ -657,7 +657,7 @@ def test_choose_example_prefers_a_clear_lead_to_a_bigger_gate_drop():
 
 
 def test_varying_groups_leave_out_a_group_with_one_value_on_the_split():
-    from precal.dashboard.backend.embeddings import varying_groups
+    from precal.dashboard.backend.data import varying_groups
 
     groups = {"speaker": np.array(["a", "b", "a", "c"]), "repetition": np.array(["1", "1", "1", "2"])}
     assert varying_groups(groups, np.array([0, 1, 2, 3])) == ["speaker", "repetition"]
