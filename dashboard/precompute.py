@@ -28,6 +28,7 @@ from precal.checkpoint import Checkpoint, CheckpointError
 from precal.dashboard import settings
 from precal.dashboard.backend import own_models
 from precal.dashboard.backend.data import SplitBatches, data_mtime, split_batches
+from precal.dashboard.backend.demo import example_modality, prepared_example
 from precal.dashboard.backend.embeddings import (FUSED, feature_spaces, pre_post_features, projection_key,
                                                  split_projection)
 from precal.dashboard.backend.pairs import ModelPair, ModelView, load_checkpoints, pair_checkpoints
@@ -173,7 +174,7 @@ def run(paths: Sequence[str], data: Optional[str] = None, split: Optional[str] =
     folders = {kind: base / kind for kind in settings.CACHE_KINDS}
 
     def steps(w: PairWork) -> int:
-        maps = len(w.spaces) * len(methods) if w.gated is not None else 0
+        maps = len(w.spaces) * len(methods) + 1 if w.gated is not None else 0  # + the start page's example
         swept = sweep_levels(w, severities) if sweep and w.stored_sweep is None and w.corruptions else 0
         return len(predicted_views(w.views)) + maps + swept
 
@@ -215,6 +216,16 @@ def _fill(w: PairWork, methods: Sequence[str], severities: Sequence[int], sweep:
                 split_projection(folders["projections"], key, pre, post_x, method)
                 bar.update(1)
         done.append(f"{len(w.spaces) * len(methods)} maps ({', '.join(methods)})")
+        bar.set_description(f"{label}: the start page's example")
+        mtime = data_mtime(w.data_path)
+
+        def predict(view: ModelView, batch, variant: str) -> Predictions:
+            parts = prediction_parts(w.data_path, mtime, w.split, variant)
+            return cached_predict(view, batch, parts, folders["predictions"])
+
+        prepared_example(w.views, splits, example_modality(w.pair), predict=predict)
+        bar.update(1)
+        done.append("the start page's example")
     else:
         done.append("no maps (no model whose gates act)")
     if not sweep:

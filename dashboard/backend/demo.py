@@ -12,7 +12,7 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -21,12 +21,16 @@ from precal.dashboard.backend.data import SplitBatches
 from precal.dashboard.backend.pairs import ModelPair, ModelView
 from precal.dashboard.backend.robustness import find_robustness_table
 from precal.dashboard.backend.running import predict_view
+from precal.data.batch import Batch
+from precal.inference import Predictions
 from precal.errors import USER_ERRORS
 from precal.models.model import CALIBRATED, UNCALIBRATED
 from precal.robustness.corruptions import apply_corruption
 from precal.robustness.table import read_table
 
 SWAP = "swap"
+SWAP_SEVERITY = 5
+"""Every sample of the split swapped (severity 5: 100% of samples), as the lab's swap of one sample."""
 
 
 @dataclass(frozen=True)
@@ -168,22 +172,46 @@ def choose_example(affected: np.ndarray, drop: np.ndarray, ok: np.ndarray, margi
     return int(np.argmax(score))
 
 
+Predict = Callable[[ModelView, Batch, str], Predictions]
+"""(view, batch, variant) -> the view's predictions on the batch; ``variant`` names the input ("clean",
+or :func:`swap_variant`) so that a caller can keep them in the prediction cache."""
+
+
+def _predict_now(view: ModelView, batch: Batch, variant: str) -> Predictions:  # noqa: ARG001
+    return predict_view(view, batch)
+
+
+def swap_variant(modality: str, seed: int = 0) -> str:
+    """The prediction cache's name for the split with ``modality`` swapped in every sample (the
+    prepared example's input)."""
+    return f"swap:{modality}:s{SWAP_SEVERITY}:seed{seed}"
+
+
+def example_modality(pair: ModelPair) -> str:
+    """The modality the start page swaps: the one its headline figure is about (the stored sweep's
+    best-detected swap), else the first."""
+    effect = stored_effect(pair)
+    return effect.swap_modality if effect is not None else pair.primary.schema.modality_names[0]
+
+
 def prepared_example(views: Sequence[ModelView], splits: SplitBatches, modality: str,
-                     seed: int = 0) -> Optional[PreparedExample]:
+                     seed: int = 0, predict: Predict = _predict_now) -> Optional[PreparedExample]:
     """The split's sample whose ``modality``, swapped in from a sample of another class (the lab's
     swap, same seed, so the lab shows exactly this), lowers the calibrated gate the most while the
     calibrated model stays right by a clear margin (:data:`CLEAR_MARGIN`), preferring samples where
     the uncalibrated model then goes wrong. Without such a sample: right at all, then the largest
-    lead. One batched pass per model over the split; None only if no sample can be swapped."""
+    lead. One batched pass per model and input over the split, through ``predict`` (the dashboard
+    and ``precal precompute`` pass the prediction disk cache, so a restarted server reads them);
+    None only if no sample can be swapped."""
     cal = next((v for v in views if v.role == CALIBRATED), None) or next((v for v in views if v.calibration), None)
     if cal is None:
         return None
     unc = next((v for v in views if v is not cal), None)
     batch = splits.batch_for(cal.checkpoint)
     spec = cal.checkpoint.schema.modality(modality)
-    swapped = apply_corruption(batch, modality, spec.kind, SWAP, 5, seed, pool=batch)
-    clean_p = predict_view(cal, batch)
-    swap_p = predict_view(cal, swapped.batch)
+    swapped = apply_corruption(batch, modality, spec.kind, SWAP, SWAP_SEVERITY, seed, pool=batch)
+    clean_p = predict(cal, batch, "clean")
+    swap_p = predict(cal, swapped.batch, swap_variant(modality, seed))
     m = list(clean_p.modalities).index(modality)
     drop = clean_p.alpha[:, m] - swap_p.alpha[:, m]
     labels = clean_p.labels
@@ -193,8 +221,8 @@ def prepared_example(views: Sequence[ModelView], splits: SplitBatches, modality:
     unc_ok: Optional[np.ndarray] = None
     if unc is not None:
         ub = splits.batch_for(unc.checkpoint)
-        uswapped = apply_corruption(ub, modality, spec.kind, SWAP, 5, seed, pool=ub)
-        unc_ok = predict_view(unc, uswapped.batch).predicted == labels
+        uswapped = apply_corruption(ub, modality, spec.kind, SWAP, SWAP_SEVERITY, seed, pool=ub)
+        unc_ok = predict(unc, uswapped.batch, swap_variant(modality, seed)).predicted == labels
     row = choose_example(affected, drop, ok, margin, unc_ok)
     if row is None:
         return None

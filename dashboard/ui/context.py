@@ -75,11 +75,16 @@ class Context:
     def predictions(self, view: ModelView) -> Predictions:
         """Cached predictions of a view over the split (one copy per run of the page)."""
         if view.key not in self._predictions:
-            fp = self.pair.fingerprint(view.checkpoint)
-            self._predictions[view.key] = split_predictions(view.key, fp, str(self.data_path),
-                                                            data_mtime(self.data_path), self.split, "clean", view,
-                                                            self.splits.batch_for(view.checkpoint))
+            self._predictions[view.key] = self.variant_predictions(view, self.splits.batch_for(view.checkpoint),
+                                                                   "clean")
         return self._predictions[view.key]
+
+    def variant_predictions(self, view: ModelView, batch, variant: str) -> Predictions:
+        """A view's predictions on ``batch``, the split's samples as named by ``variant`` ("clean", or
+        a corrupted copy such as the start page's swap), in memory and in the prediction disk cache."""
+        fp = self.pair.fingerprint(view.checkpoint)
+        return split_predictions(view.key, fp, str(self.data_path), data_mtime(self.data_path), self.split, variant,
+                                 view, batch)
 
     def predictions_elsewhere(self, view: ModelView) -> Predictions:
         """Cached predictions over the split of a model outside the shown pair (another seed of a

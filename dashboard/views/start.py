@@ -4,7 +4,7 @@ its headline figures from stored results, and a button into the lab on a prepare
 import streamlit as st
 
 from precal.dashboard.backend.demo import (delta_style, demo_pair_key, example_sentence, headline_rows, points_text,
-                                           prepared_example, stored_effect)
+                                           prepared_example, stored_effect, example_modality)
 from precal.dashboard.backend.formatting import fmt_pct
 from precal.dashboard.ui.context import PAGES, context, guard
 
@@ -23,8 +23,8 @@ st.markdown(
 
 
 @st.cache_data(show_spinner="Finding a sample where a swap is caught…", max_entries=16)
-def _example(key: str, split: str, modality: str, _views, _splits):  # noqa: ARG001 (cache key)
-    return prepared_example(_views, _splits, modality)
+def _example(key: str, split: str, modality: str, _views, _splits, _predict):  # noqa: ARG001 (cache key)
+    return prepared_example(_views, _splits, modality, predict=_predict)
 
 
 with guard("start"):
@@ -62,10 +62,11 @@ with guard("start"):
                 "… --out`), so there are no headline figures; the pages below work all the same.")
 
     st.subheader("See it on one sample")
-    modality = effect.swap_modality if effect is not None else ctx.schema.modality_names[0]
+    modality = example_modality(pair)
     ready = ctx.data is not None and ctx.splits is not None and ctx.gated() is not None
     # the sentence says what this very example shows, so the example is found first
-    ex = _example(ctx.pair.cache_key, ctx.split, modality, ctx.views, ctx.splits) if ready else None
+    ex = (_example(ctx.pair.cache_key, ctx.split, modality, ctx.views, ctx.splits, ctx.variant_predictions)
+          if ready else None)
     st.markdown(example_sentence(ex, modality, ctx.split))
     if ctx.data is None or ctx.splits is None:
         st.error(ctx.data_error or "no data loaded for this model", icon=":material/error:")

@@ -58,7 +58,8 @@ def test_precompute_fills_every_cache_the_pages_read(filled, tiny):
     # and switch (the fixture's uncalibrated model has the calibrated one's weights)
     ckpts, _ = load_checkpoints([tiny["on"], tiny["off"]])
     runs = {(c.fingerprint, bool(c.config.calibration)) for c in ckpts} | {(ckpts[0].fingerprint, False)}
-    assert len(list((cache / "predictions").glob("predictions-*.npz"))) == len(runs)
+    # + the start page's example: the calibrated and the uncalibrated model on the split with a modality swapped
+    assert len(list((cache / "predictions").glob("predictions-*.npz"))) == len(runs) + 2
     assert len(list((cache / "projections").glob("projection-pca-*.npz"))) == 4  # fused + 3 modalities
     assert len(list((cache / "projections").glob("projection-tsne-*.npz"))) == 4
     assert len(list((cache / "sweeps").glob("sweep-*.csv"))) == 1
@@ -92,8 +93,8 @@ def test_the_backend_calls_of_the_pages_are_cache_hits(filled, tiny, monkeypatch
 
 
 def test_the_pages_open_on_the_filled_caches_without_computing(filled, tiny, monkeypatch):
-    """The app itself (Streamlit's AppTest): the embeddings page with PCA and t-SNE and the
-    robustness page's sweep come from what precompute stored."""
+    """The app itself (Streamlit's AppTest): the start page's prepared example, the embeddings page
+    with PCA and t-SNE and the robustness page's sweep come from what precompute stored."""
     pytest.importorskip("streamlit.testing.v1")
     import streamlit as st
     from streamlit.testing.v1 import AppTest
@@ -107,7 +108,9 @@ def test_the_pages_open_on_the_filled_caches_without_computing(filled, tiny, mon
     old = _env([tiny["on"], tiny["off"]], str(tiny["data"]))
     try:
         _nothing_computed(monkeypatch)
-        app = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        app = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()  # the start page and its example
+        _clean(app, "start")
+        assert any("swapped in from a sample of another class" in m.value for m in app.markdown)
         app.switch_page("views/embeddings.py").run()
         _clean(app, "embeddings, pca")
         app.radio(key="emb_method").set_value("tsne").run()
