@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from precal.models.config import FRAME_ENCODERS, POINT_ENCODERS
+
 from precal.data.schema import ModalitySchema
 
 
@@ -229,8 +231,6 @@ class VectorEncoder(nn.Module):
         return self.net(x), None
 
 
-FRAME_ENCODERS = ("motion", "frames", "frame-diffs")
-POINT_ENCODERS = ("series", "joints")
 
 
 def build_encoder(spec: ModalitySchema, dim: int, dropout: float, frame_encoder: str = "motion",

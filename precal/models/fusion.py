@@ -22,6 +22,8 @@ from typing import Dict, List, Mapping, Optional
 import torch
 from torch import Tensor, nn
 
+from precal.models.config import FUSION_LAYOUT  # noqa: F401 (the backbones' layouts, defined with the settings)
+
 from precal.calibration import masked_mean
 
 
@@ -196,5 +198,3 @@ class ClassificationHead(nn.Module):
         return self.net(fused)
 
 
-FUSION_LAYOUT: Dict[str, str] = {"sequence": "token", "conv": "channel", "late": "token", "score": "token"}
-"""Which calibrator layout each backbone feeds (late fusion: (B, D) vectors, i.e. token layout)."""

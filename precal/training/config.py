@@ -14,8 +14,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from precal.models.encoders import FRAME_ENCODERS, POINT_ENCODERS
-from precal.models.model import BACKBONES, GATES, ModelConfig
+from precal.models.config import BACKBONES, FRAME_ENCODERS, GATES, POINT_ENCODERS, ModelConfig
 
 ALWAYS = "always"
 WHEN_USED = "when used"
