@@ -460,11 +460,12 @@ def robustness_figure(frame: pd.DataFrame, y: str, title: str, y_label: str,
     if reference is not None:
         for k in range(len(shown)):
             fig.add_hline(y=reference, line_dash="dot", line_color="black", row=k // wrap + 1, col=k % wrap + 1)
-    height = 170 + 270 * rows
+    height = 210 + 270 * rows
+    # the legend under the grid: above it, it shared the top line with a long title (A vs B names both models)
     return _layout(fig, title, height=height,
-                   legend=dict(orientation="h", yanchor="bottom", y=1.0 + 40 / height, x=1, xanchor="right",
+                   legend=dict(orientation="h", yanchor="top", y=-70 / height, x=0, xanchor="left",
                                title_text="model (solid: calibrated or A, dashed: uncalibrated or B)"),
-                   margin=dict(l=60, r=20, t=110, b=70))
+                   margin=dict(l=60, r=20, t=90, b=120))
 
 
 def dynamics_figure(frame: pd.DataFrame, title: str, y_label: str, reference: Optional[float] = None) -> go.Figure:
