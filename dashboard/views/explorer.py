@@ -12,7 +12,7 @@ from precal.dashboard.backend.report import input_svg, sample_report
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui import url_state
 from precal.dashboard.ui.context import context, guard, select_sample
-from precal.dashboard.ui.exports import download, safe_name
+from precal.dashboard.ui.exports import download, safe_name, view_link
 from precal.dashboard.ui.plotly_inputs import render_modality
 from precal.dashboard.ui.widgets import PLOTLY_CONFIG, prediction_card, role_colour_map
 
@@ -126,6 +126,10 @@ with guard("sample explorer"):
     for unc in ctx.ungated():
         st.caption(uncalibrated_cues_note(unc, ctx.pair))
 
+    # the view's address now, while the page runs: the report's maker runs after the click, when the
+    # address bar's parameters are no longer in reach
+    link = view_link("explorer", {**url_state.sidebar_values(), **url_state.page_values("explorer")})
+
     def report() -> str:
         inputs = []
         for m in schema.modality_names:
@@ -134,12 +138,11 @@ with guard("sample explorer"):
                 inputs.append(input_svg(schema, m, raw, None, len(raw), f"{m} (as recorded)", schema.modality(m).unit))
         facts = [("data set", schema.name), ("split", str(ctx.split)), ("sample", sid), ("true class", true_name),
                  *[(f"model {k + 1}", v.label) for k, v in enumerate(ctx.views)]]
-        query = "&".join(f"{k}={v}" for k, v in st.query_params.to_dict().items())
         return sample_report(f"Sample explorer · {schema.name} · sample {sid}", facts, true_name,
                              [(v.label, outs[v.role], None) for v in ctx.views], inputs,
                              outs.get(gated.role) if gated is not None else None,
                              [st.session_state.get("ex_why")] if st.session_state.get("ex_why") else [],
-                             link=f"/explorer?{query}" if query else "")
+                             link=link)
 
     download("Report of this sample (HTML)", report, f"precal-sample-{safe_name(sid)}.html", "text/html",
              "ex_report", help="Inputs, both models' predictions, gates, cues and the explanation, in one file "

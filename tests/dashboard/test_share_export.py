@@ -156,6 +156,8 @@ def test_explorer_report_names_the_sample_models_and_explanation(app):
     assert "model sees" not in report  # the explorer draws the recording itself
     assert "no gates: alpha fixed at 1, cues unused" in report  # the uncalibrated model's cues, with the caveat
     assert "link to this view" not in report or "http" in report.split("link to this view")[1][:40]
+    # the way back to this view: the page's parameters, taken while the page ran (AppTest has no address)
+    assert "view parameters" in report and f"sample={sid}" in report and "/explorer?" in report
 
 
 def test_lab_report_names_its_charts_and_keeps_legends_whole(app):
