@@ -7,11 +7,17 @@ evidence taken out of alpha or of beta (each gate then fixed at its typical leve
 measurement behind docs/results/gates.md's note on clean accuracy.
 
     python -m experiments.cue_shift [CHECKPOINT ...] > results/gates/cue_shift.txt
+    python -m experiments.cue_shift summary results/gates/cue_shift.txt results/gates/cue_shift_seeds.txt
+
+The second form reads stored reports (one or several seeds per checkpoint) and prints, per
+checkpoint, the change of test accuracy against "as trained", mean ± std over the reports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Iterator, List
@@ -72,7 +78,36 @@ def report(path: Path) -> str:
     return "\n".join(lines)
 
 
+FIGURES = re.compile(r"as trained ([\d.]+)%, calibrator off ([\d.]+)%, alpha without evidence ([\d.]+)%, "
+                     r"beta without evidence ([\d.]+)%")
+
+
+def summary(texts: List[str]) -> str:
+    """Per checkpoint name, over every stored report of it: the test accuracy as trained, and the
+    change with the calibrator off, alpha without evidence and beta without evidence (points,
+    mean ± std over the reports)."""
+    runs: dict = {}
+    name = None
+    for line in "\n".join(texts).splitlines():
+        if line and not line.startswith((" ", "#")):
+            name = line.strip()
+        elif (m := FIGURES.search(line)) and name:
+            runs.setdefault(name, []).append([float(x) for x in m.groups()])
+    out = []
+    for name, rows in runs.items():
+        cells = [f"{name} ({len(rows)} runs): as trained {statistics.mean(r[0] for r in rows):.1f}%"]
+        for i, what in ((1, "calibrator off"), (2, "alpha without evidence"), (3, "beta without evidence")):
+            d = [r[i] - r[0] for r in rows]
+            sd = statistics.stdev(d) if len(d) > 1 else 0.0
+            cells.append(f"{what} {statistics.mean(d):+.1f} ± {sd:.1f}")
+        out.append(", ".join(cells))
+    return "\n".join(out)
+
+
 def main(argv: List[str]) -> None:
+    if argv[:1] == ["summary"]:
+        print(summary([Path(p).read_text() for p in argv[1:]]))
+        return
     paths = [Path(p) for p in argv] or sorted((ROOT / "checkpoints").glob("*_calon"))
     torch.set_num_threads(1)
     print("\n".join(report(p) for p in paths))
