@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Optional
 
-import torch
 
 from precal.data.dataset import MultimodalDataset, Preprocessor
 from precal.data.storage import load_dataset
 from precal.own_checkpoint import save_own_checkpoint
 from precal.own_model import build_own_model
+from tests.dashboard.fixtures import spread_gates
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "own_model" / "my_model.py"
@@ -65,15 +65,6 @@ def responsive_own_checkpoint(out: Path, data_dir: Path, lengths: Dict[str, int]
     data = load_dataset(data_dir)
     pre = Preprocessor(lengths=dict(lengths)).fit(data, data.split("train"))
     model = build_own_model(factory, data.schema)
-    gen = torch.Generator().manual_seed(1)
-    cal = model.calibrator
-    with torch.no_grad():
-        cal.alpha_weight.copy_(torch.randn(cal.alpha_weight.shape, generator=gen) * 2.0)
-        cal.alpha_bias.copy_(torch.randn(cal.alpha_bias.shape, generator=gen) * 0.5)
-        cal.beta_agreement.copy_(torch.randn(cal.beta_agreement.shape, generator=gen))
-        cal.beta_discrepancy.copy_(torch.randn(cal.beta_discrepancy.shape, generator=gen))
-        model.train()
-        model(MultimodalDataset(data, data.split("train"), pre, model.modalities).full_batch())
-    model.eval()
+    spread_gates(model, MultimodalDataset(data, data.split("train"), pre, model.modalities).full_batch())
     record = {"data": str(data_dir), "model": factory, "epochs": 1, "lengths": dict(lengths), **(training or {})}
     return save_own_checkpoint(out, model, pre, training=record, metrics={}, history=[])

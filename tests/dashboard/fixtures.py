@@ -29,6 +29,23 @@ AV_LENGTHS = {"audio": 24, "lips": 4}
 _CACHE: Dict[str, Path] = {}
 
 
+def spread_gates(model: torch.nn.Module, train_batch) -> None:
+    """Random gate weights (seeded) on ``model.calibrator``, so that an untrained test model's gates
+    differ between samples and modalities; then one training-mode pass on ``train_batch`` gives the
+    calibrator its reference of a typical training sample, as training does (before it, every gate
+    sees zero evidence). Leaves the model in eval mode."""
+    gen = torch.Generator().manual_seed(1)
+    cal = model.calibrator
+    with torch.no_grad():
+        cal.alpha_weight.copy_(torch.randn(cal.alpha_weight.shape, generator=gen) * 2.0)
+        cal.alpha_bias.copy_(torch.randn(cal.alpha_bias.shape, generator=gen) * 0.5)
+        cal.beta_agreement.copy_(torch.randn(cal.beta_agreement.shape, generator=gen))
+        cal.beta_discrepancy.copy_(torch.randn(cal.beta_discrepancy.shape, generator=gen))
+        model.train()
+        model(train_batch)
+    model.eval()
+
+
 def _subset(data: MultimodalData, per_class: Dict[str, int], classes=(0, 1, 2, 3)) -> MultimodalData:
     keep = {}
     for split, n in per_class.items():
@@ -68,18 +85,7 @@ def _tiny_pair(source: Path, name: str, lengths: Dict[str, int], out: Path) -> D
         cfg = ModelConfig(backbone="sequence", calibration=flag == "on", dim=16, shared_dim=8, fusion_layers=1,
                           heads=2, head_hidden=16, dropout=0.0)
         model = MultimodalModel(data.schema, cfg)
-        gen = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            cal = model.calibrator
-            cal.alpha_weight.copy_(torch.randn(cal.alpha_weight.shape, generator=gen) * 2.0)
-            cal.alpha_bias.copy_(torch.randn(cal.alpha_bias.shape, generator=gen) * 0.5)
-            cal.beta_agreement.copy_(torch.randn(cal.beta_agreement.shape, generator=gen))
-            cal.beta_discrepancy.copy_(torch.randn(cal.beta_discrepancy.shape, generator=gen))
-            # One training-mode pass gives the calibrator its reference of a typical training
-            # sample, as training does (before it, every gate sees zero evidence).
-            model.train()
-            model(MultimodalDataset(data, data.split("train"), pre, model.modalities).full_batch())
-        model.eval()
+        spread_gates(model, MultimodalDataset(data, data.split("train"), pre, model.modalities).full_batch())
         training = {"data": str(data_dir), "backbone": "sequence", "calibration": flag == "on", "epochs": 3,
                     "lengths": dict(lengths)}
         metrics = {"selected_epoch": 3, "val": {"accuracy": 0.25, "macro_f1": 0.2},

@@ -178,8 +178,8 @@ def click_radio_option(driver, option: str, nth: int) -> None:
     target.click()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[int]:
+def serve_tiny(names: List[str], log: str) -> Iterator[int]:
+    """A dashboard server on the named tiny checkpoints (skipped without Chromium); yields its port."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
@@ -188,12 +188,17 @@ def server() -> Iterator[int]:
     tiny = tiny_checkpoints()
     port = free_port()
     SHOTS.mkdir(exist_ok=True)
-    proc = start_server([tiny["on"], tiny["off"]], port, SHOTS / "browser_server.log")
+    proc = start_server([tiny[n] for n in names], port, SHOTS / log)
     try:
         wait_healthy(port, proc)
         yield port
     finally:
         stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[int]:
+    yield from serve_tiny(["on", "off"], "browser_server.log")
 
 
 @pytest.fixture(scope="module")
@@ -309,21 +314,7 @@ def selected_pair(driver) -> str:
 
 @pytest.fixture(scope="module")
 def two_pair_server() -> Iterator[int]:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    from tests.dashboard.fixtures import tiny_checkpoints
-
-    tiny = tiny_checkpoints()
-    port = free_port()
-    SHOTS.mkdir(exist_ok=True)
-    proc = start_server([tiny["on"], tiny["off"], tiny["av_on"], tiny["av_off"]], port,
-                        SHOTS / "browser_two_pairs.log")
-    try:
-        wait_healthy(port, proc)
-        yield port
-    finally:
-        stop_server(proc)
+    yield from serve_tiny(["on", "off", "av_on", "av_off"], "browser_two_pairs.log")
 
 
 def test_a_point_click_opens_the_sample_in_the_same_pair(two_pair_server):

@@ -27,12 +27,11 @@ from precal.dashboard.settings import (ENV_CHECKPOINTS, ENV_DATA, ENV_MODEL, ENV
 from precal.data.storage import load_dataset  # noqa: E402
 from precal.models.model import CALIBRATED  # noqa: E402
 from tests.dashboard.fixtures import LENGTHS, tiny_checkpoints  # noqa: E402
+from tests.dashboard.test_app import APP, TIMEOUT, _restore  # noqa: E402
 from tests.own_models import FACTORY, responsive_own_checkpoint, write_factory  # noqa: E402
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PAGES = ["views/start.py", "views/overview.py", "views/explorer.py", "views/lab.py", "views/embeddings.py",
          "views/robustness.py", "views/training.py"]
-TIMEOUT = 120
 KEYS = (ENV_CHECKPOINTS, ENV_DATA, ENV_MODEL, ENV_WEIGHTS, "PRECAL_DASHBOARD_WARMUP", "PRECAL_DASHBOARD_THREADS")
 
 
@@ -60,11 +59,7 @@ def _app(checkpoints: Sequence[Path], data: Optional[Path], model: Optional[str]
         at.run()
         yield at
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _restore(old)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pytest
@@ -15,24 +14,9 @@ import pytest
 pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from tests.dashboard.fixtures import tiny_checkpoints, variant, vector_checkpoint  # noqa: E402
+from tests.dashboard.fixtures import variant, vector_checkpoint  # noqa: E402
 from tests.dashboard.test_app import APP, TIMEOUT, _clean, _env, _restore, _texts, _vega_charts  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return tiny_checkpoints()
-
-
-@pytest.fixture
-def app(tiny) -> Iterator[AppTest]:
-    old = _env([tiny["on"], tiny["off"]])
-    try:
-        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-        at.run()
-        yield at
-    finally:
-        _restore(old)
+from tests.dashboard.test_app import app, tiny  # noqa: E402,F401 (the fixtures: the tiny pair in the app)
 
 
 def _prediction_cards(at: AppTest) -> list:
@@ -464,16 +448,24 @@ def _stored_sweep(folder: Path, name: str) -> None:
     (folder / "robustness.csv").write_text("\n".join(rows) + "\n")
 
 
-def test_a_vs_b_robustness_reads_both_stored_sweeps_and_names_the_models(tiny, tmp_path):
+def _a_vs_b(tiny, folder: Path, page: str, stored_sweeps: bool = False) -> AppTest:
+    """The app comparing two calibrated seeds of the tiny model (A: seed 1, B: seed 2) on ``page``;
+    call inside ``_env``. With ``stored_sweeps`` each has a ``robustness.csv`` beside it."""
     for name, seed in (("tiny_s1_calon", 1), ("tiny_s2_calon", 2)):
-        _stored_sweep(variant(tiny["on"], tmp_path / name, {"seed": seed}), name)
+        made = variant(tiny["on"], folder / name, {"seed": seed})
+        if stored_sweeps:
+            _stored_sweep(made, name)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.radio(key="compare_mode").set_value("compare").run()
+    at.selectbox(key="cmp_a").set_value("tiny_s1_calon").run()
+    at.selectbox(key="cmp_b").set_value("tiny_s2_calon").run()
+    return at.switch_page(f"views/{page}.py").run()
+
+
+def test_a_vs_b_robustness_reads_both_stored_sweeps_and_names_the_models(tiny, tmp_path):
     old = _env([tiny["on"], tiny["off"], tmp_path])
     try:
-        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-        at.radio(key="compare_mode").set_value("compare").run()
-        at.selectbox(key="cmp_a").set_value("tiny_s1_calon").run()
-        at.selectbox(key="cmp_b").set_value("tiny_s2_calon").run()
-        at.switch_page("views/robustness.py").run()
+        at = _a_vs_b(tiny, tmp_path, "robustness", stored_sweeps=True)
         _clean(at, "A vs B robustness")
         assert not any("No stored sweep" in str(i.value) for i in at.info)
         summary = next(d.value for d in at.dataframe if any(str(c).startswith("RR ") for c in d.value.columns))
@@ -488,15 +480,9 @@ def test_a_vs_b_robustness_reads_both_stored_sweeps_and_names_the_models(tiny, t
 
 
 def test_a_vs_b_lab_shows_the_gates_of_both_gated_models(tiny, tmp_path):
-    for name, seed in (("tiny_s1_calon", 1), ("tiny_s2_calon", 2)):
-        variant(tiny["on"], tmp_path / name, {"seed": seed})
     old = _env([tiny["on"], tiny["off"], tmp_path])
     try:
-        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-        at.radio(key="compare_mode").set_value("compare").run()
-        at.selectbox(key="cmp_a").set_value("tiny_s1_calon").run()
-        at.selectbox(key="cmp_b").set_value("tiny_s2_calon").run()
-        at.switch_page("views/lab.py").run()
+        at = _a_vs_b(tiny, tmp_path, "lab")
         _clean(at, "A vs B lab")
         titles = list(_vega_charts(at))
         cues = [t for t in titles if t.endswith("gates and cues, clean vs corrupted")]
