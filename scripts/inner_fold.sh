@@ -49,6 +49,8 @@ declare -A ARGS=(
   [fused_on_monotone_cgoff]="--calibration on --gate monotone --cue-gradient off --train-split train+val --selection last"
   [conv_on_monotone]="--backbone conv --calibration on --gate monotone --train-split train+val --selection last"
   [conv_on_monotone_cgoff]="--backbone conv --calibration on --gate monotone --cue-gradient off --train-split train+val --selection last"
+  [conv_on_monotone_margin1]="--backbone conv --calibration on --gate monotone --evidence-margin 1 --train-split train+val --selection last"
+  [conv_off_rerun]="--backbone conv --calibration off --train-split train+val --selection last"
 )
 else
 OUT=results/inner_fold
