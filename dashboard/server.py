@@ -8,11 +8,12 @@ starts and the browser connects; the app's imports then find the modules loaded 
 lock makes a page that arrives early wait for the import in progress, never import twice).
 
 The head start waits until the server answers its health check. Imports hold Python's global
-interpreter lock most of the time, so importing torch while Streamlit starts made the server ready
-about 0.9 s later (1.8 s instead of 0.9 s on the 2-core reference machine), and the browser could
+interpreter lock most of the time, so importing torch while Streamlit starts made the server answer
+0.7–0.9 s later (1.8 s instead of 0.9–1.1 s on the 2-core reference machine), and the browser could
 not even begin to load the page. Started once the server answers, the imports run while the browser
-loads and starts Streamlit's frontend (about a second, on the browser's own core), and the first page
-is complete some 0.4 s sooner (``benchmarks/dashboard.py``).
+loads and starts Streamlit's frontend (about a second, on the browser's own core); over seven starts
+the first page is then complete after a median 3.3–4.1 s instead of 4.1–4.3 s
+(``benchmarks/dashboard.py --starts 7``, results/benchmarks/dashboard.txt).
 
 This file imports nothing of ``precal`` at its top on purpose: that would import torch on the main
 thread, which would delay the server instead of overlapping with it.
