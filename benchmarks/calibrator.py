@@ -6,7 +6,7 @@ and the median forward time at batch 1 and batch 64 of (a) the backbone (encoder
 and (b) the calibrator alone, and their ratios. Targets: calibrator <= 5% of backbone parameters
 and <= 10% of backbone forward time.
 
-    python benchmarks/calibrator.py [--runs 50] [--threads 2]
+    python benchmarks/calibrator.py [--runs 50] [--threads 2] [--shared-dim 16]
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
 
 
 @torch.no_grad()
-def measure(backbone: str, batch_size: int, runs: int) -> dict:
-    model = MultimodalModel(SCHEMA, ModelConfig(backbone=backbone)).eval()
+def measure(backbone: str, batch_size: int, runs: int, shared_dim: int = ModelConfig.shared_dim) -> dict:
+    model = MultimodalModel(SCHEMA, ModelConfig(backbone=backbone, shared_dim=shared_dim)).eval()
     # Non-trivial gates so the calibrator does its full work (zero weights would not change timing,
     # but make sure nothing short-circuits).
     torch.nn.init.normal_(model.calibrator.alpha_weight, std=0.5)
@@ -77,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--shared-dim", type=int, default=ModelConfig.shared_dim,
+                        help="size of the calibrator's shared comparison space")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{'backbone':<9} {'batch':>5} {'backbone params':>15} {'calib params':>12} {'param %':>8} "
@@ -84,7 +86,7 @@ def main() -> None:
     worst_params, worst_time = 0.0, 0.0
     for backbone in BACKBONES:
         for b in (1, 64):
-            r = measure(backbone, b, args.runs)
+            r = measure(backbone, b, args.runs, args.shared_dim)
             p_ratio = 100 * r["calibrator_params"] / r["backbone_params"]
             t_ratio = 100 * r["calibrator_ms"] / r["backbone_ms"]
             worst_params, worst_time = max(worst_params, p_ratio), max(worst_time, t_ratio)
