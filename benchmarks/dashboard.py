@@ -494,6 +494,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--gc", action="store_true",
                         help="only time a full garbage collection with the dashboard's modules imported")
     args = parser.parse_args(argv)
+    if args.starts < 0:
+        parser.error("--starts must be 0 (the full benchmark) or a number of starts")
     torch.set_num_threads(args.threads)
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(f"machine: {os.cpu_count()} cores; load average {load[0]:.2f} (1 min), {load[1]:.2f} (5 min) at the start")

@@ -7,10 +7,10 @@ after the server is already up. Here a background thread imports them while Stre
 starts and the browser connects; the app's imports then find the modules loaded (Python's import
 lock makes a page that arrives early wait for the import in progress, never import twice).
 
-The head start waits until the server answers its health check. Imports hold Python's global
-interpreter lock most of the time, so importing torch while Streamlit starts made the server answer
-0.7–0.9 s later (1.8 s instead of 0.9–1.1 s on the 2-core reference machine), and the browser could
-not even begin to load the page. Started once the server answers, the imports run while the browser
+The head start waits until the server listens. Imports hold Python's global interpreter lock most
+of the time, so importing torch while Streamlit starts made the server answer 0.7–0.9 s later (1.8 s
+instead of 0.9–1.1 s on the 2-core reference machine), and the browser could not even begin to load
+the page. Started once the server listens, the imports run while the browser
 loads and starts Streamlit's frontend (about a second, on the browser's own core); over seven starts
 the first page is then complete after a median 3.3–4.1 s instead of 4.1–4.3 s
 (``benchmarks/dashboard.py --starts 7``, results/benchmarks/dashboard.txt).
@@ -28,12 +28,16 @@ import time
 from typing import List, Tuple
 
 SERVER_WAIT_S = 10.0
-"""How long the head start waits for the server to answer before it imports anyway."""
+"""How long the head start waits for the server to listen before it imports anyway."""
+
+UNIX_PREFIX = "unix://"
 
 
 def server_address(argv: List[str]) -> Tuple[str, int]:
-    """The host and port the server will listen on, from ``--server.address`` / ``--server.port``
-    (either ``--flag value`` or ``--flag=value``); a wildcard address is reached on the loopback."""
+    """Where the server will listen, from ``--server.address`` / ``--server.port`` (either
+    ``--flag value`` or ``--flag=value``; the app's own arguments after ``--`` are not Streamlit's):
+    (host, port), a wildcard address reached on the loopback, or (socket path, 0) for Streamlit's
+    ``unix://PATH`` address."""
     options = {"--server.address": "127.0.0.1", "--server.port": "8501"}
     for i, arg in enumerate(argv):
         if arg == "--":
@@ -41,26 +45,36 @@ def server_address(argv: List[str]) -> Tuple[str, int]:
         name, eq, value = arg.partition("=")
         if name in options:
             options[name] = value if eq else (argv[i + 1] if i + 1 < len(argv) else options[name])
-    host = options["--server.address"]
+    host = options["--server.address"].strip()
+    if host.startswith(UNIX_PREFIX):
+        return host, 0
+    host = host.strip("[]")
     host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "localhost") else host
     try:
         port = int(options["--server.port"])
     except ValueError:
         port = 8501
-    return (f"[{host}]" if ":" in host else host), port
+    return host, port
 
 
 def wait_for_server(host: str, port: int, timeout: float = SERVER_WAIT_S) -> bool:
-    """Poll the server's health check until it answers (True) or ``timeout`` passes (False)."""
-    import urllib.request  # here, not at the top: the main thread starts the server first
+    """Wait until the server accepts connections (True) or ``timeout`` passes (False).
+
+    A plain connection, not an HTTP request to the health check: it needs no proxy settings, works
+    the same with TLS or a base URL path, and the server is ready once it listens."""
+    import socket  # here, not at the top: the main thread starts the server first
 
     deadline = time.monotonic() + timeout
-    url = f"http://{host}:{port}/_stcore/health"
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=0.5):
-                return True
-        except OSError:
+            if host.startswith(UNIX_PREFIX):
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+                    unix.settimeout(0.5)
+                    unix.connect(host[len(UNIX_PREFIX):])
+            else:
+                socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        except (OSError, ValueError):
             time.sleep(0.02)
     return False
 
@@ -70,7 +84,9 @@ def _preload(address: Tuple[str, int]) -> None:
         wait_for_server(*address)
         # The imports create some 300 000 objects that live as long as the server, and the cyclic
         # collector would walk them again and again on the way: about 11% of the imports' CPU time
-        # (paired runs of farm-bench). Collection resumes when the head start ends.
+        # (results/benchmarks/import_gc.txt). The switch is process-wide, so a first page running
+        # meanwhile runs without it too; collection resumes when the head start ends, and cycles
+        # left over by then are frozen with the modules (a one-time, bounded amount).
         gc.disable()
         import torch  # noqa: F401
 

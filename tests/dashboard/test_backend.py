@@ -490,12 +490,11 @@ def test_launcher_command_and_environment(tmp_path):
     assert env["PYTHONPATH"].split(__import__("os").pathsep)[0] == str(Path(precal.__file__).resolve().parent.parent)
 
 
-def test_head_start_waits_on_the_port_the_launcher_gives():
+def test_head_start_waits_on_the_port_the_launcher_gives(tmp_path):
     """The server's head start (torch and precal imported in the background) waits until the server
-    answers on the address and port of the launcher's own command line: waiting on another port
-    would hold it back for the whole timeout and the first page would import torch itself."""
-    import http.server
-    import threading
+    listens where the launcher's own command line says: waiting on another address would hold it
+    back for the whole timeout, and the first page would import torch itself."""
+    import socket
 
     from precal.dashboard import launcher as dl
     from precal.dashboard.server import server_address, wait_for_server
@@ -503,27 +502,22 @@ def test_head_start_waits_on_the_port_the_launcher_gives():
     cmd = dl.build_command([], None, 8765, "0.0.0.0")
     assert server_address(cmd[2:]) == ("127.0.0.1", 8765)  # a wildcard address is reached on the loopback
     assert server_address(["run", "app.py", "--server.port=9001", "--server.address=10.1.2.3"]) == ("10.1.2.3", 9001)
+    assert server_address(["run", "app.py", "--server.address", "[::1]", "--server.port"]) == ("::1", 8501)
     assert server_address(["run", "app.py", "--", "--server.port", "1"]) == ("127.0.0.1", 8501)  # the app's args
+    sock_path = tmp_path / "s.sock"
+    assert server_address(["run", "app.py", f"--server.address=unix://{sock_path}"]) == (f"unix://{sock_path}", 0)
 
-    class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (the standard library's name)
-            self.send_response(200 if self.path == "/_stcore/health" else 404)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):  # quiet
-            pass
-
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), Health)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        port = httpd.server_address[1]
+    with socket.socket() as listener:  # a listening server, whatever it speaks (HTTP, TLS, ...)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
         assert wait_for_server("127.0.0.1", port, timeout=5.0)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    assert not wait_for_server("127.0.0.1", port, timeout=0.2)  # nobody answers: gives up after the timeout
+    assert not wait_for_server("127.0.0.1", port, timeout=0.2)  # nobody listens: gives up after the timeout
+    with socket.socket(socket.AF_UNIX) as unix:
+        unix.bind(str(sock_path))
+        unix.listen()
+        assert wait_for_server(f"unix://{sock_path}", 0, timeout=5.0)
+
 
 def test_precal_dashboard_reaches_the_launcher(capsys):
     """The command line finds the app's launcher (a bad port is refused there, in one line)."""

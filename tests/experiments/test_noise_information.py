@@ -18,4 +18,4 @@ def test_the_probe_reads_clean_modalities_and_not_swapped_ones():
         assert r["probe clean"] > 0.6  # six classes: chance is 0.17
         assert r["probe swap"] < 0.2
         assert r["n noise, all"] == r["n noise, probe right"] + r["n noise, probe wrong"] > 0
-        assert 0.0 <= r["AUROC swap"] <= 1.0
+        assert r["AUROC swap"] > 0.7  # the gates find swaps (stored runs: 0.90 and above)
