@@ -494,10 +494,14 @@ def test_head_start_waits_on_the_port_the_launcher_gives(tmp_path):
     """The server's head start (torch and precal imported in the background) waits until the server
     listens where the launcher's own command line says: waiting on another address would hold it
     back for the whole timeout, and the first page would import torch itself."""
+    import http.server
+    import os
     import socket
+    import threading
+    import time
 
     from precal.dashboard import launcher as dl
-    from precal.dashboard.server import server_address, wait_for_server
+    from precal.dashboard.server import HEALTH_GRACE_S, server_address, wait_for_server
 
     cmd = dl.build_command([], None, 8765, "0.0.0.0")
     assert server_address(cmd[2:]) == ("127.0.0.1", 8765)  # a wildcard address is reached on the loopback
@@ -507,12 +511,31 @@ def test_head_start_waits_on_the_port_the_launcher_gives(tmp_path):
     sock_path = tmp_path / "s.sock"
     assert server_address(["run", "app.py", f"--server.address=unix://{sock_path}"]) == (f"unix://{sock_path}", 0)
 
-    with socket.socket() as listener:  # a listening server, whatever it speaks (HTTP, TLS, ...)
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            self.send_response(200 if self.path == "/_stcore/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        os.environ["http_proxy"] = "http://127.0.0.1:9"  # a proxy in the environment is not asked
+        start = time.monotonic()
+        assert wait_for_server("127.0.0.1", port, timeout=5.0)
+        assert time.monotonic() - start < HEALTH_GRACE_S  # the health check answered, no grace needed
+    finally:
+        os.environ.pop("http_proxy", None)
+        httpd.shutdown()
+        httpd.server_close()
+    assert not wait_for_server("127.0.0.1", port, timeout=0.2)  # nobody listens: gives up after the timeout
+    with socket.socket() as listener:  # listening but never answering plain HTTP (TLS, a base URL path)
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        port = listener.getsockname()[1]
-        assert wait_for_server("127.0.0.1", port, timeout=5.0)
-    assert not wait_for_server("127.0.0.1", port, timeout=0.2)  # nobody listens: gives up after the timeout
+        assert wait_for_server("127.0.0.1", listener.getsockname()[1], timeout=5.0)
     with socket.socket(socket.AF_UNIX) as unix:
         unix.bind(str(sock_path))
         unix.listen()
