@@ -477,6 +477,12 @@ def bench_gc(repeats: int = 5) -> float:
     return statistics.median(times)
 
 
+def figure_line(name: str, value: float) -> str:
+    """One row of the figures table: the measurement against its target."""
+    target = TARGETS_MS[name]
+    return f"{name:38s} {value:10.1f} ms {target:8.0f} ms  {'yes' if value <= target else 'NO'}"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", action="append", help="checkpoint folder (repeat for the pair)")
@@ -503,11 +509,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         bench_gc()
         return 0
     paths = pick_checkpoints(args)
+    # what `precal dashboard` opens: every shipped checkpoint (else the pair measured by the backend part)
+    served = list(args.checkpoint or []) or ([str(ROOT / "checkpoints")] if default_checkpoint_dirs() else paths)
     if args.starts:
-        served = list(args.checkpoint or []) or ([str(ROOT / "checkpoints")] if default_checkpoint_dirs() else paths)
-        starts = bench_starts(served, args.starts)
-        for name, value in starts.items():
-            print(f"{name:38s} {value:10.1f} ms {TARGETS_MS[name]:8.0f} ms  {'yes' if value <= TARGETS_MS[name] else 'NO'}")
+        for name, value in bench_starts(served, args.starts).items():
+            print(figure_line(name, value))
         return 0
     if args.breakdown:
         bench_breakdown(paths, args.clicks)
@@ -515,8 +521,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     results = bench_backend(paths, args.data, args.split, args.runs, args.methods)
     if not args.no_browser:
         os.environ.pop("PRECAL_DASHBOARD_WARMUP", None)
-        # what `precal dashboard` opens: every shipped checkpoint (else the pair measured above)
-        served = list(args.checkpoint or []) or ([str(ROOT / "checkpoints")] if default_checkpoint_dirs() else paths)
         results.update(bench_browser(served, args.data, args.clicks))
         steady = bench_browser(served, args.data, args.clicks, warm_up=False)
         results.update({f"{k} (steady state)": v for k, v in steady.items()})
@@ -526,11 +530,8 @@ def main(argv: Optional[List[str]] = None) -> int:
           + (" — busy: other work shared the cores, so these latencies are pessimistic" if load[0] > 0.5 else ""))
     print(f"{'figure':38s} {'measured':>12s} {'target':>10s}  ok")
     for name, target in TARGETS_MS.items():
-        if name in results:
-            v = results[name]
-            print(f"{name:38s} {v:10.1f} ms {target:8.0f} ms  {'yes' if v <= target else 'NO'}")
-        else:
-            print(f"{name:38s} {'—':>12s} {target:8.0f} ms  (not measured)")
+        print(figure_line(name, results[name]) if name in results
+              else f"{name:38s} {'—':>12s} {target:8.0f} ms  (not measured)")
     return 0
 
 

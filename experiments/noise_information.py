@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Dict, List
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 
@@ -87,8 +88,6 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    import pandas as pd
-
     rows = [r for s in args.sets for snr in args.snr for r in rows_for(s, snr, args.samples, args.backbone, args.seed)]
     frame = pd.DataFrame(rows)
     print(f"# {args.backbone} backbone, precal train's defaults, seed {args.seed}, {args.samples} samples per set "
