@@ -31,14 +31,13 @@ from precal.dashboard.backend.data import SplitBatches, data_mtime, split_batche
 from precal.dashboard.backend.demo import example_modality, prepared_example
 from precal.dashboard.backend.embeddings import (FUSED, feature_spaces, pre_post_features, projection_key,
                                                  split_projection)
-from precal.dashboard.backend.pairs import ModelPair, ModelView, load_checkpoints, pair_checkpoints
+from precal.dashboard.backend.pairs import ModelPair, ModelView, load_checkpoints, pair_checkpoints, switched_off
 from precal.dashboard.backend.robustness import (DEFAULT_SEVERITIES, default_corruptions, find_robustness_table,
                                                  page_sweep)
 from precal.dashboard.backend.running import cached_predict, prediction_parts
 from precal.data.storage import MultimodalData, load_dataset
 from precal.evaluation import resolve_data_dir
 from precal.inference import Predictions
-from precal.models.model import UNCALIBRATED
 from precal.own_checkpoint import open_own_model
 from precal.projection import METHODS
 from precal.robustness.corruptions import CORRUPTIONS, check_severity
@@ -94,7 +93,7 @@ def predicted_views(views: Sequence[ModelView]) -> List[ModelView]:
     out = {v.key: v for v in views}
     gated = next((v for v in views if v.calibration), None)
     if gated is not None:
-        off = ModelView(UNCALIBRATED, gated.checkpoint, False, "calibrator off")
+        off = switched_off(gated.checkpoint)
         out.setdefault(off.key, off)
     return list(out.values())
 

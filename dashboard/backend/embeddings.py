@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from precal.dashboard.backend.pairs import ModelPair
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema
 from precal.inference import Predictions

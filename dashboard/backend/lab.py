@@ -19,7 +19,6 @@ from precal.dashboard.backend.url_state import corruption_words
 from precal.dashboard.backend.samples import SampleOutputs, _outputs
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema
-from precal.models.model import UNCALIBRATED
 from precal.robustness.corruptions import apply_corruption
 
 
@@ -220,12 +219,6 @@ def lab_update(views: Sequence[ModelView], splits: SplitBatches, index: int,
     for v in views:
         clean_out[v.role], cor_out[v.role] = by_view[v.key]
     return LabResult(index, clean_out, cor_out, batches, notes, time.perf_counter() - start, by_view)
-
-
-def switched_off(view: ModelView) -> ModelView:
-    """A gated model's checkpoint with its calibrator switched off: the 'before calibration' point
-    of the lab's projection. One per gated model shown (A and B may both have gates)."""
-    return ModelView(UNCALIBRATED, view.checkpoint, False, f"calibrator off (same weights as {view.checkpoint.name})")
 
 
 def uncalibrated_cues_note(view: ModelView, pair) -> str:

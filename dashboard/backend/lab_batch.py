@@ -19,6 +19,7 @@ from precal.dashboard.backend.data import SplitBatches
 from precal.dashboard.backend.lab import LabSetting, corrupt_rows
 from precal.dashboard.backend.pairs import ModelView
 from precal.dashboard.backend.running import predict_view
+from precal.dashboard.backend.samples import ABSENT
 from precal.inference import Predictions
 
 
@@ -95,7 +96,6 @@ def run_changes(table: pd.DataFrame) -> pd.DataFrame:
 
 
 NO_GATES = "n/a (no gates)"
-ABSENT = "n/a (absent)"
 
 
 def readable(table: pd.DataFrame, ungated: Collection[str], signed: bool = False) -> pd.DataFrame:

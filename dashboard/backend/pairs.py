@@ -245,8 +245,7 @@ class ModelPair:
         if ref == REFERENCE_TRAINED and self.uncalibrated is not None:
             out.append(ModelView(UNCALIBRATED, self.uncalibrated, False, f"uncalibrated ({self.uncalibrated.name})"))
         elif ref == REFERENCE_SWITCHED_OFF and self.calibrated is not None:
-            out.append(ModelView(UNCALIBRATED, self.calibrated, False,
-                                 f"calibrator off (same weights as {self.calibrated.name})"))
+            out.append(switched_off(self.calibrated))
         return out
 
 
@@ -262,6 +261,12 @@ class ModelView:
     @property
     def key(self) -> str:
         return f"{self.checkpoint.path}|{'on' if self.calibration else 'off'}"
+
+
+def switched_off(checkpoint: Checkpoint) -> ModelView:
+    """A gated checkpoint with its calibrator switched off (gates fixed at 1, same weights): the
+    uncalibrated column on request, and the 'before calibration' features of the maps."""
+    return ModelView(UNCALIBRATED, checkpoint, False, f"calibrator off (same weights as {checkpoint.name})")
 
 
 def match_checkpoints(ckpts: Sequence[Checkpoint]) -> List[Tuple[Optional[Checkpoint], Optional[Checkpoint]]]:

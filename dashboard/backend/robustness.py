@@ -28,13 +28,9 @@ ROBUSTNESS_FILES = ("robustness.csv", "robustness.parquet")
 
 
 def find_robustness_table(pair: ModelPair) -> Optional[Path]:
-    """A stored sweep table in a checkpoint folder of the pair (or the folder holding them)."""
-    for ckpt in pair.checkpoints:
-        for folder in (ckpt.path, ckpt.path.parent):
-            for name in ROBUSTNESS_FILES:
-                if (folder / name).is_file():
-                    return folder / name
-    return None
+    """A stored sweep table in a checkpoint folder of the pair (or the folder holding them): the
+    first of :func:`find_robustness_tables`."""
+    return next(iter(find_robustness_tables(pair)), None)
 
 
 def find_robustness_tables(pair: ModelPair) -> List[Path]:

@@ -13,14 +13,13 @@ import numpy as np
 import streamlit as st
 
 from precal.dashboard.backend.data import SplitBatches
-from precal.dashboard.backend.pairs import Comparison, LoadProblem, ModelPair, ModelView
+from precal.dashboard.backend.pairs import Comparison, LoadProblem, ModelPair, ModelView, switched_off
 from precal.dashboard.settings import DashboardArgs
 from precal.dashboard.ui.background import pause_background_work
 from precal.dashboard.ui.loading import cached_split_batches, data_mtime, split_predictions
 from precal.data.storage import MultimodalData
 from precal.errors import USER_ERRORS, error_line
 from precal.inference import Predictions
-from precal.models.model import UNCALIBRATED
 
 PAGES = {
     "start": "views/start.py",
@@ -113,10 +112,7 @@ class Context:
     def switched_off(self) -> Optional[ModelView]:
         """The gated model's checkpoint with its calibrator switched off (the 'pre' features)."""
         gated = self.gated()
-        if gated is None:
-            return None
-        return ModelView(UNCALIBRATED, gated.checkpoint, False,
-                         f"calibrator off (same weights as {gated.checkpoint.name})")
+        return None if gated is None else switched_off(gated.checkpoint)
 
     def require_data(self) -> None:
         """Stop the page with the data error (already readable) if the data did not load."""

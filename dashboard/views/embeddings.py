@@ -29,8 +29,6 @@ st.caption("Each sample appears twice in one aligned 2-D map: hollow = before ca
            "grey lines join the two. Click a point to open that sample in the explorer; draw a box or a lasso "
            "(toolbar, top right) to summarise the samples inside it.")
 
-METHODS = METHOD_TITLES
-
 
 @st.cache_data(show_spinner="Running the model over the corrupted split…", max_entries=16)
 def _corruptedpredictions(key: str, modality: str, corruption: str, severity: int, seed: int,
@@ -91,7 +89,7 @@ with guard("embeddings"):
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     space = c1.selectbox("Features", feature_spaces(schema.modality_names), key="emb_space",
                          format_func=lambda s: s if s == FUSED else f"{s} summary (before/after its gates)")
-    method = c2.radio("Method", list(METHODS), format_func=METHODS.get, horizontal=True, key="emb_method")
+    method = c2.radio("Method", list(METHOD_TITLES), format_func=METHOD_TITLES.get, horizontal=True, key="emb_method")
     colourings = ["class", "alpha", "support", "conflict", "displacement", "correctness", "corruption"] \
         + [f"group: {g}" for g in varying_groups(ctx.data.groups, ctx.splits.indices)]
     if st.session_state.get("emb_colour") not in colourings:
@@ -172,11 +170,11 @@ with guard("embeddings"):
     elif len(found):
         neighbours, dist = nearest_neighbours(post, int(found[0]), k=10)
 
-    title = (f"{METHODS[method]} of {space} · {ctx.split} ({len(pre)} samples)"
+    title = (f"{METHOD_TITLES[method]} of {space} · {ctx.split} ({len(pre)} samples)"
              + (f" · {corruption_note}" if corruption_note else ""))
     big = len(pre) >= WEBGL_FROM
     fig = charts.embedding_figure(proj.pre_xy, proj.post_xy, colour, colour_label, ids, hover, title,
-                                  METHODS[method], arrows=arrows and len(pre) <= LINES_UP_TO, continuous=continuous,
+                                  METHOD_TITLES[method], arrows=arrows and len(pre) <= LINES_UP_TO, continuous=continuous,
                                   colorscale=scale[0], cmid=scale[1],
                                   highlight=found[:1], neighbours=neighbours, webgl=big)
     if arrows and len(pre) > LINES_UP_TO:

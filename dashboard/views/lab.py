@@ -12,11 +12,11 @@ import pandas as pd
 import streamlit as st
 
 from precal.dashboard.backend.data import row_of
-from precal.dashboard.backend.embeddings import FUSED, pre_post_features, projection_key
+from precal.dashboard.backend.embeddings import FUSED, METHOD_TITLES, pre_post_features, projection_key
 from precal.dashboard.backend.formatting import fmt_shape
 from precal.dashboard.backend.inputs import geometry_note, input_view_kind, model_input, model_input_unit
-from precal.dashboard.backend.lab import (LabSetting, donor_candidates, lab_update, most_conflicting_donor,
-                                          switched_off)
+from precal.dashboard.backend.lab import LabSetting, donor_candidates, lab_update, most_conflicting_donor
+from precal.dashboard.backend.pairs import switched_off
 from precal.dashboard.backend.lab_batch import readable, run_changes, run_on_rows, run_table
 from precal.dashboard.backend.report import input_svg, sample_report
 from precal.dashboard.backend.slices import groupings, slice_labels, slice_members
@@ -257,7 +257,7 @@ def _projection(result, gated, pre_view) -> None:
     """One gated model's map of the split, with the sample's clean and corrupted fused
     representation placed on it, calibrator on and off."""
     method = st.session_state.get("emb_method", "pca")
-    method_name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get(method, method)
+    method_name = METHOD_TITLES.get(method, method)
     pre, post = pre_post_features(FUSED, ctx.predictions(gated), ctx.predictions(pre_view))
     parts = projection_key(ctx.pair.fingerprint(gated.checkpoint), ctx.split, FUSED)
     proj = projection(repr(sorted(parts.items())), method, pre, post, parts)
@@ -297,7 +297,7 @@ def lab() -> None:
     with guard("corruption lab"):
         views = list(ctx.views)
         gated_views = [v for v in views if v.calibration]
-        pre_views = {g.role: switched_off(g) for g in gated_views}
+        pre_views = {g.role: switched_off(g.checkpoint) for g in gated_views}
         result = lab_update(views, ctx.splits, index, settings, seed=int(seed), extra_views=list(pre_views.values()))
         notes = "; ".join(f"{n.modality}: {', '.join(n.steps)}"
                           + (f" (donor {ctx.data.sample_ids[n.donor_index]}, class "

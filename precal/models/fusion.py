@@ -22,8 +22,6 @@ from typing import Dict, List, Mapping, Optional
 import torch
 from torch import Tensor, nn
 
-from precal.models.config import FUSION_LAYOUT  # noqa: F401 (the backbones' layouts, defined with the settings)
-
 from precal.calibration import masked_mean
 
 

@@ -9,7 +9,7 @@ the effect of the (unused) calibrator.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
@@ -25,8 +25,6 @@ from precal.models.config import (BACKBONES, CALIBRATED, FRAME_ENCODERS, FUSION_
                                   POINT_ENCODERS, ROLES, UNCALIBRATED, ModelConfig, role_name)
 from precal.models.encoders import build_encoder
 from precal.models.fusion import ClassificationHead, ConvFusion, LateFusion, ScoreFusion, TransformerFusion
-
-
 
 
 def check_model_size(schema: DatasetSchema, config: ModelConfig, limit: Optional[int] = None) -> int:
