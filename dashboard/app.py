@@ -5,6 +5,10 @@ Started by ``precal dashboard``. Reads its arguments after ``--`` (or ``PRECAL_C
 data from the folder each checkpoint records (else ``sample_data/``). This file is the frame around
 every page: sidebar (model pair, split, upload) and navigation; each page is a thin file in
 ``views/`` and everything they show is computed in :mod:`precal.dashboard.backend`.
+
+A new session that arrives while the server is still importing torch sees the start page drawn from
+its stored first paint (:mod:`precal.dashboard.ui.first_paint`): nothing heavy is imported above
+that point.
 """
 
 from __future__ import annotations
@@ -14,13 +18,8 @@ import streamlit as st
 
 st.set_page_config(page_title="precal dashboard", page_icon=":material/tune:", layout="wide")
 
-from precal.dashboard.ui.background import configure_torch, schedule_warmups
-from precal.dashboard.ui.context import PAGES, show_problems
-from precal.dashboard.ui.model_notes import show_load_notes
-from precal.dashboard.ui.sidebar import build_context
-from precal.dashboard.ui.url_state import write as write_url
-
-configure_torch()
+from precal.dashboard.ui.first_paint import show_first_paint, stored_first_paint
+from precal.dashboard.ui.pages import PAGES
 
 pages = [
     st.Page(PAGES["start"], title="Start: the demo", icon=":material/play_circle:", default=True),
@@ -35,14 +34,25 @@ pages = [
 ]
 page = st.navigation(pages)
 st.sidebar.title("precal")
-ctx = build_context()
-show_problems(ctx)
-show_load_notes(ctx)
-try:
-    page.run()
-finally:
-    write_url(page.url_path or "start")  # the address bar shows this view: a link to share
-    # UMAP's numba compile (a minute or more of CPU) starts some seconds after a page has been served,
-    # so it never delays the first page; by the time someone opens the embeddings page it is usually
-    # done (that page starts it at once otherwise).
-    schedule_warmups()
+first_paint = stored_first_paint(on_start_page=page is pages[0])
+if first_paint is not None:
+    show_first_paint(first_paint, page)
+else:
+    from precal.dashboard.ui.background import configure_torch, schedule_warmups
+    from precal.dashboard.ui.context import problem_lines
+    from precal.dashboard.ui.frame import show_notices
+    from precal.dashboard.ui.model_notes import load_note_lines
+    from precal.dashboard.ui.sidebar import build_context
+    from precal.dashboard.ui.url_state import write as write_url
+
+    configure_torch()
+    ctx = build_context()
+    show_notices(problem_lines(ctx), load_note_lines(ctx))
+    try:
+        page.run()
+    finally:
+        write_url(page.url_path or "start")  # the address bar shows this view: a link to share
+        # UMAP's numba compile (a minute or more of CPU) starts some seconds after a page has been
+        # served, so it never delays the first page; by the time someone opens the embeddings page it
+        # is usually done (that page starts it at once otherwise).
+        schedule_warmups()

@@ -15,6 +15,12 @@ loads and starts Streamlit's frontend (about a second, on the browser's own core
 the first page is then complete after a median 3.3-4.2 s instead of 4.1-4.9 s
 (``benchmarks/dashboard.py --starts 7``, results/benchmarks/dashboard.txt).
 
+A session that arrives while the head start is still running does not wait for it on the start page:
+the page is drawn from its stored first paint (:mod:`precal.dashboard.ui.first_paint`, no torch
+needed), and the head start holds back between its imports until that page has reached the browser
+(:func:`precal.dashboard.head_start.hold`): an import keeps the interpreter lock for long stretches,
+and the server could not send the page meanwhile.
+
 This file imports nothing of ``precal`` at its top on purpose: that would import torch on the main
 thread, which would delay the server instead of overlapping with it.
 """
@@ -97,6 +103,9 @@ def wait_for_server(host: str, port: int, timeout: float = SERVER_WAIT_S) -> boo
 
 
 def _preload(address: Tuple[str, int]) -> None:
+    from precal.dashboard import head_start  # standard library only
+
+    head_start.STARTED.set()
     try:
         wait_for_server(*address)
         # The imports create some 300 000 objects that live as long as the server, and the cyclic
@@ -109,12 +118,16 @@ def _preload(address: Tuple[str, int]) -> None:
 
         torch.set_num_threads(int(__import__("os").environ.get("PRECAL_DASHBOARD_THREADS", "1") or 1) or
                               torch.get_num_threads())
+        head_start.hold()
         from precal.dashboard.backend.preload import start_preload
 
         checkpoints = start_preload()  # the checkpoints the first page opens, meanwhile
+        head_start.hold()
         import plotly.graph_objects  # noqa: F401
 
+        head_start.hold()
         import precal.dashboard.backend.demo  # noqa: F401 (the start page's backend)
+        head_start.hold()
         import precal.dashboard.backend.lab  # noqa: F401 (the heaviest page's backend and what it imports)
 
         if checkpoints is not None:
@@ -129,6 +142,7 @@ def _preload(address: Tuple[str, int]) -> None:
         pass
     finally:
         gc.enable()
+        head_start.DONE.set()
 
 
 def main() -> None:

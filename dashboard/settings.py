@@ -21,8 +21,9 @@ the checkout, else the working directory."""
 CACHE_DIR = (ROOT / ".cache" / "precal" if IN_CHECKOUT
              else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "precal")
 """On-disk caches (projections, predictions): gitignored in a checkout, the user's cache folder otherwise."""
-CACHE_KINDS = ("predictions", "projections", "sweeps")
-"""The folders of :data:`CACHE_DIR`: a split's predictions, its 2-D maps, computed robustness sweeps."""
+CACHE_KINDS = ("predictions", "projections", "sweeps", "first_paint")
+"""The folders of :data:`CACHE_DIR`: a split's predictions, its 2-D maps, computed robustness sweeps, the
+start page as a new session first sees it (:mod:`precal.dashboard.backend.first_paint`)."""
 
 
 def cache_folder(kind: str) -> Path:

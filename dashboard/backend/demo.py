@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from precal.dashboard.backend.data import SplitBatches
+from precal.dashboard.backend.first_paint import MetricTile
+from precal.dashboard.backend.formatting import fmt_pct
 from precal.dashboard.backend.pairs import ModelPair, ModelView
 from precal.dashboard.backend.robustness import find_robustness_table
 from precal.dashboard.backend.running import predict_view
@@ -263,10 +265,28 @@ def delta_style(delta: float) -> Tuple[str, str]:
     return "normal", "auto"
 
 
-def headline_rows(effect: StoredEffect) -> List[Tuple[str, str, str]]:
-    """(figure, calibrated, uncalibrated) rows for the landing page, in words and percent."""
-    pct = lambda x: "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"  # noqa: E731
-    return [("clean accuracy (test)", pct(effect.clean_calibrated), pct(effect.clean_uncalibrated)),
-            ("accuracy kept under corruption", pct(effect.kept_calibrated), pct(effect.kept_uncalibrated)),
-            (f"swap of {effect.swap_modality} detected by its gate (AUROC)", f"{effect.swap_auroc:.2f}",
-             "0.50 (no gates)")]
+def headline_tiles(effect: StoredEffect) -> Tuple[MetricTile, ...]:
+    """The start page's three headline figures: clean accuracy and accuracy kept under corruption of
+    the calibrated model against the uncalibrated one, and how well its gates detect a swap."""
+    clean_delta = effect.clean_calibrated - effect.clean_uncalibrated
+    kept_delta = effect.kept_calibrated - effect.kept_uncalibrated
+    return (
+        MetricTile("clean test accuracy · calibrated", fmt_pct(effect.clean_calibrated),
+                   f"{points_text(clean_delta)} vs uncalibrated ({fmt_pct(effect.clean_uncalibrated)})",
+                   *delta_style(clean_delta), ""),
+        MetricTile("accuracy kept under corruption · calibrated", fmt_pct(effect.kept_calibrated),
+                   f"{points_text(kept_delta)} vs uncalibrated ({fmt_pct(effect.kept_uncalibrated)})",
+                   *delta_style(kept_delta),
+                   "Accuracy on corrupted inputs as a share of clean accuracy, averaged over every stored corruption "
+                   "(noise, masking, dropped frames, removal, …), every modality and severities 1–5."),
+        MetricTile(f"swap of {effect.swap_modality} detected by its gate", f"AUROC {effect.swap_auroc:.2f}",
+                   f"mean over modalities {effect.swap_auroc_mean:.2f}; 0.50 = chance", "off", "off",
+                   "When a modality is replaced by the same modality of a sample of another class, how well its "
+                   "gate (1 − alpha) tells swapped from clean samples. The uncalibrated model has no gates: "
+                   "chance."),
+    )
+
+
+def headline_source(effect: StoredEffect) -> str:
+    """Where the headline figures come from, for the caption under them."""
+    return f"From the stored sweep `{effect.table.rsplit('/', 2)[-2]}/robustness.csv` ({effect.n} test samples)."

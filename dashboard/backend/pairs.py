@@ -19,14 +19,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from precal.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
+from precal.dashboard.backend.references import REFERENCE_SWITCHED_OFF, REFERENCE_TRAINED
 from precal.dashboard.settings import ROOT
 from precal.errors import USER_ERRORS, error_line
 from precal.models.model import CALIBRATED, UNCALIBRATED, role_name
-
-REFERENCE_TRAINED = "trained baseline"
-
-
-REFERENCE_SWITCHED_OFF = "calibrator switched off"
 
 
 @dataclass(frozen=True)

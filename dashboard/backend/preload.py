@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from precal.checkpoint import CONFIG_FILE, WEIGHTS_FILE, Checkpoint, load_checkpoint
+from precal.dashboard import head_start
 
 _LOADED: Dict[Tuple[str, Tuple[int, ...]], Checkpoint] = {}
 _DONE = threading.Event()
@@ -45,6 +46,7 @@ def preload_checkpoints(paths: Sequence[str]) -> None:
     _DONE.clear()
     try:
         for p in expand_checkpoint_paths(paths):
+            head_start.hold()  # a first paint on its way to the browser goes first
             path = Path(p).expanduser().resolve()
             try:
                 ckpt = load_checkpoint(path)

@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from precal.dashboard.backend.data import SplitBatches
+from precal.dashboard.backend.first_paint import SidebarShown
 from precal.dashboard.backend.pairs import Comparison, LoadProblem, ModelPair, ModelView, switched_off
 from precal.dashboard.settings import DashboardArgs
 from precal.dashboard.ui.background import pause_background_work
@@ -20,19 +21,6 @@ from precal.dashboard.ui.loading import cached_split_batches, data_mtime, split_
 from precal.data.storage import MultimodalData
 from precal.errors import USER_ERRORS, error_line
 from precal.inference import Predictions
-
-PAGES = {
-    "start": "views/start.py",
-    "overview": "views/overview.py",
-    "explorer": "views/explorer.py",
-    "lab": "views/lab.py",
-    "embeddings": "views/embeddings.py",
-    "slices": "views/slices.py",
-    "calibration": "views/calibration.py",
-    "robustness": "views/robustness.py",
-    "training": "views/training.py",
-}
-"""Each page's script, relative to the app (what ``st.Page`` and ``st.switch_page`` take)."""
 
 
 @contextlib.contextmanager
@@ -60,6 +48,9 @@ class Context:
     data_error: Optional[str] = None
     split: Optional[str] = None
     splits: Optional[SplitBatches] = None
+    shown: Optional[SidebarShown] = None
+    """The sidebar as drawn, when every choice in it is at its default (what a new session sees):
+    the start page stores it with its own content as the first paint."""
     _predictions: Dict[str, Predictions] = field(default_factory=dict, repr=False)
     """This run's predictions by view: ``st.cache_data`` hands out a fresh copy on every call (at
     100k samples, 0.6 s of unpickling each), and a page asks for the same view several times."""
@@ -149,9 +140,9 @@ def context() -> Context:
     return ctx
 
 
-def show_problems(ctx: Context) -> None:
-    for p in ctx.problems:
-        st.error(f"checkpoint {p.path}: {p.message}", icon=":material/error:")
+def problem_lines(ctx: Context) -> List[str]:
+    """The checkpoints that did not load, one line each (drawn above every page)."""
+    return [f"checkpoint {p.path}: {p.message}" for p in ctx.problems]
 
 
 def select_sample(ctx: Context, key: str) -> int:

@@ -4,17 +4,18 @@ of something the model does not give, and remarks made while loading it. Compute
 
 from __future__ import annotations
 
+from typing import List
+
 import streamlit as st
 
 from precal.dashboard.backend.own_models import checkpoint_notes, page_notes
 from precal.dashboard.ui.context import Context
 
 
-def show_load_notes(ctx: Context) -> None:
-    """Remarks made while loading the pair's checkpoints (a factory file changed since training)."""
-    if ctx.pair is not None:
-        for note in checkpoint_notes(ctx.pair.checkpoints):
-            st.warning(note, icon=":material/warning:")
+def load_note_lines(ctx: Context) -> List[str]:
+    """Remarks made while loading the pair's checkpoints (a factory file changed since training),
+    drawn above every page."""
+    return list(checkpoint_notes(ctx.pair.checkpoints)) if ctx.pair is not None else []
 
 
 def show_page_notes(ctx: Context, page: str) -> None:

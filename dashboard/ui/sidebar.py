@@ -1,35 +1,34 @@
-"""The sidebar: which pair, which uncalibrated reference, which split, and a checkpoint upload; it
-builds the :class:`~precal.dashboard.ui.context.Context` every page reads.
+"""The sidebar from the loaded models: which pair, which uncalibrated reference, which split, and
+a checkpoint upload; it builds the :class:`~precal.dashboard.ui.context.Context` every page reads.
 
-The choices are kept in plain session keys (``chosen_*``) besides their widgets' keys: Streamlit
-drops a widget's state when a run ends without drawing it (a page switched mid-run, e.g. by a click
-on the embeddings map), and the pair must survive that, or a sample id would be looked up in
-another data set.
+The widgets themselves are drawn by :mod:`precal.dashboard.ui.frame`, as from a stored first paint;
+when every choice is at its default, the sidebar as drawn is kept in the context
+(:attr:`Context.shown`) for the start page to store.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Tuple
 
 import streamlit as st
 
 from precal.dashboard.backend.demo import demo_pair_key
+from precal.dashboard.backend.first_paint import SidebarShown
 from precal.dashboard.backend.overview import split_label, trained_splits
-from precal.dashboard.backend.pairs import (REFERENCE_SWITCHED_OFF, REFERENCE_TRAINED, ModelPair, compare,
-                                            default_checkpoint_dirs, model_options, option_label, pair_checkpoints,
-                                            seed_of, recipe_of)
+from precal.dashboard.backend.pairs import (ModelPair, compare, default_checkpoint_dirs, model_options, option_label,
+                                            pair_checkpoints, recipe_of, seed_of)
+from precal.dashboard.backend.references import OTHER_PREFIX, REFERENCE_TRAINED
 from precal.dashboard.backend.uploads import is_uploaded, load_uploaded_checkpoint
-from precal.dashboard.settings import MAX_UPLOAD_BYTES, ROOT, DashboardArgs, parse_dashboard_args
-from precal.dashboard.ui.context import Context
+from precal.dashboard.settings import ROOT, DashboardArgs, parse_dashboard_args
 from precal.dashboard.ui import url_state
+from precal.dashboard.ui.context import Context, problem_lines
+from precal.dashboard.ui.frame import (compare_mode, files_box, pair_selector, persistent_choice, reference_selector,
+                                       remember, split_selector, upload_box)
 from precal.dashboard.ui.loading import cached_split_batches, data_mtime, load_checkpoints, load_data
+from precal.dashboard.ui.model_notes import load_note_lines
 from precal.errors import USER_ERRORS, error_line
 from precal.evaluation import resolve_data_dir
-
-OTHER_PREFIX = "another uncalibrated checkpoint: "
-
-COMPARE_MODES = {"pair": "a calibrated model and its baseline", "compare": "any two checkpoints (A vs B)"}
 
 
 def app_args() -> DashboardArgs:
@@ -47,100 +46,62 @@ def _checkpoint_paths(args: DashboardArgs) -> List[str]:
     return paths + list(st.session_state.get("uploaded_checkpoints", []))
 
 
-def _upload_widget() -> Optional[str]:
-    """The upload box; returns the folder of a checkpoint uploaded in this run (else None)."""
+def _receive_upload(upload) -> Optional[str]:
+    """Load an uploaded checkpoint once (this server's private upload area) and say so in the box;
+    returns its folder in the run that loaded it, else None."""
     new = None
-    with st.sidebar.expander("Upload a checkpoint (.zip)"):
-        st.caption(f"A zipped checkpoint folder (config.json + model.safetensors), up to "
-                   f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB. Nothing in it is executed.")
-        upload = st.file_uploader("checkpoint zip", type=["zip"], key="upload", label_visibility="collapsed")
-        if upload is None:
-            return None
-        token = f"{upload.name}:{upload.size}:{getattr(upload, 'file_id', '')}"
-        done = st.session_state.setdefault("upload_results", {})
-        if token not in done:
-            try:
-                ckpt = load_uploaded_checkpoint(upload.getvalue())  # this server's private upload area
-                st.session_state.setdefault("uploaded_checkpoints", []).append(str(ckpt.path))
-                done[token] = ("ok", f"loaded {ckpt.name} ({ckpt.schema.name}, {ckpt.config.backbone}, "
-                                     f"calibration {'on' if ckpt.config.calibration else 'off'})", str(ckpt.path))
-                new = str(ckpt.path)
-            except USER_ERRORS as exc:
-                done[token] = ("error", f"upload refused: {error_line(exc)}", None)
-        status, message, _ = done[token]
-        (st.success if status == "ok" else st.error)(message)
+    token = f"{upload.name}:{upload.size}:{getattr(upload, 'file_id', '')}"
+    done = st.session_state.setdefault("upload_results", {})
+    if token not in done:
+        try:
+            ckpt = load_uploaded_checkpoint(upload.getvalue())
+            st.session_state.setdefault("uploaded_checkpoints", []).append(str(ckpt.path))
+            done[token] = ("ok", f"loaded {ckpt.name} ({ckpt.schema.name}, {ckpt.config.backbone}, "
+                                 f"calibration {'on' if ckpt.config.calibration else 'off'})", str(ckpt.path))
+            new = str(ckpt.path)
+        except USER_ERRORS as exc:
+            done[token] = ("error", f"upload refused: {error_line(exc)}", None)
+    status, message, _ = done[token]
+    (st.success if status == "ok" else st.error)(message)
     return new
 
 
-def _persistent_choice(widget_key: str, options: Sequence[str], default: str) -> None:
-    """Put the remembered choice (``chosen_<key>``) into the widget's state before it is drawn."""
-    chosen = st.session_state.get(f"chosen_{widget_key}")
-    value = chosen if chosen in options else default
-    if st.session_state.get(widget_key) != value:
-        st.session_state[widget_key] = value
-    st.session_state[f"chosen_{widget_key}"] = value
-
-
-def _remember(widget_key: str) -> None:
-    st.session_state[f"chosen_{widget_key}"] = st.session_state.get(widget_key)
-
-
-def choose_pair(pairs: List[ModelPair], uploaded: Optional[str], sb) -> ModelPair:
+def choose_pair(pairs: List[ModelPair], uploaded: Optional[str], default: str, sb) -> ModelPair:
     """The pair selector. Default: the pair whose stored results show the calibrator's effect
     most clearly (:func:`precal.dashboard.backend.demo.demo_pair_key`); a fresh upload is shown."""
-    labels: Dict[str, str] = {p.key: p.label for p in pairs}
-    keys = [p.key for p in pairs]
     if uploaded is not None:  # show what was just uploaded
         hit = next((p.key for p in pairs if any(str(c.path) == uploaded for c in p.checkpoints)), None)
         if hit is not None:
             st.session_state["chosen_pair_key"] = hit
-    _persistent_choice("pair_key", keys, demo_pair_key(pairs) or keys[0])
-    key = sb.selectbox("Model pair", keys, format_func=lambda k: labels[k], key="pair_key",
-                       on_change=_remember, args=("pair_key",),
-                       help="A calibrated checkpoint and the uncalibrated one trained on the same data set with "
-                            "the same recipe and seed (read from their configs). Checkpoints without such a "
-                            "partner stand alone.")
-    pair = next(p for p in pairs if p.key == key)
-    sb.caption(pair.label)  # in full: the selector cuts long labels
-    return pair
+    key = pair_selector([p.key for p in pairs], [p.label for p in pairs], default, sb)
+    return next(p for p in pairs if p.key == key)
 
 
-def choose_reference(ctx: Context, pairs: List[ModelPair], sb) -> ModelPair:
+def choose_reference(ctx: Context, pairs: List[ModelPair], sb) -> Tuple[ModelPair, List[str]]:
     """What the uncalibrated column shows: the paired baseline, the calibrator switched off, or,
-    by explicit choice, another uncalibrated checkpoint of the same data set."""
+    by explicit choice, another uncalibrated checkpoint of the same data set. Returns the pair to
+    show and the options offered."""
     pair = ctx.pair
-    options = pair.reference_options()
     others = {}
     if pair.calibrated is not None:
         for p in pairs:
             u = p.uncalibrated
             if u is not None and u is not pair.uncalibrated and u.schema.name == pair.dataset:
                 others[OTHER_PREFIX + u.name] = u
-    options = options + list(others)
-    if len(options) > 1:
-        _persistent_choice("reference", options, options[0])
-        ctx.reference = sb.radio("Uncalibrated column shows", options, key="reference",
-                                 on_change=_remember, args=("reference",),
-                                 help=f"{REFERENCE_TRAINED}: the separately trained uncalibrated model of this "
-                                      f"pair. {REFERENCE_SWITCHED_OFF}: the calibrated model with its gates fixed "
-                                      "at 1 (same weights). Another uncalibrated checkpoint: pair them by choice.")
-    else:
-        ctx.reference = options[0] if options else None
+    options = pair.reference_options() + list(others)
+    ctx.reference = reference_selector(options, sb)
     if ctx.reference in others:
         chosen = pair.with_reference(others[ctx.reference])
         ctx.reference = REFERENCE_TRAINED
-        return chosen
-    return pair
+        return chosen, options
+    return pair, options
 
 
-def _files_expander(ctx: Context, sb) -> None:
-    """Paths and weight hashes, out of the way (they matter when two runs look alike)."""
-    with sb.expander("Files"):
-        if ctx.data_path is not None:
-            st.caption(f"data: `{ctx.data_path}`")
-        for c in ctx.pair.checkpoints:
-            st.caption(f"{'calibrated' if c.config.calibration else 'uncalibrated'}: `{c.path}` "
-                       f"(weights sha256 {ctx.pair.fingerprint(c)[:12]}…)")
+def _file_lines(ctx: Context) -> List[str]:
+    """The files box: the data folder and each checkpoint with its weights' hash."""
+    lines = [f"data: `{ctx.data_path}`"] if ctx.data_path is not None else []
+    return lines + [f"{'calibrated' if c.config.calibration else 'uncalibrated'}: `{c.path}` "
+                    f"(weights sha256 {ctx.pair.fingerprint(c)[:12]}…)" for c in ctx.pair.checkpoints]
 
 
 def _restore_link() -> None:
@@ -178,14 +139,14 @@ def choose_comparison(ctx: Context, loaded, sb) -> Optional[ModelPair]:
     keys = list(options)
     labels = {k: option_label(k, *options[k]) for k in keys}
     first = next((k for k in keys if options[k][1]), keys[0])
-    _persistent_choice("cmp_a", keys, first)
-    a = sb.selectbox("Model A", keys, key="cmp_a", format_func=labels.get, on_change=_remember, args=("cmp_a",))
+    persistent_choice("cmp_a", keys, first)
+    a = sb.selectbox("Model A", keys, key="cmp_a", format_func=labels.get, on_change=remember, args=("cmp_a",))
     same = [k for k in keys if options[k][0].schema.name == options[a][0].schema.name and k != a]
     if not same:
         sb.caption(f"No other model of {options[a][0].schema.name} is loaded.")
         return None
-    _persistent_choice("cmp_b", same, _default_b(options, a))
-    b = sb.selectbox("Model B", same, key="cmp_b", format_func=labels.get, on_change=_remember, args=("cmp_b",),
+    persistent_choice("cmp_b", same, _default_b(options, a))
+    b = sb.selectbox("Model B", same, key="cmp_b", format_func=labels.get, on_change=remember, args=("cmp_b",),
                      help="Another model of the same data set: another seed, another recipe, your own model, or "
                           "a calibrated model with its calibrator switched off.")
     try:
@@ -201,26 +162,25 @@ def build_context() -> Optional[Context]:
     _restore_link()
     args = app_args()
     sb = st.sidebar.container()  # filled below; the upload box is drawn after it
-    uploaded = _upload_widget()
+    uploaded = upload_box(_receive_upload)
     loaded, problems = load_checkpoints(_checkpoint_paths(args), args)
     pairs = pair_checkpoints(loaded)
     ctx = Context(args, pairs, problems)
     st.session_state["_ctx"] = ctx
     if not pairs:
         return ctx
-    _persistent_choice("compare_mode", list(COMPARE_MODES), "pair")
-    mode = sb.radio("Compare", list(COMPARE_MODES), key="compare_mode", format_func=COMPARE_MODES.get,
-                    on_change=_remember, args=("compare_mode",), horizontal=False,
-                    help="A pair: a calibrated checkpoint beside its uncalibrated twin. Any two: model A and "
-                         "model B chosen freely (another seed, another recipe, your own model).")
+    mode = compare_mode(sb)
     comparison = choose_comparison(ctx, loaded, sb) if mode == "compare" else None
+    references: List[str] = []
+    default_pair = demo_pair_key(pairs) or pairs[0].key
     if comparison is not None:
         pair = ctx.pair = comparison
         ctx.reference = None
         sb.caption(pair.label)
     else:
-        ctx.pair = choose_pair(pairs, uploaded, sb)
-        pair = ctx.pair = choose_reference(ctx, pairs, sb)
+        ctx.pair = choose_pair(pairs, uploaded, default_pair, sb)
+        pair, references = choose_reference(ctx, pairs, sb)
+        ctx.pair = pair
     ctx.views = pair.views(ctx.reference)
     try:
         ctx.data_path = resolve_data_dir(pair.primary, args.data, search=[ROOT / "sample_data"],
@@ -228,19 +188,30 @@ def build_context() -> Optional[Context]:
         ctx.data = load_data(str(ctx.data_path), data_mtime(ctx.data_path))
     except USER_ERRORS as exc:
         ctx.data_error = f"data for {pair.primary.name}: {error_line(exc)}"
+    splits: List[str] = []
+    labels: List[str] = []
+    default_split = ""
+    trained: List[str] = []
     if ctx.data is not None:
         splits = list(ctx.data.splits)
-        default = "test" if "test" in splits else splits[0]
-        _persistent_choice("split", splits, default)
-        trained = trained_splits(pair.checkpoints)
-        ctx.split = sb.selectbox("Split", splits, key="split", on_change=_remember, args=("split",),
-                                 format_func=lambda s: split_label(ctx.data, s, trained))
-        if ctx.split in trained:
-            sb.caption("The loaded models trained on this split: its accuracy measures fit, not generalisation.")
+        default_split = "test" if "test" in splits else splits[0]
+        trained = sorted(trained_splits(pair.checkpoints))
+        labels = [split_label(ctx.data, s, set(trained)) for s in splits]
+        ctx.split = split_selector(splits, labels, default_split, trained, sb)
         try:
             ctx.splits = cached_split_batches(pair.cache_key, str(ctx.data_path), ctx.split, pair, ctx.data)
         except USER_ERRORS as exc:
             ctx.data_error = f"data {ctx.data_path}: {error_line(exc)}"
             ctx.splits = None
-    _files_expander(ctx, sb)
+    files = _file_lines(ctx)
+    files_box(files, sb)
+    at_defaults = (comparison is None and ctx.pair.key == default_pair and not st.session_state.get(
+        "uploaded_checkpoints") and (ctx.reference or "") == (references[0] if references else "")
+        and (ctx.split or "") == default_split)
+    if at_defaults:
+        ctx.shown = SidebarShown(
+            pair_keys=tuple(p.key for p in pairs), pair_labels=tuple(p.label for p in pairs), pair=default_pair,
+            references=tuple(references), reference=ctx.reference or "", splits=tuple(splits),
+            split_labels=tuple(labels), split=default_split, trained=tuple(trained), files=tuple(files),
+            problems=tuple(problem_lines(ctx)), notes=tuple(load_note_lines(ctx)))
     return ctx

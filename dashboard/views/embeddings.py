@@ -13,7 +13,8 @@ from precal.dashboard.ui.exports import download_csv, safe_name
 from precal.dashboard.backend.running import predict_view
 from precal.dashboard.charts import figures as charts
 from precal.dashboard.ui.background import start_warmups
-from precal.dashboard.ui.context import PAGES, context, guard
+from precal.dashboard.ui.context import context, guard
+from precal.dashboard.ui.pages import PAGES
 from precal.dashboard.ui.model_notes import show_page_notes
 from precal.dashboard.ui.loading import data_mtime, neighbourhoods, projection
 from precal.dashboard.ui.widgets import ZOOM_CONFIG

@@ -7,7 +7,8 @@ from precal.dashboard.backend import svg
 from precal.dashboard.backend.samples import sample_table
 from precal.dashboard.backend.slices import BY_CLASS, grouping_choices, slice_members, slice_table
 from precal.dashboard.ui import url_state
-from precal.dashboard.ui.context import PAGES, context, guard
+from precal.dashboard.ui.context import context, guard
+from precal.dashboard.ui.pages import PAGES
 from precal.dashboard.ui.exports import download_csv, download_svg, safe_name
 
 ctx = context()
