@@ -29,8 +29,7 @@ Measured:
 The servers keep compiled bytecode from one start to the next, as Python does by default: where the
 environment turns that off (``PYTHONDONTWRITEBYTECODE``, set on the reference machine), every start
 would compile precal's and the app's sources again (about 0.15 s of the start, which no user's
-Python pays twice). The bytecode is compiled first, into a folder of this run (``PYTHONPYCACHEPREFIX``),
-never beside the sources.
+Python pays twice). The benchmark compiles it first, where Python keeps it (``__pycache__``, ignored by git).
 
 Torch runs single-threaded, as in the dashboard (see precal.dashboard.ui.background.configure_torch).
 On a shared machine, run it when the machine is otherwise idle: the numbers are latencies. The
@@ -40,7 +39,6 @@ load average is printed before and after, so a busy machine is visible in the ou
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import shutil
 import statistics
@@ -61,7 +59,8 @@ from precal.dashboard.backend.embeddings import FUSED, pre_post_features, projec
 from precal.dashboard.backend.lab import LabSetting, lab_update
 from precal.dashboard.backend.pairs import ModelView, default_checkpoint_dirs, load_checkpoints, pair_checkpoints
 from precal.dashboard.backend.running import predict_view
-from precal.dashboard.settings import UMAP_WARM_UP_DELAY_S
+from precal.dashboard.backend import first_paint
+from precal.dashboard.settings import UMAP_WARM_UP_DELAY_S, DashboardArgs
 from precal.data.storage import load_dataset
 from precal.evaluation import resolve_data_dir
 from precal.models.model import CALIBRATED, UNCALIBRATED
@@ -370,6 +369,8 @@ def start_app(driver, paths: List[str], warm_up: bool):
 
     port = tb.free_port()
     log = Path(tempfile.mkdtemp(prefix="precal-bench-")) / "server.log"
+    stored = first_paint.load(DashboardArgs(tuple(str(p) for p in paths), None, None, None)) is not None
+    print(f"app start: {'a first paint is stored for these checkpoints' if stored else 'no first paint stored yet: the start page runs in full'}")
     t0 = time.perf_counter()
     proc = tb.start_server([Path(p) for p in paths], port, log, warm_up=warm_up)
     try:
@@ -484,25 +485,22 @@ def bench_gc(repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def keep_bytecode() -> Optional[str]:
+def keep_bytecode() -> bool:
     """Let the servers use compiled bytecode as a user's Python does (see the module's notes):
-    compile precal's and the app's sources into a folder of this run and point the servers there.
-    Returns that folder, or None when the environment already keeps bytecode."""
+    compile precal's and the app's sources (``__pycache__`` beside them, where Python keeps it by
+    default; the checkout ignores it) and let the servers read and write it. Returns whether the
+    environment had turned it off."""
     if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        return None
+        return False
     import compileall
 
     import precal
     import precal.dashboard
 
-    folder = tempfile.mkdtemp(prefix="precal-bench-bytecode-")
-    atexit.register(shutil.rmtree, folder, True)
-    sys.pycache_prefix = folder
     for package in (precal, precal.dashboard):
         compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
     os.environ["PYTHONDONTWRITEBYTECODE"] = ""  # empty: off for the servers started from here
-    os.environ["PYTHONPYCACHEPREFIX"] = folder
-    return folder
+    return True
 
 
 def figure_line(name: str, value: float) -> str:
@@ -536,9 +534,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.gc:
         bench_gc()
         return 0
-    bytecode = keep_bytecode()
-    if bytecode is not None:
-        print(f"bytecode: the servers keep it in {bytecode} (this environment sets PYTHONDONTWRITEBYTECODE)")
+    if keep_bytecode():
+        print("bytecode: compiled and kept for the servers (this environment sets PYTHONDONTWRITEBYTECODE)")
     paths = pick_checkpoints(args)
     # what `precal dashboard` opens: every shipped checkpoint (else the pair measured by the backend part)
     served = list(args.checkpoint or []) or ([str(ROOT / "checkpoints")] if default_checkpoint_dirs() else paths)

@@ -109,7 +109,8 @@ class FirstPaint:
 
 def _tree_stamp(path: Path, depth: int, budget: List[int]) -> List[Any]:
     """(relative name, size, modification time) of every file under ``path``, ``depth`` levels
-    down; hidden entries (temporary files of a write in progress) are left out."""
+    down (depth 1: the files in it); hidden entries (temporary files of a write in progress) are
+    left out. Every entry looked at counts against ``budget``."""
     out: List[Any] = []
     try:
         if path.is_file():
@@ -161,6 +162,8 @@ def inputs_key(args: DashboardArgs) -> Optional[str]:
     budget = [MAX_STAMPED_FILES]
     try:
         stamps = [[str(p), _tree_stamp(p, 2, budget)] for p in paths]
+        # a stored sweep may also sit in the folder holding a checkpoint (the headline figures)
+        stamps += [[str(p.parent), _tree_stamp(p.parent, 1, budget)] for p in paths if (p / "config.json").is_file()]
     except OverflowError:
         return None
     parts = {"format": FORMAT, "code": _code_stamp(), "data": args.data, "checkpoints": stamps}

@@ -72,6 +72,16 @@ def _later(path: Path) -> None:
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10_000_000))
 
 
+def test_a_sweep_beside_a_named_checkpoint_folder_counts(inputs):
+    """Named one by one, checkpoint folders take their stored sweep also from the folder holding them."""
+    folders = inputs["checkpoints"]
+    args = DashboardArgs((str(folders / "m_calon"), str(folders / "m_caloff")), None, None, None)
+    save(_paint(), args, inputs["cache"])
+    assert load(args, inputs["cache"]) == _paint()
+    (folders / "robustness.csv").write_text("checkpoint,value\n")
+    assert load(args, inputs["cache"]) is None
+
+
 @pytest.mark.parametrize("change", ["weights", "config", "new_sweep", "new_checkpoint", "data", "arguments"])
 def test_any_change_of_its_inputs_makes_it_stale(inputs, change):
     args = _args(inputs)
