@@ -22,6 +22,7 @@ from precal.dashboard.backend.running import code_key, model_lock
 from precal.data.schema import DatasetSchema
 from precal.robustness.corruptions import CORRUPTIONS, corruptions_for
 from precal.robustness.engine import SweptModel, sweep, sweep_plan
+from precal.models.model import CALIBRATED
 from precal.robustness.table import AUROC_COLUMNS, corrupted_alpha, read_table, summarise
 
 ROBUSTNESS_FILES = ("robustness.csv", "robustness.parquet")
@@ -212,11 +213,9 @@ def by_column(frame: pd.DataFrame, views: Sequence[ModelView]) -> pd.DataFrame:
 
 def gated_alpha(frame: pd.DataFrame, views: Sequence[ModelView]) -> np.ndarray:
     """Per row, the mean alpha of the corrupted modality for the rows of a gated model (NaN for the
-    others). The table's own rule reads the role ``calibrated``; after :func:`by_column` the roles
-    are the views' (``model A``), so whether a row has gates is asked of its view."""
-    gated = {v.role for v in views if v.calibration}
-    roles = ["calibrated" if r in gated or r == "calibrated" else "uncalibrated" for r in frame["role"].astype(str)]
-    return corrupted_alpha(frame.assign(role=roles))
+    others). After :func:`by_column` the roles are the views' (``model A``), so whether a row has
+    gates is asked of its view; a stored sweep's own ``calibrated`` rows have them too."""
+    return corrupted_alpha(frame, gated_roles=sorted({v.role for v in views if v.calibration} | {CALIBRATED}))
 
 
 def comparison_summary(frame: pd.DataFrame, views: Sequence[ModelView]) -> Optional[pd.DataFrame]:

@@ -67,12 +67,14 @@ def write_table(table: pd.DataFrame, out: Path) -> Path:
     return write_file(out, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
 
 
-def corrupted_alpha(table: pd.DataFrame) -> np.ndarray:
+def corrupted_alpha(table: pd.DataFrame, gated_roles: Sequence[str] = (role_name(True),)) -> np.ndarray:
     """Per row, the mean alpha of the corrupted modality (NaN where it was absent, or where the
-    model ran without its calibrator: it has no gates then)."""
+    model ran without its calibrator: it has no gates then). ``gated_roles``: the roles of rows
+    whose model has gates (a sweep's own: ``calibrated``; a comparison names its models)."""
     values = [row.get(f"alpha_{row['modality']}", np.nan) for _, row in table.iterrows()]
     alpha = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
-    return np.where(table["role"].to_numpy() == role_name(True), alpha, np.nan) if len(table) else alpha
+    return np.where(table["role"].astype(str).isin(list(gated_roles)).to_numpy(), alpha, np.nan) if len(table) \
+        else alpha
 
 
 def relative_robustness(values: Sequence[float]) -> float:

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -739,3 +740,15 @@ def test_long_robustness_panel_titles_break_before_their_unit():
     titles = dict((n, t) for n, t, _ in severity_facets(["gaussian_noise", "swap"]))
     assert titles["gaussian_noise"] == "Gaussian noise (dB SNR)"
     assert titles["swap"] == "Swapped with another sample<br>(% of samples)"
+
+
+def test_gated_alpha_reads_gates_only_of_models_that_have_them():
+    """In a comparison the table's roles are the views' names: alpha counts for the gated view (and
+    a stored sweep's own calibrated rows), never for a model without gates."""
+    from precal.dashboard.backend.robustness import gated_alpha
+
+    frame = pd.DataFrame({"role": ["model A", "model B", CALIBRATED, UNCALIBRATED], "modality": ["depth"] * 4,
+                          "alpha_depth": [0.6, 1.0, 0.8, 1.0]})
+    views = [ModelView("model A", None, True, "A"), ModelView("model B", None, False, "B")]
+    got = gated_alpha(frame, views)
+    assert list(got[[0, 2]]) == [0.6, 0.8] and np.isnan(got[1]) and np.isnan(got[3])
