@@ -11,7 +11,7 @@ the evidence markers in README.md. Nothing in the table is typed by hand.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Sequence
 
 import pandas as pd
 
@@ -83,7 +83,12 @@ def describe(run: results_store.Run) -> dict:
 
 def load_runs(store: Path) -> pd.DataFrame:
     """Every run of a store with metrics, one row each (:func:`describe`)."""
-    return pd.DataFrame([describe(run) for run in results_store.load(store) if run.metrics is not None])
+    return describe_runs(results_store.load(store))
+
+
+def describe_runs(runs: Sequence[results_store.Run]) -> pd.DataFrame:
+    """The runs with metrics, one row each (:func:`describe`), for a store already read."""
+    return pd.DataFrame([describe(run) for run in runs if run.metrics is not None])
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from experiments import results_store
-from experiments.evidence import describe, load_runs
+from experiments.evidence import describe, describe_runs
 from experiments.readme_section import replace_section
 from experiments.robustness_report import kept_fraction, pairs
 
@@ -60,8 +60,9 @@ def _swap_rows(table: pd.DataFrame, dataset: str, backbone: str, variant: str, s
              "auroc_alpha": r.auroc_alpha, "auroc_support": r.auroc_support} for r in t.itertuples()]
 
 
-def load_swaps(results: Path = RESULTS) -> pd.DataFrame:
-    """Swap-detection AUROC per run and modality: free gates, the calibrator and the self-gate."""
+def load_swaps(results: Path = RESULTS, runs: Optional[Sequence[results_store.Run]] = None) -> pd.DataFrame:
+    """Swap-detection AUROC per run and modality: free gates, the calibrator and the self-gate.
+    ``runs``: the evidence store's runs, if already read (else read from ``results``)."""
     rows: List[Dict] = []
     for path in sorted((results / FREE_SHIPPED).glob("*_calon.csv")):
         t = pd.read_csv(path)
@@ -74,7 +75,7 @@ def load_swaps(results: Path = RESULTS) -> pd.DataFrame:
             continue
         t = run.sweep
         rows += _swap_rows(t, t["dataset"].iloc[0], t["backbone"].iloc[0], "free gates", seed)
-    for run in results_store.load(results / RUNS):
+    for run in results_store.load(results / RUNS) if runs is None else runs:
         if run.swap is None:
             continue
         row = describe(run)
@@ -109,11 +110,11 @@ def real_table(swaps: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n\n" + note
 
 
-def which_rows(results: Path = RESULTS) -> pd.DataFrame:
-    """For every calibrator run and swapped modality: the split's mean alpha of each modality with
-    that modality swapped, as a fraction of its clean mean alpha."""
+def which_rows(runs: Sequence[results_store.Run]) -> pd.DataFrame:
+    """For every calibrator run (of the evidence store) and swapped modality: the split's mean alpha
+    of each modality with that modality swapped, as a fraction of its clean mean alpha."""
     rows: List[Dict] = []
-    for run in results_store.load(results / RUNS):
+    for run in runs:
         row = describe(run)
         if run.swap is None or variant(row["calibration"]) != "calibrator":
             continue
@@ -192,7 +193,7 @@ def synthetic_table(benchmark: Path) -> str:
 
 def headline(swaps: pd.DataFrame, runs: pd.DataFrame) -> str:
     """The README's table: accuracy of the three variants, swap detection by the gate, and accuracy kept
-    under corruption. ``runs``: the evidence runs (:func:`experiments.evidence.load_runs`)."""
+    under corruption. ``runs``: the evidence runs (:func:`experiments.evidence.describe_runs`)."""
     multimodal = runs[runs["calibration"] != "–"]
     acc = pd.DataFrame({"dataset": multimodal["dataset"], "backbone": multimodal["backbone"],
                         "variant": multimodal["calibration"].map(variant), "seed": multimodal["seed"],
@@ -226,10 +227,10 @@ def headline(swaps: pd.DataFrame, runs: pd.DataFrame) -> str:
 def sections(results: Path = RESULTS) -> Dict[str, str]:
     """Every section this generator writes, by name, from the stores under ``results`` (and the
     shipped checkpoints' sweeps)."""
-    swaps = load_swaps(results)
-    out = {"gates_real": real_table(swaps), "gates_which": which_table(which_rows(results)),
-           "gates_monotone": monotone_table(),
-           "headline": headline(swaps, load_runs(results / RUNS))}
+    runs = results_store.load(results / RUNS)  # read once: three sections come from it
+    swaps = load_swaps(results, runs)
+    out = {"gates_real": real_table(swaps), "gates_which": which_table(which_rows(runs)),
+           "gates_monotone": monotone_table(), "headline": headline(swaps, describe_runs(runs))}
     if (results / BENCHMARK).exists():
         out["gates_synthetic"] = synthetic_table(results / BENCHMARK)
     return out
