@@ -195,7 +195,8 @@ def _fill(w: PairWork, methods: Sequence[str], severities: Sequence[int], sweep:
     label = f"{w.pair.name} · {w.split}"
     bar.set_description(f"{label}: split")
     splits: SplitBatches = split_batches(w.pair, w.data, w.split)
-    parts = prediction_parts(w.data_path, data_mtime(w.data_path), w.split)
+    mtime = data_mtime(w.data_path)  # one stamp for every key of this pair's caches
+    parts = prediction_parts(w.data_path, mtime, w.split)
     preds: Dict[str, Predictions] = {}
     for view in predicted_views(w.views):
         bar.set_description(f"{label}: predictions {view.checkpoint.name} cal={'on' if view.calibration else 'off'}")
@@ -216,7 +217,6 @@ def _fill(w: PairWork, methods: Sequence[str], severities: Sequence[int], sweep:
                 bar.update(1)
         done.append(f"{len(w.spaces) * len(methods)} maps ({', '.join(methods)})")
         bar.set_description(f"{label}: the start page's example")
-        mtime = data_mtime(w.data_path)
 
         def predict(view: ModelView, batch, variant: str) -> Predictions:
             parts = prediction_parts(w.data_path, mtime, w.split, variant)
