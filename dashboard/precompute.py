@@ -69,6 +69,14 @@ def check_corruptions(corruptions: Optional[Sequence[str]]) -> Optional[List[str
     return None if corruptions is None else list(corruptions)
 
 
+def check_severities(severities: Sequence[int]) -> List[int]:
+    """The sweep's severity levels, sorted, with the clean level 0 added."""
+    try:
+        return sorted({check_severity(s) for s in severities} | {0})
+    except ValueError as exc:
+        raise ValueError(f"--severities: {exc}") from None
+
+
 @dataclass
 class PairWork:
     """What is computed for one pair: its data, split and the caches the pages read for it."""
@@ -165,7 +173,7 @@ def run(paths: Sequence[str], data: Optional[str] = None, split: Optional[str] =
     say = say or tqdm.write
     methods = check_methods(list(methods))
     corruptions = check_corruptions(corruptions)
-    severities = sorted({check_severity(s) for s in severities} | {0})
+    severities = check_severities(severities)
     pairs = pair_checkpoints(open_models(paths, data, model, weights))
     datasets: Dict[Path, MultimodalData] = {}
     works = [plan_pair(p, data, split, features, corruptions, datasets) for p in pairs]

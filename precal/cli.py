@@ -231,17 +231,14 @@ def cmd_precompute(args: argparse.Namespace) -> None:
     check_model_options(args, args.checkpoints)
     if args.threads < 0:
         raise ValueError(f"--threads must be at least 0, got {args.threads}")
-    methods = precompute.check_methods(precompute.names(args.methods) or [])
-    corruptions = precompute.check_corruptions(precompute.names(args.corruptions))
-    bad = [s for s in args.severities if not 0 <= s <= 5]
-    if bad:
-        raise ValueError(f"--severities must be between 0 and 5, got {bad[0]}")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    precompute.run(args.checkpoints, data=args.data, split=args.split, methods=methods,
-                   features=precompute.names(args.features), corruptions=corruptions, severities=args.severities,
+    # run() checks the options (methods, corruptions, severities) before it opens anything
+    precompute.run(args.checkpoints, data=args.data, split=args.split, methods=precompute.names(args.methods) or [],
+                   features=precompute.names(args.features), corruptions=precompute.names(args.corruptions),
+                   severities=args.severities,
                    sweep=not args.no_sweep, model=args.model, weights=args.weights, progress=not args.quiet)
 
 

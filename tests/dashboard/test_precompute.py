@@ -136,7 +136,7 @@ def test_precompute_errors_are_one_line(tiny, tmp_path, capsys):
         (["precompute", str(tiny["on"]), "--data", str(tiny["data"]), "--split", "dev"], "--split:"),
         (["precompute", str(tiny["on"]), "--data", str(tiny["data"]), "--features", "smell"], "--features:"),
         (["precompute", str(tiny["on"]), "--corruptions", "fog"], "--corruptions: unknown corruption 'fog'"),
-        (["precompute", str(tiny["on"]), "--severities", "9"], "--severities must be between 0 and 5, got 9"),
+        (["precompute", str(tiny["on"]), "--severities", "9"], "--severities: severity must be an integer from 0 (clean) to 5, got 9"),
         (["precompute"], "name a CHECKPOINT"),
     ]
     for argv, message in cases:
