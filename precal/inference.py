@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from precal.data.batch import Batch
+from precal.metrics import softmax
 from precal.models.model import ModelOutput, MultimodalModel
 
 
@@ -48,9 +49,7 @@ class Predictions:
         return self.logits.argmax(axis=1) if self.logits.shape[1] > 1 else self.logits[:, 0]
 
     def probabilities(self) -> np.ndarray:
-        z = self.logits - self.logits.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.logits)
 
     @classmethod
     def stack(cls, outputs: Sequence[ModelOutput], labels: Optional[Tensor] = None,

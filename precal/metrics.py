@@ -298,10 +298,12 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits over the last axis, in float64 (shifted by the maximum: no
+    overflow). The one softmax of the library and the app."""
     z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
+    z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def reliability_bins(labels: np.ndarray, logits: np.ndarray, bins: int = 15) -> List[Dict[str, float]]:

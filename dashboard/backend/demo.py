@@ -25,6 +25,7 @@ from precal.dashboard.backend.robustness import find_robustness_table
 from precal.dashboard.backend.running import predict_view
 from precal.data.batch import Batch
 from precal.inference import Predictions
+from precal.metrics import softmax
 from precal.errors import USER_ERRORS
 from precal.models.model import CALIBRATED, UNCALIBRATED
 from precal.robustness.corruptions import apply_corruption
@@ -152,9 +153,7 @@ def top_margin(logits: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     if logits.shape[1] < 2:
         ones = np.ones(len(logits))
         return ones, ones
-    z = logits - logits.max(axis=1, keepdims=True)
-    prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    two = np.sort(prob, axis=1)[:, -2:]
+    two = np.sort(softmax(logits), axis=1)[:, -2:]
     return two[:, 1], two[:, 1] - two[:, 0]
 
 

@@ -18,12 +18,7 @@ from precal.data.batch import Batch
 from precal.data.storage import MultimodalData
 from precal.explain import explain_alpha, most_suppressed
 from precal.inference import Predictions
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+from precal.metrics import softmax
 
 
 @dataclass
