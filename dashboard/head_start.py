@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import List
 
 STARTED = threading.Event()
 """Set by ``server.py`` when its head start begins (never, when the app runs without it)."""
@@ -29,16 +30,25 @@ the browser draws it meanwhile (about 0.3 s on the reference machine)."""
 MAX_HOLD_S = 2.0
 """The longest the head start holds back for one first paint (a run that never ends must not keep
 the models from loading)."""
+MAX_TOTAL_HOLD_S = 3.0
+"""The longest it holds back in all, from the first first paint on (sessions that keep arriving
+must not keep the models from loading either)."""
 _hold_until = [0.0]
+_holds_began: List[float] = []
 
 
 def first_paint_begins() -> None:
     """A session's first run is being drawn from its first paint: hold back until it is drawn."""
-    _hold_until[0] = time.monotonic() + MAX_HOLD_S
+    now = time.monotonic()
+    if not _holds_began:
+        _holds_began.append(now)
+    _hold_until[0] = min(now + MAX_HOLD_S, _holds_began[0] + MAX_TOTAL_HOLD_S)
 
 
 def first_paint_drawn() -> None:
-    """The first paint is drawn: hold back a little longer, while the browser draws it."""
+    """The first paint is drawn: hold back a little longer, while the browser draws it. (Another
+    session's first paint still being drawn is then held for only as long: a few hundredths of a
+    second of drawing either way.)"""
     _hold_until[0] = min(_hold_until[0], time.monotonic() + DRAW_S)
 
 

@@ -37,9 +37,15 @@ KEEP = 8
 MAX_STAMPED_FILES = 20_000
 """Beyond this many files under the checkpoint paths, no first paint: stamping them would cost more
 than it saves."""
-_NAME = re.compile(r"^[0-9a-f]{32}\.json$")
+_NAME = re.compile(r"[0-9a-f]{32}\.json")
+"""Names of the files this module writes (matched whole: ``fullmatch``)."""
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[1]
+
+
+DELTA_COLORS = ("normal", "inverse", "off")
+DELTA_ARROWS = ("auto", "up", "down", "off")
+"""What ``st.metric`` accepts for ``delta_color`` and ``delta_arrow`` (a stored value is checked)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,14 @@ def _tree_stamp(path: Path, depth: int, budget: List[int]) -> List[Any]:
     return out
 
 
+def _names(path: Path) -> List[str]:
+    """The names in a folder (sub-folders included), or [] when it is not one."""
+    try:
+        return sorted(p.name for p in path.iterdir())[:MAX_STAMPED_FILES] if path.is_dir() else []
+    except OSError:
+        return ["?"]
+
+
 @functools.lru_cache(maxsize=1)
 def _code_stamp() -> str:
     """The app's and the library's source files, once per process: a code change makes every stored
@@ -166,7 +180,11 @@ def inputs_key(args: DashboardArgs) -> Optional[str]:
         stamps += [[str(p.parent), _tree_stamp(p.parent, 1, budget)] for p in paths if (p / "config.json").is_file()]
     except OverflowError:
         return None
-    parts = {"format": FORMAT, "code": _code_stamp(), "data": args.data, "checkpoints": stamps}
+    # where the data is looked for: a folder of data sets (--data) or sample_data/ may gain a better match
+    looked_in = [Path(args.data).expanduser().resolve()] if args.data else []
+    looked_in.append(ROOT / "sample_data")
+    parts = {"format": FORMAT, "code": _code_stamp(), "data": args.data, "checkpoints": stamps,
+             "data folders": [[str(p), _names(p)] for p in looked_in]}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -191,7 +209,7 @@ def save(paint: FirstPaint, args: DashboardArgs, folder: Optional[Path] = None) 
     except OverflowError:
         return None
     try:
-        if target.is_file() and target.read_text() == text:
+        if target.is_file() and target.stat().st_size == len(text.encode()) and target.read_text() == text:
             return target
     except (OSError, UnicodeDecodeError):
         pass
@@ -205,7 +223,7 @@ def _prune(folder: Path) -> None:
     mine = []
     for p in folder.iterdir():
         try:
-            if _NAME.match(p.name) and p.is_file():
+            if _NAME.fullmatch(p.name) and p.is_file():
                 mine.append((p.stat().st_mtime_ns, p))
         except OSError:
             continue
@@ -215,8 +233,12 @@ def _prune(folder: Path) -> None:
 
 def load(args: DashboardArgs, folder: Optional[Path] = None) -> Optional[FirstPaint]:
     """The stored first paint for these inputs, if there is one and its data folder is unchanged;
-    None otherwise (also for any file that is not a first paint: it is simply not used)."""
-    key = inputs_key(args)
+    None otherwise (also for any file that is not a first paint, or arguments that cannot be
+    stamped: the full run then says what is wrong)."""
+    try:
+        key = inputs_key(args)
+    except (OSError, ValueError, RuntimeError):
+        return None
     if key is None:
         return None
     target = (folder or cache_folder("first_paint")) / f"{key}.json"
@@ -261,6 +283,8 @@ def paint_from_json(raw: Any) -> FirstPaint:
         raise ValueError("a first paint must be an object")
     paint = FirstPaint(_record(SidebarShown, raw["sidebar"]), _record(StartContent, raw["start"]),
                        _value(raw["data_path"], "str"))
+    if any(t.delta_color not in DELTA_COLORS or t.delta_arrow not in DELTA_ARROWS for t in paint.start.tiles):
+        raise ValueError("a metric's delta style is not one st.metric draws")
     side = paint.sidebar
     if (len(side.pair_keys) != len(side.pair_labels) or side.pair not in side.pair_keys
             or len(side.splits) != len(side.split_labels) or (side.splits and side.split not in side.splits)

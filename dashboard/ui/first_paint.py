@@ -35,9 +35,9 @@ DRAWING = "_first_paint_drawing"
 
 def stored_first_paint(on_start_page: bool) -> Optional[FirstPaint]:
     """The first paint to draw this run, or None (the run goes the full way)."""
-    if (not (on_start_page and head_start.in_progress()) or SHOWN in st.session_state or "_ctx" in st.session_state
-            or st.query_params.to_dict()):
-        return None
+    if not (on_start_page and head_start.in_progress()) or st.query_params.to_dict() or any(
+            k in (SHOWN, "_ctx", "_url_read") or k.startswith("chosen_") for k in st.session_state):
+        return None  # not a new session at its defaults (a run before this one may have left choices)
     try:
         args = parse_dashboard_args(sys.argv[1:])
     except ValueError:
@@ -51,7 +51,21 @@ def stored_first_paint(on_start_page: bool) -> Optional[FirstPaint]:
 def show_first_paint(paint: FirstPaint, page) -> None:
     """The sidebar and the start page (``page``, which draws its part from :func:`drawn_first_paint`)
     as the full run draws them at their defaults."""
-    st.session_state[SHOWN] = True
+    st.session_state[SHOWN] = True  # whatever happens below, the session's next run is a full one
+    try:
+        _draw(paint, page)
+    except Exception:  # noqa: BLE001 (a stored first paint that Streamlit refuses costs only speed)
+        failed = True
+    else:
+        failed = False
+    finally:
+        st.session_state.pop(DRAWING, None)
+        head_start.first_paint_drawn()
+    if failed:
+        st.rerun()  # the full run, which draws the page from the models
+
+
+def _draw(paint: FirstPaint, page) -> None:
     side = paint.sidebar
     sb = st.sidebar.container()
     upload_box(None)  # a session's first run has no upload yet
@@ -63,11 +77,7 @@ def show_first_paint(paint: FirstPaint, page) -> None:
     files_box(side.files, sb)
     show_notices(side.problems, side.notes)
     st.session_state[DRAWING] = paint
-    try:
-        page.run()  # in the page's own context: its widgets are the ones its full run draws
-    finally:
-        del st.session_state[DRAWING]
-        head_start.first_paint_drawn()
+    page.run()  # in the page's own context: its widgets are the ones its full run draws
 
 
 def drawn_first_paint() -> Optional[FirstPaint]:

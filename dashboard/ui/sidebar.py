@@ -172,12 +172,13 @@ def build_context() -> Optional[Context]:
     mode = compare_mode(sb)
     comparison = choose_comparison(ctx, loaded, sb) if mode == "compare" else None
     references: List[str] = []
-    default_pair = demo_pair_key(pairs) or pairs[0].key
+    default_pair = ""
     if comparison is not None:
         pair = ctx.pair = comparison
         ctx.reference = None
         sb.caption(pair.label)
     else:
+        default_pair = demo_pair_key(pairs) or pairs[0].key
         ctx.pair = choose_pair(pairs, uploaded, default_pair, sb)
         pair, references = choose_reference(ctx, pairs, sb)
         ctx.pair = pair
@@ -205,9 +206,10 @@ def build_context() -> Optional[Context]:
             ctx.splits = None
     files = _file_lines(ctx)
     files_box(files, sb)
+    # a new session's view, worth storing as its first paint (not an error that the next run may not have)
     at_defaults = (comparison is None and ctx.pair.key == default_pair and not st.session_state.get(
         "uploaded_checkpoints") and (ctx.reference or "") == (references[0] if references else "")
-        and (ctx.split or "") == default_split)
+        and ctx.splits is not None and ctx.split == default_split)
     if at_defaults:
         ctx.shown = SidebarShown(
             pair_keys=tuple(p.key for p in pairs), pair_labels=tuple(p.label for p in pairs), pair=default_pair,

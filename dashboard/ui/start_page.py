@@ -7,6 +7,8 @@ Streamlit and the standard library only.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import streamlit as st
 
 from precal.dashboard.backend.first_paint import StartContent
@@ -24,10 +26,14 @@ NO_SWEEP = ("This pair has no stored robustness sweep with both models (write on
 LAB_BUTTON_KEY = "start_lab"
 
 
-def draw_head(content: StartContent) -> None:
-    """Title, what the calibrator does, which pair is shown and its headline figures."""
+def draw_intro(modalities: Sequence[str]) -> None:
+    """Title and what the calibrator does."""
     st.title("Pre-fusion calibration in one minute")
-    st.markdown(INTRO.format(modalities=", ".join(f"**{m}**" for m in content.modalities)))
+    st.markdown(INTRO.format(modalities=", ".join(f"**{m}**" for m in modalities)))
+
+
+def draw_head(content: StartContent) -> None:
+    """Which pair is shown and its headline figures."""
     st.markdown(f"**Showing:** {content.showing}.")
     if content.tiles:
         for column, tile in zip(st.columns(len(content.tiles)), content.tiles):

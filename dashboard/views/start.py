@@ -8,10 +8,11 @@ default choices stores what it drew as that first paint."""
 import streamlit as st
 
 from precal.dashboard.ui.first_paint import drawn_first_paint
-from precal.dashboard.ui.start_page import draw_closing, draw_example, draw_head
+from precal.dashboard.ui.start_page import draw_closing, draw_example, draw_head, draw_intro
 
 paint = drawn_first_paint()
 if paint is not None:
+    draw_intro(paint.start.modalities)
     draw_head(paint.start)
     draw_example(paint.start)
     draw_closing()
@@ -27,6 +28,7 @@ else:
 
     ctx = context()
     pair = ctx.pair
+    draw_intro(ctx.schema.modality_names)
 
     @st.cache_data(show_spinner="Finding a sample where a swap is caught…", max_entries=16)
     def _example(key: str, split: str, modality: str, _views, _splits, _predict):  # noqa: ARG001 (cache key)

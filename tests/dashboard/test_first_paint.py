@@ -111,7 +111,7 @@ def test_own_models_have_none(inputs):
 
 @pytest.mark.parametrize("content", [
     b"", b"\x80\x04pickle", b"[1, 2]", b'{"format": 1}', b"{" * 100_000, b" " * (first_paint.MAX_BYTES + 1),
-    "wrong types", "inconsistent choice", "wrong key"])
+    "wrong types", "inconsistent choice", "wrong key", "delta style st.metric refuses"])
 def test_a_file_that_is_not_a_first_paint_is_not_used(inputs, content):
     args = _args(inputs)
     target = save(_paint(), args, inputs["cache"])
@@ -122,6 +122,8 @@ def test_a_file_that_is_not_a_first_paint_is_not_used(inputs, content):
         record["paint"]["sidebar"]["pair"] = "c"
     elif content == "wrong key":
         record["key"] = "0" * 32
+    elif content == "delta style st.metric refuses":
+        record["paint"]["start"]["tiles"][0]["delta_color"] = "bogus"
     if isinstance(content, str):
         content = json.dumps(record).encode()
     target.write_bytes(content)
@@ -144,18 +146,41 @@ def test_only_the_newest_are_kept_and_nothing_else_is_removed(inputs):
 # ---- in the app ---------------------------------------------------------------------------------
 
 
+def _sweep_of_both(folder: Path, calibrated: str, uncalibrated: str) -> None:
+    """A stored ``robustness.csv`` of the pair (both models, noise and swaps): the start page then
+    shows its three headline figures, with their help texts and delta colours."""
+    rows = ["checkpoint,role,modality,corruption,severity,metric,value,n,alpha_inertial,alpha_skeleton,alpha_depth,"
+            "auroc_conflict,auroc_support,auroc_alpha"]
+    for name, role, clean, kept in ((calibrated, "calibrated", 0.8, 0.6), (uncalibrated, "uncalibrated", 0.75, 0.4)):
+        for corruption in ("gaussian_noise", "swap"):
+            for sev, value in ((0, clean), (3, kept), (5, kept - 0.1)):
+                gated = role == "calibrated"
+                alphas = "1.1,1.0,1.0" if gated else ",,"
+                aurocs = ",," if sev == 0 or not gated else "0.7,0.8,0.9"
+                rows.append(f"{name},{role},depth,{corruption},{sev},accuracy,{value},12,{alphas},{aurocs}")
+    (folder / "robustness.csv").write_text("\n".join(rows) + "\n")
+
+
 @pytest.fixture
 def served(monkeypatch, tmp_path) -> Iterator[List[Path]]:
-    """The tiny pair, served with an empty cache folder of its own."""
+    """Copies of the tiny pair with a stored sweep, served with an empty cache folder of their own."""
+    import shutil
+
     tiny = tiny_checkpoints()
-    monkeypatch.setattr(settings, "CACHE_DIR", tmp_path)
-    old = _env([tiny["on"], tiny["off"]])
+    pair = [tmp_path / "models" / tiny[k].name for k in ("on", "off")]
+    for source, copy in zip((tiny["on"], tiny["off"]), pair):
+        shutil.copytree(source, copy)
+    _sweep_of_both(pair[0], pair[0].name, pair[1].name)
+    monkeypatch.setattr(settings, "CACHE_DIR", tmp_path / "cache")
+    old = _env(pair, str(tiny["data"]))
     try:
-        yield [tiny["on"], tiny["off"]]
+        yield pair
     finally:
         _restore(old)
         head_start.STARTED.clear()
         head_start.DONE.clear()
+        head_start._holds_began.clear()
+        head_start._hold_until[0] = 0.0
 
 
 def _screen(at: AppTest) -> Dict[str, list]:
@@ -168,7 +193,8 @@ def _screen(at: AppTest) -> Dict[str, list]:
         out[f"{where} expander"] = [e.label for e in tree.expander]
     out["title"] = [t.value for t in at.title]
     out["markdown"] = [m.value for m in at.main.markdown]
-    out["metric"] = [(m.label, m.value, m.delta) for m in at.metric]
+    out["metric"] = [(m.label, m.value, m.delta, m.proto.color, m.proto.direction, m.help) for m in at.metric]
+    out["warning"] = [w.value for w in at.warning]
     out["button"] = [b.label for b in at.button]
     out["info"] = [i.value for i in at.info]
     out["error"] = [e.value for e in at.error]
@@ -183,7 +209,8 @@ def test_a_session_opened_during_the_head_start_sees_the_full_start_page(served,
     full = _fresh_session().run()
     assert not full.exception
     assert "_ctx" in full.session_state
-    assert len(list((tmp_path / "first_paint").glob("*.json"))) == 1  # stored by the start page
+    assert len(list((tmp_path / "cache" / "first_paint").glob("*.json"))) == 1  # stored by the start page
+    assert len(full.metric) == 3  # the headline figures are there to compare
 
     head_start.STARTED.set()  # a server whose head start is still running
     early = _fresh_session().run()
@@ -220,14 +247,19 @@ def test_no_first_paint_outside_the_head_start_or_away_from_the_defaults(served,
     linked.query_params["split"] = "train"  # a shared link: its choices need the models
     assert "_ctx" in linked.run().session_state
 
-    # a session away from the defaults does not replace what a new session sees
+    # a session away from the defaults (any one choice) does not replace what a new session sees
     head_start.STARTED.clear()
-    stored = {p: p.read_text() for p in (tmp_path / "first_paint").glob("*.json")}
-    session = _fresh_session().run()
-    other = next(s for s in session.session_state["_ctx"].data.splits
-                 if s != session.sidebar.selectbox(key="split").value)
-    session.sidebar.selectbox(key="split").set_value(other).run()
-    assert {p: p.read_text() for p in (tmp_path / "first_paint").glob("*.json")} == stored
+    stored = {p: p.read_text() for p in (tmp_path / "cache" / "first_paint").glob("*.json")}
+    for key, widget in (("split", "selectbox"), ("reference", "radio"), ("compare_mode", "radio")):
+        session = _fresh_session().run()
+        control = getattr(session.sidebar, widget)(key=key)
+        values = (session.session_state["_ctx"].data.splits if key == "split"
+                  else ["compare"] if key == "compare_mode" else control.options)
+        control.set_value(next(v for v in values if v != control.value)).run()
+        assert not session.exception
+        assert session.session_state["_ctx"].shown is None, key
+        session.switch_page("views/start.py").run()
+        assert {p: p.read_text() for p in (tmp_path / "cache" / "first_paint").glob("*.json")} == stored, key
 
 
 def test_the_first_paint_imports_no_torch(served, tmp_path):
@@ -239,10 +271,10 @@ import json, sys
 from pathlib import Path
 from streamlit.testing.v1 import AppTest
 from precal.dashboard import head_start, settings
-settings.CACHE_DIR = Path({str(tmp_path)!r})
+settings.CACHE_DIR = Path({str(tmp_path / "cache")!r})
 head_start.STARTED.set()
 at = AppTest.from_file({str(APP)!r}, default_timeout={TIMEOUT}).run()
-print(json.dumps({{"torch": "torch" in sys.modules, "pandas": "pandas" in sys.modules,
+print(json.dumps({{"torch": "torch" in sys.modules, "pandas": "pandas" in sys.modules, "numpy": "numpy" in sys.modules,
                   "full": "_ctx" in at.session_state, "exception": [str(e.value) for e in at.exception],
                   "titles": [t.value for t in at.main.title], "metrics": len(at.metric)}}))
 """
@@ -252,12 +284,72 @@ print(json.dumps({{"torch": "torch" in sys.modules, "pandas": "pandas" in sys.mo
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["exception"] == [] and not seen["full"]
     assert seen["titles"] == ["Pre-fusion calibration in one minute"]
-    assert not seen["torch"] and not seen["pandas"]
+    assert not seen["torch"] and not seen["pandas"] and not seen["numpy"]
+    assert seen["metrics"] == 3
 
 
 def test_the_stored_content_is_the_drawn_content(served, tmp_path):
     """What is stored is what the full run drew: its sentence about the example included."""
     full = _fresh_session().run()
-    stored = json.loads(next((tmp_path / "first_paint").glob("*.json")).read_text())["paint"]
+    stored = json.loads(next((tmp_path / "cache" / "first_paint").glob("*.json")).read_text())["paint"]
     assert stored["start"]["example"] in [m.value for m in full.main.markdown]
-    assert stored["sidebar"]["pair"] == full.sidebar.selectbox(key="pair_key").value
+    assert [t["value"] for t in stored["start"]["tiles"]] == [m.value for m in full.metric]
+    assert stored["start"]["button"] == full.button(key="start_lab").label
+    side = full.sidebar
+    assert stored["sidebar"]["pair"] == side.selectbox(key="pair_key").value
+    assert stored["sidebar"]["split"] == side.selectbox(key="split").value
+    assert stored["sidebar"]["reference"] == side.radio(key="reference").value
+    assert stored["sidebar"]["files"] == [c.value for c in side.caption if "sha256" in c.value or "data:" in c.value]
+
+
+def test_a_first_paint_that_cannot_be_drawn_gives_way_to_the_full_run(served, tmp_path, monkeypatch):
+    """Whatever a stored first paint holds, the session sees a page, never a traceback."""
+    _fresh_session().run()
+    head_start.STARTED.set()
+    from precal.dashboard.ui import first_paint as ui_first_paint
+
+    def refuse(*_args, **_kwargs):
+        raise ValueError("Streamlit refuses this")
+
+    monkeypatch.setattr(ui_first_paint, "pair_selector", refuse)
+    at = _fresh_session().run()
+    assert not at.exception
+    assert "_ctx" in at.session_state  # the full run drew it
+    assert [t.value for t in at.main.title] == ["Pre-fusion calibration in one minute"]
+
+
+def test_leftover_choices_of_an_interrupted_first_run_take_the_full_way(served):
+    """A run stopped between reading a shared link and building the context leaves choices behind:
+    the session is no longer at its defaults, so no first paint."""
+    _fresh_session().run()
+    head_start.STARTED.set()
+    at = _fresh_session()
+    at.session_state["chosen_split"] = "train"
+    assert "_ctx" in at.run().session_state
+
+
+def test_a_data_error_is_not_stored_as_the_first_paint(served, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRECAL_DATA", str(tmp_path / "not_yet"))
+    at = _fresh_session().run()
+    assert any("not_yet" in e.value for e in at.error)
+    assert not list((tmp_path / "cache" / "first_paint").glob("*.json"))
+
+
+def test_the_head_start_holds_back_only_so_long(monkeypatch):
+    """A first paint being drawn holds the head start until it is drawn (plus DRAW_S), at most
+    MAX_HOLD_S for one and MAX_TOTAL_HOLD_S for all: sessions that keep arriving cannot starve it."""
+    clock = [100.0]
+    monkeypatch.setattr(head_start.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(head_start, "_hold_until", [0.0])
+    monkeypatch.setattr(head_start, "_holds_began", [])
+    head_start.first_paint_begins()
+    assert head_start._hold_until[0] == 100.0 + head_start.MAX_HOLD_S
+    clock[0] = 100.5
+    head_start.first_paint_drawn()
+    assert head_start._hold_until[0] == 100.5 + head_start.DRAW_S
+    for t in (101.0, 101.9, 102.8, 110.0):  # new sessions keep coming
+        clock[0] = t
+        head_start.first_paint_begins()
+        assert head_start._hold_until[0] <= 100.0 + head_start.MAX_TOTAL_HOLD_S
+    clock[0] = 100.0 + head_start.MAX_TOTAL_HOLD_S
+    head_start.hold()  # returns at once: the total is used up
