@@ -19,7 +19,7 @@ import pandas as pd
 
 from precal.dashboard.backend.data import SplitBatches
 from precal.dashboard.backend.first_paint import MetricTile
-from precal.dashboard.backend.formatting import fmt_pct
+from precal.dashboard.backend.formatting import delta_style, fmt_pct, points_text
 from precal.dashboard.backend.pairs import ModelPair, ModelView
 from precal.dashboard.backend.robustness import find_robustness_table
 from precal.dashboard.backend.running import predict_view
@@ -249,19 +249,6 @@ def example_sentence(ex: Optional[PreparedExample], modality: str, split: str) -
     outcome = ("still right, but only just (probability {:.2f}, {:.2f} above the runner-up)".format(ex.probability, ex.margin)
                if ex.calibrated_correct else "wrong all the same")
     return f"{lead}: watch its gate drop ({gate}); the calibrated prediction is {outcome}."
-
-
-def points_text(delta: float) -> str:
-    """A difference of rates in percentage points, "±0.0 pts" when it rounds to zero (never "-0.0")."""
-    return "±0.0 pts" if round(100 * delta, 1) == 0 else f"{100 * delta:+.1f} pts"
-
-
-def delta_style(delta: float) -> Tuple[str, str]:
-    """``st.metric``'s delta_color and delta_arrow for a difference of rates: a difference that
-    rounds to zero at one decimal in percentage points is neither a gain nor a loss."""
-    if round(100 * delta, 1) == 0:
-        return "off", "off"
-    return "normal", "auto"
 
 
 def headline_tiles(effect: StoredEffect) -> Tuple[MetricTile, ...]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 
 def fmt_shape(shape: Sequence[int]) -> str:
@@ -47,3 +47,16 @@ def fmt_setting(value: object) -> str:
 def setting_name(key: str) -> str:
     """A setting's name in words (``swap_augment`` -> "swap augment")."""
     return key.replace("_", " ")
+
+
+def points_text(delta: float) -> str:
+    """A difference of rates in percentage points, "±0.0 pts" when it rounds to zero (never "-0.0")."""
+    return "±0.0 pts" if round(100 * delta, 1) == 0 else f"{100 * delta:+.1f} pts"
+
+
+def delta_style(delta: float) -> Tuple[str, str]:
+    """``st.metric``'s delta_color and delta_arrow for a difference of rates: a difference that
+    rounds to zero at one decimal in percentage points is neither a gain nor a loss."""
+    if round(100 * delta, 1) == 0:
+        return "off", "off"
+    return "normal", "auto"

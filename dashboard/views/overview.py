@@ -3,8 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from precal.dashboard.backend.demo import delta_style, points_text
-from precal.dashboard.backend.formatting import fmt_count, fmt_pct
+from precal.dashboard.backend.formatting import delta_style, fmt_count, fmt_pct, points_text
 from precal.dashboard.backend.overview import (alpha_frame, live_metrics, metrics_table, modality_table,
                                                parameter_table, seed_groups, seed_summary, training_summary)
 from precal.dashboard.backend.pairs import ModelView

@@ -687,7 +687,7 @@ def test_example_sentence_says_only_what_the_example_shows():
 
 
 def test_a_zero_or_negative_difference_is_not_shown_as_a_gain():
-    from precal.dashboard.backend.demo import delta_style, points_text
+    from precal.dashboard.backend.formatting import delta_style, points_text
 
     assert points_text(0.0) == points_text(-0.0001) == "±0.0 pts"
     assert delta_style(0.0) == delta_style(0.0004) == ("off", "off")
