@@ -16,17 +16,21 @@ page reads and under which key. The library's command line only calls :func:`run
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from tqdm.auto import tqdm
 
 from precal.checkpoint import Checkpoint, CheckpointError
 from precal.dashboard import settings
-from precal.dashboard.backend import own_models
+from precal.dashboard.backend import first_paint, own_models
 from precal.dashboard.backend.data import SplitBatches, data_mtime, split_batches
 from precal.dashboard.backend.demo import example_modality, prepared_example
 from precal.dashboard.backend.embeddings import (FUSED, feature_spaces, pre_post_features, projection_key,
@@ -67,6 +71,10 @@ def check_corruptions(corruptions: Optional[Sequence[str]]) -> Optional[List[str
     if unknown:
         raise ValueError(f"--corruptions: unknown corruption {unknown[0]!r}; choose from {', '.join(CORRUPTIONS)}")
     return None if corruptions is None else list(corruptions)
+
+
+FIRST_PAINT_TIMEOUT_S = 600
+"""The longest the start page may take to run once for its first paint (it reads what was just filled)."""
 
 
 def check_severities(severities: Sequence[int]) -> List[int]:
@@ -165,7 +173,9 @@ def run(paths: Sequence[str], data: Optional[str] = None, split: Optional[str] =
     """Fill the dashboard's caches for the pairs the dashboard forms from ``paths`` (opened with
     the same ``--checkpoint`` folders): predictions of every view of the split, the maps of each
     feature space by each method, and (unless a stored ``robustness.csv`` is next to the checkpoint,
-    which the page shows instead) the page's computed sweep. Returns one summary line per pair.
+    which the page shows instead) the page's computed sweep; then the start page's first paint (not
+for your own model: its code runs only in a page). Returns one summary line per pair, and one for
+the first paint.
 
     ``cache_dir`` replaces the dashboard's cache folder (tests); the options are checked, and every
     pair's data and split resolved, before anything is computed. ``say`` gets the summary lines
@@ -193,8 +203,61 @@ def run(paths: Sequence[str], data: Optional[str] = None, split: Optional[str] =
             say(lines[-1])
     finally:
         bar.close()
+    if model is None and weights is None:
+        lines.append(store_first_paint(paths, data, base))
+        say(lines[-1])
     say(f"cache: {base} (the dashboard of this installation reads it)")
     return lines
+
+
+@contextlib.contextmanager
+def _as_the_server_runs(paths: Sequence[str], data: Optional[str], base: Path) -> Iterator[None]:
+    """The app's inputs as ``precal dashboard --checkpoint … --data …`` gives them (its environment
+    variables, no command-line arguments of this process) and ``base`` as its cache folder."""
+    env = {settings.ENV_CHECKPOINTS: os.pathsep.join(str(p) for p in paths), settings.ENV_DATA: data,
+           settings.ENV_MODEL: None, settings.ENV_WEIGHTS: None, "PRECAL_DASHBOARD_WARMUP": "0",
+           "PRECAL_DASHBOARD_THREADS": "0"}
+    saved_env = {k: os.environ.get(k) for k in env}
+    saved = sys.argv, settings.CACHE_DIR
+    # Streamlit warns that it runs without a server ("bare mode"): true, and nothing to act on
+    quiet = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
+    level = quiet.level
+    try:
+        _set_environment(env)
+        sys.argv, settings.CACHE_DIR = [sys.argv[0]], base
+        quiet.setLevel(logging.ERROR)
+        yield
+    finally:
+        sys.argv, settings.CACHE_DIR = saved
+        _set_environment(saved_env)
+        quiet.setLevel(level)
+
+
+def _set_environment(values: Dict[str, Optional[str]]) -> None:
+    """Set each variable, or remove it where the value is None."""
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def store_first_paint(paths: Sequence[str], data: Optional[str], base: Path) -> str:
+    """The start page's first paint (what a new session sees while the server still imports torch,
+    :mod:`precal.dashboard.backend.first_paint`), so that even the server's first start shows it.
+    The app's start page stores it itself when it runs at its defaults: it is run here once,
+    headless (Streamlit's ``AppTest``), with exactly the code a server runs."""
+    from streamlit.testing.v1 import AppTest
+
+    from precal.dashboard.launcher import APP_PATH
+
+    with _as_the_server_runs(paths, data, base):
+        at = AppTest.from_file(str(APP_PATH), default_timeout=FIRST_PAINT_TIMEOUT_S).run()
+        stored = first_paint.load(settings.DashboardArgs(tuple(str(p) for p in paths), data, None, None))
+    if at.exception or stored is None:
+        problem = at.exception[0].message if at.exception else "the start page did not run at its defaults"
+        return f"no first paint stored ({problem.splitlines()[0][:200] if problem else 'an error'})"
+    return "the start page's first paint (what a new session sees while the server starts)"
 
 
 def _fill(w: PairWork, methods: Sequence[str], severities: Sequence[int], sweep: bool, folders: Dict[str, Path],

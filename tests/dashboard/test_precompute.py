@@ -51,9 +51,37 @@ def _nothing_computed(monkeypatch) -> None:
     clear_memory_cache()
 
 
+def test_precompute_stores_the_start_pages_first_paint(filled, tiny, monkeypatch):
+    """Even a server's first start then draws the start page at once: the first paint is stored for
+    exactly the inputs ``precal dashboard --checkpoint … --data …`` gives the app, and a session
+    opened while the server imports torch is drawn from it."""
+    pytest.importorskip("streamlit.testing.v1")
+    from streamlit.testing.v1 import AppTest
+
+    from precal.dashboard import head_start
+    from precal.dashboard.backend import first_paint
+    from tests.dashboard.test_app import APP, TIMEOUT, _env, _restore
+
+    cache, lines = filled
+    assert "the start page's first paint" in lines[-1]
+    args = settings.DashboardArgs((str(tiny["on"]), str(tiny["off"])), str(tiny["data"]), None, None)
+    assert first_paint.load(args, cache / "first_paint") is not None
+    assert settings.CACHE_DIR != cache  # the dashboard's own folder is the user's again
+    monkeypatch.setattr(settings, "CACHE_DIR", cache)
+    old = _env([tiny["on"], tiny["off"]], str(tiny["data"]))
+    head_start.STARTED.set()
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        assert not at.exception and "_ctx" not in at.session_state  # drawn from the first paint
+        assert [t.value for t in at.main.title] == ["Pre-fusion calibration in one minute"]
+    finally:
+        head_start.STARTED.clear()
+        _restore(old)
+
+
 def test_precompute_fills_every_cache_the_pages_read(filled, tiny):
     cache, lines = filled
-    assert len(lines) == 1 and "3 predictions" in lines[0] and "a sweep" in lines[0]
+    assert len(lines) == 2 and "3 predictions" in lines[0] and "a sweep" in lines[0]  # one pair + the first paint
     # calibrated, the uncalibrated checkpoint, the calibrated one switched off: one file per weights
     # and switch (the fixture's uncalibrated model has the calibrated one's weights)
     ckpts, _ = load_checkpoints([tiny["on"], tiny["off"]])
