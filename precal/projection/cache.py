@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 import numpy as np
 
 from precal import disk_cache
-from precal.projection.method import Projection, check_method, fit_projection, subsample_rows
+from precal.projection.method import Projection, check_method, fit_projection, is_capped
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def cached_projection(cache_dir: Path | str, key_parts: Mapping[str, Any], pre: 
     the key only where it changes the map, so a small split keeps the key it had without a cap.
     """
     check_method(method)
-    capped = subsample_rows(int(np.shape(pre)[0]), method, max_fit_samples, seed) is not None
+    capped = is_capped(int(np.shape(pre)[0]), method, max_fit_samples)
     cap = {"max_fit_samples": int(max_fit_samples)} if capped else {}
     key = cache_key(key_parts, pre, post, method, seed, {**params, **cap})
     hit = _memory_get(key)

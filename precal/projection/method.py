@@ -169,10 +169,15 @@ def fit_projection(pre: np.ndarray, post: np.ndarray, method: str, seed: int = 0
                       source=(pre, post), _inputs=stacked, **extra)
 
 
+def is_capped(n: int, method: str, max_fit_samples: Optional[int]) -> bool:
+    """Whether a fit of ``method`` on ``n`` samples uses a subsample (t-SNE and UMAP above the cap)."""
+    return method in SUBSAMPLED_METHODS and max_fit_samples is not None and n > int(max_fit_samples)
+
+
 def subsample_rows(n: int, method: str, max_fit_samples: Optional[int], seed: int = 0) -> Optional[np.ndarray]:
     """The sorted sample rows a capped fit uses (a seeded choice of ``max_fit_samples`` of ``n``),
-    or None when every sample is fitted (PCA, no cap, or ``n`` within it)."""
-    if method not in SUBSAMPLED_METHODS or max_fit_samples is None or n <= int(max_fit_samples):
+    or None when every sample is fitted (:func:`is_capped` false)."""
+    if not is_capped(n, method, max_fit_samples):
         return None
     rng = np.random.default_rng(int(seed) + 104_729)  # a stream of its own, not the method's
     return np.sort(rng.choice(n, size=int(max_fit_samples), replace=False))
