@@ -18,9 +18,12 @@ IN_CHECKOUT = (_CHECKOUT / "pyproject.toml").is_file()
 ROOT = _CHECKOUT if IN_CHECKOUT else Path.cwd()
 """Where ``checkpoints/`` (opened when no checkpoint is named) and ``sample_data/`` are looked for:
 the checkout, else the working directory."""
-CACHE_DIR = (ROOT / ".cache" / "precal" if IN_CHECKOUT
+ENV_CACHE = "PRECAL_CACHE_DIR"
+CACHE_DIR = (Path(os.environ[ENV_CACHE]).expanduser() if os.environ.get(ENV_CACHE)
+             else ROOT / ".cache" / "precal" if IN_CHECKOUT
              else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "precal")
-"""On-disk caches (projections, predictions): gitignored in a checkout, the user's cache folder otherwise."""
+"""On-disk caches (projections, predictions, sweeps, first paints): ``PRECAL_CACHE_DIR`` if set, else
+gitignored in a checkout, else the user's cache folder."""
 CACHE_KINDS = ("predictions", "projections", "sweeps", "first_paint")
 """The folders of :data:`CACHE_DIR`: a split's predictions, its 2-D maps, computed robustness sweeps, the
 start page as a new session first sees it (:mod:`precal.dashboard.backend.first_paint`)."""

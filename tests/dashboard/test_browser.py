@@ -22,6 +22,8 @@ from typing import Callable, Iterator, List, Optional
 
 import pytest
 
+from precal.dashboard.settings import ENV_CACHE
+
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "screenshots"
 CHROMIUM = os.environ.get("PRECAL_CHROMIUM", "/usr/bin/chromium")
@@ -31,6 +33,9 @@ CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-bac
 PAGES = ["", "overview", "explorer", "lab", "embeddings", "robustness", "training"]
 START_TIMEOUT = 120.0
 PAGE_TIMEOUT = 180.0
+TEST_CACHE = Path(tempfile.mkdtemp(prefix="precal-browser-cache-"))
+"""The test servers' cache folder: tests never write into the checkout's own caches."""
+atexit.register(shutil.rmtree, TEST_CACHE, True)
 
 pytestmark = pytest.mark.browser
 
@@ -53,12 +58,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(checkpoints: List[Path], port: int, log: Path, warm_up: bool = False) -> subprocess.Popen:
-    """`python -m precal dashboard --headless` in its own process group (so all of it can be stopped)."""
+def start_server(checkpoints: List[Path], port: int, log: Path, warm_up: bool = False,
+                 cache: Optional[Path] = None) -> subprocess.Popen:
+    """`python -m precal dashboard --headless` in its own process group (so all of it can be stopped).
+    ``cache``: the server's cache folder (default: the dashboard's own, which the benchmark measures with)."""
     cmd = [sys.executable, "-m", "precal", "dashboard", "--headless", "--port", str(port), "--address", "127.0.0.1"]
     for c in checkpoints:
         cmd += ["--checkpoint", str(c)]
     env = dict(os.environ)
+    if cache is not None:
+        env[ENV_CACHE] = str(cache)
     if not warm_up:
         env["PRECAL_DASHBOARD_WARMUP"] = "0"
     return subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
@@ -188,7 +197,7 @@ def serve_tiny(names: List[str], log: str) -> Iterator[int]:
     tiny = tiny_checkpoints()
     port = free_port()
     SHOTS.mkdir(exist_ok=True)
-    proc = start_server([tiny[n] for n in names], port, SHOTS / log)
+    proc = start_server([tiny[n] for n in names], port, SHOTS / log, cache=TEST_CACHE)
     try:
         wait_healthy(port, proc)
         yield port
