@@ -1,0 +1,83 @@
+"""Accuracy kept under corruption, over five seeds: does the calibrated model keep more of its clean
+accuracy than its baseline, or did seed 0 (the shipped checkpoints, the README's table) just happen
+to?
+
+For each data set x backbone and seed, the sweep of the calibrated model and its baseline (same
+recipe and seed; every corruption, severities 1-5, test split, corruption seed 0) gives the accuracy
+kept at severity >= 3 as a fraction of clean accuracy, averaged over modalities and corruptions
+other than removal (:func:`experiments.robustness_report.kept_fraction`, the README's figure). Seed
+0 is the shipped checkpoints' stored sweep; seeds 1-4 are stored in ``results/robustness_seeds/``,
+written by
+
+    precal robustness ROOT/<pair>_calon ROOT/<pair>_caloff --out results/robustness_seeds/seed<S>_<pair>.csv
+
+for the checkpoints ``bash scripts/train_all.sh SEED ROOT`` trains (the evidence runs' recipe).
+
+    python -m experiments.kept_seeds > results/robustness_seeds/kept.txt
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Dict, List
+
+import pandas as pd
+
+from experiments.robustness_report import kept_fraction, pairs
+from precal.robustness.table import read_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS_DIR = ROOT / "results" / "robustness_seeds"
+
+
+def tables() -> Dict[str, Dict[int, pd.DataFrame]]:
+    """Per pair name, per seed: its sweep table (seed 0 from the shipped checkpoint's folder)."""
+    out: Dict[str, Dict[int, pd.DataFrame]] = {}
+    for name, on, _ in pairs():
+        out[name] = {0: read_table(on / "robustness.csv")}
+        for path in sorted(SEEDS_DIR.glob(f"seed*_{name}.csv")):
+            out[name][int(path.stem.split("_", 1)[0].removeprefix("seed"))] = read_table(path)
+    return out
+
+
+def rows() -> List[Dict]:
+    found = []
+    for name, by_seed in tables().items():
+        for seed, table in sorted(by_seed.items()):
+            names = table["checkpoint"].astype(str)
+            on = next(n for n in names.unique() if n.endswith("_calon"))
+            off = next(n for n in names.unique() if n.endswith("_caloff"))
+            found.append({"pair": name, "seed": seed, "calibrated": kept_fraction(table, on),
+                          "baseline": kept_fraction(table, off)})
+    return found
+
+
+def _pm(values: List[float], scale: float = 1.0, digits: int = 3) -> str:
+    mean = statistics.mean(values) * scale
+    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def report(frame: pd.DataFrame) -> str:
+    lines = ["| data set · backbone | seeds | kept, calibrated | kept, baseline | difference (points) | "
+             "seeds where the calibrated model keeps more |", "|---|---|---|---|---|---|"]
+    for name, g in frame.groupby("pair", sort=True):
+        diff = list(g["calibrated"] - g["baseline"])
+        more = int(sum(d > 0 for d in diff))
+        lines.append(f"| {name} | {len(g)} | {_pm(list(g['calibrated']))} | {_pm(list(g['baseline']))} | "
+                     f"{_pm(diff, 100, 1)} | {more} of {len(g)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    frame = pd.DataFrame(rows())
+    print("# python -m experiments.kept_seeds: accuracy kept at severity >= 3 (fraction of clean accuracy, mean over "
+          "modalities and corruptions but removal), test split; mean ± std over seeds, paired by seed")
+    print(report(frame))
+    print()
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+if __name__ == "__main__":
+    main()
