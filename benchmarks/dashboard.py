@@ -16,7 +16,8 @@ Measured:
    Target <= 300 ms.
 4. app start to first complete page: from launching ``python -m precal dashboard`` to the start
    page (the demo) with its title and headline figures in headless Chromium, no spinner.
-   Target <= 3 s. ``--starts N`` times only this, N times with a fresh browser each (median).
+   Target <= 3 s. ``--starts N`` times only this, N times with a fresh browser each (median);
+   ``--then PAGE`` opens PAGE at once after each start and times its first load too.
 5. every page's first load: in the same session, click each page in the navigation and wait until
    its title is shown and nothing is running (no spinner, no "Running…"). Target <= 2 s each.
 6. browser round trip: in the lab, click a control (remove a modality) and wait until the updated
@@ -46,7 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -316,7 +317,7 @@ PAGE_TITLES = {"overview": "Overview", "explorer": "Sample explorer", "lab": "Co
                "embeddings": "Embeddings", "robustness": "Robustness", "training": "Training dynamics"}
 
 
-def page_first_loads(driver) -> Dict[str, float]:
+def page_first_loads(driver, pages: Sequence[str] = PAGE_NAMES) -> Dict[str, float]:
     """Each page's first load in one session: click its link in the navigation, time until its
     title is shown and nothing runs (ms). The first visit pays for the page's own work (its
     predictions over the split, its charts); nothing is warmed up before."""
@@ -325,7 +326,7 @@ def page_first_loads(driver) -> Dict[str, float]:
     from tests.dashboard import test_browser as tb
 
     out: Dict[str, float] = {}
-    for page in PAGE_NAMES:
+    for page in pages:
         link = next(a for a in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a')
                     if (a.get_attribute("href") or "").rstrip("/").endswith("/" + page))
         start = time.perf_counter()
@@ -387,21 +388,27 @@ def start_app(driver, paths: List[str], warm_up: bool):
     return proc, port, health, time.perf_counter() - t0
 
 
-def bench_starts(paths: List[str], starts: int) -> Dict[str, float]:
+def bench_starts(paths: List[str], starts: int, then: Optional[str] = None) -> Dict[str, float]:
     """Only the app start, ``starts`` times, each with a fresh browser (an empty cache, as a new
-    user's) and no UMAP warm-up: the median is what a noisy shared machine allows to compare."""
+    user's) and no UMAP warm-up: the median is what a noisy shared machine allows to compare.
+    ``then``: a page opened at once after each start, its first load timed too (work the start page
+    leaves undone shows there)."""
     from tests.dashboard import test_browser as tb
 
     reason = tb._skip_reason()
     if reason:
         print(f"browser measurements skipped: {reason}")
         return {}
-    healthy, first = [], []
+    healthy, first, following = [], [], []
     for _ in range(starts):
         driver = tb.make_driver()
         try:
             proc, _, h, f = start_app(driver, paths, warm_up=False)
-            tb.stop_server(proc)
+            try:
+                if then:
+                    following.append(page_first_loads(driver, [then])[f"first load: {then}"] / 1000)
+            finally:
+                tb.stop_server(proc)
         finally:
             driver.quit()
         healthy.append(h)
@@ -409,6 +416,9 @@ def bench_starts(paths: List[str], starts: int) -> Dict[str, float]:
         print(f"app start: server answers after {h:.2f} s, first complete page after {f:.2f} s")
     print(f"app start over {starts} starts: server answers after median {statistics.median(healthy):.2f} s; "
           f"first complete page median {statistics.median(first):.2f} s (min {min(first):.2f}, max {max(first):.2f})")
+    if then:
+        print(f"then {then} at once: first load median {statistics.median(following):.2f} s; start + {then} median "
+              f"{statistics.median([a + b for a, b in zip(first, following)]):.2f} s")
     return {"start to first page": 1000 * statistics.median(first)}
 
 
@@ -523,6 +533,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="only attribute the lab's round trip to its parts (several app starts)")
     parser.add_argument("--starts", type=int, default=0, metavar="N",
                         help="only time the app start to the first complete page, N times (median)")
+    parser.add_argument("--then", choices=PAGE_NAMES, metavar="PAGE",
+                        help="with --starts: open PAGE at once after each start and time its first load too")
     parser.add_argument("--gc", action="store_true",
                         help="only time a full garbage collection with the dashboard's modules imported")
     args = parser.parse_args(argv)
@@ -540,7 +552,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # what `precal dashboard` opens: every shipped checkpoint (else the pair measured by the backend part)
     served = list(args.checkpoint or []) or ([str(ROOT / "checkpoints")] if default_checkpoint_dirs() else paths)
     if args.starts:
-        for name, value in bench_starts(served, args.starts).items():
+        for name, value in bench_starts(served, args.starts, args.then).items():
             print(figure_line(name, value))
         return 0
     if args.breakdown:
