@@ -32,7 +32,7 @@ from precal.checkpoint import Checkpoint, CheckpointError
 from precal.dashboard import settings
 from precal.dashboard.backend import first_paint, own_models
 from precal.dashboard.backend.data import SplitBatches, data_mtime, split_batches
-from precal.dashboard.backend.demo import example_modality, prepared_example
+from precal.dashboard.backend.demo import example_modality, prepared_example, stored_effect
 from precal.dashboard.backend.embeddings import (FUSED, feature_spaces, pre_post_features, projection_key,
                                                  split_projection)
 from precal.dashboard.backend.pairs import ModelPair, ModelView, load_checkpoints, pair_checkpoints, switched_off
@@ -293,7 +293,7 @@ def _fill(w: PairWork, methods: Sequence[str], severities: Sequence[int], sweep:
             parts = prediction_parts(w.data_path, mtime, w.split, variant)
             return cached_predict(view, batch, parts, folders["predictions"])
 
-        prepared_example(w.views, splits, example_modality(w.pair), predict=predict)
+        prepared_example(w.views, splits, example_modality(w.pair, stored_effect(w.pair)), predict=predict)
         bar.update(1)
         done.append("the start page's example")
     else:

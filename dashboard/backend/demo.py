@@ -188,10 +188,9 @@ def swap_variant(modality: str, seed: int = 0) -> str:
     return f"swap:{modality}:s{SWAP_SEVERITY}:seed{seed}"
 
 
-def example_modality(pair: ModelPair) -> str:
-    """The modality the start page swaps: the one its headline figure is about (the stored sweep's
-    best-detected swap), else the first."""
-    effect = stored_effect(pair)
+def example_modality(pair: ModelPair, effect: Optional[StoredEffect]) -> str:
+    """The modality the start page swaps: the one its headline figure is about (``effect``, the
+    pair's :func:`stored_effect`: the stored sweep's best-detected swap), else the first."""
     return effect.swap_modality if effect is not None else pair.primary.schema.modality_names[0]
 
 

@@ -48,6 +48,9 @@ class Context:
     data_error: Optional[str] = None
     split: Optional[str] = None
     splits: Optional[SplitBatches] = None
+    default_pair: str = ""
+    """The pair the sidebar opens on (:func:`precal.dashboard.backend.demo.demo_pair_key`; "" when
+    comparing two models)."""
     shown: Optional[SidebarShown] = None
     """The sidebar as drawn, when every choice in it is at its default (what a new session sees):
     the start page stores it with its own content as the first paint."""

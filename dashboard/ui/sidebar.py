@@ -178,7 +178,7 @@ def build_context() -> Optional[Context]:
         ctx.reference = None
         sb.caption(pair.label)
     else:
-        default_pair = demo_pair_key(pairs) or pairs[0].key
+        default_pair = ctx.default_pair = demo_pair_key(pairs) or pairs[0].key
         ctx.pair = choose_pair(pairs, uploaded, default_pair, sb)
         pair, references = choose_reference(ctx, pairs, sb)
         ctx.pair = pair

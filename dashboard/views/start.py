@@ -19,8 +19,8 @@ if paint is not None:
 else:
     from dataclasses import replace
 
-    from precal.dashboard.backend.demo import (demo_pair_key, example_modality, example_sentence, headline_source,
-                                               headline_tiles, prepared_example, stored_effect)
+    from precal.dashboard.backend.demo import (example_modality, example_sentence, headline_source, headline_tiles,
+                                               prepared_example, stored_effect)
     from precal.dashboard.backend.first_paint import StartContent
     from precal.dashboard.ui.context import context, guard
     from precal.dashboard.ui.first_paint import remember_first_paint
@@ -37,9 +37,9 @@ else:
     with guard("start"):
         effect = stored_effect(pair)
         chosen = ("chosen because its stored results show the calibrator's effect most clearly (swap detection "
-                  "by the gates plus accuracy kept under corruption)" if pair.key == demo_pair_key(ctx.pairs)
+                  "by the gates plus accuracy kept under corruption)" if pair.key == ctx.default_pair
                   and effect is not None else "chosen in the sidebar")
-        modality = example_modality(pair)
+        modality = example_modality(pair, effect)
         no_data = ctx.data is None or ctx.splits is None
         content = StartContent(
             modalities=tuple(ctx.schema.modality_names), showing=f"{pair.label}, {chosen}",
