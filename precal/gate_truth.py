@@ -54,6 +54,44 @@ def truth_table(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def truth_attribution(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
+    """Did the gates damp the *right* modality of a sample? One row per (modality, corruption) and per
+    modality over both ("any").
+
+    The AUROC of :func:`truth_table` compares a modality's gate on corrupted samples with its gate on
+    clean ones; it is blind to the other modalities of the same sample being damped as much. Here,
+    for every sample with one corrupted modality and at least one other scorable modality, each
+    modality's gate is taken relative to its own typical value (median over the samples where it is
+    clean), and the sample counts as attributed when the corrupted modality's is the lowest.
+    ``chance`` is what picking one of the sample's scorable modalities at random would get.
+    """
+    if preds.indices is None:
+        raise ValueError("the predictions do not say which samples they cover (indices); predict over a split")
+    names = list(preds.modalities)
+    scorable = preds.present & preds.has_context
+    codes = np.stack([np.asarray(data.truth[m])[preds.indices] if m in data.truth
+                      else np.zeros(len(preds.indices), dtype=np.int8) for m in names], axis=1)
+    clean_code = TRUTH_CODES.index("clean")
+    typical = np.array([np.median(preds.alpha[scorable[:, j] & (codes[:, j] == clean_code), j])
+                        if (scorable[:, j] & (codes[:, j] == clean_code)).any() else np.nan
+                        for j in range(len(names))])
+    relative = preds.alpha / typical[None, :]
+    relative = np.where(scorable & ~np.isnan(relative), relative, np.inf)
+    rows: List[Dict[str, object]] = []
+    for j, m in enumerate(names):
+        for name in (*SCORED, "any"):
+            wanted = [TRUTH_CODES.index(c) for c in (SCORED if name == "any" else (name,))]
+            hit = np.isin(codes[:, j], wanted) & scorable[:, j] & np.isfinite(relative[:, j])
+            hit &= scorable.sum(axis=1) >= 2
+            if not hit.any():
+                continue
+            others = np.delete(relative[hit], j, axis=1)
+            rows.append({"modality": m, "corruption": name, "n_corrupted": int(hit.sum()),
+                         "attributed": float((relative[hit, j] < others.min(axis=1)).mean()),
+                         "chance": float((1.0 / scorable[hit].sum(axis=1)).mean())})
+    return pd.DataFrame(rows)
+
+
 def truth_summary(table: pd.DataFrame) -> Dict[str, float]:
     """The headline figures: the worst and the mean over modalities of the "any" rows' AUROCs."""
     if table.empty:

@@ -306,3 +306,28 @@ def test_low_and_high_only_beyond_the_level_threshold() -> None:
     assert " was low" not in sentence and " was high" not in sentence
     sentence, _ = _sentence("damped", "lips", 0.3, -2.5, -0.18, [("support", -2.3)], {"support": -2.1}, {}, "monotone")
     assert "was low (\u22122.1 sd from typical" in sentence
+
+
+def test_two_modalities_damped_together_are_said_not_to_tell_which_is_wrong() -> None:
+    present = {n: torch.ones(B, dtype=torch.bool) for n in NAMES}
+    present["depth"][:] = False  # inertial and skeleton only: each is the other's lone peer
+    report = run(make_calibrator(), present=present)
+
+    def damped(s: int, m: str) -> bool:  # from the report's tensors, not from the explanation
+        i = NAMES.index(m)
+        typical = 2 * torch.sigmoid(report.contributions[s, i, 0])
+        return float(report.alpha[s, i]) < float(typical) - 0.05
+
+    pairs = [("inertial", "skeleton"), ("skeleton", "inertial")]
+    both = [(s, m, p) for m, p in pairs for s in range(B) if damped(s, m) and damped(s, p)]
+    alone = [(s, m, p) for m, p in pairs for s in range(B) if damped(s, m) and not damped(s, p)]
+    assert both and alone  # the random calibrator gives both kinds of sample
+    for s, m, p in both:
+        e = explain_alpha(report, s, m)
+        assert e.sentence.endswith("with two modalities, a disagreement does not say which of them is wrong.")
+        assert f"{p} was damped too ({float(report.alpha[s, NAMES.index(p)]):.2f}," in e.sentence
+    for s, m, _ in alone:
+        assert "damped too" not in explain_alpha(report, s, m).sentence
+    # With three modalities present the odd one out can be found: no such caveat.
+    full = run(make_calibrator())
+    assert not any("damped too" in explain_alpha(full, s, m).sentence for s in range(B) for m in NAMES)

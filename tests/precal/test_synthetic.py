@@ -10,8 +10,8 @@ import pytest
 
 from precal.cli import main
 from precal.data.storage import TRUTH_CODES, DataFormatError, load_dataset, save_dataset
-from precal.data.synthetic import SyntheticSpec, generate, parse_kinds
-from precal.gate_truth import truth_summary, truth_table
+from precal.data.synthetic import SyntheticSpec, fresh_draw, generate, parse_kinds
+from precal.gate_truth import truth_attribution, truth_summary, truth_table
 from precal.inference import Predictions
 
 SMALL = SyntheticSpec(kinds=("time_series", "frame_sequence", "vector", "token_sequence"), samples=240,
@@ -151,3 +151,81 @@ def test_truth_table_scores_perfect_backwards_and_chance_gates(data) -> None:
     idx = data.splits["test"]
     expected = sum(int(np.isin(data.truth[m][idx], [1, 2]).sum()) for m in data.schema.modality_names)
     assert n_any == expected  # every noisy or swapped test modality is scored, absent ones are not
+
+
+# --- fresh draws: unseen samples of the same world, to score a trained model with enough samples ---
+
+def _class_means(values: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    return np.stack([values[labels == k].mean(axis=0) for k in range(classes)])
+
+
+def _clean_vectors(d) -> tuple:
+    keep = (d.truth["vector"] == 0) & (np.diff(d.modalities["vector"].offsets) == 1)
+    rows = np.flatnonzero(keep)
+    values = np.stack([d.sequence("vector", int(i))[0] for i in rows])
+    return values, d.labels[rows]
+
+
+def test_a_fresh_draw_is_the_same_world_with_new_samples(data) -> None:
+    fresh = fresh_draw(SMALL, 400)
+    assert list(fresh.splits) == ["test"] and len(fresh) == 400
+    assert fresh.schema == data.schema
+    # Same world: class means learnt on the set classify the draw; another seed's world does not.
+    x, y = _clean_vectors(data)
+    fx, fy = _clean_vectors(fresh)
+    ox, oy = _clean_vectors(generate(replace(SMALL, seed=4)))
+
+    def accuracy(means: np.ndarray) -> float:
+        return float((np.argmin(((fx[:, None] - means[None]) ** 2).sum(-1), axis=1) == fy).mean())
+
+    assert accuracy(_class_means(x, y, SMALL.classes)) > 0.7
+    assert accuracy(_class_means(ox, oy, SMALL.classes)) < 0.5
+    # New samples: not one of the set's vectors comes back.
+    seen = {v.tobytes() for v in x}
+    assert not any(v.tobytes() in seen for v in fx)
+
+
+def test_fresh_draws_are_reproducible_independent_and_corrupted_like_the_set() -> None:
+    one, again, two = fresh_draw(SMALL, 300), fresh_draw(SMALL, 300), fresh_draw(SMALL, 300, draw=2)
+    for m in SMALL.modality_names:
+        assert np.array_equal(one.modalities[m].values, again.modalities[m].values)
+        assert np.array_equal(one.truth[m], again.truth[m])
+    assert not np.array_equal(one.modalities["vector"].values, two.modalities["vector"].values)
+    codes = np.stack([one.truth[m] for m in SMALL.modality_names], axis=1)
+    per_sample = (codes != 0).sum(axis=1)
+    assert set(per_sample.tolist()) <= {0, 1} and 0.2 < (per_sample > 0).mean() < 0.4
+    assert {TRUTH_CODES[c] for c in np.unique(codes)} == {"clean", "noise", "swap", "absent"}
+
+
+def test_a_fresh_draw_leaves_the_set_itself_unchanged() -> None:
+    before = generate(SMALL)
+    fresh_draw(SMALL, 50)
+    after = generate(SMALL)
+    for m in SMALL.modality_names:
+        assert np.array_equal(before.modalities[m].values, after.modalities[m].values)
+
+
+@pytest.mark.parametrize("samples, draw, message", [(5, 1, "samples must be between"),
+                                                    (10 ** 9, 1, "samples must be between"),
+                                                    (100, 0, "numbered from 1")])
+def test_fresh_draw_bounds(samples, draw, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        fresh_draw(SMALL, samples, draw=draw)
+
+
+def test_attribution_finds_the_corrupted_modality_only_when_it_alone_is_damped(data) -> None:
+    # Only the corrupted modality damped: every corrupted sample is attributed.
+    right = truth_attribution(_predictions(data, lambda c: np.where(c > 0, 0.5, 1.2)), data)
+    assert set(right["corruption"]) == {"noise", "swap", "any"} and (right["attributed"] == 1.0).all()
+    # Every modality of a corrupted sample damped alike: the AUROC stays well above chance, yet no
+    # sample is attributed.
+    def whole_sample(c):
+        return np.where((c > 0).any(axis=1, keepdims=True), 0.5, 1.2) * np.ones(c.shape)
+    alike = _predictions(data, whole_sample)
+    assert (truth_table(alike, data)["auroc_alpha"] > 0.75).all()
+    assert (truth_attribution(alike, data)["attributed"] == 0.0).all()
+    # The others damped instead: never attributed; chance lies between 1/4 and 1/2 with 2-4 modalities.
+    wrong = truth_attribution(_predictions(data, lambda c: np.where(
+        (c > 0).any(axis=1, keepdims=True) & (c == 0), 0.5, 1.0)), data)
+    assert (wrong["attributed"] == 0.0).all()
+    assert ((wrong["chance"] >= 0.25) & (wrong["chance"] <= 0.5)).all()
