@@ -1,22 +1,20 @@
 """What the per-sample gates cost on clean data and what they buy under a swap.
 
-The calibrated models are level with their baselines on the inner folds but 0.2-1.8 points below on
-the test splits (docs/results/accuracy.md). One candidate cause is the gates themselves: a clean
-test sample whose cues look atypical (a new speaker or subject) gets a modality damped that the
-model needed. This measures it on each trained calibrated model directly, with its own weights:
+A calibrated model's gates respond to each sample's evidence. Whether that response helps is
+measured here on each trained calibrated model with its own weights:
 
 * **gated**: the model as trained (each sample's gates from its evidence);
-* **typical**: the same model with every cue's evidence set to zero, so that every sample gets its
-  modality's typical gates (alpha = 2 sigma(b), beta = 2 sigma(c): the level the bias carries, no
-  per-sample response).
+* **typical**: the same model with every evidence weight set to zero
+  (:func:`experiments.cue_shift.without_evidence`), so that every sample gets its modality's typical
+  gates (alpha = 2 sigma(b), beta = 2 sigma(c): the level the bias carries, no per-sample response).
 
-Gated minus typical on the clean test split is what responding to each sample costs (negative) or
-gains (positive) when nothing is wrong; the same difference with one modality swapped in from a
-sample of another class (severity 1, corruption seed 0, averaged over the modalities) is what the
-response buys when something is. Beside it, how far the swapped modality's mean alpha fell and how
-far the other modalities' fell (mean over them): a gate made from agreement can only damp the odd
-one out when there is one. Seed 0 is the shipped checkpoint; seeds 1-4 the checkpoints
-``bash scripts/train_all.sh SEED ROOT/seedSEED`` trains (the evidence runs' recipe).
+Gated minus typical on the clean test split is what responding costs (negative) or gains (positive)
+when nothing is wrong; the same difference with one modality of *every* test sample swapped in from
+a sample of another class (the sweep's top swap severity, corruption seed 0), per swapped modality,
+is what it buys when something is. Beside it, how far the swapped modality's alpha fell on the
+swapped samples and how far the other modalities' fell (mean over them): a gate made from agreement
+can only damp the odd one out when there is one. Seed 0 is the shipped checkpoint; seeds 1-4 the
+checkpoints ``bash scripts/train_all.sh SEED ROOT/seedSEED`` trains (the evidence runs' recipe).
 
     python -m experiments.gate_clean_cost --seeds-root ROOT > results/gates/gate_clean_cost.txt
 """
@@ -24,71 +22,72 @@ one out when there is one. Seed 0 is the shipped checkpoint; seeds 1-4 the check
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import ContextManager, Dict, List, Optional
 
 import numpy as np
 import torch
 
+from experiments.cue_shift import without_evidence
 from experiments.robustness_report import pairs
 from precal.checkpoint import load_checkpoint
 from precal.data.storage import load_dataset
 from precal.evaluation import dataset_for, resolve_data_dir
-from precal.evidence import EvidenceReference
-from precal.robustness.engine import corrupted_features, encode_split, fuse_split
+from precal.robustness.engine import Encoded, corrupted_features, encode_split, fuse_split
 
 
-@contextlib.contextmanager
-def typical_gates() -> Iterator[None]:
-    """Every cue's evidence is zero inside: each modality gets its typical gates on every sample."""
-    original = EvidenceReference.standardise
-
-    def zero(self, cues, valid, margin=0.0):  # noqa: ANN001 (same signature as the method it replaces)
-        return torch.zeros_like(cues)
-
-    EvidenceReference.standardise = zero
-    try:
-        yield
-    finally:
-        EvidenceReference.standardise = original
+EVIDENCE_WEIGHTS = ["alpha_weight", "beta_agreement", "beta_discrepancy"]
 
 
-def accuracy(model, enc, labels: np.ndarray) -> float:
+def typical_gates(model: torch.nn.Module) -> ContextManager[None]:
+    """Every evidence weight of ``model``'s calibrator is zero inside: each modality gets its
+    typical gates on every sample."""
+    return without_evidence(model.calibrator, EVIDENCE_WEIGHTS)
+
+
+FULL_SWAP = 5
+"""The sweep's top swap severity: every test sample gets the modality of a sample of another class."""
+
+
+def accuracy(model: torch.nn.Module, enc: Encoded, labels: np.ndarray) -> float:
     return float((fuse_split(model, enc).predicted == labels).mean())
 
 
-def measure(calibrated: Path, split: str = "test") -> Dict[str, float]:
-    """Clean and swapped accuracy of one calibrated checkpoint, gated and at typical gates."""
+def measure(calibrated: Path, split: str = "test") -> Dict[str, Dict[str, float]]:
+    """For one calibrated checkpoint: clean accuracy gated and at typical gates (key "clean"), and per
+    swapped modality the same under a full swap plus how far each gate fell on the swapped samples."""
     ckpt = load_checkpoint(calibrated)
-    ckpt.model.eval()
+    model = ckpt.model.eval()
     batch = dataset_for(ckpt, load_dataset(resolve_data_dir(ckpt, None)), split).full_batch()
     labels = batch.labels.numpy()
+    out: Dict[str, Dict[str, float]] = {}
     with torch.no_grad():
-        clean = encode_split(ckpt.model, batch)
-        plain = fuse_split(ckpt.model, clean)
-        out = {"clean gated": float((plain.predicted == labels).mean())}
-        with typical_gates():
-            out["clean typical"] = accuracy(ckpt.model, clean, labels)
-        gated, typical, own, others = [], [], [], []
+        clean = encode_split(model, batch)
+        plain = fuse_split(model, clean)
+        with typical_gates(model):
+            out["clean"] = {"gated": float((plain.predicted == labels).mean()),
+                            "typical": accuracy(model, clean, labels)}
         names = list(plain.modalities)
-        for m in ckpt.model.modalities:
-            enc, _ = corrupted_features(ckpt.model, batch, clean, m, "swap", 1, 0)
-            swapped = fuse_split(ckpt.model, enc)
-            gated.append(float((swapped.predicted == labels).mean()))
-            with typical_gates():
-                typical.append(accuracy(ckpt.model, enc, labels))
-            drop = plain.alpha.mean(axis=0) - swapped.alpha.mean(axis=0)  # how far each modality's gate fell
-            own.append(float(drop[names.index(m)]))
-            others.append(float(np.mean([d for k, d in zip(names, drop) if k != m])))
-        out["swap gated"], out["swap typical"] = float(np.mean(gated)), float(np.mean(typical))
-        out["own drop"], out["others drop"] = float(np.mean(own)), float(np.mean(others))
+        for m in model.modalities:
+            enc, affected = corrupted_features(model, batch, clean, m, "swap", FULL_SWAP, 0)
+            swapped = fuse_split(model, enc)
+            with typical_gates(model):
+                typical = accuracy(model, enc, labels)
+            rows = affected.astype(bool)
+            drop = plain.alpha[rows].mean(axis=0) - swapped.alpha[rows].mean(axis=0)
+            out[m] = {"gated": float((swapped.predicted == labels).mean()), "typical": typical,
+                      "own drop": float(drop[names.index(m)]),
+                      "others drop": float(np.mean([d for k, d in zip(names, drop) if k != m])),
+                      "swapped": float(rows.mean())}
     return out
 
 
-def _pm(values: List[float]) -> str:
-    return f"{100 * statistics.mean(values):+.1f} ± {100 * (statistics.stdev(values) if len(values) > 1 else 0):.1f}"
+def _pm(values: List[float], scale: float = 100.0, digits: int = 1) -> str:
+    """mean ± std over seeds (std 0 for one seed), scaled (points by default)."""
+    mean = statistics.mean(values) * scale
+    std = (statistics.stdev(values) if len(values) > 1 else 0.0) * scale
+    return f"{mean:+.{digits}f} ± {std:.{digits}f}"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -96,10 +95,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seeds-root", type=Path,
                         help="folder with seed1..seed4 of the evidence recipe's checkpoints (else seed 0 only)")
     args = parser.parse_args(argv)
-    print("accuracy (%) on the test split; gated: as trained; typical: every sample at its modality's typical "
-          "gates; swap: one modality swapped in from another class, mean over the modalities")
-    print(f"{'pair':20s} {'seed':>4s} {'clean gated':>11s} {'typical':>8s} {'swap gated':>10s} {'typical':>8s} "
-          f"{'alpha drop: swapped':>19s} {'others':>7s}")
+    print("Accuracy (%) on the test split, gated (as trained) and at typical gates (every evidence weight zero), "
+          "clean and with one modality swapped in from a sample of another class in every test sample; the "
+          "alpha drops are mean clean alpha minus swapped alpha over the swapped samples.")
     for name, on, _ in pairs():
         folders = {0: on}
         if args.seeds_root:
@@ -108,17 +106,19 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if folder.is_dir():
                     folders[seed] = folder
         results = {seed: measure(folder) for seed, folder in folders.items()}
+        print(f"\n{name} ({len(results)} seed(s))")
         for seed, r in results.items():
-            print(f"{name:20s} {seed:4d} {100 * r['clean gated']:11.1f} {100 * r['clean typical']:8.1f} "
-                  f"{100 * r['swap gated']:10.1f} {100 * r['swap typical']:8.1f} {r['own drop']:19.3f} "
-                  f"{r['others drop']:7.3f}", flush=True)
-        clean = [r["clean gated"] - r["clean typical"] for r in results.values()]
-        swap = [r["swap gated"] - r["swap typical"] for r in results.values()]
-        own = [r["own drop"] for r in results.values()]
-        others = [r["others drop"] for r in results.values()]
-        print(f"{name:20s} gated - typical, points over {len(results)} seed(s): clean {_pm(clean)}, "
-              f"swapped {_pm(swap)}; alpha falls by {statistics.mean(own):.3f} for the swapped modality, "
-              f"{statistics.mean(others):.3f} for the others", flush=True)
+            parts = [f"clean {100 * r['clean']['gated']:.1f} / {100 * r['clean']['typical']:.1f}"]
+            parts += [f"{m} swapped {100 * v['gated']:.1f} / {100 * v['typical']:.1f} (alpha drop {v['own drop']:.3f}, "
+                      f"others {v['others drop']:.3f})" for m, v in r.items() if m != "clean"]
+            print(f"  seed {seed}: " + "; ".join(parts), flush=True)
+        for what in results[0]:
+            change = [r[what]["gated"] - r[what]["typical"] for r in results.values()]
+            line = f"  gated - typical, {'clean' if what == 'clean' else what + ' swapped'}: {_pm(change)} points"
+            if what != "clean":
+                line += (f"; alpha falls by {_pm([r[what]['own drop'] for r in results.values()], 1, 3)} for {what}, "
+                         f"{_pm([r[what]['others drop'] for r in results.values()], 1, 3)} for the others")
+            print(line, flush=True)
     return 0
 
 

@@ -181,20 +181,26 @@ def synthetic_table(benchmark: Path) -> str:
     per (modality, corruption) for a worst-modality figure (benchmarks/gates.py)."""
     runs = pd.read_csv(benchmark)
     detail = pd.read_csv(benchmark.with_suffix(".detail.csv"))
-    if "scored_on" in detail:
-        detail = detail[detail["scored_on"] == runs["scored_on"].iloc[0]]
+    keys = ["set", "backbone", "variant", "seed"] + (["scored_on"] if "scored_on" in runs and "scored_on" in detail
+                                                      else [])
     per = detail[detail["corruption"].isin(["noise", "swap"])].groupby(
-        ["set", "backbone", "variant", "seed", "corruption"])["auroc_alpha"].min().unstack("corruption")
-    runs = runs.merge(per.reset_index(), on=["set", "backbone", "variant", "seed"], how="left")
+        keys + ["corruption"])["auroc_alpha"].min().unstack("corruption")
+    runs = runs.merge(per.reset_index(), on=keys, how="left")
     cells = "smallest_cell" in runs
+    attribution = "attributed_mean" in runs
     lines = ["| set | backbone | variant | seeds | accuracy (%) | gate AUROC, worst modality | swaps, worst | "
-             "noise, worst | support cue, worst |" + (" corrupted samples per cell, fewest |" if cells else ""),
-             "|---|---|---|---|---|---|---|---|---|" + ("---|" if cells else "")]
+             "noise, worst | support cue, worst |"
+             + (" corrupted modality damped most (chance) |" if attribution else "")
+             + (" corrupted samples per cell, fewest |" if cells else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if attribution else "") + ("---|" if cells else "")]
     for (s, b, v), g in runs.groupby(["set", "backbone", "variant"]):
-        acc = 100 * g["accuracy"]
+        acc = 100 * g["accuracy_fresh" if "accuracy_fresh" in g else "accuracy"]  # the scored samples' accuracy
         lines.append(f"| {s} | {b} | {v} | {len(g)} | {acc.mean():.1f} ± {acc.std(ddof=1) if len(g) > 1 else 0:.1f} | "
                      f"{g['gate_auroc_min'].mean():.3f} | {g['swap'].mean():.3f} | {g['noise'].mean():.3f} | "
-                     f"{g['cue_auroc_min'].mean():.3f} |" + (f" {int(g['smallest_cell'].min())} |" if cells else ""))
+                     f"{g['cue_auroc_min'].mean():.3f} |"
+                     + (f" {g['attributed_mean'].mean():.2f} ({g['attributed_chance'].mean():.2f}) |"
+                        if attribution else "")
+                     + (f" {int(g['smallest_cell'].min())} |" if cells else ""))
     return "\n".join(lines)
 
 

@@ -20,7 +20,9 @@ typical. The wording follows from that:
   (-2.1 sd)"): with sign-constrained weights, a cue that lowered the gate *was* below (support) or
   above (conflict) typical, so the reading is always true; "low" and "high" are said from
   ``LEVEL_SD`` standard deviations on, nearer it is "about typical". The bias is the same for
-  every sample and is never a reason.
+  every sample and is never a reason;
+* the *caveat* adds what the sentence leaves a reader to assume wrongly: with exactly two modalities
+  present and both damped, a disagreement does not say which of them is wrong.
 
 For checkpoints with unconstrained weights on raw cues (``gate == "free"``) a contribution's sign says
 nothing about the cue's level, so the sentence only says what each cue did ("pushed it down"); for
@@ -76,6 +78,14 @@ class AlphaExplanation:
     reasons: List[str] = field(default_factory=list)  # cue names the sentence cites, in order
     evidence: Dict[str, float] = field(default_factory=dict)
     gate: str = "monotone"
+    caveat: str = ""
+    """What the sentence does not say and a reader would otherwise assume (the lone peer damped too:
+    with two modalities a disagreement has no culprit); empty when there is nothing to add."""
+
+    @property
+    def with_caveat(self) -> str:
+        """The sentence followed by its caveat, for a place that shows one explanation alone."""
+        return f"{self.sentence} {self.caveat}" if self.caveat else self.sentence
 
     @property
     def typical_alpha(self) -> float:
@@ -123,11 +133,10 @@ def explain_alpha(report: CalibrationReport, sample: int, modality: str,
     status = _status(report, s, i, alpha, logit, baseline, threshold)
     sentence, reasons = _sentence(status, modality, alpha, logit, baseline, contributions, evidence, cue_values,
                                   gate)
-    if status == "damped" and gate == "monotone":
-        sentence += _lone_peer_damped_too(report, s, i, threshold)
+    caveat = _lone_peer_damped_too(report, s, i, threshold) if status == "damped" and gate == "monotone" else ""
     return AlphaExplanation(modality=modality, alpha=alpha, logit=logit, baseline=baseline,
                             contributions=contributions, cue_values=cue_values, sentence=sentence,
-                            status=status, reasons=reasons, evidence=evidence, gate=gate)
+                            status=status, reasons=reasons, evidence=evidence, gate=gate, caveat=caveat)
 
 
 def _merge_single_peer(contributions: List[Tuple[str, float]], evidence: Dict[str, float],
@@ -261,18 +270,21 @@ def _status(report: CalibrationReport, s: int, i: int, alpha: float, logit: floa
 def _lone_peer_damped_too(report: CalibrationReport, s: int, i: int, threshold: float) -> str:
     """With exactly two modalities present, a disagreement does not say which of them is wrong: a
     modality swapped in from another sample leaves the pair distributed alike whichever one was
-    swapped, and the gates of both fall (AVLetters: by 0.114 and 0.116 on average,
-    results/gates/gate_clean_cost.txt). When the one peer was damped too, the sentence says so, so
-    that "damped because it disagreed" is not read as "found to be the wrong one"."""
+    swapped, and the gates of both fall (AVLetters, lips swapped: lips by 0.64, audio by 0.69;
+    docs/results/gates.md, "Which modality is damped"). When the
+    one peer was damped too, the caveat says so, so that "damped because it disagreed" is not read as
+    "found to be the wrong one"."""
     peers = [k for k in range(len(report.modalities)) if k != i and bool(report.present[s, k])]
-    if len(peers) != 1 or not bool(report.has_context[s, peers[0]]):
+    if len(peers) != 1:
         return ""
     k = peers[0]
     peer_alpha = _scalar(report.alpha[s, k])
-    peer_typical = 1.0 + math.tanh(_scalar(report.contributions[s, k, 0]) / 2.0)
-    if peer_alpha >= peer_typical - threshold:
+    peer_logit = _scalar(report.alpha_logit[s, k])
+    peer_baseline = _scalar(report.contributions[s, k, 0])
+    if _status(report, s, k, peer_alpha, peer_logit, peer_baseline, threshold) != "damped":
         return ""
-    return (f" {report.modalities[k]} was damped too ({peer_alpha:.2f}, typical {peer_typical:.2f}): with two "
+    peer_typical = 1.0 + math.tanh(peer_baseline / 2.0)
+    return (f"{report.modalities[k]} was damped too ({peer_alpha:.2f}, typical {peer_typical:.2f}): with two "
             f"modalities, a disagreement does not say which of them is wrong.")
 
 

@@ -20,6 +20,9 @@ from precal.metrics import auroc
 
 SCORED = ("noise", "swap")
 """Corruptions a gate can be scored on (an absent modality has no gate: it is masked)."""
+TABLE_COLUMNS = ["modality", "corruption", "n_corrupted", "n_clean", "auroc_alpha", "auroc_support",
+                 "auroc_conflict", "alpha_clean", "alpha_corrupted"]
+ATTRIBUTION_COLUMNS = ["modality", "corruption", "n_corrupted", "attributed", "chance"]
 
 
 def truth_table(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
@@ -51,7 +54,7 @@ def truth_table(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
                 "alpha_clean": float(preds.alpha[clean, i].mean()),
                 "alpha_corrupted": float(preds.alpha[hit, i].mean()),
             })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
 def truth_attribution(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
@@ -62,7 +65,8 @@ def truth_attribution(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
     clean ones; it is blind to the other modalities of the same sample being damped as much. Here,
     for every sample with one corrupted modality and at least one other scorable modality, each
     modality's gate is taken relative to its own typical value (median over the samples where it is
-    clean), and the sample counts as attributed when the corrupted modality's is the lowest.
+    clean), and the sample counts as attributed when the corrupted modality's is the lowest (a tie at
+    the lowest counts as a random pick among the tied, so gates that do not respond score chance).
     ``chance`` is what picking one of the sample's scorable modalities at random would get.
     """
     if preds.indices is None:
@@ -75,21 +79,27 @@ def truth_attribution(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
     typical = np.array([np.median(preds.alpha[scorable[:, j] & (codes[:, j] == clean_code), j])
                         if (scorable[:, j] & (codes[:, j] == clean_code)).any() else np.nan
                         for j in range(len(names))])
-    relative = preds.alpha / typical[None, :]
-    relative = np.where(scorable & ~np.isnan(relative), relative, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = preds.alpha / typical[None, :]
+    rankable = scorable & np.isfinite(relative)  # a modality without a typical gate cannot be ranked
+    relative = np.where(rankable, relative, np.inf)
+    scored_codes = [TRUTH_CODES.index(c) for c in SCORED]
+    single = (np.isin(codes, scored_codes) & rankable).sum(axis=1) == 1  # one suspect per sample
     rows: List[Dict[str, object]] = []
     for j, m in enumerate(names):
         for name in (*SCORED, "any"):
             wanted = [TRUTH_CODES.index(c) for c in (SCORED if name == "any" else (name,))]
-            hit = np.isin(codes[:, j], wanted) & scorable[:, j] & np.isfinite(relative[:, j])
-            hit &= scorable.sum(axis=1) >= 2
+            hit = np.isin(codes[:, j], wanted) & rankable[:, j] & single & (rankable.sum(axis=1) >= 2)
             if not hit.any():
                 continue
-            others = np.delete(relative[hit], j, axis=1)
+            rel = relative[hit]
+            lowest = np.isclose(rel, rel.min(axis=1, keepdims=True), rtol=1e-6, atol=0.0)
+            # a tie at the lowest is a random pick among the tied: equal gates single nothing out
+            credit = np.where(lowest[:, j], 1.0 / lowest.sum(axis=1), 0.0)
             rows.append({"modality": m, "corruption": name, "n_corrupted": int(hit.sum()),
-                         "attributed": float((relative[hit, j] < others.min(axis=1)).mean()),
-                         "chance": float((1.0 / scorable[hit].sum(axis=1)).mean())})
-    return pd.DataFrame(rows)
+                         "attributed": float(credit.mean()),
+                         "chance": float((1.0 / rankable[hit].sum(axis=1)).mean())})
+    return pd.DataFrame(rows, columns=ATTRIBUTION_COLUMNS)
 
 
 def truth_summary(table: pd.DataFrame) -> Dict[str, float]:

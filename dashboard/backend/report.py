@@ -212,7 +212,7 @@ def cue_table(rows: Sequence[Tuple[str, SampleOutputs, Optional[SampleOutputs]]]
 def explanation_lines(outputs: SampleOutputs, first: Sequence[str] = ()) -> List[str]:
     """:mod:`precal.explain`'s sentence for every modality's gate, the ``first`` ones first."""
     order = list(first) + [m for m in outputs.modalities if m not in first]
-    return [outputs.explain(m).sentence for m in order if m in outputs.modalities]
+    return [outputs.explain(m).with_caveat for m in order if m in outputs.modalities]
 
 
 def link_facts(link: str) -> List[Tuple[str, str]]:

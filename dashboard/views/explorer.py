@@ -171,7 +171,7 @@ with guard("sample explorer"):
                          if cal.present[cal.modalities.index(x)] else f"{x} (n/a: absent)")
         expl = cal.explain(m)
         st.markdown(f"#### {explanation_heading(expl)}")
-        st.info(expl.sentence)
+        st.info(expl.with_caveat)
         if expl.status not in ("absent", "disabled", "no_context"):
             from precal.explain import cue_phrase, waterfall_frame
 

@@ -232,7 +232,7 @@ def _explanations(result, gated, schema, settings) -> None:
     clean = result.clean[gated.role]
     active = [m for m in schema.modality_names if settings[m].active]
     order = active + [m for m in schema.modality_names if m not in active]
-    lines = []
+    lines, caveat_said = [], False
     for m in order:
         if m not in cal.modalities:
             continue
@@ -241,7 +241,10 @@ def _explanations(result, gated, schema, settings) -> None:
         mark = "**changed here** · " if m in active else ""
         was = (f" (clean input: alpha {before.alpha:.2f})" if expl.status != "absent" and before.status != "absent"
                else "")
-        lines.append(f"- {mark}{expl.sentence}{was}")
+        # both modalities of a pair carry the caveat: said once, after the first (the changed one)
+        caveat = f" {expl.caveat}" if expl.caveat and not caveat_said else ""
+        caveat_said = caveat_said or bool(expl.caveat)
+        lines.append(f"- {mark}{expl.sentence}{was}{caveat}")
     who = "the calibrated model's" if gated.role == CALIBRATED else f"{gated.label.split(' (')[0]}:"
     st.markdown(f"**Why {who} gates are where they are, relative to a typical sample "
                 "(corrupted input)**\n" + "\n".join(lines))

@@ -129,8 +129,8 @@ def fresh_draw(spec: SyntheticSpec, samples: int, draw: int = 1) -> MultimodalDa
     at the same rate and recorded in the same truth.
 
     Why: the gates are scored per (modality, kind of corruption), and a 2,000-sample set leaves some
-    10-40 corrupted test samples in a cell, where one AUROC has a standard error of about 0.04 and the
-    worst of several modalities is biased low by about as much. A model trained on ``generate(spec)``
+    2-30 corrupted test samples in a cell, where one AUROC has a standard error of 0.04 or more and
+    the worst of several modalities is biased low by about as much. A model trained on ``generate(spec)``
     is scored on as many unseen samples of the same distribution as the figure needs. ``draw`` numbers
     independent draws (0 is not allowed: it would not be independent of the set itself)."""
     if not LIMITS["samples"][0] <= samples <= LIMITS["samples"][1]:

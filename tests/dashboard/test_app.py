@@ -564,3 +564,25 @@ def test_start_page_opens_the_lab_on_a_prepared_swap(app):
     assert "swapped (donor" in _texts(app)
     swapped = [m for m in ("inertial", "skeleton", "depth") if app.radio(key=f"lab_input_{m}").value == "swap"]
     assert len(swapped) == 1
+
+
+def test_lab_says_once_that_two_modalities_damped_together_have_no_culprit():
+    """Shipped AVLetters pair, test sample U3_Faye with its lips swapped (the example of
+    docs/calibrator.md): both gates fall, and the lab says once that the disagreement does not say
+    which of the two is wrong, beside the first (changed) modality."""
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints"
+    old = _env([shipped / "avletters_conv_calon", shipped / "avletters_conv_caloff"])
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        at.switch_page("views/lab.py").run()
+        sample = next(o for o in at.selectbox(key="lab_sample").options if o.startswith("U3_Faye"))
+        at.selectbox(key="lab_sample").set_value(sample).run()
+        at.radio(key="lab_input_lips").set_value("swap").run()
+        _clean(at, "avletters lab swap")
+        why = next(str(m.value) for m in at.markdown if "Why the calibrated model" in str(m.value))
+        lines = why.splitlines()[1:]
+        assert lines[0].startswith("- **changed here** · lips was damped")
+        assert why.count("does not say which of them is wrong") == 1
+        assert "audio was damped too" in lines[0] and lines[1].startswith("- audio was damped")
+    finally:
+        _restore(old)

@@ -25,7 +25,7 @@ def test_typical_gates_give_every_sample_its_modalitys_bias_level_and_are_undone
     with torch.no_grad():
         enc = encode_split(ckpt.model, batch)
         before = fuse_split(ckpt.model, enc)
-        with typical_gates():
+        with typical_gates(ckpt.model):
             typical = fuse_split(ckpt.model, enc)
         after = fuse_split(ckpt.model, enc)
     present = typical.present & typical.has_context

@@ -324,10 +324,16 @@ def test_two_modalities_damped_together_are_said_not_to_tell_which_is_wrong() ->
     assert both and alone  # the random calibrator gives both kinds of sample
     for s, m, p in both:
         e = explain_alpha(report, s, m)
-        assert e.sentence.endswith("with two modalities, a disagreement does not say which of them is wrong.")
-        assert f"{p} was damped too ({float(report.alpha[s, NAMES.index(p)]):.2f}," in e.sentence
+        assert e.caveat.endswith("with two modalities, a disagreement does not say which of them is wrong.")
+        assert e.caveat.startswith(f"{p} was damped too ({float(report.alpha[s, NAMES.index(p)]):.2f},")
+        assert e.with_caveat == f"{e.sentence} {e.caveat}" and "damped too" not in e.sentence
     for s, m, _ in alone:
-        assert "damped too" not in explain_alpha(report, s, m).sentence
+        assert explain_alpha(report, s, m).caveat == ""
     # With three modalities present the odd one out can be found: no such caveat.
     full = run(make_calibrator())
-    assert not any("damped too" in explain_alpha(full, s, m).sentence for s in range(B) for m in NAMES)
+    assert not any(explain_alpha(full, s, m).caveat for s in range(B) for m in NAMES)
+    # Free and self gates: a contribution's sign says nothing about agreement, so no such reading.
+    for kwargs in ({"direction": "free"}, {"source": "self"}):
+        other = run(make_calibrator(**kwargs), present=present)
+        assert any(explain_alpha(other, s, "inertial").status == "damped" for s in range(B))
+        assert not any(explain_alpha(other, s, m).caveat for s in range(B) for m in ("inertial", "skeleton"))

@@ -217,15 +217,50 @@ def test_attribution_finds_the_corrupted_modality_only_when_it_alone_is_damped(d
     # Only the corrupted modality damped: every corrupted sample is attributed.
     right = truth_attribution(_predictions(data, lambda c: np.where(c > 0, 0.5, 1.2)), data)
     assert set(right["corruption"]) == {"noise", "swap", "any"} and (right["attributed"] == 1.0).all()
-    # Every modality of a corrupted sample damped alike: the AUROC stays well above chance, yet no
-    # sample is attributed.
+    # Every modality of a corrupted sample damped alike: the AUROC stays well above chance, yet the
+    # attribution is chance (a tie picks one of the tied), as for gates that never move.
     def whole_sample(c):
         return np.where((c > 0).any(axis=1, keepdims=True), 0.5, 1.2) * np.ones(c.shape)
     alike = _predictions(data, whole_sample)
     assert (truth_table(alike, data)["auroc_alpha"] > 0.75).all()
-    assert (truth_attribution(alike, data)["attributed"] == 0.0).all()
+    alike_attribution = truth_attribution(alike, data)
+    assert np.allclose(alike_attribution["attributed"], alike_attribution["chance"])
+    flat = truth_attribution(_predictions(data, lambda c: np.ones(c.shape)), data)
+    assert np.allclose(flat["attributed"], flat["chance"])
     # The others damped instead: never attributed; chance lies between 1/4 and 1/2 with 2-4 modalities.
     wrong = truth_attribution(_predictions(data, lambda c: np.where(
         (c > 0).any(axis=1, keepdims=True) & (c == 0), 0.5, 1.0)), data)
     assert (wrong["attributed"] == 0.0).all()
     assert ((wrong["chance"] >= 0.25) & (wrong["chance"] <= 0.5)).all()
+
+
+def test_attribution_ranks_only_modalities_with_a_typical_gate_and_samples_with_one_suspect(data) -> None:
+    names = data.schema.modality_names
+    idx = data.splits["test"]
+    codes = np.stack([data.truth[m][idx] for m in names], axis=1)
+    # Gates that never move, except that one modality's are all NaN (no typical value): the others
+    # still score chance among themselves, and the NaN one is never counted.
+    def nan_vector(c):
+        out = np.ones(c.shape)
+        out[:, names.index("vector")] = np.nan
+        return out
+    table = truth_attribution(_predictions(data, nan_vector), data)
+    assert "vector" not in set(table["modality"])
+    assert np.allclose(table["attributed"], table["chance"])
+    # A sample with two corrupted modalities has no single culprit: it is left out.
+    two = data.truth.copy()
+    first, second = names[0], names[1]
+    row = idx[np.flatnonzero((codes[:, 0] == 0) & (codes[:, 1] == TRUTH_CODES.index("swap")))[0]]
+    data_two = replace(data, truth={**two, first: two[first].copy()})
+    data_two.truth[first][row] = TRUTH_CODES.index("noise")
+    before = truth_attribution(_predictions(data, lambda c: np.where(c > 0, 0.5, 1.2)), data)
+    after = truth_attribution(_predictions(data_two, lambda c: np.where(c > 0, 0.5, 1.2)), data_two)
+    n = lambda t, m: int(t[(t["modality"] == m) & (t["corruption"] == "any")]["n_corrupted"].iloc[0])  # noqa: E731
+    assert n(after, second) == n(before, second) - 1
+
+
+def test_empty_scores_keep_their_columns(data) -> None:
+    clean = generate(replace(SMALL, corrupt_fraction=0.0))
+    preds = _predictions(clean, lambda c: np.ones(c.shape))
+    assert truth_table(preds, clean).empty and "auroc_alpha" in truth_table(preds, clean)
+    assert truth_attribution(preds, clean).empty and "attributed" in truth_attribution(preds, clean)
