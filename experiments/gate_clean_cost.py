@@ -34,6 +34,7 @@ from experiments.robustness_report import pairs
 from precal.checkpoint import load_checkpoint
 from precal.data.storage import load_dataset
 from precal.evaluation import dataset_for, resolve_data_dir
+from precal.metrics import auroc
 from precal.robustness.engine import Encoded, corrupted_features, encode_split, fuse_split
 
 
@@ -56,7 +57,8 @@ def accuracy(model: torch.nn.Module, enc: Encoded, labels: np.ndarray) -> float:
 
 def measure(calibrated: Path, split: str = "test") -> Dict[str, Dict[str, float]]:
     """For one calibrated checkpoint: clean accuracy gated and at typical gates (key "clean"), and per
-    swapped modality the same under a full swap plus how far each gate fell on the swapped samples."""
+    swapped modality the same under a full swap, the AUROC of 1 - alpha for its swapped samples
+    against the clean ones, and how far each gate fell on the swapped samples."""
     ckpt = load_checkpoint(calibrated)
     model = ckpt.model.eval()
     batch = dataset_for(ckpt, load_dataset(resolve_data_dir(ckpt, None)), split).full_batch()
@@ -76,8 +78,10 @@ def measure(calibrated: Path, split: str = "test") -> Dict[str, Dict[str, float]
                 typical = accuracy(model, enc, labels)
             rows = affected.astype(bool)
             drop = plain.alpha[rows].mean(axis=0) - swapped.alpha[rows].mean(axis=0)
+            i = names.index(m)
             out[m] = {"gated": float((swapped.predicted == labels).mean()), "typical": typical,
-                      "own drop": float(drop[names.index(m)]),
+                      "auroc": auroc(1 - swapped.alpha[rows, i], 1 - plain.alpha[:, i]),
+                      "own drop": float(drop[i]),
                       "others drop": float(np.mean([d for k, d in zip(names, drop) if k != m])),
                       "swapped": float(rows.mean())}
     return out

@@ -102,6 +102,7 @@ class CalibrationReport:
     # typical training sample, in its standard deviations (monotone), or the raw cue (free)
     gate: str = "monotone"  # how the gates were made: "monotone", "free" or "self" (see models.GATES)
     enabled: bool = True
+    evidence_mode: str = "absolute"  # one of EVIDENCE_MODES: relative evidence is also against the peers'
 
     def index(self, modality: str) -> int:
         return self.modalities.index(modality)
@@ -158,6 +159,11 @@ DIRECTIONS = ("monotone", "free")
 """monotone: evidence (cues against a running reference) through sign-constrained weights (the
 default and the contract); free: raw cues through unconstrained weights (earlier checkpoints)."""
 
+EVIDENCE_MODES = ("absolute", "relative")
+"""absolute: each cue against the training reference; relative: the same, then centred over the
+sample's modalities for which the cue is defined, so that only how much one modality disagrees
+*more than its peers* moves its gate (see :func:`centre_over_modalities`)."""
+
 GATE_SOURCES = ("peers", "self")
 """peers: gates from the comparison with the other modalities (the calibrator); self: gates from the
 modality's own summary only (the control)."""
@@ -183,6 +189,22 @@ def off_diagonal(n: int) -> Tensor:
     return mask
 
 
+def centre_over_modalities(evidence: Tensor, valid: Tensor) -> Tensor:
+    """Evidence (B, M, K) minus, per sample and cue column, its mean over the modalities where the
+    column is defined (``valid``); 0 where it is not.
+
+    Why: agreement is symmetric. With two modalities a disagreement lowers both modalities' support
+    alike (a modality swapped in from another sample leaves the pair distributed alike whichever one
+    was swapped), so absolute evidence damps both, and the reliable one's loss costs accuracy
+    (docs/results/gates.md, "Which modality is damped"). Centred, a disagreement that every modality
+    shows moves no gate, and the odd one out of three or more is still damped while its peers rise.
+    Still non-decreasing in a modality's own cue (its coefficient is 1 - 1/n, n >= 1), so the
+    direction contract holds; still linear, so the contributions still add up exactly."""
+    w = valid.to(evidence.dtype)
+    mean = (evidence * w).sum(dim=1, keepdim=True) / w.sum(dim=1, keepdim=True).clamp_min(1.0)
+    return torch.where(valid, evidence - mean, torch.zeros((), dtype=evidence.dtype, device=evidence.device))
+
+
 def _softplus_inverse(y: float) -> float:
     return math.log(math.expm1(y))
 
@@ -204,12 +226,13 @@ class PreFusionCalibrator(nn.Module):
             counts as none (soft-thresholding), so that the spread of clean samples' cues does not
             move their gates.
         source: "peers" (default, the calibrator) or "self" (the own-summary control).
+        evidence: monotone peers only; "absolute" (default) or "relative" (:data:`EVIDENCE_MODES`).
     """
 
     def __init__(self, modalities: Sequence[ModalityFeatureSpec], shared_dim: int = 16, *,
                  enabled: bool = True, instance_gate: bool = True, dimension_gate: bool = True,
                  cue_gradient: bool = True, direction: str = "monotone", source: str = "peers",
-                 evidence_margin: float = 0.0) -> None:
+                 evidence_margin: float = 0.0, evidence: str = "absolute") -> None:
         super().__init__()
         if not modalities:
             raise ValueError("the calibrator needs at least one modality")
@@ -222,6 +245,11 @@ class PreFusionCalibrator(nn.Module):
             raise ValueError(f"unknown gate source {source!r}; choose one of {', '.join(GATE_SOURCES)}")
         if source == "self" and direction != "monotone":
             raise ValueError("the self-gate control has no cues to constrain; use it with direction 'monotone'")
+        if evidence not in EVIDENCE_MODES:
+            raise ValueError(f"unknown evidence mode {evidence!r}; choose one of {', '.join(EVIDENCE_MODES)}")
+        if evidence == "relative" and (direction != "monotone" or source != "peers"):
+            raise ValueError("relative evidence compares modalities' cues: it needs monotone gates from the peers")
+        self.evidence = evidence
         self.specs: Dict[str, ModalityFeatureSpec] = {m.name: m for m in modalities}
         self.names: List[str] = names
         self.shared_dim = shared_dim
@@ -411,6 +439,7 @@ class PreFusionCalibrator(nn.Module):
             evidence=evidence,
             gate="self" if self.source == "self" else self.direction,
             enabled=self.enabled,
+            evidence_mode=self.evidence,
         )
         return outputs, report
 
@@ -422,6 +451,8 @@ class PreFusionCalibrator(nn.Module):
         ``w_k`` >= 0 for support and pairwise support, <= 0 for conflict, whatever the parameters."""
         if self.direction == "monotone":
             evidence = self.alpha_reference.standardise(cues, cue_valid, self.evidence_margin)
+            if self.evidence == "relative":
+                evidence = centre_over_modalities(evidence, cue_valid)
         else:
             evidence = torch.where(cue_valid, cues, torch.zeros((), dtype=cues.dtype, device=cues.device))
         valid = has_context.unsqueeze(-1).to(cues.dtype)
@@ -436,6 +467,8 @@ class PreFusionCalibrator(nn.Module):
         discrepancy evidence (the last d) only lowers every channel's logit."""
         if self.direction == "monotone" and self.source == "peers":
             evidence = self.beta_reference.standardise(shared_cues, shared_valid, self.evidence_margin)
+            if self.evidence == "relative":
+                evidence = centre_over_modalities(evidence, shared_valid)
         elif self.direction == "monotone":  # the self-gate's own-summary features, like its alpha
             evidence = self.alpha_reference.standardise(shared_cues, shared_valid, self.evidence_margin)
         else:

@@ -131,8 +131,9 @@ def explain_alpha(report: CalibrationReport, sample: int, modality: str,
         if merge_single_peer:
             contributions, evidence, cue_values = _merge_single_peer(contributions, evidence, cue_values)
     status = _status(report, s, i, alpha, logit, baseline, threshold)
+    basis = "sd from typical, relative to its peers" if report.evidence_mode == "relative" else "sd from typical"
     sentence, reasons = _sentence(status, modality, alpha, logit, baseline, contributions, evidence, cue_values,
-                                  gate)
+                                  gate, basis)
     caveat = _lone_peer_damped_too(report, s, i, threshold) if status == "damped" and gate == "monotone" else ""
     return AlphaExplanation(modality=modality, alpha=alpha, logit=logit, baseline=baseline,
                             contributions=contributions, cue_values=cue_values, sentence=sentence,
@@ -305,13 +306,13 @@ def cue_level(z: float, threshold: float = LEVEL_SD) -> str:
 
 
 def _reason_phrase(name: str, value: float, evidence: Dict[str, float], cue_values: Dict[str, float],
-                   gate: str, first: bool) -> str:
+                   gate: str, first: bool, basis: str = "sd from typical") -> str:
     suffix = " on the logit" if first else ""
     if gate == "monotone" and name in evidence:
         z = evidence[name]
         level = cue_level(z)
         sd = f"{z:+.1f}".replace("-", "\u2212")
-        return f"{cue_phrase(name)} was {level} ({sd} sd from typical, {_signed(value)}{suffix})"
+        return f"{cue_phrase(name)} was {level} ({sd} {basis}, {_signed(value)}{suffix})"
     push = "pushed it down" if value < 0 else "pushed it up"
     at = f", at {_plain(cue_values[name])}," if name in cue_values else ""
     return f"{cue_phrase(name)}{at} {push} ({_signed(value)}{suffix})"
@@ -330,7 +331,7 @@ def _reasons(logit: float, baseline: float, contributions: List[Tuple[str, float
 
 def _sentence(status: str, modality: str, alpha: float, logit: float, baseline: float,
               contributions: List[Tuple[str, float]], evidence: Dict[str, float], cue_values: Dict[str, float],
-              gate: str) -> Tuple[str, List[str]]:
+              gate: str, basis: str = "sd from typical") -> Tuple[str, List[str]]:
     if status == "absent":
         return f"{modality} is absent for this sample: no gate, no cues.", []
     if status == "disabled":
@@ -342,7 +343,7 @@ def _sentence(status: str, modality: str, alpha: float, logit: float, baseline: 
     names = [n for n, _ in reasons]
     if not reasons:  # no evidence at all (e.g. an untrained calibrator)
         return (f"{modality} got {alpha:.2f}, as a typical sample does: no cue moved its gate.", names)
-    because = " and ".join(_reason_phrase(n, v, evidence, cue_values, gate, first=(j == 0))
+    because = " and ".join(_reason_phrase(n, v, evidence, cue_values, gate, first=(j == 0), basis=basis)
                            for j, (n, v) in enumerate(reasons))
     if status == "typical":
         word = "slightly lower" if alpha < typical else "slightly higher"

@@ -90,7 +90,7 @@ RUN_SETTINGS = frozenset({"data", "threads", "world_size", "eval_splits", "calib
 """Training settings that say where or how a run was executed, or which switch it had, not what was
 trained: left out when two runs are compared."""
 
-CALIBRATOR_SETTINGS = frozenset({"gate", "gate_loss", "evidence_margin", "aux_weight", "aux_loss", "cue_gradient",
+CALIBRATOR_SETTINGS = frozenset({"gate", "gate_loss", "evidence_margin", "evidence", "aux_weight", "aux_loss", "cue_gradient",
                                  "shared_dim", "instance_gate", "dimension_gate"})
 """Settings of the calibrator alone: an uncalibrated run has none (older ones do not even record
 them), so they never keep a calibrated run from pairing with its baseline."""

@@ -34,6 +34,11 @@ comparison with the other modalities through sign-constrained weights (the defau
 comparison through unconstrained weights on raw cues (checkpoints written before the direction
 contract); self: the control, gates from the modality's own summary only."""
 
+EVIDENCE_MODES = ("absolute", "relative")
+"""How a monotone calibrator measures evidence: against the training reference (absolute), or that
+centred over the sample's modalities (relative). The same names as
+:data:`precal.calibration.EVIDENCE_MODES` (this module stays free of torch)."""
+
 
 CALIBRATED = "calibrated"
 UNCALIBRATED = "uncalibrated"
@@ -68,13 +73,14 @@ class ModelConfig:
     cue_gradient: bool = True  # False: the calibrator reads detached encoder summaries (see calibration)
     gate: str = "monotone"  # one of GATES: how the calibrator turns what it sees into gates
     evidence_margin: float = 0.0  # evidence within this many sd of typical counts as none (monotone gates)
+    evidence: str = "absolute"  # one of calibration.EVIDENCE_MODES: absolute, or centred over the modalities
     unimodal_heads: bool = False  # one linear classifier per encoder summary, for a training-time loss
     velocity: List[str] = field(default_factory=list)  # modalities whose encoder also sees step-to-step change
     norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups whose lengths it also sees
 
     def __post_init__(self) -> None:
         # Every field is checked before a single tensor is built: a config is read from files.
-        for name in ("backbone", "frame_encoder", "point_encoder", "gate"):
+        for name in ("backbone", "frame_encoder", "point_encoder", "gate", "evidence"):
             check_str(getattr(self, name), f"model config {name}", 100)
         for name in ("calibration", "instance_gate", "dimension_gate", "cue_gradient", "unimodal_heads"):
             check_bool(getattr(self, name), f"model config {name}")
@@ -96,6 +102,10 @@ class ModelConfig:
             raise ValueError(f"unknown frame encoder {self.frame_encoder!r}; choose one of {', '.join(FRAME_ENCODERS)}")
         if self.gate not in GATES:
             raise ValueError(f"unknown gate {self.gate!r}; choose one of {', '.join(GATES)}")
+        if self.evidence not in EVIDENCE_MODES:
+            raise ValueError(f"unknown evidence {self.evidence!r}; choose one of {', '.join(EVIDENCE_MODES)}")
+        if self.evidence == "relative" and self.gate != "monotone":
+            raise ValueError("relative evidence compares the modalities' cues: it needs --gate monotone")
         if self.point_encoder not in POINT_ENCODERS:
             raise ValueError(f"unknown point encoder {self.point_encoder!r}; choose one of {', '.join(POINT_ENCODERS)}")
 

@@ -14,7 +14,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from precal.models.config import BACKBONES, FRAME_ENCODERS, GATES, POINT_ENCODERS, ModelConfig
+from precal.models.config import BACKBONES, EVIDENCE_MODES, FRAME_ENCODERS, GATES, POINT_ENCODERS, ModelConfig
 
 ALWAYS = "always"
 WHEN_USED = "when used"
@@ -133,6 +133,10 @@ class TrainConfig:
     evidence_margin: float = model_setting(
         "evidence_margin", "monotone gates: a cue within this many standard deviations of a typical training "
         "sample is no evidence", metavar="SD")
+    evidence: str = model_setting(
+        "evidence", "monotone gates: absolute, each cue against a typical training sample; relative, that "
+        "centred over the sample's modalities, so that only disagreeing more than the peers lowers a gate "
+        "(with two modalities a disagreement then moves neither)", choices=EVIDENCE_MODES)
     velocity: List[str] = model_setting(
         "velocity", "the modality's encoder also sees each feature's change since the previous step "
         "(repeatable; e.g. skeleton)", form="repeat", metavar="NAME", summary=WHEN_USED)
@@ -166,6 +170,7 @@ class TrainConfig:
                            dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout,
                            frame_encoder=self.frame_encoder, point_encoder=self.point_encoder,
                            cue_gradient=self.cue_gradient, gate=self.gate, evidence_margin=self.evidence_margin,
+                           evidence=self.evidence,
                            unimodal_heads=self.unimodal_loss > 0,
                            velocity=[n for n in self.velocity if used(n)],
                            norms={n: v for n, v in self.norms.items() if used(n)})
@@ -189,7 +194,7 @@ class TrainConfig:
 
 
 OWN_MODEL_IGNORES = ("backbone", "dim", "shared_dim", "dropout", "frame_encoder", "point_encoder", "cue_gradient",
-                     "gate", "evidence_margin", "velocity", "norms", "unimodal_loss")
+                     "gate", "evidence_margin", "evidence", "velocity", "norms", "unimodal_loss")
 """Settings of precal's own architecture (and its side heads), which an own model does not have."""
 
 

@@ -237,3 +237,70 @@ def test_evidence_margin_ignores_the_typical_range_and_keeps_the_direction():
     names = SUBSETS[3]
     with pytest.raises(ValueError, match="evidence margin"):
         make_calibrator(names, evidence_margin=-1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# relative evidence: centred over the sample's modalities
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 20.0), m=st.sampled_from([2, 3]))
+def test_relative_evidence_keeps_the_direction_of_each_modalitys_own_gate(seed, scale, m):
+    names = SUBSETS[m]
+    cal = make_calibrator(names, seed=seed % 7, evidence="relative")
+    perturb(cal, seed=seed, scale=scale)
+    g = torch.Generator().manual_seed(seed)
+    cues, valid, ctx = random_cues(cal, g)
+    valid[:, torch.eye(m, dtype=torch.bool).nonzero()[:, 0], 2 + torch.eye(m, dtype=torch.bool).nonzero()[:, 1]] = False
+    cues.requires_grad_(True)
+    contributions, _ = cal.instance_logit_parts(cues, valid, ctx)
+    logit = contributions.sum(dim=-1)
+    for i in range(m):
+        grad, = torch.autograd.grad(logit[:, i].sum(), cues, retain_graph=True)
+        assert (grad[:, i, 0] > 0).all() and (grad[:, i, 1] < 0).all()  # its own support up, conflict down
+        if m > 2:  # a peer column defined for two or more modalities: its own entry counts too
+            peers = [2 + k for k in range(m) if k != i]
+            assert (grad[:, i, peers] > 0).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 20.0), shift=st.floats(-5.0, 5.0))
+def test_a_disagreement_every_modality_shows_moves_no_gate_with_relative_evidence(seed, scale, shift):
+    names = SUBSETS[3]
+    cal = make_calibrator(names, seed=seed % 7, evidence="relative")
+    perturb(cal, seed=seed, scale=scale)
+    g = torch.Generator().manual_seed(seed)
+    cues, valid, ctx = random_cues(cal, g)
+    std = cal.alpha_reference.var.clamp_min(0).sqrt().clamp_min(cal.alpha_reference.min_std)
+    moved = cues.clone()
+    moved[..., 0] += shift * std[:, 0]  # every modality's support moves by the same number of sd
+    before, _ = cal.instance_logit_parts(cues, valid, ctx)
+    after, _ = cal.instance_logit_parts(moved, valid, ctx)
+    assert torch.allclose(before.sum(-1), after.sum(-1), rtol=1e-5, atol=1e-3)
+    absolute = make_calibrator(names, seed=seed % 7)
+    perturb(absolute, seed=seed, scale=scale)
+    a_before, _ = absolute.instance_logit_parts(cues, valid, ctx)
+    a_after, _ = absolute.instance_logit_parts(moved, valid, ctx)
+    if abs(shift) > 0.1:  # absolute evidence: the same shift moves every gate
+        assert not torch.allclose(a_before.sum(-1), a_after.sum(-1), atol=1e-4)
+
+
+def test_relative_evidence_is_identity_at_init_adds_up_and_needs_monotone_peer_gates():
+    names = SUBSETS[3]
+    x = make_features(names)
+    for train_mode in (True, False):
+        cal = make_calibrator(names, evidence="relative").train(train_mode)
+        out, report = cal(x)
+        assert all(torch.equal(out[n], x[n]) for n in names)
+    cal = make_calibrator(names, evidence="relative")
+    perturb(cal)
+    _, report = cal(x)
+    assert torch.allclose(report.contributions.sum(-1), report.alpha_logit, atol=1e-6)
+    valid = report.has_context
+    assert torch.allclose((report.evidence[..., 0] * valid).sum(1), torch.zeros(B), atol=1e-5)  # centred
+    for kwargs in ({"direction": "free"}, {"source": "self"}):
+        with pytest.raises(ValueError, match="relative evidence"):
+            make_calibrator(names, evidence="relative", **kwargs)
+    with pytest.raises(ValueError, match="unknown evidence mode"):
+        make_calibrator(names, evidence="centred")

@@ -337,3 +337,11 @@ def test_two_modalities_damped_together_are_said_not_to_tell_which_is_wrong() ->
         other = run(make_calibrator(**kwargs), present=present)
         assert any(explain_alpha(other, s, "inertial").status == "damped" for s in range(B))
         assert not any(explain_alpha(other, s, m).caveat for s in range(B) for m in ("inertial", "skeleton"))
+
+
+def test_relative_evidence_is_read_against_the_peers() -> None:
+    relative = run(make_calibrator(evidence="relative"))
+    cited = [e for e in explanations(relative) if e.reasons]
+    assert cited and all("sd from typical, relative to its peers" in e.sentence for e in cited)
+    absolute = run(make_calibrator())
+    assert not any("relative to its peers" in e.sentence for e in explanations(absolute))

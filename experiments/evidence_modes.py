@@ -1,0 +1,70 @@
+"""Absolute against relative evidence, on the real data sets: what centring the evidence over a
+sample's modalities changes (``precal train --evidence relative``, docs/calibrator.md, "Two
+modalities").
+
+For each data set x backbone and seed: the calibrated model trained with each evidence mode (the
+evidence runs' recipe, ``bash scripts/train_all.sh SEED ROOT --evidence MODE``, calibrated models
+only) and the baseline of the same seed, measured by :func:`experiments.gate_clean_cost.measure`:
+clean test accuracy, and with one modality of every test sample swapped in from a sample of another
+class, the accuracy and the AUROC of 1 - alpha for the swapped modality (swapped against clean).
+Seed 0 of the absolute mode and of the baseline are the shipped checkpoints.
+
+    python -m experiments.evidence_modes --absolute ROOT_A --relative ROOT_R --seeds 0 1 2 \
+        > results/gates/evidence_modes.txt
+
+``ROOT_A/seedS/<pair>_calon`` (absolute, seeds other than 0, with ``<pair>_caloff`` beside it) and
+``ROOT_R/seedS/<pair>_calon`` (relative, every seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from experiments.gate_clean_cost import measure
+from experiments.robustness_report import pairs
+
+
+def _pm(values: List[float], scale: float = 100.0, digits: int = 1) -> str:
+    mean = statistics.mean(values) * scale
+    std = (statistics.stdev(values) if len(values) > 1 else 0.0) * scale
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def folder(root: Optional[Path], seed: int, shipped: Path) -> Path:
+    """Seed 0 of a mode without a root of its own is the shipped checkpoint."""
+    return shipped if root is None or (seed == 0 and not (root / "seed0" / shipped.name).is_dir()) \
+        else root / f"seed{seed}" / shipped.name
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--absolute", type=Path, help="root of the absolute-evidence runs (seeds other than 0)")
+    parser.add_argument("--relative", type=Path, required=True, help="root of the relative-evidence runs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args(argv)
+    print("Test accuracy (%) clean and with one modality of every test sample swapped in from a sample of "
+          "another class; gate AUROC: 1 - alpha of the swapped modality, swapped against clean samples. "
+          f"Mean ± std over seeds {', '.join(map(str, args.seeds))}.")
+    for name, on, off in pairs():
+        found: Dict[str, List[Dict]] = {"baseline": [], "absolute": [], "relative": []}
+        for seed in args.seeds:
+            found["baseline"].append(measure(folder(args.absolute, seed, off)))
+            found["absolute"].append(measure(folder(args.absolute, seed, on)))
+            found["relative"].append(measure(args.relative / f"seed{seed}" / on.name))
+        print(f"\n{name}")
+        for mode, runs in found.items():
+            parts = [f"clean {_pm([r['clean']['gated'] for r in runs])}"]
+            for m in (k for k in runs[0] if k != "clean"):
+                text = f"{m} swapped {_pm([r[m]['gated'] for r in runs])}"
+                if mode != "baseline":
+                    text += f" (gate AUROC {_pm([r[m]['auroc'] for r in runs], 1, 2)})"
+                parts.append(text)
+            print(f"  {mode:9s} " + "; ".join(parts), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
