@@ -242,7 +242,7 @@ def _explanations(result, gated, schema, settings) -> None:
         was = (f" (clean input: alpha {before.alpha:.2f})" if expl.status != "absent" and before.status != "absent"
                else "")
         # both modalities of a pair carry the caveat: said once, after the first (the changed one)
-        caveat = f" {expl.caveat}" if expl.caveat and not caveat_said else ""
+        caveat = f"  \n  {expl.caveat}" if expl.caveat and not caveat_said else ""  # a line of its own
         caveat_said = caveat_said or bool(expl.caveat)
         lines.append(f"- {mark}{expl.sentence}{was}{caveat}")
     who = "the calibrated model's" if gated.role == CALIBRATED else f"{gated.label.split(' (')[0]}:"
