@@ -132,7 +132,8 @@ def fresh_draw(spec: SyntheticSpec, samples: int, draw: int = 1) -> MultimodalDa
     2-30 corrupted test samples in a cell, where one AUROC has a standard error of 0.04 or more and
     the worst of several modalities is biased low by about as much. A model trained on ``generate(spec)``
     is scored on as many unseen samples of the same distribution as the figure needs. ``draw`` numbers
-    independent draws (0 is not allowed: it would not be independent of the set itself)."""
+    independent draws (0 is not allowed: it would not be independent of the set itself). The draw
+    keeps the set's schema, which describes the world it was drawn from."""
     if not LIMITS["samples"][0] <= samples <= LIMITS["samples"][1]:
         raise ValueError(f"synthetic samples must be between {LIMITS['samples'][0]} and {LIMITS['samples'][1]}, "
                          f"got {samples}")
