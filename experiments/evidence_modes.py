@@ -1,5 +1,5 @@
-"""Absolute against relative evidence, on the real data sets: what centring the evidence over a
-sample's modalities changes (``precal train --evidence relative``, docs/calibrator.md, "Two
+"""Evidence modes compared on the real data sets: what centring the evidence over a sample's
+modalities changes (``precal train --evidence relative|learned``, docs/calibrator.md, "Two
 modalities").
 
 For each data set x backbone and seed: the calibrated model trained with each evidence mode (the
@@ -9,11 +9,11 @@ clean test accuracy, and with one modality of every test sample swapped in from 
 class, the accuracy and the AUROC of 1 - alpha for the swapped modality (swapped against clean).
 Seed 0 of the absolute mode and of the baseline are the shipped checkpoints.
 
-    python -m experiments.evidence_modes --absolute ROOT_A --relative ROOT_R --seeds 0 1 2 \
-        > results/gates/evidence_modes.txt
+    python -m experiments.evidence_modes --absolute ROOT_A --mode relative=ROOT_R --mode learned=ROOT_L \
+        --seeds 0 1 2 > results/gates/evidence_modes.txt
 
 ``ROOT_A/seedS/<pair>_calon`` (absolute, seeds other than 0, with ``<pair>_caloff`` beside it) and
-``ROOT_R/seedS/<pair>_calon`` (relative, every seed).
+``ROOT_X/seedS/<pair>_calon`` for each other mode (every seed).
 """
 
 from __future__ import annotations
@@ -42,18 +42,21 @@ def folder(root: Optional[Path], seed: int, shipped: Path) -> Path:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--absolute", type=Path, help="root of the absolute-evidence runs (seeds other than 0)")
-    parser.add_argument("--relative", type=Path, required=True, help="root of the relative-evidence runs")
+    parser.add_argument("--mode", action="append", required=True, metavar="MODE=ROOT",
+                        help="another evidence mode and the root of its runs (repeatable)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
+    modes = dict(item.split("=", 1) for item in args.mode)
     print("Test accuracy (%) clean and with one modality of every test sample swapped in from a sample of "
           "another class; gate AUROC: 1 - alpha of the swapped modality, swapped against clean samples. "
           f"Mean ± std over seeds {', '.join(map(str, args.seeds))}.")
     for name, on, off in pairs():
-        found: Dict[str, List[Dict]] = {"baseline": [], "absolute": [], "relative": []}
+        found: Dict[str, List[Dict]] = {"baseline": [], "absolute": [], **{mode: [] for mode in modes}}
         for seed in args.seeds:
             found["baseline"].append(measure(folder(args.absolute, seed, off)))
             found["absolute"].append(measure(folder(args.absolute, seed, on)))
-            found["relative"].append(measure(args.relative / f"seed{seed}" / on.name))
+            for mode, root in modes.items():
+                found[mode].append(measure(Path(root) / f"seed{seed}" / on.name))
         print(f"\n{name}")
         for mode, runs in found.items():
             parts = [f"clean {_pm([r['clean']['gated'] for r in runs])}"]

@@ -159,10 +159,11 @@ DIRECTIONS = ("monotone", "free")
 """monotone: evidence (cues against a running reference) through sign-constrained weights (the
 default and the contract); free: raw cues through unconstrained weights (earlier checkpoints)."""
 
-EVIDENCE_MODES = ("absolute", "relative")
+EVIDENCE_MODES = ("absolute", "relative", "learned")
 """absolute: each cue against the training reference; relative: the same, then centred over the
 sample's modalities for which the cue is defined, so that only how much one modality disagrees
-*more than its peers* moves its gate (see :func:`centre_over_modalities`)."""
+*more than its peers* moves its gate (see :func:`centre_over_modalities`); learned: centred by a
+share per modality that the task learns (from one half), between the two."""
 
 GATE_SOURCES = ("peers", "self")
 """peers: gates from the comparison with the other modalities (the calibrator); self: gates from the
@@ -226,7 +227,7 @@ class PreFusionCalibrator(nn.Module):
             counts as none (soft-thresholding), so that the spread of clean samples' cues does not
             move their gates.
         source: "peers" (default, the calibrator) or "self" (the own-summary control).
-        evidence: monotone peers only; "absolute" (default) or "relative" (:data:`EVIDENCE_MODES`).
+        evidence: monotone peers only; "absolute" (default), "relative" or "learned" (:data:`EVIDENCE_MODES`).
     """
 
     def __init__(self, modalities: Sequence[ModalityFeatureSpec], shared_dim: int = 16, *,
@@ -247,7 +248,7 @@ class PreFusionCalibrator(nn.Module):
             raise ValueError("the self-gate control has no cues to constrain; use it with direction 'monotone'")
         if evidence not in EVIDENCE_MODES:
             raise ValueError(f"unknown evidence mode {evidence!r}; choose one of {', '.join(EVIDENCE_MODES)}")
-        if evidence == "relative" and (direction != "monotone" or source != "peers"):
+        if evidence != "absolute" and (direction != "monotone" or source != "peers"):
             raise ValueError("relative evidence compares modalities' cues: it needs monotone gates from the peers")
         self.evidence = evidence
         self.specs: Dict[str, ModalityFeatureSpec] = {m.name: m for m in modalities}
@@ -302,6 +303,8 @@ class PreFusionCalibrator(nn.Module):
         # (self-gate: one map from the own-summary features is the whole beta head)
         self.beta_discrepancy = nn.Parameter(torch.full((m_count, d), start)) if source == "peers" else None
         self.beta_bias = nn.ParameterDict({m.name: nn.Parameter(torch.zeros(m.dim)) for m in modalities})
+        if evidence == "learned":  # how far each modality's evidence is centred: sigmoid, from 0.5
+            self.centring = nn.Parameter(torch.zeros(m_count))
         if monotone:
             self.alpha_reference = EvidenceReference((m_count, cue_count))
             self.beta_reference = EvidenceReference((m_count, 2 * d))
@@ -451,8 +454,7 @@ class PreFusionCalibrator(nn.Module):
         ``w_k`` >= 0 for support and pairwise support, <= 0 for conflict, whatever the parameters."""
         if self.direction == "monotone":
             evidence = self.alpha_reference.standardise(cues, cue_valid, self.evidence_margin)
-            if self.evidence == "relative":
-                evidence = centre_over_modalities(evidence, cue_valid)
+            evidence = self._centred(evidence, cue_valid)
         else:
             evidence = torch.where(cue_valid, cues, torch.zeros((), dtype=cues.dtype, device=cues.device))
         valid = has_context.unsqueeze(-1).to(cues.dtype)
@@ -467,8 +469,7 @@ class PreFusionCalibrator(nn.Module):
         discrepancy evidence (the last d) only lowers every channel's logit."""
         if self.direction == "monotone" and self.source == "peers":
             evidence = self.beta_reference.standardise(shared_cues, shared_valid, self.evidence_margin)
-            if self.evidence == "relative":
-                evidence = centre_over_modalities(evidence, shared_valid)
+            evidence = self._centred(evidence, shared_valid)
         elif self.direction == "monotone":  # the self-gate's own-summary features, like its alpha
             evidence = self.alpha_reference.standardise(shared_cues, shared_valid, self.evidence_margin)
         else:
@@ -477,6 +478,17 @@ class PreFusionCalibrator(nn.Module):
         valid = has_context.to(shared_cues.dtype)
         return {n: (shared_logit[:, i] @ self._channel_map(n) + self.beta_bias[n]) * valid[:, i: i + 1]
                 for i, n in enumerate(self.names)}
+
+    def _centred(self, evidence: Tensor, valid: Tensor) -> Tensor:
+        """The evidence as the mode says: as is, centred over the modalities, or centred by a learned
+        share per modality (``e - s_m * mean``, 0 < s_m < 1: still non-decreasing in the own cue)."""
+        if self.evidence == "absolute":
+            return evidence
+        centred = centre_over_modalities(evidence, valid)
+        if self.evidence == "relative":
+            return centred
+        share = torch.sigmoid(self.centring).to(evidence.dtype).view(1, -1, *([1] * (evidence.dim() - 2)))
+        return torch.where(valid, evidence - share * (evidence - centred), torch.zeros_like(evidence))
 
     def _predict(self, source: Tensor) -> Tensor:
         """All M predictors at once, modality-major: (M, B, d) @ (M, d, d) -> (B, M, d)."""

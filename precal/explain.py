@@ -131,7 +131,8 @@ def explain_alpha(report: CalibrationReport, sample: int, modality: str,
         if merge_single_peer:
             contributions, evidence, cue_values = _merge_single_peer(contributions, evidence, cue_values)
     status = _status(report, s, i, alpha, logit, baseline, threshold)
-    basis = "sd from typical, relative to its peers" if report.evidence_mode == "relative" else "sd from typical"
+    basis = {"relative": "sd from typical, relative to its peers",
+             "learned": "sd from typical, in part relative to its peers"}.get(report.evidence_mode, "sd from typical")
     sentence, reasons = _sentence(status, modality, alpha, logit, baseline, contributions, evidence, cue_values,
                                   gate, basis)
     caveat = _lone_peer_damped_too(report, s, i, threshold) if status == "damped" and gate == "monotone" else ""

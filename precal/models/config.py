@@ -34,9 +34,10 @@ comparison with the other modalities through sign-constrained weights (the defau
 comparison through unconstrained weights on raw cues (checkpoints written before the direction
 contract); self: the control, gates from the modality's own summary only."""
 
-EVIDENCE_MODES = ("absolute", "relative")
-"""How a monotone calibrator measures evidence: against the training reference (absolute), or that
-centred over the sample's modalities (relative). The same names as
+EVIDENCE_MODES = ("absolute", "relative", "learned")
+"""How a monotone calibrator measures evidence: against the training reference (absolute), that
+centred over the sample's modalities (relative), or centred by a learned share (learned). The same
+names as
 :data:`precal.calibration.EVIDENCE_MODES` (this module stays free of torch)."""
 
 
@@ -104,7 +105,7 @@ class ModelConfig:
             raise ValueError(f"unknown gate {self.gate!r}; choose one of {', '.join(GATES)}")
         if self.evidence not in EVIDENCE_MODES:
             raise ValueError(f"unknown evidence {self.evidence!r}; choose one of {', '.join(EVIDENCE_MODES)}")
-        if self.evidence == "relative" and self.gate != "monotone":
+        if self.evidence != "absolute" and self.gate != "monotone":
             raise ValueError("relative evidence compares the modalities' cues: it needs --gate monotone")
         if self.point_encoder not in POINT_ENCODERS:
             raise ValueError(f"unknown point encoder {self.point_encoder!r}; choose one of {', '.join(POINT_ENCODERS)}")

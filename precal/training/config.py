@@ -136,7 +136,8 @@ class TrainConfig:
     evidence: str = model_setting(
         "evidence", "monotone gates: absolute, each cue against a typical training sample; relative, that "
         "centred over the sample's modalities, so that only disagreeing more than the peers lowers a gate "
-        "(with two modalities a disagreement then moves neither)", choices=EVIDENCE_MODES)
+        "(with two modalities a disagreement then moves neither); learned, centred by a share per modality "
+        "that training learns", choices=EVIDENCE_MODES)
     velocity: List[str] = model_setting(
         "velocity", "the modality's encoder also sees each feature's change since the previous step "
         "(repeatable; e.g. skeleton)", form="repeat", metavar="NAME", summary=WHEN_USED)

@@ -304,3 +304,42 @@ def test_relative_evidence_is_identity_at_init_adds_up_and_needs_monotone_peer_g
             make_calibrator(names, evidence="relative", **kwargs)
     with pytest.raises(ValueError, match="unknown evidence mode"):
         make_calibrator(names, evidence="centred")
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 20.0), centring=st.floats(-8.0, 8.0))
+def test_learned_centring_keeps_the_direction_and_lies_between_absolute_and_relative(seed, scale, centring):
+    names = SUBSETS[3]
+    cal = make_calibrator(names, seed=seed % 7, evidence="learned")
+    perturb(cal, seed=seed, scale=scale)
+    with torch.no_grad():
+        cal.centring.fill_(centring)
+    g = torch.Generator().manual_seed(seed)
+    cues, valid, ctx = random_cues(cal, g)
+    cues.requires_grad_(True)
+    contributions, evidence = cal.instance_logit_parts(cues, valid, ctx)
+    logit = contributions.sum(dim=-1)
+    for i in range(3):
+        grad, = torch.autograd.grad(logit[:, i].sum(), cues, retain_graph=True)
+        assert (grad[:, i, 0] > 0).all() and (grad[:, i, 1] < 0).all()
+    # The evidence is the absolute one minus a share sigmoid(centring) of its mean over the modalities.
+    absolute = cal.alpha_reference.standardise(cues, valid)
+    mean = absolute.mean(dim=1, keepdim=True)
+    share = torch.sigmoid(torch.tensor(centring))
+    assert torch.allclose(evidence, absolute - share * mean, atol=1e-4)
+
+
+def test_learned_centring_starts_half_way_is_identity_at_init_and_is_trained():
+    names = SUBSETS[3]
+    x = make_features(names)
+    for train_mode in (True, False):
+        fresh = make_calibrator(names, evidence="learned")
+        assert torch.allclose(torch.sigmoid(fresh.centring), torch.full((3,), 0.5))
+        out, _ = fresh.train(train_mode)(x)
+        assert all(torch.equal(out[n], x[n]) for n in names)
+    cal = make_calibrator(names, evidence="learned")
+    perturb(cal)
+    out, report = cal(x)
+    assert torch.allclose(report.contributions.sum(-1), report.alpha_logit, atol=1e-6)
+    sum(o.sum() for o in out.values()).backward()
+    assert cal.centring.grad is not None and cal.centring.grad.abs().sum() > 0
