@@ -23,8 +23,11 @@ import statistics
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import torch
+
 from experiments.gate_clean_cost import measure
 from experiments.robustness_report import pairs
+from precal.checkpoint import load_checkpoint
 
 
 def _pm(values: List[float], scale: float = 100.0, digits: int = 1) -> str:
@@ -52,11 +55,16 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"Mean ± std over seeds {', '.join(map(str, args.seeds))}.")
     for name, on, off in pairs():
         found: Dict[str, List[Dict]] = {"baseline": [], "absolute": [], **{mode: [] for mode in modes}}
+        shares: Dict[str, List[float]] = {}
         for seed in args.seeds:
             found["baseline"].append(measure(folder(args.absolute, seed, off)))
             found["absolute"].append(measure(folder(args.absolute, seed, on)))
             for mode, root in modes.items():
-                found[mode].append(measure(Path(root) / f"seed{seed}" / on.name))
+                path = Path(root) / f"seed{seed}" / on.name
+                found[mode].append(measure(path))
+                centring = getattr(load_checkpoint(path).model.calibrator, "centring", None)
+                if centring is not None:  # the learned share of each modality's evidence mean taken off
+                    shares.setdefault(mode, []).extend(torch.sigmoid(centring).tolist())
         print(f"\n{name}")
         for mode, runs in found.items():
             parts = [f"clean {_pm([r['clean']['gated'] for r in runs])}"]
@@ -65,6 +73,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if mode != "baseline":
                     text += f" (gate AUROC {_pm([r[m]['auroc'] for r in runs], 1, 2)})"
                 parts.append(text)
+            if mode in shares:
+                parts.append(f"learned share {min(shares[mode]):.2f}-{max(shares[mode]):.2f}")
             print(f"  {mode:9s} " + "; ".join(parts), flush=True)
     return 0
 
