@@ -136,6 +136,7 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
                          "60 epochs, derived inputs, train+val, final epoch",
     "fused_on_monotone_margin1": "fused calibrated, monotone gates with an evidence margin of 1 sd (--evidence-margin 1)",
     "fused_on_monotone_cgoff": "fused calibrated, monotone gates with the cue gradient off (--cue-gradient off)",
+    "fused_on_monotone_learned": "fused calibrated, monotone gates with learned evidence centring (--evidence learned)",
 }
 
 
@@ -169,6 +170,7 @@ AVL_VARIANTS = {  # name -> what it is (AVLetters, 40 epochs; arguments in scrip
     "conv_on_monotone": "conv calibrated with monotone gates (the shipped calibrator), shipped recipe",
     "conv_on_monotone_cgoff": "conv calibrated, monotone gates with the cue gradient off (--cue-gradient off)",
     "conv_on_monotone_margin1": "conv calibrated, monotone gates with an evidence margin of 1 sd (--evidence-margin 1)",
+    "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned)",
 }
 
 
@@ -275,6 +277,7 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "fused_on_monotone": "fused_on_ep60_derived_trainval",  # free gates -> monotone gates
     "fused_on_monotone_margin1": "fused_on_monotone",
     "fused_on_monotone_cgoff": "fused_on_monotone",
+    "fused_on_monotone_learned": "fused_on_monotone",
     # AVLetters (on UTD-MHAD these conv variants have not been run): the rerun against the earlier
     # runs of its recipe, the shipped calibrator against that baseline, each change against the
     # shipped calibrator.
@@ -282,6 +285,7 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "conv_on_monotone": "conv_off_rerun",
     "conv_on_monotone_cgoff": "conv_on_monotone",
     "conv_on_monotone_margin1": "conv_on_monotone",
+    "conv_on_monotone_learned": "conv_on_monotone",
 }
 
 

@@ -50,6 +50,7 @@ declare -A ARGS=(
   [conv_on_monotone]="--backbone conv --calibration on --gate monotone --train-split train+val --selection last"
   [conv_on_monotone_cgoff]="--backbone conv --calibration on --gate monotone --cue-gradient off --train-split train+val --selection last"
   [conv_on_monotone_margin1]="--backbone conv --calibration on --gate monotone --evidence-margin 1 --train-split train+val --selection last"
+  [conv_on_monotone_learned]="--backbone conv --calibration on --gate monotone --evidence learned --train-split train+val --selection last"
   [conv_off_rerun]="--backbone conv --calibration off --train-split train+val --selection last"
 )
 else
@@ -151,6 +152,7 @@ declare -A ARGS=(
   [conv_on_ep60_derived_trainval]="--backbone conv --calibration on --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [fused_on_monotone]="--calibration on --gate monotone --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [fused_on_monotone_margin1]="--calibration on --gate monotone --evidence-margin 1 --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [fused_on_monotone_learned]="--calibration on --gate monotone --evidence learned --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone]="--backbone conv --calibration on --gate monotone --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone_margin1]="--backbone conv --calibration on --gate monotone --evidence-margin 1 --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [fused_on_monotone_cgoff]="--calibration on --gate monotone --cue-gradient off --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
@@ -165,7 +167,7 @@ for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
       # shellcheck disable=SC2206  # the variant's arguments are split on purpose
       variant=(${ARGS[$name]})
       precal train "${DATA_ARGS[@]}" --data "$WORK/data$held" "${COMMON[@]}" "${BUDGET[@]}" --backbone sequence \
-        --seed "$seed" "${variant[@]}" --out "$WORK/$name" "${EXTRA[@]}"
+        --seed "$seed" "${variant[@]}" --out "$WORK/$name" --overwrite "${EXTRA[@]}"  # its own temp folder
       run="$WORK/kept/${name}_held${held}_seed$seed"
       mkdir -p "$run"
       cp "$WORK/$name"/{metrics.json,config.json} "$run/"
