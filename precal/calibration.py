@@ -249,7 +249,8 @@ class PreFusionCalibrator(nn.Module):
         if evidence not in EVIDENCE_MODES:
             raise ValueError(f"unknown evidence mode {evidence!r}; choose one of {', '.join(EVIDENCE_MODES)}")
         if evidence != "absolute" and (direction != "monotone" or source != "peers"):
-            raise ValueError("relative evidence compares modalities' cues: it needs monotone gates from the peers")
+            raise ValueError(f"centred evidence ({evidence}) compares the modalities' cues: it needs monotone gates "
+                             "from the peers")
         self.evidence = evidence
         self.specs: Dict[str, ModalityFeatureSpec] = {m.name: m for m in modalities}
         self.names: List[str] = names

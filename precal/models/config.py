@@ -106,7 +106,8 @@ class ModelConfig:
         if self.evidence not in EVIDENCE_MODES:
             raise ValueError(f"unknown evidence {self.evidence!r}; choose one of {', '.join(EVIDENCE_MODES)}")
         if self.evidence != "absolute" and self.gate != "monotone":
-            raise ValueError("relative evidence compares the modalities' cues: it needs --gate monotone")
+            raise ValueError(f"centred evidence ({self.evidence}) compares the modalities' cues: it needs --gate "
+                             "monotone")
         if self.point_encoder not in POINT_ENCODERS:
             raise ValueError(f"unknown point encoder {self.point_encoder!r}; choose one of {', '.join(POINT_ENCODERS)}")
 
