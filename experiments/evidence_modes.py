@@ -50,6 +50,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
     modes = dict(item.split("=", 1) for item in args.mode)
+    if args.absolute is None and any(seed != 0 for seed in args.seeds):
+        parser.error("seeds other than 0 need --absolute ROOT (only seed 0 is shipped)")
     print("Test accuracy (%) clean and with one modality of every test sample swapped in from a sample of "
           "another class; gate AUROC: 1 - alpha of the swapped modality, swapped against clean samples. "
           f"Mean ± std over seeds {', '.join(map(str, args.seeds))}.")

@@ -455,7 +455,7 @@ class PreFusionCalibrator(nn.Module):
         ``w_k`` >= 0 for support and pairwise support, <= 0 for conflict, whatever the parameters."""
         if self.direction == "monotone":
             evidence = self.alpha_reference.standardise(cues, cue_valid, self.evidence_margin)
-            evidence = self._centred(evidence, cue_valid)
+            evidence = self._centred(evidence, cue_valid & self.alpha_reference.known)
         else:
             evidence = torch.where(cue_valid, cues, torch.zeros((), dtype=cues.dtype, device=cues.device))
         valid = has_context.unsqueeze(-1).to(cues.dtype)
@@ -470,7 +470,7 @@ class PreFusionCalibrator(nn.Module):
         discrepancy evidence (the last d) only lowers every channel's logit."""
         if self.direction == "monotone" and self.source == "peers":
             evidence = self.beta_reference.standardise(shared_cues, shared_valid, self.evidence_margin)
-            evidence = self._centred(evidence, shared_valid)
+            evidence = self._centred(evidence, shared_valid & self.beta_reference.known)
         elif self.direction == "monotone":  # the self-gate's own-summary features, like its alpha
             evidence = self.alpha_reference.standardise(shared_cues, shared_valid, self.evidence_margin)
         else:

@@ -57,7 +57,7 @@ class EvidenceReference(nn.Module):
         ``margin`` > 0 keeps only what lies beyond ``margin`` standard deviations of typical
         (soft-thresholding, ``z - clamp(z, -margin, margin)``: still non-decreasing in the cue)."""
         std = self.var.clamp_min(0).sqrt().clamp_min(self.min_std).to(cues.dtype)
-        known = (self.count > 0).unsqueeze(0)
+        known = self.known
         z = (cues - self.mean.to(cues.dtype)) / std
         if margin > 0:
             z = z - z.clamp(-margin, margin)
@@ -91,6 +91,12 @@ class EvidenceReference(nn.Module):
         self.mean.zero_()
         self.var.fill_(1.0)
         self.count.zero_()
+
+    @property
+    def known(self) -> Tensor:
+        """(1, *columns) bool: the columns that have a reference (the others' evidence is 0, and a
+        mean over modalities must not count them)."""
+        return (self.count > 0).unsqueeze(0)
 
     @property
     def ready(self) -> bool:

@@ -78,6 +78,8 @@ class AlphaExplanation:
     reasons: List[str] = field(default_factory=list)  # cue names the sentence cites, in order
     evidence: Dict[str, float] = field(default_factory=dict)
     gate: str = "monotone"
+    basis: str = "sd from typical"
+    """What the evidence is measured against, in words (relative evidence: also against the peers')."""
     caveat: str = ""
     """What the sentence does not say and a reader would otherwise assume (the lone peer damped too:
     with two modalities a disagreement has no culprit); empty when there is nothing to add."""
@@ -138,7 +140,8 @@ def explain_alpha(report: CalibrationReport, sample: int, modality: str,
     caveat = _lone_peer_damped_too(report, s, i, threshold) if status == "damped" and gate == "monotone" else ""
     return AlphaExplanation(modality=modality, alpha=alpha, logit=logit, baseline=baseline,
                             contributions=contributions, cue_values=cue_values, sentence=sentence,
-                            status=status, reasons=reasons, evidence=evidence, gate=gate, caveat=caveat)
+                            status=status, reasons=reasons, evidence=evidence, gate=gate, caveat=caveat,
+                            basis=basis)
 
 
 def _merge_single_peer(contributions: List[Tuple[str, float]], evidence: Dict[str, float],
@@ -272,10 +275,10 @@ def _status(report: CalibrationReport, s: int, i: int, alpha: float, logit: floa
 def _lone_peer_damped_too(report: CalibrationReport, s: int, i: int, threshold: float) -> str:
     """With exactly two modalities present, a disagreement does not say which of them is wrong: a
     modality swapped in from another sample leaves the pair distributed alike whichever one was
-    swapped, and the gates of both fall (AVLetters, lips swapped: lips by 0.64, audio by 0.69;
-    docs/results/gates.md, "Which modality is damped"). When the
-    one peer was damped too, the caveat says so, so that "damped because it disagreed" is not read as
-    "found to be the wrong one"."""
+    swapped, and with absolute evidence the gates of both fall (AVLetters, lips swapped: lips by
+    0.64, audio by 0.69; docs/results/gates.md, "Which modality is damped"). When the one peer was
+    damped too, the caveat says so, so that "damped because it disagreed" is not read as "found to
+    be the wrong one"."""
     peers = [k for k in range(len(report.modalities)) if k != i and bool(report.present[s, k])]
     if len(peers) != 1:
         return ""

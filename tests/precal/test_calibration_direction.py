@@ -342,3 +342,28 @@ def test_learned_centring_starts_half_way_is_identity_at_init_and_is_trained():
     assert torch.allclose(report.contributions.sum(-1), report.alpha_logit, atol=1e-6)
     sum(o.sum() for o in out.values()).backward()
     assert cal.centring.grad is not None and cal.centring.grad.abs().sum() > 0
+
+
+def test_centring_leaves_out_columns_without_a_reference():
+    """A (modality, cue) column that never had a training row has no typical value: its evidence is
+    0, and centring must neither count it in the mean nor give it the others' mean."""
+    names = SUBSETS[3]
+    x = make_features(names)
+    for mode in ("relative", "learned"):
+        cal = make_calibrator(names, evidence=mode)
+        perturb(cal)
+        with torch.no_grad():
+            cal.alpha_reference.count[0, 0] = 0  # modality 0's support: no reference
+        _, report = cal(x)
+        assert torch.equal(report.evidence[:, 0, 0], torch.zeros(B))
+        valid = report.has_context[:, 1:]
+        others = report.evidence[:, 1:, 0]
+        if mode == "relative":  # the other two are centred between themselves
+            assert torch.allclose((others * valid).sum(1), torch.zeros(B), atol=1e-5)
+
+
+def test_the_torch_free_config_offers_the_calibrators_evidence_modes():
+    from precal.calibration import EVIDENCE_MODES as CALIBRATOR_MODES
+    from precal.models.config import EVIDENCE_MODES as CONFIG_MODES
+
+    assert CONFIG_MODES == CALIBRATOR_MODES

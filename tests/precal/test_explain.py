@@ -345,3 +345,10 @@ def test_relative_evidence_is_read_against_the_peers() -> None:
     assert cited and all("sd from typical, relative to its peers" in e.sentence for e in cited)
     absolute = run(make_calibrator())
     assert not any("relative to its peers" in e.sentence for e in explanations(absolute))
+
+
+def test_learned_centring_is_read_as_partly_against_the_peers() -> None:
+    learned = run(make_calibrator(evidence="learned"))
+    cited = [e for e in explanations(learned) if e.reasons]
+    assert cited and all("sd from typical, in part relative to its peers" in e.sentence for e in cited)
+    assert all(e.basis == "sd from typical, in part relative to its peers" for e in cited)
