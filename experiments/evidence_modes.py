@@ -19,21 +19,15 @@ Seed 0 of the absolute mode and of the baseline are the shipped checkpoints.
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
 
+from experiments.figures import mean_std
 from experiments.gate_clean_cost import measure
 from experiments.robustness_report import pairs
 from precal.checkpoint import load_checkpoint
-
-
-def _pm(values: List[float], scale: float = 100.0, digits: int = 1) -> str:
-    mean = statistics.mean(values) * scale
-    std = (statistics.stdev(values) if len(values) > 1 else 0.0) * scale
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def folder(root: Optional[Path], seed: int, shipped: Path) -> Path:
@@ -69,11 +63,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                     shares.setdefault(mode, []).extend(torch.sigmoid(centring).tolist())
         print(f"\n{name}")
         for mode, runs in found.items():
-            parts = [f"clean {_pm([r['clean']['gated'] for r in runs])}"]
+            parts = [f"clean {mean_std([r['clean']['gated'] for r in runs], 100, 1)}"]
             for m in (k for k in runs[0] if k != "clean"):
-                text = f"{m} swapped {_pm([r[m]['gated'] for r in runs])}"
+                text = f"{m} swapped {mean_std([r[m]['gated'] for r in runs], 100, 1)}"
                 if mode != "baseline":
-                    text += f" (gate AUROC {_pm([r[m]['auroc'] for r in runs], 1, 2)})"
+                    text += f" (gate AUROC {mean_std([r[m]['auroc'] for r in runs], 1, 2)})"
                 parts.append(text)
             if mode in shares:
                 parts.append(f"learned share {min(shares[mode]):.2f}-{max(shares[mode]):.2f}")

@@ -22,7 +22,6 @@ checkpoints ``bash scripts/train_all.sh SEED ROOT/seedSEED`` trains (the evidenc
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 from typing import ContextManager, Dict, List, Optional
 
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from experiments.cue_shift import without_evidence
+from experiments.figures import mean_std
 from experiments.robustness_report import pairs
 from precal.checkpoint import load_checkpoint
 from precal.data.storage import load_dataset
@@ -87,13 +87,6 @@ def measure(calibrated: Path, split: str = "test") -> Dict[str, Dict[str, float]
     return out
 
 
-def _pm(values: List[float], scale: float = 100.0, digits: int = 1) -> str:
-    """mean ± std over seeds (std 0 for one seed), scaled (points by default)."""
-    mean = statistics.mean(values) * scale
-    std = (statistics.stdev(values) if len(values) > 1 else 0.0) * scale
-    return f"{mean:+.{digits}f} ± {std:.{digits}f}"
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds-root", type=Path,
@@ -118,10 +111,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"  seed {seed}: " + "; ".join(parts), flush=True)
         for what in results[0]:
             change = [r[what]["gated"] - r[what]["typical"] for r in results.values()]
-            line = f"  gated - typical, {'clean' if what == 'clean' else what + ' swapped'}: {_pm(change)} points"
+            line = f"  gated - typical, {'clean' if what == 'clean' else what + ' swapped'}: {mean_std(change, 100, 1, signed=True)} points"
             if what != "clean":
-                line += (f"; alpha falls by {_pm([r[what]['own drop'] for r in results.values()], 1, 3)} for {what}, "
-                         f"{_pm([r[what]['others drop'] for r in results.values()], 1, 3)} for the others")
+                line += (f"; alpha falls by {mean_std([r[what]['own drop'] for r in results.values()], 1, 3, signed=True)} for {what}, "
+                         f"{mean_std([r[what]['others drop'] for r in results.values()], 1, 3, signed=True)} for the others")
             print(line, flush=True)
     return 0
 

@@ -18,12 +18,12 @@ for the checkpoints ``bash scripts/train_all.sh SEED ROOT`` trains (the evidence
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Dict, List
 
 import pandas as pd
 
+from experiments.figures import mean_std
 from experiments.robustness_report import kept_fraction, pairs
 from precal.robustness.table import read_table
 
@@ -53,20 +53,14 @@ def rows() -> List[Dict]:
     return found
 
 
-def _pm(values: List[float], scale: float = 1.0, digits: int = 3) -> str:
-    mean = statistics.mean(values) * scale
-    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
 def report(frame: pd.DataFrame) -> str:
     lines = ["| data set · backbone | seeds | kept, calibrated | kept, baseline | difference (points) | "
              "seeds where the calibrated model keeps more |", "|---|---|---|---|---|---|"]
     for name, g in frame.groupby("pair", sort=True):
         diff = list(g["calibrated"] - g["baseline"])
         more = int(sum(d > 0 for d in diff))
-        lines.append(f"| {name} | {len(g)} | {_pm(list(g['calibrated']))} | {_pm(list(g['baseline']))} | "
-                     f"{_pm(diff, 100, 1)} | {more} of {len(g)} |")
+        lines.append(f"| {name} | {len(g)} | {mean_std(list(g['calibrated']))} | {mean_std(list(g['baseline']))} | "
+                     f"{mean_std(diff, 100, 1)} | {more} of {len(g)} |")
     return "\n".join(lines)
 
 

@@ -455,7 +455,7 @@ class PreFusionCalibrator(nn.Module):
         ``w_k`` >= 0 for support and pairwise support, <= 0 for conflict, whatever the parameters."""
         if self.direction == "monotone":
             evidence = self.alpha_reference.standardise(cues, cue_valid, self.evidence_margin)
-            evidence = self._centred(evidence, cue_valid & self.alpha_reference.known)
+            evidence = self._centred(evidence, cue_valid, self.alpha_reference)
         else:
             evidence = torch.where(cue_valid, cues, torch.zeros((), dtype=cues.dtype, device=cues.device))
         valid = has_context.unsqueeze(-1).to(cues.dtype)
@@ -470,7 +470,7 @@ class PreFusionCalibrator(nn.Module):
         discrepancy evidence (the last d) only lowers every channel's logit."""
         if self.direction == "monotone" and self.source == "peers":
             evidence = self.beta_reference.standardise(shared_cues, shared_valid, self.evidence_margin)
-            evidence = self._centred(evidence, shared_valid & self.beta_reference.known)
+            evidence = self._centred(evidence, shared_valid, self.beta_reference)
         elif self.direction == "monotone":  # the self-gate's own-summary features, like its alpha
             evidence = self.alpha_reference.standardise(shared_cues, shared_valid, self.evidence_margin)
         else:
@@ -480,16 +480,18 @@ class PreFusionCalibrator(nn.Module):
         return {n: (shared_logit[:, i] @ self._channel_map(n) + self.beta_bias[n]) * valid[:, i: i + 1]
                 for i, n in enumerate(self.names)}
 
-    def _centred(self, evidence: Tensor, valid: Tensor) -> Tensor:
-        """The evidence as the mode says: as is, centred over the modalities, or centred by a learned
-        share per modality (``e - s_m * mean``, 0 < s_m < 1: still non-decreasing in the own cue)."""
+    def _centred(self, evidence: Tensor, valid: Tensor, reference: EvidenceReference) -> Tensor:
+        """The evidence as the mode says: as is (no extra work on the default path), centred over the
+        modalities whose column has a reference, or centred by a learned share per modality
+        (``e - s_m * mean``, 0 < s_m < 1: still non-decreasing in the own cue). The evidence is already
+        0 outside ``valid`` and the known columns, and both forms keep it so."""
         if self.evidence == "absolute":
             return evidence
-        centred = centre_over_modalities(evidence, valid)
+        centred = centre_over_modalities(evidence, valid & reference.known)
         if self.evidence == "relative":
             return centred
         share = torch.sigmoid(self.centring).to(evidence.dtype).view(1, -1, *([1] * (evidence.dim() - 2)))
-        return torch.where(valid, evidence - share * (evidence - centred), torch.zeros_like(evidence))
+        return evidence - share * (evidence - centred)
 
     def _predict(self, source: Tensor) -> Tensor:
         """All M predictors at once, modality-major: (M, B, d) @ (M, d, d) -> (B, M, d)."""

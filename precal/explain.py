@@ -50,9 +50,17 @@ OWN = "own summary"
 MAX_REASONS = 2
 MIN_REASON = 0.005
 """A contribution smaller than this (it prints as 0.00 on the logit) is never named as a reason."""
+BASIS = {"absolute": "sd from typical", "relative": "sd from typical, relative to its peers",
+         "learned": "sd from typical, in part relative to its peers"}
+"""What a monotone gate's evidence is measured against, in words, per evidence mode."""
 LEVEL_SD = 1.0
 """A cue is called "low" or "high" only this many standard deviations or more from typical; nearer,
 it is "about typical" (−0.2 sd is what most training samples show, not a low agreement)."""
+
+
+def gate_of(logit: float) -> float:
+    """The instance gate a logit gives, ``2 sigmoid(logit)`` (written ``1 + tanh(logit / 2)``)."""
+    return 1.0 + math.tanh(logit / 2.0)
 
 
 @dataclass
@@ -78,7 +86,7 @@ class AlphaExplanation:
     reasons: List[str] = field(default_factory=list)  # cue names the sentence cites, in order
     evidence: Dict[str, float] = field(default_factory=dict)
     gate: str = "monotone"
-    basis: str = "sd from typical"
+    basis: str = BASIS["absolute"]
     """What the evidence is measured against, in words (relative evidence: also against the peers')."""
     caveat: str = ""
     """What the sentence does not say and a reader would otherwise assume (the lone peer damped too:
@@ -92,7 +100,7 @@ class AlphaExplanation:
     @property
     def typical_alpha(self) -> float:
         """The gate a typical sample gets (the bias alone)."""
-        return 2.0 / (1.0 + math.exp(-self.baseline))
+        return gate_of(self.baseline)
 
     @property
     def direction(self) -> str:
@@ -133,8 +141,7 @@ def explain_alpha(report: CalibrationReport, sample: int, modality: str,
         if merge_single_peer:
             contributions, evidence, cue_values = _merge_single_peer(contributions, evidence, cue_values)
     status = _status(report, s, i, alpha, logit, baseline, threshold)
-    basis = {"relative": "sd from typical, relative to its peers",
-             "learned": "sd from typical, in part relative to its peers"}.get(report.evidence_mode, "sd from typical")
+    basis = BASIS[report.evidence_mode]
     sentence, reasons = _sentence(status, modality, alpha, logit, baseline, contributions, evidence, cue_values,
                                   gate, basis)
     caveat = _lone_peer_damped_too(report, s, i, threshold) if status == "damped" and gate == "monotone" else ""
@@ -252,7 +259,7 @@ def _cue_values(report: CalibrationReport, s: int, i: int) -> Dict[str, float]:
 
 def _instance_gate_off(alpha: float, logit: float) -> bool:
     """True if alpha is not ``2 sigmoid(logit)``: the model runs with the instance gate switched off."""
-    return not math.isclose(alpha, 1.0 + math.tanh(logit / 2.0), rel_tol=1e-4, abs_tol=1e-5)  # 2 sigmoid(x)
+    return not math.isclose(alpha, gate_of(logit), rel_tol=1e-4, abs_tol=1e-5)
 
 
 def _status(report: CalibrationReport, s: int, i: int, alpha: float, logit: float, baseline: float,
@@ -264,7 +271,7 @@ def _status(report: CalibrationReport, s: int, i: int, alpha: float, logit: floa
         return "disabled"
     if not bool(report.has_context[s, i]):
         return "no_context"
-    typical = 1.0 + math.tanh(baseline / 2.0)
+    typical = gate_of(baseline)
     if alpha < typical - threshold:
         return "damped"
     if alpha > typical + threshold:
@@ -288,7 +295,7 @@ def _lone_peer_damped_too(report: CalibrationReport, s: int, i: int, threshold: 
     peer_baseline = _scalar(report.contributions[s, k, 0])
     if _status(report, s, k, peer_alpha, peer_logit, peer_baseline, threshold) != "damped":
         return ""
-    peer_typical = 1.0 + math.tanh(peer_baseline / 2.0)
+    peer_typical = gate_of(peer_baseline)
     return (f"{report.modalities[k]} was damped too ({peer_alpha:.2f}, typical {peer_typical:.2f}): with two "
             f"modalities, a disagreement does not say which of them is wrong.")
 
@@ -310,7 +317,7 @@ def cue_level(z: float, threshold: float = LEVEL_SD) -> str:
 
 
 def _reason_phrase(name: str, value: float, evidence: Dict[str, float], cue_values: Dict[str, float],
-                   gate: str, first: bool, basis: str = "sd from typical") -> str:
+                   gate: str, first: bool, basis: str = BASIS["absolute"]) -> str:
     suffix = " on the logit" if first else ""
     if gate == "monotone" and name in evidence:
         z = evidence[name]
@@ -335,14 +342,14 @@ def _reasons(logit: float, baseline: float, contributions: List[Tuple[str, float
 
 def _sentence(status: str, modality: str, alpha: float, logit: float, baseline: float,
               contributions: List[Tuple[str, float]], evidence: Dict[str, float], cue_values: Dict[str, float],
-              gate: str, basis: str = "sd from typical") -> Tuple[str, List[str]]:
+              gate: str, basis: str = BASIS["absolute"]) -> Tuple[str, List[str]]:
     if status == "absent":
         return f"{modality} is absent for this sample: no gate, no cues.", []
     if status == "disabled":
         return "calibration is off for this model: gates fixed at 1.", []
     if status == "no_context":
         return (f"{modality} is the only present modality, so it was passed through unchanged (alpha = 1).", [])
-    typical = 1.0 + math.tanh(baseline / 2.0)
+    typical = gate_of(baseline)
     reasons = _reasons(logit, baseline, contributions)
     names = [n for n, _ in reasons]
     if not reasons:  # no evidence at all (e.g. an untrained calibrator)

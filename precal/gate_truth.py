@@ -25,6 +25,11 @@ TABLE_COLUMNS = ["modality", "corruption", "n_corrupted", "n_clean", "auroc_alph
 ATTRIBUTION_COLUMNS = ["modality", "corruption", "n_corrupted", "attributed", "chance"]
 
 
+def _is(codes: np.ndarray, corruption: str) -> np.ndarray:
+    """Where ``codes`` record ``corruption``, or any scored corruption for ``"any"``."""
+    return np.isin(codes, [TRUTH_CODES.index(c) for c in (SCORED if corruption == "any" else (corruption,))])
+
+
 def truth_table(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
     """One row per (modality, corruption) and per modality over all scored corruptions ("any").
 
@@ -41,9 +46,7 @@ def truth_table(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
         present = preds.present[:, i] & preds.has_context[:, i]
         clean = present & (codes == TRUTH_CODES.index("clean"))
         for name in (*SCORED, "any"):
-            hit = np.isin(codes, [TRUTH_CODES.index(c) for c in SCORED]) if name == "any" \
-                else codes == TRUTH_CODES.index(name)
-            hit = hit & present
+            hit = _is(codes, name) & present
             if not hit.any() or not clean.any():
                 continue
             rows.append({
@@ -83,13 +86,11 @@ def truth_attribution(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
         relative = preds.alpha / typical[None, :]
     rankable = scorable & np.isfinite(relative)  # a modality without a typical gate cannot be ranked
     relative = np.where(rankable, relative, np.inf)
-    scored_codes = [TRUTH_CODES.index(c) for c in SCORED]
-    single = (np.isin(codes, scored_codes) & rankable).sum(axis=1) == 1  # one suspect per sample
+    single = (_is(codes, "any") & rankable).sum(axis=1) == 1  # one suspect per sample
     rows: List[Dict[str, object]] = []
     for j, m in enumerate(names):
         for name in (*SCORED, "any"):
-            wanted = [TRUTH_CODES.index(c) for c in (SCORED if name == "any" else (name,))]
-            hit = np.isin(codes[:, j], wanted) & rankable[:, j] & single & (rankable.sum(axis=1) >= 2)
+            hit = _is(codes[:, j], name) & rankable[:, j] & single & (rankable.sum(axis=1) >= 2)
             if not hit.any():
                 continue
             rel = relative[hit]
