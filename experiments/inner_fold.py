@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import results_store
+from experiments.figures import mean_std
 from experiments.readme_section import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +138,9 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_monotone_margin1": "fused calibrated, monotone gates with an evidence margin of 1 sd (--evidence-margin 1)",
     "fused_on_monotone_cgoff": "fused calibrated, monotone gates with the cue gradient off (--cue-gradient off)",
     "fused_on_monotone_learned": "fused calibrated, monotone gates with learned evidence centring (--evidence learned)",
+    "conv_on_monotone": "conv calibrated with monotone gates (the shipped calibrator), 60 epochs, derived inputs, "
+                        "train+val, final epoch",
+    "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned)",
 }
 
 
@@ -171,6 +175,8 @@ AVL_VARIANTS = {  # name -> what it is (AVLetters, 40 epochs; arguments in scrip
     "conv_on_monotone_cgoff": "conv calibrated, monotone gates with the cue gradient off (--cue-gradient off)",
     "conv_on_monotone_margin1": "conv calibrated, monotone gates with an evidence margin of 1 sd (--evidence-margin 1)",
     "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned)",
+    "fused_on_monotone": "sequence calibrated with monotone gates (the shipped calibrator), shipped recipe",
+    "fused_on_monotone_learned": "sequence calibrated, monotone gates with learned evidence centring (--evidence learned)",
 }
 
 
@@ -314,6 +320,56 @@ def paired_difference(runs: pd.DataFrame, variant: str, reference: str) -> str:
     return f"{diff.mean():+.1f}{spread} ({len(diff)})"
 
 
+def kept_under_corruption(runs: Sequence[results_store.Run]) -> pd.DataFrame:
+    """Variant, held-out unit, seed, clean accuracy, accuracy kept at severity >= 3 (fraction of
+    clean, the README's figure: mean over modalities and corruptions but removal) and the swap AUROC
+    of 1 - alpha (worst modality) of every fold run that has a corruption sweep (SWEEP=1)."""
+    from experiments.robustness_report import kept_fraction  # pulls in the sweep engine: only when asked
+
+    rows = []
+    for run in runs:
+        if run.sweep is None:
+            continue
+        sweep = run.sweep.copy()
+        for column in ("severity", "value", "auroc_alpha"):
+            if column in sweep:
+                sweep[column] = pd.to_numeric(sweep[column], errors="coerce")
+        name, rest = run.name.rsplit("_held", 1)
+        held, seed = rest.split("_seed")
+        swaps = sweep[(sweep["corruption"] == "swap") & (sweep["severity"] >= 3)] if "auroc_alpha" in sweep else None
+        worst = swaps.groupby("modality")["auroc_alpha"].mean().min() if swaps is not None and len(swaps) else np.nan
+        rows.append({"variant": name, "held_out": int(held), "seed": int(seed),
+                     "clean": run.metrics["test"]["accuracy"],
+                     "kept": kept_fraction(sweep, sweep["checkpoint"].iloc[0]), "swap_auroc": worst})
+    return pd.DataFrame(rows)
+
+
+def kept_lines(runs: Sequence[results_store.Run], variants: Dict[str, str], unit: str) -> List[str]:
+    """The section's table of accuracy kept under corruption (empty if no run has a sweep): each
+    variant's mean ± std over its runs and, paired by (held-out unit, seed), its change against
+    its reference."""
+    table = kept_under_corruption(runs)
+    if table.empty:
+        return []
+    lines = ["", f"Under corruption, on the held-out {unit} (the runs above that have a sweep: `SWEEP=1 bash "
+             "scripts/inner_fold.sh`): accuracy kept at severity 3-5 as a fraction of clean accuracy (mean over "
+             "modalities and corruptions but removal), and the swap-detection AUROC of 1 - alpha of the worst "
+             f"modality. Mean ± std over runs; the paired change is against the reference, over the ({unit}, "
+             "seed) pairs both have, in points of kept accuracy.", "",
+             "| variant | runs | clean accuracy | kept under corruption | swap AUROC of 1 - alpha, worst modality "
+             "| paired change of kept |", "|---|---|---|---|---|---|"]
+    for name, what in variants.items():
+        own = table[table["variant"] == name]
+        if own.empty:
+            continue
+        reference = reference_of(name)
+        kept = table.rename(columns={"kept": "accuracy"})
+        change = paired_difference(kept, name, reference) if reference else "–"
+        lines.append(f"| {what} | {len(own)} | {mean_std(own['clean'].tolist(), 100, 1)} | {mean_std(own['kept'].tolist())} "
+                     f"| {mean_std(own['swap_auroc'].tolist())} | {change} |")
+    return lines
+
+
 def persistent_confusions(runs: Sequence[results_store.Run], class_names: list, top: int = 3) -> list:
     """The (held-out unit, true class, predicted class, count, out of) confusions that recur most
     over all fused fold runs: the errors no variant removes."""
@@ -393,6 +449,7 @@ def section(dataset: str = "utd_mhad", results: Path = RESULTS) -> str:
         reference = reference_of(name)
         change = paired_difference(runs, name, reference) if reference else "–"
         lines.append(f"| {what} | " + " | ".join(cells) + f" | {100 * np.mean(means):.1f} ({len(means)}) | {change} |")
+    lines += kept_lines(fold, variants, unit)
     if dataset == "utd_mhad":
         names = json.loads((SOURCE / "dataset.json").read_text())["schema"]["class_names"]
         confusions = persistent_confusions(fold, names)

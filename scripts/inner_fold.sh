@@ -5,7 +5,9 @@
 # experiments/results_store.py), then the README section.
 #   bash scripts/inner_fold.sh ["0 1"] [EXTRA PRECAL TRAIN ARGS...]
 # HELD_OUT="7 1 3 5" picks the held-out training subjects (default 7; AVLetters: "1 2", the
-# default), VARIANTS="fused_on fused_off" the variants (default all).
+# default), VARIANTS="fused_on fused_off" the variants (default all). SWEEP=1 also sweeps every run's
+# model over the corruptions at severities 3-5 on the held-out unit (precal robustness; the run's
+# sweep.csv), for the report's "accuracy kept under corruption".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/recipes.sh
@@ -51,6 +53,8 @@ declare -A ARGS=(
   [conv_on_monotone_cgoff]="--backbone conv --calibration on --gate monotone --cue-gradient off --train-split train+val --selection last"
   [conv_on_monotone_margin1]="--backbone conv --calibration on --gate monotone --evidence-margin 1 --train-split train+val --selection last"
   [conv_on_monotone_learned]="--backbone conv --calibration on --gate monotone --evidence learned --train-split train+val --selection last"
+  [fused_on_monotone]="--calibration on --gate monotone --train-split train+val --selection last"
+  [fused_on_monotone_learned]="--calibration on --gate monotone --evidence learned --train-split train+val --selection last"
   [conv_off_rerun]="--backbone conv --calibration off --train-split train+val --selection last"
 )
 else
@@ -154,6 +158,7 @@ declare -A ARGS=(
   [fused_on_monotone_margin1]="--calibration on --gate monotone --evidence-margin 1 --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [fused_on_monotone_learned]="--calibration on --gate monotone --evidence learned --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone]="--backbone conv --calibration on --gate monotone --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [conv_on_monotone_learned]="--backbone conv --calibration on --gate monotone --evidence learned --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone_margin1]="--backbone conv --calibration on --gate monotone --evidence-margin 1 --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [fused_on_monotone_cgoff]="--calibration on --gate monotone --cue-gradient off --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone_cgoff]="--backbone conv --calibration on --gate monotone --cue-gradient off --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
@@ -171,6 +176,10 @@ for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
       run="$WORK/kept/${name}_held${held}_seed$seed"
       mkdir -p "$run"
       cp "$WORK/$name"/{metrics.json,config.json} "$run/"
+      if [[ -n ${SWEEP:-} ]]; then
+        precal robustness "$WORK/$name" --severities 3 4 5 --out "$run/sweep.csv" --overwrite >/dev/null
+        rm -f "$run/sweep.summary.csv"
+      fi
       python -m experiments.results_store compact "$OUT" --add "$run" >/dev/null
     done
   done

@@ -117,3 +117,34 @@ def test_a_generated_section_is_replaced_in_place_and_a_duplicate_is_refused(tmp
     with pytest.raises(ValueError, match="more than once"):
         replace_section("t", "new", readme)
     assert "stale" in readme.read_text()  # nothing written
+
+
+def test_kept_under_corruption_reads_each_runs_sweep_and_pairs_the_variants(tmp_path):
+    """Kept = accuracy at severity >= 3 over clean, averaged over modality x corruption, removal left
+    out; the table pairs a variant with its reference by (held-out unit, seed)."""
+    def run(name, clean, hard, auroc):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"test": {"accuracy": clean}}))
+        rows = []
+        for modality in ("a", "b"):
+            for corruption in ("swap", "gaussian_noise", "remove_absent"):
+                rows.append((modality, corruption, 0, clean, ""))
+                for severity in (3, 4, 5):
+                    value = 0.0 if corruption == "remove_absent" else hard[modality]
+                    rows.append((modality, corruption, severity, value, auroc[modality]))
+        pd.DataFrame(rows, columns=["modality", "corruption", "severity", "value", "auroc_alpha"]).assign(
+            checkpoint=name.split("_held")[0]).to_csv(folder / "sweep.csv", index=False)
+
+    run("fused_on_monotone_held1_seed0", 0.8, {"a": 0.4, "b": 0.8}, {"a": 0.9, "b": 0.7})
+    run("fused_on_monotone_learned_held1_seed0", 0.8, {"a": 0.6, "b": 0.8}, {"a": 0.95, "b": 0.9})
+    run("fused_off_held1_seed0", 0.9, {"a": 0.9, "b": 0.9}, {"a": "", "b": ""})  # no sweep rows of alpha
+    (tmp_path / "fused_off_held1_seed0" / "sweep.csv").unlink()  # a run without a sweep is not in the table
+    table = inner_fold.kept_under_corruption(inner_fold.fold_runs(tmp_path)).set_index("variant")
+    assert table.loc["fused_on_monotone", "kept"] == pytest.approx((0.5 + 1.0) / 2)  # removal left out
+    assert table.loc["fused_on_monotone_learned", "kept"] == pytest.approx((0.75 + 1.0) / 2)
+    assert table.loc["fused_on_monotone", "swap_auroc"] == pytest.approx(0.7)  # the worst modality
+    assert "fused_off" not in table.index
+    lines = inner_fold.kept_lines(inner_fold.fold_runs(tmp_path), inner_fold.VARIANTS, "subject")
+    learned = next(line for line in lines if "learned evidence" in line)
+    assert learned.endswith("| +12.5 (1) |")  # 0.875 - 0.75 kept, in points
