@@ -133,14 +133,14 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_ep60_derived_trainval": "fused calibrated, 60 epochs, derived inputs, trained on train+val, final epoch kept",
     "conv_off_ep60_derived_trainval": "conv baseline, 60 epochs, derived inputs, trained on train+val, final epoch kept",
     "conv_on_ep60_derived_trainval": "conv calibrated, 60 epochs, derived inputs, trained on train+val, final epoch kept",
-    "fused_on_monotone": "fused calibrated with monotone gates (the shipped calibrator; the rows above have free gates), "
+    "fused_on_monotone": "fused calibrated with monotone gates and absolute evidence (the rows above have free gates), "
                          "60 epochs, derived inputs, train+val, final epoch",
     "fused_on_monotone_margin1": "fused calibrated, monotone gates with an evidence margin of 1 sd (--evidence-margin 1)",
     "fused_on_monotone_cgoff": "fused calibrated, monotone gates with the cue gradient off (--cue-gradient off)",
-    "fused_on_monotone_learned": "fused calibrated, monotone gates with learned evidence centring (--evidence learned)",
-    "conv_on_monotone": "conv calibrated with monotone gates (the shipped calibrator), 60 epochs, derived inputs, "
+    "fused_on_monotone_learned": "fused calibrated, monotone gates with learned evidence centring (--evidence learned, now the default)",
+    "conv_on_monotone": "conv calibrated with monotone gates and absolute evidence, 60 epochs, derived inputs, "
                         "train+val, final epoch",
-    "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned)",
+    "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned, now the default)",
 }
 
 
@@ -171,12 +171,12 @@ AVL_VARIANTS = {  # name -> what it is (AVLetters, 40 epochs; arguments in scrip
     "fused_off_trainval_noswap": "sequence baseline, shipped recipe (train+val, final epoch) without swap augmentation",
     "fused_on_trainval_noswap": "sequence calibrated, shipped recipe (train+val, final epoch) without swap augmentation",
     "conv_off_rerun": "conv baseline, shipped recipe rerun with the current code (the monotone calibrator's reference)",
-    "conv_on_monotone": "conv calibrated with monotone gates (the shipped calibrator), shipped recipe",
+    "conv_on_monotone": "conv calibrated with monotone gates and absolute evidence, shipped recipe",
     "conv_on_monotone_cgoff": "conv calibrated, monotone gates with the cue gradient off (--cue-gradient off)",
     "conv_on_monotone_margin1": "conv calibrated, monotone gates with an evidence margin of 1 sd (--evidence-margin 1)",
-    "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned)",
-    "fused_on_monotone": "sequence calibrated with monotone gates (the shipped calibrator), shipped recipe",
-    "fused_on_monotone_learned": "sequence calibrated, monotone gates with learned evidence centring (--evidence learned)",
+    "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned, now the default)",
+    "fused_on_monotone": "sequence calibrated with monotone gates and absolute evidence, shipped recipe",
+    "fused_on_monotone_learned": "sequence calibrated, monotone gates with learned evidence centring (--evidence learned, now the default)",
 }
 
 
@@ -284,9 +284,9 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "fused_on_monotone_margin1": "fused_on_monotone",
     "fused_on_monotone_cgoff": "fused_on_monotone",
     "fused_on_monotone_learned": "fused_on_monotone",
-    # AVLetters (on UTD-MHAD these conv variants have not been run): the rerun against the earlier
-    # runs of its recipe, the shipped calibrator against that baseline, each change against the
-    # shipped calibrator.
+    # AVLetters (on UTD-MHAD only conv_on_monotone and its learned variant have been run): the rerun
+    # against the earlier runs of its recipe, the monotone calibrator with absolute evidence against
+    # that baseline, each change against it.
     "conv_off_rerun": "conv_off_trainval",
     "conv_on_monotone": "conv_off_rerun",
     "conv_on_monotone_cgoff": "conv_on_monotone",
@@ -323,7 +323,8 @@ def paired_difference(runs: pd.DataFrame, variant: str, reference: str) -> str:
 def kept_under_corruption(runs: Sequence[results_store.Run]) -> pd.DataFrame:
     """Variant, held-out unit, seed, clean accuracy, accuracy kept at severity >= 3 (fraction of
     clean, the README's figure: mean over modalities and corruptions but removal) and the swap AUROC
-    of 1 - alpha (worst modality) of every fold run that has a corruption sweep (SWEEP=1)."""
+    of 1 - alpha (worst modality; none for a model without a calibrator, whose alpha is 1) of every
+    fold run that has a corruption sweep (SWEEP=1)."""
     from experiments.robustness_report import kept_fraction  # pulls in the sweep engine: only when asked
 
     rows = []
@@ -336,8 +337,9 @@ def kept_under_corruption(runs: Sequence[results_store.Run]) -> pd.DataFrame:
                 sweep[column] = pd.to_numeric(sweep[column], errors="coerce")
         name, rest = run.name.rsplit("_held", 1)
         held, seed = rest.split("_seed")
-        swaps = sweep[(sweep["corruption"] == "swap") & (sweep["severity"] >= 3)] if "auroc_alpha" in sweep else None
-        worst = swaps.groupby("modality")["auroc_alpha"].mean().min() if swaps is not None and len(swaps) else np.nan
+        gated = (run.config or {}).get("model", {}).get("calibration", True) and "auroc_alpha" in sweep
+        swaps = sweep[(sweep["corruption"] == "swap") & (sweep["severity"] >= 3)] if gated else sweep.iloc[:0]
+        worst = swaps.groupby("modality")["auroc_alpha"].mean().min() if len(swaps) else np.nan  # no gates: none
         rows.append({"variant": name, "held_out": int(held), "seed": int(seed),
                      "clean": run.metrics["test"]["accuracy"],
                      "kept": kept_fraction(sweep, sweep["checkpoint"].iloc[0]), "swap_auroc": worst})
@@ -365,8 +367,9 @@ def kept_lines(runs: Sequence[results_store.Run], variants: Dict[str, str], unit
         reference = reference_of(name)
         kept = table.rename(columns={"kept": "accuracy"})
         change = paired_difference(kept, name, reference) if reference else "–"
+        auroc = own["swap_auroc"].dropna().tolist()
         lines.append(f"| {what} | {len(own)} | {mean_std(own['clean'].tolist(), 100, 1)} | {mean_std(own['kept'].tolist())} "
-                     f"| {mean_std(own['swap_auroc'].tolist())} | {change} |")
+                     f"| {mean_std(auroc) if auroc else '–'} | {change} |")
     return lines
 
 

@@ -9,7 +9,8 @@
 # tables of the README and docs/results/.
 #   bash scripts/run_evidence.sh "0 1 2 3 4" [EXTRA PRECAL TRAIN ARGS...]    (the README's table: five seeds)
 # EXTRA goes to every run (e.g. "--threads 1" when two of these share the machine); DATASETS as in
-# scripts/recipes.sh.
+# scripts/recipes.sh. VARIANTS="on" retrains and replaces only the calibrated runs (after a change
+# to the calibrator: the baselines, self-gate controls and unimodal models do not depend on it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-"0 1 2 3 4"}
@@ -26,17 +27,25 @@ keep() {  # keep SRC_DIR RUN_NAME: metrics, config, history, test predictions, s
   fi
   python -m experiments.results_store compact results/runs --add "$run" >/dev/null
 }
+VARIANTS=${VARIANTS:-"on off self"}
 for seed in $SEEDS; do
+  sources=()
   if [ "$seed" = 0 ] && [ -d checkpoints/utd_mhad_sequence_calon ]; then
-    VARIANTS=self bash scripts/train_all.sh "$seed" "$WORK/seed$seed" "${EXTRA[@]}"
-    sources=(checkpoints/*_cal* "$WORK/seed$seed"/*_cal*)
+    # seed 0 of the calibrated and baseline models is the shipped checkpoints
+    for cal in $VARIANTS; do [[ $cal == self ]] || sources+=(checkpoints/*_cal"$cal"); done
+    trained=$(tr ' ' '\n' <<<"$VARIANTS" | grep -x self || true)
   else
-    VARIANTS="on off self" bash scripts/train_all.sh "$seed" "$WORK/seed$seed" "${EXTRA[@]}"
-    sources=("$WORK/seed$seed"/*_cal*)
+    trained=$VARIANTS
+  fi
+  if [[ -n $trained ]]; then
+    VARIANTS="$trained" bash scripts/train_all.sh "$seed" "$WORK/seed$seed" "${EXTRA[@]}"
+    sources+=("$WORK/seed$seed"/*_cal*)
   fi
   for ck in "${sources[@]}"; do keep "$ck" "$(basename "$ck")_seed$seed"; done
-  bash scripts/train_unimodal.sh "$seed" "$WORK/uni" "${EXTRA[@]}"
-  for ck in "$WORK"/uni/uni_*_seed"$seed"; do keep "$ck" "$(basename "$ck")"; done
+  if [[ " $VARIANTS " == *" off "* ]]; then  # the unimodal references go with the baselines
+    bash scripts/train_unimodal.sh "$seed" "$WORK/uni" "${EXTRA[@]}"
+    for ck in "$WORK"/uni/uni_*_seed"$seed"; do keep "$ck" "$(basename "$ck")"; done
+  fi
 done
 python -m experiments.evidence
 python -m experiments.gate_report

@@ -567,7 +567,7 @@ def test_start_page_opens_the_lab_on_a_prepared_swap(app):
 
 
 def test_lab_says_once_that_two_modalities_damped_together_have_no_culprit():
-    """Shipped AVLetters pair, test sample U3_Faye with its lips swapped (the example of
+    """Shipped AVLetters pair, test sample X3_Verity with its lips swapped (the example of
     docs/calibrator.md): both gates fall, and the lab says once that the disagreement does not say
     which of the two is wrong, beside the first (changed) modality."""
     shipped = Path(__file__).resolve().parents[2] / "checkpoints"
@@ -575,7 +575,7 @@ def test_lab_says_once_that_two_modalities_damped_together_have_no_culprit():
     try:
         at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
         at.switch_page("views/lab.py").run()
-        sample = next(o for o in at.selectbox(key="lab_sample").options if o.startswith("U3_Faye"))
+        sample = next(o for o in at.selectbox(key="lab_sample").options if o.startswith("X3_Verity"))
         at.selectbox(key="lab_sample").set_value(sample).run()
         at.radio(key="lab_input_lips").set_value("swap").run()
         _clean(at, "avletters lab swap")

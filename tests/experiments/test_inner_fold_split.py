@@ -138,13 +138,18 @@ def test_kept_under_corruption_reads_each_runs_sweep_and_pairs_the_variants(tmp_
 
     run("fused_on_monotone_held1_seed0", 0.8, {"a": 0.4, "b": 0.8}, {"a": 0.9, "b": 0.7})
     run("fused_on_monotone_learned_held1_seed0", 0.8, {"a": 0.6, "b": 0.8}, {"a": 0.95, "b": 0.9})
-    run("fused_off_held1_seed0", 0.9, {"a": 0.9, "b": 0.9}, {"a": "", "b": ""})  # no sweep rows of alpha
-    (tmp_path / "fused_off_held1_seed0" / "sweep.csv").unlink()  # a run without a sweep is not in the table
+    run("fused_off_held1_seed0", 0.9, {"a": 0.9, "b": 0.9}, {"a": 0.5, "b": 0.5})
+    (tmp_path / "fused_off_held1_seed0" / "config.json").write_text(json.dumps({"model": {"calibration": False}}))
+    run("fused_off_held3_seed0", 0.9, {"a": 0.9, "b": 0.9}, {"a": 0.5, "b": 0.5})
+    (tmp_path / "fused_off_held3_seed0" / "sweep.csv").unlink()  # a run without a sweep is not in the table
     table = inner_fold.kept_under_corruption(inner_fold.fold_runs(tmp_path)).set_index("variant")
     assert table.loc["fused_on_monotone", "kept"] == pytest.approx((0.5 + 1.0) / 2)  # removal left out
     assert table.loc["fused_on_monotone_learned", "kept"] == pytest.approx((0.75 + 1.0) / 2)
     assert table.loc["fused_on_monotone", "swap_auroc"] == pytest.approx(0.7)  # the worst modality
-    assert "fused_off" not in table.index
+    assert np.isnan(table.loc["fused_off", "swap_auroc"])  # no gates, no gate AUROC (its alpha is 1)
+    assert list(table.index).count("fused_off") == 1
     lines = inner_fold.kept_lines(inner_fold.fold_runs(tmp_path), inner_fold.VARIANTS, "subject")
     learned = next(line for line in lines if "learned evidence" in line)
     assert learned.endswith("| +12.5 (1) |")  # 0.875 - 0.75 kept, in points
+    baseline = next(line for line in lines if line.startswith("| fused baseline"))
+    assert baseline.split(" | ")[4] == "–"

@@ -148,7 +148,7 @@ def test_perturbed_calibrator_changes_logits_and_switch_restores_baseline(backbo
 
 def test_configs_written_before_the_gate_field_load_with_the_free_gate():
     old = small_config("late").to_json()
-    del old["gate"]
+    del old["gate"], old["evidence"]  # the evidence field came after the gate field
     assert ModelConfig.from_json(old).gate == "free"
     assert ModelConfig().gate == "monotone"
     with pytest.raises(ValueError, match="unknown gate"):
@@ -157,6 +157,22 @@ def test_configs_written_before_the_gate_field_load_with_the_free_gate():
     assert legacy.calibrator.direction == "free" and not hasattr(legacy.calibrator, "alpha_reference")
     control = build("late", gate="self")
     assert control.calibrator.source == "self"
+
+
+def test_evidence_defaults_to_learned_for_the_calibrator_and_old_configs_keep_absolute():
+    """A config that names no evidence mode: learned centring for monotone gates from the peers (the
+    measured default, also with the calibrator off: the same parameters either way), absolute for
+    the self-gate and the free gates, which do not read centred cues; a checkpoint written before the field existed loads as
+    absolute, its weights having no centring parameter; the resolved mode is what the config stores."""
+    assert ModelConfig().evidence == "learned" and ModelConfig().to_json()["evidence"] == "learned"
+    assert [ModelConfig(gate=g).evidence for g in ("self", "free")] == ["absolute", "absolute"]
+    assert ModelConfig(calibration=False).evidence == "learned"
+    assert ModelConfig(evidence="relative").evidence == "relative"
+    old = small_config("late").to_json()
+    del old["evidence"]
+    assert ModelConfig.from_json(old).evidence == "absolute"
+    assert not hasattr(MultimodalModel(toy_schema(), ModelConfig.from_json(old)).calibrator, "centring")
+    assert hasattr(build("late").calibrator, "centring")
 
 
 def test_calibration_switch_restores_state_after_exception():
