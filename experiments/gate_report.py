@@ -142,10 +142,10 @@ def which_table(rows: pd.DataFrame) -> str:
                      f"{most} of {len(own)} |")
     note = ("Mean alpha over the test split with the modality swapped in 20% of the samples (severity 1; the "
             "other 80% are unchanged, so the drop on a swapped sample is about five times the drop shown), "
-            "divided by the clean mean alpha of the same run, mean over seeds. With three modalities the swapped "
-            "one is damped most, in every seed; with two, both are damped about alike (AVLetters: lips a little "
-            "more whichever was swapped): each disagrees with the other, and agreement alone cannot say which of "
-            "the two moved. The AUROC above compares swapped samples with clean ones, not the two modalities of "
+            "divided by the clean mean alpha of the same run, mean over seeds. The last column says in how many "
+            "seeds the swapped modality was damped most: with three modalities it is the one whose peers agree "
+            "with each other and not with it; with two, both are damped about alike: each disagrees with the "
+            "other, and agreement alone cannot say which of the two moved. The AUROC above compares swapped samples with clean ones, not the two modalities of "
             "one sample, so it is high in both cases.")
     return "\n".join(lines) + "\n\n" + note
 
