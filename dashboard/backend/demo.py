@@ -44,7 +44,10 @@ class StoredEffect:
     corruption but the swap, every corrupted modality and severities 1-5. ``swap_auroc``: how well
     1 − alpha of a modality flags that it was swapped in from another sample (0.5 = chance), mean
     over severities, for the modality where it is highest (``swap_modality``), and the mean over
-    modalities (``swap_auroc_mean``)."""
+    modalities (``swap_auroc_mean``). ``singled_out``: how much more the swapped modality's mean
+    alpha falls than its peers' (each as a share of its clean value), mean over swapped modalities
+    and severities: about 0 with two modalities, where a disagreement has no culprit and both gates
+    fall alike; positive where the gates damp the one that was swapped and leave its peers."""
 
     table: str
     clean_calibrated: float
@@ -55,13 +58,16 @@ class StoredEffect:
     swap_auroc_mean: float
     swap_modality: str
     n: int
+    singled_out: float = 0.0
 
     @property
     def score(self) -> float:
-        """How clearly the calibrator shows its effect: swap detection by the gates, plus the extra
-        accuracy it keeps under corruption, minus any clean accuracy it loses. A pair where
-        calibration is worse than its baseline is never the demo's first choice."""
-        return (self.swap_auroc_mean + (self.kept_calibrated - self.kept_uncalibrated)
+        """How clearly the calibrator shows its effect: swap detection by the gates, plus how much
+        more they damp the swapped modality than its peers (what "why was this modality
+        suppressed" shows), plus the extra accuracy it keeps under corruption, minus any clean
+        accuracy it loses. A pair where calibration is worse than its baseline is never the demo's
+        first choice."""
+        return (self.swap_auroc_mean + self.singled_out + (self.kept_calibrated - self.kept_uncalibrated)
                 + min(0.0, self.clean_calibrated - self.clean_uncalibrated))
 
 
@@ -87,7 +93,29 @@ def _effect_from(path: str, mtime_ns: int, calibrated: str, uncalibrated: str) -
     per_mod = swaps.groupby("modality", sort=False)["auroc_alpha"].mean()
     best = str(per_mod.idxmax())
     return StoredEffect(path, clean(cal), clean(unc), kept(cal), kept(unc), float(per_mod.max()),
-                        float(per_mod.mean()), best, int(cal["n"].max()))
+                        float(per_mod.mean()), best, int(cal["n"].max()), singled_out(cal))
+
+
+def singled_out(calibrated: pd.DataFrame) -> float:
+    """Mean over swapped modalities and severities of (peers' alpha share - swapped modality's alpha
+    share), each share its mean alpha under the swap over its clean mean alpha (see
+    :class:`StoredEffect`); 0 when the sweep has no peers to compare with."""
+    rows = calibrated[calibrated["corruption"] == SWAP]
+    names = [c[len("alpha_"):] for c in rows.columns if c.startswith("alpha_") and rows[c].notna().any()]
+    if len(names) < 2:
+        return 0.0
+    gaps = []
+    for swapped, g in rows.groupby("modality", sort=False):
+        clean = g[g["severity"] == 0]
+        if clean.empty:
+            continue
+        if str(swapped) not in names:
+            continue
+        share = {m: g.loc[g["severity"] > 0, f"alpha_{m}"] / float(clean[f"alpha_{m}"].iloc[0]) for m in names}
+        peers = sum(share[m] for m in names if m != swapped) / (len(names) - 1)
+        gaps.extend((peers - share[str(swapped)]).tolist())
+    finite = [x for x in gaps if math.isfinite(x)]
+    return float(np.mean(finite)) if finite else 0.0
 
 
 def stored_effect(pair: ModelPair) -> Optional[StoredEffect]:

@@ -37,7 +37,8 @@ else:
     with guard("start"):
         effect = stored_effect(pair)
         chosen = ("chosen because its stored results show the calibrator's effect most clearly (swap detection "
-                  "by the gates plus accuracy kept under corruption)" if pair.key == ctx.default_pair
+                  "by the gates, how much more they damp the swapped modality than the others, accuracy kept under "
+                  "corruption)" if pair.key == ctx.default_pair
                   and effect is not None else "chosen in the sidebar")
         modality = example_modality(pair, effect)
         no_data = ctx.data is None or ctx.splits is None

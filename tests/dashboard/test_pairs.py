@@ -93,6 +93,27 @@ def test_demo_pair_is_chosen_by_stored_results():
     e = effects[best]
     assert e.clean_calibrated >= e.clean_uncalibrated - 1e-9  # never a pair where calibration is worse
     assert e.kept_calibrated > e.kept_uncalibrated and e.swap_auroc > 0.9
+    # UTD-MHAD has three modalities, so its gates can single the swapped one out: the demo opens there
+    assert e.singled_out > 0.1 and best.startswith("utd_mhad")
+
+
+def test_singled_out_is_zero_when_both_gates_fall_alike_and_positive_when_the_swapped_one_falls_alone():
+    """The demo's measure of whether the gates name the swapped modality: each modality's mean alpha
+    under a swap as a share of its clean value, the peers' share minus the swapped one's."""
+    import pandas as pd
+    from precal.dashboard.backend.demo import singled_out
+
+    def sweep(alphas):  # {swapped: {severity: {modality: alpha}}}
+        return pd.DataFrame([{"corruption": "swap", "modality": m, "severity": sev,
+                              **{f"alpha_{k}": a for k, a in row.items()}}
+                             for m, by_sev in alphas.items() for sev, row in by_sev.items()])
+
+    alike = sweep({"a": {0: {"a": 1.0, "b": 2.0}, 1: {"a": 0.5, "b": 1.0}},
+                   "b": {0: {"a": 1.0, "b": 2.0}, 1: {"a": 0.5, "b": 1.0}}})
+    assert singled_out(alike) == pytest.approx(0.0)
+    alone = sweep({"a": {0: {"a": 1.0, "b": 1.0, "c": 1.0}, 1: {"a": 0.4, "b": 1.0, "c": 0.8}}})
+    assert singled_out(alone) == pytest.approx((1.0 + 0.8) / 2 - 0.4)
+    assert singled_out(sweep({"a": {0: {"a": 1.0}, 1: {"a": 0.5}}})) == 0.0  # no peers
 
 
 def test_a_folder_of_checkpoints_stands_for_its_checkpoints(tmp_path):
