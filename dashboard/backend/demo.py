@@ -12,7 +12,7 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from precal.data.batch import Batch
 from precal.inference import Predictions
 from precal.metrics import softmax
 from precal.errors import USER_ERRORS
-from precal.models.model import CALIBRATED, UNCALIBRATED
+from precal.models.model import CALIBRATED
 from precal.robustness.corruptions import apply_corruption
 from precal.robustness.table import read_table
 
