@@ -229,8 +229,7 @@ class PreFusionCalibrator(nn.Module):
         source: "peers" (default, the calibrator) or "self" (the own-summary control).
         evidence: monotone peers only; "absolute", "relative" or "learned" (:data:`EVIDENCE_MODES`). The
             default here stays absolute, so that an own model's saved weights keep loading; precal's
-            own models default to learned (:data:`precal.models.config.DEFAULT_EVIDENCE`), as does
-            the own-model example.
+            own models default to learned (:data:`precal.models.config.DEFAULT_EVIDENCE`).
     """
 
     def __init__(self, modalities: Sequence[ModalityFeatureSpec], shared_dim: int = 16, *,

@@ -53,7 +53,6 @@ declare -A ARGS=(
   [conv_on_monotone_cgoff]="--backbone conv --calibration on --gate monotone --evidence absolute --cue-gradient off --train-split train+val --selection last"
   [conv_on_monotone_margin1]="--backbone conv --calibration on --gate monotone --evidence absolute --evidence-margin 1 --train-split train+val --selection last"
   [conv_on_monotone_learned]="--backbone conv --calibration on --gate monotone --evidence learned --train-split train+val --selection last"
-  [fused_on_monotone]="--calibration on --gate monotone --evidence absolute --train-split train+val --selection last"
   [fused_on_monotone_learned]="--calibration on --gate monotone --evidence learned --train-split train+val --selection last"
   [conv_off_rerun]="--backbone conv --calibration off --train-split train+val --selection last"
 )
@@ -176,7 +175,7 @@ for held in ${HELD_OUT:-$DEFAULT_HELD_OUT}; do
       run="$WORK/kept/${name}_held${held}_seed$seed"
       mkdir -p "$run"
       cp "$WORK/$name"/{metrics.json,config.json} "$run/"
-      if [[ -n ${SWEEP:-} ]]; then
+      if [[ ${SWEEP:-0} == 1 ]]; then
         precal robustness "$WORK/$name" --severities 3 4 5 --out "$run/sweep.csv" --overwrite >/dev/null
         rm -f "$run/sweep.summary.csv"
       fi

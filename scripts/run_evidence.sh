@@ -10,7 +10,9 @@
 #   bash scripts/run_evidence.sh "0 1 2 3 4" [EXTRA PRECAL TRAIN ARGS...]    (the README's table: five seeds)
 # EXTRA goes to every run (e.g. "--threads 1" when two of these share the machine); DATASETS as in
 # scripts/recipes.sh. VARIANTS="on" retrains and replaces only the calibrated runs (after a change
-# to the calibrator: the baselines, self-gate controls and unimodal models do not depend on it).
+# to the calibrator: the baselines, self-gate controls and unimodal models do not depend on it); its
+# seed 0 is the shipped checkpoints/*_calon as they are, so retrain those first
+# (VARIANTS=on bash scripts/train_all.sh, then bash scripts/evaluate_shipped.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-"0 1 2 3 4"}
@@ -28,18 +30,22 @@ keep() {  # keep SRC_DIR RUN_NAME: metrics, config, history, test predictions, s
   python -m experiments.results_store compact results/runs --add "$run" >/dev/null
 }
 VARIANTS=${VARIANTS:-"on off self"}
+for cal in $VARIANTS; do  # refused before anything is trained
+  [[ $cal == on || $cal == off || $cal == self ]] || { echo "unknown variant $cal (on, off or self)" >&2; exit 2; }
+done
 for seed in $SEEDS; do
   sources=()
-  if [ "$seed" = 0 ] && [ -d checkpoints/utd_mhad_sequence_calon ]; then
-    # seed 0 of the calibrated and baseline models is the shipped checkpoints
-    for cal in $VARIANTS; do [[ $cal == self ]] || sources+=(checkpoints/*_cal"$cal"); done
-    trained=$(tr ' ' '\n' <<<"$VARIANTS" | grep -x self || true)
-  else
-    trained=$VARIANTS
-  fi
-  if [[ -n $trained ]]; then
-    VARIANTS="$trained" bash scripts/train_all.sh "$seed" "$WORK/seed$seed" "${EXTRA[@]}"
-    sources+=("$WORK/seed$seed"/*_cal*)
+  trained=()
+  for cal in $VARIANTS; do
+    if [ "$seed" = 0 ] && [ -d checkpoints/utd_mhad_sequence_calon ] && [[ $cal != self ]]; then
+      sources+=(checkpoints/*_cal"$cal")  # seed 0 of the calibrated and baseline models is the shipped checkpoints
+    else
+      trained+=("$cal")
+    fi
+  done
+  if ((${#trained[@]})); then
+    VARIANTS="${trained[*]}" bash scripts/train_all.sh "$seed" "$WORK/seed$seed" "${EXTRA[@]}"
+    for cal in "${trained[@]}"; do sources+=("$WORK/seed$seed"/*_cal"$cal"); done
   fi
   for ck in "${sources[@]}"; do keep "$ck" "$(basename "$ck")_seed$seed"; done
   if [[ " $VARIANTS " == *" off "* ]]; then  # the unimodal references go with the baselines

@@ -59,10 +59,8 @@ class MyFusionModel(nn.Module):
             else:
                 encoders[m.name] = StreamEncoder(m.num_features)
         self.encoders = nn.ModuleDict(encoders)
-        # precal's part: compare the modalities, gate their token features before fusion. Learned
-        # evidence centring is what precal's own models use (precal.models.config.DEFAULT_EVIDENCE).
-        self.calibrator = PreFusionCalibrator([ModalityFeatureSpec(n, WIDTH, "token") for n in self.names],
-                                              evidence="learned")
+        # precal's part: compare the modalities, gate their token features before fusion.
+        self.calibrator = PreFusionCalibrator([ModalityFeatureSpec(n, WIDTH, "token") for n in self.names])
         self.query = nn.Parameter(torch.randn(WIDTH) / WIDTH ** 0.5)
         self.head = nn.Sequential(nn.Linear(WIDTH, WIDTH), nn.ReLU(), nn.Linear(WIDTH, schema.num_classes))
 

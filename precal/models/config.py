@@ -132,8 +132,10 @@ class ModelConfig:
     def from_json(cls, d: Dict[str, Any]) -> "ModelConfig":
         known = {f for f in cls.__dataclass_fields__}
         # Defaults of configs written before a field existed: the per-frame trunk, the free gate,
-        # absolute evidence.
-        d = {"frame_encoder": "frames", "gate": "free", "evidence": "absolute", **d}
+        # absolute evidence (also for an empty evidence field: the weights were made without centring).
+        d = {"frame_encoder": "frames", "gate": "free", **d}
+        if d.get("evidence") is None:
+            d["evidence"] = "absolute"
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"model config has unknown fields: {', '.join(sorted(unknown))[:200]}")

@@ -133,7 +133,7 @@ class TrainConfig:
     evidence_margin: float = model_setting(
         "evidence_margin", "monotone gates: a cue within this many standard deviations of a typical training "
         "sample is no evidence", metavar="SD")
-    evidence: str = model_setting(
+    evidence: Optional[str] = model_setting(
         "evidence", "monotone gates: absolute, each cue against a typical training sample; relative, that "
         "centred over the sample's modalities, so that only disagreeing more than the peers lowers a gate "
         "(with two modalities a disagreement then moves neither); learned, centred by a share per modality "

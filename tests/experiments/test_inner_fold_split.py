@@ -85,6 +85,9 @@ def test_paired_change_uses_only_runs_both_variants_have():
     assert inner_fold.reference_of("skeleton_joints_ep60") == "skeleton_hip_ep60"  # same modality, other trunk
     assert inner_fold.reference_of("conv_on_trainval") == "conv_on" and inner_fold.reference_of("conv_on") is None
     assert inner_fold.reference_of("audio_trainval") == "audio"
+    # one variant name on both data sets, each against its own data set's run of the other gates
+    assert inner_fold.reference_of("fused_on_monotone", "avletters") == "fused_on_trainval"
+    assert inner_fold.reference_of("fused_on_monotone", "utd_mhad") == "fused_on_ep60_derived_trainval"
     assert inner_fold.reference_of("fused_on_trainval_noswap") == "fused_on_trainval"  # the shipped recipe
     assert inner_fold.paired_difference(runs, "fused_on_ep60_rot30", "fused_on_ep60") == "+2.0 ± 1.4 (2)"
     assert inner_fold.paired_difference(runs, "fused_on_ep60_rot30", "fused_off") == "–"

@@ -169,6 +169,7 @@ def test_evidence_defaults_to_learned_for_the_calibrator_and_old_configs_keep_ab
     assert ModelConfig(calibration=False).evidence == "learned"
     assert ModelConfig(evidence="relative").evidence == "relative"
     old = small_config("late").to_json()
+    assert ModelConfig.from_json({**old, "evidence": None}).evidence == "absolute"  # an empty field too
     del old["evidence"]
     assert ModelConfig.from_json(old).evidence == "absolute"
     assert not hasattr(MultimodalModel(toy_schema(), ModelConfig.from_json(old)).calibrator, "centring")
