@@ -268,21 +268,25 @@ def switched_off(checkpoint: Checkpoint) -> ModelView:
 def match_checkpoints(ckpts: Sequence[Checkpoint]) -> List[Tuple[Optional[Checkpoint], Optional[Checkpoint]]]:
     """(calibrated, uncalibrated) matches by recipe and seed (:func:`recipe_of`), in the order given.
 
-    Each uncalibrated checkpoint pairs with at most one calibrated one: among several with the same
-    recipe (copies), the one with the same folder name (without ``_calon``/``_caloff``) is taken
-    first. Unmatched checkpoints come back alone."""
+    Each uncalibrated checkpoint pairs with at most one calibrated one: among several calibrated
+    ones with its recipe (copies, or calibrators that differ only in their own settings), the one
+    with the same folder name (without ``_calon``/``_caloff``) gets it, whatever the order given;
+    the others take what is left. Unmatched checkpoints come back alone."""
     keys = {id(c): _recipe_key(recipe_of(c)) for c in ckpts}
     free_off = [c for c in ckpts if not c.config.calibration]
-    out: List[Tuple[Optional[Checkpoint], Optional[Checkpoint]]] = []
-    for c in ckpts:
-        if not c.config.calibration:
-            continue
-        candidates = [u for u in free_off if keys[id(u)] == keys[id(c)]]
-        same_name = [u for u in candidates if base_name(u) == base_name(c)]
-        partner = (same_name or candidates or [None])[0]
-        if partner is not None:
-            free_off.remove(partner)
-        out.append((c, partner))
+    calibrated = [c for c in ckpts if c.config.calibration]
+    partners: Dict[int, Optional[Checkpoint]] = {}
+    for same_name_only in (True, False):
+        for c in calibrated:
+            if id(c) in partners:
+                continue
+            candidates = [u for u in free_off if keys[id(u)] == keys[id(c)]
+                          and (not same_name_only or base_name(u) == base_name(c))]
+            if candidates or not same_name_only:
+                partners[id(c)] = candidates[0] if candidates else None
+                if candidates:
+                    free_off.remove(candidates[0])
+    out: List[Tuple[Optional[Checkpoint], Optional[Checkpoint]]] = [(c, partners[id(c)]) for c in calibrated]
     out += [(None, u) for u in free_off]
     return out
 
@@ -294,10 +298,22 @@ def _words(key: str, value: Any) -> str:
     return f"{setting_name(key)} {fmt_setting(value)}"
 
 
+def calibrator_of(pair: ModelPair) -> Dict[str, Any]:
+    """The settings of a pair's calibrator, as its model config resolved them (so a default shows
+    its value, and a checkpoint from before a setting existed the value it loads with); none for a
+    pair without a calibrated model. Pairing ignores them (a baseline has none), so the label is
+    where two calibrators of one recipe and seed differ."""
+    if pair.calibrated is None:
+        return {}
+    return {k: v for k, v in pair.calibrated.config.to_json().items() if k in CALIBRATOR_SETTINGS}
+
+
 def recipe_differences(pairs: Sequence[ModelPair]) -> Dict[str, List[str]]:
     """Per pair key, the recipe settings (seed left out) in which the pair differs from other pairs
-    of the same data set and backbone, in words."""
-    recipes = {p.key: recipe_of(p.primary) for p in pairs}
+    of the same data set and backbone, in words; for pairs with a calibrated model, also the
+    calibrator settings in which it differs from the other calibrated pairs."""
+    recipes = {p.key: {**recipe_of(p.primary), **calibrator_of(p)} for p in pairs}
+    calibrator_keys = set(CALIBRATOR_SETTINGS)
     out: Dict[str, List[str]] = {p.key: [] for p in pairs}
     groups: Dict[Tuple[str, str], List[ModelPair]] = {}
     for p in pairs:
@@ -306,10 +322,15 @@ def recipe_differences(pairs: Sequence[ModelPair]) -> Dict[str, List[str]]:
         if len(group) < 2:
             continue
         names = sorted({k for p in group for k in recipes[p.key]} - {"seed", "data set", "backbone"})
-        varying = [k for k in names if len({json.dumps(recipes[p.key].get(k), sort_keys=True, default=str)
-                                            for p in group}) > 1]
+
+        def varies(k: str) -> bool:
+            among = [p for p in group if k in recipes[p.key]] if k in calibrator_keys else group
+            return len({json.dumps(recipes[p.key].get(k), sort_keys=True, default=str) for p in among}) > 1
+
+        varying = [k for k in names if varies(k)]
         for p in group:
-            out[p.key] = [_words(k, recipes[p.key].get(k)) for k in varying]
+            out[p.key] = [_words(k, recipes[p.key].get(k)) for k in varying if k in recipes[p.key]
+                          or k not in calibrator_keys]
     return out
 
 

@@ -123,3 +123,24 @@ def test_a_folder_of_checkpoints_stands_for_its_checkpoints(tmp_path):
     assert expand_checkpoint_paths([tmp_path]) == [str(tmp_path / "a_calon")]
     assert expand_checkpoint_paths([tiny["on"]]) == [str(tiny["on"])]
     assert expand_checkpoint_paths([tmp_path / "nowhere"]) == [str(tmp_path / "nowhere")]
+
+
+def test_two_calibrators_of_one_recipe_and_seed_are_told_apart_by_their_calibrator_settings(tmp_path):
+    """Pairing ignores the calibrator's settings (a baseline has none), so two calibrated models of
+    one recipe and seed that differ only in them (here the evidence margin, as for a change of the
+    evidence mode) share one baseline; their labels must say how they differ."""
+    tiny = tiny_checkpoints()
+    shutil.copytree(tiny["on"], tmp_path / "tiny_sequence_calon")
+    shutil.copytree(tiny["off"], tmp_path / "tiny_sequence_caloff")
+    variant(tiny["on"], tmp_path / "tiny_margin_calon", {"evidence_margin": 1.0}, {"evidence_margin": 1.0})
+    ckpts, problems = load_checkpoints([tmp_path])
+    assert not problems
+    pairs = pair_checkpoints(ckpts)
+    labels = [p.label for p in pairs if p.calibrated is not None]
+    assert len(labels) == 2 and len(set(labels)) == 2, labels
+    assert sum("evidence margin 1" in label for label in labels) == 1
+    assert all("copy" not in label for label in labels)  # told apart by what they are, not where
+    assert not any("evidence margin" in p.label for p in pairs if p.calibrated is None)
+    # the baseline goes to the calibrated model of its own name, though the other comes first
+    own = next(p for p in pairs if p.uncalibrated is not None)
+    assert own.calibrated.path.name == "tiny_sequence_calon"
