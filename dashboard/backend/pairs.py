@@ -22,7 +22,7 @@ from precal.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
 from precal.dashboard.backend.references import REFERENCE_SWITCHED_OFF, REFERENCE_TRAINED
 from precal.dashboard.settings import ROOT
 from precal.errors import USER_ERRORS, error_line
-from precal.models.model import CALIBRATED, UNCALIBRATED, role_name
+from precal.models.model import CALIBRATED, UNCALIBRATED
 
 
 @dataclass(frozen=True)
