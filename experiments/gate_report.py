@@ -28,6 +28,7 @@ from experiments import results_store
 from experiments.evidence import describe, describe_runs
 from experiments.readme_section import replace_section
 from experiments.robustness_report import kept_fraction, pairs
+from precal.robustness.table import gated_modalities
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -119,7 +120,7 @@ def which_rows(runs: Sequence[results_store.Run]) -> pd.DataFrame:
         if run.swap is None or variant(row["calibration"]) != "calibrator":
             continue
         t = run.swap[run.swap["role"] == "calibrated"] if "role" in run.swap else run.swap
-        modalities = [c[len("alpha_"):] for c in t.columns if c.startswith("alpha_") and t[c].notna().any()]
+        modalities = gated_modalities(t)
         for swapped, g in t[t["corruption"] == "swap"].groupby("modality"):
             clean, hit = g[g["severity"] == 0].iloc[0], g[g["severity"] == 1].iloc[0]
             for m in modalities:

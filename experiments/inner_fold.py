@@ -27,7 +27,7 @@ import shutil
 import sys
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 import pandas as pd
@@ -230,19 +230,20 @@ def fold_runs(store: Path) -> List[results_store.Run]:
     return [run for run in results_store.load(store) if fnmatch(run.name, RUN_NAMES) and run.metrics is not None]
 
 
+def fold_of(run: results_store.Run) -> Dict[str, Any]:
+    """Variant, held-out unit and seed of a fold run, from its name <variant>_held<S>_seed<N>."""
+    name, rest = run.name.rsplit("_held", 1)
+    held, seed = rest.split("_seed")
+    return {"variant": name, "held_out": int(held), "seed": int(seed)}
+
+
 def held_out_of(run: results_store.Run) -> int:
-    return int(run.name.rsplit("_held", 1)[1].split("_seed")[0])
+    return fold_of(run)["held_out"]
 
 
 def load_results(runs: Sequence[results_store.Run]) -> pd.DataFrame:
     """Variant, held-out unit, seed and test accuracy of every fold run."""
-    rows = []
-    for run in runs:
-        name, rest = run.name.rsplit("_held", 1)
-        held, seed = rest.split("_seed")
-        rows.append({"variant": name, "held_out": int(held), "seed": int(seed),
-                     "accuracy": run.metrics["test"]["accuracy"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{**fold_of(run), "accuracy": run.metrics["test"]["accuracy"]} for run in runs])
 
 
 NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the run it changes one thing of
@@ -343,13 +344,10 @@ def kept_under_corruption(runs: Sequence[results_store.Run]) -> pd.DataFrame:
         for column in ("severity", "value", "auroc_alpha"):
             if column in sweep:
                 sweep[column] = pd.to_numeric(sweep[column], errors="coerce")
-        name, rest = run.name.rsplit("_held", 1)
-        held, seed = rest.split("_seed")
         gated = (run.config or {}).get("model", {}).get("calibration", True) and "auroc_alpha" in sweep
         swaps = sweep[(sweep["corruption"] == "swap") & (sweep["severity"] >= 3)] if gated else sweep.iloc[:0]
         worst = swaps.groupby("modality")["auroc_alpha"].mean().min() if len(swaps) else np.nan  # no gates: none
-        rows.append({"variant": name, "held_out": int(held), "seed": int(seed),
-                     "clean": run.metrics["test"]["accuracy"],
+        rows.append({**fold_of(run), "clean": run.metrics["test"]["accuracy"],
                      "kept": kept_fraction(sweep, sweep["checkpoint"].iloc[0]), "swap_auroc": worst})
     return pd.DataFrame(rows)
 
@@ -369,12 +367,12 @@ def kept_lines(runs: Sequence[results_store.Run], variants: Dict[str, str], unit
              "seed) pairs both have, in points of kept accuracy.", "",
              "| variant | runs | clean accuracy | kept under corruption | swap AUROC of 1 - alpha, worst modality "
              "| paired change of kept |", "|---|---|---|---|---|---|"]
+    kept = table.rename(columns={"kept": "accuracy"})  # what paired_difference pairs
     for name, what in variants.items():
         own = table[table["variant"] == name]
         if own.empty:
             continue
         reference = reference_of(name, dataset)
-        kept = table.rename(columns={"kept": "accuracy"})
         change = paired_difference(kept, name, reference) if reference else "–"
         auroc = own["swap_auroc"].dropna().tolist()
         lines.append(f"| {what} | {len(own)} | {mean_std(own['clean'].tolist(), 100, 1)} | {mean_std(own['kept'].tolist())} "

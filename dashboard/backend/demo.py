@@ -29,7 +29,7 @@ from precal.metrics import softmax
 from precal.errors import USER_ERRORS
 from precal.models.model import CALIBRATED
 from precal.robustness.corruptions import apply_corruption
-from precal.robustness.table import read_table
+from precal.robustness.table import gated_modalities, read_table
 
 SWAP = "swap"
 SWAP_SEVERITY = 5
@@ -101,15 +101,13 @@ def singled_out(calibrated: pd.DataFrame) -> float:
     share), each share its mean alpha under the swap over its clean mean alpha (see
     :class:`StoredEffect`); 0 when the sweep has no peers to compare with."""
     rows = calibrated[calibrated["corruption"] == SWAP]
-    names = [c[len("alpha_"):] for c in rows.columns if c.startswith("alpha_") and rows[c].notna().any()]
+    names = gated_modalities(rows)
     if len(names) < 2:
         return 0.0
     gaps = []
     for swapped, g in rows.groupby("modality", sort=False):
         clean = g[g["severity"] == 0]
-        if clean.empty:
-            continue
-        if str(swapped) not in names:
+        if clean.empty or str(swapped) not in names:
             continue
         share = {m: g.loc[g["severity"] > 0, f"alpha_{m}"] / float(clean[f"alpha_{m}"].iloc[0]) for m in names}
         peers = sum(share[m] for m in names if m != swapped) / (len(names) - 1)

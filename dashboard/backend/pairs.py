@@ -275,17 +275,18 @@ def match_checkpoints(ckpts: Sequence[Checkpoint]) -> List[Tuple[Optional[Checkp
     keys = {id(c): _recipe_key(recipe_of(c)) for c in ckpts}
     free_off = [c for c in ckpts if not c.config.calibration]
     calibrated = [c for c in ckpts if c.config.calibration]
-    partners: Dict[int, Optional[Checkpoint]] = {}
-    for same_name_only in (True, False):
-        for c in calibrated:
-            if id(c) in partners:
-                continue
-            candidates = [u for u in free_off if keys[id(u)] == keys[id(c)]
-                          and (not same_name_only or base_name(u) == base_name(c))]
-            if candidates or not same_name_only:
-                partners[id(c)] = candidates[0] if candidates else None
-                if candidates:
-                    free_off.remove(candidates[0])
+
+    def take(c: Checkpoint, same_name: bool) -> Optional[Checkpoint]:
+        """The first free baseline of c's recipe (and folder name), taken out of the free ones."""
+        found = next((u for u in free_off if keys[id(u)] == keys[id(c)]
+                      and (not same_name or base_name(u) == base_name(c))), None)
+        if found is not None:
+            free_off.remove(found)
+        return found
+
+    partners = {id(c): take(c, same_name=True) for c in calibrated}
+    for c in calibrated:
+        partners[id(c)] = partners[id(c)] or take(c, same_name=False)
     out: List[Tuple[Optional[Checkpoint], Optional[Checkpoint]]] = [(c, partners[id(c)]) for c in calibrated]
     out += [(None, u) for u in free_off]
     return out
@@ -313,7 +314,6 @@ def recipe_differences(pairs: Sequence[ModelPair]) -> Dict[str, List[str]]:
     of the same data set and backbone, in words; for pairs with a calibrated model, also the
     calibrator settings in which it differs from the other calibrated pairs."""
     recipes = {p.key: {**recipe_of(p.primary), **calibrator_of(p)} for p in pairs}
-    calibrator_keys = set(CALIBRATOR_SETTINGS)
     out: Dict[str, List[str]] = {p.key: [] for p in pairs}
     groups: Dict[Tuple[str, str], List[ModelPair]] = {}
     for p in pairs:
@@ -324,13 +324,13 @@ def recipe_differences(pairs: Sequence[ModelPair]) -> Dict[str, List[str]]:
         names = sorted({k for p in group for k in recipes[p.key]} - {"seed", "data set", "backbone"})
 
         def varies(k: str) -> bool:
-            among = [p for p in group if k in recipes[p.key]] if k in calibrator_keys else group
+            among = [p for p in group if k in recipes[p.key]] if k in CALIBRATOR_SETTINGS else group
             return len({json.dumps(recipes[p.key].get(k), sort_keys=True, default=str) for p in among}) > 1
 
         varying = [k for k in names if varies(k)]
         for p in group:
             out[p.key] = [_words(k, recipes[p.key].get(k)) for k in varying if k in recipes[p.key]
-                          or k not in calibrator_keys]
+                          or k not in CALIBRATOR_SETTINGS]
     return out
 
 

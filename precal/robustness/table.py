@@ -46,6 +46,11 @@ def columns(modalities: Sequence[str]) -> List[str]:
     return [*HEAD_COLUMNS, *[f"{k}_{m}" for m in modalities for k in STATISTICS], *AUROC_COLUMNS]
 
 
+def gated_modalities(table: pd.DataFrame) -> List[str]:
+    """The modalities whose mean alpha the table records (an ``alpha_m`` column with a value)."""
+    return [c[len("alpha_"):] for c in table.columns if c.startswith("alpha_") and table[c].notna().any()]
+
+
 def read_table(path: Path | str) -> pd.DataFrame:
     """A table written by ``precal robustness`` (.csv or .parquet), with its ``role`` column."""
     path = Path(path)
