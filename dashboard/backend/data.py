@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from precal.dashboard.backend.pairs import ModelPair
 from precal.data.batch import Batch
 from precal.data.storage import MultimodalData
 from precal.evaluation import dataset_for
+from precal.robustness.engine import marked_corrupted
 
 
 @dataclass
@@ -24,6 +25,7 @@ class SplitBatches:
     split: str
     indices: np.ndarray  # (N,) positions in the data set, row order of every batch
     batches: Dict[str, Batch]  # checkpoint path -> full split batch
+    marked: Optional[np.ndarray] = None  # (N,) rows the data's recorded truth marks corrupted (None: no truth)
 
     def batch_for(self, ckpt: Checkpoint) -> Batch:
         return self.batches[str(ckpt.path)]
@@ -53,7 +55,7 @@ def split_batches(pair: ModelPair, data: MultimodalData, split: str) -> SplitBat
         batches[str(ckpt.path)] = by_config[key]
     first = next(iter(batches.values()))
     indices = first.indices.numpy() if first.indices is not None else np.asarray(data.split(split))
-    return SplitBatches(split, indices, batches)
+    return SplitBatches(split, indices, batches, marked_corrupted(data.truth, indices))
 
 
 def row_of(splits: SplitBatches, index: int) -> int:

@@ -115,6 +115,7 @@ def robustness_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: D
     plan = sweep_plan(schema, modalities, corruptions)
     rows = slice(0, max_samples) if max_samples else slice(None)
     batches = {str(v.checkpoint.path): splits.batch_for(v.checkpoint).select(rows) for v in views}
+    marked = None if splits.marked is None else {key: splits.marked[rows] for key in batches}
     total = max(1, len(views) * len(plan) * len({int(s) for s in severities} - {0}))
     done = 0
 
@@ -125,7 +126,7 @@ def robustness_sweep(views: Sequence[ModelView], splits: SplitBatches, schema: D
             progress(min(done / total, 1.0), text)
 
     return sweep([SweptModel(v.checkpoint, v.calibration) for v in views], batches, plan, severities, seed,
-                 progress=tick, lock=model_lock)
+                 progress=tick, lock=model_lock, marked=marked)
 
 
 def corruption_titles() -> Dict[str, str]:

@@ -18,7 +18,7 @@ from precal.data.storage import MultimodalData, load_dataset
 from precal.evaluation import dataset_for, resolve_data_dir
 from precal.own_checkpoint import is_own, is_own_checkpoint, open_checkpoint, open_own_model
 from precal.robustness.corruptions import CORRUPTIONS, MAX_SEVERITY, check_severity
-from precal.robustness.engine import SweptModel, count_levels, sweep, sweep_plan
+from precal.robustness.engine import SweptModel, count_levels, marked_corrupted, sweep, sweep_plan
 from precal.robustness.table import AUROC_COLUMNS, removal_drops, summarise, write_table
 from precal.safe_write import check_output_file, write_file
 
@@ -42,8 +42,10 @@ def sweep_checkpoint(ckpt: Checkpoint, data: MultimodalData, split: str = "test"
     curve); ``progress`` is called with 1 after every corrupted level of every model."""
     batch = dataset_for(ckpt, data, split).full_batch()
     plan = sweep_plan(ckpt.schema, ckpt.model.modalities, None if corruptions is None else list(corruptions))
+    marked = marked_corrupted(data.truth, batch.indices.numpy())
     return sweep(swept_models(ckpt), {str(ckpt.path): batch}, plan, (0, *severities), seed,
-                 progress=None if progress is None else (lambda _text: progress(1)))
+                 progress=None if progress is None else (lambda _text: progress(1)),
+                 marked=None if marked is None else {str(ckpt.path): marked})
 
 
 def run_sweep(paths: Sequence[str | Path], data_dir: Optional[str | Path], split: str, seed: int,

@@ -9,7 +9,9 @@ One row per (model, corrupted modality, corruption, severity), severity 0 being 
 - for every modality ``m``: ``alpha_m``, ``beta_m``, ``support_m``, ``conflict_m`` (means over the
   samples where ``m`` is present);
 - ``auroc_conflict``, ``auroc_support``, ``auroc_alpha``: how well the conflict cue, low support and
-  1 - alpha flag the corrupted modality (corrupted samples against the same modality in clean ones).
+  1 - alpha flag the corrupted modality (corrupted samples against the same modality in clean ones;
+  samples that a data set with recorded truth, such as a synthetic one, marks corrupted already are
+  on neither side: :func:`precal.robustness.engine.marked_corrupted`).
 
 Tables written before the ``role`` column existed carry the switch as a boolean ``calibration``
 column instead; :func:`read_table` turns it into ``role``.

@@ -51,3 +51,25 @@ def test_switched_off_calibrator_is_the_uncalibrated_role_of_the_same_checkpoint
     assert list(table["role"]) == [CALIBRATED] * 2 + [UNCALIBRATED] * 2
     off = table[table["role"] == UNCALIBRATED]
     assert (off["alpha_depth"] == 1.0).all()  # gates fixed at 1: the same weights, no calibration
+
+
+def test_both_leave_out_the_samples_the_data_marks_corrupted(pair):
+    """With recorded truth (as the synthetic generator writes), both paths leave the samples the data
+    corrupted itself out of the AUROC columns, alike."""
+    import dataclasses
+
+    import numpy as np
+
+    p, data = pair
+    test = data.split("test")
+    truth = {m: np.zeros(len(data.labels), dtype=np.int8) for m in data.schema.modality_names}
+    truth[data.schema.modality_names[0]][test[::3]] = 1
+    marked = dataclasses.replace(data, truth=truth)
+    dash = robustness_sweep(p.views(REFERENCE_TRAINED), split_batches(p, marked, "test"), p.primary.schema,
+                            corruptions=["swap"], severities=(0, 1, 5), seed=0)
+    cli = pd.concat([sweep_checkpoint(c, marked, "test", seed=0, severities=(1, 5), corruptions=["swap"])
+                     for c in (p.calibrated, p.uncalibrated)], ignore_index=True)
+    pd.testing.assert_frame_equal(cli, dash)
+    plain = pd.concat([sweep_checkpoint(c, data, "test", seed=0, severities=(1, 5), corruptions=["swap"])
+                       for c in (p.calibrated, p.uncalibrated)], ignore_index=True)
+    assert not np.allclose(plain["auroc_alpha"].fillna(-1), cli["auroc_alpha"].fillna(-1))

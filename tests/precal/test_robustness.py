@@ -143,3 +143,42 @@ def test_run_sweep_restricts_corruptions_and_refuses_unknown_names(setup, tmp_pa
     # swap applies to each of the three modalities, occlusion only to the frames (depth)
     assert count_levels(ckpt, (1, 3), ["swap", "occlusion"]) == (3 + 1) * 2
     assert count_levels(ckpt, (0, 5), ["swap"]) == 3  # severity 0 is the clean row, not a level
+
+
+def test_marked_corrupted_reads_every_modalitys_truth() -> None:
+    from precal.robustness.engine import marked_corrupted
+
+    truth = {"a": np.array([0, 1, 0, 0, 3]), "b": np.array([0, 0, 0, 2, 0])}
+    assert marked_corrupted({}, np.arange(5)) is None
+    assert marked_corrupted(truth, np.array([4, 0, 3, 2])).tolist() == [True, False, True, False]
+
+
+def test_samples_the_data_marks_corrupted_are_on_neither_side_of_the_auroc(setup) -> None:
+    """A data set with recorded truth (the synthetic generator's) has samples it corrupted itself:
+    counted as clean, a rightly damped modality reads as a missed detection. The sweep's AUROC
+    columns leave them out, on both sides."""
+    import dataclasses
+
+    from precal.metrics import auroc
+
+    data, _, _ = setup  # its test split cut to 40 samples
+    ckpt = load_checkpoint(ROOT / "checkpoints" / "utd_mhad_sequence_calon")  # trained: its gates vary
+    batch = dataset_for(ckpt, data, "test").full_batch()
+    i = ckpt.model.modalities.index("skeleton")
+    clean = predict(ckpt.model, batch)
+    swapped = apply_corruption(batch, "skeleton", ckpt.schema.modality("skeleton").kind, "swap", 1, seed=0)
+    out = predict(ckpt.model, swapped.batch)
+    affected = swapped.affected.numpy()
+    # mark the unswapped samples with the lowest skeleton gates: they make the unmarked AUROC lowest
+    order = [r for r in np.argsort(clean.alpha[:, i]) if not affected[r]][:6]
+    marked = np.zeros(len(affected), dtype=bool)
+    marked[order] = True
+    truth = {m: np.zeros(len(data.labels), dtype=np.int8) for m in data.schema.modality_names}
+    truth["inertial"][batch.indices.numpy()[marked]] = 1  # any modality's truth counts
+    with_truth = dataclasses.replace(data, truth=truth)
+    table = sweep_checkpoint(ckpt, with_truth, "test", seed=0, severities=(1,), corruptions=["swap"])
+    row = table[(table["modality"] == "skeleton") & (table["severity"] == 1)]
+    everyone = auroc(1 - out.alpha[affected, i], 1 - clean.alpha[:, i])
+    left_out = auroc(1 - out.alpha[affected & ~marked, i], 1 - clean.alpha[~marked, i])
+    assert left_out != pytest.approx(everyone)
+    assert float(row["auroc_alpha"].iloc[0]) == pytest.approx(left_out)
