@@ -18,7 +18,7 @@ import pandas as pd
 from precal.dashboard.backend.data import SplitBatches, data_mtime
 from precal.dashboard.backend.pairs import ModelPair, ModelView
 from precal import disk_cache
-from precal.dashboard.backend.running import code_key, model_lock
+from precal.dashboard.backend.running import model_lock, sweep_code_key
 from precal.data.schema import DatasetSchema
 from precal.robustness.corruptions import CORRUPTIONS, corruptions_for
 from precal.robustness.engine import SweptModel, sweep, sweep_plan
@@ -235,11 +235,12 @@ SWEEPS = re.compile(r"^sweep-[0-9a-f]{32}\.csv$")
 def sweep_key(views: Sequence[ModelView], data: str, data_mtime: int, split: str, modalities: Sequence[str],
               corruptions: Sequence[str], severities: Sequence[int], seed: int) -> str:
     """What identifies a computed sweep: the models by weights and calibrator switch, the data folder
-    and its modification time, the split, the plan, the seed and the code that runs the models."""
+    and its modification time, the split, the plan, the seed and the code that runs the models,
+    corrupts their inputs and scores them (:func:`~precal.dashboard.backend.running.sweep_code_key`)."""
     payload = {"views": [[v.checkpoint.fingerprint, bool(v.calibration)] for v in views], "data": str(data),
                "mtime": int(data_mtime), "split": split, "modalities": list(modalities),
                "corruptions": list(corruptions), "severities": sorted({int(s) for s in severities} | {0}),
-               "seed": int(seed), "code": code_key()}
+               "seed": int(seed), "code": sweep_code_key()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 

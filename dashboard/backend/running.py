@@ -4,6 +4,7 @@ predictions over a split cached on disk.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -74,27 +75,36 @@ def forward_views(views: Sequence[ModelView], batch: Batch) -> List[Tuple[Predic
     return results
 
 
-_CODE_KEY: Optional[str] = None
-
-
 _CODE_FILES = ("calibration.py", "inference.py", "models/model.py", "models/encoders.py", "models/fusion.py",
                "data/dataset.py", "data/batch.py", "own_model.py")
+_SWEEP_FILES = ("robustness/engine.py", "robustness/corruptions.py", "robustness/damage.py",
+                "robustness/keyed_random.py", "robustness/table.py", "metrics.py")
+
+
+@functools.lru_cache(maxsize=None)
+def _source_key(names: Tuple[str, ...]) -> str:
+    """Hash of precal's version and of these source files (relative to the package), once per process."""
+    h = hashlib.sha256(precal.__version__.encode())
+    base = Path(precal.__file__).resolve().parent
+    for name in names:
+        try:
+            h.update((base / name).read_bytes())
+        except OSError:
+            h.update(name.encode())
+    return h.hexdigest()[:16]
 
 
 def code_key() -> str:
     """Hash of the code that turns weights + inputs into predictions: a cached prediction from older
     code (same weights, different maths) is never reused."""
-    global _CODE_KEY
-    if _CODE_KEY is None:
-        h = hashlib.sha256(precal.__version__.encode())
-        base = Path(precal.__file__).resolve().parent
-        for name in _CODE_FILES:
-            try:
-                h.update((base / name).read_bytes())
-            except OSError:
-                h.update(name.encode())
-        _CODE_KEY = h.hexdigest()[:16]
-    return _CODE_KEY
+    return _source_key(_CODE_FILES)
+
+
+def sweep_code_key() -> str:
+    """:func:`code_key` plus the code that corrupts the inputs and scores a sweep: a cached sweep
+    from an older engine (say, before it left a data set's own corrupted samples out of the AUROC
+    columns) is never reused."""
+    return _source_key(_CODE_FILES + _SWEEP_FILES)
 
 
 def prediction_parts(data_path: Path | str, data_mtime: int, split: str, variant: str = "clean") -> Dict[str, Any]:

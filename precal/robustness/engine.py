@@ -136,7 +136,10 @@ def corrupted_features(model: MultimodalModel, batch: Batch, clean: Encoded, mod
 def marked_corrupted(truth: Mapping[str, np.ndarray], indices: np.ndarray) -> Optional[np.ndarray]:
     """(N,) bool: the samples at data-set positions ``indices`` whose recorded truth
     (:attr:`precal.data.storage.MultimodalData.truth`, e.g. the synthetic generator's) marks any
-    modality corrupted; None for data without truth (every real data set).
+    modality corrupted (noise, swap or removal); None for data without truth (every real data set).
+    Any modality, not only the one a sweep row corrupts: a damaged or missing peer moves the other
+    modalities' cues too (a swapped peer lowers everyone's support), so such a sample is no clean
+    reference for them either.
 
     Why: the AUROC columns compare the samples a sweep corrupted with the clean ones. A sample the
     data itself already corrupted is neither: counted as clean, a modality drowned in noise by the

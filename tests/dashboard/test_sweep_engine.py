@@ -73,3 +73,23 @@ def test_both_leave_out_the_samples_the_data_marks_corrupted(pair):
     plain = pd.concat([sweep_checkpoint(c, data, "test", seed=0, severities=(1, 5), corruptions=["swap"])
                        for c in (p.calibrated, p.uncalibrated)], ignore_index=True)
     assert not np.allclose(plain["auroc_alpha"].fillna(-1), cli["auroc_alpha"].fillna(-1))
+
+
+def test_a_cached_sweep_is_keyed_by_every_module_the_engine_runs():
+    """A sweep cached by an older engine must not be served: its key hashes the source of every
+    precal module the sweep engine imports (corruptions, scoring, tables), not only the model code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import precal
+    from precal.dashboard.backend import running
+
+    code = ("import sys, precal.robustness.engine; print('\\n'.join(sorted(m for m in sys.modules "
+            "if m.startswith('precal.robustness.') or m == 'precal.metrics')))")
+    used = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    base = Path(precal.__file__).resolve().parent
+    files = {str(Path(*m.split(".")[1:]).with_suffix(".py")) for m in used}
+    assert files and all((base / f).is_file() for f in files)
+    assert files <= set(running._SWEEP_FILES)
+    assert running.sweep_code_key() != running.code_key()
