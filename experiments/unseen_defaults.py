@@ -20,6 +20,7 @@ each gate figure stand two measures of the modality itself, from the same traine
 
     python -m experiments.unseen_defaults --seeds 100 --out results/gates/unseen_defaults_s100.csv
     python -m experiments.unseen_defaults --report results/gates/unseen_defaults_s*.csv
+    python -m experiments.unseen_defaults --seeds 100 --evidence absolute --out results/gates/unseen_absolute_s100.csv
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import argparse
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ from precal.data.synthetic import SyntheticSpec, generate
 from precal.evaluation import dataset_for
 from precal.inference import Predictions, predict
 from precal.metrics import auroc
+from precal.models.config import EVIDENCE_MODES
 from precal.robustness.sweep import sweep_checkpoint
 from precal.training import TrainConfig, train
 
@@ -88,10 +90,11 @@ def modality_measures(train_preds: Predictions, test_preds: Predictions, seed: i
     return out
 
 
-def rows_for(set_name: str, backbone: str, seed: int) -> List[Dict[str, object]]:
+def rows_for(set_name: str, backbone: str, seed: int, evidence: Optional[str] = None) -> List[Dict[str, object]]:
+    """One run's rows; ``evidence``: the one setting that may differ from the defaults (None: the default)."""
     spec = replace(SETS[set_name], seed=seed, name=set_name)
     data = generate(spec)
-    cfg = TrainConfig(data=f"<synthetic {set_name}>", backbone=backbone, seed=seed, threads=1)
+    cfg = TrainConfig(data=f"<synthetic {set_name}>", backbone=backbone, seed=seed, threads=1, evidence=evidence)
     with tempfile.TemporaryDirectory() as tmp:
         train(cfg, out=Path(tmp) / "ck", progress=False, data=data)
         ckpt = load_checkpoint(Path(tmp) / "ck")
@@ -102,7 +105,8 @@ def rows_for(set_name: str, backbone: str, seed: int) -> List[Dict[str, object]]
     accuracy = float(clean["value"].iloc[0])
     rows = []
     for r in table[table["severity"] == 1].itertuples():
-        rows.append({"set": set_name, "backbone": backbone, "seed": seed, "modality": r.modality,
+        rows.append({"set": set_name, "backbone": backbone, "seed": seed, "evidence": ckpt.config.evidence,
+                     "modality": r.modality,
                      "accuracy": accuracy, "gate": float(r.auroc_alpha), "support": float(r.auroc_support),
                      "conflict": float(r.auroc_conflict), **measures[r.modality]})
     return rows
@@ -135,6 +139,8 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES), choices=list(BACKBONES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[100])
+    parser.add_argument("--evidence", choices=EVIDENCE_MODES,
+                        help="the calibrator's evidence mode instead of the default (to see what centring costs)")
     parser.add_argument("--out", type=Path, help="write the rows as CSV")
     parser.add_argument("--report", nargs="+", type=Path, metavar="CSV", help="only summarise stored rows")
     args = parser.parse_args(argv)
@@ -147,7 +153,7 @@ def main(argv: List[str] | None = None) -> None:
     for seed in args.seeds:
         for set_name in args.sets:
             for backbone in args.backbones:
-                new = rows_for(set_name, backbone, seed)
+                new = rows_for(set_name, backbone, seed, args.evidence)
                 rows += new
                 print(" ".join(f"{r['modality']}:{r['gate']:.3f}/{r['ceiling']:.3f}" for r in new),
                       f"<- {set_name} {backbone} seed {seed}", flush=True)
