@@ -43,7 +43,7 @@ from precal.data.synthetic import SyntheticSpec, generate
 from precal.evaluation import dataset_for
 from precal.inference import Predictions, predict
 from precal.metrics import auroc
-from precal.models.config import EVIDENCE_MODES
+from precal.training.config import EVIDENCE_MODES
 from precal.robustness.sweep import sweep_checkpoint
 from precal.training import TrainConfig, train
 
