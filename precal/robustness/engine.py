@@ -30,6 +30,7 @@ from torch import Tensor
 from precal.checkpoint import Checkpoint
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema
+from precal.data.storage import TRUTH_CODES
 from precal.inference import Predictions
 from precal.metrics import auroc, compute_metrics, primary_metric
 from precal.models.model import MultimodalModel, role_name
@@ -148,7 +149,8 @@ def marked_corrupted(truth: Mapping[str, np.ndarray], indices: np.ndarray) -> Op
     if not truth:
         return None
     rows = np.asarray(indices, dtype=np.int64)
-    return np.any([np.asarray(codes)[rows] != 0 for codes in truth.values()], axis=0)
+    clean = TRUTH_CODES.index("clean")
+    return np.any([np.asarray(codes)[rows] != clean for codes in truth.values()], axis=0)
 
 
 def level_row(swept: SweptModel, labels: np.ndarray, out: Predictions, clean: Predictions, modality: str,
@@ -174,9 +176,9 @@ def level_row(swept: SweptModel, labels: np.ndarray, out: Predictions, clean: Pr
             row[f"{key}_{m}"] = float(arr[keep, i].mean()) if keep.any() else float("nan")
     if modality in names and affected is not None:
         i = names.index(modality)
-        unmarked = np.ones(len(labels), dtype=bool) if marked is None else ~marked
-        pos = affected & out.present[:, i] & unmarked
-        neg = clean.present[:, i] & unmarked
+        pos, neg = affected & out.present[:, i], clean.present[:, i]
+        if marked is not None:
+            pos, neg = pos & ~marked, neg & ~marked
         row["auroc_conflict"] = auroc(out.conflict[pos, i], clean.conflict[neg, i])
         row["auroc_support"] = auroc(-out.support[pos, i], -clean.support[neg, i])
         row["auroc_alpha"] = auroc(1 - out.alpha[pos, i], 1 - clean.alpha[neg, i])
