@@ -24,6 +24,7 @@ INTRO = (
 NO_SWEEP = ("This pair has no stored robustness sweep with both models (write one with `precal robustness … --out`), "
             "so there are no headline figures; the pages below work all the same.")
 LAB_BUTTON_KEY = "start_lab"
+CLOSING_KEY = "start_closing"
 
 
 def draw_intro(modalities: Sequence[str]) -> None:
@@ -58,5 +59,7 @@ def draw_example(content: StartContent) -> bool:
 
 
 def draw_closing() -> None:
-    st.markdown("Then: **Sample explorer** says why each gate moved; **Robustness** shows accuracy against "
+    """Where to go next. Drawn last, in a container keyed :data:`CLOSING_KEY`: once it is in the
+    browser, the page is complete (what ``benchmarks/dashboard.py`` waits for)."""
+    st.container(key=CLOSING_KEY).markdown("Then: **Sample explorer** says why each gate moved; **Robustness** shows accuracy against "
                 "corruption severity for both models; **Embeddings** shows where calibration moves the samples.")

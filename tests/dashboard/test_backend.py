@@ -649,10 +649,10 @@ def test_top_margin_is_the_lead_of_the_top_class():
     np.testing.assert_allclose(margin, [0.5, 0.01])
 
 
-def test_prepared_example_is_right_by_a_clear_margin_when_one_exists(pair, splits):
-    """A right class at 0.054 over 26 is a guess: the example is chosen among samples whose
-    calibrated prediction after the swap leads the runner-up by CLEAR_MARGIN, when there are any."""
-    from precal.dashboard.backend.demo import CLEAR_MARGIN, prepared_example, top_margin
+def test_prepared_example_shows_the_whole_story_when_a_sample_does(pair, splits):
+    """A right class at 0.054 over 26 is a guess: the example is a sample whose gate drops and whose
+    calibrated prediction after the swap leads the runner-up by CLEAR_MARGIN, when there is one."""
+    from precal.dashboard.backend.demo import CLEAR_MARGIN, GATE_DROP, prepared_example, top_margin
     from precal.robustness.corruptions import apply_corruption
 
     views = [ModelView(CALIBRATED, pair.calibrated, True, "on"), ModelView(UNCALIBRATED, pair.uncalibrated, False, "off")]
@@ -665,10 +665,70 @@ def test_prepared_example_is_right_by_a_clear_margin_when_one_exists(pair, split
     clean = predict_view(views[0], batch)
     _, margin = top_margin(p.logits)
     ok = (p.predicted == p.labels) & (clean.predicted == p.labels)
+    m = list(clean.modalities).index("skeleton")
+    dropped = clean.alpha[:, m] - p.alpha[:, m] >= GATE_DROP
     row = int(np.flatnonzero(splits.indices == ex.index)[0])
     assert ex.margin == pytest.approx(float(margin[row]))
-    if (ok & (margin >= CLEAR_MARGIN) & swapped.affected.numpy()).any():
-        assert ex.held and ex.margin >= CLEAR_MARGIN
+    assert ex.alpha_swapped == pytest.approx(float(p.alpha[row, m]), abs=1e-5)
+    if (ok & (margin >= CLEAR_MARGIN) & dropped & swapped.affected.numpy()).any():
+        assert ex.held and ex.gate_dropped and ex.margin >= CLEAR_MARGIN
+
+
+def test_candidate_chunks_cover_the_split_once_each_spread_over_it():
+    from precal.dashboard.backend.demo import candidate_chunks
+
+    assert [c.tolist() for c in candidate_chunks(5, 64)] == [[0, 1, 2, 3, 4]]
+    chunks = candidate_chunks(430, 64)
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(430))
+    assert all(len(c) <= 64 for c in chunks) and len(chunks) == 7
+    assert all(c[0] < 7 and c[-1] > 430 - 8 for c in chunks)  # each from the start to the end of the split
+
+
+def _counting(seen):
+    from precal.dashboard.backend.demo import _predict_now
+
+    def predict(view, batch, variant):
+        seen.append((view.key, variant, batch.size))
+        return _predict_now(view, batch, variant)
+    return predict
+
+
+def test_prepared_example_looks_no_further_than_the_first_chunk_that_shows_everything():
+    """Its cost does not grow with the split: on the shipped UTD-MHAD pair the search stops at the
+    first chunk holding a sample that shows everything, and the lab, swapping that one sample
+    against the whole split, shows the very gate drop the start page promised."""
+    from precal.dashboard.backend.demo import EXAMPLE_CANDIDATES, candidate_chunks, prepared_example
+
+    ckpts, problems = load_checkpoints([ROOT / "checkpoints" / f"utd_mhad_sequence_{s}" for s in ("calon", "caloff")])
+    assert not problems
+    shipped = pair_checkpoints(ckpts)[0]
+    split = split_batches(shipped, load_dataset(ROOT / "sample_data" / "utd_mhad"), "test")
+    views = shipped.views(None)
+    seen = []
+    ex = prepared_example(views, split, "skeleton", predict=_counting(seen))
+    assert ex is not None and ex.shows_everything
+    chunks = candidate_chunks(split.size)
+    assert len(chunks) > 1 and len(seen) == 3  # one chunk: three passes (calibrated clean and swapped, uncalibrated)
+    assert all(n <= EXAMPLE_CANDIDATES for *_, n in seen) and len({(k, v) for k, v, _ in seen}) == 3  # a cache key each
+    assert ex.index in split.indices[chunks[0]]
+    lab = lab_update(views, split, ex.index, {"skeleton": LabSetting(swap=True)})
+    m = lab.clean[CALIBRATED].modalities.index("skeleton")
+    assert lab.clean[CALIBRATED].alpha[m] == pytest.approx(ex.alpha_clean, abs=1e-4)
+    assert lab.corrupted[CALIBRATED].alpha[m] == pytest.approx(ex.alpha_swapped, abs=1e-4)
+
+
+def test_without_a_sample_that_shows_everything_the_whole_split_is_searched(pair, splits):
+    """The tiny, barely trained pair has no such sample: every chunk is looked at, and the example
+    is the best of the whole split, as one pass over it would choose."""
+    from precal.dashboard.backend.demo import candidate_chunks, prepared_example
+
+    views = [ModelView(CALIBRATED, pair.calibrated, True, "on"), ModelView(UNCALIBRATED, pair.uncalibrated, False, "off")]
+    seen = []
+    ex = prepared_example(views, splits, "skeleton", predict=_counting(seen), chunk_size=4)
+    assert ex is not None and not ex.shows_everything
+    assert len(seen) == 3 * len(candidate_chunks(splits.size, 4)) > 3
+    whole = prepared_example(views, splits, "skeleton", chunk_size=splits.size)
+    assert whole.index == ex.index and whole.alpha_swapped == pytest.approx(ex.alpha_swapped, abs=1e-5)
 
 
 def test_example_sentence_says_only_what_the_example_shows():
@@ -695,7 +755,7 @@ def test_a_zero_or_negative_difference_is_not_shown_as_a_gain():
     assert points_text(-0.05) == "-5.0 pts" and delta_style(-0.05) == ("normal", "auto")  # red, arrow down
 
 
-def test_choose_example_prefers_a_clear_lead_to_a_bigger_gate_drop():
+def test_choose_example_prefers_a_dropped_gate_then_a_clear_lead_to_a_bigger_gate_drop():
     from precal.dashboard.backend.demo import choose_example
 
     affected = np.array([True, True, True, False])
@@ -707,6 +767,9 @@ def test_choose_example_prefers_a_clear_lead_to_a_bigger_gate_drop():
     # no clear lead anywhere: right at all, then the drop
     assert choose_example(affected, drop, ok, np.full(4, 0.01), None) == 0
     assert choose_example(np.zeros(4, bool), drop, ok, margin, None) is None
+    # a gate that does not react shows nothing of the calibrator, however well the prediction holds
+    assert choose_example(affected, np.array([0.01, 0.3, 0.0, 0.0]), np.array([True, False, True, True]),
+                          np.array([0.9, 0.01, 0.9, 0.9]), None) == 1
 
 
 def test_varying_groups_leave_out_a_group_with_one_value_on_the_split():
