@@ -147,7 +147,7 @@ runner-up's: a right class at 0.054 over 26 near-uniform ones is a guess, not a 
 GATE_DROP = 0.05
 """A gate that falls by less than this under the swap is not said to drop (all gates of an
 untrained calibrator stay at 1)."""
-EXAMPLE_CANDIDATES = 64
+EXAMPLE_CANDIDATES = 32
 """The prepared example is looked for in chunks of about this many samples, each spread evenly over
 the split (:func:`candidate_chunks`), up to the first chunk that holds a sample showing everything.
 Why: the start page pays three model passes for it, and over every sample of a split that cost
