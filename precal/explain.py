@@ -51,7 +51,8 @@ MAX_REASONS = 2
 MIN_REASON = 0.005
 """A contribution smaller than this (it prints as 0.00 on the logit) is never named as a reason."""
 BASIS = {"absolute": "sd from typical", "relative": "sd from typical, relative to its peers",
-         "learned": "sd from typical, in part relative to its peers"}
+         "learned": "sd from typical, in part relative to its peers",
+         "capped": "sd from typical, in part relative to its peers"}
 """What a monotone gate's evidence is measured against, in words, per evidence mode."""
 LEVEL_SD = 1.0
 """A cue is called "low" or "high" only this many standard deviations or more from typical; nearer,

@@ -34,9 +34,10 @@ comparison with the other modalities through sign-constrained weights (the defau
 comparison through unconstrained weights on raw cues (checkpoints written before the direction
 contract); self: the control, gates from the modality's own summary only."""
 
-EVIDENCE_MODES = ("absolute", "relative", "learned")
+EVIDENCE_MODES = ("absolute", "relative", "learned", "capped")
 """How a monotone calibrator measures evidence: against the training reference (absolute), that
-centred over the sample's modalities (relative), or centred by a learned share (learned). The same
+centred over the sample's modalities (relative), or centred by a learned share (learned; capped: a
+learned share of at most one half). The same
 names as
 :data:`precal.calibration.EVIDENCE_MODES` (this module stays free of torch)."""
 

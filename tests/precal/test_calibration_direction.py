@@ -328,20 +328,55 @@ def test_learned_centring_keeps_the_direction_and_lies_between_absolute_and_rela
     assert torch.allclose(evidence, absolute - share * mean, atol=1e-4)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 20.0), centring=st.floats(-8.0, 8.0))
+def test_capped_centring_takes_off_at_most_half_of_the_mean_whatever_the_weights(seed, scale, centring):
+    """However far training drives the share, at least half of a drop that every modality shows
+    reaches each gate: with two modalities a swap lowers both alike, and a share near 1 would hide it."""
+    from precal.calibration import MAX_CENTRING_SHARE
+
+    cal, cues, valid, ctx = perturbed_with_cues(SUBSETS[3], seed, scale, evidence="capped")
+    with torch.no_grad():
+        cal.centring.fill_(centring)
+    cues.requires_grad_(True)
+    contributions, evidence = cal.instance_logit_parts(cues, valid, ctx)
+    logit = contributions.sum(dim=-1)
+    for i in range(3):
+        grad, = torch.autograd.grad(logit[:, i].sum(), cues, retain_graph=True)
+        assert (grad[:, i, 0] > 0).all() and (grad[:, i, 1] < 0).all()
+    absolute = cal.alpha_reference.standardise(cues, valid)
+    mean = absolute.mean(dim=1, keepdim=True)
+    share = min(float(torch.sigmoid(torch.tensor(centring))), MAX_CENTRING_SHARE)
+    assert MAX_CENTRING_SHARE == 0.5
+    assert torch.allclose(evidence, absolute - share * mean, atol=1e-4)
+    # support one reference sd lower in every modality (a conflict all of them show, as a swap between
+    # two modalities does): every modality's evidence still falls by at least half a sd
+    std = cal.alpha_reference.var[:, 0].sqrt().clamp_min(cal.alpha_reference.min_std)
+    shifted = cues.detach().clone()
+    shifted[..., 0] -= std
+    _, lower = cal.instance_logit_parts(shifted, valid, ctx)
+    drop = (evidence - lower)[..., 0].detach()
+    known = valid[..., 0] & cal.alpha_reference.known[..., 0]
+    assert (drop[known] >= 0.5 - 1e-4).all()
+
+
 def test_learned_centring_starts_half_way_is_identity_at_init_and_is_trained():
     names = SUBSETS[3]
     x = make_features(names)
-    for train_mode in (True, False):
-        fresh = make_calibrator(names, evidence="learned")
-        assert torch.allclose(torch.sigmoid(fresh.centring), torch.full((3,), 0.5))
-        out, _ = fresh.train(train_mode)(x)
-        assert all(torch.equal(out[n], x[n]) for n in names)
-    cal = make_calibrator(names, evidence="learned")
-    perturb(cal)
-    out, report = cal(x)
-    assert torch.allclose(report.contributions.sum(-1), report.alpha_logit, atol=1e-6)
-    sum(o.sum() for o in out.values()).backward()
-    assert cal.centring.grad is not None and cal.centring.grad.abs().sum() > 0
+    for mode in ("learned", "capped"):
+        for train_mode in (True, False):
+            fresh = make_calibrator(names, evidence=mode)
+            assert torch.allclose(torch.sigmoid(fresh.centring), torch.full((3,), 0.5))
+            out, _ = fresh.train(train_mode)(x)
+            assert all(torch.equal(out[n], x[n]) for n in names)
+        cal = make_calibrator(names, evidence=mode)
+        perturb(cal)
+        with torch.no_grad():
+            cal.centring.fill_(-0.3)  # below the cap: trained either way
+        out, report = cal(x)
+        assert torch.allclose(report.contributions.sum(-1), report.alpha_logit, atol=1e-6)
+        sum(o.sum() for o in out.values()).backward()
+        assert cal.centring.grad is not None and cal.centring.grad.abs().sum() > 0
 
 
 def test_centring_leaves_out_columns_without_a_reference():
@@ -349,7 +384,7 @@ def test_centring_leaves_out_columns_without_a_reference():
     0, and centring must neither count it in the mean nor give it the others' mean."""
     names = SUBSETS[3]
     x = make_features(names)
-    for mode in ("relative", "learned"):
+    for mode in ("relative", "learned", "capped"):
         cal = make_calibrator(names, evidence=mode)
         perturb(cal)
         with torch.no_grad():
