@@ -503,11 +503,17 @@ class PreFusionCalibrator(nn.Module):
         centred = centre_over_modalities(evidence, valid & reference.known)
         if self.evidence == "relative":
             return centred
-        share = torch.sigmoid(self.centring)
-        if self.evidence == "capped":
-            share = share.clamp(max=MAX_CENTRING_SHARE)
-        share = share.to(evidence.dtype).view(1, -1, *([1] * (evidence.dim() - 2)))
+        share = self.centring_share().to(evidence.dtype).view(1, -1, *([1] * (evidence.dim() - 2)))
         return evidence - share * (evidence - centred)
+
+    def centring_share(self) -> Tensor:
+        """(M,) the share of the modalities' mean evidence taken off each modality's: 0 for absolute
+        evidence, 1 for relative, learned (at most :data:`MAX_CENTRING_SHARE` when capped)."""
+        if self.evidence in ("learned", "capped"):
+            share = torch.sigmoid(self.centring)
+            return share.clamp(max=MAX_CENTRING_SHARE) if self.evidence == "capped" else share
+        return torch.full((len(self.names),), 1.0 if self.evidence == "relative" else 0.0,
+                          device=self.alpha_bias.device)
 
     def _predict(self, source: Tensor) -> Tensor:
         """All M predictors at once, modality-major: (M, B, d) @ (M, d, d) -> (B, M, d)."""

@@ -348,6 +348,7 @@ def test_capped_centring_takes_off_at_most_half_of_the_mean_whatever_the_weights
     mean = absolute.mean(dim=1, keepdim=True)
     share = min(float(torch.sigmoid(torch.tensor(centring))), MAX_CENTRING_SHARE)
     assert MAX_CENTRING_SHARE == 0.5
+    assert torch.allclose(cal.centring_share(), torch.full((3,), share))  # what reports and runs read
     assert torch.allclose(evidence, absolute - share * mean, atol=1e-4)
     # support one reference sd lower in every modality (a conflict all of them show, as a swap between
     # two modalities does): every modality's evidence still falls by at least half a sd
