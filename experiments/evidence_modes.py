@@ -26,7 +26,6 @@ import argparse
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import torch
 
 from experiments.figures import mean_std
 from experiments.gate_clean_cost import measure
@@ -73,9 +72,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             for mode, root in modes.items():
                 path = Path(root) / f"seed{seed}" / on.name
                 found[mode].append(measure(path))
-                centring = getattr(load_checkpoint(path).model.calibrator, "centring", None)
-                if centring is not None:  # the learned share of each modality's evidence mean taken off
-                    shares.setdefault(mode, []).extend(torch.sigmoid(centring).tolist())
+                calibrator = load_checkpoint(path).model.calibrator
+                if hasattr(calibrator, "centring"):  # the learned share of each modality's evidence mean taken off
+                    shares.setdefault(mode, []).extend(calibrator.centring_share().tolist())
         print(f"\n{name}")
         for mode, runs in found.items():
             parts = [f"clean {mean_std([r['clean']['gated'] for r in runs], 100, 1)}"]

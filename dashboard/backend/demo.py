@@ -154,6 +154,11 @@ Why: the start page pays three model passes for it, and over every sample of a s
 grows with the data set (430 test samples of UTD-MHAD: 1.2 s of a 4 s first start on the 2-core
 reference machine). Each sample's swap is keyed by its own id and draws its donor from the whole
 split, so a candidate is swapped exactly as in the sweep and in the lab."""
+MAX_EXAMPLE_CHUNKS = 8
+"""The most chunks looked at (256 samples): without a sample that shows everything, the best of
+those. Why: a model whose baseline stays right under the swap, or whose gates do not react, has no
+such sample at all, and a search of the whole split would cost three model passes over it (and fill
+the prediction cache with one entry per chunk) for a start page on a large data set."""
 
 
 @dataclass(frozen=True)
@@ -256,14 +261,16 @@ def example_modality(pair: ModelPair, effect: Optional[StoredEffect]) -> str:
 
 
 def prepared_example(views: Sequence[ModelView], splits: SplitBatches, modality: str, seed: int = 0,
-                     predict: Predict = _predict_now, chunk_size: int = EXAMPLE_CANDIDATES) -> Optional[PreparedExample]:
+                     predict: Predict = _predict_now, chunk_size: int = EXAMPLE_CANDIDATES,
+                     max_chunks: int = MAX_EXAMPLE_CHUNKS) -> Optional[PreparedExample]:
     """The sample whose ``modality``, swapped in from a sample of another class of the split (the
     lab's swap, same seed, so the lab shows exactly this), shows the calibrator's effect best
     (:func:`example_scores`): its gate drops, the calibrated model stays right by a clear margin
     (:data:`CLEAR_MARGIN`) and the uncalibrated one goes wrong.
 
     Looked for chunk by chunk (:func:`candidate_chunks` of ``chunk_size`` rows), stopping at the
-    first chunk that holds such a sample; else the best of the whole split. One batched pass per
+    first chunk that holds such a sample; else the best of the first ``max_chunks``
+    (:data:`MAX_EXAMPLE_CHUNKS`). One batched pass per
     model and input over each chunk, through ``predict`` (the dashboard and ``precal precompute``
     pass the prediction disk cache, so a restarted server reads them); None only if no sample can
     be swapped."""
@@ -273,7 +280,7 @@ def prepared_example(views: Sequence[ModelView], splits: SplitBatches, modality:
     unc = next((v for v in views if v is not cal), None)
     chunks = candidate_chunks(splits.size, chunk_size)
     best: Optional[Tuple[float, PreparedExample]] = None
-    for c, rows in enumerate(chunks):
+    for c, rows in enumerate(chunks[:max_chunks]):
         found = _best_in(cal, unc, splits, rows, modality, seed,
                          lambda view, batch, variant: predict(view, batch, chunk_variant(variant, c, len(chunks))))
         if found is not None and (best is None or found[0] > best[0]):

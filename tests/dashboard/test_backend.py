@@ -649,14 +649,14 @@ def test_top_margin_is_the_lead_of_the_top_class():
     np.testing.assert_allclose(margin, [0.5, 0.01])
 
 
-def test_prepared_example_shows_the_whole_story_when_a_sample_does(pair, splits):
-    """A right class at 0.054 over 26 is a guess: the example is a sample whose gate drops and whose
-    calibrated prediction after the swap leads the runner-up by CLEAR_MARGIN, when there is one."""
-    from precal.dashboard.backend.demo import CLEAR_MARGIN, GATE_DROP, prepared_example, top_margin
+def test_prepared_example_reports_what_the_swap_did_to_that_sample(pair, splits):
+    """Its margin and gates are those of the same sample in a swap of the whole split (the sweep's,
+    same seed): the start page's sentence describes what the lab will show."""
+    from precal.dashboard.backend.demo import prepared_example, top_margin
     from precal.robustness.corruptions import apply_corruption
 
     views = [ModelView(CALIBRATED, pair.calibrated, True, "on"), ModelView(UNCALIBRATED, pair.uncalibrated, False, "off")]
-    ex = prepared_example(views, splits, "skeleton")
+    ex = prepared_example(views, splits, "skeleton", chunk_size=3)
     assert ex is not None
     batch = splits.batch_for(pair.calibrated)
     swapped = apply_corruption(batch, "skeleton", pair.calibrated.schema.modality("skeleton").kind, "swap", 5, 0,
@@ -664,14 +664,11 @@ def test_prepared_example_shows_the_whole_story_when_a_sample_does(pair, splits)
     p = predict_view(views[0], swapped.batch)
     clean = predict_view(views[0], batch)
     _, margin = top_margin(p.logits)
-    ok = (p.predicted == p.labels) & (clean.predicted == p.labels)
     m = list(clean.modalities).index("skeleton")
-    dropped = clean.alpha[:, m] - p.alpha[:, m] >= GATE_DROP
     row = int(np.flatnonzero(splits.indices == ex.index)[0])
-    assert ex.margin == pytest.approx(float(margin[row]))
+    assert ex.margin == pytest.approx(float(margin[row]), abs=1e-5)
+    assert ex.alpha_clean == pytest.approx(float(clean.alpha[row, m]), abs=1e-5)
     assert ex.alpha_swapped == pytest.approx(float(p.alpha[row, m]), abs=1e-5)
-    if (ok & (margin >= CLEAR_MARGIN) & dropped & swapped.affected.numpy()).any():
-        assert ex.held and ex.gate_dropped and ex.margin >= CLEAR_MARGIN
 
 
 def test_candidate_chunks_cover_the_split_once_each_spread_over_it():
@@ -717,18 +714,24 @@ def test_prepared_example_looks_no_further_than_the_first_chunk_that_shows_every
     assert lab.corrupted[CALIBRATED].alpha[m] == pytest.approx(ex.alpha_swapped, abs=1e-4)
 
 
-def test_without_a_sample_that_shows_everything_the_whole_split_is_searched(pair, splits):
-    """The tiny, barely trained pair has no such sample: every chunk is looked at, and the example
-    is the best of the whole split, as one pass over it would choose."""
+def test_without_a_sample_that_shows_everything_the_search_stops_after_max_chunks(pair, splits):
+    """The tiny, barely trained pair has no such sample: the first max_chunks chunks are looked at
+    and no more (a large split must not cost a pass over all of it), the example is the best of
+    those, as one pass over the same rows would choose."""
     from precal.dashboard.backend.demo import candidate_chunks, prepared_example
 
     views = [ModelView(CALIBRATED, pair.calibrated, True, "on"), ModelView(UNCALIBRATED, pair.uncalibrated, False, "off")]
+    chunks = candidate_chunks(splits.size, 2)
+    assert len(chunks) > 3
     seen = []
-    ex = prepared_example(views, splits, "skeleton", predict=_counting(seen), chunk_size=4)
+    ex = prepared_example(views, splits, "skeleton", predict=_counting(seen), chunk_size=2, max_chunks=3)
     assert ex is not None and not ex.shows_everything
-    assert len(seen) == 3 * len(candidate_chunks(splits.size, 4)) > 3
-    whole = prepared_example(views, splits, "skeleton", chunk_size=splits.size)
-    assert whole.index == ex.index and whole.alpha_swapped == pytest.approx(ex.alpha_swapped, abs=1e-5)
+    assert len(seen) == 3 * 3
+    assert ex.index in splits.indices[np.concatenate(chunks[:3])]
+    everything = prepared_example(views, splits, "skeleton", chunk_size=splits.size)
+    assert everything is not None and not everything.shows_everything
+    if everything.index in splits.indices[np.concatenate(chunks[:3])]:  # the best overall was among those looked at
+        assert ex.index == everything.index
 
 
 def test_example_sentence_says_only_what_the_example_shows():
