@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from experiments.unseen_defaults import stored_rows
 from precal.checkpoint import load_checkpoint
 from precal.data.schema import DatasetSchema, ModalitySchema
 from precal.data.storage import MultimodalData, build_ragged
@@ -106,11 +107,7 @@ def main(argv: List[str] | None = None) -> None:
                 rows += new
                 print(" ".join(f"{r['modality']}:{r['gate']:.3f}" for r in new), f"<- {backbone} {evidence} seed {seed}",
                       flush=True)
-    frame = pd.DataFrame(rows)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False, float_format="%.4f")
-    print(report(frame))
+    print(report(stored_rows(rows, args.out)))
 
 
 if __name__ == "__main__":

@@ -157,11 +157,16 @@ def main(argv: List[str] | None = None) -> None:
                 rows += new
                 print(" ".join(f"{r['modality']}:{r['gate']:.3f}/{r['ceiling']:.3f}" for r in new),
                       f"<- {set_name} {backbone} seed {seed}", flush=True)
+    print(report(stored_rows(rows, args.out)))
+
+
+def stored_rows(rows: List[Dict[str, object]], out: Optional[Path]) -> pd.DataFrame:
+    """The rows as a table, written to ``out`` as CSV (4 decimals) when given."""
     frame = pd.DataFrame(rows)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False, float_format="%.4f")
-    print(report(frame))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False, float_format="%.4f")
+    return frame
 
 
 if __name__ == "__main__":
