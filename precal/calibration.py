@@ -239,7 +239,7 @@ class PreFusionCalibrator(nn.Module):
         source: "peers" (default, the calibrator) or "self" (the own-summary control).
         evidence: monotone peers only; "absolute", "relative", "learned" or "capped" (:data:`EVIDENCE_MODES`). The
             default here stays absolute, so that an own model's saved weights keep loading; precal's
-            own models default to learned (:data:`precal.models.config.DEFAULT_EVIDENCE`).
+            own models default to capped (:data:`precal.models.config.DEFAULT_EVIDENCE`).
     """
 
     def __init__(self, modalities: Sequence[ModalityFeatureSpec], shared_dim: int = 16, *,

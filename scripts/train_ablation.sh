@@ -19,7 +19,7 @@ for dataset in $DATASETS; do
     [[ " ${BACKBONES:-sequence conv} " == *" $backbone "* ]] || continue
     for cal in on off; do
       precal train "${DATA[@]}" "${COMMON[@]}" --swap-augment 0 --seed "$SEED" --backbone "$backbone" \
-        --calibration "$cal" --out "$OUT/${dataset}_${backbone}_noswap_cal${cal}" --overwrite "${EXTRA[@]}"
+        --calibration "$cal" "${SHIPPED_EVIDENCE[@]}" --out "$OUT/${dataset}_${backbone}_noswap_cal${cal}" --overwrite "${EXTRA[@]}"
     done
   done
 done

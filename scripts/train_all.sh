@@ -18,7 +18,7 @@ for dataset in $DATASETS; do
   for backbone in sequence conv; do
     for cal in $VARIANTS; do
       case "$cal" in
-        on|off) flags=(--calibration "$cal") ;;
+        on|off) flags=(--calibration "$cal" "${SHIPPED_EVIDENCE[@]}") ;;
         self) flags=(--calibration on --gate self) ;;  # the control: gates from the own summary only
         *) echo "unknown variant $cal (on, off or self)" >&2; exit 2 ;;
       esac

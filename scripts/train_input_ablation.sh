@@ -23,6 +23,6 @@ run() {  # run NAME ARGS...
   python -m experiments.results_store compact "$OUT" --add "$WORK/kept/$name" >/dev/null
 }
 for backbone in sequence conv; do
-  for cal in on off; do run "utd_mhad_${backbone}_cal${cal}_seed${SEED}" --backbone "$backbone" --calibration "$cal"; done
+  for cal in on off; do run "utd_mhad_${backbone}_cal${cal}_seed${SEED}" --backbone "$backbone" --calibration "$cal" "${SHIPPED_EVIDENCE[@]}"; done
 done
 for m in inertial skeleton depth; do run "uni_utd_mhad_${m}_seed${SEED}" --modalities "$m"; done

@@ -137,7 +137,9 @@ class TrainConfig:
         "evidence", "monotone gates: absolute, each cue against a typical training sample; relative, that "
         "centred over the sample's modalities, so that only disagreeing more than the peers lowers a gate "
         "(with two modalities a disagreement then moves neither); learned, centred by a share per modality "
-        "that training learns (the default for monotone gates; the other gates: absolute)", choices=EVIDENCE_MODES)
+        "that training learns; capped, the same with a share of at most one half, so that a disagreement "
+        "every modality shows still lowers the gates (the default for monotone gates; the other gates: "
+        "absolute)", choices=EVIDENCE_MODES)
     velocity: List[str] = model_setting(
         "velocity", "the modality's encoder also sees each feature's change since the previous step "
         "(repeatable; e.g. skeleton)", form="repeat", metavar="NAME", summary=WHEN_USED)

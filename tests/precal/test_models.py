@@ -159,14 +159,15 @@ def test_configs_written_before_the_gate_field_load_with_the_free_gate():
     assert control.calibrator.source == "self"
 
 
-def test_evidence_defaults_to_learned_for_the_calibrator_and_old_configs_keep_absolute():
-    """A config that names no evidence mode: learned centring for monotone gates from the peers (the
+def test_evidence_defaults_to_capped_for_the_calibrator_and_old_configs_keep_absolute():
+    """A config that names no evidence mode: capped centring for monotone gates from the peers (the
     measured default, also with the calibrator off: the same parameters either way), absolute for
     the self-gate and the free gates, which do not read centred cues; a checkpoint written before the field existed loads as
     absolute, its weights having no centring parameter; the resolved mode is what the config stores."""
-    assert ModelConfig().evidence == "learned" and ModelConfig().to_json()["evidence"] == "learned"
+    assert ModelConfig().evidence == "capped" and ModelConfig().to_json()["evidence"] == "capped"
     assert [ModelConfig(gate=g).evidence for g in ("self", "free")] == ["absolute", "absolute"]
-    assert ModelConfig(calibration=False).evidence == "learned"
+    assert ModelConfig(calibration=False).evidence == "capped"
+    assert ModelConfig.from_json({**ModelConfig().to_json(), "evidence": "learned"}).evidence == "learned"  # kept
     assert ModelConfig(evidence="relative").evidence == "relative"
     old = small_config("late").to_json()
     assert ModelConfig.from_json({**old, "evidence": None}).evidence == "absolute"  # an empty field too

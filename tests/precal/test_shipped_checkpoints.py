@@ -69,3 +69,18 @@ def test_loading_a_checkpoint_does_not_import_sympy(name: str) -> None:
             f"load_checkpoint({folder!r}); print('sympy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_scripts_pin_the_evidence_mode_the_shipped_models_were_trained_with() -> None:
+    """The default of precal train moved to capped centring after the shipped calibrated models were
+    trained with learned: scripts/train_all.sh passes that mode (SHIPPED_EVIDENCE), so that the script
+    reproduces what ships and the evidence runs match it."""
+    import json
+
+    pinned = subprocess.run(["bash", "-c", 'source scripts/recipes.sh; printf "%s\\n" "${SHIPPED_EVIDENCE[@]}"'],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert pinned[0] == "--evidence"
+    for folder in (p for p in SHIPPED if p.name.endswith("_calon")):  # the baselines read no evidence
+        model = json.loads((folder / "config.json").read_text())["model"]
+        assert model["evidence"] == pinned[1], folder.name
+    assert '"${SHIPPED_EVIDENCE[@]}"' in (ROOT / "scripts" / "train_all.sh").read_text()
