@@ -108,7 +108,8 @@ def parse_overrides(items: List[str]) -> Dict[str, object]:
         field = TrainConfig.__dataclass_fields__.get(key)
         if field is None:
             raise SystemExit(f"unknown training setting {key!r}")
-        kind = type(getattr(TrainConfig(data=""), key))
+        default = getattr(TrainConfig(data=""), key)
+        kind = str if default is None else type(default)  # an unset optional setting (e.g. evidence) takes a name
         out[key] = value if kind is str else (value.lower() in ("1", "true", "on")) if kind is bool else kind(value)
     return out
 

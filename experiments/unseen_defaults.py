@@ -18,7 +18,7 @@ each gate figure stand two measures of the modality itself, from the same traine
   swapped in from another class, read on the test split the same way. It knows what a swap looks
   like, which the calibrator never does; a gate near it has little left to gain from this model.
 
-    python -m experiments.unseen_defaults --seeds 100 --out results/gates/unseen_defaults_s100.csv
+    python -m experiments.unseen_defaults --seeds 100 --evidence learned --out results/gates/unseen_defaults_s100.csv
     python -m experiments.unseen_defaults --report results/gates/unseen_defaults_s*.csv
     python -m experiments.unseen_defaults --seeds 100 --evidence absolute --out results/gates/unseen_absolute_s100.csv
 """

@@ -47,9 +47,8 @@ share of at most one half. Learned centring was chosen on the inner folds, where
 under corruption than absolute evidence on both data sets and both backbones at level clean accuracy
 (docs/results/gates.md, "Centred evidence"); capping its share keeps that (level with learned on the
 inner folds) and keeps the gates seeing a conflict that every modality shows, which a share near 1
-hides: on data sets of shapes the project never trained on, the late and decision-level backbones
-learned shares up to 0.98 on two modalities and their gates no longer flagged a swap
-(docs/results/gates.md, "Capped centring"). The other gates measure it absolutely: centring compares
+hides: on two pre-extracted feature vectors the late and decision-level backbones learned shares
+up to 0.99 and their gates no longer flagged a swap (docs/results/gates.md, "Capped centring"). The other gates measure it absolutely: centring compares
 the peers' cues, which they do not read. (A model with its calibrator off gets the same mode, so
 that both have the same parameters.)"""
 
