@@ -131,6 +131,19 @@ def stored_effect(pair: ModelPair) -> Optional[StoredEffect]:
         return None
 
 
+def why_shown(is_default: bool, has_effect: bool) -> str:
+    """Why the start page shows this pair. The default pair was chosen by its stored results only
+    when it has some (:func:`demo_pair_key`; then so do all pairs it was compared with); without
+    any, it is simply the first pair, which the user did not choose either."""
+    if is_default and has_effect:
+        return ("chosen because its stored results show the calibrator's effect most clearly (swap detection by "
+                "the gates, how much more they damp the swapped modality than the others, accuracy kept under "
+                "corruption)")
+    if is_default:
+        return "opened first: no pair has a stored robustness sweep with both of its models to choose the demo by"
+    return "chosen in the sidebar"
+
+
 def demo_pair_key(pairs: Sequence[ModelPair]) -> Optional[str]:
     """The pair the app opens on: the highest :attr:`StoredEffect.score`; without stored results,
     the first pair with both a calibrated and an uncalibrated model; else the first pair."""

@@ -20,7 +20,7 @@ else:
     from dataclasses import replace
 
     from precal.dashboard.backend.demo import (example_modality, example_sentence, headline_source, headline_tiles,
-                                               prepared_example, stored_effect)
+                                               prepared_example, stored_effect, why_shown)
     from precal.dashboard.backend.first_paint import StartContent
     from precal.dashboard.ui.context import context, guard
     from precal.dashboard.ui.first_paint import remember_first_paint
@@ -36,10 +36,7 @@ else:
 
     with guard("start"):
         effect = stored_effect(pair)
-        chosen = ("chosen because its stored results show the calibrator's effect most clearly (swap detection "
-                  "by the gates, how much more they damp the swapped modality than the others, accuracy kept under "
-                  "corruption)" if pair.key == ctx.default_pair
-                  and effect is not None else "chosen in the sidebar")
+        chosen = why_shown(pair.key == ctx.default_pair, effect is not None)
         modality = example_modality(pair, effect)
         no_data = ctx.data is None or ctx.splits is None
         content = StartContent(

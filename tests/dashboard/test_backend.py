@@ -734,6 +734,15 @@ def test_without_a_sample_that_shows_everything_the_search_stops_after_max_chunk
         assert ex.index == everything.index
 
 
+def test_the_start_page_says_why_it_shows_the_pair_without_claiming_a_choice_nobody_made():
+    from precal.dashboard.backend.demo import why_shown
+
+    assert "stored results" in why_shown(True, True)
+    opened = why_shown(True, False)  # the default pair of models without stored sweeps
+    assert "sidebar" not in opened and "stored results show" not in opened and "no pair has a stored" in opened
+    assert "sidebar" in why_shown(False, True) and "sidebar" in why_shown(False, False)
+
+
 def test_example_sentence_says_only_what_the_example_shows():
     from precal.dashboard.backend.demo import PreparedExample, example_sentence
 
