@@ -9,7 +9,8 @@ modalities' evidence alike. The swap is measured exactly as ``precal robustness 
 --severities 1`` does (AUROC of 1 - alpha for the swapped modality, and of its support cue), beside
 each run's learned centring share and mean alpha.
 
-    python -m experiments.two_feature_vectors --out results/gates/two_feature_vectors.csv
+    python -m experiments.two_feature_vectors --out results/gates/two_feature_vectors.csv   (seed 0)
+    python -m experiments.two_feature_vectors --backbones late score --seeds 1 --out SEED1.csv   (rows added)
     python -m experiments.two_feature_vectors --report results/gates/two_feature_vectors.csv
 """
 
