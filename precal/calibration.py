@@ -165,6 +165,8 @@ sample's modalities for which the cue is defined, so that only how much one moda
 *more than its peers* moves its gate (see :func:`centre_over_modalities`); learned: centred by a
 share per modality that the task learns (from one half), between the two; capped: the same, the
 share at most :data:`MAX_CENTRING_SHARE`."""
+LEARNED_SHARE = ("learned", "capped")
+"""The evidence modes whose centring share is a trained parameter (``centring``)."""
 
 MAX_CENTRING_SHARE = 0.5
 """The largest share of the modalities' mean evidence that ``capped`` centring takes off. Why: with
@@ -316,7 +318,7 @@ class PreFusionCalibrator(nn.Module):
         # (self-gate: one map from the own-summary features is the whole beta head)
         self.beta_discrepancy = nn.Parameter(torch.full((m_count, d), start)) if source == "peers" else None
         self.beta_bias = nn.ParameterDict({m.name: nn.Parameter(torch.zeros(m.dim)) for m in modalities})
-        if evidence in ("learned", "capped"):  # how far each modality's evidence is centred: sigmoid, from 0.5
+        if evidence in LEARNED_SHARE:  # how far each modality's evidence is centred: sigmoid, from 0.5
             self.centring = nn.Parameter(torch.zeros(m_count))
         if monotone:
             self.alpha_reference = EvidenceReference((m_count, cue_count))
@@ -509,7 +511,7 @@ class PreFusionCalibrator(nn.Module):
     def centring_share(self) -> Tensor:
         """(M,) the share of the modalities' mean evidence taken off each modality's: 0 for absolute
         evidence, 1 for relative, learned (at most :data:`MAX_CENTRING_SHARE` when capped)."""
-        if self.evidence in ("learned", "capped"):
+        if self.evidence in LEARNED_SHARE:
             share = torch.sigmoid(self.centring)
             return share.clamp(max=MAX_CENTRING_SHARE) if self.evidence == "capped" else share
         return torch.full((len(self.names),), 1.0 if self.evidence == "relative" else 0.0,

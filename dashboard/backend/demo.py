@@ -233,10 +233,12 @@ def choose_example(affected: np.ndarray, drop: np.ndarray, ok: np.ndarray, margi
                    baseline_ok: Optional[np.ndarray]) -> Optional[int]:
     """The row with the best :func:`example_scores`: a weak model still gets the sample where its
     gate drops most. None when no row is affected."""
-    score = example_scores(affected, drop, ok, margin, baseline_ok)
-    if not np.isfinite(score).any():
-        return None
-    return int(np.argmax(score))
+    return best_row(example_scores(affected, drop, ok, margin, baseline_ok))
+
+
+def best_row(score: np.ndarray) -> Optional[int]:
+    """The row of the highest finite score, None when there is none (no row affected)."""
+    return int(np.argmax(score)) if np.isfinite(score).any() else None
 
 
 Predict = Callable[[ModelView, Batch, str], Predictions]
@@ -327,9 +329,9 @@ def _best_in(cal: ModelView, unc: Optional[ModelView], splits: SplitBatches, row
         uswapped = apply_corruption(ub.select(picked), modality, spec.kind, SWAP, SWAP_SEVERITY, seed, pool=ub)
         unc_ok = predict(unc, uswapped.batch, swap_variant(modality, seed)).predicted == labels
     score = example_scores(affected, drop, ok, margin, unc_ok)
-    if not np.isfinite(score).any():
+    row = best_row(score)
+    if row is None:
         return None
-    row = int(np.argmax(score))
     return float(score[row]), PreparedExample(
         int(splits.indices[rows[row]]), modality, float(clean_p.alpha[row, m]), float(swap_p.alpha[row, m]),
         bool(ok[row]), None if unc_ok is None else bool(unc_ok[row]), float(probability[row]), float(margin[row]))
