@@ -48,7 +48,8 @@ def draw_head(content: StartContent) -> None:
 
 def draw_example(content: StartContent) -> bool:
     """The prepared example in one sentence and the button into the lab; True when it was clicked."""
-    st.markdown(content.example)
+    if content.example:
+        st.markdown(content.example)
     if content.problem:
         st.error(content.problem, icon=":material/error:")
         return False

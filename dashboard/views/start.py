@@ -49,7 +49,8 @@ else:
         # the sentence says what this very example shows, so the example is found first
         ex = (_example(ctx.pair.cache_key, ctx.split, modality, ctx.views, ctx.splits, ctx.variant_predictions)
               if not no_data and ctx.gated() is not None else None)
-        content = replace(content, example=example_sentence(ex, modality, ctx.split))
+        # without data there is no sample to promise: the problem alone is said
+        content = replace(content, example="" if no_data else example_sentence(ex, modality, ctx.split))
         if draw_example(content):
             if ex is None:
                 st.warning(f"No sample of this split has a {modality} that can be swapped.")

@@ -333,6 +333,8 @@ def test_a_data_error_is_not_stored_as_the_first_paint(served, tmp_path, monkeyp
     at = _fresh_session().run()
     assert any("not_yet" in e.value for e in at.error)
     assert not list((tmp_path / "cache" / "first_paint").glob("*.json"))
+    # no data, no sample: the start page does not promise one ("the lab opens on a None sample")
+    assert not any("lab opens on" in m.value for m in at.markdown)
 
 
 def test_the_head_start_holds_back_only_so_long(monkeypatch):
