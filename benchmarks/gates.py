@@ -15,6 +15,7 @@ stored (``scored_on`` in the detail table); the headline figures come from the f
     python benchmarks/gates.py                       # every set, backbone and variant, seed 0
     python benchmarks/gates.py --sets vector6 --backbones late --variants calibrated free --seeds 0 1
     python benchmarks/gates.py --out results/gates/benchmark.csv
+    python benchmarks/gates.py --report results/gates/benchmark_typicality.csv   # summarise stored runs
 
 Target (issue "gates that damp what conflicts"): gate AUROC >= 0.95 against the truth for every
 backbone, with ``precal train``'s defaults. Prints one line per run and a mean +- std table.
@@ -128,7 +129,16 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--eval-samples", type=int, default=EVAL_SAMPLES,
                         help="score the gates on this many unseen samples of each set's world (0: on the set's "
                              f"own test split only; default {EVAL_SAMPLES})")
+    parser.add_argument("--report", nargs="+", type=Path, metavar="CSV",
+                        help="only summarise stored runs (their .detail.csv beside them, by kind of corruption)")
     args = parser.parse_args(argv)
+    if args.report:
+        print(f"# python benchmarks/gates.py --report {' '.join(map(str, args.report))}")
+        table = pd.concat([pd.read_csv(p) for p in args.report], ignore_index=True)
+        details = [p.with_suffix(".detail.csv") for p in args.report]
+        detail = pd.concat([pd.read_csv(p) for p in details if p.exists()], ignore_index=True)
+        summarise(table, detail)
+        return 0
     global DETAIL
     DETAIL = args.detail
     torch.set_num_threads(args.threads)
@@ -143,11 +153,18 @@ def main(argv: List[str] | None = None) -> int:
                     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                           flush=True)
     table = pd.DataFrame(rows)
+    detail = pd.concat(DETAILS, ignore_index=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False, float_format="%.4f")
-        pd.concat(DETAILS, ignore_index=True).to_csv(args.out.with_suffix(".detail.csv"), index=False,
-                                                     float_format="%.4f")
+        detail.to_csv(args.out.with_suffix(".detail.csv"), index=False, float_format="%.4f")
+    summarise(table, detail)
+    return 0
+
+
+def summarise(table: pd.DataFrame, detail: pd.DataFrame) -> None:
+    """Mean +- std per set, backbone and variant; the gates' AUROC per kind of corruption (on the runs'
+    scored samples); the worst modality per backbone against the target."""
     metrics = [c for c in ("accuracy", "gate_auroc_min", "gate_auroc_mean", "cue_auroc_min", "attributed_mean",
                            "attributed_chance") if c in table]
     agg = table.groupby(["set", "backbone", "variant"])[metrics].agg(["mean", "std"])
@@ -158,7 +175,14 @@ def main(argv: List[str] | None = None) -> int:
         for backbone, value in worst.items():
             print(f"gate AUROC (worst modality, mean over sets and seeds) {backbone}: {value:.3f} "
                   f"target >= {TARGET} ratio {value / TARGET:.2f}")
-    return 0
+    if len(detail):
+        scored = detail[detail["scored_on"] == table["scored_on"].iloc[0]]
+        scored = scored[scored["corruption"] != "any"]
+        per = scored.groupby(["variant", "seed", "corruption"])["auroc_alpha"].agg(["mean", "min", "count"])
+        print("\ngate AUROC (1 - alpha) by kind of corruption, over every (run, modality):\n" + per.round(3).to_string())
+    overall = table.groupby(["variant", "seed"])[[c for c in ("accuracy", "accuracy_fresh", "gate_auroc_min")
+                                                   if c in table]].mean()
+    print("\nmean over the sets and backbones, per seed:\n" + overall.round(4).to_string())
 
 
 if __name__ == "__main__":

@@ -90,11 +90,15 @@ def modality_measures(train_preds: Predictions, test_preds: Predictions, seed: i
     return out
 
 
-def rows_for(set_name: str, backbone: str, seed: int, evidence: Optional[str] = None) -> List[Dict[str, object]]:
-    """One run's rows; ``evidence``: the one setting that may differ from the defaults (None: the default)."""
+def rows_for(set_name: str, backbone: str, seed: int, evidence: Optional[str] = None,
+             typicality: Optional[bool] = None) -> List[Dict[str, object]]:
+    """One run's rows; ``evidence`` and ``typicality``: the settings that may differ from the defaults
+    (None: the default)."""
     spec = replace(SETS[set_name], seed=seed, name=set_name)
     data = generate(spec)
-    cfg = TrainConfig(data=f"<synthetic {set_name}>", backbone=backbone, seed=seed, threads=1, evidence=evidence)
+    chosen = {} if typicality is None else {"typicality": typicality}
+    cfg = TrainConfig(data=f"<synthetic {set_name}>", backbone=backbone, seed=seed, threads=1, evidence=evidence,
+                      **chosen)
     with tempfile.TemporaryDirectory() as tmp:
         train(cfg, out=Path(tmp) / "ck", progress=False, data=data)
         ckpt = load_checkpoint(Path(tmp) / "ck")
@@ -106,6 +110,7 @@ def rows_for(set_name: str, backbone: str, seed: int, evidence: Optional[str] = 
     rows = []
     for r in table[table["severity"] == 1].itertuples():
         rows.append({"set": set_name, "backbone": backbone, "seed": seed, "evidence": ckpt.config.evidence,
+                     "typicality": ckpt.config.typicality,
                      "modality": r.modality,
                      "accuracy": accuracy, "gate": float(r.auroc_alpha), "support": float(r.auroc_support),
                      "conflict": float(r.auroc_conflict), **measures[r.modality]})
@@ -141,6 +146,8 @@ def main(argv: List[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[100])
     parser.add_argument("--evidence", choices=EVIDENCE_MODES,
                         help="the calibrator's evidence mode instead of the default (to see what centring costs)")
+    parser.add_argument("--typicality", action=argparse.BooleanOptionalAction, default=None,
+                        help="the calibrator reads (or not) each summary's atypicality, whatever the default")
     parser.add_argument("--out", type=Path, help="write the rows as CSV")
     parser.add_argument("--report", nargs="+", type=Path, metavar="CSV", help="only summarise stored rows")
     args = parser.parse_args(argv)
@@ -153,7 +160,7 @@ def main(argv: List[str] | None = None) -> None:
     for seed in args.seeds:
         for set_name in args.sets:
             for backbone in args.backbones:
-                new = rows_for(set_name, backbone, seed, args.evidence)
+                new = rows_for(set_name, backbone, seed, args.evidence, args.typicality)
                 rows += new
                 print(" ".join(f"{r['modality']}:{r['gate']:.3f}/{r['ceiling']:.3f}" for r in new),
                       f"<- {set_name} {backbone} seed {seed}", flush=True)

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from precal.calibration import CalibrationReport
+from precal.calibration import ATYPICALITY, CalibrationReport
 
 STATUSES = ("damped", "amplified", "typical", "no_context", "absent", "disabled")
 BASELINE = "baseline"
@@ -221,6 +221,8 @@ def cue_phrase(name: str) -> str:
         return f"its similarity to {name[len(PEER_PREFIX):]}"
     if name == OWN:
         return "its own summary"
+    if name == ATYPICALITY:
+        return "its own summary's distance from typical training samples"
     return name
 
 
@@ -249,12 +251,15 @@ def _row(x: torch.Tensor) -> List[float]:
 
 
 def _cue_values(report: CalibrationReport, s: int, i: int) -> Dict[str, float]:
-    """Raw cue values behind each contribution column: support, conflict and the pairwise support
-    with each *present* peer (a peer that is absent for this sample gives no cue at all)."""
+    """Raw cue values behind each contribution column: support, conflict, the pairwise support
+    with each *present* peer (a peer that is absent for this sample gives no cue at all) and, when
+    the calibrator reads it, the atypicality of the modality's own summary."""
     values = {SUPPORT: _scalar(report.support[s, i]), CONFLICT: _scalar(report.conflict[s, i])}
     for k, peer in enumerate(report.modalities):
         if k != i and bool(report.present[s, k]):
             values[PEER_PREFIX + peer] = _scalar(report.pairwise_support[s, i, k])
+    if getattr(report, "atypicality", None) is not None:
+        values[ATYPICALITY] = _scalar(report.atypicality[s, i])
     return values
 
 

@@ -91,7 +91,7 @@ RUN_SETTINGS = frozenset({"data", "threads", "world_size", "eval_splits", "calib
 trained: left out when two runs are compared."""
 
 CALIBRATOR_SETTINGS = frozenset({"gate", "gate_loss", "evidence_margin", "evidence", "aux_weight", "aux_loss", "cue_gradient",
-                                 "shared_dim", "instance_gate", "dimension_gate"})
+                                 "shared_dim", "instance_gate", "dimension_gate", "typicality"})
 """Settings of the calibrator alone: an uncalibrated run has none (older ones do not even record
 them), so they never keep a calibrated run from pairing with its baseline."""
 

@@ -92,6 +92,7 @@ class ModelConfig:
     gate: str = "monotone"  # one of GATES: how the calibrator turns what it sees into gates
     evidence_margin: float = 0.0  # evidence within this many sd of typical counts as none (monotone gates)
     evidence: Optional[str] = None  # one of EVIDENCE_MODES; None: default_evidence (capped for the calibrator)
+    typicality: bool = False  # monotone gates also read each summary's atypicality (precal.typicality)
     unimodal_heads: bool = False  # one linear classifier per encoder summary, for a training-time loss
     velocity: List[str] = field(default_factory=list)  # modalities whose encoder also sees step-to-step change
     norms: Dict[str, str] = field(default_factory=dict)  # modality -> column groups whose lengths it also sees
@@ -102,7 +103,7 @@ class ModelConfig:
             self.evidence = default_evidence(self.gate)
         for name in ("backbone", "frame_encoder", "point_encoder", "gate", "evidence"):
             check_str(getattr(self, name), f"model config {name}", 100)
-        for name in ("calibration", "instance_gate", "dimension_gate", "cue_gradient", "unimodal_heads"):
+        for name in ("calibration", "instance_gate", "dimension_gate", "cue_gradient", "unimodal_heads", "typicality"):
             check_bool(getattr(self, name), f"model config {name}")
         for name, lo, hi in (("dim", 1, MAX_WIDTH), ("shared_dim", 1, MAX_WIDTH), ("head_hidden", 1, MAX_WIDTH),
                              ("fusion_layers", 1, MAX_FUSION_LAYERS), ("heads", 1, MAX_WIDTH)):
@@ -127,6 +128,8 @@ class ModelConfig:
         if self.evidence != "absolute" and self.gate != "monotone":
             raise ValueError(f"centred evidence ({self.evidence}) compares the modalities' cues: it needs --gate "
                              "monotone")
+        if self.typicality and self.gate != "monotone":
+            raise ValueError("the atypicality cue (typicality) is evidence for --gate monotone")
         if self.point_encoder not in POINT_ENCODERS:
             raise ValueError(f"unknown point encoder {self.point_encoder!r}; choose one of {', '.join(POINT_ENCODERS)}")
 

@@ -84,7 +84,7 @@ class MultimodalModel(nn.Module):
             shared_dim=config.shared_dim, enabled=config.calibration,
             instance_gate=config.instance_gate, dimension_gate=config.dimension_gate,
             cue_gradient=config.cue_gradient, direction=GATES[config.gate][0], source=GATES[config.gate][1],
-            evidence_margin=config.evidence_margin, evidence=config.evidence,
+            evidence_margin=config.evidence_margin, evidence=config.evidence, typicality=config.typicality,
         )
         if config.backbone == "sequence":
             self.fusion: nn.Module = TransformerFusion(names, config.dim, config.fusion_layers, config.heads,

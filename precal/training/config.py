@@ -140,6 +140,10 @@ class TrainConfig:
         "that training learns; capped, the same with a share of at most one half, so that a disagreement "
         "every modality shows still lowers the gates (the default for monotone gates; the other gates: "
         "absolute)", choices=EVIDENCE_MODES)
+    typicality: bool = model_setting(
+        "typicality", "monotone gates: also read how unlike its typical training samples each modality's own "
+        "summary is (a more unusual summary never raises its gate): finds a modality drowned in noise that "
+        "still agrees with the others", form="switch")
     velocity: List[str] = model_setting(
         "velocity", "the modality's encoder also sees each feature's change since the previous step "
         "(repeatable; e.g. skeleton)", form="repeat", metavar="NAME", summary=WHEN_USED)
@@ -173,7 +177,7 @@ class TrainConfig:
                            dim=self.dim, shared_dim=self.shared_dim, dropout=self.dropout,
                            frame_encoder=self.frame_encoder, point_encoder=self.point_encoder,
                            cue_gradient=self.cue_gradient, gate=self.gate, evidence_margin=self.evidence_margin,
-                           evidence=self.evidence,
+                           evidence=self.evidence, typicality=self.typicality,
                            unimodal_heads=self.unimodal_loss > 0,
                            velocity=[n for n in self.velocity if used(n)],
                            norms={n: v for n, v in self.norms.items() if used(n)})
@@ -197,7 +201,7 @@ class TrainConfig:
 
 
 OWN_MODEL_IGNORES = ("backbone", "dim", "shared_dim", "dropout", "frame_encoder", "point_encoder", "cue_gradient",
-                     "gate", "evidence_margin", "evidence", "velocity", "norms", "unimodal_loss")
+                     "gate", "evidence_margin", "evidence", "typicality", "velocity", "norms", "unimodal_loss")
 """Settings of precal's own architecture (and its side heads), which an own model does not have."""
 
 

@@ -18,6 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from precal.data.batch import Batch
 from precal.evidence import EvidenceReference
+from precal.typicality import SummaryReference
 
 
 class WeightAverage:
@@ -46,10 +47,10 @@ class WeightAverage:
 
 def recompute_batch_norm(model: nn.Module, batch: Batch, batch_size: int) -> None:
     """Re-estimate every running statistic from ``batch``, leaving the weights untouched: each
-    BatchNorm's mean and variance and the calibrator's evidence reference (what a typical sample's
-    cues are), as a plain cumulative average over mini-batches of ``batch_size``. Averaged weights
+    BatchNorm's mean and variance and the calibrator's references (what a typical sample's cues and
+    summaries are), as a plain cumulative average over mini-batches of ``batch_size``. Averaged weights
     give other features and cues than any epoch did, so neither statistic can be averaged."""
-    norms = [m for m in model.modules() if isinstance(m, (_BatchNorm, EvidenceReference))]
+    norms = [m for m in model.modules() if isinstance(m, (_BatchNorm, EvidenceReference, SummaryReference))]
     if not norms:
         return
     momenta = [m.momentum for m in norms]
