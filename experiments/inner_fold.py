@@ -139,10 +139,12 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
     "fused_on_monotone_cgoff": "fused calibrated, monotone gates with the cue gradient off (--cue-gradient off)",
     "fused_on_monotone_learned": "fused calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode)",
     "fused_on_monotone_capped": "fused calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half)",
+    "fused_on_monotone_capped_typ": "fused calibrated, capped evidence centring and the atypicality cue (--typicality on)",
     "conv_on_monotone": "conv calibrated with monotone gates and absolute evidence, 60 epochs, derived inputs, "
                         "train+val, final epoch",
     "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode)",
     "conv_on_monotone_capped": "conv calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half)",
+    "conv_on_monotone_capped_typ": "conv calibrated, capped evidence centring and the atypicality cue (--typicality on)",
 }
 
 
@@ -178,9 +180,11 @@ AVL_VARIANTS = {  # name -> what it is (AVLetters, 40 epochs; arguments in scrip
     "conv_on_monotone_margin1": "conv calibrated, monotone gates with an evidence margin of 1 sd (--evidence-margin 1)",
     "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode)",
     "conv_on_monotone_capped": "conv calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half)",
+    "conv_on_monotone_capped_typ": "conv calibrated, capped evidence centring and the atypicality cue (--typicality on)",
     "fused_on_monotone": "sequence calibrated with monotone gates and absolute evidence, shipped recipe",
     "fused_on_monotone_learned": "sequence calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode)",
     "fused_on_monotone_capped": "sequence calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half)",
+    "fused_on_monotone_capped_typ": "sequence calibrated, capped evidence centring and the atypicality cue (--typicality on)",
 }
 
 
@@ -290,6 +294,7 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "fused_on_monotone_cgoff": "fused_on_monotone",
     "fused_on_monotone_learned": "fused_on_monotone",
     "fused_on_monotone_capped": "fused_on_monotone_learned",
+    "fused_on_monotone_capped_typ": "fused_on_monotone_capped",
     # AVLetters (on UTD-MHAD only conv_on_monotone and its learned variant have been run): the rerun
     # against the earlier runs of its recipe, the monotone calibrator with absolute evidence against
     # that baseline, each change against it.
@@ -299,6 +304,7 @@ NAMED_REFERENCES = {  # a variant whose reference its name does not give -> the 
     "conv_on_monotone_margin1": "conv_on_monotone",
     "conv_on_monotone_learned": "conv_on_monotone",
     "conv_on_monotone_capped": "conv_on_monotone_learned",
+    "conv_on_monotone_capped_typ": "conv_on_monotone_capped",
 }
 
 

@@ -56,6 +56,8 @@ declare -A ARGS=(
   [fused_on_monotone_learned]="--calibration on --gate monotone --evidence learned --train-split train+val --selection last"
   [conv_on_monotone_capped]="--backbone conv --calibration on --gate monotone --evidence capped --train-split train+val --selection last"
   [fused_on_monotone_capped]="--calibration on --gate monotone --evidence capped --train-split train+val --selection last"
+  [conv_on_monotone_capped_typ]="--backbone conv --calibration on --gate monotone --evidence capped --typicality on --train-split train+val --selection last"
+  [fused_on_monotone_capped_typ]="--calibration on --gate monotone --evidence capped --typicality on --train-split train+val --selection last"
   [conv_off_rerun]="--backbone conv --calibration off --train-split train+val --selection last"
 )
 else
@@ -162,6 +164,8 @@ declare -A ARGS=(
   [conv_on_monotone]="--backbone conv --calibration on --gate monotone --evidence absolute --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone_learned]="--backbone conv --calibration on --gate monotone --evidence learned --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone_capped]="--backbone conv --calibration on --gate monotone --evidence capped --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [conv_on_monotone_capped_typ]="--backbone conv --calibration on --gate monotone --evidence capped --typicality on --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
+  [fused_on_monotone_capped_typ]="--calibration on --gate monotone --evidence capped --typicality on --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone_margin1]="--backbone conv --calibration on --gate monotone --evidence absolute --evidence-margin 1 --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [fused_on_monotone_cgoff]="--calibration on --gate monotone --evidence absolute --cue-gradient off --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
   [conv_on_monotone_cgoff]="--backbone conv --calibration on --gate monotone --evidence absolute --cue-gradient off --epochs 60 --train-split train+val --selection last ${DERIVED[*]} ${INPUTS[*]}"
