@@ -6,7 +6,10 @@ and the median forward time at batch 1 and batch 64 of (a) the backbone (encoder
 and (b) the calibrator alone, and their ratios. Targets: calibrator <= 5% of backbone parameters
 and <= 10% of backbone forward time.
 
-    python benchmarks/calibrator.py [--runs 50] [--threads 2] [--shared-dim 16]
+    python benchmarks/calibrator.py [--runs 50] [--threads 2] [--shared-dim 16] [--typicality]
+
+``--typicality``: with the atypicality cue (``precal.typicality``), its references fitted first, so
+that the forward pass pays for the whitening of every summary.
 """
 
 from __future__ import annotations
@@ -49,8 +52,12 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
 
 
 @torch.no_grad()
-def measure(backbone: str, batch_size: int, runs: int, shared_dim: int = ModelConfig.shared_dim) -> dict:
-    model = MultimodalModel(SCHEMA, ModelConfig(backbone=backbone, shared_dim=shared_dim)).eval()
+def measure(backbone: str, batch_size: int, runs: int, shared_dim: int = ModelConfig.shared_dim,
+            typicality: bool = False) -> dict:
+    model = MultimodalModel(SCHEMA, ModelConfig(backbone=backbone, shared_dim=shared_dim, typicality=typicality))
+    if typicality:  # fit the references (a training-mode pass), else the cue is skipped as unknown
+        model.train()(make_batch(64))
+    model.eval()
     # Non-trivial gates so the calibrator does its full work (zero weights would not change timing,
     # but make sure nothing short-circuits).
     torch.nn.init.normal_(model.calibrator.alpha_weight, std=0.5)
@@ -79,6 +86,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--shared-dim", type=int, default=ModelConfig.shared_dim,
                         help="size of the calibrator's shared comparison space")
+    parser.add_argument("--typicality", action="store_true", help="with the atypicality cue")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{'backbone':<9} {'batch':>5} {'backbone params':>15} {'calib params':>12} {'param %':>8} "
@@ -86,7 +94,7 @@ def main() -> None:
     worst_params, worst_time = 0.0, 0.0
     for backbone in BACKBONES:
         for b in (1, 64):
-            r = measure(backbone, b, args.runs, args.shared_dim)
+            r = measure(backbone, b, args.runs, args.shared_dim, args.typicality)
             p_ratio = 100 * r["calibrator_params"] / r["backbone_params"]
             t_ratio = 100 * r["calibrator_ms"] / r["backbone_ms"]
             worst_params, worst_time = max(worst_params, p_ratio), max(worst_time, t_ratio)

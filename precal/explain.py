@@ -329,6 +329,7 @@ def _reason_phrase(name: str, value: float, evidence: Dict[str, float], cue_valu
         z = evidence[name]
         level = cue_level(z)
         sd = f"{z:+.1f}".replace("-", "\u2212")
+        basis = BASIS["absolute"] if name == ATYPICALITY else basis  # never centred over the peers
         return f"{cue_phrase(name)} was {level} ({sd} {basis}, {_signed(value)}{suffix})"
     push = "pushed it down" if value < 0 else "pushed it up"
     at = f", at {_plain(cue_values[name])}," if name in cue_values else ""

@@ -132,7 +132,7 @@ def test_only_atypicality_beyond_typical_moves_the_gate():
 
 def test_a_noisy_modality_is_damped_and_the_explanation_names_its_atypicality():
     names = SUBSETS[3]
-    cal = make_calibrator(names, typicality=True)
+    cal = make_calibrator(names, typicality=True, evidence="capped")
     cal.train()
     for seed in range(30):  # the reference of typical summaries
         cal(make_features(names, seed=seed, b=32))
@@ -150,6 +150,7 @@ def test_a_noisy_modality_is_damped_and_the_explanation_names_its_atypicality():
     expl = explain_alpha(report, 0, "tok")
     assert expl.status == "damped" and expl.reasons[0] == ATYPICALITY
     assert "distance from typical training samples was high" in expl.sentence
+    assert "relative to its peers" not in expl.sentence.split("distance from typical")[1].split(")")[0]
 
 
 def test_model_configs_written_before_the_cue_load_without_it_and_other_gates_refuse_it():
