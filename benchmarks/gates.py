@@ -135,8 +135,8 @@ def main(argv: List[str] | None = None) -> int:
     if args.report:
         print(f"# python benchmarks/gates.py --report {' '.join(map(str, args.report))}")
         table = pd.concat([pd.read_csv(p) for p in args.report], ignore_index=True)
-        details = [p.with_suffix(".detail.csv") for p in args.report]
-        detail = pd.concat([pd.read_csv(p) for p in details if p.exists()], ignore_index=True)
+        details = [pd.read_csv(d) for p in args.report if (d := p.with_suffix(".detail.csv")).exists()]
+        detail = pd.concat(details, ignore_index=True) if details else pd.DataFrame()
         summarise(table, detail)
         return 0
     global DETAIL
@@ -175,7 +175,7 @@ def summarise(table: pd.DataFrame, detail: pd.DataFrame) -> None:
         for backbone, value in worst.items():
             print(f"gate AUROC (worst modality, mean over sets and seeds) {backbone}: {value:.3f} "
                   f"target >= {TARGET} ratio {value / TARGET:.2f}")
-    if len(detail):
+    if len(detail) and "scored_on" in table and "scored_on" in detail:
         scored = detail[detail["scored_on"] == table["scored_on"].iloc[0]]
         scored = scored[scored["corruption"] != "any"]
         per = scored.groupby(["variant", "seed", "corruption"])["auroc_alpha"].agg(["mean", "min", "count"])

@@ -121,7 +121,9 @@ def report(frame: pd.DataFrame) -> str:
     lines = [f"# {len(frame)} modality x run rows: {frame['set'].nunique()} sets, backbones "
              f"{', '.join(sorted(frame['backbone'].unique()))}, seeds {', '.join(map(str, sorted(frame['seed'].unique())))}",
              "# gate: AUROC of 1 - alpha, swap at severity 1 (precal robustness); ceiling: a detector trained on the "
-             "swap, on the same model's encoder summaries; probe: linear probe accuracy of the modality's summary", ""]
+             "swap, on the same model's encoder summaries; probe: linear probe accuracy of the modality's summary",
+             "# settings: " + "; ".join(f"{c} {', '.join(map(str, sorted(frame[c].unique())))}"
+                                        for c in ("evidence", "typicality") if c in frame), ""]
     per = frame.groupby(["set", "modality", "backbone"])[["gate", "support", "ceiling", "probe", "accuracy"]].mean()
     with pd.option_context("display.width", 200):
         lines.append(per.round(3).to_string())

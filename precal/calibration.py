@@ -504,7 +504,9 @@ class PreFusionCalibrator(nn.Module):
             evidence = self.alpha_reference.standardise(cues, cue_valid, self.evidence_margin)
             if self.typicality:  # the comparison cues as the mode says; atypicality only beyond typical
                 compared = self._centred(evidence[..., :-1], cue_valid[..., :-1], self.alpha_reference, columns=-1)
-                evidence = torch.cat([compared, F.relu(evidence[..., -1:] - ATYPICAL_FROM_SD)], dim=-1)
+                own = evidence[..., -1:] if self.evidence_margin == 0 else \
+                    self.alpha_reference.standardise(cues, cue_valid)[..., -1:]  # its own threshold, not the margin's
+                evidence = torch.cat([compared, F.relu(own - ATYPICAL_FROM_SD)], dim=-1)
             else:
                 evidence = self._centred(evidence, cue_valid, self.alpha_reference)
         else:

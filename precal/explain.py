@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from precal.calibration import ATYPICALITY, CalibrationReport
+from precal.calibration import ATYPICAL_FROM_SD, ATYPICALITY, CalibrationReport
 
 STATUSES = ("damped", "amplified", "typical", "no_context", "absent", "disabled")
 BASELINE = "baseline"
@@ -145,7 +145,9 @@ def explain_alpha(report: CalibrationReport, sample: int, modality: str,
     basis = BASIS[report.evidence_mode]
     sentence, reasons = _sentence(status, modality, alpha, logit, baseline, contributions, evidence, cue_values,
                                   gate, basis)
-    caveat = _lone_peer_damped_too(report, s, i, threshold) if status == "damped" and gate == "monotone" else ""
+    disagreed = any(r != ATYPICALITY for r in reasons)  # atypicality alone is no disagreement with the peer
+    caveat = (_lone_peer_damped_too(report, s, i, threshold)
+              if status == "damped" and gate == "monotone" and disagreed else "")
     return AlphaExplanation(modality=modality, alpha=alpha, logit=logit, baseline=baseline,
                             contributions=contributions, cue_values=cue_values, sentence=sentence,
                             status=status, reasons=reasons, evidence=evidence, gate=gate, caveat=caveat,
@@ -222,7 +224,7 @@ def cue_phrase(name: str) -> str:
     if name == OWN:
         return "its own summary"
     if name == ATYPICALITY:
-        return "its own summary's distance from typical training samples"
+        return f"its own summary's distance from typical training samples (sd beyond {ATYPICAL_FROM_SD:g})"
     return name
 
 
@@ -325,11 +327,14 @@ def cue_level(z: float, threshold: float = LEVEL_SD) -> str:
 def _reason_phrase(name: str, value: float, evidence: Dict[str, float], cue_values: Dict[str, float],
                    gate: str, first: bool, basis: str = BASIS["absolute"]) -> str:
     suffix = " on the logit" if first else ""
+    if gate == "monotone" and name == ATYPICALITY and name in evidence:  # counted only beyond a threshold
+        beyond = evidence[name]
+        return (f"its own summary lay {beyond + ATYPICAL_FROM_SD:.1f} sd from typical training samples, "
+                f"{beyond:.1f} beyond the {ATYPICAL_FROM_SD:g} sd still taken as typical ({_signed(value)}{suffix})")
     if gate == "monotone" and name in evidence:
         z = evidence[name]
         level = cue_level(z)
         sd = f"{z:+.1f}".replace("-", "\u2212")
-        basis = BASIS["absolute"] if name == ATYPICALITY else basis  # never centred over the peers
         return f"{cue_phrase(name)} was {level} ({sd} {basis}, {_signed(value)}{suffix})"
     push = "pushed it down" if value < 0 else "pushed it up"
     at = f", at {_plain(cue_values[name])}," if name in cue_values else ""

@@ -41,6 +41,15 @@ evaluation-mode pass reads it): a Cholesky factor of a wide summary (own feature
 channels) costs more than the rest of the calibrator, and the reference moves slowly."""
 
 
+def identity(d: int) -> Tensor:
+    """A (d, d) identity. Not ``torch.eye``: on the meta device, where a model is built to count its
+    size (:func:`precal.models.model.check_model_size`), ``eye`` imports sympy on its first call,
+    about a second of every checkpoint load (as :func:`precal.calibration.off_diagonal` notes)."""
+    out = torch.zeros(d, d)
+    out.diagonal().fill_(1.0)
+    return out
+
+
 class SummaryReference(nn.Module):
     """Running mean and covariance of the summaries of M modalities, and their atypicality.
 
@@ -53,7 +62,7 @@ class SummaryReference(nn.Module):
         self.dims = list(dims)
         for i, d in enumerate(self.dims):
             self.register_buffer(f"mean_{i}", torch.zeros(d))
-            self.register_buffer(f"cov_{i}", torch.eye(d))
+            self.register_buffer(f"cov_{i}", identity(d))
         self.register_buffer("count", torch.zeros(len(self.dims)))
         self._factors: list[Optional[Tensor]] = [None] * len(self.dims)
         self._stale = [0] * len(self.dims)
@@ -106,7 +115,7 @@ class SummaryReference(nn.Module):
         :meth:`precal.evidence.EvidenceReference.reset`."""
         for i in range(len(self.dims)):
             getattr(self, f"mean_{i}").zero_()
-            getattr(self, f"cov_{i}").copy_(torch.eye(self.dims[i]))
+            getattr(self, f"cov_{i}").copy_(identity(self.dims[i]))
         self.count.zero_()
         self._factors = [None] * len(self.dims)
         self._stale = [0] * len(self.dims)
@@ -116,13 +125,15 @@ class SummaryReference(nn.Module):
         ``REFRESH_EVERY`` training updates and whenever an evaluation-mode pass reads a stale one."""
         factor = self._factors[i]
         cov = getattr(self, f"cov_{i}")
-        if factor is None or factor.device != cov.device or self._stale[i] >= REFRESH_EVERY or (
-                self._stale[i] and not self.training):
-            ridge = RIDGE * cov.diagonal().mean().clamp_min(1e-12)
+        if factor is None or factor.device != cov.device or factor.dtype != cov.dtype or (
+                self._stale[i] >= REFRESH_EVERY) or (self._stale[i] and not self.training):
+            scale = cov.diagonal().abs().mean().clamp_min(1e-12)
             eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
-            factor, info = torch.linalg.cholesky_ex(cov + ridge * eye)
+            factor, info = torch.linalg.cholesky_ex(cov + RIDGE * scale * eye)
             if bool(info != 0):  # not positive definite in floating point: a larger ridge
-                factor = torch.linalg.cholesky(cov + (ridge * 1e3 + 1e-6) * eye)
+                factor, info = torch.linalg.cholesky_ex(cov + (1e3 * RIDGE * scale + 1e-6) * eye)
+            if bool(info != 0):  # not a covariance at all (a damaged checkpoint): one common scale
+                factor = scale.sqrt() * eye
             self._factors[i] = factor
             self._stale[i] = 0
         return factor

@@ -49,7 +49,12 @@ def recompute_batch_norm(model: nn.Module, batch: Batch, batch_size: int) -> Non
     """Re-estimate every running statistic from ``batch``, leaving the weights untouched: each
     BatchNorm's mean and variance and the calibrator's references (what a typical sample's cues and
     summaries are), as a plain cumulative average over mini-batches of ``batch_size``. Averaged weights
-    give other features and cues than any epoch did, so neither statistic can be averaged."""
+    give other features and cues than any epoch did, so neither statistic can be averaged.
+
+    With the atypicality cue (a :class:`SummaryReference`) this takes two passes: its cue is measured
+    against the summary reference, so the cue reference is re-estimated once that reference is
+    final (in one pass, a chunk's atypicality would be read against the chunks before it only, too
+    few summaries for a covariance: the cue came out far from what the final reference gives)."""
     norms = [m for m in model.modules() if isinstance(m, (_BatchNorm, EvidenceReference, SummaryReference))]
     if not norms:
         return
@@ -59,10 +64,22 @@ def recompute_batch_norm(model: nn.Module, batch: Batch, batch_size: int) -> Non
         m.momentum = None  # cumulative average
     was_training = model.training
     model.train()
-    chunks = max(1, -(-batch.size // batch_size))  # equal-sized chunks: each counts once in the average
-    with torch.no_grad():
-        for rows in torch.tensor_split(torch.arange(batch.size), chunks):
-            model(batch.select(rows))
+    _pass(model, batch, batch_size)
+    if any(isinstance(m, SummaryReference) for m in norms):
+        for m in norms:
+            if isinstance(m, EvidenceReference):
+                m.reset()
+            else:
+                m.momentum = 0.0  # kept as the first pass left it
+        _pass(model, batch, batch_size)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.train(was_training)
+
+
+def _pass(model: nn.Module, batch: Batch, batch_size: int) -> None:
+    """One training-mode pass over ``batch`` in equal-sized chunks (each counts once in an average)."""
+    chunks = max(1, -(-batch.size // batch_size))
+    with torch.no_grad():
+        for rows in torch.tensor_split(torch.arange(batch.size), chunks):
+            model(batch.select(rows))

@@ -3,6 +3,9 @@ read by the monotone gates beside the comparison cues."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import pytest
 import torch
 from hypothesis import given, settings
@@ -149,8 +152,12 @@ def test_a_noisy_modality_is_damped_and_the_explanation_names_its_atypicality():
     assert (report.alpha[:, i] < 0.05).all() and clean_report.alpha[:, i].mean() > 0.5
     expl = explain_alpha(report, 0, "tok")
     assert expl.status == "damped" and expl.reasons[0] == ATYPICALITY
-    assert "distance from typical training samples was high" in expl.sentence
-    assert "relative to its peers" not in expl.sentence.split("distance from typical")[1].split(")")[0]
+    # counted beyond a threshold: the sentence gives both the distance and how far beyond it lay
+    lay, beyond = re.search(r"its own summary lay ([0-9.]+) sd from typical training samples, ([0-9.]+) beyond "
+                            r"the 1 sd still taken as typical", expl.sentence).groups()
+    assert float(lay) == pytest.approx(float(beyond) + ATYPICAL_FROM_SD, abs=0.051)
+    assert float(beyond) == pytest.approx(expl.evidence[ATYPICALITY], abs=0.051)
+    assert "relative to its peers" not in expl.sentence and "disagreement" not in expl.with_caveat
 
 
 def test_model_configs_written_before_the_cue_load_without_it_and_other_gates_refuse_it():
@@ -175,3 +182,23 @@ def test_a_cumulative_reference_is_the_plain_average_and_reset_forgets_it():
     assert torch.allclose(ref.cov_0, torch.cov(both.T, correction=0), atol=1e-4)
     ref.reset()
     assert not ref.known.any() and torch.equal(ref.cov_0, torch.eye(3))
+
+
+def test_a_damaged_covariance_never_stops_a_forward_pass_and_a_float64_reference_reads_in_float64():
+    ref, _ = trained_reference()
+    probe = torch.randn(4, 6, dtype=torch.float64) + 1.0
+    ref.double()
+    assert ref.atypicality([probe]).dtype == torch.float64
+    with torch.no_grad():
+        ref.cov_0.copy_(-torch.eye(6, dtype=torch.float64))  # not a covariance (a damaged file)
+    ref._stale[0] = 1
+    assert torch.isfinite(ref.atypicality([probe])).all()
+
+
+def test_building_the_reference_on_the_meta_device_does_not_import_sympy():
+    """Checkpoints are size-checked on the meta device first; torch.eye there imports sympy (about a
+    second of every load)."""
+    code = ("import sys, torch\nfrom precal.typicality import SummaryReference\n"
+            "with torch.device('meta'):\n    SummaryReference([8, 8])\nprint('sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"

@@ -95,3 +95,22 @@ def test_training_offers_the_average_to_validation_and_keeps_what_it_picks(tmp_p
 def test_average_span_is_checked() -> None:
     with pytest.raises(ValueError, match="average-epochs"):
         train(TrainConfig(data=str(UTD), epochs=3, average_epochs=4), progress=False)
+
+
+def test_with_the_atypicality_cue_its_reference_is_read_against_the_final_summary_reference(utd) -> None:
+    """Two passes: the cue reference's atypicality column is what the final summary reference gives on
+    the same data (in one pass each chunk would be read against the chunks before it: a covariance
+    of far too few summaries, and the cue came out shifted by more than one standard deviation)."""
+    data, batch = utd
+    torch.manual_seed(0)
+    model = MultimodalModel(data.schema, ModelConfig(backbone="sequence", calibration=True, typicality=True))
+    recompute_batch_norm(model, batch, batch_size=32)
+    cal = model.calibrator
+    assert cal.summary_reference.momentum is not None and cal.summary_reference.known.all()
+    model.eval()
+    with torch.no_grad():
+        report = model(batch).report
+    atypical = cal.summary_reference.atypicality([report.summaries_before[n] for n in cal.names])
+    column = cal.alpha_reference.mean[:, -1]
+    # the passes run in training mode (dropout, batch statistics): close, not equal (in one pass: 4.1-4.6 apart)
+    assert (column - atypical.mean(dim=0)).abs().max() < 0.6
