@@ -71,3 +71,22 @@ def test_the_self_gate_control_cannot_find_swaps(data) -> None:
     control, _ = gate_table(data, "late", gate="self")
     assert swap_rows(control)["auroc_alpha"].mean() < 0.7
     assert swap_rows(calibrated)["auroc_alpha"].mean() > swap_rows(control)["auroc_alpha"].mean() + 0.2
+
+
+def noise_rows(table):
+    return table[table["corruption"] == "noise"]
+
+
+@pytest.mark.slow
+def test_the_atypicality_cue_finds_noise_that_the_comparison_misses(data) -> None:
+    """A modality drowned in noise can still agree with the others; its own summary then lies far from
+    every training summary, and the atypicality cue damps it (swaps are still found)."""
+    torch.set_num_threads(1)
+    plain, _ = gate_table(data, "late")
+    cfg = TrainConfig(data="<synthetic>", backbone="late", epochs=12, dim=32, seed=0, typicality=True)
+    result = train(cfg, progress=False, data=data)
+    test = MultimodalDataset(data, data.split("test"), result.preprocessor, result.model.modalities)
+    typical = truth_table(predict(result.model, test.full_batch()), data)
+    assert noise_rows(typical)["auroc_alpha"].mean() > noise_rows(plain)["auroc_alpha"].mean() + 0.05
+    assert (swap_rows(typical)["auroc_alpha"] > 0.8).all(), swap_rows(typical)
+    assert (result.model.calibrator.alpha_weights()[:, -1] <= 0).all()
