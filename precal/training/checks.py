@@ -61,6 +61,9 @@ def check_train_config(cfg: TrainConfig) -> None:
     if cfg.val_split is not None:
         check_str(cfg.val_split, "--val-split", 1000)
     cfg.model_config()  # the remaining architecture fields (backbone, encoders, gate) check themselves
+    if cfg.typicality and cfg.batch_size < 2:
+        raise ValueError("--typicality on needs --batch-size 2 or more: its reference of typical summaries is a "
+                         "covariance, which one sample per batch cannot give")
     if cfg.model is not None:
         from precal.own_model import FactorySpec
 

@@ -202,3 +202,13 @@ def test_building_the_reference_on_the_meta_device_does_not_import_sympy():
             "with torch.device('meta'):\n    SummaryReference([8, 8])\nprint('sympy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_batch_of_one_is_refused_with_the_cue_rather_than_leaving_it_off():
+    from precal.training.checks import check_train_config
+    from precal.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match="--batch-size 2 or more"):
+        check_train_config(TrainConfig(data="x", typicality=True, batch_size=1))
+    check_train_config(TrainConfig(data="x", typicality=True, batch_size=2))
+    check_train_config(TrainConfig(data="x", batch_size=1))
