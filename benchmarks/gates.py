@@ -35,7 +35,7 @@ import torch
 
 from precal.data.dataset import MultimodalDataset
 from precal.data.storage import MultimodalData
-from precal.data.synthetic import SyntheticSpec, fresh_draw, generate
+from precal.data.synthetic import BENCHMARK_SETS as SETS, fresh_draw, generate
 from precal.gate_truth import truth_attribution, truth_summary, truth_table
 from precal.inference import Predictions, predict
 from precal.training import TrainConfig, train
@@ -45,12 +45,6 @@ DETAIL = False
 DETAILS: List[pd.DataFrame] = []  # every run's table by modality and corruption
 EVAL_SAMPLES = 10_000
 OWN_TEST, FRESH = "test split", "fresh draw"
-
-SETS: Dict[str, SyntheticSpec] = {
-    "mixed3": SyntheticSpec(kinds=("time_series", "frame_sequence", "vector"), samples=2000),
-    "vector6": SyntheticSpec(kinds=("vector",) * 6, samples=2000),
-    "tokens2": SyntheticSpec(kinds=("token_sequence", "time_series"), samples=2000),
-}
 
 VARIANTS: Dict[str, Dict[str, object]] = {
     # precal train's defaults, nothing else: what a new user gets.

@@ -30,16 +30,12 @@ from sklearn.linear_model import LogisticRegression
 
 from precal.data.dataset import MultimodalDataset
 from precal.data.storage import TRUTH_CODES
-from precal.data.synthetic import SyntheticSpec, generate
+from precal.data.synthetic import BENCHMARK_SETS, generate
 from precal.inference import Predictions, predict
 from precal.metrics import auroc
 from precal.training import TrainConfig, train
 
-SETS: Dict[str, SyntheticSpec] = {
-    "mixed3": SyntheticSpec(kinds=("time_series", "frame_sequence", "vector")),
-    "tokens2": SyntheticSpec(kinds=("token_sequence", "time_series")),
-    "vector6": SyntheticSpec(kinds=("vector",) * 6),
-}
+SETS = BENCHMARK_SETS  # its sample count is set per run (--samples)
 CLEAN, NOISE, SWAP = (TRUTH_CODES.index(c) for c in ("clean", "noise", "swap"))
 
 

@@ -14,6 +14,7 @@ the training split, corrupted or not, as a running reference would see them.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Dict, List
 
 import numpy as np
@@ -21,15 +22,10 @@ import torch
 
 from precal.data.dataset import MultimodalDataset
 from precal.data.storage import TRUTH_CODES
-from precal.data.synthetic import SyntheticSpec, fresh_draw, generate, parse_kinds
+from precal.data.synthetic import BENCHMARK_SETS, fresh_draw, generate
 from precal.inference import Predictions, predict
 from precal.metrics import auroc
 from precal.training import TrainConfig, train
-
-SETS = {"mixed3": "time_series,frame_sequence,vector", "tokens2": "token_sequence,time_series",
-        "vector6": "vector*6"}
-"""The synthetic benchmark's sets (benchmarks/gates.py), by their kinds."""
-
 
 def distances(reference: np.ndarray, x: np.ndarray, ridge: float = 1e-3) -> Dict[str, np.ndarray]:
     """Squared distance of each row of ``x`` from the reference rows: full covariance and diagonal."""
@@ -43,12 +39,12 @@ def distances(reference: np.ndarray, x: np.ndarray, ridge: float = 1e-3) -> Dict
 
 def main(argv: List[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", default="mixed3", choices=list(SETS))
+    parser.add_argument("--set", default="mixed3", choices=list(BENCHMARK_SETS))
     parser.add_argument("--backbone", default="late")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    spec = SyntheticSpec(kinds=parse_kinds(SETS[args.set]), samples=2000, seed=args.seed)
+    spec = replace(BENCHMARK_SETS[args.set], seed=args.seed)
     data = generate(spec)
     result = train(TrainConfig(data=f"<synthetic {args.set}>", backbone=args.backbone, seed=args.seed, threads=1),
                    progress=False, data=data)

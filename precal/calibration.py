@@ -419,7 +419,8 @@ class PreFusionCalibrator(nn.Module):
             shared_cues = torch.cat([agreement, discrepancy], dim=-1)  # (B, M, 2d)
             if self.typicality:  # the own summary against typical training summaries, after the peers
                 atypical_valid = has_context & self.summary_reference.known.unsqueeze(0)
-                atypicality = self.summary_reference.atypicality([summaries[n] for n in self.names])
+                own_summaries = [summaries[n] for n in self.names]
+                atypicality = self.summary_reference.atypicality(own_summaries)
                 atypicality = torch.where(atypical_valid, atypicality, torch.zeros_like(atypicality))
                 cues = torch.cat([cues, atypicality.unsqueeze(-1)], dim=-1)
                 cue_valid = torch.cat([cue_valid, atypical_valid.unsqueeze(-1)], dim=-1)
@@ -446,7 +447,7 @@ class PreFusionCalibrator(nn.Module):
             if self.source == "peers":
                 self.beta_reference.update(shared_cues, shared_valid)
             if self.typicality:
-                self.summary_reference.update([summaries[n] for n in self.names], pres)
+                self.summary_reference.update(own_summaries, pres)
         gates_on = self.enabled and self.instance_gate
         alpha = 2.0 * torch.sigmoid(alpha_logit) if gates_on else torch.ones_like(alpha_logit)
 

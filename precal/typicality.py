@@ -64,8 +64,7 @@ class SummaryReference(nn.Module):
             self.register_buffer(f"mean_{i}", torch.zeros(d))
             self.register_buffer(f"cov_{i}", identity(d))
         self.register_buffer("count", torch.zeros(len(self.dims)))
-        self._factors: list[Optional[Tensor]] = [None] * len(self.dims)
-        self._stale = [0] * len(self.dims)
+        self._forget_factors()
 
     @property
     def known(self) -> Tensor:
@@ -117,8 +116,7 @@ class SummaryReference(nn.Module):
             getattr(self, f"mean_{i}").zero_()
             getattr(self, f"cov_{i}").copy_(identity(self.dims[i]))
         self.count.zero_()
-        self._factors = [None] * len(self.dims)
-        self._stale = [0] * len(self.dims)
+        self._forget_factors()
 
     def _factor(self, i: int) -> Tensor:
         """The Cholesky factor of modality ``i``'s ridged covariance, refreshed every
@@ -141,5 +139,9 @@ class SummaryReference(nn.Module):
     def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: D401 (torch's hook)
         """Loaded buffers: every cached factor is stale."""
         super()._load_from_state_dict(*args, **kwargs)
-        self._factors = [None] * len(self.dims)
+        self._forget_factors()
+
+    def _forget_factors(self) -> None:
+        """No cached factor: the next read factorises the covariance as it is."""
+        self._factors: list[Optional[Tensor]] = [None] * len(self.dims)
         self._stale = [0] * len(self.dims)

@@ -95,6 +95,15 @@ class SyntheticSpec:
         return names
 
 
+BENCHMARK_SETS: Dict[str, SyntheticSpec] = {
+    "mixed3": SyntheticSpec(kinds=("time_series", "frame_sequence", "vector"), samples=2000),
+    "vector6": SyntheticSpec(kinds=("vector",) * 6, samples=2000),
+    "tokens2": SyntheticSpec(kinds=("token_sequence", "time_series"), samples=2000),
+}
+"""The gate benchmark's sets (``benchmarks/gates.py``): mixed kinds, many vector views, and two
+modalities; the experiments that study its results generate the same worlds from here."""
+
+
 def parse_kinds(text: str) -> Tuple[str, ...]:
     """``"vector*6"`` or ``"time_series,frame_sequence,vector"`` (``KIND*COUNT`` repeats a kind)."""
     kinds: List[str] = []
