@@ -39,6 +39,7 @@ from precal.data.synthetic import BENCHMARK_SETS as SETS, fresh_draw, generate
 from precal.gate_truth import truth_attribution, truth_summary, truth_table
 from precal.inference import Predictions, predict
 from precal.training import TrainConfig, train
+from precal.training.config import parse_settings
 
 TARGET = 0.95
 DETAIL = False
@@ -96,19 +97,6 @@ def run(set_name: str, backbone: str, variant: str, seed: int, threads: int, ove
             "scored_on": scored_on, "seconds": round(seconds, 1)}
 
 
-def parse_overrides(items: List[str]) -> Dict[str, object]:
-    out: Dict[str, object] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        field = TrainConfig.__dataclass_fields__.get(key)
-        if field is None:
-            raise SystemExit(f"unknown training setting {key!r}")
-        default = getattr(TrainConfig(data=""), key)
-        kind = str if default is None else type(default)  # an unset optional setting (e.g. evidence) takes a name
-        out[key] = value if kind is str else (value.lower() in ("1", "true", "on")) if kind is bool else kind(value)
-    return out
-
-
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
@@ -136,7 +124,10 @@ def main(argv: List[str] | None = None) -> int:
     global DETAIL
     DETAIL = args.detail
     torch.set_num_threads(args.threads)
-    overrides = parse_overrides(args.overrides)
+    try:
+        overrides = parse_settings(args.overrides)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     rows = []
     for seed in args.seeds:
         for set_name in args.sets:

@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 from typing import Iterator, List
 
-import numpy as np
 import torch
 
 from precal.checkpoint import load_checkpoint

@@ -98,6 +98,14 @@ class AlphaExplanation:
         """The sentence followed by its caveat, for a place that shows one explanation alone."""
         return f"{self.sentence} {self.caveat}" if self.caveat else self.sentence
 
+    def basis_of(self, cue: str) -> str:
+        """What one cue's evidence is measured against: the table of cues shows it per row, because
+        atypicality counts only beyond the distance still taken as typical and is never relative to
+        the peers, whatever the comparison cues are measured against."""
+        if cue == ATYPICALITY:
+            return f"sd beyond the {ATYPICAL_FROM_SD:g} sd still typical (its own, not its peers')"
+        return self.basis
+
     @property
     def typical_alpha(self) -> float:
         """The gate a typical sample gets (the bias alone)."""

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from precal.calibration import ATYPICALITY
 from precal.dashboard.backend.data import SplitBatches, row_of
 from precal.dashboard.backend.pairs import ModelView
 from precal.dashboard.backend.running import forward_views
@@ -20,6 +21,10 @@ from precal.dashboard.backend.samples import SampleOutputs, _outputs
 from precal.data.batch import Batch
 from precal.data.schema import DatasetSchema
 from precal.robustness.corruptions import apply_corruption
+
+CUE_QUANTITIES = ("alpha", "support", "conflict")
+"""The gate and the comparison cues every calibrator has; :meth:`LabResult.quantities` adds
+atypicality for a model trained with it."""
 
 
 @dataclass(frozen=True)
@@ -142,16 +147,24 @@ class LabResult:
     seconds: float
     by_view: Dict[str, Tuple[SampleOutputs, SampleOutputs]] = field(default_factory=dict)  # view.key -> (clean, corrupted)
 
+    def quantities(self, roles: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
+        """The gate and the cues shown for ``roles`` (default: every view): alpha, support and conflict,
+        and atypicality when any of those models was trained with it."""
+        roles = list(self.corrupted) if roles is None else roles
+        extra = any(self.corrupted[r].atypicality is not None for r in roles if r in self.corrupted)
+        return CUE_QUANTITIES + ((ATYPICALITY,) if extra else ())
+
     def delta_frame(self) -> pd.DataFrame:
-        """Per view and modality: alpha/support/conflict clean, corrupted and the change. A modality
-        absent from either input has no gate and no cues there: its numbers are NaN, never the
-        pass-through 1 and 0 the model carries internally (``absent`` says which)."""
+        """Per view and modality: its gate and cues (:meth:`quantities`) clean, corrupted and the change.
+        A modality absent from either input has no gate and no cues there: its numbers are NaN, never
+        the pass-through 1 and 0 the model carries internally (``absent`` says which); a cue the model
+        does not have is left out of its rows."""
         rows = []
         for role, cor in self.corrupted.items():
             cl = self.clean[role]
             for i, m in enumerate(cor.modalities):
                 here = (bool(cl.present[i]), bool(cor.present[i]))
-                for q in ("alpha", "support", "conflict"):
+                for q in self.quantities([role]):
                     a = float(getattr(cl, q)[i]) if here[0] else float("nan")
                     b = float(getattr(cor, q)[i]) if here[1] else float("nan")
                     rows.append({"role": role, "modality": m, "quantity": q, "clean": a, "corrupted": b,
@@ -159,16 +172,17 @@ class LabResult:
         return pd.DataFrame(rows, columns=["role", "modality", "quantity", "clean", "corrupted", "change", "absent"])
 
     def change_table(self, role: str, modalities: Sequence[str],
-                     quantities: Sequence[str] = ("alpha", "support", "conflict")) -> pd.DataFrame:
+                     quantities: Sequence[str] = CUE_QUANTITIES) -> pd.DataFrame:
         """Corrupted minus clean per modality (rows) and quantity (columns) for one model: the lab's
         small table, built directly (a pivot of :meth:`delta_frame` costs tens of ms per update).
-        NaN where the modality is absent from the clean or corrupted input (see :meth:`cell_notes`)."""
+        NaN where the modality is absent from the clean or corrupted input, or the model has no such
+        cue (see :meth:`cell_notes`)."""
         cl, cor = self.clean[role], self.corrupted[role]
         index = {m: i for i, m in enumerate(cor.modalities)}
 
         def value(m: str, q: str) -> float:
             i = index.get(m)
-            if i is None or not (cl.present[i] and cor.present[i]):
+            if i is None or not (cl.present[i] and cor.present[i]) or getattr(cor, q) is None:
                 return float("nan")
             return float(getattr(cor, q)[i] - getattr(cl, q)[i])
 
@@ -176,17 +190,19 @@ class LabResult:
         return pd.DataFrame(rows, index=pd.Index(list(modalities), name="modality"), columns=list(quantities))
 
     def cell_notes(self, role: str, modalities: Sequence[str],
-                   quantities: Sequence[str] = ("alpha", "support", "conflict")) -> pd.DataFrame:
+                   quantities: Sequence[str] = CUE_QUANTITIES) -> pd.DataFrame:
         """What to write instead of a number in :meth:`change_table`'s cells: "n/a (absent)" for a
-        modality removed (or missing in the data); for a model whose calibrator is off, its alpha is
-        "fixed at 1" and its cues are read but not used ("" where a number is shown)."""
+        modality removed (or missing in the data); "no such cue" where the model was trained without
+        it; for a model whose calibrator is off, its alpha is "fixed at 1" and its cues are read but
+        not used ("" where a number is shown)."""
         cl, cor = self.clean[role], self.corrupted[role]
         index = {m: i for i, m in enumerate(cor.modalities)}
         rows = []
         for m in modalities:
             i = index.get(m)
             absent = i is None or not (cl.present[i] and cor.present[i])
-            rows.append(["n/a (absent)" if absent else ("fixed at 1" if q == "alpha" and not cor.calibration else "")
+            rows.append(["n/a (absent)" if absent else "no such cue" if getattr(cor, q) is None
+                         else ("fixed at 1" if q == "alpha" and not cor.calibration else "")
                          for q in quantities])
         return pd.DataFrame(rows, index=pd.Index(list(modalities), name="modality"), columns=list(quantities))
 

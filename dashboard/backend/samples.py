@@ -56,6 +56,13 @@ class SampleOutputs:
         return self.outputs.conflict[self.row]
 
     @property
+    def atypicality(self) -> Optional[np.ndarray]:  # (M,), None without the cue (``--typicality off``)
+        """How unlike its typical training summaries each modality's own summary is (log of the mean
+        squared whitened distance: about 0 for a typical one); only models trained with the cue have it."""
+        values = getattr(self.report, "atypicality", None)
+        return None if values is None else values[self.row].detach().cpu().numpy()
+
+    @property
     def present(self) -> np.ndarray:  # (M,) bool
         return self.outputs.present[self.row]
 

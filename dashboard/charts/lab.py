@@ -32,8 +32,10 @@ PROJECTION_COLOURS = {"after calibration": "#111111", "before calibration": "#d6
 """The sample's own markers: black and red, apart from the class colours of the split under them."""
 CUE_PANELS = (("alpha", "alpha (× features; 1 = unchanged)", (0.0, 2.15), 1.0),
               ("support", "support (cosine, −1…1)", (-1.15, 1.25), None),
-              ("conflict", "conflict (mean sq. distance)", None, None))
-"""quantity, axis title with units, fixed axis range (None: from the data), reference line."""
+              ("conflict", "conflict (mean sq. distance)", None, None),
+              ("atypicality", "atypicality (log mean sq. whitened distance; 0 typical)", None, 0.0))
+"""quantity, axis title with units, fixed axis range (None: from the data), reference line. A panel
+is drawn only for the quantities the frame holds (atypicality only for models trained with it)."""
 
 
 def colour_encoding(field: str, colours: Mapping[str, str], title: str, domain: Sequence[str]) -> Dict[str, Any]:
@@ -94,7 +96,8 @@ def probability_chart(panels: Sequence[Tuple[str, pd.DataFrame]], title: str, co
 
 
 def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[str, str]) -> Spec:
-    """alpha, support and conflict per modality, one bar panel each, bars grouped by ``colour_by``.
+    """alpha, support and conflict (and atypicality, where the frame has it) per modality, one bar
+    panel each, bars grouped by ``colour_by``.
     ``frame``: modality, quantity, value and ``colour_by`` columns. alpha has a dashed line at 1
     (unchanged features). A NaN value (the modality is absent from that input: no gate, no cues)
     draws no bar but the words "n/a (absent)" where the bar would be. Values are read on the axis
@@ -107,7 +110,10 @@ def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[
         values.append({"modality": str(m), "quantity": str(q), "value": float(v) if finite else None,
                        colour_by: str(g), "note": "" if finite else "n/a (absent)"})
     charts = []
+    held = set(str(q) for q in frame["quantity"])
     for quantity, label, domain, reference in CUE_PANELS:
+        if quantity not in held:
+            continue
         y: Dict[str, Any] = {"field": "value", "type": "quantitative", "axis": {"title": label}}
         if domain is not None:
             y["scale"] = {"domain": list(domain)}
@@ -146,9 +152,9 @@ CHANGE_LIMIT = 1.0
 """Colour range (±) of the change chart; larger changes are clamped (the text still says them)."""
 
 
-TRUST_SIGN = {"alpha": 1.0, "support": 1.0, "conflict": -1.0}
+TRUST_SIGN = {"alpha": 1.0, "support": 1.0, "conflict": -1.0, "atypicality": -1.0}
 """Which way each quantity moves when the calibrator trusts a modality *less*: alpha and support
-fall, conflict rises. The change chart colours by this, so a warning colour always means "less
+fall, conflict and atypicality rise. The change chart colours by this, so a warning colour always means "less
 trusted", whatever the quantity."""
 DISTRUST, NEUTRAL, TRUST = "#e6550d", "#f7f7f7", "#3182bd"
 

@@ -183,14 +183,18 @@ with guard("sample explorer"):
             names = list(expl.evidence) or [n for n, _ in expl.contributions]
             table = pd.DataFrame({"cue": [cue_phrase(k) for k in names],
                                   "value": [expl.cue_values.get(k, np.nan) for k in names],
-                                  expl.basis: [expl.evidence.get(k, np.nan) if expl.gate == "monotone"
-                                               else np.nan for k in names],
+                                  "evidence (sd)": [expl.evidence.get(k, np.nan) if expl.gate == "monotone"
+                                                    else np.nan for k in names],
+                                  "measured against": [expl.basis_of(k) if expl.gate == "monotone" else ""
+                                                       for k in names],
                                   "→ logit": [dict(expl.contributions).get(k, 0.0) for k in names]})
             c2.markdown("**Each cue against a typical training sample, and what it did to the gate**")
             c2.dataframe(table, hide_index=True, width="stretch",
                          column_config={"cue": st.column_config.TextColumn(width="large"),
                                         "value": st.column_config.NumberColumn(format="%.3f", width="small"),
-                                        expl.basis: st.column_config.NumberColumn(format="%+.1f", width="small"),
+                                        "evidence (sd)": st.column_config.NumberColumn(format="%+.1f",
+                                                                                       width="small"),
+                                        "measured against": st.column_config.TextColumn(width="medium"),
                                         "→ logit": st.column_config.NumberColumn(format="%+.3f", width="small")})
             c2.caption(f"A typical sample's logit (the learned bias for {m}) is {expl.baseline:+.3f}: "
                        f"alpha {expl.typical_alpha:.2f}. Every bar after it is evidence from this sample"

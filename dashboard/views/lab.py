@@ -349,10 +349,11 @@ def lab() -> None:
                                                              "input", charts.STATE_COLOURS),
                                    key="lab_cues" if k == 0 else f"lab_cues_{k}")
         if "tables" in SHOWN:
+            shown = result.quantities([v.role for v in views])
             st.vega_lite_chart(spec=lab_charts.change_chart(
-                {v.role: result.change_table(v.role, schema.modality_names) for v in views},
+                {v.role: result.change_table(v.role, schema.modality_names, shown) for v in views},
                 "change from the clean input, per model",
-                {v.role: result.cell_notes(v.role, schema.modality_names) for v in views},
+                {v.role: result.cell_notes(v.role, schema.modality_names, shown) for v in views},
                 muted=[v.role for v in views if not v.calibration]), key="lab_changes")
             for unc in ctx.ungated():
                 st.caption(uncalibrated_cues_note(unc, ctx.pair))

@@ -200,6 +200,22 @@ class TrainConfig:
         return cls(**values)
 
 
+def parse_settings(items: List[str]) -> Dict[str, Any]:
+    """``KEY=VALUE`` training settings (the benchmarks' and experiments' ``--set``), each parsed as its
+    field's type, so that one spelling (``typicality=true``) means the same in every script; an
+    unknown key is refused."""
+    defaults = TrainConfig(data="")
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in TrainConfig.__dataclass_fields__:
+            raise ValueError(f"unknown training setting {key!r}")
+        default = getattr(defaults, key)
+        kind = str if default is None else type(default)  # an unset optional setting (e.g. evidence) takes a name
+        out[key] = value if kind is str else (value.lower() in ("1", "true", "on")) if kind is bool else kind(value)
+    return out
+
+
 OWN_MODEL_IGNORES = ("backbone", "dim", "shared_dim", "dropout", "frame_encoder", "point_encoder", "cue_gradient",
                      "gate", "evidence_margin", "evidence", "typicality", "velocity", "norms", "unimodal_loss")
 """Settings of precal's own architecture (and its side heads), which an own model does not have."""

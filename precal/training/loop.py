@@ -10,7 +10,6 @@ every epoch's permutation and gradients are averaged, so a 2-process run trains 
 from __future__ import annotations
 
 import copy
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from precal.calibration import AUX_LOSSES, gate_ranking_loss
+from precal.calibration_losses import AUX_LOSSES, gate_ranking_loss
 from precal.checkpoint import save_checkpoint
 from precal.data.batch import Batch
 from precal.data.dataset import MultimodalDataset, Preprocessor

@@ -221,6 +221,53 @@ def test_lab_removal_changes_gates_and_logits(pair, splits):
     assert (res.cell_notes(UNCALIBRATED, ["inertial"]).loc["inertial", "alpha"]) == "fixed at 1"
 
 
+def test_lab_shows_atypicality_for_a_model_trained_with_it(tiny, data, tmp_path):
+    """A model trained with ``--typicality on`` has a fourth cue: the lab draws it and its change, and
+    drowning a modality in noise moves it up (less trusted); the uncalibrated model beside it, which
+    has no such cue, says so in its cells rather than showing a number."""
+    from precal.checkpoint import save_checkpoint
+    from precal.dashboard.charts.lab import cue_chart
+    from precal.data.dataset import MultimodalDataset
+    from precal.models.model import ModelConfig, MultimodalModel
+    from tests.dashboard.fixtures import spread_gates
+
+    base = load_checkpoint(tiny["on"])
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(base.config, typicality=True)
+    model = MultimodalModel(data.schema, cfg)
+    spread_gates(model, MultimodalDataset(data, data.split("train"), base.preprocessor, model.modalities).full_batch())
+    path = save_checkpoint(tmp_path / "tiny_sequence_calon", model, base.preprocessor,
+                           training={"data": str(tiny["data"]), "backbone": "sequence", "calibration": True,
+                                     "typicality": True, "epochs": 3, "lengths": dict(LENGTHS)},
+                           metrics={"test": {"accuracy": 0.25}})
+    ckpts, problems = load_checkpoints([path, tiny["off"]])
+    assert not problems
+    typ_pair = pair_checkpoints(ckpts)[0]
+    typ_splits = split_batches(typ_pair, data, "test")
+    index = int(typ_splits.indices[0])
+    res = lab_update(typ_pair.views(), typ_splits, index, {"inertial": LabSetting("gaussian_noise", 5)})
+    assert res.quantities() == ("alpha", "support", "conflict", "atypicality")
+    assert res.quantities([UNCALIBRATED]) == ("alpha", "support", "conflict")
+    delta = res.delta_frame()
+    rows = delta[(delta["role"] == CALIBRATED) & (delta["quantity"] == "atypicality")].set_index("modality")
+    # noise moves the noisy modality's own summary away from the typical ones; the others' own
+    # summaries are untouched (atypicality is not a comparison with the peers)
+    assert rows.loc["inertial", "change"] > 0.05
+    assert rows.loc[["skeleton", "depth"], "change"].abs().max() < 1e-5
+    assert delta[(delta["role"] == UNCALIBRATED) & (delta["quantity"] == "atypicality")].empty
+    shown = res.quantities()
+    table = res.change_table(CALIBRATED, ["inertial", "skeleton"], shown)
+    assert table.loc["inertial", "atypicality"] == pytest.approx(rows.loc["inertial", "change"])
+    off = res.change_table(UNCALIBRATED, ["inertial"], shown)
+    assert np.isnan(off.loc["inertial", "atypicality"])
+    assert res.cell_notes(UNCALIBRATED, ["inertial"], shown).loc["inertial", "atypicality"] == "no such cue"
+    frame = delta[delta["role"] == CALIBRATED].melt(id_vars=["modality", "quantity"],
+                                                   value_vars=["clean", "corrupted"], var_name="input")
+    spec = cue_chart(frame, "t", "input", {"clean": "#999", "corrupted": "#d62728"})
+    titles = [c["layer"][0]["encoding"]["y"]["axis"]["title"] for c in spec["hconcat"]]
+    assert len(titles) == 4 and titles[-1].startswith("atypicality")
+
+
 def test_lab_corruption_matches_batched_sweep(pair, splits):
     """One sample corrupted in the lab == the same sample inside a whole-split corruption."""
     from precal.robustness.corruptions import apply_corruption

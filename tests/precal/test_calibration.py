@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
-from precal.calibration import PreFusionCalibrator, masked_mean, prediction_loss
+from precal.calibration import PreFusionCalibrator, masked_mean
+from precal.calibration_losses import prediction_loss
 from tests.precal.calibrator_cases import twin_calibrator, B, CASES, SUBSETS, cue_tensors, expected_gated, lengths_mask, make_calibrator, make_features, perturb, reference_summary, specs_for
 
 

@@ -173,7 +173,7 @@ def test_free_direction_keeps_the_earlier_unconstrained_head():
 
 
 def test_gate_ranking_loss_orders_conflicted_below_clean_and_ignores_the_bias():
-    from precal.calibration import gate_ranking_loss
+    from precal.calibration_losses import gate_ranking_loss
 
     names = SUBSETS[3]
     cal = make_calibrator(names)

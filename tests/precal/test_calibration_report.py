@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from precal.calibration import (CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator,
-                                contrastive_prediction_loss, masked_mean, prediction_loss)
+from precal.calibration import CalibrationReport, ModalityFeatureSpec, PreFusionCalibrator, masked_mean
+from precal.calibration_losses import contrastive_prediction_loss, prediction_loss
 from tests.precal.calibrator_cases import twin_calibrator, B, CASES, SEQUENCE_CASES, SUBSETS, expected_gated, lengths_mask, make_calibrator, make_features, perturb, reference_summary
 
 

@@ -112,3 +112,15 @@ def test_ddp_two_processes(tmp_path: Path) -> None:
     assert metrics["world_size"] == 2
     ckpt = load_checkpoint(out)
     assert len(ckpt.history) == 2
+
+
+def test_key_value_settings_take_their_fields_types() -> None:
+    """The benchmarks' ``--set KEY=VALUE``: ``typicality=false`` must be False, not a truthy string,
+    and a misspelt key must be refused rather than silently train the defaults."""
+    from precal.training.config import parse_settings
+
+    parsed = parse_settings(["typicality=false", "epochs=7", "lr=0.01", "evidence=capped", "backbone=late"])
+    assert parsed == {"typicality": False, "epochs": 7, "lr": 0.01, "evidence": "capped", "backbone": "late"}
+    assert parse_settings(["typicality=on"])["typicality"] is True
+    with pytest.raises(ValueError, match="typicalty"):
+        parse_settings(["typicalty=true"])

@@ -158,6 +158,10 @@ def test_a_noisy_modality_is_damped_and_the_explanation_names_its_atypicality():
     assert float(lay) == pytest.approx(float(beyond) + ATYPICAL_FROM_SD, abs=0.051)
     assert float(beyond) == pytest.approx(expl.evidence[ATYPICALITY], abs=0.051)
     assert "relative to its peers" not in expl.sentence and "disagreement" not in expl.with_caveat
+    # the table of cues says per row what the evidence is measured against: the comparison cues
+    # against typical and in part against the peers (capped), atypicality beyond its own threshold
+    assert "relative to its peers" in expl.basis_of("support")
+    assert "beyond the 1 sd" in expl.basis_of(ATYPICALITY) and "not its peers" in expl.basis_of(ATYPICALITY)
 
 
 def test_model_configs_written_before_the_cue_load_without_it_and_other_gates_refuse_it():
