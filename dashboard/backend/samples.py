@@ -58,7 +58,8 @@ class SampleOutputs:
     @property
     def atypicality(self) -> Optional[np.ndarray]:  # (M,), None without the cue (``--typicality off``)
         """How unlike its typical training summaries each modality's own summary is (log of the mean
-        squared whitened distance: about 0 for a typical one); only models trained with the cue have it."""
+        squared whitened distance: higher is less typical; the gate reads it against the training
+        samples' own spread of it); only models trained with the cue have it."""
         values = getattr(self.report, "atypicality", None)
         return None if values is None else values[self.row].detach().cpu().numpy()
 

@@ -33,9 +33,12 @@ PROJECTION_COLOURS = {"after calibration": "#111111", "before calibration": "#d6
 CUE_PANELS = (("alpha", "alpha (× features; 1 = unchanged)", (0.0, 2.15), 1.0),
               ("support", "support (cosine, −1…1)", (-1.15, 1.25), None),
               ("conflict", "conflict (mean sq. distance)", None, None),
-              ("atypicality", "atypicality (log mean sq. whitened distance; 0 typical)", None, 0.0))
+              ("atypicality", "atypicality (log mean sq. whitened distance; higher: less typical)", None, None))
 """quantity, axis title with units, fixed axis range (None: from the data), reference line. A panel
 is drawn only for the quantities the frame holds (atypicality only for models trained with it)."""
+PANEL_WIDTH, NARROW_PANEL_WIDTH = 230, 165
+"""Width of one cue panel (px): three fit the page's width at 230, four at 165 (six modalities'
+slanted names still fit under either)."""
 
 
 def colour_encoding(field: str, colours: Mapping[str, str], title: str, domain: Sequence[str]) -> Dict[str, Any]:
@@ -111,13 +114,13 @@ def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[
                        colour_by: str(g), "note": "" if finite else "n/a (absent)"})
     charts = []
     held = set(str(q) for q in frame["quantity"])
-    for quantity, label, domain, reference in CUE_PANELS:
-        if quantity not in held:
-            continue
+    panels = [p for p in CUE_PANELS if p[0] in held]
+    width = PANEL_WIDTH if len(panels) <= 3 else NARROW_PANEL_WIDTH  # four side by side must fit the page
+    for quantity, label, domain, reference in panels:
         y: Dict[str, Any] = {"field": "value", "type": "quantitative", "axis": {"title": label}}
         if domain is not None:
             y["scale"] = {"domain": list(domain)}
-        # every modality named, slanted when there are many (six fit under a 230 px panel)
+        # every modality named, slanted when there are many (six fit under a panel of either width)
         x = {"field": "modality", "type": "nominal", "sort": modalities,
              "axis": {"title": f"modality · {quantity}", "labelAngle": 0 if len(modalities) <= 3 else -40,
                       "labelOverlap": False, "labelLimit": 120}}
@@ -141,7 +144,7 @@ def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[
                            "mark": {"type": "rule", "strokeDash": [6, 4], "color": "black"},
                            "encoding": {"y": {"field": "reference", "type": "quantitative"}}})
         charts.append({"data": {"name": "cues"}, "transform": [{"filter": {"field": "quantity", "equal": quantity}}],
-                       "width": 230, "height": 260, "layer": layers})
+                       "width": width, "height": 260, "layer": layers})
     schema = pa.schema([("modality", pa.string()), ("quantity", pa.string()), ("value", pa.float64()),
                         (colour_by, pa.string()), ("note", pa.string())])
     return top_level(title, {"hconcat": charts, "spacing": 30,

@@ -266,6 +266,8 @@ def test_lab_shows_atypicality_for_a_model_trained_with_it(tiny, data, tmp_path)
     spec = cue_chart(frame, "t", "input", {"clean": "#999", "corrupted": "#d62728"})
     titles = [c["layer"][0]["encoding"]["y"]["axis"]["title"] for c in spec["hconcat"]]
     assert len(titles) == 4 and titles[-1].startswith("atypicality")
+    # four panels side by side still fit the lab's ~1,100 px (each panel's axis takes ~60 px more)
+    assert sum(c["width"] + 60 for c in spec["hconcat"]) + 3 * spec["spacing"] <= 1100
 
 
 def test_lab_corruption_matches_batched_sweep(pair, splits):
