@@ -135,6 +135,16 @@ def most_conflicting_donor(view: ModelView, splits: SplitBatches, index: int, mo
     return int(candidates[int(np.argmin(outputs.support[:, m]))])
 
 
+def _shown(out: SampleOutputs, quantity: str, i: int) -> float:
+    """The number the lab shows for one modality's gate or cue, or NaN where there is none: the
+    modality is absent, the model has no such cue, or (for a cue) no present peer gave the
+    modality anything to be compared with (the model then reports 0 and passes it through)."""
+    values = getattr(out, quantity)
+    if values is None or not out.present[i] or (quantity != "alpha" and not out.has_context[i]):
+        return float("nan")
+    return float(values[i])
+
+
 @dataclass
 class LabResult:
     """Clean and corrupted outputs of every view for one sample, plus the corrupted inputs."""
@@ -156,35 +166,31 @@ class LabResult:
 
     def delta_frame(self) -> pd.DataFrame:
         """Per view and modality: its gate and cues (:meth:`quantities`) clean, corrupted and the change.
-        A modality absent from either input has no gate and no cues there: its numbers are NaN, never
-        the pass-through 1 and 0 the model carries internally (``absent`` says which); a cue the model
-        does not have is left out of its rows."""
+        A modality absent from either input has no gate and no cues there, and one without a present
+        peer has no cues (nothing to compare it with; its gate passes it through): those numbers are
+        NaN, never the pass-through 1 and 0 the model carries internally (``absent`` says which); a
+        cue the model does not have is left out of its rows."""
         rows = []
         for role, cor in self.corrupted.items():
             cl = self.clean[role]
             for i, m in enumerate(cor.modalities):
-                here = (bool(cl.present[i]), bool(cor.present[i]))
                 for q in self.quantities([role]):
-                    a = float(getattr(cl, q)[i]) if here[0] else float("nan")
-                    b = float(getattr(cor, q)[i]) if here[1] else float("nan")
+                    a, b = _shown(cl, q, i), _shown(cor, q, i)
                     rows.append({"role": role, "modality": m, "quantity": q, "clean": a, "corrupted": b,
-                                 "change": b - a, "absent": not all(here)})
+                                 "change": b - a, "absent": not (cl.present[i] and cor.present[i])})
         return pd.DataFrame(rows, columns=["role", "modality", "quantity", "clean", "corrupted", "change", "absent"])
 
     def change_table(self, role: str, modalities: Sequence[str],
                      quantities: Sequence[str] = CUE_QUANTITIES) -> pd.DataFrame:
         """Corrupted minus clean per modality (rows) and quantity (columns) for one model: the lab's
         small table, built directly (a pivot of :meth:`delta_frame` costs tens of ms per update).
-        NaN where the modality is absent from the clean or corrupted input, or the model has no such
-        cue (see :meth:`cell_notes`)."""
+        NaN where either input has no number for the cell (see :meth:`cell_notes`)."""
         cl, cor = self.clean[role], self.corrupted[role]
         index = {m: i for i, m in enumerate(cor.modalities)}
 
         def value(m: str, q: str) -> float:
             i = index.get(m)
-            if i is None or not (cl.present[i] and cor.present[i]) or getattr(cor, q) is None:
-                return float("nan")
-            return float(getattr(cor, q)[i] - getattr(cl, q)[i])
+            return float("nan") if i is None else _shown(cor, q, i) - _shown(cl, q, i)
 
         rows = [[value(m, q) for q in quantities] for m in modalities]
         return pd.DataFrame(rows, index=pd.Index(list(modalities), name="modality"), columns=list(quantities))
@@ -192,16 +198,19 @@ class LabResult:
     def cell_notes(self, role: str, modalities: Sequence[str],
                    quantities: Sequence[str] = CUE_QUANTITIES) -> pd.DataFrame:
         """What to write instead of a number in :meth:`change_table`'s cells: "n/a (absent)" for a
-        modality removed (or missing in the data); "no such cue" where the model was trained without
-        it; for a model whose calibrator is off, its alpha is "fixed at 1" and its cues are read but
-        not used ("" where a number is shown)."""
+        modality removed (or missing in the data); "n/a (no peer)" for the cues of a modality with no
+        present peer in either input; "no such cue" where the model was trained without it; for a model
+        whose calibrator is off, its alpha is "fixed at 1" and its cues are read but not used ("" where
+        a number is shown)."""
         cl, cor = self.clean[role], self.corrupted[role]
         index = {m: i for i, m in enumerate(cor.modalities)}
         rows = []
         for m in modalities:
             i = index.get(m)
             absent = i is None or not (cl.present[i] and cor.present[i])
+            alone = not absent and not (cl.has_context[i] and cor.has_context[i])
             rows.append(["n/a (absent)" if absent else "no such cue" if getattr(cor, q) is None
+                         else "n/a (no peer)" if alone and q != "alpha"
                          else ("fixed at 1" if q == "alpha" and not cor.calibration else "")
                          for q in quantities])
         return pd.DataFrame(rows, index=pd.Index(list(modalities), name="modality"), columns=list(quantities))

@@ -102,16 +102,24 @@ def cue_chart(frame: pd.DataFrame, title: str, colour_by: str, colours: Mapping[
     """alpha, support and conflict (and atypicality, where the frame has it) per modality, one bar
     panel each, bars grouped by ``colour_by``.
     ``frame``: modality, quantity, value and ``colour_by`` columns. alpha has a dashed line at 1
-    (unchanged features). A NaN value (the modality is absent from that input: no gate, no cues)
-    draws no bar but the words "n/a (absent)" where the bar would be. Values are read on the axis
+    (unchanged features). A NaN value draws no bar but words where the bar would be: "n/a (absent)"
+    where the modality is absent from that input (no gate, no cues), "n/a (no peer)" for the cues of
+    one whose peers are all absent (nothing to compare it with; its alpha, the pass-through, is drawn). Values are read on the axis
     and in the tooltip, not written on the bars. The values travel in the ``cues`` dataset."""
     states = _states(frame, colour_by)
     modalities = [str(m) for m in dict.fromkeys(frame["modality"])]
+    def missing(v) -> bool:
+        return v is None or not np.isfinite(v)
+
+    # where alpha has no value the modality is absent; where only a cue has none it had no peer
+    absent = {(str(m), str(g)) for m, q, v, g in zip(frame["modality"], frame["quantity"], frame["value"],
+                                                    frame[colour_by]) if q == "alpha" and missing(v)}
     values = []
     for m, q, v, g in zip(frame["modality"], frame["quantity"], frame["value"], frame[colour_by]):
-        finite = v is not None and np.isfinite(v)
-        values.append({"modality": str(m), "quantity": str(q), "value": float(v) if finite else None,
-                       colour_by: str(g), "note": "" if finite else "n/a (absent)"})
+        note = "" if not missing(v) else "n/a (absent)" if (str(m), str(g)) in absent or q == "alpha" \
+            else "n/a (no peer)"
+        values.append({"modality": str(m), "quantity": str(q), "value": None if note else float(v),
+                       colour_by: str(g), "note": note})
     charts = []
     held = set(str(q) for q in frame["quantity"])
     panels = [p for p in CUE_PANELS if p[0] in held]
@@ -166,7 +174,7 @@ def change_chart(tables: Mapping[str, pd.DataFrame], title: str,
                  notes: Optional[Mapping[str, pd.DataFrame]] = None, muted: Sequence[str] = ()) -> Spec:
     """Corrupted − clean per modality (rows) and quantity (columns), one panel per model: a table
     drawn as coloured cells with their value written in. Orange cells moved towards distrust (lower
-    alpha or support, higher conflict), blue ones towards trust. ``notes`` (same shape, per model):
+    alpha or support, higher conflict or atypicality), blue ones towards trust. ``notes`` (same shape, per model):
     words written instead of a number, on a grey cell ("n/a (absent)", "fixed at 1"). Models in
     ``muted`` (no calibrator in use: their cues move no gate) get their numbers on grey cells, so no
     colour suggests that they matter. A chart rather

@@ -337,7 +337,7 @@ def lab() -> None:
         delta = result.delta_frame()
         delta = delta[delta["role"].isin([v.role for v in views])]
         if "cues" in SHOWN:
-            # one under the other: each chart's panels (alpha, support, conflict) need the full width
+            # one under the other: each chart's panels (alpha and the cues) need the full width
             for k, gated in enumerate(gated_views):
                 if result.corrupted.get(gated.role) is None:
                     continue
@@ -349,11 +349,11 @@ def lab() -> None:
                                                              "input", charts.STATE_COLOURS),
                                    key="lab_cues" if k == 0 else f"lab_cues_{k}")
         if "tables" in SHOWN:
-            shown = result.quantities([v.role for v in views])
+            quantities = result.quantities([v.role for v in views])
             st.vega_lite_chart(spec=lab_charts.change_chart(
-                {v.role: result.change_table(v.role, schema.modality_names, shown) for v in views},
+                {v.role: result.change_table(v.role, schema.modality_names, quantities) for v in views},
                 "change from the clean input, per model",
-                {v.role: result.cell_notes(v.role, schema.modality_names, shown) for v in views},
+                {v.role: result.cell_notes(v.role, schema.modality_names, quantities) for v in views},
                 muted=[v.role for v in views if not v.calibration]), key="lab_changes")
             for unc in ctx.ungated():
                 st.caption(uncalibrated_cues_note(unc, ctx.pair))

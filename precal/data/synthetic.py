@@ -261,6 +261,14 @@ def _splits(labels: np.ndarray, rng: np.random.Generator) -> Dict[str, np.ndarra
     return {name: np.sort(np.asarray(v, dtype=np.int64)) for name, v in parts.items()}
 
 
+def drown(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """``x`` plus Gaussian noise at ``snr_db`` relative to its own mean power: the benchmark's noise
+    corruption (also applied by the experiments that need more noisy samples than a draw holds)."""
+    power = float(np.mean(x ** 2)) or 1.0
+    sigma = np.sqrt(power / 10 ** (snr_db / 10))
+    return (x + rng.standard_normal(x.shape) * sigma).astype(np.float32)
+
+
 def _corrupt(spec: SyntheticSpec, sequences: Dict[str, List[Optional[np.ndarray]]], labels: np.ndarray,
              splits: Dict[str, np.ndarray], rng: np.random.Generator) -> Dict[str, np.ndarray]:
     """Corrupt one modality of a ``corrupt_fraction`` share of each split; return the truth codes."""
@@ -280,10 +288,7 @@ def _corrupt(spec: SyntheticSpec, sequences: Dict[str, List[Optional[np.ndarray]
             m = names[int(rng.integers(len(names)))]
             kind = kinds[int(rng.integers(len(kinds)))]
             if kind == "noise":
-                x = clean[m][i]
-                power = float(np.mean(x ** 2)) or 1.0
-                sigma = np.sqrt(power / 10 ** (spec.noise_snr_db / 10))
-                sequences[m][i] = (x + rng.standard_normal(x.shape) * sigma).astype(np.float32)
+                sequences[m][i] = drown(clean[m][i], spec.noise_snr_db, rng)
             elif kind == "swap":
                 donors = idx[labels[idx] != labels[i]]
                 if len(donors) == 0:

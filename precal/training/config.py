@@ -200,19 +200,43 @@ class TrainConfig:
         return cls(**values)
 
 
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
+
+
 def parse_settings(items: List[str]) -> Dict[str, Any]:
     """``KEY=VALUE`` training settings (the benchmarks' and experiments' ``--set``), each parsed as its
-    field's type, so that one spelling (``typicality=true``) means the same in every script; an
-    unknown key is refused."""
+    field's type, so that one spelling (``typicality=true``) means the same in every script. Refused,
+    with the key named: an unknown key, a missing ``=``, a value that is not of the field's type or
+    not among its choices (a misspelt ``typicality=ture`` must not silently train the default), and
+    settings that take several values (lists and maps: give those in a ``--config`` file)."""
     defaults = TrainConfig(data="")
     out: Dict[str, Any] = {}
     for item in items:
-        key, _, value = item.partition("=")
-        if key not in TrainConfig.__dataclass_fields__:
+        key, eq, value = item.partition("=")
+        f = TrainConfig.__dataclass_fields__.get(key)
+        if f is None:
             raise ValueError(f"unknown training setting {key!r}")
+        if not eq:
+            raise ValueError(f"training setting {key!r}: expected {key}=VALUE")
         default = getattr(defaults, key)
-        kind = str if default is None else type(default)  # an unset optional setting (e.g. evidence) takes a name
-        out[key] = value if kind is str else (value.lower() in ("1", "true", "on")) if kind is bool else kind(value)
+        if isinstance(default, (list, tuple, dict)):
+            raise ValueError(f"training setting {key!r} takes several values; give it in a --config file")
+        if isinstance(default, bool):
+            if value.lower() not in TRUE_WORDS + FALSE_WORDS:
+                raise ValueError(f"training setting {key!r}: expected true or false, got {value!r}")
+            parsed: Any = value.lower() in TRUE_WORDS
+        elif default is None or isinstance(default, str):  # an unset optional setting (e.g. evidence) takes a name
+            parsed = value
+        else:
+            try:
+                parsed = type(default)(value)
+            except ValueError:
+                raise ValueError(f"training setting {key!r}: expected a {type(default).__name__}, got {value!r}") \
+                    from None
+        choices = f.metadata.get("choices")
+        if choices is not None and parsed not in choices:
+            raise ValueError(f"training setting {key!r}: {value!r} is not one of {', '.join(map(str, choices))}")
+        out[key] = parsed
     return out
 
 

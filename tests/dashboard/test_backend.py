@@ -221,6 +221,22 @@ def test_lab_removal_changes_gates_and_logits(pair, splits):
     assert (res.cell_notes(UNCALIBRATED, ["inertial"]).loc["inertial", "alpha"]) == "fixed at 1"
 
 
+def test_a_modality_left_without_peers_shows_no_cue_numbers(pair, splits):
+    """With its peers removed a modality has nothing to be compared with: the model reports its cues as
+    0 and passes it through. The lab must not show that 0 as a change of support or conflict (it
+    once drew "Δ conflict -1.04" as a move towards trust); its alpha is real (the pass-through)."""
+    index = int(splits.indices[0])
+    res = lab_update(pair.views(), splits, index, {"skeleton": LabSetting(remove=True), "depth": LabSetting(remove=True)})
+    table = res.change_table(CALIBRATED, ["inertial"])
+    notes = res.cell_notes(CALIBRATED, ["inertial"])
+    assert table.loc["inertial", ["support", "conflict"]].isna().all()
+    assert (notes.loc["inertial", ["support", "conflict"]] == "n/a (no peer)").all()
+    assert np.isfinite(table.loc["inertial", "alpha"]) and notes.loc["inertial", "alpha"] == ""
+    delta = res.delta_frame().set_index(["role", "modality", "quantity"])
+    assert np.isnan(delta.loc[(CALIBRATED, "inertial", "conflict"), "corrupted"])
+    assert np.isfinite(delta.loc[(CALIBRATED, "inertial", "conflict"), "clean"])
+
+
 def test_lab_shows_atypicality_for_a_model_trained_with_it(tiny, data, tmp_path):
     """A model trained with ``--typicality on`` has a fourth cue: the lab draws it and its change, and
     drowning a modality in noise moves it up (less trusted); the uncalibrated model beside it, which

@@ -678,3 +678,24 @@ def test_embedding_colour_bar_and_legend_do_not_share_a_place() -> None:
     legend = fig.layout.legend
     assert legend.orientation == "h" and legend.y >= 1.0 and "support of audio" not in legend.title.text
     assert fig.layout.margin.t >= 100
+
+
+def test_cue_panels_say_why_a_value_is_missing() -> None:
+    """No value is drawn as a bar; the words say why: absent (no gate, no cues) or, for the cues of a
+    modality whose peers were all removed, no peer (its alpha, the pass-through, is still drawn)."""
+    from precal.dashboard.charts.lab import cue_chart
+
+    rows = [("a", "alpha", "clean", 0.9), ("a", "support", "clean", 0.5), ("a", "conflict", "clean", 0.2),
+            ("a", "alpha", "corrupted", 1.0), ("a", "support", "corrupted", np.nan),
+            ("a", "conflict", "corrupted", np.nan),
+            ("b", "alpha", "clean", 1.1), ("b", "support", "clean", 0.4), ("b", "conflict", "clean", 0.3),
+            ("b", "alpha", "corrupted", np.nan), ("b", "support", "corrupted", np.nan),
+            ("b", "conflict", "corrupted", np.nan)]
+    frame = pd.DataFrame(rows, columns=["modality", "quantity", "input", "value"])
+    values = cue_chart(frame, "t", "input", {"clean": "#999", "corrupted": "#d62728"})["datasets"]["cues"]
+    values = values.to_pandas().set_index(["modality", "quantity", "input"])
+    assert (values.loc[("b", slice(None), "corrupted"), "note"] == "n/a (absent)").all()
+    assert values.loc[("a", "support", "corrupted"), "note"] == "n/a (no peer)"
+    assert values.loc[("a", "conflict", "corrupted"), "note"] == "n/a (no peer)"
+    assert values.loc[("a", "alpha", "corrupted"), "note"] == "" and values.loc[("a", "alpha", "corrupted"), "value"] == 1.0
+    assert values["value"].isna().sum() == 5

@@ -124,3 +124,8 @@ def test_key_value_settings_take_their_fields_types() -> None:
     assert parse_settings(["typicality=on"])["typicality"] is True
     with pytest.raises(ValueError, match="typicalty"):
         parse_settings(["typicalty=true"])
+    # a misspelt value is refused too, with its key named, rather than read as the default
+    for bad, key in (["typicality=ture"], "typicality"), (["evidence=cappd"], "evidence"), \
+                    (["epochs=ten"], "epochs"), (["typicality"], "typicality"), (["velocity=skeleton"], "velocity"):
+        with pytest.raises(ValueError, match=key):
+            parse_settings(bad)
