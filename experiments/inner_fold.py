@@ -137,13 +137,13 @@ VARIANTS = {  # name -> what it is (the arguments are in scripts/inner_fold.sh)
                          "60 epochs, derived inputs, train+val, final epoch",
     "fused_on_monotone_margin1": "fused calibrated, monotone gates with an evidence margin of 1 sd (--evidence-margin 1)",
     "fused_on_monotone_cgoff": "fused calibrated, monotone gates with the cue gradient off (--cue-gradient off)",
-    "fused_on_monotone_learned": "fused calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode)",
-    "fused_on_monotone_capped": "fused calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half)",
+    "fused_on_monotone_learned": "fused calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode before capped)",
+    "fused_on_monotone_capped": "fused calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half; the shipped models' mode)",
     "fused_on_monotone_capped_typ": "fused calibrated, capped evidence centring and the atypicality cue (--typicality on)",
     "conv_on_monotone": "conv calibrated with monotone gates and absolute evidence, 60 epochs, derived inputs, "
                         "train+val, final epoch",
-    "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode)",
-    "conv_on_monotone_capped": "conv calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half)",
+    "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode before capped)",
+    "conv_on_monotone_capped": "conv calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half; the shipped models' mode)",
     "conv_on_monotone_capped_typ": "conv calibrated, capped evidence centring and the atypicality cue (--typicality on)",
 }
 
@@ -178,12 +178,12 @@ AVL_VARIANTS = {  # name -> what it is (AVLetters, 40 epochs; arguments in scrip
     "conv_on_monotone": "conv calibrated with monotone gates and absolute evidence, shipped recipe",
     "conv_on_monotone_cgoff": "conv calibrated, monotone gates with the cue gradient off (--cue-gradient off)",
     "conv_on_monotone_margin1": "conv calibrated, monotone gates with an evidence margin of 1 sd (--evidence-margin 1)",
-    "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode)",
-    "conv_on_monotone_capped": "conv calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half)",
+    "conv_on_monotone_learned": "conv calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode before capped)",
+    "conv_on_monotone_capped": "conv calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half; the shipped models' mode)",
     "conv_on_monotone_capped_typ": "conv calibrated, capped evidence centring and the atypicality cue (--typicality on)",
     "fused_on_monotone": "sequence calibrated with monotone gates and absolute evidence, shipped recipe",
-    "fused_on_monotone_learned": "sequence calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode)",
-    "fused_on_monotone_capped": "sequence calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half)",
+    "fused_on_monotone_learned": "sequence calibrated, monotone gates with learned evidence centring (--evidence learned, the shipped models' mode before capped)",
+    "fused_on_monotone_capped": "sequence calibrated, monotone gates with capped evidence centring (--evidence capped: a learned share of at most one half; the shipped models' mode)",
     "fused_on_monotone_capped_typ": "sequence calibrated, capped evidence centring and the atypicality cue (--typicality on)",
 }
 

@@ -14,10 +14,19 @@ written by
 for the checkpoints ``bash scripts/train_all.sh SEED ROOT`` trains (the evidence runs' recipe).
 
     python -m experiments.kept_seeds > results/robustness_seeds/kept.txt
+
+After a change to the calibrator only the calibrated models are retrained, as
+``VARIANTS=on bash scripts/run_evidence.sh`` does for the evidence runs: the baselines do not read
+the calibrator, and their rows stay those of the baselines in the evidence store. Their new sweeps
+replace the calibrated rows alone:
+
+    precal robustness ROOT/seed<S>/<pair>_calon --out NEW.csv
+    python -m experiments.kept_seeds replace-calibrated results/robustness_seeds/seed<S>_<pair>.csv NEW.csv
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -25,7 +34,7 @@ import pandas as pd
 
 from experiments.figures import mean_std
 from experiments.robustness_report import kept_fraction, pairs
-from precal.robustness.table import read_table
+from precal.robustness.table import read_table, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS_DIR = ROOT / "results" / "robustness_seeds"
@@ -64,7 +73,28 @@ def report(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def replace_calibrated(stored: Path, sweep: Path) -> None:
+    """Rewrite ``stored`` (one seed's pair sweep) with its calibrated rows taken from ``sweep`` (a
+    sweep of the retrained calibrated checkpoint alone) and its baseline rows kept, in the same order.
+    Refused unless ``sweep`` holds exactly the calibrated checkpoint and the cells ``stored`` has."""
+    old, new = read_table(stored), read_table(sweep)
+    on = [n for n in old["checkpoint"].astype(str).unique() if n.endswith("_calon")]
+    if list(new["checkpoint"].astype(str).unique()) != on:
+        raise SystemExit(f"{sweep} must sweep exactly {on} (it holds {sorted(new['checkpoint'].astype(str).unique())})")
+    if list(new.columns) != list(old.columns):
+        raise SystemExit(f"{sweep}: its columns differ from {stored}'s")
+    keys = ["modality", "corruption", "severity", "metric"]
+    mine = old[old["checkpoint"].astype(str) == on[0]]
+    if not mine[keys].reset_index(drop=True).equals(new[keys].reset_index(drop=True)):
+        raise SystemExit(f"{sweep} does not hold the cells of {stored} in the same order")
+    merged = pd.concat([new, old[old["checkpoint"].astype(str) != on[0]]], ignore_index=True)
+    write_table(merged, stored)
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "replace-calibrated":
+        replace_calibrated(Path(sys.argv[2]), Path(sys.argv[3]))
+        return
     frame = pd.DataFrame(rows())
     print("# python -m experiments.kept_seeds: accuracy kept at severity >= 3 (fraction of clean accuracy, mean over "
           "modalities and corruptions but removal), test split; mean ± std over seeds, paired by seed")

@@ -194,7 +194,7 @@ with guard("sample explorer"):
                                         "value": st.column_config.NumberColumn(format="%.3f", width="small"),
                                         "evidence (sd)": st.column_config.NumberColumn(format="%+.1f",
                                                                                        width="small"),
-                                        "measured against": st.column_config.TextColumn(width="medium"),
+                                        "measured against": st.column_config.TextColumn(width="large"),
                                         "→ logit": st.column_config.NumberColumn(format="%+.3f", width="small")})
             c2.caption(f"A typical sample's logit (the learned bias for {m}) is {expl.baseline:+.3f}: "
                        f"alpha {expl.typical_alpha:.2f}. Every bar after it is evidence from this sample"

@@ -72,9 +72,9 @@ def test_loading_a_checkpoint_does_not_import_sympy(name: str) -> None:
 
 
 def test_the_scripts_pin_the_evidence_mode_the_shipped_models_were_trained_with() -> None:
-    """The default of precal train moved to capped centring after the shipped calibrated models were
-    trained with learned: scripts/train_all.sh passes that mode (SHIPPED_EVIDENCE), so that the script
-    reproduces what ships and the evidence runs match it."""
+    """scripts/train_all.sh passes the shipped models' evidence mode explicitly (SHIPPED_EVIDENCE), so
+    that the script reproduces what ships and the evidence runs match it even after the default of
+    precal train moves (it did once, from learned to capped, before the set was retrained)."""
     import json
 
     pinned = subprocess.run(["bash", "-c", 'source scripts/recipes.sh; printf "%s\\n" "${SHIPPED_EVIDENCE[@]}"'],
