@@ -68,12 +68,30 @@ def split_label(data: MultimodalData, split: str, trained: set) -> str:
     return f"{split} ({len(data.splits[split])} samples{', trained on' if split in trained else ''})"
 
 
+def calibrator_summary(ckpt: Checkpoint) -> Optional[str]:
+    """How a calibrated checkpoint's gates read their evidence, in words ("monotone gates, capped
+    evidence, no atypicality cue"): what its explanations mean depends on it, and the recipe alone
+    does not say it when the run took the defaults. None without a calibrator in use (or for an own
+    model that does not record it)."""
+    cfg = ckpt.config
+    if not getattr(cfg, "calibration", False) or not getattr(cfg, "gate", None):
+        return None
+    parts = [f"{cfg.gate} gates"]
+    if cfg.gate == "monotone":
+        parts.append(f"{getattr(cfg, 'evidence', None) or 'absolute'} evidence")
+        parts.append("atypicality cue" if getattr(cfg, "typicality", False) else "no atypicality cue")
+    return ", ".join(parts)
+
+
 def training_summary(ckpt: Checkpoint) -> List[Tuple[str, str]]:
     """(setting, value) rows of how a checkpoint was trained, ending with which weights it holds.
 
     Options that were off are left out, so the list shows the recipe rather than every flag."""
     tr = ckpt.training
     rows = [(setting_name(k), fmt_setting(tr[k])) for k in TRAINING_KEYS if k in tr]
+    calibrator = calibrator_summary(ckpt)
+    if calibrator:
+        rows.append(("calibrator", calibrator))
     rows += [(setting_name(k), fmt_setting(v)) for k, v in used_options(tr)]
     if ckpt.metrics.get("selected_epoch") is not None:
         rows.append(("weights", selected_weights(ckpt.metrics)))

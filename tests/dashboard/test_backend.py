@@ -375,6 +375,9 @@ def test_training_summary_lists_the_recipe_and_the_weights_held(pair):
     assert not any(v.startswith(("{", "[")) for v in rows.values())  # words, not Python reprs
     assert rows["weights"] == f"selected epoch {ckpt.metrics['selected_epoch']}"
     assert training_summary(ckpt)[-1][0] == "weights"
+    # how the gates read their evidence is said for a calibrated model, not for its baseline
+    assert rows["calibrator"] == f"monotone gates, {ckpt.config.evidence} evidence, no atypicality cue"
+    assert "calibrator" not in dict(training_summary(pair.uncalibrated))
     averaged = dataclasses.replace(
         ckpt, training={**ckpt.training, "rotate_augment": {"inertial": 30.0}, "average_epochs": 20},
         metrics={**ckpt.metrics, "weight_average": {"epochs": [41, 60], "selected": True}})
