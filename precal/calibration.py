@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from precal.evidence import EvidenceReference
+from precal.evidence import EvidenceReference, soft_threshold
 from precal.typicality import SummaryReference
 
 LAYOUTS = ("token", "channel")
@@ -502,14 +502,11 @@ class PreFusionCalibrator(nn.Module):
         Monotone: ``logit = b + sum_k w_k e_k`` with ``e_k`` the cue against the reference and
         ``w_k`` >= 0 for support and pairwise support, <= 0 for conflict, whatever the parameters."""
         if self.direction == "monotone":
-            evidence = self.alpha_reference.standardise(cues, cue_valid, self.evidence_margin)
-            if self.typicality:  # the comparison cues as the mode says; atypicality only beyond typical
-                compared = self._centred(evidence[..., :-1], cue_valid[..., :-1], self.alpha_reference, columns=-1)
-                own = evidence[..., -1:] if self.evidence_margin == 0 else \
-                    self.alpha_reference.standardise(cues, cue_valid)[..., -1:]  # its own threshold, not the margin's
-                evidence = torch.cat([compared, F.relu(own - ATYPICAL_FROM_SD)], dim=-1)
-            else:
-                evidence = self._centred(evidence, cue_valid, self.alpha_reference)
+            z = self.alpha_reference.standardise(cues, cue_valid)
+            # centring acts column by column, so the atypicality column can be replaced afterwards
+            evidence = self._centred(soft_threshold(z, self.evidence_margin), cue_valid, self.alpha_reference)
+            if self.typicality:  # atypicality: never centred, counted beyond its own threshold, not the margin's
+                evidence = torch.cat([evidence[..., :-1], F.relu(z[..., -1:] - ATYPICAL_FROM_SD)], dim=-1)
         else:
             evidence = torch.where(cue_valid, cues, torch.zeros((), dtype=cues.dtype, device=cues.device))
         valid = has_context.unsqueeze(-1).to(cues.dtype)
@@ -534,8 +531,7 @@ class PreFusionCalibrator(nn.Module):
         return {n: (shared_logit[:, i] @ self._channel_map(n) + self.beta_bias[n]) * valid[:, i: i + 1]
                 for i, n in enumerate(self.names)}
 
-    def _centred(self, evidence: Tensor, valid: Tensor, reference: EvidenceReference,
-                 columns: Optional[int] = None) -> Tensor:
+    def _centred(self, evidence: Tensor, valid: Tensor, reference: EvidenceReference) -> Tensor:
         """The evidence as the mode says: as is (no extra work on the default path), centred over the
         modalities whose column has a reference, or centred by a learned share per modality
         (``e - s_m * mean``, 0 < s_m < 1, or at most one half when capped: still non-decreasing in the
@@ -543,8 +539,7 @@ class PreFusionCalibrator(nn.Module):
         0 outside ``valid`` and the known columns, and both forms keep it so."""
         if self.evidence == "absolute":
             return evidence
-        known = reference.known if columns is None else reference.known[..., :columns]
-        centred = centre_over_modalities(evidence, valid & known)
+        centred = centre_over_modalities(evidence, valid & reference.known)
         if self.evidence == "relative":
             return centred
         share = self.centring_share().to(evidence.dtype).view(1, -1, *([1] * (evidence.dim() - 2)))

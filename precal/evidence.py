@@ -33,6 +33,12 @@ distances of layer-normalised vectors): a cue that barely varies carries no evid
 its tiny spread would turn rounding into large gate changes."""
 
 
+def soft_threshold(z: Tensor, margin: float) -> Tensor:
+    """What lies beyond ``margin`` standard deviations of typical, ``z - clamp(z, -margin, margin)``
+    (``z`` itself for a margin of 0): still non-decreasing in ``z``, and 0 stays 0."""
+    return z - z.clamp(-margin, margin) if margin > 0 else z
+
+
 class EvidenceReference(nn.Module):
     """Running mean and variance of a (B, *columns) cue tensor, and the standardised evidence.
 
@@ -58,9 +64,7 @@ class EvidenceReference(nn.Module):
         (soft-thresholding, ``z - clamp(z, -margin, margin)``: still non-decreasing in the cue)."""
         std = self.var.clamp_min(0).sqrt().clamp_min(self.min_std).to(cues.dtype)
         known = self.known
-        z = (cues - self.mean.to(cues.dtype)) / std
-        if margin > 0:
-            z = z - z.clamp(-margin, margin)
+        z = soft_threshold((cues - self.mean.to(cues.dtype)) / std, margin)
         return torch.where(valid & known, z, torch.zeros((), dtype=cues.dtype, device=cues.device))
 
     @torch.no_grad()

@@ -193,7 +193,7 @@ with guard("sample explorer"):
                          column_config={"cue": st.column_config.TextColumn(width="large"),
                                         "value": st.column_config.NumberColumn(format="%.3f", width="small"),
                                         "evidence (sd)": st.column_config.NumberColumn(format="%+.1f",
-                                                                                       width="small"),
+                                                                                       width="medium"),
                                         "measured against": st.column_config.TextColumn(width="large"),
                                         "→ logit": st.column_config.NumberColumn(format="%+.3f", width="small")})
             c2.caption(f"A typical sample's logit (the learned bias for {m}) is {expl.baseline:+.3f}: "
