@@ -37,21 +37,19 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.neural_network import MLPClassifier
-from sklearn.preprocessing import StandardScaler
 
 from precal.data.dataset import MultimodalDataset
+from experiments.unseen_defaults import BACKBONES, fit_detector
 from precal.data.storage import TRUTH_CODES, MultimodalData, build_ragged
 from precal.data.synthetic import BENCHMARK_SETS, drown, fresh_draw, generate
+from precal.gate_truth import SCORED, truth_cells
 from precal.inference import Predictions, predict
 from precal.metrics import auroc
 from precal.training import TrainConfig, train
 from precal.training.config import parse_settings
 
 TARGET = 0.95
-SCORED = ("noise", "swap")
 FRESH_SAMPLES = 10_000
-BACKBONES = ("sequence", "conv", "late", "score")
 
 
 def features(preds: Predictions) -> np.ndarray:
@@ -61,30 +59,21 @@ def features(preds: Predictions) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def cells(preds: Predictions, data: MultimodalData, modality_index: int, corruption: str):
-    """(corrupted rows, clean rows) of one modality, as :func:`precal.gate_truth.truth_table` takes them."""
-    m = preds.modalities[modality_index]
-    codes = np.asarray(data.truth[m])[preds.indices]
-    present = preds.present[:, modality_index] & preds.has_context[:, modality_index]
-    return (codes == TRUTH_CODES.index(corruption)) & present, (codes == TRUTH_CODES.index("clean")) & present
-
-
 def scorable(preds: Predictions, data: MultimodalData, modality_index: int) -> np.ndarray:
     """Rows where one modality is clean, present and compared with a peer: the gate's negatives."""
-    return cells(preds, data, modality_index, "noise")[1]
+    return truth_cells(preds, data, modality_index, "noise")[1]
 
 
-def swapped_examples(fit: Predictions, fit_data: MultimodalData, modality_index: int,
+def swapped_examples(fit: Predictions, fit_data: MultimodalData, x: np.ndarray, modality_index: int,
                      rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """Every sample of ``fit`` whose modality is clean as it is (label 0), and the same samples with
     that modality's summary taken from another such sample of another class (label 1). The encoders
     see each modality alone, so this is the summary a swap at the input gives; it lets the detector
     see as many swaps as there are samples. The negatives are those the gate is scored against
-    (peers corrupted or absent included)."""
+    (peers corrupted or absent included). ``x``: ``features(fit)``."""
     rows = np.flatnonzero(scorable(fit, fit_data, modality_index))
     labels = fit.labels[rows]
     donors = np.array([rng.choice(rows[labels != y]) for y in labels])
-    x = features(fit)
     start = sum(fit.summaries_before[m].shape[1] + 1 for m in fit.modalities[:modality_index])
     width = fit.summaries_before[fit.modalities[modality_index]].shape[1] + 1
     swapped = x[rows].copy()
@@ -92,11 +81,12 @@ def swapped_examples(fit: Predictions, fit_data: MultimodalData, modality_index:
     return np.concatenate([x[rows], swapped]), np.r_[np.zeros(len(rows)), np.ones(len(rows))]
 
 
-def noisy_examples(fit: Predictions, fit_data: MultimodalData, modality_index: int, run,
+def noisy_examples(fit: Predictions, fit_data: MultimodalData, x: np.ndarray, modality_index: int, run,
                    snr_db: float, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """The same samples as :func:`swapped_examples`, as they are (0) and with that modality drowned in
     noise at the input exactly as the generator does (:func:`precal.data.synthetic.drown`) and encoded
-    again (1): as many noisy examples as clean ones, instead of the few hundred the truth marks."""
+    again (1): as many noisy examples as clean ones, instead of the few hundred the truth marks.
+    ``x``: ``features(fit)``."""
     m = fit.modalities[modality_index]
     rows = fit.indices[scorable(fit, fit_data, modality_index)]
     chosen = set(int(i) for i in rows)
@@ -107,21 +97,18 @@ def noisy_examples(fit: Predictions, fit_data: MultimodalData, modality_index: i
     noisy = replace(fit_data, modalities={**fit_data.modalities, m: build_ragged(sequences, step_shape, np.float32)})
     drowned = run(noisy)
     position = {int(i): r for r, i in enumerate(drowned.indices)}
-    x_clean = features(fit)[scorable(fit, fit_data, modality_index)]
+    x_clean = x[scorable(fit, fit_data, modality_index)]
     x_noisy = features(drowned)[[position[int(i)] for i in rows]]
     return np.concatenate([x_clean, x_noisy]), np.r_[np.zeros(len(rows)), np.ones(len(rows))]
 
 
-def ceiling(x: np.ndarray, y: np.ndarray, read: Predictions, read_data: MultimodalData, modality_index: int,
-            corruption: str, seed: int) -> float:
+def ceiling(x: np.ndarray, y: np.ndarray, read: Predictions, read_data: MultimodalData, x_read: np.ndarray,
+            modality_index: int, corruption: str, seed: int) -> float:
     """AUROC of an MLP fitted on (x, y) (balanced: :func:`swapped_examples`, :func:`noisy_examples`),
     read on ``read``'s truth exactly as the gate is: that corruption of the modality against its
-    clean rows."""
-    scale = StandardScaler().fit(x)
-    detector = MLPClassifier((128, 64), max_iter=500, early_stopping=True, random_state=seed)
-    detector.fit(scale.transform(x), y)
-    hit, clean = cells(read, read_data, modality_index, corruption)
-    score = detector.predict_proba(scale.transform(features(read)))[:, 1]
+    clean rows. ``x_read``: ``features(read)``."""
+    hit, clean = truth_cells(read, read_data, modality_index, corruption)
+    score = fit_detector(x, y, seed)(x_read)
     return auroc(score[hit], score[clean])
 
 
@@ -139,12 +126,13 @@ def rows_for(set_name: str, backbone: str, seed: int, overrides: Dict[str, objec
 
     read_data, fit_data = fresh_draw(spec, FRESH_SAMPLES, draw=1), fresh_draw(spec, FRESH_SAMPLES, draw=2)
     read, fit = run(read_data), run(fit_data)
+    x_read, x_fit = features(read), features(fit)
 
     def examples(i: int, corruption: str):
         rng = np.random.default_rng([seed, i])
         if corruption == "swap":
-            return swapped_examples(fit, fit_data, i, rng)
-        return noisy_examples(fit, fit_data, i, run, spec.noise_snr_db, rng)
+            return swapped_examples(fit, fit_data, x_fit, i, rng)
+        return noisy_examples(fit, fit_data, x_fit, i, run, spec.noise_snr_db, rng)
 
     all_clean = np.ones(len(read.labels), dtype=bool)
     for m in read.modalities:
@@ -152,7 +140,7 @@ def rows_for(set_name: str, backbone: str, seed: int, overrides: Dict[str, objec
     rows = []
     for i, m in enumerate(read.modalities):
         for corruption in SCORED:
-            hit, clean = cells(read, read_data, i, corruption)
+            hit, clean = truth_cells(read, read_data, i, corruption)
             if not hit.any() or not clean.any():
                 continue
             rows.append({"set": set_name, "backbone": backbone, "seed": seed, "modality": m,
@@ -160,7 +148,7 @@ def rows_for(set_name: str, backbone: str, seed: int, overrides: Dict[str, objec
                          "gate": auroc(1 - read.alpha[hit, i], 1 - read.alpha[clean, i]),
                          "gate_all_clean": auroc(1 - read.alpha[hit, i], 1 - read.alpha[clean & all_clean, i]),
                          "support": auroc(-read.support[hit, i], -read.support[clean, i]),
-                         "ceiling": ceiling(*examples(i, corruption), read, read_data, i, corruption, seed)})
+                         "ceiling": ceiling(*examples(i, corruption), read, read_data, x_read, i, corruption, seed)})
     return rows
 
 

@@ -78,16 +78,17 @@ def replace_calibrated(stored: Path, sweep: Path) -> None:
     sweep of the retrained calibrated checkpoint alone) and its baseline rows kept, in the same order.
     Refused unless ``sweep`` holds exactly the calibrated checkpoint and the cells ``stored`` has."""
     old, new = read_table(stored), read_table(sweep)
-    on = [n for n in old["checkpoint"].astype(str).unique() if n.endswith("_calon")]
-    if list(new["checkpoint"].astype(str).unique()) != on:
-        raise SystemExit(f"{sweep} must sweep exactly {on} (it holds {sorted(new['checkpoint'].astype(str).unique())})")
+    old_names, new_names = old["checkpoint"].astype(str), new["checkpoint"].astype(str)
+    on = [n for n in old_names.unique() if n.endswith("_calon")]
+    if list(new_names.unique()) != on:
+        raise SystemExit(f"{sweep} must sweep exactly {on} (it holds {sorted(new_names.unique())})")
     if list(new.columns) != list(old.columns):
         raise SystemExit(f"{sweep}: its columns differ from {stored}'s")
     keys = ["modality", "corruption", "severity", "metric"]
-    mine = old[old["checkpoint"].astype(str) == on[0]]
-    if not mine[keys].reset_index(drop=True).equals(new[keys].reset_index(drop=True)):
+    mine = old_names == on[0]
+    if not old.loc[mine, keys].reset_index(drop=True).equals(new[keys].reset_index(drop=True)):
         raise SystemExit(f"{sweep} does not hold the cells of {stored} in the same order")
-    merged = pd.concat([new, old[old["checkpoint"].astype(str) != on[0]]], ignore_index=True)
+    merged = pd.concat([new, old[~mine]], ignore_index=True)
     write_table(merged, stored)
 
 

@@ -26,8 +26,9 @@ from precal.data.synthetic import BENCHMARK_SETS, fresh_draw, generate
 from precal.inference import Predictions, predict
 from precal.metrics import auroc
 from precal.training import TrainConfig, train
+from precal.typicality import RIDGE
 
-def distances(reference: np.ndarray, x: np.ndarray, ridge: float = 1e-3) -> Dict[str, np.ndarray]:
+def distances(reference: np.ndarray, x: np.ndarray, ridge: float = RIDGE) -> Dict[str, np.ndarray]:
     """Squared distance of each row of ``x`` from the reference rows: full covariance and diagonal."""
     mean = reference.mean(axis=0)
     cov = np.cov(reference, rowvar=False)

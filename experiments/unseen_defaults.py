@@ -29,7 +29,7 @@ import argparse
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -71,6 +71,15 @@ def swap_pairs(summaries: Dict[str, np.ndarray], labels: np.ndarray, target: str
     return np.concatenate([clean, swapped]), np.r_[np.zeros(len(labels)), np.ones(len(labels))]
 
 
+def fit_detector(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A corruption detector trained on the corruption itself (the experiments' "ceiling"): an MLP on
+    standardised features, fitted on (x, y); returns its score (probability of corrupted) for new rows."""
+    scale = StandardScaler().fit(x)
+    detector = MLPClassifier((128, 64), max_iter=500, early_stopping=True, random_state=seed)
+    detector.fit(scale.transform(x), y)
+    return lambda rows: detector.predict_proba(scale.transform(rows))[:, 1]
+
+
 def modality_measures(train_preds: Predictions, test_preds: Predictions, seed: int) -> Dict[str, Dict[str, float]]:
     """Per modality: the linear probe's test accuracy and the trained swap detector's AUROC."""
     names = list(test_preds.modalities)
@@ -81,10 +90,7 @@ def modality_measures(train_preds: Predictions, test_preds: Predictions, seed: i
                                 np.random.default_rng(seed))
         x_te, y_te = swap_pairs(test_preds.summaries_before, test_preds.labels, m, names,
                                 np.random.default_rng(seed + 1))
-        scale = StandardScaler().fit(x_tr)
-        detector = MLPClassifier((128, 64), max_iter=500, early_stopping=True, random_state=seed)
-        detector.fit(scale.transform(x_tr), y_tr)
-        score = detector.predict_proba(scale.transform(x_te))[:, 1]
+        score = fit_detector(x_tr, y_tr, seed)(x_te)
         out[m] = {"probe": float(probe.score(test_preds.summaries_before[m], test_preds.labels)),
                   "ceiling": auroc(score[y_te == 1], score[y_te == 0])}
     return out

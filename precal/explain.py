@@ -268,7 +268,7 @@ def _cue_values(report: CalibrationReport, s: int, i: int) -> Dict[str, float]:
     for k, peer in enumerate(report.modalities):
         if k != i and bool(report.present[s, k]):
             values[PEER_PREFIX + peer] = _scalar(report.pairwise_support[s, i, k])
-    if getattr(report, "atypicality", None) is not None:
+    if report.atypicality is not None:
         values[ATYPICALITY] = _scalar(report.atypicality[s, i])
     return values
 

@@ -9,7 +9,7 @@ corrupted modality got a lower gate than every clean one, 0.5 is chance, below 0
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,14 @@ def _is(codes: np.ndarray, corruption: str) -> np.ndarray:
     return np.isin(codes, [TRUTH_CODES.index(c) for c in (SCORED if corruption == "any" else (corruption,))])
 
 
+def truth_cells(preds: Predictions, data: MultimodalData, i: int, corruption: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(corrupted rows, clean rows) of modality ``i`` as the gates are scored: present and compared
+    with a peer, marked ``corruption`` (or any scored one for ``"any"``) against marked clean."""
+    codes = np.asarray(data.truth[preds.modalities[i]])[preds.indices]
+    present = preds.present[:, i] & preds.has_context[:, i]
+    return _is(codes, corruption) & present, present & (codes == TRUTH_CODES.index("clean"))
+
+
 def truth_table(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
     """One row per (modality, corruption) and per modality over all scored corruptions ("any").
 
@@ -42,11 +50,8 @@ def truth_table(preds: Predictions, data: MultimodalData) -> pd.DataFrame:
     for i, m in enumerate(preds.modalities):
         if m not in data.truth:
             continue
-        codes = np.asarray(data.truth[m])[preds.indices]
-        present = preds.present[:, i] & preds.has_context[:, i]
-        clean = present & (codes == TRUTH_CODES.index("clean"))
         for name in (*SCORED, "any"):
-            hit = _is(codes, name) & present
+            hit, clean = truth_cells(preds, data, i, name)
             if not hit.any() or not clean.any():
                 continue
             rows.append({

@@ -135,14 +135,26 @@ def most_conflicting_donor(view: ModelView, splits: SplitBatches, index: int, mo
     return int(candidates[int(np.argmin(outputs.support[:, m]))])
 
 
+def _missing(out: SampleOutputs, quantity: str, i: int) -> Optional[str]:
+    """Why one output has no number for a modality's gate or cue (the words the lab writes instead),
+    or None: the modality is absent, the model has no such cue, or (for a cue) no present peer gave
+    the modality anything to be compared with (the model then reports 0 and passes it through)."""
+    if not out.present[i]:
+        return "n/a (absent)"
+    if getattr(out, quantity) is None:
+        return "no such cue"
+    if quantity != "alpha" and not out.has_context[i]:
+        return "n/a (no peer)"
+    return None
+
+
 def _shown(out: SampleOutputs, quantity: str, i: int) -> float:
-    """The number the lab shows for one modality's gate or cue, or NaN where there is none: the
-    modality is absent, the model has no such cue, or (for a cue) no present peer gave the
-    modality anything to be compared with (the model then reports 0 and passes it through)."""
-    values = getattr(out, quantity)
-    if values is None or not out.present[i] or (quantity != "alpha" and not out.has_context[i]):
-        return float("nan")
-    return float(values[i])
+    """The number the lab shows for one modality's gate or cue, or NaN where :func:`_missing` says why not."""
+    return float("nan") if _missing(out, quantity, i) else float(getattr(out, quantity)[i])
+
+
+MISSING_ORDER = ("n/a (absent)", "no such cue", "n/a (no peer)")
+"""Which reason a cell gives when the clean and the corrupted input lack its number differently."""
 
 
 @dataclass
@@ -172,9 +184,9 @@ class LabResult:
         cue the model does not have is left out of its rows."""
         rows = []
         for role, cor in self.corrupted.items():
-            cl = self.clean[role]
+            cl, quantities = self.clean[role], self.quantities([role])
             for i, m in enumerate(cor.modalities):
-                for q in self.quantities([role]):
+                for q in quantities:
                     a, b = _shown(cl, q, i), _shown(cor, q, i)
                     rows.append({"role": role, "modality": m, "quantity": q, "clean": a, "corrupted": b,
                                  "change": b - a, "absent": not (cl.present[i] and cor.present[i])})
@@ -205,14 +217,16 @@ class LabResult:
         cl, cor = self.clean[role], self.corrupted[role]
         index = {m: i for i, m in enumerate(cor.modalities)}
         rows = []
+
+        def note(i: Optional[int], q: str) -> str:
+            if i is None:
+                return "n/a (absent)"
+            reasons = {_missing(cl, q, i), _missing(cor, q, i)}
+            why = next((r for r in MISSING_ORDER if r in reasons), None)
+            return why or ("fixed at 1" if q == "alpha" and not cor.calibration else "")
+
         for m in modalities:
-            i = index.get(m)
-            absent = i is None or not (cl.present[i] and cor.present[i])
-            alone = not absent and not (cl.has_context[i] and cor.has_context[i])
-            rows.append(["n/a (absent)" if absent else "no such cue" if getattr(cor, q) is None
-                         else "n/a (no peer)" if alone and q != "alpha"
-                         else ("fixed at 1" if q == "alpha" and not cor.calibration else "")
-                         for q in quantities])
+            rows.append([note(index.get(m), q) for q in quantities])
         return pd.DataFrame(rows, index=pd.Index(list(modalities), name="modality"), columns=list(quantities))
 
     def prediction_changed(self, role: str) -> bool:

@@ -60,7 +60,7 @@ class SampleOutputs:
         """How unlike its typical training summaries each modality's own summary is (log of the mean
         squared whitened distance: higher is less typical; the gate reads it against the training
         samples' own spread of it); only models trained with the cue have it."""
-        values = getattr(self.report, "atypicality", None)
+        values = self.report.atypicality
         return None if values is None else values[self.row].detach().cpu().numpy()
 
     @property
